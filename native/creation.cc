@@ -44,8 +44,8 @@ void initCreation(Napi::Env env, Napi::Object exports) {
   // (n, dtype?, device?, generator?)
   defineOp(env, exports, "randperm", [](Args& a) { return a.ret(at::randperm(a.i(0), a.gen(3), a.opts(1, 2, at::kLong))); });
   // in-place samplers used by initialisers: (t, a, b, generator?)
-  defineOp(env, exports, "uniform_", [](Args& a) { a.t(0).uniform_(a.d(1), a.d(2), a.gen(3)); return a.undef(); });
-  defineOp(env, exports, "normal_", [](Args& a) { a.t(0).normal_(a.d(1), a.d(2), a.gen(3)); return a.undef(); });
+  defineOp(env, exports, "uniform_", [](Args& a) { at::NoGradGuard ng; a.t(0).uniform_(a.d(1), a.d(2), a.gen(3)); return a.undef(); });
+  defineOp(env, exports, "normal_", [](Args& a) { at::NoGradGuard ng; a.t(0).normal_(a.d(1), a.d(2), a.gen(3)); return a.undef(); });
   defineOp(env, exports, "bernoulli", [](Args& a) { return a.ret(at::bernoulli(a.t(0), a.gen(1))); });
 
   defineOp(env, exports, "generatorNew", [](Args& a) {

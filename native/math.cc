@@ -23,6 +23,7 @@ void initMath(Napi::Env env, Napi::Object exports) {
   UNARY("sin", at::sin(x));
   UNARY("cos", at::cos(x));
   UNARY("sign", at::sign(x));
+  UNARY("erfinv", at::erfinv(x));
   UNARY("floor", at::floor(x));
   UNARY("ceil", at::ceil(x));
   UNARY("round", at::round(x));
@@ -128,6 +129,7 @@ void initMath(Napi::Env env, Napi::Object exports) {
   INPLACE("clampMin_", { at::NoGradGuard g; x.clamp_min_(a.sc(1)); });
   INPLACE("clampMax_", { at::NoGradGuard g; x.clamp_max_(a.sc(1)); });
   INPLACE("sqrt_", { at::NoGradGuard g; x.sqrt_(); });
+  INPLACE("erfinv_", { at::NoGradGuard g; x.erfinv_(); });
   INPLACE("maximum_", { at::NoGradGuard g; at::maximum_out(x, x, a.t(1)); });
 }
 

@@ -144,6 +144,7 @@ export class Tensor {
   sin(): Tensor { return wrap(N.sin(this.id)); }
   cos(): Tensor { return wrap(N.cos(this.id)); }
   sign(): Tensor { return wrap(N.sign(this.id)); }
+  erfinv(): Tensor { return wrap(N.erfinv(this.id)); }
   floor(): Tensor { return wrap(N.floor(this.id)); }
   ceil(): Tensor { return wrap(N.ceil(this.id)); }
   round(): Tensor { return wrap(N.round(this.id)); }
@@ -234,6 +235,7 @@ export class Tensor {
   clampMin_(v: number): this { N.clampMin_(this.id, v); return this; }
   clampMax_(v: number): this { N.clampMax_(this.id, v); return this; }
   sqrt_(): this { N.sqrt_(this.id); return this; }
+  erfinv_(): this { N.erfinv_(this.id); return this; }
   maximum_(o: Tensor): this { N.maximum_(this.id, o.id); return this; }
   uniform_(low: number, high: number, generator?: Generator): this { N.uniform_(this.id, low, high, generator?.id); return this; }
   normal_(mean: number, std: number, generator?: Generator): this { N.normal_(this.id, mean, std, generator?.id); return this; }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh Debian/Ubuntu machine: libtorch when none is found (Debian libtorch-dev,
+# needs root), npm packages, the native addon and the TypeScript build. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have_libtorch() {
+  [ -n "${LIBTORCH:-}" ] && return 0
+  python3 -c 'import os, torch; assert os.path.isdir(os.path.join(os.path.dirname(torch.__file__), "include", "torch"))' 2>/dev/null && return 0
+  [ -d /usr/include/torch/csrc ] && ls /usr/lib/*/libtorch.so >/dev/null 2>&1
+}
+
+if ! have_libtorch; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: libtorch not found. Re-run as root (installs Debian's libtorch-dev) or set LIBTORCH=/path/to/libtorch" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian libtorch-dev"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libtorch-dev g++ make >/dev/null
+fi
+
+npm ci --no-audit --no-fund --loglevel=error
+npm run --silent build
+echo "setup: done ($(node dist/src/app/cli.js info | head -1 | tr -s ' '))"

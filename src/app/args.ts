@@ -1,0 +1,20 @@
+// Minimal option parsing shared by subcommands: --name value, --flag; unknown options are errors.
+export function parseOptions(args: string[], spec: Record<string, 'string' | 'number' | 'boolean'>): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument '${arg}'`);
+    const [key, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
+    const kind = spec[key];
+    if (!kind) throw new Error(`unknown option --${key} (allowed: ${Object.keys(spec).map((k) => `--${k}`).join(', ')})`);
+    if (kind === 'boolean') { out[key] = inline === undefined ? true : inline !== 'false'; continue; }
+    const value = inline ?? args[++i];
+    if (value === undefined) throw new Error(`option --${key} needs a value`);
+    if (kind === 'number') {
+      const n = Number(value);
+      if (!Number.isFinite(n)) throw new Error(`option --${key} must be a number, got '${value}'`);
+      out[key] = n;
+    } else out[key] = value;
+  }
+  return out;
+}
