@@ -7,10 +7,6 @@ export type Scalar = number | boolean;
 export type Reduction = 'none' | 'mean' | 'sum';
 export const REDUCTION: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
 
-// Tensors a program drops without dispose() are freed when V8 collects the handle; scopes remain the
-// primary mechanism because GC cannot see native memory pressure in time.
-const finalizer = new FinalizationRegistry<number>((id) => { N.free(id); });
-
 export function wrap(id: unknown): Tensor {
   if (typeof id !== 'number') throw new Error('internal: native op returned no tensor');
   return new Tensor(id);
@@ -25,13 +21,15 @@ function pair(ids: unknown): [Tensor, Tensor] {
 const dims = (d: number | number[] | undefined): number[] | undefined => (d === undefined ? undefined : Array.isArray(d) ? d : [d]);
 
 export class Tensor {
-  /** Native handle; changes meaning once disposed, so never store it apart from the Tensor. */
+  /**
+   * Native handle. Lifetime is explicit (tidy scopes, dispose) like tfjs: V8 cannot see native memory,
+   * and finalizers only run when the event loop turns, which a training loop may never do.
+   */
   readonly id: number;
   private shapeCache: number[] | undefined;
 
   constructor(id: number) {
     this.id = id;
-    finalizer.register(this, id, this);
   }
 
   // ---- metadata ----
@@ -55,7 +53,6 @@ export class Tensor {
 
   // ---- lifetime ----
   dispose(): void {
-    finalizer.unregister(this);
     N.free(this.id);
   }
   /** Excludes this tensor from scope cleanup: it lives until dispose(). */

@@ -1,0 +1,48 @@
+// Steady-state training must not leak: live native tensors stay constant, RSS stays flat.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as torch from '../src/torch/index.js';
+import { F, nn, optim, type Tensor } from '../src/torch/index.js';
+
+class Small3dCnn extends nn.Module {
+  readonly body = this.registerModule('body', new nn.Sequential(
+    new nn.Conv3d(1, 4, 3, { padding: 1 }), new nn.BatchNorm3d(4), new nn.ReLU(),
+    new nn.Conv3d(4, 8, 3, { stride: 2, padding: 1 }), new nn.GroupNorm(2, 8), new nn.GELU(),
+  ));
+  readonly head = this.registerModule('head', new nn.Linear(8, 3));
+  forward(x: Tensor): Tensor { return this.head.forward(F.adaptiveAvgPool3d(this.body.forward(x), 1).flatten(1)); }
+}
+
+test('1,000 training steps of a small 3D CNN: constant live tensors, RSS drift ≤ 5 %', () => {
+  torch.manualSeed(0);
+  const model = new Small3dCnn();
+  const opt = new optim.AdamW(model.parameters(), { lr: 1e-3 });
+  const sched = new optim.LRScheduler(opt, optim.warmupCosine(10, 1000));
+  const g = new torch.Generator(1);
+  const step = () => {
+    torch.tidy(() => {
+      const x = torch.randn([2, 1, 8, 8, 8], { generator: g });
+      const y = torch.randint(0, 3, [2], { generator: g });
+      F.crossEntropy(model.forward(x), y).backward();
+    });
+    optim.clipGradNorm(model.parameters(), 1);
+    opt.step();
+    opt.zeroGrad();
+    sched.step();
+  };
+  for (let i = 0; i < 100; i++) step();
+  const liveAfterWarmup = torch.memory().numTensors;
+  const rssAfterWarmup = process.memoryUsage().rss;
+  const counts: number[] = [];
+  for (let i = 0; i < 900; i++) {
+    step();
+    if (i % 100 === 0) counts.push(torch.memory().numTensors);
+  }
+  const rssEnd = process.memoryUsage().rss;
+  assert.ok(counts.every((c) => c === liveAfterWarmup), `live tensors drifted: ${liveAfterWarmup} → ${counts.join(', ')}`);
+  assert.equal(torch.memory().numTensors, liveAfterWarmup);
+  const drift = (rssEnd - rssAfterWarmup) / rssAfterWarmup;
+  assert.ok(drift <= 0.05, `RSS drift ${(drift * 100).toFixed(1)} % (${rssAfterWarmup} → ${rssEnd} bytes)`);
+  model.dispose();
+  opt.dispose();
+});
