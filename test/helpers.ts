@@ -1,17 +1,10 @@
 // Shared test utilities: closeness checks, fixture paths.
 import assert from 'node:assert/strict';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { type Tensor } from '../src/torch/index.js';
+import { packageRoot } from '../src/torch/native.js';
 
-/** The repository root, found from the compiled test location (dist/test → ../..). */
-export const repoRoot = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
-  return dir;
-})();
-export const fixture = (...parts: string[]) => join(repoRoot, 'test', 'fixtures', ...parts);
+export const fixture = (...parts: string[]) => join(packageRoot(), 'test', 'fixtures', ...parts);
 
 /** |a - b| ≤ atol + rtol·|b| element-wise, with matching shapes; reports the worst element. */
 export function assertClose(actual: Tensor, expected: Tensor | number[], o: { atol?: number; rtol?: number; what?: string } = {}): void {

@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 export type NativeFn = (...args: unknown[]) => unknown;
 export type NativeBinding = Record<string, NativeFn>;
 
-function packageRoot(): string {
+/** The folder holding package.json (works from src/ and from dist/). */
+export function packageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) {
     const parent = dirname(dir);
