@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { F, optim } from '../src/torch/index.js';
 import { SmallResNet3d, SmallViT3d } from './models.js';
-import { packageRoot } from '../src/torch/native.js';
+import { packageRoot } from '../src/util/paths.js';
 
 const cfg = {
   threads: torch.getNumThreads(),

@@ -4,7 +4,7 @@
 namespace t3d {
 namespace {
 
-std::vector<at::Generator> generators;
+thread_local std::vector<at::Generator> generators;
 
 at::Generator& generatorAt(int64_t id) {
   if (id < 0 || id >= static_cast<int64_t>(generators.size())) throw ArgError("invalid generator handle " + std::to_string(id));

@@ -14,10 +14,11 @@ struct Slot {
   int64_t bytes = 0;
 };
 
-std::vector<Slot> slots;
-std::vector<uint32_t> freeSlots;
-std::vector<std::vector<double>> scopes;  // stack; each holds the handles created inside it
-size_t liveCount = 0;
+// thread_local: each Node worker thread has its own isolate and its own handle table.
+thread_local std::vector<Slot> slots;
+thread_local std::vector<uint32_t> freeSlots;
+thread_local std::vector<std::vector<double>> scopes;  // stack; each holds the handles created inside it
+thread_local size_t liveCount = 0;
 
 int64_t accountedBytes(const at::Tensor& t) {
   return t.defined() && t.device().is_cpu() ? static_cast<int64_t>(t.nbytes()) : 0;

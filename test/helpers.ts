@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type Tensor } from '../src/torch/index.js';
-import { packageRoot } from '../src/torch/native.js';
+import { packageRoot } from '../src/util/paths.js';
 
 export const fixture = (...parts: string[]) => join(packageRoot(), 'test', 'fixtures', ...parts);
 

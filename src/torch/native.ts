@@ -2,23 +2,12 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { packageRoot } from '../util/paths.js';
 
 /** Raw addon functions: handles are numbers; the typed surface is Tensor and the functional modules. */
 export type NativeFn = (...args: unknown[]) => unknown;
 export type NativeBinding = Record<string, NativeFn>;
-
-/** The folder holding package.json (works from src/ and from dist/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('t3d: package root not found');
-    dir = parent;
-  }
-  return dir;
-}
 
 function load(): NativeBinding {
   const path = resolve(packageRoot(), 'build', 'Release', 't3d_native.node');

@@ -1,0 +1,67 @@
+// One synthetic CT case: patient, anatomy, findings, report, volume (stored values + HU) and organ mask.
+import { Rng } from '../../util/rng.js';
+import { type SynthGeometry } from '../presets.js';
+import { Grid, addNoise, smooth } from './raster.js';
+import { paintAnatomy, sampleBody, ORGAN_LABELS, MASK_CLASSES } from './anatomy.js';
+import { LABELS, type Finding, renderFinding, samplePatient } from './findings.js';
+import { type ReportText, writeReport } from './reports.js';
+
+export interface SynthCase {
+  /** (D, H, W) */
+  shape: [number, number, number];
+  /** (x, y, z) mm */
+  spacing: [number, number, number];
+  /** stored values, int16: HU − intercept (CT-RATE v1 style) or HU itself (v2 style) */
+  stored: Int16Array;
+  rescaleSlope: number;
+  rescaleIntercept: number;
+  /** organ classes (MASK_CLASSES indices) per voxel */
+  mask: Uint8Array;
+  labels: number[];
+  findings: Finding[];
+  report: ReportText;
+  age: number;
+  sex: 'M' | 'F';
+}
+
+/** How stored values relate to HU: 'raw' needs the metadata's slope/intercept (v1), 'hu' is HU already (v2). */
+export type HuStorage = 'raw' | 'hu';
+
+const MASK_OF_LABEL = new Map<number, number>([
+  [ORGAN_LABELS.lungRight, MASK_CLASSES.indexOf('lung_right')], [ORGAN_LABELS.lungLeft, MASK_CLASSES.indexOf('lung_left')],
+  [ORGAN_LABELS.heart, MASK_CLASSES.indexOf('heart')], [ORGAN_LABELS.aorta, MASK_CLASSES.indexOf('aorta')],
+  [ORGAN_LABELS.spine, MASK_CLASSES.indexOf('spine')], [ORGAN_LABELS.airway, MASK_CLASSES.indexOf('airway')],
+]);
+
+/** Deterministic in (seed, index): the same case comes out on any worker, in any order. */
+export function generateCase(seed: number, index: number, geo: SynthGeometry, storage: HuStorage = 'raw'): SynthCase {
+  const rng = new Rng(seed, index);
+  const fov = rng.uniform(geo.fovMm[0], geo.fovMm[1]);
+  const thickness = Math.round(rng.uniform(geo.sliceThicknessMm[0], geo.sliceThicknessMm[1]) * 4) / 4;
+  const zExtent = rng.uniform(geo.zExtentMm[0], geo.zExtentMm[1]);
+  const inPlane = geo.inPlane;
+  const slices = Math.max(8, Math.round(zExtent / thickness));
+  const xy = Math.round((fov / inPlane) * 1000) / 1000;
+  const g = new Grid([slices, inPlane, inPlane], [xy, xy, thickness]);
+
+  const body = sampleBody(rng, slices * thickness * 0.98);
+  paintAnatomy(g, body, rng);
+  const patient = samplePatient(rng);
+  // Cardiomegaly reshapes the heart that other cardiac findings are drawn on.
+  const ordered = [...patient.findings].sort((a, b) => Number(b.label === 'Cardiomegaly') - Number(a.label === 'Cardiomegaly'));
+  for (const f of ordered) renderFinding(g, body, f, rng);
+  smooth(g, 1);
+  addNoise(g, rng, rng.uniform(8, 20));
+
+  const intercept = storage === 'raw' ? -1024 : 0;
+  const stored = new Int16Array(g.n);
+  for (let i = 0; i < g.n; i++) stored[i] = Math.max(-1024, Math.min(3071, Math.round(g.hu[i]!))) - intercept;
+  const mask = new Uint8Array(g.n);
+  for (let i = 0; i < g.n; i++) mask[i] = MASK_OF_LABEL.get(g.label[i]!) ?? 0;
+  const present = new Set(patient.findings.map((f) => f.label));
+  return {
+    shape: g.shape, spacing: g.spacing, stored, rescaleSlope: 1, rescaleIntercept: intercept, mask,
+    labels: LABELS.map((l) => (present.has(l) ? 1 : 0)), findings: patient.findings,
+    report: writeReport(patient, rng, thickness), age: patient.age, sex: patient.sex,
+  };
+}

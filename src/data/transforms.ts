@@ -1,0 +1,162 @@
+// Preprocessing transforms: small objects, one idea each, composed into a pipeline (MONAI's style).
+// They run on the engine (multi-threaded libtorch) and free what they replace.
+import * as torch from '../torch/index.js';
+import { F } from '../torch/index.js';
+import { type Mat4 } from '../io/nifti.js';
+import { type Volume, columnNorm, withData } from './volume.js';
+
+export interface Transform {
+  readonly name: string;
+  apply(v: Volume): Volume;
+}
+
+export function compose(...transforms: Transform[]): Transform {
+  return {
+    name: transforms.map((t) => t.name).join(' → '),
+    apply: (v) => transforms.reduce((acc, t) => t.apply(acc), v),
+  };
+}
+
+/**
+ * Reorients to the canonical array orientation used everywhere downstream: columns run to the patient's
+ * left, rows to posterior, slices to superior (nibabel axcodes L, P, S) — radiological display order.
+ */
+export class Orient implements Transform {
+  readonly name = 'Orient(LPS)';
+  apply(v: Volume): Volume {
+    const a = v.affine;
+    const want = [{ axis: 0, sign: -1 }, { axis: 1, sign: -1 }, { axis: 2, sign: 1 }]; // i→L, j→P, k→S
+    // For each array axis (i, j, k): the world axis it mostly runs along and in which direction.
+    const dirs = [0, 1, 2].map((c) => {
+      const col = [a[0]![c]!, a[1]![c]!, a[2]![c]!];
+      const w = col.map(Math.abs).indexOf(Math.max(...col.map(Math.abs)));
+      return { w, sign: Math.sign(col[w]!) };
+    });
+    if (new Set(dirs.map((d) => d.w)).size !== 3) throw new Error('Orient: the affine does not map array axes to distinct world axes');
+    const src = want.map((t) => dirs.findIndex((d) => d.w === t.axis)); // array axis feeding target axis t
+    const n = [v.data.size(2), v.data.size(1), v.data.size(0)]; // sizes along i, j, k
+    // tensor dims are (k, j, i): array axis x lives in tensor dim 2 - x
+    let data = v.data.permute(2 - src[2]!, 2 - src[1]!, 2 - src[0]!);
+    const flips = want.map((t, ax) => (dirs[src[ax]!]!.sign !== t.sign ? 2 - ax : -1)).filter((d) => d >= 0);
+    if (flips.length) {
+      const flipped = data.flip(flips);
+      data.dispose();
+      data = flipped;
+    }
+    const contiguous = data.contiguous();
+    data.dispose();
+    const affine: Mat4 = [[0, 0, 0, a[0]![3]!], [0, 0, 0, a[1]![3]!], [0, 0, 0, a[2]![3]!], [0, 0, 0, 1]];
+    want.forEach((t, ax) => {
+      const s = src[ax]!;
+      const flip = dirs[s]!.sign !== t.sign;
+      for (let r = 0; r < 3; r++) {
+        affine[r]![ax] = (flip ? -1 : 1) * a[r]![s]!;
+        if (flip) affine[r]![3]! += a[r]![s]! * (n[s]! - 1);
+      }
+    });
+    return withData(v, contiguous, { affine, spacing: [columnNorm(affine, 0), columnNorm(affine, 1), columnNorm(affine, 2)] });
+  }
+}
+
+/** HU = slope · stored + intercept. */
+export class RescaleHU implements Transform {
+  readonly name: string;
+  constructor(readonly slope: number, readonly intercept: number) { this.name = `RescaleHU(${slope}, ${intercept})`; }
+  apply(v: Volume): Volume {
+    if (this.slope === 1 && this.intercept === 0) return v;
+    const scaled = v.data.mul(this.slope);
+    const out = scaled.add(this.intercept);
+    scaled.dispose();
+    return withData(v, out);
+  }
+}
+
+/**
+ * Whether stored values still need the metadata rescale. Raw CT storage has air near 0 (stored ≥ 0 with
+ * intercept −1024); data already in HU has air near −1000. CT-RATE v2 ships HU while its metadata still
+ * lists intercept −1024, so applying it blindly would double-rescale.
+ */
+export function needsRescale(minStored: number, intercept: number): boolean {
+  if (intercept === 0) return false;
+  return minStored > -200;
+}
+
+/** Clips HU to a window (CT-CLIP: [−1000, 1000]). */
+export class ClipHU implements Transform {
+  readonly name: string;
+  constructor(readonly low: number, readonly high: number) { this.name = `ClipHU(${low}, ${high})`; }
+  apply(v: Volume): Volume { return withData(v, v.data.clamp(this.low, this.high)); }
+}
+
+/** Resamples to a voxel spacing (x, y, z mm): trilinear for images, nearest for masks (like CT-CLIP's F.interpolate). */
+export class Resample implements Transform {
+  readonly name: string;
+  constructor(readonly spacing: [number, number, number], readonly mode: 'trilinear' | 'nearest' = 'trilinear') {
+    this.name = `Resample(${spacing.join('×')} mm, ${mode})`;
+  }
+  apply(v: Volume): Volume {
+    const [d, h, w] = v.data.shape as [number, number, number];
+    const size: [number, number, number] = [
+      Math.max(1, Math.round((d * v.spacing[2]) / this.spacing[2])),
+      Math.max(1, Math.round((h * v.spacing[1]) / this.spacing[1])),
+      Math.max(1, Math.round((w * v.spacing[0]) / this.spacing[0])),
+    ];
+    if (size[0] === d && size[1] === h && size[2] === w) return v;
+    const out = torch.tidy(() => {
+      const x = v.data.view(1, 1, d, h, w);
+      const isFloat = x.dtype.startsWith('float');
+      const y = F.interpolate(isFloat ? x : x.to('float32'), size, this.mode);
+      return (isFloat ? y : y.round().to(x.dtype)).view(...size);
+    });
+    const old = [w, h, d];
+    const neu = [size[2], size[1], size[0]];
+    // align_corners=False: new voxel centre 0 sits at old index 0.5·(n/m) − 0.5
+    const affine = v.affine.map((row) => [...row]) as Mat4;
+    for (let c = 0; c < 3; c++) {
+      const ratio = old[c]! / neu[c]!;
+      for (let r = 0; r < 3; r++) {
+        affine[r]![3]! += v.affine[r]![c]! * (0.5 * ratio - 0.5);
+        affine[r]![c] = v.affine[r]![c]! * ratio;
+      }
+    }
+    return withData(v, out, { affine, spacing: [columnNorm(affine, 0), columnNorm(affine, 1), columnNorm(affine, 2)] });
+  }
+}
+
+/** Centre crop and/or pad each axis to a shape (D, H, W) with a constant. */
+export class CenterCropOrPad implements Transform {
+  readonly name: string;
+  constructor(readonly shape: [number, number, number], readonly padValue: number) { this.name = `CenterCropOrPad(${shape.join('×')}, pad ${padValue})`; }
+  apply(v: Volume): Volume {
+    const cur = v.data.shape as [number, number, number];
+    const starts = cur.map((n, ax) => { // > 0: crop start, < 0: padding before
+      const t = this.shape[ax]!;
+      return n >= t ? Math.floor((n - t) / 2) : -Math.floor((t - n) / 2);
+    });
+    const out = torch.tidy(() => {
+      let x = v.data;
+      starts.forEach((s, ax) => { if (s > 0) x = x.narrow(ax, s, this.shape[ax]!); });
+      const pads: number[] = [];
+      for (let ax = 2; ax >= 0; ax--) {
+        const need = Math.max(0, this.shape[ax]! - x.size(ax));
+        const before = Math.floor(need / 2);
+        pads.push(before, need - before);
+      }
+      return pads.some((p) => p > 0) ? F.pad(x, pads, 'constant', this.padValue) : x.contiguous();
+    });
+    const affine = v.affine.map((row) => [...row]) as Mat4;
+    // shift the origin by the (tensor dim → array axis) offsets: crop start s, or −pad before
+    starts.forEach((s, ax) => {
+      const c = 2 - ax;
+      for (let r = 0; r < 3; r++) affine[r]![3]! += v.affine[r]![c]! * s;
+    });
+    return withData(v, out, { affine });
+  }
+}
+
+/** x / scale (CT-CLIP maps clipped HU to [−1, 1] with scale 1000). */
+export class ScaleIntensity implements Transform {
+  readonly name: string;
+  constructor(readonly scale: number) { this.name = `ScaleIntensity(1/${scale})`; }
+  apply(v: Volume): Volume { return withData(v, v.data.div(this.scale)); }
+}
