@@ -51,6 +51,18 @@ test('Resample keeps the world position of the volume centre and scales the spac
   r.data.dispose();
 });
 
+test('CenterCropOrPad crops an axis longer by one and pads an axis shorter by one', () => {
+  const v: Volume = { data: torch.arange(5 * 4 * 3).reshape(5, 4, 3).to('float32'), spacing: [1, 1, 1], affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]] };
+  const r = new CenterCropOrPad([4, 5, 3], -7).apply(v);
+  assert.deepEqual(r.data.shape, [4, 5, 3]);
+  torch.tidy(() => {
+    assert.deepEqual(r.data.select(1, 4).toArray(), Array(12).fill(-7), 'the one padded row goes after (floor(1/2) = 0 before)');
+    const original = torch.arange(5 * 4 * 3).reshape(5, 4, 3).to('float32');
+    assertClose(r.data.narrow(1, 0, 4), original.narrow(0, 0, 4), { atol: 0, what: 'crop keeps slices 0..3' });
+  });
+  r.data.dispose();
+});
+
 test('HU rescale detection: raw storage is rescaled, data already in HU is not (CT-RATE v2 trap)', () => {
   assert.equal(needsRescale(0, -1024), true);
   assert.equal(needsRescale(-24, -1024), true);

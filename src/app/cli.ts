@@ -2,6 +2,8 @@
 // The `t3d` command: one subcommand per capability.
 import { runInfo } from './info.js';
 import { runDemo } from './demo.js';
+import { runSynth } from './synth.js';
+import { runPreprocess } from './preprocess.js';
 
 interface Command { summary: string; usage: string; run(args: string[]): void | Promise<void> }
 
@@ -10,6 +12,19 @@ const COMMANDS: Record<string, Command> = {
     summary: 'print the engine build facts (libtorch version, BLAS, oneDNN, threads, CUDA)',
     usage: 't3d info [--json]\n\nExamples:\n  t3d info\n  t3d info --json > engine.json',
     run: runInfo,
+  },
+  synth: {
+    summary: 'write the synthetic CT-RATE-like dataset (volumes, reports, metadata, labels, organ masks)',
+    usage: 't3d synth --out <dir> [--count N] [--seed S] [--preset cpu-96|t3d-224|ct-rate-480] [--storage raw|hu] [--workers N] [--valid-fraction F]\n\n'
+      + 'Rerunning with the same --out resumes: finished cases are kept.\n\nExamples:\n  t3d synth --out data/synth --count 1000\n  t3d synth --out data/synth-224 --count 200 --preset t3d-224 --seed 7',
+    run: runSynth,
+  },
+  preprocess: {
+    summary: 'build the preprocessed cache (HU, canonical orientation, clip, resample, crop/pad) for a preset',
+    usage: 't3d preprocess --data <dataset-dir|manifest.csv|manifest.jsonl> --out <cache-dir> [--preset cpu-96|t3d-224|ct-rate-480|file.json] [--prefetch N]\n\n'
+      + 'Rerunning skips volumes whose source is unchanged; unreadable inputs are listed in <cache-dir>/quarantine.jsonl.\n\n'
+      + 'Examples:\n  t3d preprocess --data data/synth --out data/cache-96\n  t3d preprocess --data manifest.csv --preset t3d-224 --out data/cache-224',
+    run: runPreprocess,
   },
   demo: {
     summary: 'train a tiny 3D CNN on generated blobs and print the falling loss',

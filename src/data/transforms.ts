@@ -135,7 +135,7 @@ export class CenterCropOrPad implements Transform {
     });
     const out = torch.tidy(() => {
       let x = v.data;
-      starts.forEach((s, ax) => { if (s > 0) x = x.narrow(ax, s, this.shape[ax]!); });
+      starts.forEach((s, ax) => { if (cur[ax]! > this.shape[ax]!) x = x.narrow(ax, s, this.shape[ax]!); });
       const pads: number[] = [];
       for (let ax = 2; ax >= 0; ax--) {
         const need = Math.max(0, this.shape[ax]! - x.size(ax));

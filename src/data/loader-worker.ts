@@ -1,0 +1,31 @@
+// Loader worker: reads cached volumes and builds one batch of views (no tensor engine here).
+import { serveTasks } from '../util/pool.js';
+import { readSafetensorsRaw } from '../util/safetensors-file.js';
+import { Rng } from '../util/rng.js';
+import { makeViews } from './views.js';
+import { type BatchTask, type RawBatch } from './loader.js';
+
+serveTasks<BatchTask, Omit<RawBatch, 'names' | 'reports' | 'labels'>>((t) => {
+  const [D, H, W] = t.shape;
+  const n = D * H * W;
+  const B = t.files.length;
+  const global = new Float32Array(B * n);
+  const locals: Float32Array[] = [];
+  const mask = t.withMask ? new Uint8Array(B * n) : undefined;
+  t.files.forEach((file, b) => {
+    const tensors = readSafetensorsRaw(file, t.withMask ? ['image', 'mask'] : ['image']);
+    const image = tensors.get('image')!;
+    if (image.dtype !== 'I16' || image.shape.join() !== t.shape.join()) {
+      throw new Error(`${file}: expected int16 image of shape [${t.shape.join(', ')}], found ${image.dtype} [${image.shape.join(', ')}]; rebuild the cache`);
+    }
+    const hu = new Int16Array(image.bytes.buffer, image.bytes.byteOffset, n);
+    const v = makeViews(hu, t.shape, t.scale, t.pad, t.views, new Rng(t.seed, t.epoch, t.indices[b]!));
+    global.set(v.global, b * n);
+    v.locals.forEach((l, k) => {
+      locals[k] ??= new Float32Array(B * l.length);
+      locals[k]!.set(l, b * l.length);
+    });
+    if (mask) mask.set(tensors.get('mask')!.bytes, b * n);
+  });
+  return { indices: t.indices, global, locals, mask };
+});

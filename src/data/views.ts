@@ -1,0 +1,117 @@
+// T3D's views of one volume (DESIGN §4): a global view (the whole preprocessed volume, light intensity
+// augmentation) and V local views (random 3D crops covering a fraction of each axis, resized, each with
+// its own flips / intensity / noise / optional in-plane rotation). Pure TypeScript on typed arrays so it
+// runs in loader worker threads; deterministic given the Rng.
+import { Rng } from '../util/rng.js';
+
+export type Shape3 = [number, number, number];
+
+export interface ViewConfig {
+  /** number of local views V */
+  numLocal: number;
+  /** fraction of each axis a local crop covers, [min, max] */
+  localScale: [number, number];
+  /** output shape of local views (D, H, W); default half the global shape */
+  localShape?: Shape3;
+  /** probability of flipping each axis of a local view (the global view is never flipped: reports name sides) */
+  flipProb: number;
+  /** multiplicative intensity factor range */
+  intensityScale: [number, number];
+  /** additive intensity shift range (normalised units) */
+  intensityShift: [number, number];
+  /** Gaussian noise std (normalised units) */
+  noiseStd: number;
+  /** max in-plane rotation of local views, degrees (0 = off) */
+  rotateDeg: number;
+  /** augment the global view's intensity too */
+  globalIntensity: boolean;
+}
+
+export const DEFAULT_VIEWS: ViewConfig = {
+  numLocal: 4, localScale: [0.3, 0.7], flipProb: 0.5, intensityScale: [0.9, 1.1], intensityShift: [-0.05, 0.05],
+  noiseStd: 0.02, rotateDeg: 0, globalIntensity: true,
+};
+
+/** A crop box in source voxels (start and size per axis, D/H/W order) plus in-plane rotation. */
+export interface Box { start: Shape3; size: Shape3; rotateRad: number; flip: [boolean, boolean, boolean] }
+
+/**
+ * Trilinear resampling of `box` of src (D×H×W, normalised values) onto outShape, with align_corners=False
+ * sampling (like F.interpolate) and `pad` outside the source.
+ */
+export function sampleBox(src: ArrayLike<number>, shape: Shape3, box: Box, out: Shape3, scale: number, pad: number): Float32Array {
+  const [D, H, W] = shape;
+  const [od, oh, ow] = out;
+  const res = new Float32Array(od * oh * ow);
+  const fz = box.size[0] / od, fy = box.size[1] / oh, fx = box.size[2] / ow;
+  const cy = box.start[1] + box.size[1] / 2 - 0.5, cx = box.start[2] + box.size[2] / 2 - 0.5;
+  const cos = Math.cos(box.rotateRad), sin = Math.sin(box.rotateRad);
+  const HW = H * W;
+  const at = (z: number, y: number, x: number) => (z < 0 || y < 0 || x < 0 || z >= D || y >= H || x >= W ? pad : src[z * HW + y * W + x]! / scale);
+  let o = 0;
+  for (let a = 0; a < od; a++) {
+    const ai = box.flip[0] ? od - 1 - a : a;
+    const z = box.start[0] + (ai + 0.5) * fz - 0.5;
+    const z0 = Math.floor(z), tz = z - z0;
+    for (let b = 0; b < oh; b++) {
+      const bi = box.flip[1] ? oh - 1 - b : b;
+      const yl = box.start[1] + (bi + 0.5) * fy - 0.5;
+      for (let c = 0; c < ow; c++) {
+        const ci = box.flip[2] ? ow - 1 - c : c;
+        const xl = box.start[2] + (ci + 0.5) * fx - 0.5;
+        // rotate (y, x) about the crop centre
+        const y = cy + (yl - cy) * cos - (xl - cx) * sin;
+        const x = cx + (yl - cy) * sin + (xl - cx) * cos;
+        const y0 = Math.floor(y), x0 = Math.floor(x), ty = y - y0, tx = x - x0;
+        // Inside the volume, clamp to the border like align_corners=False interpolation does.
+        const zc0 = Math.min(Math.max(z0, 0), D - 1), zc1 = Math.min(Math.max(z0 + 1, 0), D - 1);
+        const inPlane = y > -1 && y < H && x > -1 && x < W;
+        const yc0 = inPlane ? Math.min(Math.max(y0, 0), H - 1) : y0, yc1 = inPlane ? Math.min(Math.max(y0 + 1, 0), H - 1) : y0 + 1;
+        const xc0 = inPlane ? Math.min(Math.max(x0, 0), W - 1) : x0, xc1 = inPlane ? Math.min(Math.max(x0 + 1, 0), W - 1) : x0 + 1;
+        const v00 = at(zc0, yc0, xc0) * (1 - tx) + at(zc0, yc0, xc1) * tx;
+        const v01 = at(zc0, yc1, xc0) * (1 - tx) + at(zc0, yc1, xc1) * tx;
+        const v10 = at(zc1, yc0, xc0) * (1 - tx) + at(zc1, yc0, xc1) * tx;
+        const v11 = at(zc1, yc1, xc0) * (1 - tx) + at(zc1, yc1, xc1) * tx;
+        res[o++] = ((v00 * (1 - ty) + v01 * ty) * (1 - tz)) + ((v10 * (1 - ty) + v11 * ty) * tz);
+      }
+    }
+  }
+  return res;
+}
+
+function augmentIntensity(x: Float32Array, cfg: ViewConfig, rng: Rng): void {
+  const s = rng.uniform(cfg.intensityScale[0], cfg.intensityScale[1]);
+  const t = rng.uniform(cfg.intensityShift[0], cfg.intensityShift[1]);
+  for (let i = 0; i < x.length; i++) x[i] = x[i]! * s + t + (cfg.noiseStd > 0 ? rng.normal(0, cfg.noiseStd) : 0);
+}
+
+export function localBox(shape: Shape3, cfg: ViewConfig, rng: Rng): Box {
+  const size = shape.map((n) => Math.max(2, Math.round(n * rng.uniform(cfg.localScale[0], cfg.localScale[1])))) as Shape3;
+  const start = shape.map((n, i) => rng.int(0, n - size[i]!)) as Shape3;
+  return {
+    start, size, rotateRad: cfg.rotateDeg > 0 ? (rng.uniform(-cfg.rotateDeg, cfg.rotateDeg) * Math.PI) / 180 : 0,
+    flip: [rng.bool(cfg.flipProb), rng.bool(cfg.flipProb), rng.bool(cfg.flipProb)],
+  };
+}
+
+export interface Views { global: Float32Array; locals: Float32Array[]; boxes: Box[] }
+
+/**
+ * Views of a cached volume (int16 HU, already clipped/resampled/cropped): normalised by `scale`.
+ * The boxes are returned so tests and visualisations can see where each local view came from.
+ */
+export function makeViews(hu: ArrayLike<number>, shape: Shape3, scale: number, pad: number, cfg: ViewConfig, rng: Rng): Views {
+  const global = new Float32Array(hu.length);
+  for (let i = 0; i < hu.length; i++) global[i] = hu[i]! / scale;
+  if (cfg.globalIntensity) augmentIntensity(global, cfg, rng);
+  const localShape = cfg.localShape ?? (shape.map((n) => Math.max(1, Math.round(n / 2))) as Shape3);
+  const boxes: Box[] = [];
+  const locals = Array.from({ length: cfg.numLocal }, () => {
+    const box = localBox(shape, cfg, rng);
+    boxes.push(box);
+    const v = sampleBox(hu, shape, box, localShape, scale, pad);
+    augmentIntensity(v, cfg, rng);
+    return v;
+  });
+  return { global, locals, boxes };
+}

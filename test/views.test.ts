@@ -1,0 +1,53 @@
+// Views and sampling order: resampling equals torch's interpolate; everything is seeded.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as torch from '../src/torch/index.js';
+import { F } from '../src/torch/index.js';
+import { Rng } from '../src/util/rng.js';
+import { DEFAULT_VIEWS, makeViews, sampleBox, type Shape3 } from '../src/data/views.js';
+import { epochOrder } from '../src/data/loader.js';
+import { assertClose } from './helpers.js';
+
+const shape: Shape3 = [6, 10, 8];
+const hu = Int16Array.from({ length: 6 * 10 * 8 }, (_, i) => ((i * 7919) % 2001) - 1000);
+
+test('sampleBox over the whole volume equals F.interpolate(trilinear, align_corners=False)', () => {
+  const out: Shape3 = [4, 13, 5];
+  const ours = sampleBox(hu, shape, { start: [0, 0, 0], size: shape, rotateRad: 0, flip: [false, false, false] }, out, 1000, -1);
+  torch.tidy(() => {
+    const ref = F.interpolate(torch.tensor(hu, [1, 1, ...shape]).to('float32').div(1000), out, 'trilinear');
+    assertClose(torch.tensor(ours, out), ref.view(...out), { atol: 1e-5 });
+  });
+});
+
+test('flips mirror the output; a rotation by 0 changes nothing; outside the volume is padding', () => {
+  const box = { start: [1, 2, 1] as Shape3, size: [4, 6, 6] as Shape3, rotateRad: 0, flip: [false, false, false] as [boolean, boolean, boolean] };
+  const plain = sampleBox(hu, shape, box, [4, 6, 6], 1000, -1);
+  const flipped = sampleBox(hu, shape, { ...box, flip: [false, false, true] }, [4, 6, 6], 1000, -1);
+  torch.tidy(() => assertClose(torch.tensor(flipped, [4, 6, 6]), torch.tensor(plain, [4, 6, 6]).flip([2]), { atol: 0 }));
+  const rotated = sampleBox(hu, shape, { start: [0, 0, 0], size: shape, rotateRad: Math.PI / 4, flip: [false, false, false] }, shape, 1000, -1);
+  assert.equal(rotated[0], -1, 'a 45° rotation samples the corner from outside the volume');
+});
+
+test('views are deterministic in (seed, epoch, index) and differ across indices', () => {
+  const a = makeViews(hu, shape, 1000, -1, DEFAULT_VIEWS, new Rng(1, 0, 5));
+  const b = makeViews(hu, shape, 1000, -1, DEFAULT_VIEWS, new Rng(1, 0, 5));
+  const c = makeViews(hu, shape, 1000, -1, DEFAULT_VIEWS, new Rng(1, 0, 6));
+  assert.equal(a.locals.length, 4);
+  assert.deepEqual(a.locals[2], b.locals[2]);
+  assert.deepEqual(a.boxes, b.boxes);
+  assert.notDeepEqual(a.boxes, c.boxes);
+  assert.equal(a.locals[0]!.length, 3 * 5 * 4, 'local views are half the global size by default');
+  for (const box of a.boxes) box.size.forEach((s, i) => assert.ok(s >= Math.round(shape[i]! * 0.3) && s <= Math.round(shape[i]! * 0.7)));
+});
+
+test('epoch order: a permutation per epoch, the same for the same seed, disjoint equal shards', () => {
+  const e0 = epochOrder(10, 0, { seed: 3 });
+  assert.deepEqual([...e0].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(epochOrder(10, 0, { seed: 3 }), e0);
+  assert.notDeepEqual(epochOrder(10, 1, { seed: 3 }), e0);
+  const shards = [0, 1, 2].map((rank) => epochOrder(10, 4, { seed: 3, rank, worldSize: 3 }));
+  assert.deepEqual(shards.map((s) => s.length), [3, 3, 3]);
+  assert.equal(new Set(shards.flat()).size, 9);
+  assert.throws(() => epochOrder(10, 0, { seed: 1, rank: 3, worldSize: 3 }), /outside world size/);
+});
