@@ -20,6 +20,6 @@ if ! have_libtorch; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libtorch-dev g++ make >/dev/null
 fi
 
-npm ci --no-audit --no-fund --loglevel=error
+npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 npm run --silent build
 echo "setup: done ($(node dist/src/app/cli.js info | head -1 | tr -s ' '))"

@@ -4,6 +4,7 @@ import { runInfo } from './info.js';
 import { runDemo } from './demo.js';
 import { runSynth } from './synth.js';
 import { runPreprocess } from './preprocess.js';
+import { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } from './convert.js';
 
 interface Command { summary: string; usage: string; run(args: string[]): void | Promise<void> }
 
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, Command> = {
       + 'Rerunning with the same --out resumes: finished cases are kept.\n\nExamples:\n  t3d synth --out data/synth --count 1000\n  t3d synth --out data/synth-224 --count 200 --preset t3d-224 --seed 7',
     run: runSynth,
   },
+  convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: runConvert },
   preprocess: {
     summary: 'build the preprocessed cache (HU, canonical orientation, clip, resample, crop/pad) for a preset',
     usage: 't3d preprocess --data <dataset-dir|manifest.csv|manifest.jsonl> --out <cache-dir> [--preset cpu-96|t3d-224|ct-rate-480|file.json] [--prefetch N]\n\n'

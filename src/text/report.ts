@@ -32,6 +32,7 @@ export function cleanReport(text: string): string {
     .replace(/[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]/g, '-')
     .replace(/\u2026/g, '...')
     .replace(/[\r\u2028\u2029\u0085]/g, '\n')
+    // Control and invisible format characters (zero-width space, soft hyphen) carry nothing; a tab is a space.
     .replace(/[^\P{C}\n]/gu, (c) => (c === '\t' ? ' ' : ''))
     .replace(/\p{Zs}/gu, ' ');
   const lines: string[] = [];
