@@ -14,6 +14,7 @@ import { readSource } from '../src/data/sources.js';
 import { buildCache, readCacheIndex } from '../src/data/cache.js';
 import { Loader } from '../src/data/loader.js';
 import { csvRows } from '../src/text/csv.js';
+import { readDicomVolume } from '../src/io/dicom.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-data-'));
 const preset = loadPreset('cpu-96');
@@ -170,4 +171,17 @@ test('loader: batches are deterministic, resume mid-epoch matches, views have th
   } finally {
     await l.close();
   }
+});
+
+test('t3d synth --dicom: each series reads back (our DICOM reader) as the same HU volume and geometry as its NIfTI', async () => {
+  const out = join(tmp, 'synth-dicom');
+  await writeSynthDataset({ out, count: 2, seed: 4, preset, workers: 1, dicom: true });
+  const nii = readNiftiSync(join(out, 'dataset', 'train', 'train_1', 'train_1_a', 'train_1_a_1.nii.gz'));
+  const dcm = await readDicomVolume(join(out, 'dicom', 'train_1_a_1'), { modality: 'CT' });
+  assert.deepEqual(dcm.shape, nii.dataShape);
+  for (let r = 0; r < 4; r++) for (let c = 0; c < 4; c++) assert.ok(Math.abs(dcm.affine[r]![c]! - nii.affine[r]![c]!) < 1e-4, `affine[${r}][${c}]`);
+  let maxDiff = 0;
+  for (let i = 0; i < nii.data.length; i += 97) maxDiff = Math.max(maxDiff, Math.abs(dcm.data[i]! - (nii.data[i]! - 1024)));
+  assert.equal(maxDiff, 0, 'DICOM holds HU via RescaleIntercept −1024');
+  assert.deepEqual(dcm.gaps, []);
 });

@@ -16,8 +16,8 @@ const COMMANDS: Record<string, Command> = {
   },
   synth: {
     summary: 'write the synthetic CT-RATE-like dataset (volumes, reports, metadata, labels, organ masks)',
-    usage: 't3d synth --out <dir> [--count N] [--seed S] [--preset cpu-96|t3d-224|ct-rate-480] [--storage raw|hu] [--workers N] [--valid-fraction F]\n\n'
-      + 'Rerunning with the same --out resumes: finished cases are kept.\n\nExamples:\n  t3d synth --out data/synth --count 1000\n  t3d synth --out data/synth-224 --count 200 --preset t3d-224 --seed 7',
+    usage: 't3d synth --out <dir> [--count N] [--seed S] [--preset cpu-96|t3d-224|ct-rate-480] [--storage raw|hu] [--dicom] [--workers N] [--valid-fraction F]\n\n'
+      + '--dicom also writes each volume as a CT DICOM series under <out>/dicom/<name>/. Rerunning with the same --out resumes: finished cases are kept.\n\nExamples:\n  t3d synth --out data/synth --count 1000\n  t3d synth --out data/synth-224 --count 200 --preset t3d-224 --seed 7',
     run: runSynth,
   },
   convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: runConvert },

@@ -6,7 +6,7 @@ import { Progress } from '../util/progress.js';
 import { parseOptions } from './args.js';
 
 export async function runSynth(args: string[]): Promise<void> {
-  const o = parseOptions(args, { out: 'string', count: 'number', seed: 'number', preset: 'string', storage: 'string', workers: 'number', 'valid-fraction': 'number' });
+  const o = parseOptions(args, { out: 'string', count: 'number', seed: 'number', preset: 'string', storage: 'string', workers: 'number', 'valid-fraction': 'number', dicom: 'boolean' });
   if (!o.out) throw new Error('synth: --out <dir> is required');
   const storage = (o.storage as string | undefined) ?? 'raw';
   if (storage !== 'raw' && storage !== 'hu') throw new Error(`synth: --storage must be 'raw' (CT-RATE v1: HU via metadata intercept) or 'hu' (v2), got '${storage}'`);
@@ -16,7 +16,7 @@ export async function runSynth(args: string[]): Promise<void> {
   const t0 = Date.now();
   const r = await writeSynthDataset({
     out: o.out as string, count, seed: (o.seed as number | undefined) ?? 0, preset, storage,
-    validFraction: o['valid-fraction'] as number | undefined, workers: (o.workers as number | undefined) ?? availableParallelism(),
+    validFraction: o['valid-fraction'] as number | undefined, dicom: o.dicom === true, workers: (o.workers as number | undefined) ?? availableParallelism(),
     onProgress: (done, _total, name) => progress.update(done, name),
   });
   const secs = (Date.now() - t0) / 1000;

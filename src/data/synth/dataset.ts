@@ -1,10 +1,11 @@
 // Writes a synthetic dataset in CT-RATE's layout (volumes, reports, metadata, labels) plus organ masks.
 // Cases are generated on worker threads; each finished case leaves a small record so that a rerun
 // skips it, and the CSVs are written (atomically) once every case is done.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { writeNiftiSync, type Mat4 } from '../../io/nifti.js';
+import { writeCtSeries } from '../../io/dicom/write.js';
 import { toCsv } from '../../text/csv.js';
 import { runPool } from '../../util/pool.js';
 import { type Preset } from '../presets.js';
@@ -20,12 +21,14 @@ export interface SynthOptions {
   storage?: HuStorage;
   /** fraction of cases in the validation split */
   validFraction?: number;
+  /** also write each volume as a DICOM CT series under dicom/<name>/ */
+  dicom?: boolean;
   workers?: number;
   onProgress?: (done: number, total: number, name: string) => void;
 }
 
-export interface CaseTask { index: number; split: 'train' | 'valid'; name: string; volumePath: string; maskPath: string; recordPath: string }
-export interface WorkerInit { seed: number; preset: Preset; storage: HuStorage }
+export interface CaseTask { index: number; split: 'train' | 'valid'; name: string; volumePath: string; maskPath: string; recordPath: string; dicomDir: string }
+export interface WorkerInit { seed: number; preset: Preset; storage: HuStorage; dicom: boolean }
 
 /** What each case contributes to the CSVs. */
 interface CaseRecord {
@@ -48,6 +51,7 @@ export function caseTasks(out: string, count: number, validFraction: number): Ca
       volumePath: join(out, 'dataset', rel, `${name}.nii.gz`),
       maskPath: join(out, 'dataset', 'masks', rel, `${name}_mask.nii.gz`),
       recordPath: join(out, '.synth', `${index}.json`),
+      dicomDir: join(out, 'dicom', name),
     };
   });
 }
@@ -72,6 +76,14 @@ export function generateCaseFiles(task: CaseTask, init: WorkerInit): CaseRecord 
   mkdirSync(dirname(task.maskPath), { recursive: true });
   writeNiftiSync(task.maskPath, { data: c.mask, shape: [w, h, d], affine, datatype: 'uint8', description: MASK_CLASSES.join(',') });
   writeNiftiSync(task.volumePath, { data: c.stored, shape: [w, h, d], affine, datatype: 'int16' });
+  if (init.dicom) {
+    // A series appears under its final name only once every slice is written.
+    const tmp = `${task.dicomDir}.tmp-${process.pid}`;
+    rmSync(tmp, { recursive: true, force: true });
+    writeCtSeries(tmp, { data: c.stored, shape: [w, h, d], affine, rescaleSlope: c.rescaleSlope, rescaleIntercept: c.rescaleIntercept, patientId: task.name });
+    rmSync(task.dicomDir, { recursive: true, force: true });
+    renameSync(tmp, task.dicomDir);
+  }
   const record: CaseRecord = {
     name: task.name, split: task.split, report: c.report, labels: c.labels,
     // DICOM ImagePositionPatient is LPS: the RAS origin with x and y negated.
@@ -120,7 +132,7 @@ export async function writeSynthDataset(o: SynthOptions): Promise<{ generated: n
   const records = new Map<number, CaseRecord>();
   const todo: CaseTask[] = [];
   for (const t of tasks) {
-    if (existsSync(t.recordPath) && existsSync(t.volumePath) && existsSync(t.maskPath)) {
+    if (existsSync(t.recordPath) && existsSync(t.volumePath) && existsSync(t.maskPath) && (!o.dicom || existsSync(t.dicomDir))) {
       records.set(t.index, JSON.parse(readFileSync(t.recordPath, 'utf8')) as CaseRecord);
     } else todo.push(t);
   }
@@ -138,7 +150,7 @@ export async function writeSynthDataset(o: SynthOptions): Promise<{ generated: n
   let done = tasks.length - todo.length;
   await runPool<CaseTask, CaseRecord>(new URL('./worker.js', import.meta.url), todo, {
     size: o.workers ?? availableParallelism(),
-    init: { seed: o.seed, preset: o.preset, storage: o.storage ?? 'raw' } satisfies WorkerInit,
+    init: { seed: o.seed, preset: o.preset, storage: o.storage ?? 'raw', dicom: o.dicom ?? false } satisfies WorkerInit,
     onResult: (r) => {
       done += 1;
       if (r.result) records.set(r.task.index, r.result);
