@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as torch from '../src/torch/index.js';
 import { readNifti } from '../src/io/nifti.js';
-import { CenterCropOrPad, ClipHU, Orient, Resample, compose, needsRescale } from '../src/data/transforms.js';
+import { CenterCropOrPad, ClipHU, CropForeground, Orient, Resample, compose, needsRescale } from '../src/data/transforms.js';
 import { type Volume } from '../src/data/volume.js';
 import { assertClose, fixture } from './helpers.js';
 
@@ -61,6 +61,21 @@ test('CenterCropOrPad crops an axis longer by one and pads an axis shorter by on
     assertClose(r.data.narrow(1, 0, 4), original.narrow(0, 0, 4), { atol: 0, what: 'crop keeps slices 0..3' });
   });
   r.data.dispose();
+});
+
+test('CropForeground keeps the bounding box of the body plus a margin and moves the origin with it', () => {
+  const data = torch.full([10, 12, 14], -1000);
+  const body = data.narrow(0, 3, 4).narrow(1, 2, 5).narrow(2, 6, 3);
+  body.fill_(40);
+  const v: Volume = { data, spacing: [1, 1, 2], affine: [[-1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]] };
+  const r = new CropForeground(-500, 2).apply(v);
+  assert.deepEqual(r.data.shape, [4 + 2, 5 + 4, 3 + 4], 'margin 2 mm = 1 slice (2 mm) and 2 rows/columns (1 mm)');
+  assert.deepEqual([r.affine[0]![3], r.affine[1]![3], r.affine[2]![3]], [-4, 0, 4]);
+  assert.equal(r.data.max().item(), 40);
+  torch.dispose([r.data, body]);
+  const empty: Volume = { data: torch.full([4, 4, 4], -1000), spacing: [1, 1, 1], affine: v.affine };
+  assert.equal(new CropForeground(-500).apply(empty), empty, 'no foreground: unchanged');
+  empty.data.dispose();
 });
 
 test('HU rescale detection: raw storage is rescaled, data already in HU is not (CT-RATE v2 trap)', () => {

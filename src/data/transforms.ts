@@ -154,6 +154,34 @@ export class CenterCropOrPad implements Transform {
   }
 }
 
+/**
+ * Crops to the bounding box of voxels above a threshold (the body for CT at about −500 HU), plus a margin
+ * in mm — MONAI's CropForeground. Leaves the volume as is when nothing is above the threshold.
+ */
+export class CropForeground implements Transform {
+  readonly name: string;
+  constructor(readonly threshold: number, readonly marginMm = 0) { this.name = `CropForeground(> ${threshold}, margin ${marginMm} mm)`; }
+  apply(v: Volume): Volume {
+    const ranges = torch.tidy(() => {
+      const fg = v.data.gt(this.threshold);
+      // per tensor dim (D, H, W): which slices / rows / columns hold any foreground
+      return [0, 1, 2].map((dim) => fg.to('uint8').max([0, 1, 2].filter((d) => d !== dim)).nonzero().flatten().toArray());
+    });
+    if (ranges.some((r) => r.length === 0)) return v;
+    const spacingOfDim = [v.spacing[2], v.spacing[1], v.spacing[0]];
+    const bounds = ranges.map((r, dim) => {
+      const m = Math.ceil(this.marginMm / spacingOfDim[dim]!);
+      return [Math.max(0, r[0]! - m), Math.min(v.data.size(dim) - 1, r[r.length - 1]! + m)] as [number, number];
+    });
+    const out = torch.tidy(() => bounds.reduce((x, [lo, hi], dim) => x.narrow(dim, lo, hi - lo + 1), v.data).contiguous());
+    const affine = v.affine.map((row) => [...row]) as Mat4;
+    bounds.forEach(([lo], dim) => {
+      for (let r = 0; r < 3; r++) affine[r]![3]! += v.affine[r]![2 - dim]! * lo;
+    });
+    return withData(v, out, { affine });
+  }
+}
+
 /** x / scale (CT-CLIP maps clipped HU to [−1, 1] with scale 1000). */
 export class ScaleIntensity implements Transform {
   readonly name: string;
