@@ -1,0 +1,91 @@
+// Text-informed multi-view alignment (DESIGN §4): every view is scored against K prototypes; codes come
+// from Sinkhorn-Knopp on the code views (the report by default, optionally the global view); every other
+// view predicts them (swapped prediction). A queue of recent scores stabilises Sinkhorn with small batches.
+import * as torch from '../torch/index.js';
+import { type Tensor } from '../torch/index.js';
+import { sinkhorn } from './sinkhorn.js';
+
+export interface TmaOptions {
+  /** prediction temperature τ_p */
+  temperature?: number;
+  /** Sinkhorn entropic temperature ε */
+  epsilon?: number;
+  sinkhornIterations?: number;
+}
+
+/**
+ * Scores (B, K) for every view, by name; codeViews name the views whose codes are targets (e.g. ['text']
+ * or ['text', 'global']). Loss = mean over ordered pairs (predictor v ≠ code view w) of
+ * −Σ_k q_k^(w) log softmax(s^(v)/τ)_k. `queue` holds extra score rows per code view (detached), used only
+ * inside Sinkhorn. `fixedCodes` supplies targets instead of Sinkhorn (e.g. from a teacher). The returned
+ * codes are kept tensors: the caller disposes them.
+ */
+export function tmaLoss(
+  scores: Map<string, Tensor>, codeViews: string[], o: TmaOptions = {}, queue?: Map<string, Tensor>, fixedCodes?: Map<string, Tensor>,
+): { loss: Tensor; codes: Map<string, Tensor> } {
+  const tau = o.temperature ?? 0.1;
+  for (const w of codeViews) if (!scores.has(w)) throw new Error(`tmaLoss: code view '${w}' has no scores (views: ${[...scores.keys()].join(', ')})`);
+  const codes = new Map<string, Tensor>();
+  const loss = torch.tidy(() => {
+    for (const w of codeViews) {
+      const given = fixedCodes?.get(w);
+      if (given) { codes.set(w, given.clone().keep()); continue; }
+      const s = scores.get(w)!;
+      const B = s.size(0);
+      const q = queue?.get(w);
+      const all = q && q.size(0) > 0 ? torch.cat([s.detach(), q], 0) : s.detach();
+      const code = sinkhorn(all, { epsilon: o.epsilon, iterations: o.sinkhornIterations }).narrow(0, 0, B);
+      codes.set(w, torch.keep(code));
+    }
+    const terms: Tensor[] = [];
+    for (const [v, s] of scores) {
+      const logp = s.div(tau).logSoftmax(1);
+      for (const w of codeViews) if (w !== v) terms.push(codes.get(w)!.mul(logp).sum(1).mean().neg());
+    }
+    if (terms.length === 0) throw new Error('tmaLoss: no (predictor, code) pair: give at least two views');
+    return torch.stack(terms).mean();
+  });
+  return { loss, codes };
+}
+
+/** Mean entropy (nats) of the batch-averaged code distribution: low values mean collapse onto few prototypes. */
+export function codeUsageEntropy(codes: Tensor): number {
+  return torch.tidy(() => {
+    const p = codes.mean(0).clampMin(1e-12);
+    return p.mul(p.log()).sum().neg().item();
+  });
+}
+
+/**
+ * FIFO of recent embeddings per code view (SwAV's queue). Embeddings, not scores, are stored so that
+ * queue scores are recomputed with the current prototypes.
+ */
+export class EmbeddingQueue {
+  private readonly items = new Map<string, Tensor>();
+  constructor(readonly size: number) {}
+
+  get(view: string): Tensor | undefined { return this.items.get(view); }
+
+  /** Prepends the batch (detached) and drops the oldest rows beyond `size`. */
+  push(view: string, emb: Tensor): void {
+    if (this.size <= 0) return;
+    const old = this.items.get(view);
+    const next = torch.tidy(() => {
+      const all = old ? torch.cat([emb.detach(), old], 0) : emb.detach().clone();
+      return all.narrow(0, 0, Math.min(this.size, all.size(0))).contiguous();
+    }).keep();
+    old?.dispose();
+    this.items.set(view, next);
+  }
+
+  /** Named tensors for checkpoints (exact resume needs the queue too). */
+  stateDict(): Map<string, Tensor> { return new Map([...this.items].map(([k, t]) => [`queue.${k}`, t])); }
+  loadStateDict(state: Map<string, Tensor>): void {
+    this.dispose();
+    for (const [k, t] of state) if (k.startsWith('queue.')) this.items.set(k.slice(6), t.clone().keep());
+  }
+  dispose(): void {
+    for (const t of this.items.values()) t.dispose();
+    this.items.clear();
+  }
+}
