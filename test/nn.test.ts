@@ -31,6 +31,9 @@ test('state dict names, buffers, train/eval, freeze', () => {
   assert.equal(m.getBuffer('bn1.num_batches_tracked'), undefined);
   assert.equal(m.bn1.getBuffer('num_batches_tracked')!.dtype, 'int64', 'integer buffers keep their dtype');
   assert.ok(m.conv1.weight.requiresGrad);
+  assert.ok(m.conv1.weight.isLeaf, 'moved parameters are leaves (they receive .grad)');
+  torch.tidy(() => m.conv1.forward(torch.randn([1, 1, 4, 4, 4], { dtype: 'float64' })).sum().backward());
+  assert.ok(m.conv1.weight.grad, 'gradient reaches a moved parameter');
   m.dispose();
 });
 

@@ -5,6 +5,7 @@ import { runDemo } from './demo.js';
 import { runSynth } from './synth.js';
 import { runPreprocess } from './preprocess.js';
 import { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } from './convert.js';
+import { runPretrain } from './pretrain.js';
 
 interface Command { summary: string; usage: string; run(args: string[]): void | Promise<void> }
 
@@ -27,6 +28,15 @@ const COMMANDS: Record<string, Command> = {
       + 'Rerunning skips volumes whose source is unchanged; unreadable inputs are listed in <cache-dir>/quarantine.jsonl.\n\n'
       + 'Examples:\n  t3d preprocess --data data/synth --out data/cache-96\n  t3d preprocess --data manifest.csv --preset t3d-224 --out data/cache-224',
     run: runPreprocess,
+  },
+  pretrain: {
+    summary: 'T3D pre-training (CLIP + text-informed multi-view alignment) from a config preset',
+    usage: 't3d pretrain [--config cpu-96|t3d-224|ct-rate-480|file.json] [--set key.path=value ...] [--steps N] [--out dir] [--resume] [--device cpu|cuda]\n\n'
+      + 'Without a preprocessed cache the configured synthetic set is generated first. Checkpoints go to <out>/checkpoints,\n'
+      + 'metrics to <out>/metrics.jsonl. Baselines by switches: --set objective.tma.weight=0 (CLIP-only),\n'
+      + '--set objective.tma.useText=false (TMA without text), --set objective.clip.weight=0 --set objective.ssl.weight=1 --set objective.tma.weight=0 (vision-only SSL).\n\n'
+      + 'Examples:\n  t3d pretrain\n  t3d pretrain --config cpu-96 --set optim.steps=1000 --out runs/t3d-a\n  t3d pretrain --out runs/t3d-a --resume',
+    run: runPretrain,
   },
   demo: {
     summary: 'train a tiny 3D CNN on generated blobs and print the falling loss',

@@ -1,5 +1,6 @@
 // Process-wide engine settings and build facts.
 import { native as N } from './native.js';
+import { type Tensor, wrap } from './tensor.js';
 
 export const manualSeed = (seed: number): void => { N.manualSeed(seed); };
 export const setNumThreads = (n: number): void => { N.setNumThreads(n); };
@@ -34,3 +35,7 @@ export function blasName(info = buildInfo()): string {
   const m = /BLAS_INFO=([^,\s]+)/.exec(info.config);
   return m ? m[1]! : info.mkl ? 'mkl' : 'unknown';
 }
+
+/** The default CPU generator's state (uint8 tensor), for exact resume. */
+export const getDefaultGeneratorState = (): Tensor => wrap(N.generatorGetState(-1));
+export const setDefaultGeneratorState = (state: Tensor): void => { N.generatorSetState(-1, state.id); };

@@ -102,7 +102,8 @@ export abstract class Module {
 
   /** Moves parameters and buffers to a device/dtype in place (handles keep their identity). */
   to(target: { device?: string; dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16' }): this {
-    for (const [, m] of this.namedModules()) m.moveOwn(target);
+    // Outside autograd, so moved parameters are new leaves that accumulate .grad.
+    noGrad(() => { for (const [, m] of this.namedModules()) m.moveOwn(target); });
     return this;
   }
   private moveOwn(target: { device?: string; dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16' }): void {

@@ -1,0 +1,89 @@
+// `t3d pretrain`: T3D pre-training from a config preset (+ overrides), on the synthetic set by default.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as torch from '../torch/index.js';
+import { applyOverrides, loadConfig, validateConfig, type PretrainConfig } from '../train/config.js';
+import { buildT3dModel } from '../train/factory.js';
+import { pretrain } from '../train/trainer.js';
+import { latestCheckpoint } from '../train/checkpoint.js';
+import { loadPreset } from '../data/presets.js';
+import { writeSynthDataset } from '../data/synth/dataset.js';
+import { readSource } from '../data/sources.js';
+import { buildCache, readCacheIndex } from '../data/cache.js';
+import { Loader } from '../data/loader.js';
+import { WordPieceTokenizer } from '../text/wordpiece.js';
+import { trainWordPiece } from '../text/wordpiece-trainer.js';
+import { embedSplit, evaluateEmbedded } from '../eval/zeroshot.js';
+import { Progress } from '../util/progress.js';
+import { parseOptions } from './args.js';
+
+/** Makes sure the preprocessed cache exists: generates and preprocesses the synthetic set when configured. */
+export async function ensureCache(c: PretrainConfig): Promise<void> {
+  if (existsSync(join(c.data.cache, 'cache.json'))) return;
+  if (!c.data.synth) throw new Error(`${c.data.cache}: no preprocessed cache; build one with \`t3d preprocess\` or set data.synth`);
+  const preset = loadPreset(c.data.preset);
+  const source = `${c.data.cache}-source`;
+  const p1 = new Progress('synth', c.data.synth.count);
+  await writeSynthDataset({ out: source, count: c.data.synth.count, seed: c.data.synth.seed, preset, onProgress: (d) => p1.update(d) });
+  const src = readSource(source);
+  const p2 = new Progress('preprocess', src.records.length);
+  const r = await buildCache(src, preset, c.data.cache, { onProgress: (d) => p2.update(d) });
+  if (r.quarantined.length) throw new Error(`preprocessing quarantined ${r.quarantined.length} synthetic volumes: ${r.quarantined[0]!.reason}`);
+}
+
+/** The tokenizer: given in the config, or trained on the training reports (and saved next to the run). */
+export function prepareTokenizer(c: PretrainConfig, outDir: string): WordPieceTokenizer {
+  if (c.model.tokenizer) {
+    return c.model.tokenizer.endsWith('.json') ? WordPieceTokenizer.fromTokenizerJson(c.model.tokenizer) : WordPieceTokenizer.fromVocabTxt(c.model.tokenizer);
+  }
+  const saved = join(outDir, 'tokenizer.json');
+  if (existsSync(saved)) return WordPieceTokenizer.fromTokenizerJson(saved);
+  const reports = readCacheIndex(c.data.cache).entries.filter((e) => e.split === c.data.trainSplit).map((e) => e.report);
+  const tok = trainWordPiece(reports, { vocabSize: c.model.vocabSize });
+  mkdirSync(outDir, { recursive: true });
+  tok.saveTokenizerJson(saved);
+  return tok;
+}
+
+export async function runPretrain(args: string[]): Promise<void> {
+  const sets: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--set') { const v = args[++i]; if (!v) throw new Error('--set needs key.path=value'); sets.push(v); } else rest.push(args[i]!);
+  }
+  const o = parseOptions(rest, { config: 'string', out: 'string', resume: 'boolean', device: 'string', steps: 'number' });
+  let cfg = applyOverrides(loadConfig((o.config as string | undefined) ?? 'cpu-96'), sets);
+  if (o.steps !== undefined) cfg = applyOverrides(cfg, [`optim.steps=${o.steps}`]);
+  validateConfig(cfg);
+  const outDir = (o.out as string | undefined) ?? join('runs', 'pretrain', cfg.name);
+  const device = (o.device as string | undefined) ?? 'cpu';
+  if (device !== 'cpu' && !torch.cuda.isAvailable()) throw new Error(`--device ${device}: this libtorch build has no usable CUDA (see \`t3d info\`)`);
+  if (!o.resume && latestCheckpoint(join(outDir, 'checkpoints'))) throw new Error(`${outDir} already holds checkpoints: add --resume to continue, or choose another --out`);
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+  await ensureCache(cfg);
+  const tokenizer = prepareTokenizer(cfg, outDir);
+  const preset = loadPreset(cfg.data.preset);
+  torch.manualSeed(cfg.train.seed);
+  const model = buildT3dModel(cfg.model, preset.shape, tokenizer.vocabSize);
+  if (device !== 'cpu') model.to({ device });
+  const labelNames = readCacheIndex(cfg.data.cache).labelNames;
+  const loader = new Loader({
+    cacheDir: cfg.data.cache, split: cfg.data.trainSplit, batchSize: cfg.data.batchSize, seed: cfg.train.seed,
+    workers: cfg.data.workers, prefetch: cfg.data.prefetch, views: cfg.data.views,
+  });
+  console.log(`pretrain ${cfg.name}: ${model.numParameters().toLocaleString()} parameters, ${loader.entries.length} training volumes, ${loader.length} batches/epoch, vocab ${tokenizer.vocabSize}, device ${device} → ${outDir}`);
+  const r = await pretrain({
+    config: cfg, model, tokenizer, loader, outDir, device, resume: o.resume === true,
+    onValidate: async () => {
+      const e = await embedSplit(model, tokenizer, cfg.data.cache, cfg.data.valSplit, { device, maxTokens: cfg.data.maxTokens });
+      try {
+        const z = evaluateEmbedded(model, tokenizer, e, labelNames, device);
+        return { zeroShotAuroc: z.macroAuroc, labelsCounted: z.labelsCounted, r2vR1: z.recallReportToVolume[1] ?? NaN, r2vR5: z.recallReportToVolume[5] ?? NaN };
+      } finally {
+        torch.dispose([e.volumes, e.reports]);
+      }
+    },
+  });
+  console.log(`pretrain: finished at step ${r.step}; checkpoint ${r.checkpoint}`);
+}

@@ -1,0 +1,66 @@
+// The T3D model: a 3D vision encoder and a text encoder joined by CLIP projections, plus the TMA parts
+// (text-informed fusion of local tokens, prototypes). Encoders are injected, so the same model class
+// serves ResNet3D / ViT3D and any BERT-family text encoder.
+import * as torch from '../torch/index.js';
+import { F, nn, type Tensor } from '../torch/index.js';
+import { LogitScale, Prototypes, TextInformedFusion, projectionHead } from './heads.js';
+
+export interface VisionEncoder extends nn.Module {
+  readonly outChannels: number;
+  /** featureMap (B, C, d, h, w) = local tokens on a grid; pooled (B, C) */
+  encode(x: Tensor): { featureMap: Tensor; pooled: Tensor };
+}
+/** A BERT-family encoder with Hugging Face's interface: hidden states (B, L, H) for ids and a mask. */
+export interface TextEncoder extends nn.Module {
+  readonly config: { hidden_size: number };
+  forward(inputIds: Tensor, attentionMask: Tensor): { lastHiddenState: Tensor };
+}
+
+export interface T3dHeadsConfig {
+  /** shared embedding size D */
+  embedDim: number;
+  /** hidden size of the projection MLPs (0 = linear projections as in CLIP) */
+  projectionHidden: number;
+  fusionDim: number;
+  fusionHeads: number;
+  /** number of prototypes K */
+  prototypes: number;
+}
+
+export interface VolumeEncoding { tokens: Tensor; pooled: Tensor; emb: Tensor }
+export interface ReportEncoding { tokens: Tensor; paddingMask: Tensor; emb: Tensor }
+
+export class T3dModel extends nn.Module {
+  readonly visual_projection: nn.Module & nn.Layer;
+  readonly text_projection: nn.Module & nn.Layer;
+  readonly logit_scale: LogitScale;
+  readonly fusion: TextInformedFusion;
+  readonly prototypes: Prototypes;
+
+  constructor(readonly visual: VisionEncoder, readonly text: TextEncoder, readonly heads: T3dHeadsConfig) {
+    super();
+    this.registerModule('visual', visual);
+    this.registerModule('text', text);
+    this.visual_projection = this.registerModule('visual_projection', projectionHead(visual.outChannels, heads.embedDim, heads.projectionHidden));
+    this.text_projection = this.registerModule('text_projection', projectionHead(text.config.hidden_size, heads.embedDim, heads.projectionHidden));
+    this.logit_scale = this.registerModule('logit_scale', new LogitScale());
+    this.fusion = this.registerModule('fusion', new TextInformedFusion(visual.outChannels, text.config.hidden_size, heads.fusionDim, heads.embedDim, heads.fusionHeads));
+    this.prototypes = this.registerModule('prototypes', new Prototypes(heads.prototypes, heads.embedDim));
+  }
+
+  /** Local tokens (B, N, C), pooled features and the normalised global embedding z (B, D). */
+  encodeVolume(x: Tensor): VolumeEncoding {
+    return torch.tidy(() => {
+      const { featureMap, pooled } = this.visual.encode(x);
+      return { tokens: featureMap.flatten(2).transpose(1, 2), pooled, emb: F.normalize(this.visual_projection.forward(pooled), -1) };
+    });
+  }
+
+  /** Token states, padding mask (true at padding) and the normalised report embedding e (B, D) from [CLS]. */
+  encodeReport(inputIds: Tensor, attentionMask: Tensor): ReportEncoding {
+    return torch.tidy(() => {
+      const tokens = this.text.forward(inputIds, attentionMask).lastHiddenState;
+      return { tokens, paddingMask: attentionMask.eq(0), emb: F.normalize(this.text_projection.forward(tokens.select(1, 0)), -1) };
+    });
+  }
+}

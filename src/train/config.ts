@@ -1,0 +1,103 @@
+// Pre-training configuration: JSON presets in configs/pretrain/, command-line overrides `--set a.b=value`,
+// and validation with errors that name the key.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../util/paths.js';
+import { type ObjectiveConfig } from '../objectives/t3d.js';
+import { type ViewConfig } from '../data/views.js';
+
+export interface PretrainConfig {
+  name: string;
+  data: {
+    /** preprocessed cache folder; built from `synth` when missing and synth is given */
+    cache: string;
+    /** generate a synthetic dataset into `<cache>-source` and preprocess it when the cache does not exist */
+    synth?: { count: number; seed: number };
+    preset: string;
+    trainSplit: string;
+    valSplit: string;
+    batchSize: number;
+    workers: number;
+    prefetch: number;
+    views: Partial<ViewConfig>;
+    /** report sentence shuffle / drop augmentation */
+    textAugment: { shuffleProb: number; dropProb: number };
+    maxTokens: number;
+  };
+  model: {
+    vision: { kind: 'resnet3d'; depth: 10 | 18 | 34 | 50; widenFactor: number; conv1Kernel: number; conv1Stride: number; noMaxPool: boolean; norm: 'batch' | 'group' | 'instance' }
+      | { kind: 'vit3d'; patchSize: [number, number, number]; hiddenSize: number; depth: number; numHeads: number };
+    /** BERT config (HF keys) for a from-scratch text encoder, or a folder with config.json + model.safetensors */
+    text: Record<string, number | string> | { pretrained: string };
+    freezeText: boolean;
+    /** tokenizer.json / vocab.txt; trained on the training reports when absent */
+    tokenizer?: string;
+    vocabSize: number;
+    embedDim: number;
+    projectionHidden: number;
+    fusionDim: number;
+    fusionHeads: number;
+    prototypes: number;
+  };
+  objective: ObjectiveConfig;
+  optim: { lr: number; weightDecay: number; betas: [number, number]; eps: number; warmupSteps: number; steps: number; gradAccum: number; clipNorm: number; textLrScale: number };
+  train: { seed: number; logEvery: number; checkpointEvery: number; validateEvery: number; keepCheckpoints: number; maxConsecutiveNonFinite: number };
+}
+
+const configDir = () => join(packageRoot(), 'configs', 'pretrain');
+export const configNames = (): string[] => readdirSync(configDir()).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+
+/** A preset by name or a JSON file path. */
+export function loadConfig(nameOrPath: string): PretrainConfig {
+  const path = nameOrPath.endsWith('.json') ? nameOrPath : join(configDir(), `${nameOrPath}.json`);
+  if (!existsSync(path)) throw new Error(`config '${nameOrPath}' not found (built-in: ${configNames().join(', ')})`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as PretrainConfig;
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** Applies `a.b.c=value` overrides (value parsed as JSON when it parses, else a string); unknown keys are errors. */
+export function applyOverrides(cfg: PretrainConfig, overrides: string[]): PretrainConfig {
+  const out = JSON.parse(JSON.stringify(cfg)) as Record<string, unknown>;
+  for (const o of overrides) {
+    const eq = o.indexOf('=');
+    if (eq < 1) throw new Error(`--set ${o}: expected key.path=value`);
+    const keys = o.slice(0, eq).split('.');
+    const raw = o.slice(eq + 1);
+    let value: unknown;
+    try { value = JSON.parse(raw); } catch { value = raw; }
+    let node = out;
+    for (let i = 0; i < keys.length - 1; i++) {
+      const next = node[keys[i]!];
+      if (typeof next !== 'object' || next === null) throw new Error(`--set ${o}: '${keys.slice(0, i + 1).join('.')}' is not a section of the config`);
+      node = next as Record<string, unknown>;
+    }
+    const last = keys[keys.length - 1]!;
+    if (!(last in node) && !isOptionalKey(keys.join('.'))) throw new Error(`--set ${o}: unknown key '${keys.join('.')}'`);
+    node[last] = value;
+  }
+  return out as unknown as PretrainConfig;
+}
+const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
+
+export function validateConfig(c: PretrainConfig): void {
+  const problems: string[] = [];
+  const pos = (v: unknown, k: string) => { if (!(typeof v === 'number' && v > 0)) problems.push(`${k} must be > 0 (got ${JSON.stringify(v)})`); };
+  const nonneg = (v: unknown, k: string) => { if (!(typeof v === 'number' && v >= 0)) problems.push(`${k} must be ≥ 0 (got ${JSON.stringify(v)})`); };
+  pos(c.data?.batchSize, 'data.batchSize');
+  pos(c.optim?.lr, 'optim.lr');
+  pos(c.optim?.steps, 'optim.steps');
+  pos(c.optim?.gradAccum, 'optim.gradAccum');
+  nonneg(c.objective?.clip?.weight, 'objective.clip.weight');
+  nonneg(c.objective?.tma?.weight, 'objective.tma.weight');
+  nonneg(c.objective?.ssl?.weight, 'objective.ssl.weight');
+  pos(c.model?.embedDim, 'model.embedDim');
+  pos(c.model?.prototypes, 'model.prototypes');
+  pos(c.train?.checkpointEvery, 'train.checkpointEvery');
+  if (c.data?.batchSize < 2 && (c.objective?.clip?.weight ?? 0) > 0) problems.push('data.batchSize must be ≥ 2 for a contrastive loss');
+  if (!['resnet3d', 'vit3d'].includes(c.model?.vision?.kind)) problems.push(`model.vision.kind must be 'resnet3d' or 'vit3d'`);
+  for (const v of c.objective?.tma?.codeViews ?? []) if (v !== 'text' && v !== 'global') problems.push(`objective.tma.codeViews: '${String(v)}' is not 'text' or 'global'`);
+  if (problems.length) throw new Error(`invalid pre-training config '${c.name}': ${problems.join('; ')}`);
+}

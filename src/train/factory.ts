@@ -1,0 +1,51 @@
+// Builds the T3D model from a pre-training config's `model` section, and loads trained checkpoints.
+import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import * as torch from '../torch/index.js';
+import { ResNet3d } from '../models/resnet3d.js';
+import { ViT3d } from '../models/vit3d.js';
+import { BertModel, bertConfig, loadBertFromPretrained } from '../models/bert.js';
+import { T3dModel, type VisionEncoder } from '../models/t3d.js';
+import { WordPieceTokenizer } from '../text/wordpiece.js';
+import { loadPreset } from '../data/presets.js';
+import { type PretrainConfig } from './config.js';
+
+export function buildVisionEncoder(m: PretrainConfig['model'], imageShape: [number, number, number]): VisionEncoder {
+  const v = m.vision;
+  if (v.kind === 'resnet3d') {
+    return new ResNet3d({ depth: v.depth, widenFactor: v.widenFactor, conv1Kernel: v.conv1Kernel, conv1Stride: v.conv1Stride, noMaxPool: v.noMaxPool, norm: v.norm });
+  }
+  return new ViT3d({ imageSize: imageShape, patchSize: v.patchSize, hiddenSize: v.hiddenSize, depth: v.depth, numHeads: v.numHeads });
+}
+
+/** The model; `vocabSize` sizes a from-scratch BERT's embedding table to the tokenizer. */
+export function buildT3dModel(m: PretrainConfig['model'], imageShape: [number, number, number], vocabSize: number): T3dModel {
+  const text = 'pretrained' in m.text
+    ? loadBertFromPretrained(String(m.text.pretrained), { allowMissingPooler: true }) // the pooler is unused: T3D takes [CLS] states
+    : new BertModel(bertConfig({ ...m.text, vocab_size: vocabSize }, 'model.text'));
+  if (m.freezeText) text.freeze();
+  return new T3dModel(buildVisionEncoder(m, imageShape), text, {
+    embedDim: m.embedDim, projectionHidden: m.projectionHidden, fusionDim: m.fusionDim, fusionHeads: m.fusionHeads, prototypes: m.prototypes,
+  });
+}
+
+export interface LoadedCheckpoint { config: PretrainConfig; model: T3dModel; tokenizer: WordPieceTokenizer }
+
+/** A checkpoint folder (or a run folder: its newest checkpoint) → model in eval mode + tokenizer. */
+export function loadT3dCheckpoint(dir: string): LoadedCheckpoint {
+  const files = ['config.json', 'model.safetensors', 'tokenizer.json'];
+  const missing = files.filter((f) => !existsSync(join(dir, f)));
+  if (missing.length) throw new Error(`${dir}: not a T3D checkpoint (missing ${missing.join(', ')})`);
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as PretrainConfig;
+  const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(dir, 'tokenizer.json'));
+  // The text encoder's weights come from the checkpoint, never from the original pretrained folder.
+  const text = 'pretrained' in config.model.text ? { ...readPretrainedConfig(String(config.model.text.pretrained)) } : config.model.text;
+  const model = buildT3dModel({ ...config.model, text, freezeText: false }, loadPreset(config.data.preset).shape, tokenizer.vocabSize);
+  torch.loadModule(model, join(dir, 'model.safetensors'));
+  model.eval();
+  return { config, model, tokenizer };
+}
+
+function readPretrainedConfig(dir: string): Record<string, number | string> {
+  return JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, number | string>;
+}

@@ -1,0 +1,183 @@
+// The pre-training loop: AdamW with warm-up + cosine, gradient accumulation and clipping, non-finite
+// step skipping, JSONL metrics, periodic validation (through a hook: evaluation lives above this layer),
+// atomic checkpoints and exact resume (same data order, RNG, queue and weights as an uninterrupted run).
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import * as torch from '../torch/index.js';
+import { optim, type Tensor } from '../torch/index.js';
+import { type Loader, batchToTensors } from '../data/loader.js';
+import { type T3dModel } from '../models/t3d.js';
+import { type WordPieceTokenizer, toBigInt64 } from '../text/wordpiece.js';
+import { augmentReport } from '../text/report.js';
+import { Rng } from '../util/rng.js';
+import { fmtTime } from '../util/progress.js';
+import { EmbeddingQueue } from '../objectives/tma.js';
+import { t3dLoss } from '../objectives/t3d.js';
+import { type PretrainConfig } from './config.js';
+import { type TrainerState, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+
+export interface TrainerDeps {
+  config: PretrainConfig;
+  model: T3dModel;
+  tokenizer: WordPieceTokenizer;
+  loader: Loader;
+  outDir: string;
+  device?: string;
+  /** resume from the newest complete checkpoint in <outDir>/checkpoints */
+  resume?: boolean;
+  onValidate?: (step: number) => Promise<Record<string, number>>;
+  log?: (line: string) => void;
+  /** test hook: transforms the loss before the finiteness check (e.g. to inject NaN) */
+  lossHook?: (loss: Tensor, step: number) => Tensor;
+}
+
+export interface TrainResult { step: number; skippedSteps: number; lastLoss: number; checkpoint: string }
+
+/** Settings that must not change across a resume (logging cadence and worker counts may). */
+export function fingerprint(c: PretrainConfig): string {
+  const { workers: _w, prefetch: _p, ...data } = c.data;
+  return createHash('sha256').update(JSON.stringify({ data, model: c.model, objective: c.objective, optim: c.optim, seed: c.train.seed })).digest('hex').slice(0, 16);
+}
+
+/** open_clip's rule: no weight decay on biases, norms, gains, the logit scale and prototypes. */
+function paramGroups(model: T3dModel, c: PretrainConfig): optim.GroupSpec<optim.AdamOptions>[] {
+  const groups = new Map<string, Tensor[]>();
+  for (const [name, p] of model.namedParameters()) {
+    if (!p.requiresGrad) continue;
+    const decay = p.ndim >= 2 && !/(^|\.)(bn\d?|norm\d?|LayerNorm|ln)\./.test(name) && !name.startsWith('prototypes');
+    const text = name.startsWith('text.');
+    const key = `${decay ? 'decay' : 'nodecay'}-${text ? 'text' : 'other'}`;
+    groups.set(key, [...(groups.get(key) ?? []), p]);
+  }
+  return [...groups].map(([key, params]) => ({
+    params,
+    weightDecay: key.startsWith('decay') ? c.optim.weightDecay : 0,
+    lr: key.endsWith('text') ? c.optim.lr * c.optim.textLrScale : c.optim.lr,
+  }));
+}
+
+export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
+  const c = d.config;
+  const log = d.log ?? ((l: string) => console.log(l));
+  const ckptDir = join(d.outDir, 'checkpoints');
+  mkdirSync(d.outDir, { recursive: true });
+  const metricsPath = join(d.outDir, 'metrics.jsonl');
+  const opt = new optim.AdamW(paramGroups(d.model, c), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps, weightDecay: c.optim.weightDecay });
+  const sched = new optim.LRScheduler(opt, optim.warmupCosine(Math.min(c.optim.warmupSteps, c.optim.steps), c.optim.steps, 0.01));
+  const queue = new EmbeddingQueue(c.objective.tma.queue);
+  let state: TrainerState = { step: 0, epoch: 0, batchInEpoch: 0, consecutiveNonFinite: 0, skippedSteps: 0, fingerprint: fingerprint(c) };
+  torch.manualSeed(c.train.seed);
+
+  const resumeFrom = d.resume ? latestCheckpoint(ckptDir) : undefined;
+  if (resumeFrom) {
+    const { state: s, extra } = loadCheckpoint(resumeFrom, d.model, opt);
+    if (s.fingerprint !== state.fingerprint) {
+      torch.dispose([...extra.values()]);
+      throw new Error(`${resumeFrom}: was trained with different settings (fingerprint ${s.fingerprint}, now ${state.fingerprint}); use a new --out to start over`);
+    }
+    state = s;
+    const rng = extra.get('rng.torch_cpu');
+    if (rng) torch.setDefaultGeneratorState(rng);
+    queue.loadStateDict(extra);
+    torch.dispose([...extra.values()]);
+    sched.setStep(state.step);
+    log(`resumed from ${resumeFrom} at step ${state.step} (epoch ${state.epoch}, batch ${state.batchInEpoch})`);
+  }
+
+  const save = (): string => {
+    const rng = torch.getDefaultGeneratorState();
+    const extra = new Map<string, Tensor>([['rng.torch_cpu', rng], ...queue.stateDict()]);
+    try {
+      return saveCheckpoint(ckptDir, { config: c, model: d.model, optimizer: opt, extra, tokenizerJson: d.tokenizer.toTokenizerJson(), state }, c.train.keepCheckpoints);
+    } finally {
+      rng.dispose();
+    }
+  };
+
+  d.model.train();
+  const t0 = performance.now();
+  let lastLoss = NaN;
+  let waited = 0, window = performance.now(), windowSteps = 0;
+  let micro = 0;
+  let lastCheckpoint = resumeFrom ?? '';
+  const seed = c.train.seed;
+  while (state.step < c.optim.steps) {
+    const it = d.loader.epoch(state.epoch, state.batchInEpoch);
+    for (;;) {
+      const w0 = performance.now();
+      const next = await it.next();
+      waited += performance.now() - w0;
+      if (next.done) break;
+      const raw = next.value;
+      state.batchInEpoch += 1;
+      const result = torch.tidy(() => {
+        const views = batchToTensors(raw, d.loader.preset, d.loader.views, d.device);
+        const texts = raw.reports.map((r, i) => augmentReport(r, new Rng(seed, state.epoch, raw.indices[i]!, 17), c.data.textAugment));
+        const enc = d.tokenizer.encodeBatch(texts, { maxLength: c.data.maxTokens, padding: 'longest' });
+        const inputIds = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device: d.device });
+        const attentionMask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device: d.device });
+        const out = t3dLoss(d.model, { global: views.global, locals: views.locals, inputIds, attentionMask }, c.objective, state.step, queue);
+        const loss = d.lossHook ? d.lossHook(out.total, state.step) : out.total;
+        const value = loss.item();
+        if (!Number.isFinite(value)) return { value, parts: out.parts, stats: out.stats };
+        loss.div(c.optim.gradAccum).backward();
+        return { value, parts: out.parts, stats: out.stats };
+      });
+      micro += 1;
+      let skip = !Number.isFinite(result.value);
+      if (!skip && micro < c.optim.gradAccum) continue;
+      micro = 0;
+      const gradNorm = skip ? NaN : optim.clipGradNorm(d.model.parameters(), c.optim.clipNorm);
+      skip ||= !Number.isFinite(gradNorm);
+      if (skip) {
+        opt.zeroGrad();
+        state.consecutiveNonFinite += 1;
+        state.skippedSteps += 1;
+        log(`step ${state.step}: non-finite loss or gradient (loss ${result.value}); step skipped (${state.consecutiveNonFinite} in a row)`);
+        if (state.consecutiveNonFinite >= c.train.maxConsecutiveNonFinite) {
+          await d.loader.close();
+          throw new Error(`stopping: ${state.consecutiveNonFinite} consecutive non-finite steps at step ${state.step}; the last good checkpoint is ${lastCheckpoint || '(none yet)'}`);
+        }
+        continue;
+      }
+      state.consecutiveNonFinite = 0;
+      opt.step();
+      opt.zeroGrad();
+      sched.step();
+      state.step += 1;
+      windowSteps += 1;
+      lastLoss = result.value;
+      if (state.step % c.train.logEvery === 0 || state.step === c.optim.steps) {
+        const now = performance.now();
+        const secsPerStep = (now - window) / 1000 / Math.max(1, windowSteps);
+        const entry = {
+          step: state.step, epoch: state.epoch, loss: result.value, ...result.parts, ...result.stats, gradNorm, lr: sched.currentLrs()[0],
+          volumesPerS: (c.data.batchSize * c.optim.gradAccum) / secsPerStep, dataWait: waited / Math.max(1, now - window), liveTensors: torch.memory().numTensors,
+        };
+        appendFileSync(metricsPath, JSON.stringify(entry) + '\n');
+        const parts = Object.entries(result.parts).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
+        const eta = secsPerStep * (c.optim.steps - state.step);
+        log(`step ${state.step}/${c.optim.steps} loss ${result.value.toFixed(4)} (${parts}) lr ${entry.lr!.toExponential(2)} ${entry.volumesPerS.toFixed(1)} vol/s data-wait ${(entry.dataWait * 100).toFixed(0)} % ETA ${fmtTime(eta)}`);
+        waited = 0; window = now; windowSteps = 0;
+      }
+      if (d.onValidate && (state.step % c.train.validateEvery === 0 || state.step === c.optim.steps)) {
+        d.model.eval();
+        const m = await d.onValidate(state.step);
+        d.model.train();
+        appendFileSync(metricsPath, JSON.stringify({ step: state.step, validation: m }) + '\n');
+        log(`validation at step ${state.step}: ${Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+      }
+      if (state.step % c.train.checkpointEvery === 0 || state.step === c.optim.steps) lastCheckpoint = save();
+      if (state.step >= c.optim.steps) break;
+    }
+    if (state.step >= c.optim.steps) break;
+    state.epoch += 1;
+    state.batchInEpoch = 0;
+  }
+  await d.loader.close();
+  opt.dispose();
+  queue.dispose();
+  log(`done: ${state.step} steps in ${fmtTime((performance.now() - t0) / 1000)}, ${state.skippedSteps} skipped; checkpoint ${lastCheckpoint}`);
+  return { step: state.step, skippedSteps: state.skippedSteps, lastLoss, checkpoint: lastCheckpoint };
+}
