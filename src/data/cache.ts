@@ -28,7 +28,7 @@ export interface CacheEntry {
   /** how stored values became HU, for the record */
   rescale: string;
 }
-export interface CacheIndex { preset: string; labelNames: string[]; entries: CacheEntry[] }
+export interface CacheIndex { preset: Preset; labelNames: string[]; entries: CacheEntry[] }
 
 function writeAtomic(path: string, data: string): void {
   const tmp = `${path}.tmp-${process.pid}`;
@@ -137,5 +137,5 @@ export function readCacheIndex(dir: string): CacheIndex {
   if (!existsSync(meta)) throw new Error(`${dir}: not a preprocessed cache (no cache.json); build one with \`t3d preprocess\``);
   const info = JSON.parse(readFileSync(meta, 'utf8')) as { preset: Preset; labelNames: string[] };
   const lines = readFileSync(join(dir, 'index.jsonl'), 'utf8').split('\n').filter((l) => l.trim());
-  return { preset: info.preset.name, labelNames: info.labelNames, entries: lines.map((l) => JSON.parse(l) as CacheEntry) };
+  return { preset: info.preset, labelNames: info.labelNames, entries: lines.map((l) => JSON.parse(l) as CacheEntry) };
 }

@@ -8,7 +8,7 @@ import { Rng } from '../util/rng.js';
 import { WorkerPool } from '../util/pool.js';
 import { readCacheIndex, type CacheEntry } from './cache.js';
 import { DEFAULT_VIEWS, type Shape3, type ViewConfig } from './views.js';
-import { loadPreset, type Preset } from './presets.js';
+import { type Preset } from './presets.js';
 
 export interface LoaderOptions {
   cacheDir: string;
@@ -67,7 +67,7 @@ export class Loader {
     this.entries = index.entries.filter((e) => (o.split ? e.split === o.split : true));
     if (this.entries.length === 0) throw new Error(`${o.cacheDir}: no cached volumes${o.split ? ` in split '${o.split}'` : ''}`);
     if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`batch size must be a positive integer, got ${o.batchSize}`);
-    this.preset = loadPreset(index.preset);
+    this.preset = index.preset; // the cache's own copy: custom preset files need not be findable later
     this.labelNames = index.labelNames;
     this.views = { ...DEFAULT_VIEWS, ...o.views };
   }

@@ -1,0 +1,132 @@
+// Pre-training: objective gradients vs finite differences on a tiny model, overfitting a few pairs,
+// non-finite step handling, and exact resume after SIGKILL (torn checkpoints are never loaded).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as torch from '../src/torch/index.js';
+import { applyOverrides, loadConfig, type PretrainConfig } from '../src/train/config.js';
+import { buildT3dModel } from '../src/train/factory.js';
+import { pretrain } from '../src/train/trainer.js';
+import { latestCheckpoint, listCheckpoints } from '../src/train/checkpoint.js';
+import { t3dLoss, type ObjectiveConfig } from '../src/objectives/t3d.js';
+import { ensureCache, prepareTokenizer } from '../src/app/pretrain.js';
+import { Loader } from '../src/data/loader.js';
+import { packageRoot } from '../src/util/paths.js';
+import { fixture } from './helpers.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 't3d-pretrain-'));
+const cache = join(tmp, 'cache');
+const presetPath = fixture('pretrain', 'tiny-preset.json');
+const configPath = fixture('pretrain', 'tiny.json');
+const base = (extra: string[] = []): PretrainConfig => applyOverrides(loadConfig(configPath), [`data.cache=${cache}`, `data.preset=${presetPath}`, ...extra]);
+const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
+const cliArgs = (out: string, ...more: string[]) => [cli, 'pretrain', '--config', configPath, '--set', `data.cache=${cache}`, '--set', `data.preset=${presetPath}`, '--out', out, ...more];
+
+test('setup: the tiny synthetic cache', async () => {
+  await ensureCache(base());
+  assert.ok(existsSync(join(cache, 'cache.json')));
+});
+
+test('objective gradients (CLIP + text-informed TMA + SSL) match finite differences on a tiny float64 model', () => {
+  const cfg = base();
+  torch.manualSeed(1);
+  const model = buildT3dModel(cfg.model, [4, 4, 4], 40).to({ dtype: 'float64' });
+  model.eval(); // fixed BatchNorm statistics and no dropout: a deterministic function of the inputs
+  const ids = torch.tensor(new BigInt64Array([2n, 7n, 9n, 3n, 2n, 11n, 3n, 0n]), [2, 4]).keep();
+  const mask = torch.tensor(new BigInt64Array([1n, 1n, 1n, 1n, 1n, 1n, 1n, 0n]), [2, 4]).keep();
+  const objective: ObjectiveConfig = { ...cfg.objective, tma: { ...cfg.objective.tma, weight: 0.5, warmupSteps: 0, codeViews: ['text'], queue: 0 }, ssl: { weight: 0.3, temperature: 0.2 } };
+  const g = new torch.Generator(5);
+  const x = torch.randn([2, 1, 4, 4, 4], { dtype: 'float64', generator: g }).keep();
+  const l0 = torch.randn([2, 1, 2, 2, 2], { dtype: 'float64', generator: g }).keep();
+  // Codes come from the report only, so they do not depend on the volumes: the finite differences see
+  // exactly the function autograd differentiates.
+  const res = torch.gradcheck((global, local) => t3dLoss(model, { global, locals: [local], inputIds: ids, attentionMask: mask }, objective, 10).total, [x, l0], { atol: 1e-6, rtol: 1e-4 });
+  assert.ok(res.ok, res.worst);
+  model.dispose();
+});
+
+test('a handful of pairs are memorised: contrastive loss near zero', async () => {
+  const cfg = base(['optim.steps=80', 'optim.lr=0.003', 'optim.warmupSteps=5', 'objective.tma.weight=0', 'data.views.noiseStd=0',
+    'data.views.intensityScale=[1,1]', 'data.views.intensityShift=[0,0]', 'data.textAugment={"shuffleProb":0,"dropProb":0}', 'train.checkpointEvery=1000', 'train.logEvery=1000']);
+  const out = join(tmp, 'overfit');
+  const tokenizer = prepareTokenizer(cfg, out);
+  torch.manualSeed(0);
+  const model = buildT3dModel(cfg.model, [16, 32, 32], tokenizer.vocabSize);
+  const loader = new Loader({ cacheDir: cache, split: 'train', batchSize: 4, seed: 0, shuffle: false, workers: 1, views: cfg.data.views });
+  // keep the first 4 training volumes only
+  loader.entries.splice(4);
+  const r = await pretrain({ config: cfg, model, tokenizer, loader, outDir: out, log: () => {} });
+  assert.ok(r.lastLoss < 0.05, `final contrastive loss ${r.lastLoss}`);
+  model.dispose();
+});
+
+test('non-finite losses: one is skipped and reported; repeated ones stop the run with the last good checkpoint intact', async () => {
+  const cfg = base(['optim.steps=10', 'train.checkpointEvery=3', 'train.maxConsecutiveNonFinite=3']);
+  const out = join(tmp, 'nan');
+  const tokenizer = prepareTokenizer(cfg, out);
+  const lines: string[] = [];
+  const run = (hook: (l: torch.Tensor, step: number) => torch.Tensor, dir: string) => {
+    torch.manualSeed(0);
+    const model = buildT3dModel(cfg.model, [16, 32, 32], tokenizer.vocabSize);
+    const loader = new Loader({ cacheDir: cache, split: 'train', batchSize: 4, seed: 0, workers: 1, views: cfg.data.views });
+    return pretrain({ config: cfg, model, tokenizer, loader, outDir: dir, log: (l) => lines.push(l), lossHook: hook }).finally(() => model.dispose());
+  };
+  let injected = false;
+  const once = await run((l, step) => (step === 2 && !injected ? ((injected = true), l.mul(NaN)) : l), join(out, 'once'));
+  assert.equal(once.step, 10);
+  assert.equal(once.skippedSteps, 1);
+  assert.ok(lines.some((l) => /step 2: non-finite loss/.test(l)));
+  await assert.rejects(run((l, step) => (step >= 4 ? l.mul(NaN) : l), join(out, 'always')), /3 consecutive non-finite steps at step 4; the last good checkpoint is .*step-00000003/);
+  assert.equal(latestCheckpoint(join(out, 'always', 'checkpoints'))?.endsWith('step-00000003'), true);
+});
+
+function maxAbsDiff(a: string, b: string): number {
+  const { tensors: ta } = torch.loadSafetensors(a);
+  const { tensors: tb } = torch.loadSafetensors(b);
+  let max = 0;
+  for (const [k, t] of ta) {
+    const u = tb.get(k);
+    assert.ok(u, `${k} missing`);
+    max = Math.max(max, torch.tidy(() => t.to('float64').sub(u.to('float64')).abs().max().item()));
+  }
+  torch.dispose([...ta.values(), ...tb.values()]);
+  return max;
+}
+
+test('resume after SIGKILL at a random step gives the weights of an uninterrupted run (≤ 1e-6); torn checkpoints are ignored', async () => {
+  const full = join(tmp, 'full');
+  const r1 = spawnSync('node', cliArgs(full), { encoding: 'utf8' });
+  assert.equal(r1.status, 0, r1.stderr);
+  const killed = join(tmp, 'killed');
+  const killAt = 5 + Math.floor(Math.random() * 6); // somewhere in steps 5..10 of 12
+  await new Promise<void>((resolve) => {
+    const child = spawn('node', cliArgs(killed), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = [...buf.matchAll(/^step (\d+)\/12/gm)].pop();
+      if (m && Number(m[1]) >= killAt) child.kill('SIGKILL');
+    });
+    child.on('exit', () => resolve());
+  });
+  const before = listCheckpoints(join(killed, 'checkpoints'));
+  assert.ok(before.length >= 1, 'a checkpoint was written before the kill');
+  assert.ok(!before.includes('step-00000012'), 'the run was really interrupted');
+  // A torn save (temp folder) and a folder without trainer_state.json must never be picked up.
+  mkdirSync(join(killed, 'checkpoints', 'step-00000099.tmp-1'), { recursive: true });
+  mkdirSync(join(killed, 'checkpoints', 'step-00000098'), { recursive: true });
+  assert.equal(latestCheckpoint(join(killed, 'checkpoints')), join(killed, 'checkpoints', before[before.length - 1]!));
+  const refused = spawnSync('node', cliArgs(killed), { encoding: 'utf8' });
+  assert.notEqual(refused.status, 0);
+  assert.match(refused.stderr, /already holds checkpoints: add --resume/);
+  const r2 = spawnSync('node', cliArgs(killed, '--resume'), { encoding: 'utf8' });
+  assert.equal(r2.status, 0, r2.stderr);
+  assert.match(r2.stdout, /resumed from .*step-0000000\d/);
+  const diff = maxAbsDiff(join(full, 'checkpoints', 'step-00000012', 'model.safetensors'), join(killed, 'checkpoints', 'step-00000012', 'model.safetensors'));
+  assert.ok(diff <= 1e-6, `max |Δw| = ${diff} (killed at step ≥ ${killAt})`);
+  const state = JSON.parse(readFileSync(join(killed, 'checkpoints', 'step-00000012', 'trainer_state.json'), 'utf8')) as { step: number };
+  assert.equal(state.step, 12);
+});
