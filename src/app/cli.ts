@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // The `t3d` command: one subcommand per capability.
 import { runInfo } from './info.js';
-import { runDemo } from './demo.js';
 import { runSynth } from './synth.js';
 import { runPreprocess } from './preprocess.js';
 import { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } from './convert.js';
 import { runPretrain } from './pretrain.js';
+import { runEmbed } from './embed.js';
 
 interface Command { summary: string; usage: string; run(args: string[]): void | Promise<void> }
 
@@ -38,10 +38,16 @@ const COMMANDS: Record<string, Command> = {
       + 'Examples:\n  t3d pretrain\n  t3d pretrain --config cpu-96 --set optim.steps=1000 --out runs/t3d-a\n  t3d pretrain --out runs/t3d-a --resume',
     run: runPretrain,
   },
+  embed: {
+    summary: 'embed volumes (a cache split) or reports (one per line) with a trained checkpoint',
+    usage: 't3d embed --checkpoint <checkpoint-or-run-dir> (--cache <dir> [--split valid] | --reports <file.txt>) --out <emb.safetensors> [--device cpu|cuda]\n\n'
+      + 'Examples:\n  t3d embed --checkpoint runs/demo --cache runs/data/cache-demo --split valid --out valid-volumes.safetensors\n  t3d embed --checkpoint runs/demo --reports reports.txt --out reports.safetensors',
+    run: runEmbed,
+  },
   demo: {
-    summary: 'train a tiny 3D CNN on generated blobs and print the falling loss',
-    usage: 't3d demo [--steps N] [--seed S]\n\nExamples:\n  t3d demo\n  t3d demo --steps 200 --seed 1',
-    run: runDemo,
+    summary: 'the demo: synthetic CT set → preprocessing → a short T3D pre-training run with zero-shot validation',
+    usage: 't3d demo [--out dir] [--steps N]\n\nRuns `t3d pretrain --config demo` (120 synthetic volumes, 120 steps, a few minutes on 2 cores).\n\nExamples:\n  t3d demo\n  t3d demo --steps 300 --out runs/demo-long',
+    run: (args) => runPretrain(['--config', 'demo', ...(args.includes('--out') ? [] : ['--out', 'runs/demo']), ...(args.includes('--resume') ? [] : ['--resume']), ...args]),
   },
 };
 
