@@ -6,6 +6,7 @@ import { runPreprocess } from './preprocess.js';
 import { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } from './convert.js';
 import { runPretrain } from './pretrain.js';
 import { runEmbed } from './embed.js';
+import { runVocab } from './vocab.js';
 
 interface Command { summary: string; usage: string; run(args: string[]): void | Promise<void> }
 
@@ -37,6 +38,12 @@ const COMMANDS: Record<string, Command> = {
       + '--set objective.tma.useText=false (TMA without text), --set objective.clip.weight=0 --set objective.ssl.weight=1 --set objective.tma.weight=0 (vision-only SSL).\n\n'
       + 'Examples:\n  t3d pretrain\n  t3d pretrain --config cpu-96 --set optim.steps=1000 --out runs/t3d-a\n  t3d pretrain --out runs/t3d-a --resume',
     run: runPretrain,
+  },
+  vocab: {
+    summary: 'train a WordPiece vocabulary (tokenizer.json) on the reports of a dataset or cache',
+    usage: 't3d vocab --data <dataset-dir|manifest|cache-dir> --out tokenizer.json [--size 30000] [--split train] [--min-frequency 2]\n\n'
+      + 'Examples:\n  t3d vocab --data data/synth --split train --size 8000 --out tokenizer.json',
+    run: runVocab,
   },
   embed: {
     summary: 'embed volumes (a cache split) or reports (one per line) with a trained checkpoint',

@@ -12,7 +12,7 @@ export interface PretrainConfig {
     /** preprocessed cache folder; built from `synth` when missing and synth is given */
     cache: string;
     /** generate a synthetic dataset into `<cache>-source` and preprocess it when the cache does not exist */
-    synth?: { count: number; seed: number };
+    synth?: { count: number; seed: number; validFraction?: number };
     preset: string;
     trainSplit: string;
     valSplit: string;
