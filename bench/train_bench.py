@@ -1,0 +1,38 @@
+#!/usr/bin/env python3
+"""PyTorch-Python twin of bench/train.ts: one AdamW training step of MONAI's ResNet3D-50 (replica) on
+2×1×96³ with a 2-class head. argv: JSON config; prints {"step_s": median seconds}."""
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'scripts', 'fixtures'))
+from monai_resnet import ResNet, ResNetBottleneck  # noqa: E402
+
+cfg = json.loads(sys.argv[1])
+torch.set_num_threads(cfg['threads'])
+torch.manual_seed(0)
+model = ResNet(ResNetBottleneck, [3, 4, 6, 3], [64, 128, 256, 512], conv1_t_size=7, conv1_t_stride=2, num_classes=2)
+opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+x = torch.randn(*cfg['input'])
+y = torch.tensor([0, 1])
+
+
+def step():
+    F.cross_entropy(model(x), y).backward()
+    opt.step()
+    opt.zero_grad()
+
+
+for _ in range(cfg['warmup']):
+    step()
+times = []
+for _ in range(cfg['reps']):
+    t0 = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t0)
+print(json.dumps({'step_s': statistics.median(times)}))
