@@ -9,9 +9,9 @@ import { packageRoot } from '../src/util/paths.js';
 const root = packageRoot();
 const out = join(root, 'runs', 'learning');
 const seeds = (process.env.SEEDS ?? '0,1,2').split(',').map(Number);
-const steps = Number(process.env.STEPS ?? 500);
+const steps = Number(process.env.STEPS ?? 300);
 const common = ['--config', 'cpu-96', '--set', `data.cache=${join(out, 'cache')}`, '--set', 'data.synth={"count":1000,"seed":0,"validFraction":0.4}',
-  '--set', 'optim.lr=0.001', '--set', `train.validateEvery=${steps}`, '--set', `train.checkpointEvery=${steps}`, '--set', 'train.logEvery=50'];
+  '--set', `train.validateEvery=${steps}`, '--set', `train.checkpointEvery=${steps}`, '--set', 'train.logEvery=50'];
 const variants: Record<string, string[]> = {
   'random-init': ['--steps', '1', '--set', 'optim.lr=1e-12', '--set', 'objective.tma.weight=0'],
   'clip-only': ['--steps', String(steps), '--set', 'objective.tma.weight=0', '--set', 'data.views.numLocal=0'],

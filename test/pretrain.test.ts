@@ -30,8 +30,8 @@ test('setup: the tiny synthetic cache', async () => {
   assert.ok(existsSync(join(cache, 'cache.json')));
 });
 
-test('objective gradients (CLIP + text-informed TMA + SSL) match finite differences on a tiny float64 model', () => {
-  const cfg = base();
+test('objective gradients (CLIP + text-informed TMA + SSL, mean-pooled text) match finite differences on a tiny float64 model', () => {
+  const cfg = base(['model.textPooling="mean"']);
   torch.manualSeed(1);
   const model = buildT3dModel(cfg.model, [4, 4, 4], 40).to({ dtype: 'float64' });
   model.eval(); // fixed BatchNorm statistics and no dropout: a deterministic function of the inputs

@@ -25,6 +25,8 @@ export interface T3dHeadsConfig {
   fusionHeads: number;
   /** number of prototypes K */
   prototypes: number;
+  /** report vector from the [CLS] state (BERT/CXR-BERT style) or the mean of the token states */
+  textPooling?: 'cls' | 'mean';
 }
 
 export interface VolumeEncoding { tokens: Tensor; pooled: Tensor; emb: Tensor }
@@ -56,11 +58,13 @@ export class T3dModel extends nn.Module {
     });
   }
 
-  /** Token states, padding mask (true at padding) and the normalised report embedding e (B, D) from [CLS]. */
+  /** Token states, padding mask (true at padding) and the normalised report embedding e (B, D). */
   encodeReport(inputIds: Tensor, attentionMask: Tensor): ReportEncoding {
     return torch.tidy(() => {
       const tokens = this.text.forward(inputIds, attentionMask).lastHiddenState;
-      return { tokens, paddingMask: attentionMask.eq(0), emb: F.normalize(this.text_projection.forward(tokens.select(1, 0)), -1) };
+      const keep = attentionMask.to(tokens.dtype).unsqueeze(2);
+      const sentence = this.heads.textPooling === 'mean' ? tokens.mul(keep).sum(1).div(keep.sum(1).clampMin(1)) : tokens.select(1, 0);
+      return { tokens, paddingMask: attentionMask.eq(0), emb: F.normalize(this.text_projection.forward(sentence), -1) };
     });
   }
 }

@@ -38,6 +38,8 @@ export interface PretrainConfig {
     fusionDim: number;
     fusionHeads: number;
     prototypes: number;
+    /** 'cls' (default) or 'mean' over non-padding tokens */
+    textPooling?: 'cls' | 'mean';
   };
   objective: ObjectiveConfig;
   optim: { lr: number; weightDecay: number; betas: [number, number]; eps: number; warmupSteps: number; steps: number; gradAccum: number; clipNorm: number; textLrScale: number };
@@ -80,7 +82,7 @@ export function applyOverrides(cfg: PretrainConfig, overrides: string[]): Pretra
   }
   return out as unknown as PretrainConfig;
 }
-const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
+const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
 
 export function validateConfig(c: PretrainConfig): void {
   const problems: string[] = [];

@@ -25,7 +25,7 @@ export function buildT3dModel(m: PretrainConfig['model'], imageShape: [number, n
     : new BertModel(bertConfig({ ...m.text, vocab_size: vocabSize }, 'model.text'));
   if (m.freezeText) text.freeze();
   return new T3dModel(buildVisionEncoder(m, imageShape), text, {
-    embedDim: m.embedDim, projectionHidden: m.projectionHidden, fusionDim: m.fusionDim, fusionHeads: m.fusionHeads, prototypes: m.prototypes,
+    embedDim: m.embedDim, projectionHidden: m.projectionHidden, fusionDim: m.fusionDim, fusionHeads: m.fusionHeads, prototypes: m.prototypes, textPooling: m.textPooling,
   });
 }
 
