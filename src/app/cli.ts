@@ -53,7 +53,7 @@ const COMMANDS: Record<string, Command> = {
   },
   demo: {
     summary: 'the demo: synthetic CT set → preprocessing → a short T3D pre-training run with zero-shot validation',
-    usage: 't3d demo [--out dir] [--steps N]\n\nRuns `t3d pretrain --config demo` (120 synthetic volumes, 120 steps, a few minutes on 2 cores).\n\nExamples:\n  t3d demo\n  t3d demo --steps 300 --out runs/demo-long',
+    usage: 't3d demo [--out dir] [--steps N]\n\nRuns `t3d pretrain --config demo` (120 synthetic volumes, 200 steps, about 5 minutes on 2 cores).\n\nExamples:\n  t3d demo\n  t3d demo --steps 300 --out runs/demo-long',
     run: (args) => runPretrain(['--config', 'demo', ...(args.includes('--out') ? [] : ['--out', 'runs/demo']), ...(args.includes('--resume') ? [] : ['--resume']), ...args]),
   },
 };
