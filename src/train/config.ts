@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../util/paths.js';
 import { type ObjectiveConfig } from '../objectives/t3d.js';
 import { type ViewConfig } from '../data/views.js';
+import { type T3dHeadsConfig } from '../models/t3d.js';
 
 export interface PretrainConfig {
   name: string;
@@ -33,14 +34,7 @@ export interface PretrainConfig {
     /** tokenizer.json / vocab.txt; trained on the training reports when absent */
     tokenizer?: string;
     vocabSize: number;
-    embedDim: number;
-    projectionHidden: number;
-    fusionDim: number;
-    fusionHeads: number;
-    prototypes: number;
-    /** 'cls' (default) or 'mean' over non-padding tokens */
-    textPooling?: 'cls' | 'mean';
-  };
+  } & T3dHeadsConfig;
   objective: ObjectiveConfig;
   optim: { lr: number; weightDecay: number; betas: [number, number]; eps: number; warmupSteps: number; steps: number; gradAccum: number; clipNorm: number; textLrScale: number };
   train: { seed: number; logEvery: number; checkpointEvery: number; validateEvery: number; keepCheckpoints: number; maxConsecutiveNonFinite: number };

@@ -24,9 +24,7 @@ export function buildT3dModel(m: PretrainConfig['model'], imageShape: [number, n
     ? loadBertFromPretrained(String(m.text.pretrained), { allowMissingPooler: true }) // the pooler is unused: T3D takes [CLS] states
     : new BertModel(bertConfig({ ...m.text, vocab_size: vocabSize }, 'model.text'));
   if (m.freezeText) text.freeze();
-  return new T3dModel(buildVisionEncoder(m, imageShape), text, {
-    embedDim: m.embedDim, projectionHidden: m.projectionHidden, fusionDim: m.fusionDim, fusionHeads: m.fusionHeads, prototypes: m.prototypes, textPooling: m.textPooling,
-  });
+  return new T3dModel(buildVisionEncoder(m, imageShape), text, m);
 }
 
 export interface LoadedCheckpoint { config: PretrainConfig; model: T3dModel; tokenizer: WordPieceTokenizer }
