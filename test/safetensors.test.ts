@@ -6,8 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { nn, optim } from '../src/torch/index.js';
-import { assertClose, fixture } from './helpers.js';
-import { TS_WRITTEN_DTYPES, tsWrittenValues } from './ts-written-content.js';
+import { TS_WRITTEN_DTYPES, assertClose, fixture, tsWrittenValues } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-st-'));
 
