@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { applyOverrides, loadConfig, type PretrainConfig } from '../src/train/config.js';
-import { buildT3dModel } from '../src/train/factory.js';
+import { buildT3dModel, loadT3dCheckpoint } from '../src/train/factory.js';
 import { pretrain } from '../src/train/trainer.js';
 import { latestCheckpoint, listCheckpoints } from '../src/train/checkpoint.js';
 import { t3dLoss, type ObjectiveConfig } from '../src/objectives/t3d.js';
@@ -45,6 +45,32 @@ test('objective gradients (CLIP + text-informed TMA + SSL, mean-pooled text) mat
   // exactly the function autograd differentiates.
   const res = torch.gradcheck((global, local) => t3dLoss(model, { global, locals: [local], inputIds: ids, attentionMask: mask }, objective, 10).total, [x, l0], { atol: 1e-6, rtol: 1e-4 });
   assert.ok(res.ok, res.worst);
+  model.dispose();
+});
+
+test('restoration gradients (masked global view, report-conditioned FiLM decoder) match finite differences', () => {
+  const cfg = base(['model.textPooling="mean"', 'model.restoration=true']);
+  torch.manualSeed(2);
+  const model = buildT3dModel(cfg.model, [4, 4, 4], 40).to({ dtype: 'float64' });
+  model.eval();
+  // FiLM is zero-initialised; random weights make the text path part of the checked function
+  for (const [name, p] of model.restoration_decoder!.namedParameters()) if (name.startsWith('film.')) torch.noGrad(() => torch.tidy(() => p.copy_(torch.randn(p.shape, { dtype: 'float64' }).mul(0.3))));
+  const ids = torch.tensor(new BigInt64Array([2n, 7n, 9n, 3n, 2n, 11n, 3n, 0n]), [2, 4]).keep();
+  const mask = torch.tensor(new BigInt64Array([1n, 1n, 1n, 1n, 1n, 1n, 1n, 0n]), [2, 4]).keep();
+  const objective: ObjectiveConfig = { ...cfg.objective, clip: { weight: 0 }, tma: { ...cfg.objective.tma, weight: 0 }, restoration: { weight: 1, maskRatio: 0.4, patchSize: 2, useText: true } };
+  const x = torch.randn([2, 1, 4, 4, 4], { dtype: 'float64', generator: new torch.Generator(6) }).keep();
+  const loss = (global: torch.Tensor) => {
+    torch.manualSeed(9); // the same patch mask at every evaluation
+    return t3dLoss(model, { global, locals: [], inputIds: ids, attentionMask: mask }, objective, 0).total;
+  };
+  const res = torch.gradcheck(loss, [x], { atol: 1e-6, rtol: 1e-4 });
+  assert.ok(res.ok, res.worst);
+  // the report changes the restoration: a different report gives a different loss
+  const other = torch.tensor(new BigInt64Array([2n, 5n, 5n, 3n, 2n, 8n, 3n, 0n]), [2, 4]).keep();
+  const l1 = torch.tidy(() => loss(x).item());
+  const l2 = torch.tidy(() => { torch.manualSeed(9); return t3dLoss(model, { global: x, locals: [], inputIds: other, attentionMask: mask }, objective, 0).total.item(); });
+  assert.notEqual(l1, l2);
+  torch.dispose([ids, mask, x, other]);
   model.dispose();
 });
 
@@ -129,4 +155,16 @@ test('resume after SIGKILL at a random step gives the weights of an uninterrupte
   assert.ok(diff <= 1e-6, `max |Δw| = ${diff} (killed at step ≥ ${killAt})`);
   const state = JSON.parse(readFileSync(join(killed, 'checkpoints', 'step-00000012', 'trainer_state.json'), 'utf8')) as { step: number };
   assert.equal(state.step, 12);
+});
+
+test('`t3d pretrain` with restoration alone (vision-only, no text) trains, and its checkpoint loads with the decoder', () => {
+  const out = join(tmp, 'restoration');
+  const r = spawnSync('node', cliArgs(out, '--steps', '3', '--set', 'objective.clip.weight=0', '--set', 'objective.tma.weight=0',
+    '--set', 'objective.restoration.weight=1', '--set', 'objective.restoration.useText=false', '--set', 'train.logEvery=1'), { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /step 3\/3 loss [\d.]+ \(rec [\d.]+\)/);
+  const { model } = loadT3dCheckpoint(latestCheckpoint(join(out, 'checkpoints'))!);
+  assert.ok(model.restoration_decoder, 'decoder restored from the checkpoint');
+  assert.equal(model.restoration_decoder.film?.length, 3);
+  model.dispose();
 });

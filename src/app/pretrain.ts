@@ -55,6 +55,8 @@ export async function runPretrain(args: string[]): Promise<void> {
   let cfg = applyOverrides(loadConfig((o.config as string | undefined) ?? 'cpu-96'), sets);
   if (o.steps !== undefined) cfg = applyOverrides(cfg, [`optim.steps=${o.steps}`]);
   validateConfig(cfg);
+  // the restoration objective needs its decoder in the model, and in the saved config for loading it back
+  if ((cfg.objective.restoration?.weight ?? 0) > 0) cfg = { ...cfg, model: { ...cfg.model, restoration: true } };
   const outDir = (o.out as string | undefined) ?? join('runs', 'pretrain', cfg.name);
   const device = (o.device as string | undefined) ?? 'cpu';
   if (device !== 'cpu' && !torch.cuda.isAvailable()) throw new Error(`--device ${device}: this libtorch build has no usable CUDA (see \`t3d info\`)`);

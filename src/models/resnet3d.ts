@@ -118,6 +118,9 @@ export class ResNet3d extends nn.Module {
     }
   }
 
+  /** conv1 stride × max-pool × three stride-2 stages */
+  get outputStride(): number { return (this.config.conv1Stride ?? 1) * (this.config.noMaxPool ? 1 : 2) * 8; }
+
   /** Feature map and pooled vector (no classifier). */
   encode(x: Tensor): EncoderOutput {
     return torch.tidy(() => {

@@ -4,9 +4,12 @@
 import * as torch from '../torch/index.js';
 import { F, nn, type Tensor } from '../torch/index.js';
 import { LogitScale, Prototypes, TextInformedFusion, projectionHead } from './heads.js';
+import { RestorationDecoder } from './restoration.js';
 
 export interface VisionEncoder extends nn.Module {
   readonly outChannels: number;
+  /** input voxels per feature-map cell along the coarsest axis */
+  readonly outputStride: number;
   /** featureMap (B, C, d, h, w) = local tokens on a grid; pooled (B, C) */
   encode(x: Tensor): { featureMap: Tensor; pooled: Tensor };
 }
@@ -27,10 +30,12 @@ export interface T3dHeadsConfig {
   prototypes: number;
   /** report vector from the [CLS] state (BERT/CXR-BERT style) or the mean of the token states */
   textPooling?: 'cls' | 'mean';
+  /** build the restoration decoder (DESIGN §4.5); set automatically when its objective is on */
+  restoration?: boolean;
 }
 
 export interface VolumeEncoding { tokens: Tensor; pooled: Tensor; emb: Tensor }
-export interface ReportEncoding { tokens: Tensor; paddingMask: Tensor; emb: Tensor }
+export interface ReportEncoding { tokens: Tensor; paddingMask: Tensor; sentence: Tensor; emb: Tensor }
 
 export class T3dModel extends nn.Module {
   readonly visual_projection: nn.Module & nn.Layer;
@@ -38,6 +43,7 @@ export class T3dModel extends nn.Module {
   readonly logit_scale: LogitScale;
   readonly fusion: TextInformedFusion;
   readonly prototypes: Prototypes;
+  readonly restoration_decoder?: RestorationDecoder;
 
   constructor(readonly visual: VisionEncoder, readonly text: TextEncoder, readonly heads: T3dHeadsConfig) {
     super();
@@ -48,6 +54,10 @@ export class T3dModel extends nn.Module {
     this.logit_scale = this.registerModule('logit_scale', new LogitScale());
     this.fusion = this.registerModule('fusion', new TextInformedFusion(visual.outChannels, text.config.hidden_size, heads.fusionDim, heads.embedDim, heads.fusionHeads));
     this.prototypes = this.registerModule('prototypes', new Prototypes(heads.prototypes, heads.embedDim));
+    if (heads.restoration) {
+      this.restoration_decoder = this.registerModule('restoration_decoder',
+        new RestorationDecoder({ inChannels: visual.outChannels, outputStride: visual.outputStride, textDim: text.config.hidden_size }));
+    }
   }
 
   /** Local tokens (B, N, C), pooled features and the normalised global embedding z (B, D). */
@@ -58,13 +68,13 @@ export class T3dModel extends nn.Module {
     });
   }
 
-  /** Token states, padding mask (true at padding) and the normalised report embedding e (B, D). */
+  /** Token states, padding mask (true at padding), the pooled report vector t and its normalised embedding e (B, D). */
   encodeReport(inputIds: Tensor, attentionMask: Tensor): ReportEncoding {
     return torch.tidy(() => {
       const tokens = this.text.forward(inputIds, attentionMask).lastHiddenState;
       const keep = attentionMask.to(tokens.dtype).unsqueeze(2);
       const sentence = this.heads.textPooling === 'mean' ? tokens.mul(keep).sum(1).div(keep.sum(1).clampMin(1)) : tokens.select(1, 0);
-      return { tokens, paddingMask: attentionMask.eq(0), emb: F.normalize(this.text_projection.forward(sentence), -1) };
+      return { tokens, paddingMask: attentionMask.eq(0), sentence, emb: F.normalize(this.text_projection.forward(sentence), -1) };
     });
   }
 }

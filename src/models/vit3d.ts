@@ -195,6 +195,8 @@ export class ViT3d extends nn.Module {
     this.norm = this.registerModule('norm', new nn.LayerNorm(C, c.layerNormEps));
   }
 
+  get outputStride(): number { return Math.max(...this.patchSize); }
+
   /** Position embeddings (1, 1 + n, C) for a patch grid, resampled or rebuilt when it isn't the configured one. */
   posEmbedFor(grid: Triple, like: Tensor): Tensor {
     const C = this.outChannels;

@@ -1,11 +1,13 @@
-// The full pre-training objective (DESIGN §4): L = w_clip·L_clip + λ_tma(step)·L_tma + w_ssl·L_ssl.
+// The full pre-training objective (DESIGN §4): L = w_clip·L_clip + λ_tma(step)·L_tma + w_ssl·L_ssl + w_rec·L_rec.
 // Every part can be switched off, which gives the baselines: CLIP-only (tma.weight 0), TMA without text
-// (tma.useText false), vision-only SSL (clip off, ssl on: SimCLR between views).
+// (tma.useText false), vision-only SSL (clip off, ssl on: SimCLR between views; or restoration alone with
+// restoration.useText false).
 import * as torch from '../torch/index.js';
 import { F, type Tensor } from '../torch/index.js';
 import { type T3dModel } from '../models/t3d.js';
 import { clipLoss } from './clip.js';
 import { EmbeddingQueue, codeUsageEntropy, tmaLoss } from './tma.js';
+import { maskPatches, restorationLoss } from './restoration.js';
 
 export interface ObjectiveConfig {
   clip: { weight: number };
@@ -24,6 +26,8 @@ export interface ObjectiveConfig {
     queue: number;
   };
   ssl: { weight: number; temperature: number };
+  /** masked-volume restoration of the global view, the decoder FiLM-conditioned on the report (useText) */
+  restoration?: { weight: number; maskRatio: number; patchSize: number; useText: boolean };
 }
 
 export interface LossParts { total: Tensor; parts: Record<string, number>; stats: Record<string, number> }
@@ -58,7 +62,8 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
   const stats: Record<string, number> = {};
   const terms: Tensor[] = [];
   const lambda = tmaWeight(cfg.tma, step);
-  const needText = cfg.clip.weight > 0 || (lambda > 0 && (cfg.tma.useText || cfg.tma.codeViews.includes('text')));
+  const rec = cfg.restoration && cfg.restoration.weight > 0 ? cfg.restoration : undefined;
+  const needText = cfg.clip.weight > 0 || (lambda > 0 && (cfg.tma.useText || cfg.tma.codeViews.includes('text'))) || !!rec?.useText;
   if (needText && (!batch.inputIds || !batch.attentionMask)) throw new Error('t3dLoss: this objective needs tokenised reports');
 
   const g = model.encodeVolume(batch.global);
@@ -108,6 +113,15 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
     const l = simclrLoss(g.emb, first, cfg.ssl.temperature);
     parts.ssl = l.item();
     terms.push(l.mul(cfg.ssl.weight));
+  }
+  if (rec) {
+    const decoder = model.restoration_decoder;
+    if (!decoder) throw new Error('t3dLoss: objective.restoration is on but the model has no restoration decoder (model.restoration)');
+    const { masked, mask } = maskPatches(batch.global, rec.maskRatio, rec.patchSize);
+    const pred = decoder.forward(model.visual.encode(masked).featureMap, batch.global.shape.slice(2) as [number, number, number], rec.useText ? report?.sentence : undefined);
+    const l = restorationLoss(pred, batch.global, mask);
+    parts.rec = l.item();
+    terms.push(l.mul(rec.weight));
   }
   if (terms.length === 0) throw new Error('t3dLoss: every objective is switched off');
   // Embedding spread: mean pairwise cosine of global embeddings; near 1 means the features collapsed.

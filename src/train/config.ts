@@ -76,7 +76,7 @@ export function applyOverrides(cfg: PretrainConfig, overrides: string[]): Pretra
   }
   return out as unknown as PretrainConfig;
 }
-const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
+const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling', 'model.restoration', 'objective.restoration'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
 
 export function validateConfig(c: PretrainConfig): void {
   const problems: string[] = [];
@@ -89,6 +89,12 @@ export function validateConfig(c: PretrainConfig): void {
   nonneg(c.objective?.clip?.weight, 'objective.clip.weight');
   nonneg(c.objective?.tma?.weight, 'objective.tma.weight');
   nonneg(c.objective?.ssl?.weight, 'objective.ssl.weight');
+  const rec = c.objective?.restoration;
+  if (rec) {
+    nonneg(rec.weight, 'objective.restoration.weight');
+    if (!(rec.maskRatio > 0 && rec.maskRatio < 1)) problems.push(`objective.restoration.maskRatio must be in (0, 1) (got ${JSON.stringify(rec.maskRatio)})`);
+    if (!(Number.isInteger(rec.patchSize) && rec.patchSize >= 1)) problems.push(`objective.restoration.patchSize must be a positive integer (got ${JSON.stringify(rec.patchSize)})`);
+  }
   pos(c.model?.embedDim, 'model.embedDim');
   pos(c.model?.prototypes, 'model.prototypes');
   pos(c.train?.checkpointEvery, 'train.checkpointEvery');
