@@ -1,6 +1,5 @@
 // `npm run bench:data`: preprocessing throughput on a generated 512×512×300 CT (vs the CT-CLIP-style
 // nibabel + torch pipeline in Python, same run) and loader throughput for the cpu-96 preset.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { buildCache } from '../src/data/cache.js';
 import { Loader } from '../src/data/loader.js';
 import { getNumThreads } from '../src/torch/index.js';
 import { packageRoot } from '../src/util/paths.js';
+import { pythonTwin } from './timing.js';
 
 const work = mkdtempSync(join(tmpdir(), 't3d-bench-data-'));
 const results: Record<string, unknown> = {};
@@ -36,13 +36,7 @@ for (let rep = 0; rep < 3; rep++) {
   rmSync(out, { recursive: true });
 }
 const ts = tsTimes.sort((a, b) => a - b)[1]!;
-let py: number | undefined;
-for (const exe of [process.env.T3D_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p)) {
-  try { execFileSync(exe, ['-c', 'import torch, nibabel'], { stdio: 'ignore' }); } catch { continue; }
-  const outp = execFileSync(exe, [join(packageRoot(), 'bench', 'data_bench.py'), volPath, join(work, 'py.npy'), '1', String(big.rescaleIntercept), String(getNumThreads())], { encoding: 'utf8' });
-  py = (JSON.parse(outp.trim().split('\n').pop()!) as { seconds: number }).seconds;
-  break;
-}
+const py = pythonTwin<{ seconds: number }>('data_bench.py', [volPath, join(work, 'py.npy'), '1', String(big.rescaleIntercept), String(getNumThreads())], 'torch, nibabel')?.seconds;
 results.preprocess = { seconds: ts, mbPerS: inputMB / ts, volumesPerMin: 60 / ts, python: py, ratio: py ? ts / py : undefined };
 console.log(`preprocess to ct-rate-480: TypeScript ${ts.toFixed(2)} s (${(inputMB / ts).toFixed(0)} MB/s, ${(60 / ts).toFixed(1)} volumes/min)` +
   (py ? `; nibabel + torch ${py.toFixed(2)} s; time ratio TS/Python ${(ts / py).toFixed(2)}` : '; no python torch + nibabel'));

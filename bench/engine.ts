@@ -1,12 +1,12 @@
 // `npm run bench`: engine throughput and overhead, each next to PyTorch-Python in the same run when a
 // python3 with torch is importable (Debian python3-torch uses the same libtorch). Writes runs/bench/engine.json.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { F, optim } from '../src/torch/index.js';
 import { SmallResNet3d, SmallViT3d } from './models.js';
 import { packageRoot } from '../src/util/paths.js';
+import { pythonTwin, timed } from './timing.js';
 
 const cfg = {
   threads: torch.getNumThreads(),
@@ -17,19 +17,6 @@ const cfg = {
   resnet_input: [2, 1, 32, 32, 32],
   vit_input: [2, 1, 32, 32, 32],
 };
-
-function timed(fn: () => void, warmup: number, reps: number): number {
-  for (let i = 0; i < warmup; i++) fn();
-  const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    const t0 = performance.now();
-    fn();
-    ts.push((performance.now() - t0) / 1000);
-  }
-  ts.sort((a, b) => a - b);
-  const mid = ts.length >> 1;
-  return ts.length % 2 ? ts[mid]! : (ts[mid - 1]! + ts[mid]!) / 2;
-}
 
 function trainStepTime(model: SmallResNet3d | SmallViT3d, shape: number[]): number {
   const opt = new optim.AdamW(model.parameters(), { lr: 1e-3 });
@@ -62,17 +49,6 @@ function runTs(): Record<string, number> {
   return out;
 }
 
-function runPython(): Record<string, number> | undefined {
-  for (const py of [process.env.T3D_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p)) {
-    try {
-      execFileSync(py, ['-c', 'import torch'], { stdio: 'ignore' });
-    } catch { continue; }
-    const stdout = execFileSync(py, [join(packageRoot(), 'bench', 'engine_bench.py'), JSON.stringify(cfg)], { encoding: 'utf8' });
-    return JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, number>;
-  }
-  return undefined;
-}
-
 const convFlops = (() => {
   const [bn, , d, h, wd] = cfg.conv.input as [number, number, number, number, number];
   const [co, ci, k] = cfg.conv.weight as [number, number, number];
@@ -83,7 +59,7 @@ const matmulFlops = 2 * cfg.matmul_n ** 3;
 const info = torch.buildInfo();
 console.log(`engine bench: libtorch ${info.torchVersion}, ${cfg.threads} threads, BLAS ${torch.blasName(info)}, OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}`);
 const ts = runTs();
-const py = runPython();
+const py = pythonTwin<Record<string, number>>('engine_bench.py', [JSON.stringify(cfg)]);
 const rows: [string, string, (v: number) => number, string][] = [
   ['matmul 1024³', 'matmul_s', (v) => matmulFlops / v / 1e9, 'GFLOP/s'],
   ['conv3d fwd+bwd, 2×16×32³ → 32, k3', 'conv3d_s', (v) => convFlops / v / 1e9, 'GFLOP/s'],

@@ -2,24 +2,14 @@
 """PyTorch-Python twin of bench/engine.ts: same shapes, same models, same timing protocol.
 Prints one JSON object. Used by `npm run bench` when python3 with torch is importable."""
 import json
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from timing import timed
 
-def timed(fn, warmup, reps):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 class BasicBlock(nn.Module):

@@ -1,22 +1,26 @@
 // `npm run experiment:learning`: T3D vs CLIP-only vs random init on the synthetic benchmark (cpu-96),
 // several seeds, zero-shot macro-AUROC and retrieval on the held-out split. Runs the CLI per setting and
-// reads each run's final validation from metrics.jsonl; prints mean ± sd and writes runs/learning/summary.json.
+// reads each run's final validation from metrics.jsonl; prints mean ± sd and writes <out>/summary.json.
+// Env: SEEDS (0,1,2), STEPS (300), VARIANTS (all), VALIDATE_EVERY (STEPS), OUT (runs/learning; the data cache
+// is shared with runs/learning so every study evaluates on the same held-out volumes).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/util/paths.js';
 
 const root = packageRoot();
-const out = join(root, 'runs', 'learning');
+const out = join(root, process.env.OUT ?? join('runs', 'learning'));
 const seeds = (process.env.SEEDS ?? '0,1,2').split(',').map(Number);
 const steps = Number(process.env.STEPS ?? 300);
-const common = ['--config', 'cpu-96', '--set', `data.cache=${join(out, 'cache')}`, '--set', 'data.synth={"count":1000,"seed":0,"validFraction":0.4}',
-  '--set', `train.validateEvery=${steps}`, '--set', `train.checkpointEvery=${steps}`, '--set', 'train.logEvery=50'];
-const variants: Record<string, string[]> = {
+const validateEvery = Number(process.env.VALIDATE_EVERY ?? steps);
+const common = ['--config', 'cpu-96', '--set', `data.cache=${join(root, 'runs', 'learning', 'cache')}`, '--set', 'data.synth={"count":1000,"seed":0,"validFraction":0.4}',
+  '--set', `train.validateEvery=${validateEvery}`, '--set', `train.checkpointEvery=${validateEvery}`, '--set', 'train.logEvery=50'];
+const allVariants: Record<string, string[]> = {
   'random-init': ['--steps', '1', '--set', 'optim.lr=1e-12', '--set', 'objective.tma.weight=0'],
   'clip-only': ['--steps', String(steps), '--set', 'objective.tma.weight=0', '--set', 'data.views.numLocal=0'],
   't3d': ['--steps', String(steps)],
 };
+const variants = Object.fromEntries(Object.entries(allVariants).filter(([k]) => !process.env.VARIANTS || process.env.VARIANTS.split(',').includes(k)));
 
 interface Row { variant: string; seed: number; auroc: number; r5: number; seconds: number }
 const rows: Row[] = [];

@@ -1,44 +1,80 @@
-// `npm run bench:train`: one AdamW training step of ResNet3D-50 (MONAI architecture) on 2×1×96³, next to
-// the same model and step in PyTorch-Python in the same run (when python3 with torch is importable).
-import { execFileSync } from 'node:child_process';
+// `npm run bench:train`: training-step time of (1) the cpu-96 T3D step (ResNet3D-10 + 2-layer BERT, CLIP + TMA
+// with 4 local views, clipping, AdamW; batch 8) and (2) ResNet3D-50 (MONAI architecture) on 2×1×96³ with AdamW,
+// each next to the same model and step in PyTorch-Python in the same run (when python3 with torch is importable).
+// The trainer's own data-wait fraction and RSS are logged per run in metrics.jsonl (see BENCHMARKS.md).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { F, optim } from '../src/torch/index.js';
 import { ResNet3d } from '../src/models/resnet3d.js';
+import { buildT3dModel } from '../src/train/factory.js';
+import { loadConfig } from '../src/train/config.js';
+import { loadPreset } from '../src/data/presets.js';
+import { t3dLoss } from '../src/objectives/t3d.js';
+import { EmbeddingQueue } from '../src/objectives/tma.js';
 import { packageRoot } from '../src/util/paths.js';
+import { pythonTwin, timed } from './timing.js';
 
-const cfg = { threads: torch.getNumThreads(), input: [2, 1, 96, 96, 96], warmup: 1, reps: Number(process.env.BENCH_REPS ?? 3) };
-torch.manualSeed(0);
-const model = new ResNet3d({ depth: 50, conv1Kernel: 7, conv1Stride: 2, numClasses: 2 });
-const opt = new optim.AdamW(model.parameters(), { lr: 1e-4 });
-const x = torch.randn(cfg.input).keep();
-const y = torch.tensor(new BigInt64Array([0n, 1n])).keep();
-const step = () => {
-  torch.tidy(() => F.crossEntropy(model.forward(x), y).backward());
-  opt.step();
-  opt.zeroGrad();
-};
-for (let i = 0; i < cfg.warmup; i++) step();
-const times: number[] = [];
-const rss0 = process.memoryUsage().rss;
-for (let i = 0; i < cfg.reps; i++) {
-  const t0 = performance.now();
-  step();
-  times.push((performance.now() - t0) / 1000);
+const reps = Number(process.env.BENCH_REPS ?? 5);
+const threads = torch.getNumThreads();
+
+function t3dCpu96(): { cfg: object; ts: number } {
+  const c = loadConfig('cpu-96');
+  const preset = loadPreset(c.data.preset);
+  const local = preset.shape.map((s) => Math.round(s / 2)) as [number, number, number];
+  const cfg = { threads, batch: c.data.batchSize, global: preset.shape, local, views: c.data.views.numLocal ?? 4, tokens: 160, vocab: 723, warmup: 2, reps };
+  torch.manualSeed(0);
+  const model = buildT3dModel(c.model, preset.shape, cfg.vocab);
+  model.train();
+  const opt = new optim.AdamW(model.parameters(), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps, weightDecay: c.optim.weightDecay });
+  const queue = new EmbeddingQueue(c.objective.tma.queue);
+  const g = torch.randn([cfg.batch, 1, ...preset.shape]).keep();
+  const locals = Array.from({ length: cfg.views }, () => torch.randn([cfg.batch, 1, ...local]).keep());
+  const ids = torch.randint(1, cfg.vocab, [cfg.batch, cfg.tokens]).keep();
+  const mask = torch.onesLike(ids).keep();
+  const ts = timed(() => {
+    // step past the TMA warm-up, so the full objective runs
+    torch.tidy(() => t3dLoss(model, { global: g, locals, inputIds: ids, attentionMask: mask }, c.objective, c.objective.tma.warmupSteps, queue).total.backward());
+    optim.clipGradNorm(model.parameters(), c.optim.clipNorm);
+    opt.step();
+    opt.zeroGrad();
+  }, cfg.warmup, reps);
+  torch.dispose([g, ...locals, ids, mask]);
+  opt.dispose();
+  queue.dispose();
+  return { cfg, ts };
 }
-times.sort((a, b) => a - b);
-const ts = times[times.length >> 1]!;
-let py: number | undefined;
-for (const exe of [process.env.T3D_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p)) {
-  try { execFileSync(exe, ['-c', 'import torch'], { stdio: 'ignore' }); } catch { continue; }
-  const outp = execFileSync(exe, [join(packageRoot(), 'bench', 'train_bench.py'), JSON.stringify(cfg)], { encoding: 'utf8' });
-  py = (JSON.parse(outp.trim().split('\n').pop()!) as { step_s: number }).step_s;
-  break;
+
+function resnet50(): { cfg: object; ts: number } {
+  const cfg = { threads, input: [2, 1, 96, 96, 96], warmup: 1, reps: Math.min(reps, 3) };
+  torch.manualSeed(0);
+  const model = new ResNet3d({ depth: 50, conv1Kernel: 7, conv1Stride: 2, numClasses: 2 });
+  const opt = new optim.AdamW(model.parameters(), { lr: 1e-4 });
+  const x = torch.randn(cfg.input).keep();
+  const y = torch.tensor(new BigInt64Array([0n, 1n])).keep();
+  const ts = timed(() => {
+    torch.tidy(() => F.crossEntropy(model.forward(x), y).backward());
+    opt.step();
+    opt.zeroGrad();
+  }, cfg.warmup, cfg.reps);
+  torch.dispose([x, y]);
+  opt.dispose();
+  return { cfg, ts };
 }
-console.log(`ResNet3D-50 training step, 2×1×96³, AdamW: TypeScript ${ts.toFixed(2)} s (${(2 / ts).toFixed(2)} volumes/s)` +
-  (py ? `; PyTorch-Python ${py.toFixed(2)} s; time ratio TS/Python ${(ts / py).toFixed(2)}` : '; no python torch') +
-  `; RSS growth over ${cfg.reps} steps ${((process.memoryUsage().rss - rss0) / 1e6).toFixed(0)} MB`);
+
+const results: Record<string, { tsStepS: number; pythonStepS?: number; volumesPerS: number }> = {};
+for (const [name, run, script, volumes] of [
+  ['t3d-cpu-96 (batch 8, 4 local views)', t3dCpu96, 't3d_step_bench.py', 8],
+  ['ResNet3D-50 2×1×96³', resnet50, 'train_bench.py', 2],
+] as const) {
+  const rss0 = process.memoryUsage().rss;
+  const { cfg, ts } = run();
+  const py = pythonTwin<{ step_s: number }>(script, [JSON.stringify(cfg)])?.step_s;
+  results[name] = { tsStepS: ts, pythonStepS: py, volumesPerS: volumes / ts };
+  console.log(`${name} training step: TypeScript ${ts.toFixed(3)} s (${(volumes / ts).toFixed(2)} volumes/s)` +
+    (py ? `; PyTorch-Python ${py.toFixed(3)} s; time ratio TS/Python ${(ts / py).toFixed(2)}` : '; no python torch') +
+    `; RSS growth ${((process.memoryUsage().rss - rss0) / 1e6).toFixed(0)} MB; threads ${threads}`);
+}
 const outDir = join(packageRoot(), 'runs', 'bench');
 mkdirSync(outDir, { recursive: true });
-writeFileSync(join(outDir, 'train.json'), JSON.stringify({ date: new Date().toISOString(), config: cfg, tsStepS: ts, pythonStepS: py }, null, 2));
+writeFileSync(join(outDir, 'train.json'), JSON.stringify({ date: new Date().toISOString(), threads, results }, null, 2));

@@ -3,15 +3,14 @@
 2×1×96³ with a 2-class head. argv: JSON config; prints {"step_s": median seconds}."""
 import json
 import os
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'scripts', 'fixtures'))
 from monai_resnet import ResNet, ResNetBottleneck  # noqa: E402
+from timing import timed  # noqa: E402
 
 cfg = json.loads(sys.argv[1])
 torch.set_num_threads(cfg['threads'])
@@ -28,11 +27,4 @@ def step():
     opt.zero_grad()
 
 
-for _ in range(cfg['warmup']):
-    step()
-times = []
-for _ in range(cfg['reps']):
-    t0 = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - t0)
-print(json.dumps({'step_s': statistics.median(times)}))
+print(json.dumps({'step_s': timed(step, cfg['warmup'], cfg['reps'])}))

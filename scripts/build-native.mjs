@@ -4,7 +4,7 @@
 // the torch of an importable python3 → the system prefix (Debian/Ubuntu libtorch-dev).
 // Translation units compile in parallel against a precompiled header and are rebuilt only when changed.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, renameSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,7 +130,9 @@ async function main() {
   if (stale.length > 0 || !existsSync(target)) {
     const libs = ['-ltorch', '-ltorch_cpu', '-lc10'];
     if (cuda) libs.push('-Wl,--no-as-needed', '-ltorch_cuda', '-lc10_cuda', '-Wl,--as-needed');
-    await run('g++', ['-shared', '-o', target, ...objects, `-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, ...libs]);
+    // link beside the target and rename: processes that have the old addon mapped keep a valid file
+    await run('g++', ['-shared', '-o', `${target}.tmp`, ...objects, `-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, ...libs]);
+    renameSync(`${target}.tmp`, target);
   }
   writeFileSync(join(outDir, 'native.json'), JSON.stringify({ libtorch: torch, cuda }, null, 2) + '\n');
   console.log(`build-native: ${target} (${stale.length} of ${sources.length} units rebuilt)`);

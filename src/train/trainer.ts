@@ -153,7 +153,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
         const secsPerStep = (now - window) / 1000 / Math.max(1, windowSteps);
         const entry = {
           step: state.step, epoch: state.epoch, loss: result.value, ...result.parts, ...result.stats, gradNorm, lr: sched.currentLrs()[0],
-          volumesPerS: (c.data.batchSize * c.optim.gradAccum) / secsPerStep, dataWait: waited / Math.max(1, now - window), liveTensors: torch.memory().numTensors,
+          volumesPerS: (c.data.batchSize * c.optim.gradAccum) / secsPerStep, dataWait: waited / Math.max(1, now - window), liveTensors: torch.memory().numTensors, rssMB: process.memoryUsage().rss / 1e6,
         };
         appendFileSync(metricsPath, JSON.stringify(entry) + '\n');
         const parts = Object.entries(result.parts).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
