@@ -1,6 +1,7 @@
 // `npm run bench:train`: training-step time of (1) the cpu-96 T3D step (ResNet3D-10 + 2-layer BERT, CLIP + TMA
 // with 4 local views, clipping, AdamW; batch 8) and (2) ResNet3D-50 (MONAI architecture) on 2×1×96³ with AdamW,
-// each next to the same model and step in PyTorch-Python in the same run (when python3 with torch is importable).
+// each next to the same model and step in PyTorch-Python in the same run (when python3 with torch is importable);
+// then the cpu-96 step under bfloat16 autocast.
 // The trainer's own data-wait fraction and RSS are logged per run in metrics.jsonl (see BENCHMARKS.md).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +19,7 @@ import { pythonTwin, timed } from './timing.js';
 const reps = Number(process.env.BENCH_REPS ?? 5);
 const threads = torch.getNumThreads();
 
-function t3dCpu96(): { cfg: object; ts: number } {
+function t3dCpu96(amp = false): { cfg: object; ts: number } {
   const c = loadConfig('cpu-96');
   const preset = loadPreset(c.data.preset);
   const local = preset.shape.map((s) => Math.round(s / 2)) as [number, number, number];
@@ -34,7 +35,8 @@ function t3dCpu96(): { cfg: object; ts: number } {
   const mask = torch.onesLike(ids).keep();
   const ts = timed(() => {
     // step past the TMA warm-up, so the full objective runs
-    torch.tidy(() => t3dLoss(model, { global: g, locals, inputIds: ids, attentionMask: mask }, c.objective, c.objective.tma.warmupSteps, queue).total.backward());
+    const loss = () => t3dLoss(model, { global: g, locals, inputIds: ids, attentionMask: mask }, c.objective, c.objective.tma.warmupSteps, queue).total;
+    torch.tidy(() => (amp ? torch.autocast('cpu', 'bfloat16', loss) : loss()).backward());
     optim.clipGradNorm(model.parameters(), c.optim.clipNorm);
     opt.step();
     opt.zeroGrad();
@@ -62,7 +64,7 @@ function resnet50(): { cfg: object; ts: number } {
   return { cfg, ts };
 }
 
-const results: Record<string, { tsStepS: number; pythonStepS?: number; volumesPerS: number }> = {};
+const results: Record<string, { tsStepS: number; pythonStepS?: number; volumesPerS: number; bf16StepS?: number }> = {};
 for (const [name, run, script, volumes] of [
   ['t3d-cpu-96 (batch 8, 4 local views)', t3dCpu96, 't3d_step_bench.py', 8],
   ['ResNet3D-50 2×1×96³', resnet50, 'train_bench.py', 2],
@@ -75,6 +77,11 @@ for (const [name, run, script, volumes] of [
     (py ? `; PyTorch-Python ${py.toFixed(3)} s; time ratio TS/Python ${(ts / py).toFixed(2)}` : '; no python torch') +
     `; RSS growth ${((process.memoryUsage().rss - rss0) / 1e6).toFixed(0)} MB; threads ${threads}`);
 }
+// bfloat16 autocast of the same cpu-96 step (PyTorch 1.13's CPU autocast cannot run it: its layer norm rejects
+// bfloat16 inputs with float32 weights), as a ratio to the float32 step measured above.
+const fp32 = results['t3d-cpu-96 (batch 8, 4 local views)']!;
+fp32.bf16StepS = t3dCpu96(true).ts;
+console.log(`t3d-cpu-96 with bfloat16 autocast: ${fp32.bf16StepS.toFixed(3)} s; time ratio bf16/float32 ${(fp32.bf16StepS / fp32.tsStepS).toFixed(2)}`);
 const outDir = join(packageRoot(), 'runs', 'bench');
 mkdirSync(outDir, { recursive: true });
 writeFileSync(join(outDir, 'train.json'), JSON.stringify({ date: new Date().toISOString(), threads, results }, null, 2));

@@ -3,6 +3,16 @@
 
 namespace t3d {
 
+namespace {
+// Under autocast, CUDA runs layer and group norm in float32. libtorch 1.13's CPU autocast has no rule for them
+// and rejects a bfloat16 input with float32 affine parameters, so the same upcast is done here.
+at::Tensor normInput(const at::Tensor& x, const c10::optional<at::Tensor>& weight) {
+  const bool reduced = x.scalar_type() == at::kBFloat16 || x.scalar_type() == at::kHalf;
+  if (reduced && weight && weight->defined() && weight->scalar_type() != x.scalar_type()) return x.to(weight->scalar_type());
+  return x;
+}
+}  // namespace
+
 void initNN(Napi::Env env, Napi::Object exports) {
   // (x, weight, bias?)
   defineOp(env, exports, "linear", [](Args& a) { return a.ret(at::linear(a.t(0), a.t(1), a.ot(2))); });
@@ -26,9 +36,9 @@ void initNN(Napi::Env env, Napi::Object exports) {
     return a.ret(at::batch_norm(a.t(0), a.ot(1), a.ot(2), a.ot(3), a.ot(4), a.b(5), a.d(6), a.d(7), true));
   });
   // (x, groups, weight?, bias?, eps)
-  defineOp(env, exports, "groupNorm", [](Args& a) { return a.ret(at::group_norm(a.t(0), a.i(1), a.ot(2), a.ot(3), a.d(4))); });
+  defineOp(env, exports, "groupNorm", [](Args& a) { return a.ret(at::group_norm(normInput(a.t(0), a.ot(2)), a.i(1), a.ot(2), a.ot(3), a.d(4))); });
   // (x, normalizedShape, weight?, bias?, eps)
-  defineOp(env, exports, "layerNorm", [](Args& a) { return a.ret(at::layer_norm(a.t(0), a.il(1), a.ot(2), a.ot(3), a.d(4))); });
+  defineOp(env, exports, "layerNorm", [](Args& a) { return a.ret(at::layer_norm(normInput(a.t(0), a.ot(2)), a.il(1), a.ot(2), a.ot(3), a.d(4))); });
   // (x, weight?, bias?, runningMean?, runningVar?, useInputStats, momentum, eps)
   defineOp(env, exports, "instanceNorm", [](Args& a) {
     return a.ret(at::instance_norm(a.t(0), a.ot(1), a.ot(2), a.ot(3), a.ot(4), a.b(5), a.d(6), a.d(7), true));

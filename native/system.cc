@@ -1,9 +1,41 @@
-// Engine facts and global settings: seeds, threads, build configuration, CUDA.
+// Engine facts and global settings: seeds, threads, build configuration, CUDA, autocast.
 #include "common.h"
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
 
 namespace t3d {
+
+namespace {
+// Autocast state per device type; PyTorch 2.4 replaced the per-device functions with ones taking the type.
+at::DeviceType autocastDevice(const std::string& d) {
+  if (d == "cpu") return at::kCPU;
+  if (d == "cuda") return at::kCUDA;
+  throw ArgError("autocast: device type must be 'cpu' or 'cuda', got '" + d + "'");
+}
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+bool autocastEnabled(at::DeviceType t) { return at::autocast::is_autocast_enabled(t); }
+at::ScalarType autocastDtype(at::DeviceType t) { return at::autocast::get_autocast_dtype(t); }
+void setAutocast(at::DeviceType t, bool on, at::ScalarType dt) {
+  at::autocast::set_autocast_enabled(t, on);
+  at::autocast::set_autocast_dtype(t, dt);
+}
+#else
+bool autocastEnabled(at::DeviceType t) { return t == at::kCPU ? at::autocast::is_cpu_enabled() : at::autocast::is_enabled(); }
+at::ScalarType autocastDtype(at::DeviceType t) {
+  return t == at::kCPU ? at::autocast::get_autocast_cpu_dtype() : at::autocast::get_autocast_gpu_dtype();
+}
+void setAutocast(at::DeviceType t, bool on, at::ScalarType dt) {
+  if (t == at::kCPU) {
+    at::autocast::set_cpu_enabled(on);
+    at::autocast::set_autocast_cpu_dtype(dt);
+  } else {
+    at::autocast::set_enabled(on);
+    at::autocast::set_autocast_gpu_dtype(dt);
+  }
+}
+#endif
+}  // namespace
 
 void initSystem(Napi::Env env, Napi::Object exports) {
   defineOp(env, exports, "manualSeed", [](Args& a) {
@@ -23,6 +55,25 @@ void initSystem(Napi::Env env, Napi::Object exports) {
   defineOp(env, exports, "cudaSynchronize", [](Args& a) {
     if (torch::cuda::is_available()) torch::cuda::synchronize();
     return a.undef();
+  });
+  // [enabled, dtype code] of the calling thread's autocast state
+  defineOp(env, exports, "autocastGet", [](Args& a) {
+    const at::DeviceType t = autocastDevice(a.s(0));
+    Napi::Array r = Napi::Array::New(a.env(), 2);
+    r.Set(0u, autocastEnabled(t));
+    r.Set(1u, static_cast<double>(static_cast<int>(autocastDtype(t))));
+    return Napi::Value(r);
+  });
+  defineOp(env, exports, "autocastSet", [](Args& a) {
+    setAutocast(autocastDevice(a.s(0)), a.b(1), a.dtype(2, at::kBFloat16));
+    return a.undef();
+  });
+  // Region nesting; leaving the outermost region frees the cache of casted weights (as torch.autocast does).
+  defineOp(env, exports, "autocastEnter", [](Args& a) { return a.num(at::autocast::increment_nesting()); });
+  defineOp(env, exports, "autocastExit", [](Args& a) {
+    const int depth = at::autocast::decrement_nesting();
+    if (depth == 0) at::autocast::clear_cache();
+    return a.num(depth);
   });
   defineOp(env, exports, "buildInfo", [](Args& a) {
     Napi::Object o = Napi::Object::New(a.env());

@@ -168,3 +168,29 @@ test('`t3d pretrain` with restoration alone (vision-only, no text) trains, and i
   assert.equal(model.restoration_decoder.film?.length, 3);
   model.dispose();
 });
+
+test('bf16 mixed precision trains on CPU with the float32 run\'s first loss (±2 %); fp16 asks for a CUDA device', async () => {
+  const firstLoss = async (amp: string) => {
+    const cfg = base(['optim.steps=3', `optim.amp="${amp}"`, 'train.checkpointEvery=1000', 'train.logEvery=1']);
+    const out = join(tmp, `amp-${amp}`);
+    const tokenizer = prepareTokenizer(cfg, out);
+    torch.manualSeed(0);
+    const model = buildT3dModel(cfg.model, [16, 32, 32], tokenizer.vocabSize);
+    const loader = new Loader({ cacheDir: cache, split: 'train', batchSize: 4, seed: 0, workers: 1, views: cfg.data.views });
+    const r = await pretrain({ config: cfg, model, tokenizer, loader, outDir: out, log: () => {} });
+    assert.equal(r.step, 3);
+    assert.equal(r.skippedSteps, 0);
+    assert.ok(model.parameters().every((p) => p.dtype === 'float32'), 'parameters stay float32');
+    model.dispose();
+    return (JSON.parse(readFileSync(join(out, 'metrics.jsonl'), 'utf8').split('\n')[0]!) as { loss: number }).loss;
+  };
+  const [full, bf16] = [await firstLoss('off'), await firstLoss('bf16')];
+  assert.ok(Math.abs(bf16 - full) / full < 0.02 && bf16 !== full, `first loss float32 ${full}, bf16 ${bf16}`);
+  const cfg = base(['optim.amp="fp16"']);
+  const tokenizer = prepareTokenizer(cfg, join(tmp, 'amp-fp16'));
+  const model = buildT3dModel(cfg.model, [16, 32, 32], tokenizer.vocabSize);
+  const loader = new Loader({ cacheDir: cache, split: 'train', batchSize: 4, seed: 0, workers: 1, views: cfg.data.views });
+  await assert.rejects(pretrain({ config: cfg, model, tokenizer, loader, outDir: join(tmp, 'amp-fp16'), log: () => {} }), /fp16' needs a CUDA device/);
+  model.dispose();
+});
+

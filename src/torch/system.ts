@@ -1,10 +1,40 @@
 // Process-wide engine settings and build facts.
 import { native as N } from './native.js';
 import { type Tensor, wrap } from './tensor.js';
+import { dtypeCode } from './dtype.js';
 
 export const manualSeed = (seed: number): void => { N.manualSeed(seed); };
 export const setNumThreads = (n: number): void => { N.setNumThreads(n); };
 export const getNumThreads = (): number => N.getNumThreads() as number;
+
+// PyTorch honours OMP_NUM_THREADS for its intra-op pool; libtorch loaded into Node does not read it itself.
+const ompThreads = Number(process.env.OMP_NUM_THREADS);
+if (Number.isInteger(ompThreads) && ompThreads > 0) setNumThreads(ompThreads);
+
+export type AutocastDtype = 'bfloat16' | 'float16';
+
+/**
+ * Runs fn with automatic mixed precision on the device type, like PyTorch's `torch.autocast`: matmuls and
+ * convolutions run in `dtype`, ops on libtorch's float32 list (losses such as cross-entropy) in float32; the
+ * lists are libtorch's own and differ between versions. Regions nest; the previous state is restored on
+ * exit. libtorch 1.13 supports bfloat16 on CPU and both dtypes on CUDA.
+ */
+export function autocast<T>(deviceType: 'cpu' | 'cuda', dtype: AutocastDtype, fn: () => T): T {
+  if (deviceType === 'cpu' && dtype === 'float16' && buildInfo().torchVersionMajor < 2) {
+    throw new Error("autocast: float16 on CPU needs libtorch ≥ 2 (this build has bfloat16 only on CPU)");
+  }
+  const [wasOn, prev] = N.autocastGet(deviceType) as [boolean, number];
+  N.autocastSet(deviceType, true, dtypeCode(dtype));
+  N.autocastEnter();
+  try {
+    return fn();
+  } finally {
+    N.autocastExit();
+    N.autocastSet(deviceType, wasOn, prev);
+  }
+}
+
+export const isAutocastEnabled = (deviceType: 'cpu' | 'cuda'): boolean => (N.autocastGet(deviceType) as [boolean, number])[0];
 
 export const cuda = {
   isAvailable: (): boolean => N.cudaIsAvailable() as boolean,

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { nn, type Tensor } from '../torch/index.js';
+import { type GradScalerState } from '../torch/optim.js';
 
 export interface TrainerState {
   step: number;
@@ -15,6 +16,8 @@ export interface TrainerState {
   skippedSteps: number;
   /** config name and a fingerprint of the settings that must not change on resume */
   fingerprint: string;
+  /** float16 mixed precision: the dynamic loss scale, restored on resume */
+  gradScaler?: GradScalerState;
 }
 
 export interface CheckpointParts {

@@ -36,7 +36,11 @@ export interface PretrainConfig {
     vocabSize: number;
   } & T3dHeadsConfig;
   objective: ObjectiveConfig;
-  optim: { lr: number; weightDecay: number; betas: [number, number]; eps: number; warmupSteps: number; steps: number; gradAccum: number; clipNorm: number; textLrScale: number };
+  optim: {
+    lr: number; weightDecay: number; betas: [number, number]; eps: number; warmupSteps: number; steps: number; gradAccum: number; clipNorm: number; textLrScale: number;
+    /** mixed precision: autocast to bfloat16 (CPU and CUDA) or float16 with dynamic loss scaling (CUDA); default off */
+    amp?: 'off' | 'bf16' | 'fp16';
+  };
   train: { seed: number; logEvery: number; checkpointEvery: number; validateEvery: number; keepCheckpoints: number; maxConsecutiveNonFinite: number };
 }
 
@@ -76,7 +80,7 @@ export function applyOverrides(cfg: PretrainConfig, overrides: string[]): Pretra
   }
   return out as unknown as PretrainConfig;
 }
-const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling', 'model.restoration', 'objective.restoration'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
+const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling', 'model.restoration', 'objective.restoration', 'optim.amp'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
 
 export function validateConfig(c: PretrainConfig): void {
   const problems: string[] = [];
@@ -99,6 +103,7 @@ export function validateConfig(c: PretrainConfig): void {
   pos(c.model?.prototypes, 'model.prototypes');
   pos(c.train?.checkpointEvery, 'train.checkpointEvery');
   if (c.data?.batchSize < 2 && (c.objective?.clip?.weight ?? 0) > 0) problems.push('data.batchSize must be ≥ 2 for a contrastive loss');
+  if (c.optim?.amp !== undefined && !['off', 'bf16', 'fp16'].includes(c.optim.amp)) problems.push(`optim.amp must be 'off', 'bf16' or 'fp16' (got ${JSON.stringify(c.optim.amp)})`);
   if (!['resnet3d', 'vit3d'].includes(c.model?.vision?.kind)) problems.push(`model.vision.kind must be 'resnet3d' or 'vit3d'`);
   for (const v of c.objective?.tma?.codeViews ?? []) if (v !== 'text' && v !== 'global') problems.push(`objective.tma.codeViews: '${String(v)}' is not 'text' or 'global'`);
   if (problems.length) throw new Error(`invalid pre-training config '${c.name}': ${problems.join('; ')}`);

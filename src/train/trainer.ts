@@ -63,9 +63,13 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   const ckptDir = join(d.outDir, 'checkpoints');
   mkdirSync(d.outDir, { recursive: true });
   const metricsPath = join(d.outDir, 'metrics.jsonl');
+  const deviceType = (d.device ?? 'cpu').startsWith('cuda') ? 'cuda' : 'cpu';
+  const amp = c.optim.amp ?? 'off';
+  if (amp === 'fp16' && deviceType === 'cpu') throw new Error("optim.amp 'fp16' needs a CUDA device; on CPU use 'bf16'");
   const opt = new optim.AdamW(paramGroups(d.model, c), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps, weightDecay: c.optim.weightDecay });
   const sched = new optim.LRScheduler(opt, optim.warmupCosine(Math.min(c.optim.warmupSteps, c.optim.steps), c.optim.steps, 0.01));
   const queue = new EmbeddingQueue(c.objective.tma.queue);
+  const scaler = amp === 'fp16' ? new optim.GradScaler() : undefined;
   let state: TrainerState = { step: 0, epoch: 0, batchInEpoch: 0, consecutiveNonFinite: 0, skippedSteps: 0, fingerprint: fingerprint(c) };
   torch.manualSeed(c.train.seed);
 
@@ -74,9 +78,11 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     const { state: s, extra } = loadCheckpoint(resumeFrom, d.model, opt);
     if (s.fingerprint !== state.fingerprint) {
       torch.dispose([...extra.values()]);
+      opt.dispose();
       throw new Error(`${resumeFrom}: was trained with different settings (fingerprint ${s.fingerprint}, now ${state.fingerprint}); use a new --out to start over`);
     }
     state = s;
+    if (scaler && s.gradScaler) scaler.loadStateDict(s.gradScaler);
     const rng = extra.get('rng.torch_cpu');
     if (rng) torch.setDefaultGeneratorState(rng);
     queue.loadStateDict(extra);
@@ -88,6 +94,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   const save = (): string => {
     const rng = torch.getDefaultGeneratorState();
     const extra = new Map<string, Tensor>([['rng.torch_cpu', rng], ...queue.stateDict()]);
+    if (scaler) state.gradScaler = scaler.stateDict();
     try {
       return saveCheckpoint(ckptDir, { config: c, model: d.model, optimizer: opt, extra, tokenizerJson: d.tokenizer.toTokenizerJson(), state }, c.train.keepCheckpoints);
     } finally {
@@ -102,82 +109,97 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   let micro = 0;
   let lastCheckpoint = resumeFrom ?? '';
   const seed = c.train.seed;
-  while (state.step < c.optim.steps) {
-    const it = d.loader.epoch(state.epoch, state.batchInEpoch);
-    for (;;) {
-      const w0 = performance.now();
-      const next = await it.next();
-      waited += performance.now() - w0;
-      if (next.done) break;
-      const raw = next.value;
-      state.batchInEpoch += 1;
-      const result = torch.tidy(() => {
-        const views = batchToTensors(raw, d.loader.preset, d.loader.views, d.device);
-        const texts = raw.reports.map((r, i) => augmentReport(r, new Rng(seed, state.epoch, raw.indices[i]!, 17), c.data.textAugment));
-        const enc = d.tokenizer.encodeBatch(texts, { maxLength: c.data.maxTokens, padding: 'longest' });
-        const inputIds = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device: d.device });
-        const attentionMask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device: d.device });
-        const out = t3dLoss(d.model, { global: views.global, locals: views.locals, inputIds, attentionMask }, c.objective, state.step, queue);
-        const loss = d.lossHook ? d.lossHook(out.total, state.step) : out.total;
-        const value = loss.item();
-        if (!Number.isFinite(value)) return { value, parts: out.parts, stats: out.stats };
-        loss.div(c.optim.gradAccum).backward();
-        return { value, parts: out.parts, stats: out.stats };
-      });
-      micro += 1;
-      let skip = !Number.isFinite(result.value);
-      if (!skip && micro < c.optim.gradAccum) continue;
-      micro = 0;
-      const gradNorm = skip ? NaN : optim.clipGradNorm(d.model.parameters(), c.optim.clipNorm);
-      skip ||= !Number.isFinite(gradNorm);
-      if (skip) {
-        opt.zeroGrad();
-        state.consecutiveNonFinite += 1;
-        state.skippedSteps += 1;
-        log(`step ${state.step}: non-finite loss or gradient (loss ${result.value}); step skipped (${state.consecutiveNonFinite} in a row)`);
-        if (state.consecutiveNonFinite >= c.train.maxConsecutiveNonFinite) {
-          await d.loader.close();
-          throw new Error(`stopping: ${state.consecutiveNonFinite} consecutive non-finite steps at step ${state.step}; the last good checkpoint is ${lastCheckpoint || '(none yet)'}`);
+  // the loader's worker threads must stop whatever happens, or the process never exits
+  try {
+    while (state.step < c.optim.steps) {
+      const it = d.loader.epoch(state.epoch, state.batchInEpoch);
+      for (;;) {
+        const w0 = performance.now();
+        const next = await it.next();
+        waited += performance.now() - w0;
+        if (next.done) break;
+        const raw = next.value;
+        state.batchInEpoch += 1;
+        const result = torch.tidy(() => {
+          const views = batchToTensors(raw, d.loader.preset, d.loader.views, d.device);
+          const texts = raw.reports.map((r, i) => augmentReport(r, new Rng(seed, state.epoch, raw.indices[i]!, 17), c.data.textAugment));
+          const enc = d.tokenizer.encodeBatch(texts, { maxLength: c.data.maxTokens, padding: 'longest' });
+          const inputIds = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device: d.device });
+          const attentionMask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device: d.device });
+          const batch = { global: views.global, locals: views.locals, inputIds, attentionMask };
+          const forward = () => t3dLoss(d.model, batch, c.objective, state.step, queue);
+          const out = amp === 'off' ? forward() : torch.autocast(deviceType, amp === 'bf16' ? 'bfloat16' : 'float16', forward);
+          const loss = d.lossHook ? d.lossHook(out.total, state.step) : out.total;
+          const value = loss.item();
+          if (!Number.isFinite(value)) return { value, parts: out.parts, stats: out.stats };
+          (scaler ? scaler.scaleLoss(loss) : loss).div(c.optim.gradAccum).backward();
+          return { value, parts: out.parts, stats: out.stats };
+        });
+        micro += 1;
+        let skip = !Number.isFinite(result.value);
+        if (!skip && micro < c.optim.gradAccum) continue;
+        micro = 0;
+        if (!skip && scaler && scaler.unscale(d.model.parameters())) {
+          // float16 overflow: the normal way a loss scale finds its level, not a training failure
+          scaler.update(true);
+          opt.zeroGrad();
+          state.skippedSteps += 1;
+          log(`step ${state.step}: float16 gradients overflowed; step skipped, loss scale now ${scaler.scale}`);
+          continue;
         }
-        continue;
+        const gradNorm = skip ? NaN : optim.clipGradNorm(d.model.parameters(), c.optim.clipNorm);
+        skip ||= !Number.isFinite(gradNorm);
+        if (skip) {
+          opt.zeroGrad();
+          state.consecutiveNonFinite += 1;
+          state.skippedSteps += 1;
+          log(`step ${state.step}: non-finite loss or gradient (loss ${result.value}); step skipped (${state.consecutiveNonFinite} in a row)`);
+          if (state.consecutiveNonFinite >= c.train.maxConsecutiveNonFinite) {
+            throw new Error(`stopping: ${state.consecutiveNonFinite} consecutive non-finite steps at step ${state.step}; the last good checkpoint is ${lastCheckpoint || '(none yet)'}`);
+          }
+          continue;
+        }
+        state.consecutiveNonFinite = 0;
+        opt.step();
+        opt.zeroGrad();
+        scaler?.update(false);
+        sched.step();
+        state.step += 1;
+        windowSteps += 1;
+        lastLoss = result.value;
+        if (state.step % c.train.logEvery === 0 || state.step === c.optim.steps) {
+          const now = performance.now();
+          const secsPerStep = (now - window) / 1000 / Math.max(1, windowSteps);
+          const entry = {
+            step: state.step, epoch: state.epoch, loss: result.value, ...result.parts, ...result.stats, gradNorm, lr: sched.currentLrs()[0],
+            volumesPerS: (c.data.batchSize * c.optim.gradAccum) / secsPerStep, dataWait: waited / Math.max(1, now - window), liveTensors: torch.memory().numTensors, rssMB: process.memoryUsage().rss / 1e6,
+            ...(scaler ? { lossScale: scaler.scale } : {}),
+          };
+          appendFileSync(metricsPath, JSON.stringify(entry) + '\n');
+          const parts = Object.entries(result.parts).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
+          const eta = secsPerStep * (c.optim.steps - state.step);
+          log(`step ${state.step}/${c.optim.steps} loss ${result.value.toFixed(4)} (${parts}) lr ${entry.lr!.toExponential(2)} ${entry.volumesPerS.toFixed(1)} vol/s data-wait ${(entry.dataWait * 100).toFixed(0)} % ETA ${fmtTime(eta)}`);
+          waited = 0; window = now; windowSteps = 0;
+        }
+        if (d.onValidate && (state.step % c.train.validateEvery === 0 || state.step === c.optim.steps)) {
+          d.model.eval();
+          const m = await d.onValidate(state.step);
+          d.model.train();
+          appendFileSync(metricsPath, JSON.stringify({ step: state.step, validation: m }) + '\n');
+          log(`validation at step ${state.step}: ${Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+        }
+        if (state.step % c.train.checkpointEvery === 0 || state.step === c.optim.steps) lastCheckpoint = save();
+        if (state.step >= c.optim.steps) break;
       }
-      state.consecutiveNonFinite = 0;
-      opt.step();
-      opt.zeroGrad();
-      sched.step();
-      state.step += 1;
-      windowSteps += 1;
-      lastLoss = result.value;
-      if (state.step % c.train.logEvery === 0 || state.step === c.optim.steps) {
-        const now = performance.now();
-        const secsPerStep = (now - window) / 1000 / Math.max(1, windowSteps);
-        const entry = {
-          step: state.step, epoch: state.epoch, loss: result.value, ...result.parts, ...result.stats, gradNorm, lr: sched.currentLrs()[0],
-          volumesPerS: (c.data.batchSize * c.optim.gradAccum) / secsPerStep, dataWait: waited / Math.max(1, now - window), liveTensors: torch.memory().numTensors, rssMB: process.memoryUsage().rss / 1e6,
-        };
-        appendFileSync(metricsPath, JSON.stringify(entry) + '\n');
-        const parts = Object.entries(result.parts).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
-        const eta = secsPerStep * (c.optim.steps - state.step);
-        log(`step ${state.step}/${c.optim.steps} loss ${result.value.toFixed(4)} (${parts}) lr ${entry.lr!.toExponential(2)} ${entry.volumesPerS.toFixed(1)} vol/s data-wait ${(entry.dataWait * 100).toFixed(0)} % ETA ${fmtTime(eta)}`);
-        waited = 0; window = now; windowSteps = 0;
-      }
-      if (d.onValidate && (state.step % c.train.validateEvery === 0 || state.step === c.optim.steps)) {
-        d.model.eval();
-        const m = await d.onValidate(state.step);
-        d.model.train();
-        appendFileSync(metricsPath, JSON.stringify({ step: state.step, validation: m }) + '\n');
-        log(`validation at step ${state.step}: ${Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
-      }
-      if (state.step % c.train.checkpointEvery === 0 || state.step === c.optim.steps) lastCheckpoint = save();
       if (state.step >= c.optim.steps) break;
+      state.epoch += 1;
+      state.batchInEpoch = 0;
     }
-    if (state.step >= c.optim.steps) break;
-    state.epoch += 1;
-    state.batchInEpoch = 0;
+  } finally {
+    await d.loader.close();
+    opt.dispose();
+    queue.dispose();
   }
-  await d.loader.close();
-  opt.dispose();
-  queue.dispose();
   log(`done: ${state.step} steps in ${fmtTime((performance.now() - t0) / 1000)}, ${state.skippedSteps} skipped; checkpoint ${lastCheckpoint}`);
   return { step: state.step, skippedSteps: state.skippedSteps, lastLoss, checkpoint: lastCheckpoint };
 }
