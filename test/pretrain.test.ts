@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
@@ -192,5 +192,39 @@ test('bf16 mixed precision trains on CPU with the float32 run\'s first loss (±2
   const loader = new Loader({ cacheDir: cache, split: 'train', batchSize: 4, seed: 0, workers: 1, views: cfg.data.views });
   await assert.rejects(pretrain({ config: cfg, model, tokenizer, loader, outDir: join(tmp, 'amp-fp16'), log: () => {} }), /fp16' needs a CUDA device/);
   model.dispose();
+});
+
+test('EMA teacher: its codes drive TMA, it trails the student, and resuming restores it exactly', async () => {
+  const cfg = base(['optim.steps=6', 'train.checkpointEvery=3', 'objective.tma.warmupSteps=0', 'objective.tma.teacherMomentum=0.9', 'objective.tma.codeViews=["text","global"]']);
+  const run = async (out: string, resume: boolean) => {
+    const tokenizer = prepareTokenizer(cfg, out);
+    torch.manualSeed(0);
+    const model = buildT3dModel(cfg.model, [16, 32, 32], tokenizer.vocabSize);
+    const loader = new Loader({ cacheDir: cache, split: 'train', batchSize: 4, seed: 0, workers: 1, views: cfg.data.views });
+    const r = await pretrain({ config: cfg, model, tokenizer, loader, outDir: out, resume, log: () => {} });
+    model.dispose();
+    return r;
+  };
+  const full = join(tmp, 'teacher-full');
+  const r = await run(full, false);
+  assert.equal(r.skippedSteps, 0);
+  const metrics = readFileSync(join(full, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { tma?: number });
+  assert.ok(metrics.every((m) => m.tma !== undefined && Number.isFinite(m.tma)), 'TMA ran at every step');
+  const { tensors } = torch.loadSafetensors(join(full, 'checkpoints', 'step-00000006', 'optimizer.safetensors'));
+  const { tensors: student } = torch.loadSafetensors(join(full, 'checkpoints', 'step-00000006', 'model.safetensors'));
+  const w = 'visual.conv1.weight';
+  const gap = torch.tidy(() => tensors.get(`teacher.${w}`)!.sub(student.get(w)!).abs().max().item());
+  assert.ok(gap > 0, 'the teacher trails the student');
+  torch.dispose([...tensors.values(), ...student.values()]);
+  // resume from the step-3 checkpoint in a fresh folder: same student and teacher at step 6
+  const resumed = join(tmp, 'teacher-resumed');
+  mkdirSync(join(resumed, 'checkpoints'), { recursive: true });
+  cpSync(join(full, 'checkpoints', 'step-00000003'), join(resumed, 'checkpoints', 'step-00000003'), { recursive: true });
+  cpSync(join(full, 'tokenizer.json'), join(resumed, 'tokenizer.json'));
+  await run(resumed, true);
+  for (const f of ['model.safetensors', 'optimizer.safetensors']) {
+    const diff = maxAbsDiff(join(full, 'checkpoints', 'step-00000006', f), join(resumed, 'checkpoints', 'step-00000006', f));
+    assert.ok(diff <= 1e-6, `${f}: max |Δ| = ${diff}`);
+  }
 });
 

@@ -8,6 +8,7 @@ import { type T3dModel } from '../models/t3d.js';
 import { clipLoss } from './clip.js';
 import { EmbeddingQueue, codeUsageEntropy, tmaLoss } from './tma.js';
 import { maskPatches, restorationLoss } from './restoration.js';
+import { sinkhorn } from './sinkhorn.js';
 
 export interface ObjectiveConfig {
   clip: { weight: number };
@@ -24,6 +25,8 @@ export interface ObjectiveConfig {
     sinkhornIterations: number;
     /** queue length in samples (0 = off) */
     queue: number;
+    /** > 0: codes come from an EMA (momentum) teacher of the whole model instead of the student itself */
+    teacherMomentum?: number;
   };
   ssl: { weight: number; temperature: number };
   /** masked-volume restoration of the global view, the decoder FiLM-conditioned on the report (useText) */
@@ -56,8 +59,26 @@ export function simclrLoss(a: Tensor, b: Tensor, temperature: number): Tensor {
   });
 }
 
-/** Computes the loss for one batch (inside the caller's tidy scope); updates the queue. */
-export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig, step: number, queue?: EmbeddingQueue): LossParts {
+/** The code views' embeddings from the teacher (no gradient): the report's e and the global view's fused h. */
+function teacherEmbeddings(teacher: T3dModel, batch: ViewBatch, views: string[], useText: boolean): Map<string, Tensor> {
+  return torch.noGrad(() => torch.tidy(() => {
+    const out = new Map<string, Tensor>();
+    const report = batch.inputIds && batch.attentionMask ? teacher.encodeReport(batch.inputIds, batch.attentionMask) : undefined;
+    if (views.includes('text') && report) out.set('text', report.emb);
+    if (views.includes('global')) {
+      const text = useText && report ? { tokens: report.tokens, paddingMask: report.paddingMask } : undefined;
+      out.set('global', teacher.fusion.forward(teacher.encodeVolume(batch.global).tokens, text));
+    }
+    return out;
+  }));
+}
+
+/**
+ * Computes the loss for one batch (inside the caller's tidy scope); updates the queue. With a teacher, the
+ * code views' Sinkhorn codes come from the teacher's embeddings and prototypes (the queue then holds teacher
+ * embeddings).
+ */
+export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig, step: number, queue?: EmbeddingQueue, teacher?: T3dModel): LossParts {
   const parts: Record<string, number> = {};
   const stats: Record<string, number> = {};
   const terms: Tensor[] = [];
@@ -93,12 +114,24 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
     const embOf: Record<string, Tensor | undefined> = { global: hGlobal, text: report?.emb };
     if (report && cfg.tma.codeViews.includes('text')) scores.set('text', model.prototypes.scores(report.emb));
     const codeViews = cfg.tma.codeViews.filter((v) => scores.has(v));
+    const sinkhornOptions = { epsilon: cfg.tma.epsilon, iterations: cfg.tma.sinkhornIterations };
+    let teacherCodes: Map<string, Tensor> | undefined;
+    if (teacher) {
+      teacher.prototypes.normalize_();
+      const emb = teacherEmbeddings(teacher, batch, codeViews, cfg.tma.useText);
+      teacherCodes = new Map(codeViews.map((v) => [v, torch.noGrad(() => {
+        const q = queue?.get(v);
+        const s = teacher.prototypes.scores(q ? torch.cat([emb.get(v)!, q], 0) : emb.get(v)!);
+        return sinkhorn(s, sinkhornOptions).narrow(0, 0, B);
+      })]));
+      for (const v of codeViews) embOf[v] = emb.get(v);
+    }
     const queued = new Map<string, Tensor>();
-    for (const v of codeViews) {
+    for (const v of teacher ? [] : codeViews) {
       const q = queue?.get(v);
       if (q) queued.set(v, torch.noGrad(() => model.prototypes.scores(q)));
     }
-    const { loss, codes } = tmaLoss(scores, codeViews, { temperature: cfg.tma.temperature, epsilon: cfg.tma.epsilon, sinkhornIterations: cfg.tma.sinkhornIterations }, queued);
+    const { loss, codes } = tmaLoss(scores, codeViews, { temperature: cfg.tma.temperature, epsilon: cfg.tma.epsilon, sinkhornIterations: cfg.tma.sinkhornIterations }, queued, teacherCodes);
     for (const v of codeViews) if (embOf[v]) queue?.push(v, embOf[v]!);
     const first = codes.get(codeViews[0]!);
     if (first) stats.codeEntropy = codeUsageEntropy(first);

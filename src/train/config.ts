@@ -93,6 +93,8 @@ export function validateConfig(c: PretrainConfig): void {
   nonneg(c.objective?.clip?.weight, 'objective.clip.weight');
   nonneg(c.objective?.tma?.weight, 'objective.tma.weight');
   nonneg(c.objective?.ssl?.weight, 'objective.ssl.weight');
+  const m = c.objective?.tma?.teacherMomentum;
+  if (m !== undefined && !(typeof m === 'number' && m >= 0 && m < 1)) problems.push(`objective.tma.teacherMomentum must be in [0, 1) (got ${JSON.stringify(m)})`);
   const rec = c.objective?.restoration;
   if (rec) {
     nonneg(rec.weight, 'objective.restoration.weight');

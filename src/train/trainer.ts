@@ -15,6 +15,8 @@ import { fmtTime } from '../util/progress.js';
 import { EmbeddingQueue } from '../objectives/tma.js';
 import { t3dLoss } from '../objectives/t3d.js';
 import { type PretrainConfig } from './config.js';
+import { EmaTeacher } from './ema.js';
+import { buildT3dModel } from './factory.js';
 import { type TrainerState, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 
 export interface TrainerDeps {
@@ -70,6 +72,9 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   const sched = new optim.LRScheduler(opt, optim.warmupCosine(Math.min(c.optim.warmupSteps, c.optim.steps), c.optim.steps, 0.01));
   const queue = new EmbeddingQueue(c.objective.tma.queue);
   const scaler = amp === 'fp16' ? new optim.GradScaler() : undefined;
+  const momentum = c.objective.tma.teacherMomentum ?? 0;
+  const teacher = momentum > 0 && c.objective.tma.weight > 0
+    ? new EmaTeacher(buildT3dModel(c.model, d.loader.preset.shape, d.tokenizer.vocabSize).to({ device: d.device ?? 'cpu' }), d.model, momentum) : undefined;
   let state: TrainerState = { step: 0, epoch: 0, batchInEpoch: 0, consecutiveNonFinite: 0, skippedSteps: 0, fingerprint: fingerprint(c) };
   torch.manualSeed(c.train.seed);
 
@@ -79,6 +84,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     if (s.fingerprint !== state.fingerprint) {
       torch.dispose([...extra.values()]);
       opt.dispose();
+      teacher?.model.dispose();
       throw new Error(`${resumeFrom}: was trained with different settings (fingerprint ${s.fingerprint}, now ${state.fingerprint}); use a new --out to start over`);
     }
     state = s;
@@ -86,6 +92,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     const rng = extra.get('rng.torch_cpu');
     if (rng) torch.setDefaultGeneratorState(rng);
     queue.loadStateDict(extra);
+    teacher?.loadStateDict(extra);
     torch.dispose([...extra.values()]);
     sched.setStep(state.step);
     log(`resumed from ${resumeFrom} at step ${state.step} (epoch ${state.epoch}, batch ${state.batchInEpoch})`);
@@ -93,7 +100,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
 
   const save = (): string => {
     const rng = torch.getDefaultGeneratorState();
-    const extra = new Map<string, Tensor>([['rng.torch_cpu', rng], ...queue.stateDict()]);
+    const extra = new Map<string, Tensor>([['rng.torch_cpu', rng], ...queue.stateDict(), ...(teacher?.stateDict() ?? [])]);
     if (scaler) state.gradScaler = scaler.stateDict();
     try {
       return saveCheckpoint(ckptDir, { config: c, model: d.model, optimizer: opt, extra, tokenizerJson: d.tokenizer.toTokenizerJson(), state }, c.train.keepCheckpoints);
@@ -127,7 +134,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
           const inputIds = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device: d.device });
           const attentionMask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device: d.device });
           const batch = { global: views.global, locals: views.locals, inputIds, attentionMask };
-          const forward = () => t3dLoss(d.model, batch, c.objective, state.step, queue);
+          const forward = () => t3dLoss(d.model, batch, c.objective, state.step, queue, teacher?.model);
           const out = amp === 'off' ? forward() : torch.autocast(deviceType, amp === 'bf16' ? 'bfloat16' : 'float16', forward);
           const loss = d.lossHook ? d.lossHook(out.total, state.step) : out.total;
           const value = loss.item();
@@ -163,6 +170,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
         opt.step();
         opt.zeroGrad();
         scaler?.update(false);
+      teacher?.update(d.model);
         sched.step();
         state.step += 1;
         windowSteps += 1;
@@ -199,6 +207,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     await d.loader.close();
     opt.dispose();
     queue.dispose();
+    teacher?.model.dispose();
   }
   log(`done: ${state.step} steps in ${fmtTime((performance.now() - t0) / 1000)}, ${state.skippedSteps} skipped; checkpoint ${lastCheckpoint}`);
   return { step: state.step, skippedSteps: state.skippedSteps, lastLoss, checkpoint: lastCheckpoint };
