@@ -1,7 +1,7 @@
 // `npm run experiment:learning`: T3D vs CLIP-only vs random init on the synthetic benchmark (cpu-96),
 // several seeds, zero-shot macro-AUROC and retrieval on the held-out split. Runs the CLI per setting and
 // reads each run's final validation from metrics.jsonl; prints mean ± sd and writes <out>/summary.json.
-// Env: SEEDS (0,1,2), STEPS (300), VARIANTS (all), VALIDATE_EVERY (STEPS), OUT (runs/learning; the data cache
+// Env: SEEDS (0,1,2), STEPS (300), VARIANTS (random-init,clip-only,t3d; ablations below), VALIDATE_EVERY (STEPS), OUT (runs/learning; the data cache
 // is shared with runs/learning so every study evaluates on the same held-out volumes).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -19,8 +19,15 @@ const allVariants: Record<string, string[]> = {
   'random-init': ['--steps', '1', '--set', 'optim.lr=1e-12', '--set', 'objective.tma.weight=0'],
   'clip-only': ['--steps', String(steps), '--set', 'objective.tma.weight=0', '--set', 'data.views.numLocal=0'],
   't3d': ['--steps', String(steps)],
+  // TMA ablations (run only when named in VARIANTS)
+  't3d-no-fusion': ['--steps', String(steps), '--set', 'objective.tma.useText=false'],
+  't3d-groupnorm': ['--steps', String(steps), '--set', 'model.vision.norm=group'],
+  't3d-teacher': ['--steps', String(steps), '--set', 'objective.tma.teacherMomentum=0.99', '--set', 'objective.tma.codeViews=["text","global"]'],
+  'clip-only-groupnorm': ['--steps', String(steps), '--set', 'objective.tma.weight=0', '--set', 'data.views.numLocal=0', '--set', 'model.vision.norm=group'],
 };
-const variants = Object.fromEntries(Object.entries(allVariants).filter(([k]) => !process.env.VARIANTS || process.env.VARIANTS.split(',').includes(k)));
+const chosen = process.env.VARIANTS?.split(',') ?? ['random-init', 'clip-only', 't3d'];
+for (const v of chosen) if (!allVariants[v]) throw new Error(`VARIANTS: unknown variant '${v}' (known: ${Object.keys(allVariants).join(', ')})`);
+const variants = Object.fromEntries(chosen.map((v) => [v, allVariants[v]!]));
 
 interface Row { variant: string; seed: number; auroc: number; r5: number; seconds: number }
 const rows: Row[] = [];

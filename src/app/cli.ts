@@ -35,7 +35,9 @@ const COMMANDS: Record<string, Command> = {
     usage: 't3d pretrain [--config cpu-96|t3d-224|ct-rate-480|file.json] [--set key.path=value ...] [--steps N] [--out dir] [--resume] [--device cpu|cuda]\n\n'
       + 'Without a preprocessed cache the configured synthetic set is generated first. Checkpoints go to <out>/checkpoints,\n'
       + 'metrics to <out>/metrics.jsonl. Baselines by switches: --set objective.tma.weight=0 (CLIP-only),\n'
-      + '--set objective.tma.useText=false (TMA without text), --set objective.clip.weight=0 --set objective.ssl.weight=1 --set objective.tma.weight=0 (vision-only SSL).\n\n'
+      + '--set objective.tma.useText=false (TMA without text fusion), --set objective.clip.weight=0 --set objective.ssl.weight=1 --set objective.tma.weight=0 (vision-only SSL);\n'
+      + 'objective.restoration.weight=1 adds masked restoration (useText=false and the other weights 0: restoration alone).\n'
+      + 'objective.tma.teacherMomentum=0.99 takes TMA codes from an EMA teacher; optim.amp=bf16|fp16 turns on mixed precision (fp16: CUDA).\n\n'
       + 'Examples:\n  t3d pretrain\n  t3d pretrain --config cpu-96 --set optim.steps=1000 --out runs/t3d-a\n  t3d pretrain --out runs/t3d-a --resume',
     run: runPretrain,
   },
