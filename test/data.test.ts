@@ -1,7 +1,7 @@
 // The data path end to end: synthetic dataset → preprocessing cache (with quarantine) → loader.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -17,6 +17,7 @@ import { csvRows } from '../src/text/csv.js';
 import { readDicomVolume } from '../src/io/dicom.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-data-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
 const preset = loadPreset('cpu-96');
 const synthDir = join(tmp, 'synth');
 const cacheDir = join(tmp, 'cache');

@@ -1,8 +1,8 @@
 // DICOM series → volume against references made by pydicom + numpy (test/fixtures/dicom, written by
 // scripts/fixtures/make_dicom_fixtures.py); CI only reads the committed files.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ interface Expected {
 }
 const EXPECTED = JSON.parse(readFileSync(fix('expected.json'), 'utf8')) as Record<string, Expected> & { syntaxUIDs: Record<string, string> };
 const tmp = mkdtempSync(join(tmpdir(), 't3d-dicom-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
 
 function assertVolume(v: DicomVolume, e: Expected, what: string): void {
   assert.deepEqual(v.shape, e.shape, `${what}: shape`);

@@ -1,9 +1,9 @@
 // Pre-training: objective gradients vs finite differences on a tiny model, overfitting a few pairs,
 // non-finite step handling, and exact resume after SIGKILL (torn checkpoints are never loaded).
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
@@ -14,10 +14,12 @@ import { latestCheckpoint, listCheckpoints } from '../src/train/checkpoint.js';
 import { t3dLoss, type ObjectiveConfig } from '../src/objectives/t3d.js';
 import { ensureCache, prepareTokenizer } from '../src/app/pretrain.js';
 import { Loader } from '../src/data/loader.js';
+import { readCacheIndex } from '../src/data/cache.js';
 import { packageRoot } from '../src/util/paths.js';
-import { fixture } from './helpers.js';
+import { assertClose, fixture } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-pretrain-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
 const cache = join(tmp, 'cache');
 const presetPath = fixture('pretrain', 'tiny-preset.json');
 const configPath = fixture('pretrain', 'tiny.json');
@@ -163,7 +165,8 @@ test('`t3d pretrain` with restoration alone (vision-only, no text) trains, and i
     '--set', 'objective.restoration.weight=1', '--set', 'objective.restoration.useText=false', '--set', 'train.logEvery=1'), { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /step 3\/3 loss [\d.]+ \(rec [\d.]+\)/);
-  const { model } = loadT3dCheckpoint(latestCheckpoint(join(out, 'checkpoints'))!);
+  const { model, dir } = loadT3dCheckpoint(out); // a run folder: its newest checkpoint
+  assert.equal(dir, latestCheckpoint(join(out, 'checkpoints')));
   assert.ok(model.restoration_decoder, 'decoder restored from the checkpoint');
   assert.equal(model.restoration_decoder.film?.length, 3);
   model.dispose();
@@ -226,5 +229,31 @@ test('EMA teacher: its codes drive TMA, it trails the student, and resuming rest
     const diff = maxAbsDiff(join(full, 'checkpoints', 'step-00000006', f), join(resumed, 'checkpoints', 'step-00000006', f));
     assert.ok(diff <= 1e-6, `${f}: max |Δ| = ${diff}`);
   }
+});
+
+test('`t3d embed` writes unit-norm volume and report embeddings with their names, from a run folder', () => {
+  const run = join(tmp, 'full'); // trained by the resume test above
+  const vol = join(tmp, 'emb-volumes.safetensors');
+  const r1 = spawnSync('node', [cli, 'embed', '--checkpoint', run, '--cache', cache, '--split', 'valid', '--out', vol], { encoding: 'utf8' });
+  assert.equal(r1.status, 0, r1.stderr);
+  const reportsFile = join(tmp, 'reports.txt');
+  writeFileSync(reportsFile, 'Cardiomegaly is present.\nNo pleural effusion.\n');
+  const rep = join(tmp, 'emb-reports.safetensors');
+  const r2 = spawnSync('node', [cli, 'embed', '--checkpoint', run, '--reports', reportsFile, '--out', rep], { encoding: 'utf8' });
+  assert.equal(r2.status, 0, r2.stderr);
+  const validCount = readCacheIndex(cache).entries.filter((e) => e.split === 'valid').length;
+  for (const [file, rows, kind] of [[vol, validCount, 'volume'], [rep, 2, 'report']] as const) {
+    const { tensors, metadata } = torch.loadSafetensors(file);
+    const e = tensors.get('embeddings')!;
+    assert.deepEqual(e.shape, [rows, 32]);
+    torch.tidy(() => assertClose(e.norm(2, [1]), torch.ones([rows]), { atol: 1e-5 }));
+    assert.equal((JSON.parse(metadata.names!) as string[]).length, rows);
+    assert.equal(metadata.kind, kind);
+    assert.match(metadata.checkpoint!, /step-00000012$/);
+    torch.dispose([...tensors.values()]);
+  }
+  const bad = spawnSync('node', [cli, 'embed', '--checkpoint', join(tmp, 'nowhere'), '--reports', reportsFile, '--out', rep], { encoding: 'utf8' });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /nowhere: neither a checkpoint folder nor a run folder with checkpoints/);
 });
 

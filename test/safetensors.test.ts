@@ -1,7 +1,7 @@
 // safetensors interchange with Python's reference implementation, and hostile-file handling.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
@@ -9,6 +9,7 @@ import { nn, optim } from '../src/torch/index.js';
 import { TS_WRITTEN_DTYPES, assertClose, fixture, tsWrittenValues } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-st-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
 
 test('every dtype written by Python safetensors loads with the same values', () => {
   const expected = JSON.parse(readFileSync(fixture('engine', 'dtypes.json'), 'utf8')) as Record<string, { shape: number[]; values: number[] }>;

@@ -1,20 +1,15 @@
 // `t3d embed`: a trained checkpoint + volumes (a preprocessed cache split) or reports (a text file, one
 // per line) → L2-normalised embeddings in safetensors, with the row names in its metadata.
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import * as torch from '../torch/index.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
-import { latestCheckpoint } from '../train/checkpoint.js';
 import { embedSplit, embedTexts } from '../eval/zeroshot.js';
-import { join } from 'node:path';
 import { parseOptions } from './args.js';
 
 export async function runEmbed(args: string[]): Promise<void> {
   const o = parseOptions(args, { checkpoint: 'string', cache: 'string', split: 'string', reports: 'string', out: 'string', device: 'string' });
   if (!o.checkpoint || !o.out || (!o.cache && !o.reports)) throw new Error('embed: --checkpoint <dir>, --out <file.safetensors> and one of --cache <dir> / --reports <file> are required');
-  const given = o.checkpoint as string;
-  const dir = existsSync(join(given, 'model.safetensors')) ? given : latestCheckpoint(join(given, 'checkpoints'));
-  if (!dir) throw new Error(`${given}: neither a checkpoint folder nor a run folder with checkpoints`);
-  const { model, tokenizer, config } = loadT3dCheckpoint(dir);
+  const { model, tokenizer, config, dir } = loadT3dCheckpoint(o.checkpoint as string);
   const device = (o.device as string | undefined) ?? 'cpu';
   if (device !== 'cpu') model.to({ device });
   let names: string[];

@@ -9,6 +9,7 @@ import { T3dModel, type VisionEncoder } from '../models/t3d.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { loadPreset } from '../data/presets.js';
 import { type PretrainConfig } from './config.js';
+import { latestCheckpoint } from './checkpoint.js';
 
 export function buildVisionEncoder(m: PretrainConfig['model'], imageShape: [number, number, number]): VisionEncoder {
   const v = m.vision;
@@ -27,10 +28,12 @@ export function buildT3dModel(m: PretrainConfig['model'], imageShape: [number, n
   return new T3dModel(buildVisionEncoder(m, imageShape), text, m);
 }
 
-export interface LoadedCheckpoint { config: PretrainConfig; model: T3dModel; tokenizer: WordPieceTokenizer }
+export interface LoadedCheckpoint { config: PretrainConfig; model: T3dModel; tokenizer: WordPieceTokenizer; /** the checkpoint folder loaded */ dir: string }
 
 /** A checkpoint folder (or a run folder: its newest checkpoint) → model in eval mode + tokenizer. */
-export function loadT3dCheckpoint(dir: string): LoadedCheckpoint {
+export function loadT3dCheckpoint(given: string): LoadedCheckpoint {
+  const dir = existsSync(join(given, 'model.safetensors')) ? given : latestCheckpoint(join(given, 'checkpoints'));
+  if (!dir) throw new Error(`${given}: neither a checkpoint folder nor a run folder with checkpoints`);
   const files = ['config.json', 'model.safetensors', 'tokenizer.json'];
   const missing = files.filter((f) => !existsSync(join(dir, f)));
   if (missing.length) throw new Error(`${dir}: not a T3D checkpoint (missing ${missing.join(', ')})`);
@@ -41,7 +44,7 @@ export function loadT3dCheckpoint(dir: string): LoadedCheckpoint {
   const model = buildT3dModel({ ...config.model, text, freezeText: false }, loadPreset(config.data.preset).shape, tokenizer.vocabSize);
   torch.loadModule(model, join(dir, 'model.safetensors'));
   model.eval();
-  return { config, model, tokenizer };
+  return { config, model, tokenizer, dir };
 }
 
 function readPretrainedConfig(dir: string): Record<string, number | string> {
