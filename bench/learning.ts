@@ -15,6 +15,7 @@ const steps = Number(process.env.STEPS ?? 300);
 const validateEvery = Number(process.env.VALIDATE_EVERY ?? steps);
 const common = ['--config', 'cpu-96', '--set', `data.cache=${join(root, 'runs', 'learning', 'cache')}`, '--set', 'data.synth={"count":1000,"seed":0,"validFraction":0.4}',
   '--set', `train.validateEvery=${validateEvery}`, '--set', `train.checkpointEvery=${validateEvery}`, '--set', 'train.logEvery=50'];
+const coarse = ['--set', 'objective.tma.useText=false', '--set', 'model.prototypes=8', '--set', 'objective.tma.queue=128'];
 const allVariants: Record<string, string[]> = {
   'random-init': ['--steps', '1', '--set', 'optim.lr=1e-12', '--set', 'objective.tma.weight=0'],
   'clip-only': ['--steps', String(steps), '--set', 'objective.tma.weight=0', '--set', 'data.views.numLocal=0'],
@@ -22,8 +23,9 @@ const allVariants: Record<string, string[]> = {
   // TMA ablations (run only when named in VARIANTS)
   't3d-no-fusion': ['--steps', String(steps), '--set', 'objective.tma.useText=false'],
   't3d-groupnorm': ['--steps', String(steps), '--set', 'model.vision.norm=group'],
-  't3d-teacher': ['--steps', String(steps), '--set', 'objective.tma.teacherMomentum=0.99', '--set', 'objective.tma.codeViews=["text","global"]'],
-  'clip-only-groupnorm': ['--steps', String(steps), '--set', 'objective.tma.weight=0', '--set', 'data.views.numLocal=0', '--set', 'model.vision.norm=group'],
+  // no fusion, 8 prototypes over batch + a 128-sample queue: codes are coarse report clusters, not instances
+  't3d-coarse': ['--steps', String(steps), ...coarse],
+  't3d-coarse-teacher': ['--steps', String(steps), ...coarse, '--set', 'objective.tma.teacherMomentum=0.99', '--set', 'objective.tma.codeViews=["text","global"]'],
 };
 const chosen = process.env.VARIANTS?.split(',') ?? ['random-init', 'clip-only', 't3d'];
 for (const v of chosen) if (!allVariants[v]) throw new Error(`VARIANTS: unknown variant '${v}' (known: ${Object.keys(allVariants).join(', ')})`);
