@@ -70,14 +70,16 @@ test('TMA gradient matches finite differences (codes from two views and a queue,
   const mk = (...s: number[]) => torch.randn(s, { dtype: 'float64', generator: g }).keep();
   const inputs = [mk(3, 5), mk(3, 5), mk(3, 5)];
   const views = (a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) => new Map([['text', a], ['global', b], ['local0', c]]);
-  const { codes } = tmaLoss(views(inputs[0]!, inputs[1]!, inputs[2]!), ['text', 'global'], {}, new Map([['global', mk(4, 5)]]));
+  // codes from constant copies of the code views' scores (and a queue), as the stop-gradient makes them
+  const codeScores = new Map([['text', inputs[0]!.clone().keep()], ['global', inputs[1]!.clone().keep()]]);
+  const queue = new Map([['global', mk(4, 5)]]);
   const res = torch.gradcheck((a, b, c) => {
-    const out = tmaLoss(views(a, b, c), ['text', 'global'], {}, undefined, codes);
+    const out = tmaLoss(views(a, b, c), ['text', 'global'], {}, queue, codeScores);
     torch.dispose([...out.codes.values()]);
     return out.loss;
   }, inputs);
   assert.ok(res.ok, res.worst);
-  torch.dispose([...codes.values()]);
+  torch.dispose([...codeScores.values(), ...queue.values(), ...inputs]);
 });
 
 test('embedding queue keeps the newest rows, up to its size, and round-trips through its state', () => {

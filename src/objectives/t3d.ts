@@ -8,7 +8,6 @@ import { type T3dModel } from '../models/t3d.js';
 import { clipLoss } from './clip.js';
 import { EmbeddingQueue, codeUsageEntropy, tmaLoss } from './tma.js';
 import { maskPatches, restorationLoss } from './restoration.js';
-import { sinkhorn } from './sinkhorn.js';
 
 export interface ObjectiveConfig {
   clip: { weight: number };
@@ -73,11 +72,7 @@ function teacherEmbeddings(teacher: T3dModel, batch: ViewBatch, views: string[],
   }));
 }
 
-/**
- * Computes the loss for one batch (inside the caller's tidy scope); updates the queue. With a teacher, the
- * code views' Sinkhorn codes come from the teacher's embeddings and prototypes (the queue then holds teacher
- * embeddings).
- */
+/** Computes the loss for one batch (inside the caller's tidy scope); updates the queue. */
 export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig, step: number, queue?: EmbeddingQueue, teacher?: T3dModel): LossParts {
   const parts: Record<string, number> = {};
   const stats: Record<string, number> = {};
@@ -114,24 +109,21 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
     const embOf: Record<string, Tensor | undefined> = { global: hGlobal, text: report?.emb };
     if (report && cfg.tma.codeViews.includes('text')) scores.set('text', model.prototypes.scores(report.emb));
     const codeViews = cfg.tma.codeViews.filter((v) => scores.has(v));
-    const sinkhornOptions = { epsilon: cfg.tma.epsilon, iterations: cfg.tma.sinkhornIterations };
-    let teacherCodes: Map<string, Tensor> | undefined;
+    // codes come from the teacher's embeddings and prototypes when there is one (the queue then holds its embeddings)
+    let codeScores: Map<string, Tensor> | undefined;
     if (teacher) {
       teacher.prototypes.normalize_();
       const emb = teacherEmbeddings(teacher, batch, codeViews, cfg.tma.useText);
-      teacherCodes = new Map(codeViews.map((v) => [v, torch.noGrad(() => {
-        const q = queue?.get(v);
-        const s = teacher.prototypes.scores(q ? torch.cat([emb.get(v)!, q], 0) : emb.get(v)!);
-        return sinkhorn(s, sinkhornOptions).narrow(0, 0, B);
-      })]));
+      codeScores = new Map(codeViews.map((v) => [v, teacher.prototypes.scores(emb.get(v)!)]));
       for (const v of codeViews) embOf[v] = emb.get(v);
     }
+    const codePrototypes = teacher?.prototypes ?? model.prototypes;
     const queued = new Map<string, Tensor>();
-    for (const v of teacher ? [] : codeViews) {
+    for (const v of codeViews) {
       const q = queue?.get(v);
-      if (q) queued.set(v, torch.noGrad(() => model.prototypes.scores(q)));
+      if (q) queued.set(v, torch.noGrad(() => codePrototypes.scores(q)));
     }
-    const { loss, codes } = tmaLoss(scores, codeViews, { temperature: cfg.tma.temperature, epsilon: cfg.tma.epsilon, sinkhornIterations: cfg.tma.sinkhornIterations }, queued, teacherCodes);
+    const { loss, codes } = tmaLoss(scores, codeViews, { temperature: cfg.tma.temperature, epsilon: cfg.tma.epsilon, sinkhornIterations: cfg.tma.sinkhornIterations }, queued, codeScores);
     for (const v of codeViews) if (embOf[v]) queue?.push(v, embOf[v]!);
     const first = codes.get(codeViews[0]!);
     if (first) stats.codeEntropy = codeUsageEntropy(first);

@@ -17,20 +17,18 @@ export interface TmaOptions {
  * Scores (B, K) for every view, by name; codeViews name the views whose codes are targets (e.g. ['text']
  * or ['text', 'global']). Loss = mean over ordered pairs (predictor v ≠ code view w) of
  * −Σ_k q_k^(w) log softmax(s^(v)/τ)_k. `queue` holds extra score rows per code view (detached), used only
- * inside Sinkhorn. `fixedCodes` supplies targets instead of Sinkhorn (e.g. from a teacher). The returned
- * codes are kept tensors: the caller disposes them.
+ * inside Sinkhorn. `codeScores` gives the scores the codes are computed from when they are not the views' own
+ * (e.g. a teacher's). The returned codes are kept tensors: the caller disposes them.
  */
 export function tmaLoss(
-  scores: Map<string, Tensor>, codeViews: string[], o: TmaOptions = {}, queue?: Map<string, Tensor>, fixedCodes?: Map<string, Tensor>,
+  scores: Map<string, Tensor>, codeViews: string[], o: TmaOptions = {}, queue?: Map<string, Tensor>, codeScores?: Map<string, Tensor>,
 ): { loss: Tensor; codes: Map<string, Tensor> } {
   const tau = o.temperature ?? 0.1;
   for (const w of codeViews) if (!scores.has(w)) throw new Error(`tmaLoss: code view '${w}' has no scores (views: ${[...scores.keys()].join(', ')})`);
   const codes = new Map<string, Tensor>();
   const loss = torch.tidy(() => {
     for (const w of codeViews) {
-      const given = fixedCodes?.get(w);
-      if (given) { codes.set(w, given.clone().keep()); continue; }
-      const s = scores.get(w)!;
+      const s = codeScores?.get(w) ?? scores.get(w)!;
       const B = s.size(0);
       const q = queue?.get(w);
       const all = q && q.size(0) > 0 ? torch.cat([s.detach(), q], 0) : s.detach();

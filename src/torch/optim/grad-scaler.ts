@@ -3,6 +3,7 @@
 // optimizer step; a step whose gradients overflowed is skipped and the scale backs off.
 import { noGrad } from '../autograd.js';
 import { tidy } from '../scope.js';
+import { stack } from '../ops.js';
 import { type Tensor } from '../tensor.js';
 
 export interface GradScalerOptions { initScale?: number; growthFactor?: number; backoffFactor?: number; growthInterval?: number }
@@ -29,14 +30,11 @@ export class GradScaler {
   /** Divides every gradient by the scale in place; returns true when any gradient is inf or NaN. */
   unscale(params: Tensor[]): boolean {
     return noGrad(() => tidy(() => {
-      let finite = true;
-      for (const p of params) {
-        const g = p.grad;
-        if (!g) continue;
-        g.mul_(1 / this.s);
-        if (finite && !g.isfinite().all().item()) finite = false;
-      }
-      return !finite;
+      const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined);
+      if (grads.length === 0) return false;
+      for (const g of grads) g.mul_(1 / this.s);
+      // one host sync for all gradients (a sync per tensor would stall CUDA every step)
+      return !stack(grads.map((g) => g.isfinite().all())).all().item();
     }));
   }
 
