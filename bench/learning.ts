@@ -1,7 +1,7 @@
 // `npm run experiment:learning`: T3D vs CLIP-only vs random init on the synthetic benchmark (cpu-96),
 // several seeds, zero-shot macro-AUROC and retrieval on the held-out split. Runs the CLI per setting and
 // reads each run's final validation from metrics.jsonl; prints mean ± sd and writes <out>/summary.json.
-// Env: SEEDS (0,1,2), STEPS (300), VARIANTS (random-init,clip-only,t3d; ablations below), VALIDATE_EVERY (STEPS), OUT (runs/learning; the data cache
+// Env: SEEDS (0,1,2), STEPS (300), VARIANTS (random-init,clip-only,t3d; simclr, restoration and ablations below), VALIDATE_EVERY (STEPS), OUT (runs/learning; the data cache
 // is shared with runs/learning so every study evaluates on the same held-out volumes).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -20,6 +20,10 @@ const allVariants: Record<string, string[]> = {
   'random-init': ['--steps', '1', '--set', 'optim.lr=1e-12', '--set', 'objective.tma.weight=0'],
   'clip-only': ['--steps', String(steps), '--set', 'objective.tma.weight=0', '--set', 'data.views.numLocal=0'],
   't3d': ['--steps', String(steps)],
+  // vision-only baselines (no text): evaluated by probes, fine-tuning and segmentation, not zero-shot
+  'simclr': ['--steps', String(steps), '--set', 'objective.clip.weight=0', '--set', 'objective.tma.weight=0', '--set', 'objective.ssl.weight=1'],
+  'restoration': ['--steps', String(steps), '--set', 'objective.clip.weight=0', '--set', 'objective.tma.weight=0', '--set', 'objective.restoration.weight=1',
+    '--set', 'objective.restoration.useText=false', '--set', 'data.views.numLocal=0'],
   // TMA ablations (run only when named in VARIANTS)
   't3d-no-fusion': ['--steps', String(steps), '--set', 'objective.tma.useText=false'],
   't3d-groupnorm': ['--steps', String(steps), '--set', 'model.vision.norm=group'],

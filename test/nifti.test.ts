@@ -425,10 +425,13 @@ describe('malformed files are rejected with the file name and reason', () => {
     rejects(withHeader({ bitpix: 8 }), /bitpix 8 does not match datatype int16 \(16\)/);
   });
 
-  test('non-finite scl_slope / scl_inter', () => {
-    rejects(withHeader({ sclSlope: NaN }), /scl_slope is NaN/);
-    rejects(withHeader({ sclSlope: Infinity }, 2), /scl_slope is Infinity/);
-    rejects(withHeader({ sclSlope: -Infinity }), /scl_slope is -Infinity/);
+  test('non-finite scl_slope means unscaled data (as nibabel); a usable slope needs a finite scl_inter', () => {
+    for (const [sclSlope, version] of [[NaN, 1], [Infinity, 2], [-Infinity, 1]] as const) {
+      const plain = readNiftiSync(withHeader({ sclSlope: 1, sclInter: 0 }, version)).data;
+      const img = readNiftiSync(withHeader({ sclSlope, sclInter: 7 }, version));
+      assert.deepEqual(Array.from(img.data), Array.from(plain), `scl_slope ${sclSlope}: raw values`);
+      assert.ok(Array.from(img.data).some((v) => v !== 0), 'the header fixture holds non-zero voxels');
+    }
     rejects(withHeader({ sclSlope: 2, sclInter: NaN }), /scl_inter is NaN with scl_slope 2/);
     readNiftiSync(withHeader({ sclSlope: 0, sclInter: NaN })); // slope 0: intercept unused
   });

@@ -160,8 +160,8 @@ function validate(h: NiftiHeader, name: string): number {
   const off = h.voxOffset;
   if (!Number.isInteger(off)) throw new Error(`${name}: vox_offset ${off} is not an integer`);
   if (off < minVoxOffset(h.version)) throw new Error(`${name}: vox_offset ${off} is inside the header (minimum ${minVoxOffset(h.version)})`);
-  if (!Number.isFinite(h.sclSlope)) throw new Error(`${name}: scl_slope is ${h.sclSlope}`);
-  if (h.sclSlope !== 0 && !Number.isFinite(h.sclInter)) throw new Error(`${name}: scl_inter is ${h.sclInter} with scl_slope ${h.sclSlope}`);
+  // nibabel: a zero or non-finite slope means "no scaling"; only a usable slope needs a finite intercept.
+  if (hasScaling(h) && !Number.isFinite(h.sclInter)) throw new Error(`${name}: scl_inter is ${h.sclInter} with scl_slope ${h.sclSlope}`);
   return off + voxels * dt.bytes;
 }
 
@@ -200,9 +200,11 @@ function decode(bytes: Uint8Array, h: NiftiHeader, name: string, opts: Opts): Ni
   };
 }
 
+const hasScaling = (h: NiftiHeader): boolean => h.sclSlope !== 0 && Number.isFinite(h.sclSlope);
+
 /** Real-world values: raw*slope + inter in float64 (as nibabel get_fdata), stored as float32. */
 function scale(raw: NiftiTypedArray, h: NiftiHeader): Float32Array {
-  const scaled = h.sclSlope !== 0 && !(h.sclSlope === 1 && h.sclInter === 0);
+  const scaled = hasScaling(h) && !(h.sclSlope === 1 && h.sclInter === 0);
   if (!scaled && raw instanceof Float32Array) return raw;
   const out = new Float32Array(raw.length);
   if (!scaled) out.set(raw);
