@@ -7,6 +7,7 @@ import { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } from './convert.js';
 import { runPretrain } from './pretrain.js';
 import { runEmbed } from './embed.js';
 import { runVocab } from './vocab.js';
+import { EVAL_SUMMARY, EVAL_USAGE, runEval } from './eval.js';
 
 interface Command { summary: string; usage: string; run(args: string[]): void | Promise<void> }
 
@@ -53,6 +54,7 @@ const COMMANDS: Record<string, Command> = {
       + 'Examples:\n  t3d embed --checkpoint runs/demo --cache runs/data/cache-demo --split valid --out valid-volumes.safetensors\n  t3d embed --checkpoint runs/demo --reports reports.txt --out reports.safetensors',
     run: runEmbed,
   },
+  eval: { summary: EVAL_SUMMARY, usage: EVAL_USAGE, run: runEval },
   demo: {
     summary: 'the demo: synthetic CT set → preprocessing → a short T3D pre-training run with zero-shot validation',
     usage: 't3d demo [--out dir] [--steps N]\n\nRuns `t3d pretrain --config demo` (120 synthetic volumes, 200 steps, about 5 minutes on 2 cores).\n\nExamples:\n  t3d demo\n  t3d demo --steps 300 --out runs/demo-long',

@@ -13,6 +13,8 @@ import { type Preset } from './presets.js';
 export interface LoaderOptions {
   cacheDir: string;
   split?: string;
+  /** only these volumes (by name), in cache order; every name must be in the cache */
+  names?: string[];
   batchSize: number;
   seed: number;
   shuffle?: boolean;
@@ -64,7 +66,14 @@ export class Loader {
 
   constructor(readonly o: LoaderOptions) {
     const index = readCacheIndex(o.cacheDir);
-    this.entries = index.entries.filter((e) => (o.split ? e.split === o.split : true));
+    const inSplit = index.entries.filter((e) => (o.split ? e.split === o.split : true));
+    const wanted = o.names ? new Set(o.names) : undefined;
+    this.entries = wanted ? inSplit.filter((e) => wanted.has(e.name)) : inSplit;
+    if (o.names && this.entries.length !== wanted!.size) {
+      const have = new Set(this.entries.map((e) => e.name));
+      const missing = o.names.filter((n) => !have.has(n));
+      throw new Error(`${o.cacheDir}: ${missing.length} requested volumes are not in the cache${o.split ? ` split '${o.split}'` : ''} (first: ${missing[0]})`);
+    }
     if (this.entries.length === 0) throw new Error(`${o.cacheDir}: no cached volumes${o.split ? ` in split '${o.split}'` : ''}`);
     if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`batch size must be a positive integer, got ${o.batchSize}`);
     this.preset = index.preset; // the cache's own copy: custom preset files need not be findable later

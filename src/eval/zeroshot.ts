@@ -1,7 +1,7 @@
 // Zero-shot classification (CT-RATE protocol: "{label} is present." vs "{label} is not present.", softmax
 // over the pair) and report↔volume retrieval, from a model's global embeddings.
 import * as torch from '../torch/index.js';
-import { type Tensor } from '../torch/index.js';
+import { F, type Tensor } from '../torch/index.js';
 import { type T3dModel } from '../models/t3d.js';
 import { type WordPieceTokenizer, toBigInt64 } from '../text/wordpiece.js';
 import { Loader } from '../data/loader.js';
@@ -19,10 +19,10 @@ export function embedTexts(model: T3dModel, tokenizer: WordPieceTokenizer, texts
   }));
 }
 
-/** Embeds every volume (no augmentation) and its report from a cache split. The caller disposes the tensors. */
-export async function embedSplit(model: T3dModel, tokenizer: WordPieceTokenizer, cacheDir: string, split: string, o: { batchSize?: number; maxTokens?: number; device?: string; limit?: number } = {}): Promise<Embedded> {
+/** Embeds every volume (no augmentation) and its report from a cache split (or named volumes). The caller disposes the tensors. */
+export async function embedSplit(model: T3dModel, tokenizer: WordPieceTokenizer, cacheDir: string, split: string | undefined, o: { names?: string[]; batchSize?: number; maxTokens?: number; device?: string; limit?: number } = {}): Promise<Embedded> {
   const loader = new Loader({
-    cacheDir, split, batchSize: o.batchSize ?? 8, seed: 0, shuffle: false, dropLast: false, workers: 1,
+    cacheDir, split, names: o.names, batchSize: o.batchSize ?? 8, seed: 0, shuffle: false, dropLast: false, workers: 1,
     views: { numLocal: 0, globalIntensity: false, noiseStd: 0 },
   });
   const vols: Tensor[] = [], reps: Tensor[] = [];
@@ -46,33 +46,51 @@ export async function embedSplit(model: T3dModel, tokenizer: WordPieceTokenizer,
   return { names, labels, reportTexts, ...out };
 }
 
-export const PROMPTS = { present: (l: string) => `${l} is present.`, absent: (l: string) => `${l} is not present.` };
+/** Positive/negative prompt pairs (CT-RATE protocol); the first is CT-CLIP's, the others form the ensemble. */
+export const PROMPT_TEMPLATES: readonly { present: (l: string) => string; absent: (l: string) => string }[] = [
+  { present: (l) => `${l} is present.`, absent: (l) => `${l} is not present.` },
+  { present: (l) => `There is ${l.toLowerCase()}.`, absent: (l) => `There is no ${l.toLowerCase()}.` },
+  { present: (l) => `${l} is seen.`, absent: (l) => `No ${l.toLowerCase()} is seen.` },
+];
 
-/** Positive-prompt probability per volume and label: softmax over (present, absent) of scaled similarities. */
-export function zeroShotScores(model: T3dModel, tokenizer: WordPieceTokenizer, volumes: Tensor, labelNames: string[], maxTokens = 64, device?: string): number[][] {
+/** Prompt embedding per label: templates averaged in embedding space, then renormalised (as CLIP's ensembles). */
+function promptEmbeddings(model: T3dModel, tokenizer: WordPieceTokenizer, labelNames: string[], polarity: 'present' | 'absent', templates: number, maxTokens: number, device?: string): Tensor {
+  return torch.tidy(() => {
+    const per = PROMPT_TEMPLATES.slice(0, templates).map((t) => embedTexts(model, tokenizer, labelNames.map(t[polarity]), maxTokens, device));
+    return F.normalize(torch.stack(per, 0).mean(0), -1);
+  });
+}
+
+/**
+ * Positive-prompt probability per volume and label: softmax over (present, absent) of scaled similarities.
+ * `templates` = how many of PROMPT_TEMPLATES to ensemble (1 = the single CT-CLIP pair).
+ */
+export function zeroShotScores(model: T3dModel, tokenizer: WordPieceTokenizer, volumes: Tensor, labelNames: string[], o: { templates?: number; maxTokens?: number; device?: string } = {}): number[][] {
+  const templates = o.templates ?? 1;
+  if (!(Number.isInteger(templates) && templates >= 1 && templates <= PROMPT_TEMPLATES.length)) throw new Error(`zero-shot: templates must be 1..${PROMPT_TEMPLATES.length}, got ${templates}`);
   return torch.noGrad(() => torch.tidy(() => {
-    const pos = embedTexts(model, tokenizer, labelNames.map(PROMPTS.present), maxTokens, device);
-    const neg = embedTexts(model, tokenizer, labelNames.map(PROMPTS.absent), maxTokens, device);
+    const pos = promptEmbeddings(model, tokenizer, labelNames, 'present', templates, o.maxTokens ?? 64, o.device);
+    const neg = promptEmbeddings(model, tokenizer, labelNames, 'absent', templates, o.maxTokens ?? 64, o.device);
     const scale = model.logit_scale.value.exp().clamp(undefined, 100);
     const sp = volumes.matmul(pos.T).mul(scale), sn = volumes.matmul(neg.T).mul(scale); // (N, L)
     const prob = torch.stack([sp, sn], 2).softmax(2).select(2, 0);
-    const flat = prob.to('float64').toArray();
-    const L = labelNames.length;
-    return Array.from({ length: volumes.size(0) }, (_, i) => flat.slice(i * L, (i + 1) * L));
+    return rows(prob);
   }));
+}
+
+/** A 2-D tensor as rows of float64 numbers. */
+export function rows(t: Tensor): number[][] {
+  const flat = t.to('float64').toArray();
+  const C = t.size(1);
+  return Array.from({ length: t.size(0) }, (_, i) => flat.slice(i * C, (i + 1) * C));
 }
 
 export interface ZeroShotResult { macroAuroc: number; labelsCounted: number; perLabel: Record<string, number>; recallReportToVolume: Record<number, number>; recallVolumeToReport: Record<number, number> }
 
 export function evaluateEmbedded(model: T3dModel, tokenizer: WordPieceTokenizer, e: Embedded, labelNames: string[], device?: string): ZeroShotResult {
-  const scores = zeroShotScores(model, tokenizer, e.volumes, labelNames, 64, device);
+  const scores = zeroShotScores(model, tokenizer, e.volumes, labelNames, { device });
   const m = macroAuroc(scores, e.labels);
-  const sim = torch.noGrad(() => torch.tidy(() => {
-    const s = e.reports.matmul(e.volumes.T).to('float64');
-    const n = s.size(0);
-    const flat = s.toArray();
-    return Array.from({ length: n }, (_, i) => flat.slice(i * n, (i + 1) * n));
-  }));
+  const sim = torch.noGrad(() => torch.tidy(() => rows(e.reports.matmul(e.volumes.T))));
   const transpose = sim.map((_, i) => sim.map((row) => row[i]!));
   const ks = [1, 5, 10].filter((k) => k <= sim.length);
   return {

@@ -1,0 +1,124 @@
+// The study table: several methods (baselines and T3D), each pre-trained with several seeds and evaluated
+// by the same harness. Per metric: mean ± sd over seeds, a 95 % CI from a bootstrap over test volumes and
+// seeds jointly, and the paired difference treatment − baseline with its CI (the same resampled volumes for
+// both methods, seeds resampled per method) and whether it exceeds that noise.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Rng } from '../util/rng.js';
+import { type EvalRecord } from './suite.js';
+import { fmt, headlines, type Headline } from './headlines.js';
+import { type Ci } from './classification.js';
+
+export interface SeedRun { seed: number; dir: string; headlines: Map<string, Headline> }
+export interface Method { name: string; runs: SeedRun[] }
+
+/** `<root>/<method>-s<seed>/eval/*.json` (the layout `npm run experiment:learning` + `t3d eval` write). */
+export function collectStudy(root: string, evalDirName = 'eval'): Method[] {
+  if (!existsSync(root)) throw new Error(`${root}: no such study folder`);
+  const methods = new Map<string, SeedRun[]>();
+  for (const run of readdirSync(root).sort()) {
+    const m = /^(.*)-s(\d+)$/.exec(run);
+    const evalDir = join(root, run, evalDirName);
+    if (!m || !existsSync(evalDir)) continue;
+    const hs = new Map<string, Headline>();
+    for (const f of readdirSync(evalDir).filter((n) => n.endsWith('.json')).sort()) {
+      let rec: EvalRecord;
+      try {
+        rec = JSON.parse(readFileSync(join(evalDir, f), 'utf8')) as EvalRecord;
+      } catch (e) {
+        throw new Error(`${join(evalDir, f)}: unreadable evaluation record (${(e as Error).message})`);
+      }
+      for (const h of headlines(rec)) hs.set(h.key, h);
+    }
+    if (hs.size) methods.set(m[1]!, [...(methods.get(m[1]!) ?? []), { seed: Number(m[2]), dir: join(root, run), headlines: hs }]);
+  }
+  return [...methods].map(([name, runs]) => ({ name, runs }));
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const sd = (xs: number[]) => (xs.length < 2 ? NaN : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));
+function percentile(sorted: number[], q: number): number {
+  const pos = (sorted.length - 1) * q, lo = Math.floor(pos);
+  return sorted[lo]! + (sorted[Math.min(lo + 1, sorted.length - 1)]! - sorted[lo]!) * (pos - lo);
+}
+
+/** Per-seed headlines of one metric that can be resampled on a shared set of test volumes. */
+function resamplable(m: Method, key: string): Headline[] | undefined {
+  const hs = m.runs.map((r) => r.headlines.get(key));
+  if (hs.some((h) => !h?.resample || !h.names)) return undefined;
+  const names = hs[0]!.names!.join('\n');
+  return hs.every((h) => h!.names!.join('\n') === names) ? (hs as Headline[]) : undefined;
+}
+
+/** Mean over seeds drawn with replacement of the metric on the resampled volumes. */
+function drawValue(hs: Headline[], idx: Int32Array, rng: Rng): number {
+  let s = 0;
+  for (let i = 0; i < hs.length; i++) s += hs[rng.int(0, hs.length - 1)]!.resample!(idx);
+  return s / hs.length;
+}
+
+function bootstrap(n: number, resamples: number, seed: number, value: (idx: Int32Array, rng: Rng) => number): Ci {
+  const rng = new Rng(seed, 0xb007);
+  const vals: number[] = [];
+  for (let b = 0; b < resamples; b++) {
+    const idx = new Int32Array(n);
+    for (let i = 0; i < n; i++) idx[i] = rng.int(0, n - 1);
+    const v = value(idx, rng);
+    if (Number.isFinite(v)) vals.push(v);
+  }
+  vals.sort((a, b) => a - b);
+  return vals.length ? [percentile(vals, 0.025), percentile(vals, 0.975)] : [NaN, NaN];
+}
+
+export interface StudyRow { key: string; method: string; seeds: number[]; perSeed: number[]; mean: number; sd: number; ci?: Ci }
+export interface PairedDiff { key: string; treatment: string; baseline: string; diff: number; ci: Ci; exceedsNoise: boolean }
+
+export function studyTable(methods: Method[], o: { resamples?: number; seed?: number; treatment?: string; baseline?: string } = {}): { rows: StudyRow[]; diffs: PairedDiff[]; keys: string[] } {
+  const resamples = o.resamples ?? 1000, seed = o.seed ?? 0;
+  const keys = [...new Set(methods.flatMap((m) => m.runs.flatMap((r) => [...r.headlines.keys()])))];
+  const rows: StudyRow[] = [];
+  for (const key of keys) {
+    for (const m of methods) {
+      const have = m.runs.filter((r) => r.headlines.has(key));
+      if (!have.length) continue;
+      const perSeed = have.map((r) => r.headlines.get(key)!.value);
+      const hs = have.length === m.runs.length ? resamplable(m, key) : undefined;
+      const ci = hs ? bootstrap(hs[0]!.names!.length, resamples, seed, (idx, rng) => drawValue(hs, idx, rng)) : undefined;
+      rows.push({ key, method: m.name, seeds: have.map((r) => r.seed), perSeed, mean: mean(perSeed), sd: sd(perSeed), ci });
+    }
+  }
+  const diffs: PairedDiff[] = [];
+  const t = methods.find((m) => m.name === (o.treatment ?? 't3d')), b = methods.find((m) => m.name === (o.baseline ?? 'clip-only'));
+  if (t && b) {
+    for (const key of keys) {
+      const ht = resamplable(t, key), hb = resamplable(b, key);
+      if (!ht || !hb || ht[0]!.names!.join('\n') !== hb[0]!.names!.join('\n')) continue;
+      const diff = mean(ht.map((h) => h.value)) - mean(hb.map((h) => h.value));
+      const ci = bootstrap(ht[0]!.names!.length, resamples, seed, (idx, rng) => drawValue(ht, idx, rng) - drawValue(hb, idx, rng));
+      diffs.push({ key, treatment: t.name, baseline: b.name, diff, ci, exceedsNoise: ci[0] > 0 || ci[1] < 0 });
+    }
+  }
+  return { rows, diffs, keys };
+}
+
+/** Paper-style Markdown: one row per metric, one column per method ("mean ± sd [CI]"), then the paired differences. */
+export function studyMarkdown(methods: Method[], t: ReturnType<typeof studyTable>, title: string): string {
+  const names = methods.map((m) => m.name);
+  const lines = [`# ${title}`, '', `| metric | ${names.join(' | ')} |`, `|---|${names.map(() => '---').join('|')}|`];
+  for (const key of t.keys) {
+    const cells = names.map((n) => {
+      const r = t.rows.find((x) => x.key === key && x.method === n);
+      if (!r) return '—';
+      return `${fmt(r.mean)} ± ${fmt(r.sd)}${r.ci ? ` [${fmt(r.ci[0])}, ${fmt(r.ci[1])}]` : ''} (n=${r.perSeed.length})`;
+    });
+    lines.push(`| ${key} | ${cells.join(' | ')} |`);
+  }
+  if (t.diffs.length) {
+    const d0 = t.diffs[0]!;
+    lines.push('', `## ${d0.treatment} − ${d0.baseline} (paired: same resampled test volumes, seeds resampled per method)`, '', '| metric | difference | 95 % CI | exceeds noise |', '|---|---|---|---|');
+    for (const d of t.diffs) lines.push(`| ${d.key} | ${fmt(d.diff)} | [${fmt(d.ci[0])}, ${fmt(d.ci[1])}] | ${d.exceedsNoise ? 'yes' : 'no'} |`);
+  }
+  lines.push('', `Methods and seeds: ${methods.map((m) => `${m.name} (${m.runs.map((r) => basename(r.dir)).join(', ')})`).join('; ')}.`,
+    'Cells: mean ± sd over pre-training seeds [95 % CI from a bootstrap over test volumes and seeds jointly] (n = seeds).');
+  return lines.join('\n') + '\n';
+}
