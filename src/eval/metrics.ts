@@ -1,4 +1,6 @@
-// Classification and retrieval metrics on plain arrays (no engine needed).
+// Classification metrics on plain arrays (no engine needed), defined as scikit-learn defines them.
+// Labels are truthy = positive; scores are any real numbers (higher = more positive).
+import { retrievalRanks } from './retrieval-metrics.js';
 
 /** Area under the ROC curve (Mann–Whitney U with average ranks for ties = sklearn's roc_auc_score). */
 export function auroc(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
@@ -28,39 +30,109 @@ export function macroAuroc(scores: number[][], labels: number[][]): { value: num
   return { value: defined.length ? defined.reduce((a, b) => a + b, 0) / defined.length : NaN, labelsCounted: defined.length, perLabel };
 }
 
-/** Youden's J threshold: the score cut maximising TPR − FPR. */
+/**
+ * Cumulative true/false positives at each distinct score, highest first (sklearn's _binary_clf_curve): entry i
+ * counts every item scoring ≥ thresholds[i].
+ */
+function clfCurve(scores: ArrayLike<number>, labels: ArrayLike<number>, fn: string): { tps: number[]; fps: number[]; thresholds: number[] } {
+  const n = scores.length;
+  if (labels.length !== n) throw new Error(`${fn}: ${n} scores but ${labels.length} labels`);
+  for (let i = 0; i < n; i++) if (Number.isNaN(scores[i])) throw new Error(`${fn}: scores[${i}] is NaN`);
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => scores[b]! - scores[a]!);
+  const tps: number[] = [], fps: number[] = [], thresholds: number[] = [];
+  let tp = 0;
+  for (let i = 0; i < n; i++) {
+    if (labels[order[i]!]) tp++;
+    if (i + 1 < n && scores[order[i + 1]!] === scores[order[i]!]) continue;
+    tps.push(tp); fps.push(i + 1 - tp); thresholds.push(scores[order[i]!]!);
+  }
+  return { tps, fps, thresholds };
+}
+
+/**
+ * ROC curve as sklearn's roc_curve(drop_intermediate=True): points collinear with their neighbours are dropped,
+ * the curve starts at (0, 0) with threshold +Infinity (sklearn ≥ 1.3), and a rate whose class is absent is all NaN.
+ */
+export function rocCurve(scores: ArrayLike<number>, labels: ArrayLike<number>): { fpr: number[]; tpr: number[]; thresholds: number[] } {
+  let { tps, fps, thresholds } = clfCurve(scores, labels, 'rocCurve');
+  if (tps.length === 0) throw new Error('rocCurve: no scores');
+  if (tps.length > 2) {
+    // keep a point where either count's second difference is non-zero (a corner), plus both ends
+    const keep = tps.map((_, i) => i === 0 || i === tps.length - 1
+      || fps[i - 1]! - 2 * fps[i]! + fps[i + 1]! !== 0 || tps[i - 1]! - 2 * tps[i]! + tps[i + 1]! !== 0);
+    tps = tps.filter((_, i) => keep[i]); fps = fps.filter((_, i) => keep[i]); thresholds = thresholds.filter((_, i) => keep[i]);
+  }
+  const P = tps[tps.length - 1]!, N = fps[fps.length - 1]!;
+  return {
+    fpr: [0, ...fps].map((v) => (N > 0 ? v / N : NaN)),
+    tpr: [0, ...tps].map((v) => (P > 0 ? v / P : NaN)),
+    thresholds: [Infinity, ...thresholds],
+  };
+}
+
+/**
+ * Average precision = sklearn's average_precision_score: Σ (R_i − R_{i−1}) · P_i over distinct thresholds, highest
+ * first (no interpolation). NaN when there is no positive label.
+ */
+export function averagePrecision(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
+  const { tps, fps } = clfCurve(scores, labels, 'averagePrecision');
+  const P = tps[tps.length - 1] ?? 0;
+  if (P === 0) return NaN;
+  let ap = 0, prevRecall = 0;
+  for (let i = 0; i < tps.length; i++) {
+    const recall = tps[i]! / P;
+    ap += (recall - prevRecall) * (tps[i]! / (tps[i]! + fps[i]!));
+    prevRecall = recall;
+  }
+  return ap;
+}
+
+/**
+ * Youden's J threshold: the ROC threshold maximising TPR − FPR (the first, i.e. highest, on ties), as
+ * argmax over rocCurve. +Infinity when no cut beats "all negative"; NaN when only one class is present.
+ */
 export function youdenThreshold(scores: ArrayLike<number>, labels: ArrayLike<number>): number {
-  const pairs = Array.from({ length: scores.length }, (_, i) => [scores[i]!, labels[i]!] as const).sort((a, b) => b[0] - a[0]);
-  const pos = pairs.filter((p) => p[1]).length, neg = pairs.length - pos;
-  let tp = 0, fp = 0, best = -Infinity, thr = Infinity;
-  for (let i = 0; i < pairs.length; i++) {
-    if (pairs[i]![1]) tp++; else fp++;
-    if (i + 1 < pairs.length && pairs[i + 1]![0] === pairs[i]![0]) continue;
-    const j = (pos ? tp / pos : 0) - (neg ? fp / neg : 0);
-    if (j > best) { best = j; thr = pairs[i]![0]; }
+  const { fpr, tpr, thresholds } = rocCurve(scores, labels);
+  let best = -Infinity, thr = NaN;
+  for (let i = 0; i < thresholds.length; i++) {
+    const j = tpr[i]! - fpr[i]!;
+    if (j > best) { best = j; thr = thresholds[i]!; }
   }
   return thr;
 }
 
-/** F1, accuracy, sensitivity, specificity at a threshold (score ≥ threshold is positive). */
-export function binaryStats(scores: ArrayLike<number>, labels: ArrayLike<number>, threshold: number): { f1: number; accuracy: number; sensitivity: number; specificity: number } {
+export interface BinaryStats {
+  f1: number; accuracy: number; precision: number; recall: number; sensitivity: number; specificity: number;
+  tp: number; fp: number; tn: number; fn: number;
+}
+
+/**
+ * Confusion counts and rates at a threshold (score ≥ threshold is positive). A rate whose denominator is zero
+ * is 0, as sklearn's zero_division=0; sensitivity = recall; specificity = recall of the negative class.
+ */
+export function binaryStats(scores: ArrayLike<number>, labels: ArrayLike<number>, threshold: number): BinaryStats {
+  if (labels.length !== scores.length) throw new Error(`binaryStats: ${scores.length} scores but ${labels.length} labels`);
   let tp = 0, fp = 0, tn = 0, fn = 0;
   for (let i = 0; i < scores.length; i++) {
     const p = scores[i]! >= threshold;
     if (p && labels[i]) tp++; else if (p) fp++; else if (labels[i]) fn++; else tn++;
   }
+  const ratio = (a: number, b: number) => (b > 0 ? a / b : 0);
+  const recall = ratio(tp, tp + fn);
   return {
-    f1: tp ? (2 * tp) / (2 * tp + fp + fn) : 0, accuracy: (tp + tn) / Math.max(1, scores.length),
-    sensitivity: tp / Math.max(1, tp + fn), specificity: tn / Math.max(1, tn + fp),
+    f1: ratio(2 * tp, 2 * tp + fp + fn), accuracy: ratio(tp + tn, scores.length),
+    precision: ratio(tp, tp + fp), recall, sensitivity: recall, specificity: ratio(tn, tn + fp),
+    tp, fp, tn, fn,
   };
 }
 
 /**
- * Recall@K for retrieval with a similarity matrix sim[q][c] where the correct candidate of query q is c = q.
+ * Recall@K for retrieval with a similarity matrix sim[q][c] where the correct candidate of query q is c = q;
+ * ties count against the query (see retrievalRanks).
  */
 export function recallAtK(sim: number[][], ks: number[]): Record<number, number> {
+  const ranks = retrievalRanks(sim);
   const out: Record<number, number> = {};
-  const ranks = sim.map((row, q) => row.filter((v) => v > row[q]!).length); // 0 = top
-  for (const k of ks) out[k] = ranks.filter((r) => r < k).length / Math.max(1, sim.length);
+  for (const k of ks) out[k] = ranks.filter((r) => r <= k).length / Math.max(1, sim.length);
   return out;
 }
