@@ -4,10 +4,10 @@
 // both methods, seeds resampled per method) and whether it exceeds that noise.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { Rng } from '../util/rng.js';
 import { type EvalRecord } from './suite.js';
 import { fmt, headlines, type Headline } from './headlines.js';
 import { type Ci } from './classification.js';
+import { pairedBootstrapDiff } from './bootstrap.js';
 
 export interface SeedRun { seed: number; dir: string; headlines: Map<string, Headline> }
 export interface Method { name: string; runs: SeedRun[] }
@@ -37,11 +37,6 @@ export function collectStudy(root: string, evalDirName = 'eval'): Method[] {
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs: number[]) => (xs.length < 2 ? NaN : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));
-function percentile(sorted: number[], q: number): number {
-  const pos = (sorted.length - 1) * q, lo = Math.floor(pos);
-  return sorted[lo]! + (sorted[Math.min(lo + 1, sorted.length - 1)]! - sorted[lo]!) * (pos - lo);
-}
-
 /** Per-seed headlines of one metric that can be resampled on a shared set of test volumes. */
 function resamplable(m: Method, key: string): Headline[] | undefined {
   const hs = m.runs.map((r) => r.headlines.get(key));
@@ -50,25 +45,12 @@ function resamplable(m: Method, key: string): Headline[] | undefined {
   return hs.every((h) => h!.names!.join('\n') === names) ? (hs as Headline[]) : undefined;
 }
 
-/** Mean over seeds drawn with replacement of the metric on the resampled volumes. */
-function drawValue(hs: Headline[], idx: Int32Array, rng: Rng): number {
-  let s = 0;
-  for (let i = 0; i < hs.length; i++) s += hs[rng.int(0, hs.length - 1)]!.resample!(idx);
-  return s / hs.length;
-}
-
-function bootstrap(n: number, resamples: number, seed: number, value: (idx: Int32Array, rng: Rng) => number): Ci {
-  const rng = new Rng(seed, 0xb007);
-  const vals: number[] = [];
-  for (let b = 0; b < resamples; b++) {
-    const idx = new Int32Array(n);
-    for (let i = 0; i < n; i++) idx[i] = rng.int(0, n - 1);
-    const v = value(idx, rng);
-    if (Number.isFinite(v)) vals.push(v);
-  }
-  vals.sort((a, b) => a - b);
-  return vals.length ? [percentile(vals, 0.025), percentile(vals, 0.975)] : [NaN, NaN];
-}
+/** Mean over the given seeds (run indices) of the metric on the resampled volumes. */
+const overRuns = (hs: Headline[]) => (idx: Int32Array, runs: Int32Array): number => {
+  let sum = 0;
+  for (const r of runs) sum += hs[r]!.resample!(idx);
+  return sum / runs.length;
+};
 
 export interface StudyRow { key: string; method: string; seeds: number[]; perSeed: number[]; mean: number; sd: number; ci?: Ci }
 export interface PairedDiff { key: string; treatment: string; baseline: string; diff: number; ci: Ci; exceedsNoise: boolean }
@@ -83,7 +65,9 @@ export function studyTable(methods: Method[], o: { resamples?: number; seed?: nu
       if (!have.length) continue;
       const perSeed = have.map((r) => r.headlines.get(key)!.value);
       const hs = have.length === m.runs.length ? resamplable(m, key) : undefined;
-      const ci = hs ? bootstrap(hs[0]!.names!.length, resamples, seed, (idx, rng) => drawValue(hs, idx, rng)) : undefined;
+      // a method's own CI: the paired bootstrap against a constant 0 resamples its volumes and seeds jointly
+      const b = hs ? pairedBootstrapDiff(hs[0]!.names!.length, overRuns(hs), () => 0, { resamples, seed, runs: { a: hs.length, b: 1 } }) : undefined;
+      const ci: Ci | undefined = b ? [b.lo, b.hi] : undefined;
       rows.push({ key, method: m.name, seeds: have.map((r) => r.seed), perSeed, mean: mean(perSeed), sd: sd(perSeed), ci });
     }
   }
@@ -93,9 +77,8 @@ export function studyTable(methods: Method[], o: { resamples?: number; seed?: nu
     for (const key of keys) {
       const ht = resamplable(t, key), hb = resamplable(b, key);
       if (!ht || !hb || ht[0]!.names!.join('\n') !== hb[0]!.names!.join('\n')) continue;
-      const diff = mean(ht.map((h) => h.value)) - mean(hb.map((h) => h.value));
-      const ci = bootstrap(ht[0]!.names!.length, resamples, seed, (idx, rng) => drawValue(ht, idx, rng) - drawValue(hb, idx, rng));
-      diffs.push({ key, treatment: t.name, baseline: b.name, diff, ci, exceedsNoise: ci[0] > 0 || ci[1] < 0 });
+      const d = pairedBootstrapDiff(ht[0]!.names!.length, overRuns(ht), overRuns(hb), { resamples, seed, runs: { a: ht.length, b: hb.length } });
+      diffs.push({ key, treatment: t.name, baseline: b.name, diff: d.diff, ci: [d.lo, d.hi], exceedsNoise: d.exceedsNoise });
     }
   }
   return { rows, diffs, keys };

@@ -1,0 +1,120 @@
+// The evaluation harness: classification report (thresholds from validation, macro over defined labels,
+// bootstrap CIs), retrieval report, the study table's pooled and paired bootstraps, and `t3d eval all`
+// end to end on a tiny pre-trained run (every record, summary.md, the HTML report, resume).
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { classificationReport } from '../src/eval/classification.js';
+import { retrievalReport } from '../src/eval/retrieval.js';
+import { collectStudy, studyTable } from '../src/eval/compare.js';
+import { Rng } from '../src/util/rng.js';
+import { packageRoot } from '../src/util/paths.js';
+import { fixture } from './helpers.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 't3d-eval-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** n volumes × 3 labels: label 0 separable, label 1 noisy, label 2 never positive. */
+function scored(n: number, seed: number, noise: number): { scores: number[][]; labels: number[][] } {
+  const rng = new Rng(seed);
+  const labels = Array.from({ length: n }, (_, i) => [i % 2, rng.bool(0.4) ? 1 : 0, 0]);
+  const scores = labels.map((y) => [0.2 + 0.6 * y[0]! + rng.uniform(-0.1, 0.1), y[1]! * 0.2 + rng.uniform(0, noise), rng.next()]);
+  return { scores, labels };
+}
+
+test('classification report: thresholds from validation, macro over labels with both classes, CIs around the estimate', () => {
+  const r = classificationReport(['sep', 'noisy', 'absent'], scored(120, 1, 1), scored(60, 2, 1), { resamples: 300, seed: 3 });
+  assert.equal(r.labelsCounted, 2);
+  assert.equal(r.perLabel[0]!.auroc, 1);
+  assert.equal(r.perLabel[0]!.f1, 1, 'a validation threshold between the classes classifies the separable test label perfectly');
+  assert.ok(r.perLabel[0]!.threshold > 0.3 && r.perLabel[0]!.threshold < 0.9);
+  assert.ok(Number.isNaN(r.perLabel[2]!.auroc));
+  assert.ok(Math.abs(r.macro.auroc - (r.perLabel[0]!.auroc + r.perLabel[1]!.auroc) / 2) < 1e-12);
+  for (const m of ['auroc', 'f1', 'accuracy', 'ap'] as const) {
+    const [lo, hi] = r.macroCi[m];
+    assert.ok(lo <= r.macro[m] + 1e-9 && r.macro[m] <= hi + 1e-9, `${m}: ${r.macro[m]} within [${lo}, ${hi}]`);
+    assert.ok(hi - lo > 0 && hi - lo < 0.4, `${m}: CI width ${hi - lo}`);
+  }
+  assert.equal(r.roc[2]!.fpr.length, 0);
+  assert.deepEqual(classificationReport(['sep', 'noisy', 'absent'], scored(120, 1, 1), scored(60, 2, 1), { resamples: 300, seed: 3 }).macroCi, r.macroCi, 'seeded');
+  assert.throws(() => classificationReport(['a'], { scores: [[1], [0]], labels: [[1]] }, { scores: [], labels: [] }), /test has 2 score rows but 1 label rows/);
+});
+
+test('retrieval report: identical embeddings give perfect recall; reversed ones the worst rank', () => {
+  const n = 12;
+  const emb = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (__, j) => (i === j ? 1 : 0)));
+  const labels = Array.from({ length: n }, (_, i) => [i % 2, i % 3 === 0 ? 1 : 0]);
+  const r = retrievalReport(emb, emb, labels, { resamples: 200 });
+  assert.equal(r.reportToVolume.recall['R@1'], 1);
+  assert.equal(r.volumeToReport.medianRank, 1);
+  assert.deepEqual(r.reportToVolume.recallCi['R@1'], [1, 1]);
+  assert.equal(r.curve.reportToVolume[0], 1);
+  const shifted = emb.map((_, i) => emb[(i + 1) % n]!);
+  const w = retrievalReport(emb, shifted, labels, { resamples: 200 });
+  assert.equal(w.reportToVolume.recall['R@1'], 0);
+  assert.ok(w.reportToVolume.recall['R@10']! < 1);
+});
+
+function writeStudy(root: string, methods: Record<string, number>): void {
+  for (const [method, noise] of Object.entries(methods)) {
+    for (const seed of [0, 1, 2]) {
+      const test = scored(150, 100 + seed, noise);
+      const rep = classificationReport(['sep', 'noisy', 'absent'], test, scored(60, 200 + seed, noise), { resamples: 100 });
+      const dir = join(root, `${method}-s${seed}`, 'eval');
+      mkdirSync(dir, { recursive: true });
+      const names = test.labels.map((_, i) => `valid_${i}`);
+      writeFileSync(join(dir, 'zeroshot.json'), JSON.stringify({ meta: { task: 'zeroshot', variant: '' }, result: { ...rep, test: { names, ...test } } }));
+    }
+  }
+}
+
+test('study table: mean ± sd over seeds, pooled CI, and a paired difference that exceeds noise only when real', () => {
+  const clear = join(tmp, 'study-clear');
+  writeStudy(clear, { 'clip-only': 1, t3d: 0.15 });
+  const t = studyTable(collectStudy(clear), { resamples: 300 });
+  const d = t.diffs.find((x) => x.key === 'zeroshot/auroc')!;
+  assert.ok(d.diff > 0.1 && d.exceedsNoise, `clear gain: ${JSON.stringify(d)}`);
+  const row = t.rows.find((r) => r.key === 'zeroshot/auroc' && r.method === 't3d')!;
+  assert.equal(row.perSeed.length, 3);
+  assert.ok(row.ci && row.ci[0] <= row.mean && row.mean <= row.ci[1]);
+  const same = join(tmp, 'study-same');
+  writeStudy(same, { 'clip-only': 1, t3d: 1 });
+  const d0 = studyTable(collectStudy(same), { resamples: 300 }).diffs.find((x) => x.key === 'zeroshot/auroc')!;
+  assert.equal(d0.diff, 0);
+  assert.equal(d0.exceedsNoise, false);
+});
+
+test('t3d eval all on a tiny pre-trained run: every record, summary.md, the HTML report, and a rerun resumes', () => {
+  const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
+  const cache = join(tmp, 'cache'), run = join(tmp, 'run');
+  const pre = spawnSync('node', [cli, 'pretrain', '--config', fixture('pretrain', 'tiny.json'), '--set', `data.cache=${cache}`, '--set', `data.preset=${fixture('pretrain', 'tiny-preset.json')}`,
+    '--set', 'data.synth={"count":30,"seed":0,"validFraction":0.3}', '--steps', '2', '--out', run], { encoding: 'utf8' });
+  assert.equal(pre.status, 0, pre.stderr);
+  const evalArgs = [cli, 'eval', 'all', '--checkpoint', run, '--config', fixture('eval', 'tiny-eval.json')];
+  const r = spawnSync('node', evalArgs, { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  const out = join(run, 'eval');
+  const files = readdirSync(out).filter((f) => f.endsWith('.json')).sort();
+  assert.deepEqual(files, ['finetune-100pct.json', 'probe-100pct.json', 'reportgen.json', 'retrieval.json', 'segmentation-frozen-100pct.json', 'zeroshot.json']);
+  const zs = JSON.parse(readFileSync(join(out, 'zeroshot.json'), 'utf8')) as { meta: Record<string, unknown>; result: { labelsCounted: number; macro: { auroc: number } } };
+  for (const k of ['evalSeed', 'pretrainSeed', 'checkpointId', 'configHash', 'evalConfigHash']) assert.ok(zs.meta[k] !== undefined, `meta.${k}`);
+  assert.ok(zs.result.labelsCounted > 0 && zs.result.macro.auroc >= 0 && zs.result.macro.auroc <= 1);
+  const md = readFileSync(join(out, 'summary.md'), 'utf8');
+  assert.match(md, /zeroshot\/auroc \| \d\.\d{3} \[/);
+  assert.match(md, /reportgen\/BLEU-1/);
+  const html = readFileSync(join(out, 'report.html'), 'utf8');
+  assert.match(html, /<svg/);
+  assert.match(html, /data:image\/png;base64,/);
+  assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org)/, 'self-contained: no scripts, no external resources');
+  const mtime = statSync(join(out, 'zeroshot.json')).mtimeMs;
+  const again = spawnSync('node', evalArgs, { encoding: 'utf8' });
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /zeroshot: already done/);
+  assert.equal(statSync(join(out, 'zeroshot.json')).mtimeMs, mtime);
+  const bad = spawnSync('node', [cli, 'eval', 'nonsense', '--checkpoint', run], { encoding: 'utf8' });
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /first argument must be one of zeroshot, retrieval, probe/);
+});
