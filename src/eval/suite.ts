@@ -134,7 +134,8 @@ async function transfer(ctx: SuiteContext, mode: 'linear' | 'finetune'): Promise
   for (const fraction of ctx.config.transfer.fractions) {
     out.push(await record(ctx, mode === 'linear' ? 'probe' : 'finetune', pct(fraction), async (workDir) => {
       const r = await runTransfer(ctx.target.makeEncoder, {
-        cacheDir: ctx.cacheDir, mode, fraction, splits, subsetFile: join(ctx.outDir, '..', 'subsets', `labels-${pct(fraction)}-seed${ctx.config.seed}.json`),
+        // beside the cache, so every method and pre-training seed evaluated on it trains on the same labelled volumes
+        cacheDir: ctx.cacheDir, mode, fraction, splits, subsetFile: join(ctx.cacheDir, 'eval-subsets', `labels-${pct(fraction)}-seed${ctx.config.seed}.json`),
         ...budget, seed: ctx.config.seed, device: ctx.device, outDir: workDir, onProgress: ctx.log,
       });
       const report = classificationReport(labelNames, { scores: r.testScores, labels: r.testLabels }, { scores: r.valScores, labels: r.valLabels }, { resamples: ctx.config.bootstrap.resamples, seed: ctx.config.seed });
