@@ -88,6 +88,8 @@ export class ResNet3d extends nn.Module {
   readonly layers: nn.Sequential[] = [];
   readonly fc?: nn.Linear;
   readonly outChannels: number;
+  /** channels of encodeStages' outputs: the stem, then layer1..layer4 */
+  readonly stageChannels: number[];
 
   constructor(readonly config: ResNet3dConfig) {
     super();
@@ -101,6 +103,7 @@ export class ResNet3d extends nn.Module {
     let inPlanes = planes[0]!;
     this.conv1 = this.registerModule('conv1', conv(config.inChannels ?? 1, inPlanes, k, config.conv1Stride ?? 1));
     this.bn1 = this.registerModule('bn1', makeNorm(norm, inPlanes));
+    this.stageChannels = [inPlanes];
     spec.layers.forEach((n, li) => {
       const blocks: Block[] = [];
       for (let b = 0; b < n; b++) {
@@ -110,6 +113,7 @@ export class ResNet3d extends nn.Module {
         inPlanes = out;
       }
       this.layers.push(this.registerModule(`layer${li + 1}`, new nn.Sequential(...blocks)));
+      this.stageChannels.push(inPlanes);
     });
     this.outChannels = inPlanes;
     if (config.numClasses) {
@@ -120,6 +124,30 @@ export class ResNet3d extends nn.Module {
 
   /** conv1 stride × max-pool × three stride-2 stages */
   get outputStride(): number { return (this.config.conv1Stride ?? 1) * (this.config.noMaxPool ? 1 : 2) * 8; }
+
+  /** Input voxels per cell of each encodeStages output (stem, layer1..layer4). */
+  get stageStrides(): number[] {
+    const stem = this.config.conv1Stride ?? 1;
+    const l1 = stem * (this.config.noMaxPool ? 1 : 2);
+    return [stem, l1, l1 * 2, l1 * 4, l1 * 8];
+  }
+
+  /**
+   * The feature maps a U-Net decoder takes as skips: the stem (after conv1, bn1, ReLU; before the max-pool),
+   * then the outputs of layer1..layer4 (the last one is encode()'s featureMap).
+   */
+  encodeStages(x: Tensor): Tensor[] {
+    return torch.tidy(() => {
+      const stem = this.bn1.forward(this.conv1.forward(x)).relu();
+      const out = [stem];
+      let h = this.config.noMaxPool ? stem : F.maxPool3d(stem, 3, { stride: 2, padding: 1 });
+      for (const layer of this.layers) {
+        h = layer.forward(h);
+        out.push(h);
+      }
+      return out;
+    });
+  }
 
   /** Feature map and pooled vector (no classifier). */
   encode(x: Tensor): EncoderOutput {

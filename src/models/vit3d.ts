@@ -233,6 +233,34 @@ export class ViT3d extends nn.Module {
     });
   }
 
+  /**
+   * Token maps (B, C, d, h, w) on the patch grid after the blocks at the given 1-based depths, for UNETR-style
+   * decoders: block outputs before the final norm, except at the full depth, where the final norm is applied
+   * (UNETR takes its intermediate states raw and its last one normed).
+   */
+  hiddenMaps(x: Tensor, depths: number[]): Tensor[] {
+    if (x.ndim !== 5 || x.size(1) !== this.config.inChannels) {
+      throw new Error(`ViT3d: expected input (B, ${this.config.inChannels}, D, H, W), got [${x.shape.join(', ')}]`);
+    }
+    const bad = depths.find((d) => !Number.isInteger(d) || d < 1 || d > this.blocks.length);
+    if (bad !== undefined) throw new Error(`ViT3d.hiddenMaps: depths must be integers in 1..${this.blocks.length}, got ${bad}`);
+    const grid = gridOf(x.shape.slice(2) as Triple, this.patchSize, 'input size');
+    return torch.tidy(() => {
+      const fmap = this.patchEmbed.forward(x);
+      const [B, C] = fmap.shape as [number, number];
+      const patches = fmap.flatten(2).transpose(1, 2);
+      const cls = this.param('cls_token').expand(B, 1, C);
+      let h = dropout(torch.cat([cls, patches], 1).add(this.posEmbedFor(grid, patches)), this.config.dropout, this.training);
+      const toMap = (t: Tensor) => t.narrow(1, 1, t.size(1) - 1).transpose(1, 2).reshape(B, C, ...grid);
+      const byDepth = new Map<number, Tensor>();
+      for (let d = 1; d <= this.blocks.length && d <= Math.max(...depths); d++) {
+        h = this.blocks.at(d - 1).forward(h);
+        if (depths.includes(d)) byDepth.set(d, toMap(d === this.blocks.length ? this.norm.forward(h) : h));
+      }
+      return depths.map((d) => byDepth.get(d)!);
+    });
+  }
+
   /** The pooled vector (B, C). */
   forward(x: Tensor): Tensor {
     return torch.tidy(() => this.encode(x).pooled);
