@@ -7,7 +7,7 @@ import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
 import { type EvalConfig, hashJson } from './config.js';
 import { type EvalTarget } from './target.js';
-import { embedSplit, rows, zeroShotScores } from './zeroshot.js';
+import { embedSplit, rows, zeroShotScores, type Embedded } from './zeroshot.js';
 import { classificationReport } from './classification.js';
 import { retrievalReport } from './retrieval.js';
 import { evalSplits, type EvalSplits } from './splits.js';
@@ -90,38 +90,41 @@ function splitsOf(ctx: SuiteContext): EvalSplits {
   return evalSplits(ctx.cacheDir, { seed: ctx.config.seed, valFraction: ctx.config.valFraction, trainSplit: ctx.target.loaded.config.data.trainSplit, testSplit: ctx.target.loaded.config.data.valSplit });
 }
 
-/** Zero-shot classification and retrieval share one embedding pass over validation and test volumes. */
+/** Zero-shot classification and retrieval share one embedding pass over the test volumes. */
 async function zeroShotAndRetrieval(ctx: SuiteContext, tasks: Set<TaskName>): Promise<EvalRecord[]> {
   const { model, tokenizer, config } = ctx.target.loaded;
   if (ctx.device && ctx.device !== 'cpu') model.to({ device: ctx.device });
   const splits = splitsOf(ctx);
   const labelNames = readCacheIndex(ctx.cacheDir).labelNames;
   const o = { device: ctx.device, maxTokens: config.data.maxTokens };
+  const bo = { resamples: ctx.config.bootstrap.resamples, seed: ctx.config.seed };
+  let test: Embedded | undefined;
+  const embedTest = async () => (test ??= await embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...o, names: splits.test }));
   const out: EvalRecord[] = [];
-  if (tasks.has('zeroshot')) {
-    out.push(await record(ctx, 'zeroshot', '', async () => {
-      const val = await embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...o, names: splits.val });
-      const test = await embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...o, names: splits.test });
-      try {
-        const zo = { templates: ctx.config.zeroshot.templates, device: ctx.device };
-        const valScores = zeroShotScores(model, tokenizer, val.volumes, labelNames, zo);
-        const testScores = zeroShotScores(model, tokenizer, test.volumes, labelNames, zo);
-        const report = classificationReport(labelNames, { scores: testScores, labels: test.labels }, { scores: valScores, labels: val.labels }, { resamples: ctx.config.bootstrap.resamples, seed: ctx.config.seed });
-        return { ...report, templates: ctx.config.zeroshot.templates, test: { names: test.names, scores: testScores, labels: test.labels } };
-      } finally {
-        torch.dispose([val.volumes, val.reports, test.volumes, test.reports]);
-      }
-    }));
-  }
-  if (tasks.has('retrieval')) {
-    out.push(await record(ctx, 'retrieval', '', async () => {
-      const test = await embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...o, names: splits.test });
-      try {
-        return { names: test.names, ...retrievalReport(rows(test.volumes), rows(test.reports), test.labels, { resamples: ctx.config.bootstrap.resamples, seed: ctx.config.seed }) };
-      } finally {
-        torch.dispose([test.volumes, test.reports]);
-      }
-    }));
+  try {
+    if (tasks.has('zeroshot')) {
+      out.push(await record(ctx, 'zeroshot', '', async () => {
+        const val = await embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...o, names: splits.val });
+        try {
+          const t = await embedTest();
+          const zo = { templates: ctx.config.zeroshot.templates, device: ctx.device };
+          const valScores = zeroShotScores(model, tokenizer, val.volumes, labelNames, zo);
+          const testScores = zeroShotScores(model, tokenizer, t.volumes, labelNames, zo);
+          const report = classificationReport(labelNames, { scores: testScores, labels: t.labels }, { scores: valScores, labels: val.labels }, bo);
+          return { ...report, templates: ctx.config.zeroshot.templates, test: { names: t.names, scores: testScores, labels: t.labels } };
+        } finally {
+          torch.dispose([val.volumes, val.reports]);
+        }
+      }));
+    }
+    if (tasks.has('retrieval')) {
+      out.push(await record(ctx, 'retrieval', '', async () => {
+        const t = await embedTest();
+        return { names: t.names, ...retrievalReport(rows(t.volumes), rows(t.reports), t.labels, bo) };
+      }));
+    }
+  } finally {
+    if (test) torch.dispose([test.volumes, test.reports]);
   }
   return out;
 }
