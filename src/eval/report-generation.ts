@@ -14,8 +14,9 @@
 // - with outDir: a checkpoint after every epoch (checkpoints/epoch-NNNN: decoder, encoder when fine-tuned,
 //   optimizer, state.json; written atomically, only the newest kept) and results.json; a rerun resumes from the
 //   newest checkpoint and refuses one made with other settings.
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { latestEpochDir, readEpochState, saveEpochDir } from '../train/epoch-checkpoint.js';
 import * as torch from '../torch/index.js';
 import { optim, type Tensor } from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
@@ -167,27 +168,12 @@ function visualTokensOf(encoder: VisionEncoder, x: () => Tensor, names: string[]
 }
 
 interface GenState { epoch: number; trainLoss: number[]; fingerprint: string }
-const EPOCH_DIR = /^epoch-(\d{4,})$/;
-
-function latestEpoch(dir: string): string | undefined {
-  if (!existsSync(dir)) return undefined;
-  const done = readdirSync(dir).filter((n) => EPOCH_DIR.test(n) && existsSync(join(dir, n, 'state.json'))).sort();
-  return done.length ? join(dir, done[done.length - 1]!) : undefined;
-}
-
 function saveEpoch(dir: string, decoder: ReportDecoder, encoder: VisionEncoder | undefined, opt: optim.Optimizer<object>, state: GenState): void {
-  mkdirSync(dir, { recursive: true });
-  const final = join(dir, `epoch-${String(state.epoch).padStart(4, '0')}`);
-  const tmp = `${final}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp);
-  torch.saveModule(decoder, join(tmp, 'decoder.safetensors'), { config: JSON.stringify(decoder.config) });
-  if (encoder) torch.saveModule(encoder, join(tmp, 'encoder.safetensors'));
-  torch.saveOptimizer(opt, join(tmp, 'optimizer.safetensors'));
-  writeFileSync(join(tmp, 'state.json'), JSON.stringify(state, null, 2) + '\n');
-  rmSync(final, { recursive: true, force: true });
-  renameSync(tmp, final);
-  for (const n of readdirSync(dir)) if (EPOCH_DIR.test(n) && join(dir, n) !== final) rmSync(join(dir, n), { recursive: true, force: true });
+  saveEpochDir(dir, state.epoch, state, (tmp) => {
+    torch.saveModule(decoder, join(tmp, 'decoder.safetensors'), { config: JSON.stringify(decoder.config) });
+    if (encoder) torch.saveModule(encoder, join(tmp, 'encoder.safetensors'));
+    torch.saveOptimizer(opt, join(tmp, 'optimizer.safetensors'));
+  });
 }
 
 function validate(o: ReportGenOptions): void {
@@ -245,9 +231,9 @@ export async function runReportGeneration(encoder: VisionEncoder, tokenizer: Wor
     let trainLoss: number[] = [];
     let startEpoch = 0;
     const ckptDir = o.outDir ? join(o.outDir, 'checkpoints') : undefined;
-    const resumeFrom = ckptDir ? latestEpoch(ckptDir) : undefined;
+    const resumeFrom = latestEpochDir(ckptDir);
     if (resumeFrom) {
-      const state = JSON.parse(readFileSync(join(resumeFrom, 'state.json'), 'utf8')) as GenState;
+      const state = readEpochState<GenState>(resumeFrom);
       if (state.fingerprint !== fingerprint) throw new Error(`${resumeFrom}: checkpoint made with other settings (${state.fingerprint}); use another outDir`);
       torch.loadModule(decoder, join(resumeFrom, 'decoder.safetensors'));
       if (!frozen) torch.loadModule(encoder, join(resumeFrom, 'encoder.safetensors'));

@@ -17,8 +17,9 @@
 // - with outDir: the mask subset (mask-subset.json), a checkpoint after every epoch (checkpoints/epoch-NNNN,
 //   written atomically; only the newest is kept), overlays and results.json; a rerun resumes from the newest
 //   checkpoint and refuses one made with other settings.
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { latestEpochDir, readEpochState, saveEpochDir } from '../train/epoch-checkpoint.js';
 import * as torch from '../torch/index.js';
 import { optim, type Tensor } from '../torch/index.js';
 import { readCacheIndex, type CacheEntry } from '../data/cache.js';
@@ -191,26 +192,11 @@ function maskSubset(train: CacheEntry[], o: SegmentationOptions): CacheEntry[] {
 }
 
 interface SegState { epoch: number; trainLoss: number[]; fingerprint: string }
-const EPOCH_DIR = /^epoch-(\d{4,})$/;
-
-function latestEpoch(dir: string): string | undefined {
-  if (!existsSync(dir)) return undefined;
-  const done = readdirSync(dir).filter((n) => EPOCH_DIR.test(n) && existsSync(join(dir, n, 'state.json'))).sort();
-  return done.length ? join(dir, done[done.length - 1]!) : undefined;
-}
-
 function saveEpoch(dir: string, net: SegmentationNet, opt: optim.Optimizer<object>, state: SegState): void {
-  mkdirSync(dir, { recursive: true });
-  const final = join(dir, `epoch-${String(state.epoch).padStart(4, '0')}`);
-  const tmp = `${final}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp);
-  torch.saveModule(net, join(tmp, 'model.safetensors'));
-  torch.saveOptimizer(opt, join(tmp, 'optimizer.safetensors'));
-  writeFileSync(join(tmp, 'state.json'), JSON.stringify(state, null, 2) + '\n');
-  rmSync(final, { recursive: true, force: true });
-  renameSync(tmp, final);
-  for (const n of readdirSync(dir)) if (EPOCH_DIR.test(n) && join(dir, n) !== final) rmSync(join(dir, n), { recursive: true, force: true });
+  saveEpochDir(dir, state.epoch, state, (tmp) => {
+    torch.saveModule(net, join(tmp, 'model.safetensors'));
+    torch.saveOptimizer(opt, join(tmp, 'optimizer.safetensors'));
+  });
 }
 
 const PALETTE: Triple[] = [[0, 0, 0], [230, 60, 60], [60, 200, 80], [70, 120, 255], [250, 210, 40], [220, 70, 220], [40, 220, 230], [255, 140, 30], [150, 100, 255]];
@@ -311,9 +297,9 @@ export async function runSegmentation(makeEncoder: () => VisionEncoder, o: Segme
     let trainLoss: number[] = [];
     let startEpoch = 0;
     const ckptDir = o.outDir ? join(o.outDir, 'checkpoints') : undefined;
-    const resumeFrom = ckptDir ? latestEpoch(ckptDir) : undefined;
+    const resumeFrom = latestEpochDir(ckptDir);
     if (resumeFrom) {
-      const state = JSON.parse(readFileSync(join(resumeFrom, 'state.json'), 'utf8')) as SegState;
+      const state = readEpochState<SegState>(resumeFrom);
       if (state.fingerprint !== fingerprint) throw new Error(`${resumeFrom}: checkpoint made with other settings (${state.fingerprint}); use another outDir`);
       torch.loadModule(net, join(resumeFrom, 'model.safetensors'));
       torch.loadOptimizer(optimizer, join(resumeFrom, 'optimizer.safetensors'));

@@ -19,8 +19,9 @@
 // functions of (seed, epoch, volume), the optimizer state and RNG are restored). `epochs` and `patience` may
 // change between runs; anything else that changes is refused.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { latestEpochDir, readEpochState, saveEpochDir } from '../train/epoch-checkpoint.js';
 import * as torch from '../torch/index.js';
 import { F, nn, optim, type Tensor } from '../torch/index.js';
 import { type VisionEncoder } from '../models/t3d.js';
@@ -192,17 +193,11 @@ class RunDir {
     if (dir) mkdirSync(dir, { recursive: true });
   }
 
-  private latest(): string | undefined {
-    if (!this.dir) return undefined;
-    const done = readdirSync(this.dir).filter((n) => /^epoch-\d{4,}$/.test(n) && existsSync(join(this.dir!, n, 'state.json'))).sort();
-    return done.length ? join(this.dir, done[done.length - 1]!) : undefined;
-  }
-
   /** The last finished epoch's state; throws when the folder holds a run with other settings. */
   check(): RunState | undefined {
-    const at = this.latest();
+    const at = latestEpochDir(this.dir);
     if (!at) return undefined;
-    const state = JSON.parse(readFileSync(join(at, 'state.json'), 'utf8')) as RunState;
+    const state = readEpochState<RunState>(at);
     const want = this.fingerprint, got = state.fingerprint ?? {};
     const diff = [...new Set([...Object.keys(want), ...Object.keys(got)])].filter((k) => JSON.stringify(want[k]) !== JSON.stringify(got[k]));
     if (state.format !== STATE_FORMAT || diff.length) {
@@ -215,7 +210,7 @@ class RunDir {
   resume(model: nn.Module, opt: optim.Optimizer<object>, best: Map<string, Tensor>): RunState | undefined {
     const state = this.check();
     if (!state) return undefined;
-    const at = this.latest()!;
+    const at = latestEpochDir(this.dir)!;
     torch.loadModule(model, join(at, 'weights.safetensors'));
     const { tensors, metadata } = torch.loadSafetensors(join(at, 'optimizer.safetensors'));
     try {
@@ -237,25 +232,19 @@ class RunDir {
   save(model: nn.Module, opt: optim.Optimizer<object>, best: Map<string, Tensor>, state: RunState, improved: boolean): void {
     if (!this.dir) return;
     if (improved) torch.saveSafetensors(join(this.dir, bestName(state.bestEpoch)), best);
-    const final = join(this.dir, `epoch-${String(state.epochsDone).padStart(4, '0')}`);
-    const tmp = `${final}.tmp-${process.pid}`;
-    rmSync(tmp, { recursive: true, force: true });
-    mkdirSync(tmp);
-    torch.saveModule(model, join(tmp, 'weights.safetensors'));
-    const s = opt.stateDict();
-    const rng = torch.getDefaultGeneratorState();
-    try {
-      torch.saveSafetensors(join(tmp, 'optimizer.safetensors'), new Map([...s.tensors, ['rng.default', rng]]), { optimizer: JSON.stringify(s.meta) });
-    } finally {
-      rng.dispose();
-    }
-    writeFileSync(join(tmp, 'state.json'), JSON.stringify(state) + '\n');
-    rmSync(final, { recursive: true, force: true });
-    renameSync(tmp, final);
+    saveEpochDir(this.dir, state.epochsDone, state, (tmp) => {
+      torch.saveModule(model, join(tmp, 'weights.safetensors'));
+      const s = opt.stateDict();
+      const rng = torch.getDefaultGeneratorState();
+      try {
+        torch.saveSafetensors(join(tmp, 'optimizer.safetensors'), new Map([...s.tensors, ['rng.default', rng]]), { optimizer: JSON.stringify(s.meta) });
+      } finally {
+        rng.dispose();
+      }
+    });
     const keepBest = bestName(state.bestEpoch);
     for (const n of readdirSync(this.dir)) {
-      const old = (/^epoch-\d{4,}$/.test(n) && join(this.dir, n) !== final) || (/^best-\d{4,}\.safetensors$/.test(n) && n !== keepBest);
-      if (old) rmSync(join(this.dir, n), { recursive: true, force: true });
+      if (/^best-\d{4,}\.safetensors$/.test(n) && n !== keepBest) rmSync(join(this.dir, n), { force: true });
     }
   }
 }
