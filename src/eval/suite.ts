@@ -140,6 +140,7 @@ async function transfer(ctx: SuiteContext, mode: 'linear' | 'finetune'): Promise
         // beside the cache, so every method and pre-training seed evaluated on it trains on the same labelled volumes
         cacheDir: ctx.cacheDir, mode, fraction, splits, subsetFile: join(ctx.cacheDir, 'eval-subsets', `labels-${pct(fraction)}-seed${ctx.config.seed}.json`),
         ...budget, seed: ctx.config.seed, device: ctx.device, outDir: workDir, onProgress: ctx.log,
+        featureFile: mode === 'linear' ? join(ctx.outDir, 'work', 'probe-features.safetensors') : undefined,
       });
       const report = classificationReport(labelNames, { scores: r.testScores, labels: r.testLabels }, { scores: r.valScores, labels: r.valLabels }, { resamples: ctx.config.bootstrap.resamples, seed: ctx.config.seed });
       return { ...report, fraction, transfer: r };

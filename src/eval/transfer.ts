@@ -19,8 +19,8 @@
 // functions of (seed, epoch, volume), the optimizer state and RNG are restored). `epochs` and `patience` may
 // change between runs; anything else that changes is refused.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { latestEpochDir, readEpochState, saveEpochDir } from '../train/epoch-checkpoint.js';
 import * as torch from '../torch/index.js';
 import { F, nn, optim, type Tensor } from '../torch/index.js';
@@ -54,6 +54,8 @@ export interface TransferOptions {
   onProgress?: (msg: string) => void;
   /** working folder for resume: best weights, per-epoch state, the probe's features */
   outDir?: string;
+  /** linear probe: raw features of all evaluation-split volumes, shared by probes of one encoder at several fractions */
+  featureFile?: string;
   /** fine-tuning augmentation overrides (defaults: flipProb 0.5 left–right, intensityScale [0.9, 1.1], intensityShift [−0.05, 0.05], noiseStd 0) */
   augment?: Partial<Pick<ViewConfig, 'flipProb' | 'intensityScale' | 'intensityShift' | 'noiseStd'>>;
   /** loader worker threads (default: the loader's) */
@@ -413,41 +415,47 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
 }
 
 /**
- * The probe's standardised features (train / val / test, kept), from outDir when saved there for these
- * settings, else computed with the encoder in eval mode and saved.
+ * The probe's standardised features (train / val / test, kept). Raw pooled features of every evaluation-split
+ * volume are computed once with the encoder in eval mode and saved (`featureFile`, else outDir), so probes at
+ * several label fractions of one encoder share them; each subset is standardised with its own statistics.
  */
 async function probeFeatures(
   encoder: VisionEncoder, o: TransferOptions, trainNames: string[], run: RunDir, fingerprint: Record<string, unknown>, log: (m: string) => void, tag: string,
 ): Promise<{ train: Tensor; val: Tensor; test: Tensor; seconds: number }> {
-  const file = run.dir ? join(run.dir, 'features.safetensors') : undefined;
-  const key = JSON.stringify(['cache', 'train', 'val', 'test', 'encoder'].map((k) => fingerprint[k]));
+  const file = o.featureFile ?? (run.dir ? join(run.dir, 'features.safetensors') : undefined);
+  const names = [...o.splits.train, ...o.splits.val, ...o.splits.test];
+  const key = JSON.stringify([fingerprint.cache, namesFingerprint(names), fingerprint.encoder]);
+  let all: Tensor | undefined;
+  let seconds = 0;
   if (file && existsSync(file)) {
     const { tensors, metadata } = torch.loadSafetensors(file, { device: o.device });
     if (metadata.fingerprint === key) {
       log(`${tag}: features read from ${file}`);
-      torch.dispose([tensors.get('mean'), tensors.get('std')]);
-      return { train: tensors.get('train')!.keep(), val: tensors.get('val')!.keep(), test: tensors.get('test')!.keep(), seconds: 0 };
-    }
-    torch.dispose([...tensors.values()]);
+      all = tensors.get('features')!.keep();
+    } else torch.dispose([...tensors.values()]);
   }
-  const t0 = performance.now();
-  encoder.eval();
-  const pooled = (x: Tensor) => encoder.encode(x).pooled;
-  const raw = { train: await mapVolumes(o, trainNames, pooled), val: await mapVolumes(o, o.splits.val, pooled), test: await mapVolumes(o, o.splits.test, pooled) };
-  const seconds = (performance.now() - t0) / 1000;
-  log(`${tag}: features of ${trainNames.length + o.splits.val.length + o.splits.test.length} volumes in ${seconds.toFixed(1)} s`);
+  if (!all) {
+    const t0 = performance.now();
+    encoder.eval();
+    all = await mapVolumes(o, names, (x) => encoder.encode(x).pooled);
+    seconds = (performance.now() - t0) / 1000;
+    log(`${tag}: features of ${names.length} volumes in ${seconds.toFixed(1)} s`);
+    if (file) {
+      mkdirSync(dirname(file), { recursive: true });
+      torch.saveSafetensors(`${file}.tmp-${process.pid}`, { features: all }, { fingerprint: key });
+      renameSync(`${file}.tmp-${process.pid}`, file);
+    }
+  }
+  const row = new Map(names.map((n, i) => [n, i]));
   const out = torch.tidy(() => {
-    const mean = raw.train.mean(0, true);
-    const sd = raw.train.std(0, { correction: 0, keepdim: true });
+    const pick = (ns: string[]) => all!.indexSelect(0, torch.tensor(BigInt64Array.from(ns.map((n) => BigInt(row.get(n)!))), [ns.length], { device: o.device }));
+    const train = pick(trainNames);
+    const mean = train.mean(0, true);
+    const sd = train.std(0, { correction: 0, keepdim: true });
     const std = torch.where(sd.gt(1e-6), sd, torch.onesLike(sd));
     const norm = (t: Tensor) => t.sub(mean).div(std).keep();
-    return { train: norm(raw.train), val: norm(raw.val), test: norm(raw.test), mean: mean.keep(), std: std.keep() };
+    return { train: norm(train), val: norm(pick(o.splits.val)), test: norm(pick(o.splits.test)) };
   });
-  torch.dispose([raw.train, raw.val, raw.test]);
-  try {
-    if (file) torch.saveSafetensors(file, { train: out.train, val: out.val, test: out.test, mean: out.mean, std: out.std }, { fingerprint: key });
-  } finally {
-    torch.dispose([out.mean, out.std]);
-  }
-  return { train: out.train, val: out.val, test: out.test, seconds };
+  all.dispose();
+  return { ...out, seconds };
 }
