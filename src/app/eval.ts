@@ -15,7 +15,7 @@ import { Progress } from '../util/progress.js';
 import { parseOptions } from './args.js';
 
 export const EVAL_SUMMARY = 'downstream evaluation: zero-shot, retrieval, linear probe, fine-tuning, segmentation, report generation; study tables';
-export const EVAL_USAGE = `t3d eval <${[...TASKS, 'all'].join('|')}> --checkpoint <run-or-checkpoint> [--data <cache|dataset>] [--out dir] [--config default|quick|file.json]
+export const EVAL_USAGE = `t3d eval <${[...TASKS, 'all'].join('|')}>[,<task>...] --checkpoint <run-or-checkpoint> [--data <cache|dataset>] [--out dir] [--config default|quick|file.json]
                 [--init pretrained|random] [--init-seed N] [--seed N] [--device cpu|cuda] [--report out.html]
 t3d eval compare --runs <study-dir> [--out dir] [--report out.html] [--treatment t3d] [--baseline clip-only]
 
@@ -29,6 +29,7 @@ training split is held out for early stopping and thresholds. Zero-shot and retr
 Examples:
   t3d eval all --checkpoint runs/demo
   t3d eval zeroshot --checkpoint runs/t3d-a --config quick
+  t3d eval zeroshot,retrieval,probe --checkpoint runs/t3d-a
   t3d eval probe --checkpoint runs/t3d-a --init random --out runs/t3d-a/eval-random
   t3d eval compare --runs runs/baselines --report runs/baselines/study.html`;
 
@@ -65,7 +66,8 @@ async function runCompare(args: string[]): Promise<void> {
 export async function runEval(args: string[]): Promise<void> {
   const [task, ...rest] = args;
   if (task === 'compare') return runCompare(rest);
-  if (!task || (task !== 'all' && !(TASKS as readonly string[]).includes(task))) throw new Error(`eval: first argument must be one of ${[...TASKS, 'all', 'compare'].join(', ')} (got '${task ?? ''}')`);
+  const tasks: TaskName[] = task === 'all' ? [...TASKS] : (task ?? '').split(',') as TaskName[];
+  if (!task || tasks.some((t) => !(TASKS as readonly string[]).includes(t))) throw new Error(`eval: first argument must be one of ${[...TASKS, 'all', 'compare'].join(', ')}, or a comma list of tasks (got '${task ?? ''}')`);
   const o = parseOptions(rest, { checkpoint: 'string', data: 'string', out: 'string', config: 'string', init: 'string', 'init-seed': 'number', seed: 'number', device: 'string', report: 'string' });
   if (!o.checkpoint) throw new Error('eval: --checkpoint <run-or-checkpoint> is required');
   const init = (o.init as string | undefined) ?? 'pretrained';
@@ -77,11 +79,10 @@ export async function runEval(args: string[]): Promise<void> {
   const outDir = (o.out as string | undefined) ?? join(runDir, init === 'random' ? `eval-random-s${target.pretrainSeed}` : 'eval');
   mkdirSync(outDir, { recursive: true });
   const cacheDir = await resolveCache((o.data as string | undefined) ?? target.loaded.config.data.cache, target.loaded.config.data.preset, outDir);
-  const tasks: TaskName[] = task === 'all' ? [...TASKS] : [task as TaskName];
   log(`${tasks.join(', ')} on ${cacheDir} for ${target.checkpointDir} (${init}, id ${target.checkpointId}), budget '${config.name}' → ${outDir}`);
   const records = await runSuite({ target, config, cacheDir, outDir, device: o.device as string | undefined, log }, tasks);
   const md = markdownSummary(records, `Evaluation of ${target.checkpointDir}${init === 'random' ? ' (random init)' : ''}`);
-  writeFileSync(join(outDir, task === 'all' ? 'summary.md' : `summary-${task}.md`), md);
+  writeFileSync(join(outDir, task === 'all' ? 'summary.md' : `summary-${tasks.join('-')}.md`), md);
   console.log(md);
   const report = (o.report as string | undefined) ?? (task === 'all' ? join(outDir, 'report.html') : undefined);
   if (report) {

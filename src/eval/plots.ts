@@ -22,7 +22,7 @@ export function linePlot(rows: Row[], o: { x: string; y: string; series: string;
     encoding: {
       x: { field: o.x, type: 'quantitative' as const, title: o.xTitle ?? o.x, scale: o.logX ? { type: 'log' as const } : { zero: true } },
       y: { field: o.y, type: 'quantitative' as const, title: o.yTitle ?? o.y, ...(o.yDomain ? { scale: { domain: o.yDomain } } : {}) },
-      color: { field: o.series, type: 'nominal' as const, title: null },
+      color: { field: o.series, type: 'nominal' as const, title: null, scale: { scheme: 'category20' } },
     },
   };
   const layers: object[] = [line];

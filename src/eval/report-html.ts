@@ -37,7 +37,7 @@ async function classificationSection(rec: EvalRecord): Promise<string> {
   const plots = [await linePlot(roc, { x: 'fpr', y: 'tpr', series: 'label', title: 'ROC curves (test)', xTitle: 'false positive rate', yTitle: 'true positive rate', diagonal: true, width: 300, height: 300 })];
   if (r.transfer) {
     const curves: Row[] = [...r.transfer.valAuroc.map((v, e) => ({ epoch: e + 1, value: v, curve: 'validation macro-AUROC' })), ...r.transfer.trainLoss.map((v, e) => ({ epoch: e + 1, value: v, curve: 'training BCE' }))];
-    plots.push(await linePlot(curves, { x: 'epoch', y: 'value', series: 'curve', title: `Training (best epoch ${r.transfer.bestEpoch}, ${r.transfer.trainCount} labelled volumes)` }));
+    plots.push(await linePlot(curves, { x: 'epoch', y: 'value', series: 'curve', title: `Training (best epoch ${r.transfer.bestEpoch + 1}, ${r.transfer.trainCount} labelled volumes)` }));
   }
   const rows = r.perLabel.map((p, l) => [esc(p.label), String(p.positives), `${fmt(p.auroc)} [${fmt(r.aurocCi[l]![0])}, ${fmt(r.aurocCi[l]![1])}]`, fmt(p.ap), fmt(p.f1), fmt(p.precision), fmt(p.recall), fmt(p.accuracy), fmt(p.threshold)]);
   rows.push(['<b>macro</b>', `${r.labelsCounted} labels`, ...(['auroc', 'ap', 'f1', 'precision', 'recall', 'accuracy'] as const).map((m) => `<b>${fmt(r.macro[m])}</b> [${fmt(r.macroCi[m][0])}, ${fmt(r.macroCi[m][1])}]`), '']);
