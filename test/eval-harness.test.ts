@@ -114,6 +114,15 @@ test('t3d eval all on a tiny pre-trained run: every record, summary.md, the HTML
   assert.equal(again.status, 0, again.stderr);
   assert.match(again.stdout, /zeroshot: already done/);
   assert.equal(statSync(join(out, 'zeroshot.json')).mtimeMs, mtime);
+  const two = join(tmp, 'two-labels');
+  const sub = spawnSync('node', [cli, 'eval', 'zeroshot', '--checkpoint', run, '--config', fixture('eval', 'tiny-eval.json'), '--labels', 'Cardiomegaly,Lung nodule', '--out', two], { encoding: 'utf8' });
+  assert.equal(sub.status, 0, sub.stderr);
+  const subRec = JSON.parse(readFileSync(join(two, 'zeroshot.json'), 'utf8')) as { result: { labelNames: string[]; test: { labels: number[][] } } };
+  assert.deepEqual(subRec.result.labelNames, ['Cardiomegaly', 'Lung nodule']);
+  assert.equal(subRec.result.test.labels[0]!.length, 2);
+  const unknown = spawnSync('node', [cli, 'eval', 'zeroshot', '--checkpoint', run, '--labels', 'Cardiomegaly,Gout', '--out', two], { encoding: 'utf8' });
+  assert.equal(unknown.status, 1);
+  assert.match(unknown.stderr, /'Gout' not among the cache's labels/);
   const bad = spawnSync('node', [cli, 'eval', 'nonsense', '--checkpoint', run], { encoding: 'utf8' });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /first argument must be one of zeroshot, retrieval, probe/);

@@ -16,14 +16,15 @@ import { parseOptions } from './args.js';
 
 export const EVAL_SUMMARY = 'downstream evaluation: zero-shot, retrieval, linear probe, fine-tuning, segmentation, report generation; study tables';
 export const EVAL_USAGE = `t3d eval <${[...TASKS, 'all'].join('|')}>[,<task>...] --checkpoint <run-or-checkpoint> [--data <cache|dataset>] [--out dir] [--config default|quick|file.json]
-                [--init pretrained|random] [--init-seed N] [--seed N] [--device cpu|cuda] [--report out.html]
+                [--init pretrained|random] [--init-seed N] [--seed N] [--labels 'A,B,...'] [--device cpu|cuda] [--report out.html]
 t3d eval compare --runs <study-dir> [--out dir] [--report out.html] [--treatment t3d] [--baseline clip-only]
 
 Results: one JSON per task and setting in --out (default <run>/eval, or <run>/eval-random-s<N> with --init random), every number
 with the evaluation seed, checkpoint id and config hashes; summary.md; and with --report (default for 'all': <out>/report.html)
 a self-contained HTML report. Rerunning skips finished records. --data defaults to the checkpoint's own cache; a dataset folder or
-manifest is preprocessed with the checkpoint's preset first. Test volumes = the cache's held-out split; ${'{'}valFraction${'}'} of the
-training split is held out for early stopping and thresholds. Zero-shot and retrieval need a text tower trained with CLIP.
+manifest is preprocessed with the checkpoint's preset first. Test volumes = the cache's held-out split; a share of the training split
+(valFraction, 20 % by default) is held out for early stopping and thresholds. Zero-shot and retrieval need a text tower trained with CLIP;
+--labels restricts zero-shot to some of the cache's labels (every number says how many labels it covers).
 'compare' reads <study-dir>/<method>-s<seed>/eval/*.json.
 
 Examples:
@@ -68,12 +69,13 @@ export async function runEval(args: string[]): Promise<void> {
   if (task === 'compare') return runCompare(rest);
   const tasks: TaskName[] = task === 'all' ? [...TASKS] : (task ?? '').split(',') as TaskName[];
   if (!task || tasks.some((t) => !(TASKS as readonly string[]).includes(t))) throw new Error(`eval: first argument must be one of ${[...TASKS, 'all', 'compare'].join(', ')}, or a comma list of tasks (got '${task ?? ''}')`);
-  const o = parseOptions(rest, { checkpoint: 'string', data: 'string', out: 'string', config: 'string', init: 'string', 'init-seed': 'number', seed: 'number', device: 'string', report: 'string' });
+  const o = parseOptions(rest, { checkpoint: 'string', data: 'string', out: 'string', config: 'string', init: 'string', 'init-seed': 'number', seed: 'number', device: 'string', report: 'string', labels: 'string' });
   if (!o.checkpoint) throw new Error('eval: --checkpoint <run-or-checkpoint> is required');
   const init = (o.init as string | undefined) ?? 'pretrained';
   if (init !== 'pretrained' && init !== 'random') throw new Error(`--init must be 'pretrained' or 'random' (got '${init}')`);
   let config = loadEvalConfig((o.config as string | undefined) ?? 'default');
   if (o.seed !== undefined) config = { ...config, seed: o.seed as number };
+  if (o.labels) config = { ...config, zeroshot: { ...config.zeroshot, labels: (o.labels as string).split(',').map((l) => l.trim()).filter(Boolean) } };
   const target = evalTarget(o.checkpoint as string, { init, seed: o['init-seed'] as number | undefined });
   const runDir = dirname(dirname(target.checkpointDir));
   const outDir = (o.out as string | undefined) ?? join(runDir, init === 'random' ? `eval-random-s${target.pretrainSeed}` : 'eval');

@@ -11,14 +11,15 @@ export interface EvalConfig {
   /** share of the cache's training split held out for early stopping and thresholds */
   valFraction: number;
   bootstrap: { resamples: number };
-  /** prompt templates ensembled (1 = CT-CLIP's single pair) */
-  zeroshot: { templates: number };
+  /** prompt templates ensembled (1 = CT-CLIP's single pair); labels: a subset of the cache's labels (default all) */
+  zeroshot: { templates: number; labels?: string[] };
   transfer: {
     fractions: number[];
     linear: TrainBudget;
     finetune: TrainBudget;
   };
-  segmentation: { fractions: number[]; modes: ('frozen' | 'finetune')[]; epochs: number; batchSize: number; lr: number; patch: [number, number, number]; overlap: number; overlays: number; limitTest?: number };
+  /** classes: mask class names by label value, background first (default: the synthetic generator's organs) */
+  segmentation: { classes?: string[]; fractions: number[]; modes: ('frozen' | 'finetune')[]; epochs: number; batchSize: number; lr: number; patch: [number, number, number]; overlap: number; overlays: number; limitTest?: number };
   reportgen: {
     epochs: number; batchSize: number; lr: number; freezeEncoder: boolean; maxLength: number; beams: number; limitTest?: number;
     decoder: { dModel: number; layers: number; heads: number; ffn: number; dropout: number };

@@ -95,7 +95,12 @@ async function zeroShotAndRetrieval(ctx: SuiteContext, tasks: Set<TaskName>): Pr
   const { model, tokenizer, config } = ctx.target.loaded;
   if (ctx.device && ctx.device !== 'cpu') model.to({ device: ctx.device });
   const splits = splitsOf(ctx);
-  const labelNames = readCacheIndex(ctx.cacheDir).labelNames;
+  const all = readCacheIndex(ctx.cacheDir).labelNames;
+  const labelNames = ctx.config.zeroshot.labels ?? all;
+  const unknown = labelNames.filter((l) => !all.includes(l));
+  if (unknown.length) throw new Error(`zeroshot.labels: ${unknown.map((l) => `'${l}'`).join(', ')} not among the cache's labels (${all.join(', ')})`);
+  const columns = labelNames.map((l) => all.indexOf(l));
+  const pick = (labels: number[][]) => labels.map((y) => columns.map((c) => y[c]!));
   const o = { device: ctx.device, maxTokens: config.data.maxTokens };
   const bo = { resamples: ctx.config.bootstrap.resamples, seed: ctx.config.seed };
   let test: Embedded | undefined;
@@ -110,8 +115,8 @@ async function zeroShotAndRetrieval(ctx: SuiteContext, tasks: Set<TaskName>): Pr
           const zo = { templates: ctx.config.zeroshot.templates, device: ctx.device };
           const valScores = zeroShotScores(model, tokenizer, val.volumes, labelNames, zo);
           const testScores = zeroShotScores(model, tokenizer, t.volumes, labelNames, zo);
-          const report = classificationReport(labelNames, { scores: testScores, labels: t.labels }, { scores: valScores, labels: val.labels }, bo);
-          return { ...report, templates: ctx.config.zeroshot.templates, test: { names: t.names, scores: testScores, labels: t.labels } };
+          const report = classificationReport(labelNames, { scores: testScores, labels: pick(t.labels) }, { scores: valScores, labels: pick(val.labels) }, bo);
+          return { ...report, templates: ctx.config.zeroshot.templates, test: { names: t.names, scores: testScores, labels: pick(t.labels) } };
         } finally {
           torch.dispose([val.volumes, val.reports]);
         }
@@ -159,7 +164,7 @@ async function segmentation(ctx: SuiteContext): Promise<EvalRecord[]> {
         ...await runSegmentation(ctx.target.makeEncoder, {
           cacheDir: ctx.cacheDir, trainSplit: ctx.target.loaded.config.data.trainSplit, testSplit: ctx.target.loaded.config.data.valSplit,
           maskFraction: fraction, mode, epochs: s.epochs, batchSize: s.batchSize, lr: s.lr, patch: s.patch, overlap: s.overlap,
-          seed: ctx.config.seed, limitTest: s.limitTest, device: ctx.device, outDir: workDir, onProgress: ctx.log, overlays: s.overlays,
+          seed: ctx.config.seed, limitTest: s.limitTest, device: ctx.device, outDir: workDir, onProgress: ctx.log, overlays: s.overlays, classes: s.classes,
         }),
       })));
     }
