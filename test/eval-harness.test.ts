@@ -62,7 +62,11 @@ function writeStudy(root: string, methods: Record<string, number>): void {
   for (const [method, noise] of Object.entries(methods)) {
     for (const seed of [0, 1, 2]) {
       const test = scored(150, 100 + seed, noise);
-      const rep = classificationReport(['sep', 'noisy', 'absent'], test, scored(60, 200 + seed, noise), { resamples: 100 });
+      // label 1 anti-correlated in validation: its Youden threshold is +Infinity, which JSON stores as null
+      const val = scored(60, 200 + seed, noise);
+      val.scores = val.scores.map((r) => [r[0]!, -r[1]! - 1, r[2]!]);
+      const rep = classificationReport(['sep', 'noisy', 'absent'], test, val, { resamples: 100 });
+      assert.equal(rep.perLabel[1]!.threshold, Infinity);
       const dir = join(root, `${method}-s${seed}`, 'eval');
       mkdirSync(dir, { recursive: true });
       const names = test.labels.map((_, i) => `valid_${i}`);
@@ -74,7 +78,11 @@ function writeStudy(root: string, methods: Record<string, number>): void {
 test('study table: mean ± sd over seeds, pooled CI, and a paired difference that exceeds noise only when real', () => {
   const clear = join(tmp, 'study-clear');
   writeStudy(clear, { 'clip-only': 1, t3d: 0.15 });
-  const t = studyTable(collectStudy(clear), { resamples: 300 });
+  const methods = collectStudy(clear);
+  for (const h of methods[1]!.runs[0]!.headlines.values()) {
+    if (h.resample) assert.ok(Math.abs(h.resample(Int32Array.from(h.names!, (_, i) => i)) - h.value) < 1e-12, `${h.key}: recomputed on all test volumes = the recorded value`);
+  }
+  const t = studyTable(methods, { resamples: 300 });
   const d = t.diffs.find((x) => x.key === 'zeroshot/auroc')!;
   assert.ok(d.diff > 0.1 && d.exceedsNoise, `clear gain: ${JSON.stringify(d)}`);
   const row = t.rows.find((r) => r.key === 'zeroshot/auroc' && r.method === 't3d')!;

@@ -92,7 +92,7 @@ export function studyMarkdown(methods: Method[], t: ReturnType<typeof studyTable
     const cells = names.map((n) => {
       const r = t.rows.find((x) => x.key === key && x.method === n);
       if (!r) return '—';
-      return `${fmt(r.mean)} ± ${fmt(r.sd)}${r.ci ? ` [${fmt(r.ci[0])}, ${fmt(r.ci[1])}]` : ''} (n=${r.perSeed.length})`;
+      return `${fmt(r.mean)}${r.perSeed.length > 1 ? ` ± ${fmt(r.sd)}` : ''}${r.ci ? ` [${fmt(r.ci[0])}, ${fmt(r.ci[1])}]` : ''} (n=${r.perSeed.length})`;
     });
     lines.push(`| ${key} | ${cells.join(' | ')} |`);
   }

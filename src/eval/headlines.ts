@@ -21,7 +21,8 @@ type Cls = ClassificationReport & { test?: { names: string[]; scores: number[][]
 
 function classification(prefix: string, r: Cls): Headline[] {
   const t = r.test ?? (r.transfer ? { names: r.transfer.testNames, scores: r.transfer.testScores, labels: r.transfer.testLabels } : undefined);
-  const thresholds = r.perLabel.map((p) => p.threshold);
+  // JSON has no Infinity: a Youden threshold of +Infinity (no cut beats "all negative") is read back as null
+  const thresholds = r.perLabel.map((p) => p.threshold ?? Infinity);
   const macro = (idx: Int32Array, f: (s: number[], y: number[], thr: number) => number): number => {
     let sum = 0, n = 0;
     thresholds.forEach((thr, l) => {

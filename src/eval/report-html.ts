@@ -102,7 +102,7 @@ export async function studyReportHtml(methods: Method[], t: ReturnType<typeof st
   body.push(`<div class="plots">${plots.join('')}</div>`);
   body.push(table(['metric', ...names], t.keys.map((key) => [esc(key), ...names.map((n) => {
     const r = t.rows.find((x) => x.key === key && x.method === n);
-    return r ? `${fmt(r.mean)} ± ${fmt(r.sd)}${r.ci ? `<br><span class="small">[${fmt(r.ci[0])}, ${fmt(r.ci[1])}]</span>` : ''}<span class="small"> n=${r.perSeed.length}</span>` : '—';
+    return r ? `${fmt(r.mean)}${r.perSeed.length > 1 ? ` ± ${fmt(r.sd)}` : ''}${r.ci ? `<br><span class="small">[${fmt(r.ci[0])}, ${fmt(r.ci[1])}]</span>` : ''}<span class="small"> n=${r.perSeed.length}</span>` : '—';
   })])));
   if (t.diffs.length) {
     body.push(`<h2>${esc(t.diffs[0]!.treatment)} − ${esc(t.diffs[0]!.baseline)}, paired</h2>`, table(['metric', 'difference', '95 % CI', 'exceeds noise'],
