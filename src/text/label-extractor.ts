@@ -5,17 +5,13 @@
 // "within normal limits" right after it). Hedged mentions ("suggestive of", "likely", "?") count as positive, as
 // CT-RATE's labels do. Text is lower-cased and hyphen spacing normalised first, so detokenised model output
 // ("ground - glass", "( likely cardiomegaly )") reads like the original.
+import { LABELS } from '../data/synth/findings.js';
 
 /** Bump when a rule changes: extracted labels are comparable only within one version. */
 export const LABEL_EXTRACTOR_VERSION = 'ct-rate-rules-1';
 
-/** CT-RATE's label columns in the dataset's order (the synthetic generator's LABELS; a test holds them equal). */
-export const EXTRACTED_LABELS = [
-  'Medical material', 'Arterial wall calcification', 'Cardiomegaly', 'Pericardial effusion',
-  'Coronary artery wall calcification', 'Hiatal hernia', 'Lymphadenopathy', 'Emphysema', 'Atelectasis',
-  'Lung nodule', 'Lung opacity', 'Pulmonary fibrotic sequela', 'Pleural effusion', 'Mosaic attenuation pattern',
-  'Peribronchial thickening', 'Consolidation', 'Bronchiectasis', 'Interlobular septal thickening',
-] as const;
+/** CT-RATE's label columns in the dataset's order: the ones the synthetic reports are written from. */
+export const EXTRACTED_LABELS = LABELS;
 
 type Span = [number, number];
 /** Finds a label's mentions in one normalised clause. */
