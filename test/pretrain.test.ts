@@ -10,7 +10,8 @@ import * as torch from '../src/torch/index.js';
 import { applyOverrides, loadConfig, type PretrainConfig } from '../src/train/config.js';
 import { buildT3dModel, loadT3dCheckpoint } from '../src/train/factory.js';
 import { pretrain } from '../src/train/trainer.js';
-import { latestCheckpoint, listCheckpoints } from '../src/train/checkpoint.js';
+import { listCheckpoints, resolveCheckpoint } from '../src/train/checkpoint.js';
+import { tempName } from '../src/util/files.js';
 import { t3dLoss, type ObjectiveConfig } from '../src/objectives/t3d.js';
 import { ensureCache, prepareTokenizer } from '../src/app/pretrain.js';
 import { Loader } from '../src/data/loader.js';
@@ -108,7 +109,7 @@ test('non-finite losses: one is skipped and reported; repeated ones stop the run
   assert.equal(once.skippedSteps, 1);
   assert.ok(lines.some((l) => /step 2: non-finite loss/.test(l)));
   await assert.rejects(run((l, step) => (step >= 4 ? l.mul(NaN) : l), join(out, 'always')), /3 consecutive non-finite steps at step 4; the last good checkpoint is .*step-00000003/);
-  assert.equal(latestCheckpoint(join(out, 'always', 'checkpoints'))?.endsWith('step-00000003'), true);
+  assert.deepEqual(listCheckpoints(join(out, 'always', 'checkpoints')), ['step-00000003']);
 });
 
 function maxAbsDiff(a: string, b: string): number {
@@ -143,10 +144,12 @@ test('resume after SIGKILL at a random step gives the weights of an uninterrupte
   const before = listCheckpoints(join(killed, 'checkpoints'));
   assert.ok(before.length >= 1, 'a checkpoint was written before the kill');
   assert.ok(!before.includes('step-00000012'), 'the run was really interrupted');
-  // A torn save (temp folder) and a folder without trainer_state.json must never be picked up.
-  mkdirSync(join(killed, 'checkpoints', 'step-00000099.tmp-1'), { recursive: true });
+  // A torn save (temp folder) and an empty checkpoint folder must never be picked up.
+  mkdirSync(tempName(join(killed, 'checkpoints', 'step-00000099')), { recursive: true });
   mkdirSync(join(killed, 'checkpoints', 'step-00000098'), { recursive: true });
-  assert.equal(latestCheckpoint(join(killed, 'checkpoints')), join(killed, 'checkpoints', before[before.length - 1]!));
+  const skipped: string[] = [];
+  assert.equal(resolveCheckpoint(join(killed, 'checkpoints'), { log: (l) => skipped.push(l) }), join(killed, 'checkpoints', before[before.length - 1]!));
+  assert.match(skipped.join('\n'), /skipping .*step-00000098: config\.json is missing/);
   const refused = spawnSync('node', cliArgs(killed), { encoding: 'utf8' });
   assert.notEqual(refused.status, 0);
   assert.match(refused.stderr, /already holds checkpoints: add --resume/);
@@ -166,7 +169,7 @@ test('`t3d pretrain` with restoration alone (vision-only, no text) trains, and i
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /step 3\/3 loss [\d.]+ \(rec [\d.]+\)/);
   const { model, dir } = loadT3dCheckpoint(out); // a run folder: its newest checkpoint
-  assert.equal(dir, latestCheckpoint(join(out, 'checkpoints')));
+  assert.equal(dir, join(out, 'checkpoints', listCheckpoints(join(out, 'checkpoints')).pop()!));
   assert.ok(model.restoration_decoder, 'decoder restored from the checkpoint');
   assert.equal(model.restoration_decoder.film?.length, 3);
   model.dispose();
@@ -254,6 +257,6 @@ test('`t3d embed` writes unit-norm volume and report embeddings with their names
   }
   const bad = spawnSync('node', [cli, 'embed', '--checkpoint', join(tmp, 'nowhere'), '--reports', reportsFile, '--out', rep], { encoding: 'utf8' });
   assert.notEqual(bad.status, 0);
-  assert.match(bad.stderr, /nowhere: neither a checkpoint folder nor a run folder with checkpoints/);
+  assert.match(bad.stderr, /nowhere: no such checkpoint or run folder/);
 });
 

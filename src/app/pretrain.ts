@@ -5,7 +5,7 @@ import * as torch from '../torch/index.js';
 import { applyOverrides, loadConfig, validateConfig, type PretrainConfig } from '../train/config.js';
 import { buildT3dModel } from '../train/factory.js';
 import { pretrain } from '../train/trainer.js';
-import { latestCheckpoint } from '../train/checkpoint.js';
+import { listCheckpoints } from '../train/checkpoint.js';
 import { loadPreset } from '../data/presets.js';
 import { writeSynthDataset } from '../data/synth/dataset.js';
 import { readSource } from '../data/sources.js';
@@ -60,7 +60,7 @@ export async function runPretrain(args: string[]): Promise<void> {
   const outDir = (o.out as string | undefined) ?? join('runs', 'pretrain', cfg.name);
   const device = (o.device as string | undefined) ?? 'cpu';
   if (device !== 'cpu' && !torch.cuda.isAvailable()) throw new Error(`--device ${device}: this libtorch build has no usable CUDA (see \`t3d info\`)`);
-  if (!o.resume && latestCheckpoint(join(outDir, 'checkpoints'))) throw new Error(`${outDir} already holds checkpoints: add --resume to continue, or choose another --out`);
+  if (!o.resume && listCheckpoints(join(outDir, 'checkpoints')).length) throw new Error(`${outDir} already holds checkpoints: add --resume to continue, or choose another --out`);
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
   await ensureCache(cfg);

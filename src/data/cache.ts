@@ -1,9 +1,10 @@
 // The preprocessing cache: each source volume → HU → canonical orientation → clipped → resampled →
 // cropped/padded to the preset → int16 in `volumes/<name>.safetensors` (+ uint8 mask), with one JSON
-// entry per volume written last, so an entry exists only for a complete file. A rerun skips entries
-// whose source hash is unchanged; failures go to quarantine.jsonl with the reason and never stop the run.
+// entry per volume written last (durably), so an entry exists only for a complete file; the entry records the
+// file's sha256, which the loader checks on every read. A rerun skips entries whose source hash is unchanged and
+// whose file still matches its hash; failures go to quarantine.jsonl with the reason and never stop the run.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
@@ -12,6 +13,7 @@ import { type Preset } from './presets.js';
 import { type Source, type SourceRecord } from './sources.js';
 import { CenterCropOrPad, ClipHU, Orient, RescaleHU, Resample, compose, needsRescale } from './transforms.js';
 import { type Volume } from './volume.js';
+import { hashFile, readJsonFile, removeStaleTemps, writeFileAtomic } from '../util/files.js';
 
 export interface CacheEntry {
   name: string;
@@ -22,6 +24,8 @@ export interface CacheEntry {
   /** (x, y, z) mm */
   spacing: number[];
   sourceHash: string;
+  /** sha256 (hex) of the data file; absent in caches built before entries carried it */
+  sha256?: string;
   labels: number[];
   report: string;
   hasMask: boolean;
@@ -30,12 +34,6 @@ export interface CacheEntry {
 }
 export interface CacheIndex { preset: Preset; labelNames: string[]; entries: CacheEntry[] }
 
-function writeAtomic(path: string, data: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
-
 async function loadVolume(path: string, bytes: Uint8Array, mode: 'image' | 'mask'): Promise<Volume> {
   const img = await readNifti(bytes, { name: path, rejectNonFinite: mode === 'image' });
   const [x, y, z] = img.dataShape as [number, number, number];
@@ -43,7 +41,7 @@ async function loadVolume(path: string, bytes: Uint8Array, mode: 'image' | 'mask
   return { data: torch.tensor(img.data, [z, y, x]), spacing: [img.spacing[0]!, img.spacing[1]!, img.spacing[2]!], affine: img.affine };
 }
 
-async function processRecord(r: SourceRecord, bytes: Uint8Array, preset: Preset, outFile: string): Promise<Omit<CacheEntry, 'name' | 'file' | 'split' | 'sourceHash' | 'labels' | 'report'>> {
+async function processRecord(r: SourceRecord, bytes: Uint8Array, preset: Preset, outFile: string): Promise<Omit<CacheEntry, 'name' | 'file' | 'split' | 'sourceHash' | 'labels' | 'report'> & { sha256: string }> {
   let vol = await loadVolume(r.path, bytes, 'image');
   const minStored = vol.data.min().item();
   const maxStored = vol.data.max().item();
@@ -66,12 +64,13 @@ async function processRecord(r: SourceRecord, bytes: Uint8Array, preset: Preset,
     tensors.set('mask', m.data.to('uint8'));
     m.data.dispose();
   }
+  let sha256: string;
   try {
-    torch.saveSafetensors(outFile, tensors, { preset: preset.name, spacing: JSON.stringify(image.spacing) });
+    sha256 = torch.saveSafetensors(outFile, tensors, { preset: preset.name, spacing: JSON.stringify(image.spacing) }).sha256;
   } finally {
     torch.dispose([...tensors.values()]);
   }
-  return { shape: preset.shape, spacing: image.spacing, hasMask: tensors.has('mask'), rescale };
+  return { shape: preset.shape, spacing: image.spacing, hasMask: tensors.has('mask'), rescale, sha256 };
 }
 
 export interface BuildResult { done: number; skipped: number; quarantined: { name: string; path: string; reason: string }[] }
@@ -84,6 +83,7 @@ export async function buildCache(
   const entryDir = join(out, 'entries');
   mkdirSync(volDir, { recursive: true });
   mkdirSync(entryDir, { recursive: true });
+  for (const d of [out, volDir, entryDir]) removeStaleTemps(d);
   const names = new Set<string>();
   for (const r of source.records) {
     if (names.has(r.name)) throw new Error(`${r.path}: volume name '${r.name}' appears twice in the source`);
@@ -108,13 +108,18 @@ export async function buildCache(
       if (bytes instanceof Error) throw new Error(`${r.path}: unreadable (${bytes.message})`);
       const sourceHash = createHash('sha256').update(bytes).digest('hex').slice(0, 32);
       if (existsSync(entryPath) && existsSync(join(out, file))) {
-        const prev = JSON.parse(readFileSync(entryPath, 'utf8')) as CacheEntry;
-        if (prev.sourceHash === sourceHash) { result.skipped += 1; o.onProgress?.(i + 1, source.records.length, r.name); continue; }
+        const prev = readJsonFile<CacheEntry>(entryPath);
+        // an entry without a data hash (older cache) or whose file no longer matches it is rebuilt
+        if (prev.sourceHash === sourceHash && prev.sha256 && hashFile(join(out, file)).sha256 === prev.sha256) {
+          result.skipped += 1;
+          o.onProgress?.(i + 1, source.records.length, r.name);
+          continue;
+        }
       }
       rmSync(entryPath, { force: true });
       const info = await processRecord(r, bytes, preset, join(out, file));
       const entry: CacheEntry = { name: r.name, file, split: r.split, sourceHash, labels: r.labels, report: r.report, ...info };
-      writeAtomic(entryPath, JSON.stringify(entry));
+      writeFileAtomic(entryPath, JSON.stringify(entry));
       result.done += 1;
     } catch (err) {
       const reason = (err as Error).message;
@@ -123,11 +128,11 @@ export async function buildCache(
     o.onProgress?.(i + 1, source.records.length, r.name);
   }
   const entries = readdirSync(entryDir).filter((f) => f.endsWith('.json')).sort()
-    .map((f) => JSON.parse(readFileSync(join(entryDir, f), 'utf8')) as CacheEntry)
+    .map((f) => readJsonFile<CacheEntry>(join(entryDir, f)))
     .filter((e) => names.has(e.name));
-  writeAtomic(join(out, 'index.jsonl'), entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''));
-  writeAtomic(join(out, 'cache.json'), JSON.stringify({ preset, labelNames: source.labelNames, count: entries.length }, null, 2) + '\n');
-  writeAtomic(join(out, 'quarantine.jsonl'), result.quarantined.map((q) => JSON.stringify(q)).join('\n') + (result.quarantined.length ? '\n' : ''));
+  writeFileAtomic(join(out, 'index.jsonl'), entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''));
+  writeFileAtomic(join(out, 'cache.json'), JSON.stringify({ preset, labelNames: source.labelNames, count: entries.length }, null, 2) + '\n');
+  writeFileAtomic(join(out, 'quarantine.jsonl'), result.quarantined.map((q) => JSON.stringify(q)).join('\n') + (result.quarantined.length ? '\n' : ''));
   return result;
 }
 
@@ -135,7 +140,11 @@ export async function buildCache(
 export function readCacheIndex(dir: string): CacheIndex {
   const meta = join(dir, 'cache.json');
   if (!existsSync(meta)) throw new Error(`${dir}: not a preprocessed cache (no cache.json); build one with \`t3d preprocess\``);
-  const info = JSON.parse(readFileSync(meta, 'utf8')) as { preset: Preset; labelNames: string[] };
-  const lines = readFileSync(join(dir, 'index.jsonl'), 'utf8').split('\n').filter((l) => l.trim());
-  return { preset: info.preset, labelNames: info.labelNames, entries: lines.map((l) => JSON.parse(l) as CacheEntry) };
+  const info = readJsonFile<{ preset: Preset; labelNames: string[] }>(meta);
+  const index = join(dir, 'index.jsonl');
+  const lines = readFileSync(index, 'utf8').split('\n').filter((l) => l.trim());
+  const entries = lines.map((l, i) => {
+    try { return JSON.parse(l) as CacheEntry; } catch (e) { throw new Error(`${index}: line ${i + 1} is not valid JSON (${(e as Error).message})`); }
+  });
+  return { preset: info.preset, labelNames: info.labelNames, entries };
 }

@@ -1,6 +1,6 @@
 // Loader worker: reads cached volumes and builds one batch of views (no tensor engine here).
 import { serveTasks } from '../util/pool.js';
-import { readSafetensorsRaw } from '../util/safetensors-file.js';
+import { readCachedTensors } from './cache-read.js';
 import { Rng } from '../util/rng.js';
 import { makeViews } from './views.js';
 import { type BatchTask, type RawBatch } from './loader.js';
@@ -13,7 +13,7 @@ serveTasks<BatchTask, Omit<RawBatch, 'names' | 'reports' | 'labels'>>((t) => {
   const locals: Float32Array[] = [];
   const mask = t.withMask ? new Uint8Array(B * n) : undefined;
   t.files.forEach((file, b) => {
-    const tensors = readSafetensorsRaw(file, t.withMask ? ['image', 'mask'] : ['image']);
+    const tensors = readCachedTensors(file, t.sha256[b], t.withMask ? ['image', 'mask'] : ['image']);
     const image = tensors.get('image')!;
     if (image.dtype !== 'I16' || image.shape.join() !== t.shape.join()) {
       throw new Error(`${file}: expected int16 image of shape [${t.shape.join(', ')}], found ${image.dtype} [${image.shape.join(', ')}]; rebuild the cache`);

@@ -44,7 +44,7 @@ export interface RawBatch {
   mask?: Uint8Array;
 }
 
-export interface BatchTask { files: string[]; indices: number[]; epoch: number; seed: number; shape: Shape3; scale: number; pad: number; views: ViewConfig; withMask: boolean }
+export interface BatchTask { files: string[]; /** expected sha256 per file (undefined: an older cache without hashes) */ sha256: (string | undefined)[]; indices: number[]; epoch: number; seed: number; shape: Shape3; scale: number; pad: number; views: ViewConfig; withMask: boolean }
 
 /** The indices this rank reads in an epoch: a seeded shuffle, then every worldSize-th item. */
 export function epochOrder(n: number, epoch: number, o: { seed: number; shuffle?: boolean; rank?: number; worldSize?: number }): number[] {
@@ -89,7 +89,7 @@ export class Loader {
 
   private task(indices: number[], epoch: number): BatchTask {
     return {
-      files: indices.map((i) => join(this.o.cacheDir, this.entries[i]!.file)), indices, epoch, seed: this.o.seed,
+      files: indices.map((i) => join(this.o.cacheDir, this.entries[i]!.file)), sha256: indices.map((i) => this.entries[i]!.sha256), indices, epoch, seed: this.o.seed,
       shape: this.preset.shape, scale: this.preset.scale, pad: this.preset.padValue, views: this.views, withMask: this.o.withMask ?? false,
     };
   }

@@ -17,7 +17,7 @@
 // - with outDir: the mask subset (mask-subset.json), a checkpoint after every epoch (checkpoints/epoch-NNNN,
 //   written atomically; only the newest is kept), overlays and results.json; a rerun resumes from the newest
 //   checkpoint and refuses one made with other settings.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { latestEpochDir, readEpochState, saveEpochDir } from '../train/epoch-checkpoint.js';
 import * as torch from '../torch/index.js';
@@ -30,7 +30,8 @@ import { type VisionEncoder } from '../models/t3d.js';
 import { SegmentationNet, isSkipEncoder, isTokenEncoder } from '../models/seg-decoder.js';
 import { diceCELoss, type DiceCEOptions } from '../objectives/segmentation.js';
 import { Rng } from '../util/rng.js';
-import { readSafetensorsRaw } from '../util/safetensors-file.js';
+import { readCachedTensors } from '../data/cache-read.js';
+import { readJsonFile } from '../util/files.js';
 import { type BlendMode, slidingWindowInference } from './sliding-window.js';
 import { diceScore, hausdorff95 } from './seg-metrics.js';
 
@@ -100,7 +101,7 @@ class VolumeReader {
     const hit = this.kept.get(e.name);
     if (hit) return hit;
     const file = join(this.cacheDir, e.file);
-    const t = readSafetensorsRaw(file, ['image', 'mask']);
+    const t = readCachedTensors(file, e.sha256, ['image', 'mask']);
     const img = t.get('image')!, msk = t.get('mask')!;
     if (img.dtype !== 'I16' || msk.dtype !== 'U8' || img.shape.length !== 3 || img.shape.join() !== msk.shape.join()) {
       throw new Error(`${file}: expected an int16 image and a uint8 mask of one (D, H, W) shape, found ${img.dtype} [${img.shape.join(', ')}] and ${msk.dtype} [${msk.shape.join(', ')}]`);
@@ -179,7 +180,7 @@ function maskSubset(train: CacheEntry[], o: SegmentationOptions): CacheEntry[] {
   if (o.outDir) {
     const path = join(o.outDir, 'mask-subset.json');
     if (existsSync(path)) {
-      const saved = JSON.parse(readFileSync(path, 'utf8')) as { names: string[] };
+      const saved = readJsonFile<{ names: string[] }>(path);
       if (saved.names.join('\n') !== names.join('\n')) {
         throw new Error(`${path}: the saved mask subset differs from the one maskFraction ${o.maskFraction} and seed ${o.seed} give for this cache; use another outDir`);
       }

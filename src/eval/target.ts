@@ -1,12 +1,12 @@
 // What is evaluated: a trained checkpoint, or the same architecture with fresh (random) weights. Gives the
 // tasks fresh copies of the vision encoder (fine-tuning changes weights) and the provenance every result
 // carries: checkpoint id (hash of its weights), config hash, pre-training seed.
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { type VisionEncoder } from '../models/t3d.js';
 import { buildVisionEncoder, loadT3dCheckpoint, type LoadedCheckpoint } from '../train/factory.js';
+import { checkpointFileSha256 } from '../train/checkpoint.js';
 import { loadPreset } from '../data/presets.js';
 import { hashJson } from './config.js';
 
@@ -39,8 +39,6 @@ function loadPrefixed(module: VisionEncoder, path: string, prefix: string): void
   }
 }
 
-const fileHash = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
-
 export function evalTarget(checkpoint: string, o: { init?: 'pretrained' | 'random'; seed?: number } = {}): EvalTarget {
   const init = o.init ?? 'pretrained';
   const loaded = loadT3dCheckpoint(checkpoint);
@@ -50,7 +48,7 @@ export function evalTarget(checkpoint: string, o: { init?: 'pretrained' | 'rando
   const runMetrics = join(dirname(dirname(dir)), 'metrics.jsonl');
   return {
     init, checkpointDir: dir,
-    checkpointId: init === 'pretrained' ? fileHash(join(dir, 'model.safetensors')) : `random-${hashJson({ vision: config.model.vision, seed: randomSeed })}`,
+    checkpointId: init === 'pretrained' ? checkpointFileSha256(dir, 'model.safetensors').slice(0, 16) : `random-${hashJson({ vision: config.model.vision, seed: randomSeed })}`,
     configHash: hashJson(config),
     pretrainSeed: init === 'pretrained' ? config.train.seed : randomSeed,
     metricsPath: init === 'pretrained' && existsSync(runMetrics) ? runMetrics : undefined,

@@ -1,6 +1,9 @@
 // safetensors files ↔ tensors. Reading streams tensor by tensor over the validated container parser
-// (util/safetensors-file.ts); writing goes to a temp file that is fsynced and renamed at the end.
+// (util/safetensors-file.ts); writing goes to a temp file that is hashed, fsynced and renamed at the end.
+import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fsyncDir, tempName } from '../util/files.js';
 import { parseHeader, readExactly } from '../util/safetensors-file.js';
 import { type DType, ELEMENT_SIZE } from './dtype.js';
 import { fromBytes } from './creation.js';
@@ -45,8 +48,11 @@ export function loadSafetensors(path: string, o: { names?: string[]; device?: st
   }
 }
 
-/** Writes tensors atomically (temp file + fsync + rename); tensors are streamed one at a time. */
-export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): void {
+/**
+ * Writes tensors atomically and durably (temp file, fsync, rename, fsync of the folder), streaming one tensor at
+ * a time; returns the file's sha256 (hex, hashed as it is written) and size.
+ */
+export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): { sha256: string; size: number } {
   const list = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
@@ -61,18 +67,21 @@ export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Rec
   let json = Buffer.from(JSON.stringify(header), 'utf8');
   const padded = Math.ceil(json.length / 8) * 8; // keeps tensor data 8-byte aligned, as the reference writer does
   json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
-  const tmp = `${path}.tmp-${process.pid}`;
+  const tmp = tempName(path);
   const fd = openSync(tmp, 'w');
+  const hash = createHash('sha256');
+  let size = 0;
+  const write = (b: Uint8Array) => {
+    hash.update(b);
+    for (let done = 0; done < b.byteLength;) done += writeSync(fd, b, done, b.byteLength - done);
+    size += b.byteLength;
+  };
   try {
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(json.length));
-    writeSync(fd, len);
-    writeSync(fd, json);
-    for (const t of sized) {
-      const b = t.toBytes();
-      let done = 0;
-      while (done < b.byteLength) done += writeSync(fd, b, done, b.byteLength - done);
-    }
+    write(len);
+    write(json);
+    for (const t of sized) write(t.toBytes());
     fsyncSync(fd);
     closeSync(fd);
     renameSync(tmp, path);
@@ -81,4 +90,6 @@ export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Rec
     rmSync(tmp, { force: true });
     throw err;
   }
+  fsyncDir(dirname(path) || '.');
+  return { sha256: hash.digest('hex'), size };
 }

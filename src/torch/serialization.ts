@@ -4,8 +4,9 @@ import { type Module } from './nn/module.js';
 import { type Optimizer, type OptimizerState } from './optim/optimizer.js';
 import { dispose } from './scope.js';
 
-export function saveModule(module: Module, path: string, metadata: Record<string, string> = {}): void {
-  saveSafetensors(path, module.stateDict(), { format: 'pt', ...metadata });
+/** Returns the written file's sha256 and size. */
+export function saveModule(module: Module, path: string, metadata: Record<string, string> = {}): { sha256: string; size: number } {
+  return saveSafetensors(path, module.stateDict(), { format: 'pt', ...metadata });
 }
 
 /** Loads a module's weights; strict requires the key sets to match exactly. */

@@ -1,6 +1,6 @@
 // Builds the T3D model from a pre-training config's `model` section, and loads trained checkpoints.
 import { join } from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as torch from '../torch/index.js';
 import { ResNet3d } from '../models/resnet3d.js';
 import { ViT3d } from '../models/vit3d.js';
@@ -9,7 +9,8 @@ import { T3dModel, type VisionEncoder } from '../models/t3d.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { loadPreset } from '../data/presets.js';
 import { type PretrainConfig } from './config.js';
-import { latestCheckpoint } from './checkpoint.js';
+import { MODEL_FILES, resolveCheckpoint } from './checkpoint.js';
+import { readJsonFile } from '../util/files.js';
 
 export function buildVisionEncoder(m: PretrainConfig['model'], imageShape: [number, number, number]): VisionEncoder {
   const v = m.vision;
@@ -30,14 +31,15 @@ export function buildT3dModel(m: PretrainConfig['model'], imageShape: [number, n
 
 export interface LoadedCheckpoint { config: PretrainConfig; model: T3dModel; tokenizer: WordPieceTokenizer; /** the checkpoint folder loaded */ dir: string }
 
-/** A checkpoint folder (or a run folder: its newest checkpoint) → model in eval mode + tokenizer. */
-export function loadT3dCheckpoint(given: string): LoadedCheckpoint {
-  const dir = existsSync(join(given, 'model.safetensors')) ? given : latestCheckpoint(join(given, 'checkpoints'));
+/**
+ * A checkpoint folder (verified) or a run folder (its newest intact checkpoint) → model in eval mode + tokenizer.
+ * Skipped damaged checkpoints and unverifiable old ones are reported through `log` (default: stderr).
+ */
+export function loadT3dCheckpoint(given: string, log = (line: string) => console.error(`t3d: ${line}`)): LoadedCheckpoint {
+  if (!existsSync(given)) throw new Error(`${given}: no such checkpoint or run folder`);
+  const dir = resolveCheckpoint(given, { requires: MODEL_FILES, log });
   if (!dir) throw new Error(`${given}: neither a checkpoint folder nor a run folder with checkpoints`);
-  const files = ['config.json', 'model.safetensors', 'tokenizer.json'];
-  const missing = files.filter((f) => !existsSync(join(dir, f)));
-  if (missing.length) throw new Error(`${dir}: not a T3D checkpoint (missing ${missing.join(', ')})`);
-  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as PretrainConfig;
+  const config = readJsonFile<PretrainConfig>(join(dir, 'config.json'));
   const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(dir, 'tokenizer.json'));
   // The text encoder's weights come from the checkpoint, never from the original pretrained folder.
   const text = 'pretrained' in config.model.text ? { ...readPretrainedConfig(String(config.model.text.pretrained)) } : config.model.text;
@@ -48,5 +50,5 @@ export function loadT3dCheckpoint(given: string): LoadedCheckpoint {
 }
 
 function readPretrainedConfig(dir: string): Record<string, number | string> {
-  return JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, number | string>;
+  return readJsonFile<Record<string, number | string>>(join(dir, 'config.json'));
 }

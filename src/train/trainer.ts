@@ -17,7 +17,7 @@ import { t3dLoss } from '../objectives/t3d.js';
 import { type PretrainConfig } from './config.js';
 import { EmaTeacher } from './ema.js';
 import { buildT3dModel } from './factory.js';
-import { type TrainerState, latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { TRAINING_FILES, type TrainerState, loadCheckpoint, resolveCheckpoint, saveCheckpoint } from './checkpoint.js';
 
 export interface TrainerDeps {
   config: PretrainConfig;
@@ -26,7 +26,7 @@ export interface TrainerDeps {
   loader: Loader;
   outDir: string;
   device?: string;
-  /** resume from the newest complete checkpoint in <outDir>/checkpoints */
+  /** resume from the newest intact checkpoint in <outDir>/checkpoints (damaged ones are skipped and reported) */
   resume?: boolean;
   onValidate?: (step: number) => Promise<Record<string, number>>;
   log?: (line: string) => void;
@@ -78,7 +78,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   let state: TrainerState = { step: 0, epoch: 0, batchInEpoch: 0, consecutiveNonFinite: 0, skippedSteps: 0, fingerprint: fingerprint(c) };
   torch.manualSeed(c.train.seed);
 
-  const resumeFrom = d.resume ? latestCheckpoint(ckptDir) : undefined;
+  const resumeFrom = d.resume ? resolveCheckpoint(ckptDir, { requires: TRAINING_FILES, log }) : undefined;
   if (resumeFrom) {
     const { state: s, extra } = loadCheckpoint(resumeFrom, d.model, opt);
     if (s.fingerprint !== state.fingerprint) {
@@ -103,7 +103,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     const extra = new Map<string, Tensor>([['rng.torch_cpu', rng], ...queue.stateDict(), ...(teacher?.stateDict() ?? [])]);
     if (scaler) state.gradScaler = scaler.stateDict();
     try {
-      return saveCheckpoint(ckptDir, { config: c, model: d.model, optimizer: opt, extra, tokenizerJson: d.tokenizer.toTokenizerJson(), state }, c.train.keepCheckpoints);
+      return saveCheckpoint(ckptDir, { config: c, model: d.model, optimizer: opt, extra, tokenizerJson: d.tokenizer.toTokenizerJson(), state }, c.train.keepCheckpoints, log);
     } finally {
       rng.dispose();
     }

@@ -1,13 +1,14 @@
 // Writes a synthetic dataset in CT-RATE's layout (volumes, reports, metadata, labels) plus organ masks.
 // Cases are generated on worker threads; each finished case leaves a small record so that a rerun
 // skips it, and the CSVs are written (atomically) once every case is done.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { writeNiftiSync, type Mat4 } from '../../io/nifti.js';
 import { writeCtSeries } from '../../io/dicom/write.js';
 import { toCsv } from '../../text/csv.js';
 import { runPool } from '../../util/pool.js';
+import { readJsonFile } from '../../util/files.js';
 import { type Preset } from '../presets.js';
 import { MASK_CLASSES } from './anatomy.js';
 import { LABELS } from './findings.js';
@@ -133,13 +134,13 @@ export async function writeSynthDataset(o: SynthOptions): Promise<{ generated: n
   const todo: CaseTask[] = [];
   for (const t of tasks) {
     if (existsSync(t.recordPath) && existsSync(t.volumePath) && existsSync(t.maskPath) && (!o.dicom || existsSync(t.dicomDir))) {
-      records.set(t.index, JSON.parse(readFileSync(t.recordPath, 'utf8')) as CaseRecord);
+      records.set(t.index, readJsonFile<CaseRecord>(t.recordPath));
     } else todo.push(t);
   }
   const infoPath = join(o.out, 'dataset', 'synth.json');
   const info = { generator: 't3d synth', seed: o.seed, preset: o.preset.name, count: o.count, storage: o.storage ?? 'raw', labels: LABELS, maskClasses: MASK_CLASSES };
   if (existsSync(infoPath)) {
-    const prev = JSON.parse(readFileSync(infoPath, 'utf8')) as typeof info;
+    const prev = readJsonFile<typeof info>(infoPath);
     if (prev.seed !== info.seed || prev.preset !== info.preset || prev.storage !== info.storage) {
       throw new Error(`${o.out}: holds a dataset made with seed ${prev.seed}, preset ${prev.preset}, storage ${prev.storage}; use another --out or the same settings to resume`);
     }
