@@ -10,7 +10,8 @@
 // split; and fold sizes are then brought to their rounded targets by the moves that disturb the per-label
 // counts least.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/files.js';
 import { dirname } from 'node:path';
 import { readCacheIndex, type CacheIndex } from '../data/cache.js';
 import { Rng } from '../util/rng.js';
@@ -352,9 +353,7 @@ export function labelSubset(cacheDir: string, splits: EvalSplits, fraction: numb
   if (o.file) {
     const body: LabelSubsetFile = { format: 't3d-label-subset/1', ...expect, count: names.length, names };
     mkdirSync(dirname(o.file), { recursive: true });
-    const tmp = `${o.file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(body, null, 1) + '\n');
-    renameSync(tmp, o.file);
+    writeFileAtomic(o.file, JSON.stringify(body, null, 1) + '\n');
   }
   return names;
 }

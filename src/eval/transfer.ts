@@ -19,7 +19,8 @@
 // functions of (seed, epoch, volume), the optimizer state and RNG are restored). `epochs` and `patience` may
 // change between runs; anything else that changes is refused.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { hashFile } from '../util/files.js';
 import { dirname, join } from 'node:path';
 import { latestEpochDir, readEpochState, saveEpochDir } from '../train/epoch-checkpoint.js';
 import * as torch from '../torch/index.js';
@@ -111,6 +112,8 @@ interface RunState {
   epochsDone: number;
   bestEpoch: number;
   bestAuroc: number;
+  /** sha256 of the best weights' file, which lives beside the sealed epoch folders */
+  bestSha256?: string;
   trainLoss: number[];
   valAuroc: number[];
   epochSeconds: number[];
@@ -222,7 +225,9 @@ class RunDir {
     } finally {
       torch.dispose([...tensors.values()]);
     }
-    const saved = torch.loadSafetensors(join(this.dir!, bestName(state.bestEpoch))).tensors;
+    const bestFile = join(this.dir!, bestName(state.bestEpoch));
+    if (state.bestSha256 && hashFile(bestFile).sha256 !== state.bestSha256) throw new Error(`${bestFile}: does not match the sha256 recorded in ${at}/state.json (corrupted); delete ${this.dir} to recompute`);
+    const saved = torch.loadSafetensors(bestFile).tensors;
     try {
       torch.noGrad(() => { for (const [k, t] of best) t.copy_(saved.get(k)!); });
     } finally {
@@ -233,7 +238,7 @@ class RunDir {
 
   save(model: nn.Module, opt: optim.Optimizer<object>, best: Map<string, Tensor>, state: RunState, improved: boolean): void {
     if (!this.dir) return;
-    if (improved) torch.saveSafetensors(join(this.dir, bestName(state.bestEpoch)), best);
+    if (improved) state.bestSha256 = torch.saveSafetensors(join(this.dir, bestName(state.bestEpoch)), best).sha256;
     saveEpochDir(this.dir, state.epochsDone, state, (tmp) => {
       torch.saveModule(model, join(tmp, 'weights.safetensors'));
       const s = opt.stateDict();
@@ -442,8 +447,7 @@ async function probeFeatures(
     log(`${tag}: features of ${names.length} volumes in ${seconds.toFixed(1)} s`);
     if (file) {
       mkdirSync(dirname(file), { recursive: true });
-      torch.saveSafetensors(`${file}.tmp-${process.pid}`, { features: all }, { fingerprint: key });
-      renameSync(`${file}.tmp-${process.pid}`, file);
+      torch.saveSafetensors(file, { features: all }, { fingerprint: key });
     }
   }
   const row = new Map(names.map((n, i) => [n, i]));
