@@ -4,7 +4,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { classificationReport } from '../src/eval/classification.js';
@@ -134,4 +134,27 @@ test('t3d eval all on a tiny pre-trained run: every record, summary.md, the HTML
   const bad = spawnSync('node', [cli, 'eval', 'nonsense', '--checkpoint', run], { encoding: 'utf8' });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /first argument must be one of zeroshot, retrieval, probe/);
+});
+
+test('t3d demo runs the whole pipeline (T3D and CLIP-only pre-training, zero-shot and retrieval, one report) and resumes', () => {
+  const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
+  const out = join(tmp, 'demo');
+  const args = [cli, 'demo', '--config', fixture('pretrain', 'tiny.json'), '--set', `data.cache=${join(tmp, 'cache')}`, '--set', `data.preset=${fixture('pretrain', 'tiny-preset.json')}`,
+    '--set', 'data.synth={"count":30,"seed":0,"validFraction":0.3}', '--steps', '2', '--out', out];
+  const r = spawnSync('node', args, { encoding: 'utf8' });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  for (const name of ['t3d', 'clip-only']) {
+    assert.match(r.stdout, new RegExp(`^  ${name} +zero-shot macro-AUROC \\d\\.\\d{3} \\[95 % CI \\d\\.\\d{3}, \\d\\.\\d{3}\\] · report→volume R@1 \\d\\.\\d{3} R@5`, 'm'));
+    assert.ok(existsSync(join(out, `${name}-s0`, 'eval', 'zeroshot.json')));
+  }
+  const clipCfg = JSON.parse(readFileSync(join(out, 'clip-only-s0', 'config.json'), 'utf8')) as { objective: { tma: { weight: number } }; data: { views: { numLocal: number } } };
+  assert.equal(clipCfg.objective.tma.weight, 0);
+  assert.equal(clipCfg.data.views.numLocal, 0);
+  const html = readFileSync(join(out, 'report.html'), 'utf8');
+  for (const h of ['Side by side: clip-only, t3d', 't3d − clip-only, paired', 'Pre-training', 'Zero-shot classification', 'Cross-modal retrieval']) assert.ok(html.includes(`<h2>${h}</h2>`), h);
+  assert.match(html, /Chance is a macro-AUROC of 0\.5/);
+  const again = spawnSync('node', args, { encoding: 'utf8' });
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /resumed from .*t3d-s0.*step-00000002/);
+  assert.match(again.stdout, /zeroshot: already done/);
 });

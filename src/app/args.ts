@@ -18,3 +18,16 @@ export function parseOptions(args: string[], spec: Record<string, 'string' | 'nu
   }
   return out;
 }
+
+/** Takes the repeatable `--set key.path=value` pairs out of `args`; the rest goes to parseOptions. */
+export function takeSets(args: string[]): { sets: string[]; rest: string[] } {
+  const sets: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] !== '--set') { rest.push(args[i]!); continue; }
+    const v = args[++i];
+    if (!v) throw new Error('--set needs key.path=value');
+    sets.push(v);
+  }
+  return { sets, rest };
+}

@@ -8,6 +8,7 @@ import { runPretrain } from './pretrain.js';
 import { runEmbed } from './embed.js';
 import { runVocab } from './vocab.js';
 import { EVAL_SUMMARY, EVAL_USAGE, runEval } from './eval.js';
+import { DEMO_USAGE, runDemo } from './demo.js';
 
 interface Command { summary: string; usage: string; run(args: string[]): void | Promise<void> }
 
@@ -56,9 +57,9 @@ const COMMANDS: Record<string, Command> = {
   },
   eval: { summary: EVAL_SUMMARY, usage: EVAL_USAGE, run: runEval },
   demo: {
-    summary: 'the demo: synthetic CT set → preprocessing → a short T3D pre-training run with zero-shot validation',
-    usage: 't3d demo [--out dir] [--steps N]\n\nRuns `t3d pretrain --config demo` (120 synthetic volumes, 200 steps, about 5 minutes on 2 cores).\n\nExamples:\n  t3d demo\n  t3d demo --steps 300 --out runs/demo-long',
-    run: (args) => runPretrain(['--config', 'demo', ...(args.includes('--out') ? [] : ['--out', 'runs/demo']), ...(args.includes('--resume') ? [] : ['--resume']), ...args]),
+    summary: 'the demo: synthetic CT set → preprocessing → T3D and CLIP-only pre-training → zero-shot and retrieval evaluation → HTML report',
+    usage: DEMO_USAGE,
+    run: runDemo,
   },
 };
 

@@ -5,9 +5,9 @@ import { dirname, join } from 'node:path';
 import { readSource } from '../data/sources.js';
 import { buildCache, readCacheIndex } from '../data/cache.js';
 import { loadPreset } from '../data/presets.js';
-import { loadEvalConfig } from '../eval/config.js';
-import { evalTarget } from '../eval/target.js';
-import { runSuite, TASKS, type TaskName } from '../eval/suite.js';
+import { loadEvalConfig, type EvalConfig } from '../eval/config.js';
+import { evalTarget, type EvalTarget } from '../eval/target.js';
+import { runSuite, TASKS, type EvalRecord, type TaskName } from '../eval/suite.js';
 import { markdownSummary } from '../eval/headlines.js';
 import { targetReportHtml, studyReportHtml } from '../eval/report-html.js';
 import { collectStudy, studyMarkdown, studyTable } from '../eval/compare.js';
@@ -64,6 +64,23 @@ async function runCompare(args: string[]): Promise<void> {
   log(`study table → ${join(out, 'study.md')}, report → ${report}`);
 }
 
+export interface Evaluated { records: EvalRecord[]; target: EvalTarget; cacheDir: string; outDir: string }
+
+/** Runs (or resumes) `tasks` on one checkpoint; records go to `out` (default <run>/eval or <run>/eval-random-s<N>). */
+export async function evaluateCheckpoint(o: {
+  checkpoint: string; tasks: TaskName[]; config: EvalConfig; init?: 'pretrained' | 'random'; initSeed?: number; out?: string; data?: string; device?: string;
+}): Promise<Evaluated> {
+  const init = o.init ?? 'pretrained';
+  const target = evalTarget(o.checkpoint, { init, seed: o.initSeed });
+  const runDir = dirname(dirname(target.checkpointDir));
+  const outDir = o.out ?? join(runDir, init === 'random' ? `eval-random-s${target.pretrainSeed}` : 'eval');
+  mkdirSync(outDir, { recursive: true });
+  const cacheDir = await resolveCache(o.data ?? target.loaded.config.data.cache, target.loaded.config.data.preset, outDir);
+  log(`${o.tasks.join(', ')} on ${cacheDir} for ${target.checkpointDir} (${init}, id ${target.checkpointId}), budget '${o.config.name}' → ${outDir}`);
+  const records = await runSuite({ target, config: o.config, cacheDir, outDir, device: o.device, log }, o.tasks);
+  return { records, target, cacheDir, outDir };
+}
+
 export async function runEval(args: string[]): Promise<void> {
   const [task, ...rest] = args;
   if (task === 'compare') return runCompare(rest);
@@ -76,13 +93,10 @@ export async function runEval(args: string[]): Promise<void> {
   let config = loadEvalConfig((o.config as string | undefined) ?? 'default');
   if (o.seed !== undefined) config = { ...config, seed: o.seed as number };
   if (o.labels) config = { ...config, zeroshot: { ...config.zeroshot, labels: (o.labels as string).split(',').map((l) => l.trim()).filter(Boolean) } };
-  const target = evalTarget(o.checkpoint as string, { init, seed: o['init-seed'] as number | undefined });
-  const runDir = dirname(dirname(target.checkpointDir));
-  const outDir = (o.out as string | undefined) ?? join(runDir, init === 'random' ? `eval-random-s${target.pretrainSeed}` : 'eval');
-  mkdirSync(outDir, { recursive: true });
-  const cacheDir = await resolveCache((o.data as string | undefined) ?? target.loaded.config.data.cache, target.loaded.config.data.preset, outDir);
-  log(`${tasks.join(', ')} on ${cacheDir} for ${target.checkpointDir} (${init}, id ${target.checkpointId}), budget '${config.name}' → ${outDir}`);
-  const records = await runSuite({ target, config, cacheDir, outDir, device: o.device as string | undefined, log }, tasks);
+  const { records, target, cacheDir, outDir } = await evaluateCheckpoint({
+    checkpoint: o.checkpoint as string, tasks, config, init, initSeed: o['init-seed'] as number | undefined,
+    out: o.out as string | undefined, data: o.data as string | undefined, device: o.device as string | undefined,
+  });
   const md = markdownSummary(records, `Evaluation of ${target.checkpointDir}${init === 'random' ? ' (random init)' : ''}`);
   writeFileSync(join(outDir, task === 'all' ? 'summary.md' : `summary-${tasks.join('-')}.md`), md);
   console.log(md);

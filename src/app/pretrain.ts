@@ -15,7 +15,7 @@ import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { trainWordPiece } from '../text/wordpiece-trainer.js';
 import { embedSplit, evaluateEmbedded } from '../eval/zeroshot.js';
 import { Progress } from '../util/progress.js';
-import { parseOptions } from './args.js';
+import { parseOptions, takeSets } from './args.js';
 
 /** Makes sure the preprocessed cache exists: generates and preprocesses the synthetic set when configured. */
 export async function ensureCache(c: PretrainConfig): Promise<void> {
@@ -46,11 +46,7 @@ export function prepareTokenizer(c: PretrainConfig, outDir: string): WordPieceTo
 }
 
 export async function runPretrain(args: string[]): Promise<void> {
-  const sets: string[] = [];
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--set') { const v = args[++i]; if (!v) throw new Error('--set needs key.path=value'); sets.push(v); } else rest.push(args[i]!);
-  }
+  const { sets, rest } = takeSets(args);
   const o = parseOptions(rest, { config: 'string', out: 'string', resume: 'boolean', device: 'string', steps: 'number' });
   let cfg = applyOverrides(loadConfig((o.config as string | undefined) ?? 'cpu-96'), sets);
   if (o.steps !== undefined) cfg = applyOverrides(cfg, [`optim.steps=${o.steps}`]);

@@ -77,11 +77,18 @@ function reportgenSection(rec: EvalRecord, labelNames: string[]): string {
 
 const TITLES: Record<string, string> = { zeroshot: 'Zero-shot classification', retrieval: 'Cross-modal retrieval', probe: 'Linear probe (frozen encoder)', finetune: 'Fine-tuning', segmentation: 'Segmentation', reportgen: 'Report generation' };
 
-export async function targetReportHtml(records: EvalRecord[], o: { title: string; metricsPath?: string; labelNames: string[] }): Promise<string> {
-  const body: string[] = [];
+/**
+ * A target's report; `intro` paragraphs (plain text) go first, and `comparison` adds the side-by-side table of
+ * several methods (the demo's T3D vs CLIP-only).
+ */
+export async function targetReportHtml(records: EvalRecord[], o: {
+  title: string; metricsPath?: string; labelNames: string[]; intro?: string[]; comparison?: { methods: Method[]; table: ReturnType<typeof studyTable> };
+}): Promise<string> {
+  const body: string[] = (o.intro ?? []).map((p) => `<p>${esc(p)}</p>`);
   const m = records[0]?.meta;
   if (m) body.push(`<p class="small">Checkpoint ${esc(m.checkpoint)} (id ${m.checkpointId}, ${m.init}, pre-training seed ${m.pretrainSeed}, config ${m.configHash}); evaluation '${esc(m.evalConfig)}' (${m.evalConfigHash}), seed ${m.evalSeed}; data ${esc(m.data)}.</p>`);
   body.push('<h2>Summary</h2>', table(['metric', 'value [95 % CI]'], records.flatMap((r) => headlines(r)).map((h) => [esc(h.key), `${fmt(h.value)}${h.ci ? ` [${fmt(h.ci[0])}, ${fmt(h.ci[1])}]` : ''}`])));
+  if (o.comparison) body.push(`<h2>Side by side: ${esc(o.comparison.methods.map((x) => x.name).join(', '))}</h2>`, ...(await studySection(o.comparison.methods, o.comparison.table)));
   if (o.metricsPath && existsSync(o.metricsPath)) body.push('<h2>Pre-training</h2>', `<div class="plots">${await lossCurves(o.metricsPath)}</div>`);
   for (const rec of records) {
     const t = rec.meta.task;
@@ -95,6 +102,10 @@ export async function targetReportHtml(records: EvalRecord[], o: { title: string
 }
 
 export async function studyReportHtml(methods: Method[], t: ReturnType<typeof studyTable>, o: { title: string }): Promise<string> {
+  return page(o.title, await studySection(methods, t));
+}
+
+async function studySection(methods: Method[], t: ReturnType<typeof studyTable>): Promise<string[]> {
   const body: string[] = [];
   const names = methods.map((m) => m.name);
   const plotKeys = ['zeroshot/auroc', 'probe-100pct/auroc', 'finetune-100pct/auroc', 'retrieval/r2v R@5'].filter((k) => t.keys.includes(k));
@@ -109,5 +120,5 @@ export async function studyReportHtml(methods: Method[], t: ReturnType<typeof st
       t.diffs.map((d) => [esc(d.key), fmt(d.diff), `[${fmt(d.ci[0])}, ${fmt(d.ci[1])}]`, d.exceedsNoise ? '<span class="ok">yes</span>' : 'no'])));
   }
   body.push('<p class="small">Cells: mean ± sd over pre-training seeds, 95 % CI from a bootstrap over test volumes and seeds jointly. Differences: the same resampled test volumes for both methods, seeds resampled per method; "exceeds noise" when the CI excludes 0.</p>');
-  return page(o.title, body);
+  return body;
 }
