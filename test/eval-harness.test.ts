@@ -158,3 +158,41 @@ test('t3d demo runs the whole pipeline (T3D and CLIP-only pre-training, zero-sho
   assert.match(again.stdout, /resumed from .*t3d-s0.*step-00000002/);
   assert.match(again.stdout, /zeroshot: already done/);
 });
+
+test('t3d analyze: a NIfTI file and the same case as a DICOM series give the probabilities the zero-shot evaluation computed from the cache', () => {
+  const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
+  const run = join(tmp, 'demo', 't3d-s0');
+  const rec = JSON.parse(readFileSync(join(run, 'eval', 'zeroshot.json'), 'utf8')) as { result: { labelNames: string[]; perLabel: { threshold: number | null }[]; test: { names: string[]; scores: number[][] } } };
+  const name = rec.result.test.names[0]!;
+  const nifti = join(tmp, 'cache-source', 'dataset', 'valid', name.split('_').slice(0, 2).join('_'), name.split('_').slice(0, 3).join('_'), `${name}.nii.gz`);
+  const outFile = join(tmp, 'analysis.json');
+  const r = spawnSync('node', [cli, 'analyze', nifti, '--checkpoint', run, '--intercept', '-1024', '--out', outFile], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /finding +prob\. +thresh\. +call/);
+  assert.match(r.stdout, /thresholds: Youden's J on validation volumes/);
+  type Analysis = { findings: { label: string; probability: number; threshold: number | string | null; positive: boolean }[]; embedding: number[] };
+  const a = JSON.parse(readFileSync(outFile, 'utf8')) as Analysis;
+  assert.deepEqual(a.findings.map((f) => f.label), rec.result.labelNames);
+  const expected = rec.result.test.scores[0]!;
+  a.findings.forEach((f, l) => {
+    assert.ok(Math.abs(f.probability - expected[l]!) < 1e-5, `${f.label}: ${f.probability} vs the evaluation's ${expected[l]}`);
+    const t = rec.result.perLabel[l]!.threshold;
+    assert.equal(f.threshold, t === null ? 'Infinity' : t);
+    assert.equal(f.positive, t !== null && f.probability >= t);
+  });
+  assert.ok(Math.abs(Math.hypot(...a.embedding) - 1) < 1e-5, 'unit-norm embedding');
+  // the same case written as a DICOM series (same generator, seed and preset)
+  const dicomSrc = join(tmp, 'dicom-source');
+  const s = spawnSync('node', [cli, 'synth', '--out', dicomSrc, '--count', '30', '--seed', '0', '--valid-fraction', '0.3', '--preset', fixture('pretrain', 'tiny-preset.json'), '--dicom'], { encoding: 'utf8' });
+  assert.equal(s.status, 0, s.stderr);
+  const d = spawnSync('node', [cli, 'analyze', join(dicomSrc, 'dicom', name), '--checkpoint', run, '--json'], { encoding: 'utf8' });
+  assert.equal(d.status, 0, d.stderr);
+  const fromDicom = JSON.parse(d.stdout) as Analysis;
+  fromDicom.findings.forEach((f, l) => assert.ok(Math.abs(f.probability - expected[l]!) < 1e-5, `DICOM ${f.label}: ${f.probability} vs ${expected[l]}`));
+  const missing = spawnSync('node', [cli, 'analyze', join(tmp, 'nope.nii.gz'), '--checkpoint', run], { encoding: 'utf8' });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /nope\.nii\.gz: no such file or folder/);
+  const notCt = spawnSync('node', [cli, 'analyze', outFile, '--checkpoint', run], { encoding: 'utf8' });
+  assert.equal(notCt.status, 1);
+  assert.match(notCt.stderr, /analysis\.json: .*not a NIfTI file/);
+});

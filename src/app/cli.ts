@@ -9,6 +9,7 @@ import { runEmbed } from './embed.js';
 import { runVocab } from './vocab.js';
 import { EVAL_SUMMARY, EVAL_USAGE, runEval } from './eval.js';
 import { DEMO_USAGE, runDemo } from './demo.js';
+import { ANALYZE_USAGE, runAnalyze } from './analyze.js';
 
 interface Command { summary: string; usage: string; run(args: string[]): void | Promise<void> }
 
@@ -56,6 +57,7 @@ const COMMANDS: Record<string, Command> = {
     run: runEmbed,
   },
   eval: { summary: EVAL_SUMMARY, usage: EVAL_USAGE, run: runEval },
+  analyze: { summary: 'one scan (NIfTI or DICOM folder) → embedding and each finding\'s probability at the validated threshold', usage: ANALYZE_USAGE, run: runAnalyze },
   demo: {
     summary: 'the demo: synthetic CT set → preprocessing → T3D and CLIP-only pre-training → zero-shot and retrieval evaluation → HTML report',
     usage: DEMO_USAGE,

@@ -34,11 +34,20 @@ export interface CacheEntry {
 }
 export interface CacheIndex { preset: Preset; labelNames: string[]; entries: CacheEntry[] }
 
-async function loadVolume(path: string, bytes: Uint8Array, mode: 'image' | 'mask'): Promise<Volume> {
+/** A NIfTI file's bytes → volume (HU as stored, after the header's scaling); `path` names it in errors. */
+export async function loadVolume(path: string, bytes: Uint8Array, mode: 'image' | 'mask'): Promise<Volume> {
   const img = await readNifti(bytes, { name: path, rejectNonFinite: mode === 'image' });
   const [x, y, z] = img.dataShape as [number, number, number];
   if (img.dataShape.length < 3 || Math.min(x, y, z) < 2) throw new Error(`${path}: need a 3D volume with ≥ 2 voxels per axis, got [${img.dataShape.join(', ')}]`);
   return { data: torch.tensor(img.data, [z, y, x]), spacing: [img.spacing[0]!, img.spacing[1]!, img.spacing[2]!], affine: img.affine };
+}
+
+/** HU volume → the preset's canonical orientation, HU window, spacing and shape (what the cache stores, before int16). */
+export function preprocessImage(vol: Volume, preset: Preset, name: string): Volume {
+  const [lo, hi] = preset.huWindow;
+  const image = compose(new Orient(), new ClipHU(lo, hi), new Resample(preset.spacing), new CenterCropOrPad(preset.shape, lo)).apply(vol);
+  if (image.data.shape.join() !== preset.shape.join()) throw new Error(`${name}: internal: preprocessed shape [${image.data.shape.join(', ')}] is not the preset's [${preset.shape.join(', ')}]`);
+  return image;
 }
 
 async function processRecord(r: SourceRecord, bytes: Uint8Array, preset: Preset, outFile: string): Promise<Omit<CacheEntry, 'name' | 'file' | 'split' | 'sourceHash' | 'labels' | 'report'> & { sha256: string }> {
@@ -53,9 +62,7 @@ async function processRecord(r: SourceRecord, bytes: Uint8Array, preset: Preset,
   } else if (r.rescale && r.rescale.intercept !== 0) {
     rescale = `metadata intercept ${r.rescale.intercept} skipped: values already HU (min ${minStored})`;
   }
-  const [lo, hi] = preset.huWindow;
-  const image = compose(new Orient(), new ClipHU(lo, hi), new Resample(preset.spacing), new CenterCropOrPad(preset.shape, lo)).apply(vol);
-  if (image.data.shape.join() !== preset.shape.join()) throw new Error(`${r.path}: internal: preprocessed shape [${image.data.shape.join(', ')}] is not the preset's [${preset.shape.join(', ')}]`);
+  const image = preprocessImage(vol, preset, r.path);
   const tensors = new Map<string, torch.Tensor>([['image', torch.tidy(() => image.data.round().to('int16'))]]);
   image.data.dispose();
   if (r.maskPath) {

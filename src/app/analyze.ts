@@ -1,0 +1,138 @@
+// `t3d analyze <scan> --checkpoint <run>`: one CT scan (a NIfTI file or a DICOM series folder) → the checkpoint's
+// own preprocessing → embedding → each finding's zero-shot probability, called at the operating threshold that the
+// evaluation chose on validation volumes (Youden's J, from the zero-shot record of the same checkpoint; computed
+// once on the checkpoint's cache when no such record exists yet).
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import * as torch from '../torch/index.js';
+import { readDicomVolume } from '../io/dicom.js';
+import { loadVolume, preprocessImage, readCacheIndex } from '../data/cache.js';
+import { loadPreset } from '../data/presets.js';
+import { type Volume } from '../data/volume.js';
+import { loadT3dCheckpoint } from '../train/factory.js';
+import { checkpointFileSha256 } from '../train/checkpoint.js';
+import { loadEvalConfig } from '../eval/config.js';
+import { zeroShotScores } from '../eval/zeroshot.js';
+import { type ClassificationReport } from '../eval/classification.js';
+import { type EvalRecord } from '../eval/suite.js';
+import { readJsonFile } from '../util/files.js';
+import { parseOptions } from './args.js';
+import { evaluateCheckpoint } from './eval.js';
+
+export const ANALYZE_USAGE = `t3d analyze <scan.nii[.gz] | dicom-series-folder> --checkpoint <run-or-checkpoint> [--json] [--out result.json] [--intercept HU] [--device cpu|cuda]
+
+Preprocesses the scan with the checkpoint's preset, embeds it, and prints each finding's zero-shot probability with
+the operating threshold chosen on validation volumes (the run's eval/zeroshot.json; computed once from the run's
+cache when missing). --json prints the result as JSON (with the embedding) instead of the table; --out also writes
+it to a file. Values must be HU (NIfTI scaling and DICOM rescale are applied); --intercept adds a constant first,
+for raw CT-RATE volumes (--intercept -1024).
+
+Examples:
+  t3d analyze scan.nii.gz --checkpoint runs/demo/t3d-s0
+  t3d analyze dicom/series-1/ --checkpoint runs/demo/t3d-s0 --json > result.json`;
+
+export interface Finding { label: string; probability: number; threshold: number | null; positive: boolean | null }
+export interface Analysis {
+  scan: string; checkpoint: string; checkpointId: string; preset: string;
+  /** where the thresholds come from (a zero-shot evaluation record), or null when there are none */
+  thresholds: string | null;
+  findings: Finding[];
+  embedding: number[];
+  seconds: { load: number; read: number; preprocess: number; encode: number; score: number };
+}
+
+async function readScan(scan: string, intercept: number | undefined, warn: (l: string) => void): Promise<Volume> {
+  if (!existsSync(scan)) throw new Error(`${scan}: no such file or folder`);
+  let vol: Volume;
+  if (statSync(scan).isDirectory()) {
+    const d = await readDicomVolume(scan);
+    const [x, y, z] = d.shape;
+    vol = { data: torch.tensor(d.data, [z, y, x]), spacing: d.spacing, affine: d.affine };
+  } else vol = await loadVolume(scan, new Uint8Array(await readFile(scan)), 'image');
+  if (intercept !== undefined) {
+    const shifted = torch.tidy(() => vol.data.to('float32').add(intercept));
+    vol.data.dispose();
+    vol = { ...vol, data: shifted };
+  }
+  const min = vol.data.min().item();
+  if (min > -200) warn(`${scan}: lowest value is ${min}, but air is ≈ −1000 HU; if these are stored values, pass --intercept (−1024 for raw CT-RATE volumes)`);
+  return vol;
+}
+
+/** The zero-shot record of this checkpoint, if the run has one. */
+function zeroshotRecord(runDir: string, checkpointId: string): EvalRecord<ClassificationReport & { templates: number }> | undefined {
+  const path = join(runDir, 'eval', 'zeroshot.json');
+  if (!existsSync(path)) return undefined;
+  const r = readJsonFile<EvalRecord<ClassificationReport & { templates: number }>>(path);
+  return r.meta?.checkpointId === checkpointId ? r : undefined;
+}
+
+export async function analyzeScan(scan: string, o: { checkpoint: string; intercept?: number; device?: string; log: (line: string) => void }): Promise<Analysis> {
+  const clock = (() => { let t = performance.now(); return () => { const now = performance.now(); const s = (now - t) / 1000; t = now; return s; }; })();
+  const { model, tokenizer, config, dir } = loadT3dCheckpoint(o.checkpoint, o.log);
+  try {
+    if (o.device && o.device !== 'cpu') model.to({ device: o.device });
+    const checkpointId = checkpointFileSha256(dir, 'model.safetensors').slice(0, 16);
+    const runDir = dirname(dirname(dir));
+    let record = zeroshotRecord(runDir, checkpointId);
+    if (!record && existsSync(join(config.data.cache, 'cache.json'))) {
+      o.log(`no zero-shot evaluation of ${dir} yet: choosing the operating thresholds on its validation volumes (once)`);
+      await evaluateCheckpoint({ checkpoint: dir, tasks: ['zeroshot'], config: loadEvalConfig('quick'), device: o.device });
+      record = zeroshotRecord(runDir, checkpointId);
+    }
+    const labelNames = record?.result.labelNames ?? (existsSync(join(config.data.cache, 'cache.json')) ? readCacheIndex(config.data.cache).labelNames : undefined);
+    if (!labelNames) throw new Error(`${dir}: no finding names: neither ${join(runDir, 'eval', 'zeroshot.json')} nor the training cache ${config.data.cache} exists; run \`t3d eval zeroshot --checkpoint ${runDir} --data <cache>\``);
+    const load = clock();
+
+    const preset = loadPreset(config.data.preset);
+    const raw = await readScan(scan, o.intercept, o.log);
+    const read = clock();
+    const image = preprocessImage(raw, preset, scan);
+    const x = torch.tidy(() => image.data.round().div(preset.scale).reshape(1, 1, ...preset.shape).to({ device: o.device ?? 'cpu' }));
+    image.data.dispose();
+    const preprocess = clock();
+    model.eval();
+    const emb = torch.noGrad(() => torch.tidy(() => model.encodeVolume(x).emb));
+    x.dispose();
+    const encode = clock();
+    const probs = zeroShotScores(model, tokenizer, emb, labelNames, { templates: record?.result.templates ?? 1, device: o.device })[0]!;
+    const embedding = emb.to('cpu').toArray();
+    emb.dispose();
+    const score = clock();
+    return {
+      scan, checkpoint: dir, checkpointId, preset: preset.name,
+      thresholds: record ? join(runDir, 'eval', 'zeroshot.json') : null,
+      findings: labelNames.map((label, l) => {
+        const t = record?.result.perLabel[l]?.threshold;
+        const threshold = t === undefined ? null : t === null ? Infinity : t; // JSON keeps +Infinity as null
+        return { label, probability: probs[l]!, threshold: threshold ?? null, positive: threshold === null ? null : probs[l]! >= threshold };
+      }),
+      embedding, seconds: { load, read, preprocess, encode, score },
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+function table(a: Analysis): string {
+  const w = Math.max(...a.findings.map((f) => f.label.length));
+  const rows = a.findings.map((f) => `  ${f.label.padEnd(w)}  ${f.probability.toFixed(3)}  ${f.threshold === null ? '   —' : Number.isFinite(f.threshold) ? f.threshold.toFixed(3) : ' never'}  ${f.positive === null ? '' : f.positive ? 'POSITIVE' : 'negative'}`);
+  const s = a.seconds;
+  return [`${a.scan} — checkpoint ${a.checkpoint} (id ${a.checkpointId}, preset ${a.preset})`,
+    `  ${'finding'.padEnd(w)}  prob.  thresh.  call`, ...rows,
+    a.thresholds ? `  thresholds: Youden's J on validation volumes, from ${a.thresholds}` : '  no thresholds: probabilities only',
+    `  time: read ${s.read.toFixed(2)} s, preprocess ${s.preprocess.toFixed(2)} s, encode ${s.encode.toFixed(2)} s, score ${s.score.toFixed(2)} s (checkpoint load ${s.load.toFixed(2)} s)`].join('\n');
+}
+
+export async function runAnalyze(args: string[]): Promise<void> {
+  const [scan, ...rest] = args;
+  if (!scan || scan.startsWith('--')) throw new Error('analyze: give a scan (NIfTI file or DICOM series folder) first, then --checkpoint <run>');
+  const o = parseOptions(rest, { checkpoint: 'string', json: 'boolean', out: 'string', intercept: 'number', device: 'string' });
+  if (!o.checkpoint) throw new Error('analyze: --checkpoint <run-or-checkpoint> is required');
+  const a = await analyzeScan(scan, { checkpoint: o.checkpoint as string, intercept: o.intercept as number | undefined, device: o.device as string | undefined, log: (l) => console.error(`t3d: ${l}`) });
+  const json = JSON.stringify(a, (_, v: unknown) => (v === Infinity ? 'Infinity' : v));
+  if (o.out) writeFileSync(o.out as string, json + '\n');
+  console.log(o.json ? json : `${table(a)}${o.out ? `\n  written: ${o.out}` : ''}`);
+  if (!o.json && !o.out) console.log(`  (--json or --out ${basename(scan).replace(/(\.nii)?(\.gz)?$/, '')}.json for the full result with the embedding)`);
+}
