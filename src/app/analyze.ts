@@ -13,7 +13,7 @@ import { type Volume } from '../data/volume.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointFileSha256 } from '../train/checkpoint.js';
 import { loadEvalConfig } from '../eval/config.js';
-import { zeroShotScores } from '../eval/zeroshot.js';
+import { scoresFromPrompts, zeroShotPrompts, type Prompts } from '../eval/zeroshot.js';
 import { type ClassificationReport } from '../eval/classification.js';
 import { type EvalRecord } from '../eval/suite.js';
 import { readJsonFile } from '../util/files.js';
@@ -68,6 +68,23 @@ function zeroshotRecord(runDir: string, checkpointId: string): EvalRecord<Classi
   return r.meta?.checkpointId === checkpointId ? r : undefined;
 }
 
+/** The prompt embeddings, read from `file` when it holds them for this checkpoint, templates and labels; else computed and saved. */
+function cachedPrompts(file: string, key: object, compute: () => Prompts, o: { device?: string; log: (line: string) => void }): Prompts {
+  const k = JSON.stringify(key);
+  if (existsSync(file)) {
+    const { tensors, metadata } = torch.loadSafetensors(file, { device: o.device });
+    if (metadata.key === k) return { pos: tensors.get('pos')!, neg: tensors.get('neg')! };
+    torch.dispose([...tensors.values()]);
+  }
+  const p = compute();
+  try {
+    torch.saveSafetensors(file, { pos: p.pos, neg: p.neg }, { key: k });
+  } catch (e) {
+    o.log(`prompt embeddings not cached (${(e as Error).message})`);
+  }
+  return p;
+}
+
 export async function analyzeScan(scan: string, o: { checkpoint: string; intercept?: number; device?: string; log: (line: string) => void }): Promise<Analysis> {
   const clock = (() => { let t = performance.now(); return () => { const now = performance.now(); const s = (now - t) / 1000; t = now; return s; }; })();
   const { model, tokenizer, config, dir } = loadT3dCheckpoint(o.checkpoint, o.log);
@@ -96,7 +113,10 @@ export async function analyzeScan(scan: string, o: { checkpoint: string; interce
     const emb = torch.noGrad(() => torch.tidy(() => model.encodeVolume(x).emb));
     x.dispose();
     const encode = clock();
-    const probs = zeroShotScores(model, tokenizer, emb, labelNames, { templates: record?.result.templates ?? 1, device: o.device })[0]!;
+    const prompts = cachedPrompts(join(runDir, 'eval', 'zeroshot-prompts.safetensors'), { checkpointId, templates: record?.result.templates ?? 1, labelNames },
+      () => zeroShotPrompts(model, tokenizer, labelNames, { templates: record?.result.templates ?? 1, device: o.device }), o);
+    const probs = scoresFromPrompts(model, emb, prompts)[0]!;
+    torch.dispose([prompts.pos, prompts.neg]);
     const embedding = emb.to('cpu').toArray();
     emb.dispose();
     const score = clock();

@@ -61,21 +61,35 @@ function promptEmbeddings(model: T3dModel, tokenizer: WordPieceTokenizer, labelN
   });
 }
 
-/**
- * Positive-prompt probability per volume and label: softmax over (present, absent) of scaled similarities.
- * `templates` = how many of PROMPT_TEMPLATES to ensemble (1 = the single CT-CLIP pair).
- */
-export function zeroShotScores(model: T3dModel, tokenizer: WordPieceTokenizer, volumes: Tensor, labelNames: string[], o: { templates?: number; maxTokens?: number; device?: string } = {}): number[][] {
+/** Present/absent prompt embeddings, (L, D) each; the same for every volume, so services compute them once. */
+export interface Prompts { pos: Tensor; neg: Tensor }
+
+/** `templates` = how many of PROMPT_TEMPLATES to ensemble (1 = the single CT-CLIP pair). The caller disposes. */
+export function zeroShotPrompts(model: T3dModel, tokenizer: WordPieceTokenizer, labelNames: string[], o: { templates?: number; maxTokens?: number; device?: string } = {}): Prompts {
   const templates = o.templates ?? 1;
   if (!(Number.isInteger(templates) && templates >= 1 && templates <= PROMPT_TEMPLATES.length)) throw new Error(`zero-shot: templates must be 1..${PROMPT_TEMPLATES.length}, got ${templates}`);
-  return torch.noGrad(() => torch.tidy(() => {
-    const pos = promptEmbeddings(model, tokenizer, labelNames, 'present', templates, o.maxTokens ?? 64, o.device);
-    const neg = promptEmbeddings(model, tokenizer, labelNames, 'absent', templates, o.maxTokens ?? 64, o.device);
-    const scale = model.logit_scale.value.exp().clamp(undefined, 100);
-    const sp = volumes.matmul(pos.T).mul(scale), sn = volumes.matmul(neg.T).mul(scale); // (N, L)
-    const prob = torch.stack([sp, sn], 2).softmax(2).select(2, 0);
-    return rows(prob);
+  return torch.noGrad(() => ({
+    pos: promptEmbeddings(model, tokenizer, labelNames, 'present', templates, o.maxTokens ?? 64, o.device).keep(),
+    neg: promptEmbeddings(model, tokenizer, labelNames, 'absent', templates, o.maxTokens ?? 64, o.device).keep(),
   }));
+}
+
+/** Positive-prompt probability per volume and label: softmax over (present, absent) of scaled similarities. */
+export function scoresFromPrompts(model: T3dModel, volumes: Tensor, p: Prompts): number[][] {
+  return torch.noGrad(() => torch.tidy(() => {
+    const scale = model.logit_scale.value.exp().clamp(undefined, 100);
+    const sp = volumes.matmul(p.pos.T).mul(scale), sn = volumes.matmul(p.neg.T).mul(scale); // (N, L)
+    return rows(torch.stack([sp, sn], 2).softmax(2).select(2, 0));
+  }));
+}
+
+export function zeroShotScores(model: T3dModel, tokenizer: WordPieceTokenizer, volumes: Tensor, labelNames: string[], o: { templates?: number; maxTokens?: number; device?: string } = {}): number[][] {
+  const p = zeroShotPrompts(model, tokenizer, labelNames, o);
+  try {
+    return scoresFromPrompts(model, volumes, p);
+  } finally {
+    torch.dispose([p.pos, p.neg]);
+  }
 }
 
 /** A 2-D tensor as rows of float64 numbers. */
