@@ -55,6 +55,13 @@ const overRuns = (hs: Headline[]) => (idx: Int32Array, runs: Int32Array): number
 export interface StudyRow { key: string; method: string; seeds: number[]; perSeed: number[]; mean: number; sd: number; ci?: Ci }
 export interface PairedDiff { key: string; treatment: string; baseline: string; diff: number; ci: Ci; exceedsNoise: boolean }
 
+/** 'no', or which method the difference favours (ranks and distances are better when lower). */
+export function noiseVerdict(d: PairedDiff): 'no' | 'better' | 'worse' {
+  if (!d.exceedsNoise) return 'no';
+  const lowerIsBetter = /rank|hd95/.test(d.key);
+  return (d.diff > 0) !== lowerIsBetter ? 'better' : 'worse';
+}
+
 export function studyTable(methods: Method[], o: { resamples?: number; seed?: number; treatment?: string; baseline?: string } = {}): { rows: StudyRow[]; diffs: PairedDiff[]; keys: string[] } {
   const resamples = o.resamples ?? 1000, seed = o.seed ?? 0;
   const keys = [...new Set(methods.flatMap((m) => m.runs.flatMap((r) => [...r.headlines.keys()])))];
@@ -99,7 +106,7 @@ export function studyMarkdown(methods: Method[], t: ReturnType<typeof studyTable
   if (t.diffs.length) {
     const d0 = t.diffs[0]!;
     lines.push('', `## ${d0.treatment} − ${d0.baseline} (paired: same resampled test volumes, seeds resampled per method)`, '', '| metric | difference | 95 % CI | exceeds noise |', '|---|---|---|---|');
-    for (const d of t.diffs) lines.push(`| ${d.key} | ${fmt(d.diff)} | [${fmt(d.ci[0])}, ${fmt(d.ci[1])}] | ${d.exceedsNoise ? 'yes' : 'no'} |`);
+    for (const d of t.diffs) lines.push(`| ${d.key} | ${fmt(d.diff)} | [${fmt(d.ci[0])}, ${fmt(d.ci[1])}] | ${noiseVerdict(d) === 'no' ? 'no' : `yes: ${d.treatment} ${noiseVerdict(d)}`} |`);
   }
   lines.push('', `Methods and seeds: ${methods.map((m) => `${m.name} (${m.runs.map((r) => basename(r.dir)).join(', ')})`).join('; ')}.`,
     'Cells: mean ± sd over pre-training seeds [95 % CI from a bootstrap over test volumes and seeds jointly] (n = seeds).');

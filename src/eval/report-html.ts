@@ -6,7 +6,7 @@ import { type ClassificationReport } from './classification.js';
 import { type RetrievalReport } from './retrieval.js';
 import { fmt, headlines } from './headlines.js';
 import { barWithCi, linePlot, type Row } from './plots.js';
-import { type Method, type studyTable } from './compare.js';
+import { noiseVerdict, type Method, type PairedDiff, type studyTable } from './compare.js';
 
 const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
@@ -105,6 +105,11 @@ export async function studyReportHtml(methods: Method[], t: ReturnType<typeof st
   return page(o.title, await studySection(methods, t));
 }
 
+function verdictCell(d: PairedDiff): string {
+  const v = noiseVerdict(d);
+  return v === 'no' ? 'no' : `<span class="${v === 'better' ? 'ok' : 'bad'}">yes: ${esc(d.treatment)} ${v}</span>`;
+}
+
 async function studySection(methods: Method[], t: ReturnType<typeof studyTable>): Promise<string[]> {
   const body: string[] = [];
   const names = methods.map((m) => m.name);
@@ -117,7 +122,7 @@ async function studySection(methods: Method[], t: ReturnType<typeof studyTable>)
   })])));
   if (t.diffs.length) {
     body.push(`<h2>${esc(t.diffs[0]!.treatment)} − ${esc(t.diffs[0]!.baseline)}, paired</h2>`, table(['metric', 'difference', '95 % CI', 'exceeds noise'],
-      t.diffs.map((d) => [esc(d.key), fmt(d.diff), `[${fmt(d.ci[0])}, ${fmt(d.ci[1])}]`, d.exceedsNoise ? '<span class="ok">yes</span>' : 'no'])));
+      t.diffs.map((d) => [esc(d.key), fmt(d.diff), `[${fmt(d.ci[0])}, ${fmt(d.ci[1])}]`, verdictCell(d)])));
   }
   body.push('<p class="small">Cells: mean ± sd over pre-training seeds, 95 % CI from a bootstrap over test volumes and seeds jointly. Differences: the same resampled test volumes for both methods, seeds resampled per method; "exceeds noise" when the CI excludes 0.</p>');
   return body;
