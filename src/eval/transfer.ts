@@ -198,9 +198,14 @@ class RunDir {
     if (dir) mkdirSync(dir, { recursive: true });
   }
 
+  /** the last finished epoch, verified once: nothing is saved between check() and resume() */
+  private found?: { at: string; state: RunState } | null;
+
   /** The last finished epoch's state; throws when the folder holds a run with other settings. */
   check(): RunState | undefined {
+    if (this.found !== undefined) return this.found?.state;
     const at = latestEpochDir(this.dir);
+    this.found = null;
     if (!at) return undefined;
     const state = readEpochState<RunState>(at);
     const want = this.fingerprint, got = state.fingerprint ?? {};
@@ -208,6 +213,7 @@ class RunDir {
     if (state.format !== STATE_FORMAT || diff.length) {
       throw new Error(`${this.dir}: holds a transfer run with other settings (${diff.map((k) => `${k}: ${JSON.stringify(got[k])} there, ${JSON.stringify(want[k])} now`).join('; ') || 'format'}); use another outDir or delete it`);
     }
+    this.found = { at, state };
     return state;
   }
 
@@ -215,7 +221,7 @@ class RunDir {
   resume(model: nn.Module, opt: optim.Optimizer<object>, best: Map<string, Tensor>): RunState | undefined {
     const state = this.check();
     if (!state) return undefined;
-    const at = latestEpochDir(this.dir)!;
+    const at = this.found!.at;
     torch.loadModule(model, join(at, 'weights.safetensors'));
     const { tensors, metadata } = torch.loadSafetensors(join(at, 'optimizer.safetensors'));
     try {

@@ -90,6 +90,6 @@ export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Rec
     rmSync(tmp, { force: true });
     throw err;
   }
-  fsyncDir(dirname(path) || '.');
+  fsyncDir(dirname(path));
   return { sha256: hash.digest('hex'), size };
 }
