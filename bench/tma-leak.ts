@@ -18,7 +18,7 @@ const sums = { true: 0, rolled: 0, blank: 0 };
 let n = 0;
 for await (const b of loader.epoch(0)) {
   torch.noGrad(() => torch.tidy(() => {
-    const x = torch.tensor(b.global, [b.indices.length, 1, ...loader.preset.shape]);
+    const x = torch.tensor(b.global, [b.indices.length, 1, ...loader.globalShape]);
     const enc = tokenizer.encodeBatch(b.reports, { maxLength: c.data.maxTokens, padding: 'longest' });
     const report = model.encodeReport(torch.tensor(toBigInt64(enc.inputIds), enc.shape), torch.tensor(toBigInt64(enc.attentionMask), enc.shape));
     model.prototypes.normalize_();

@@ -1,7 +1,7 @@
 // The data path end to end: synthetic dataset → preprocessing cache (with quarantine) → loader.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync, rmSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, symlinkSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -172,6 +172,32 @@ test('loader: batches are deterministic, resume mid-epoch matches, views have th
   } finally {
     await l.close();
   }
+});
+
+test('loader, multi-resolution preset: global view at globalShape, native local crops, full resolution on request', async () => {
+  const mr = join(tmp, 'cache-mr');
+  cpSync(cacheDir, mr, { recursive: true });
+  const meta = JSON.parse(readFileSync(join(mr, 'cache.json'), 'utf8')) as { preset: { globalShape?: number[] } };
+  meta.preset.globalShape = [32, 48, 48];
+  writeFileSync(join(mr, 'cache.json'), JSON.stringify(meta));
+  const first = async (o: Partial<ConstructorParameters<typeof Loader>[0]>) => {
+    const l = new Loader({ cacheDir: mr, batchSize: 2, seed: 1, workers: 1, ...o });
+    try {
+      const it = l.epoch(0);
+      const b = (await it.next()).value!;
+      await it.return(undefined);
+      return { b, l };
+    } finally {
+      await l.close();
+    }
+  };
+  const { b, l } = await first({ views: { numLocal: 2, localSource: 'cache', localShape: [16, 24, 24] } });
+  assert.deepEqual([l.globalShape, l.localShape], [[32, 48, 48], [16, 24, 24]]);
+  assert.equal(b.global.length, 2 * 32 * 48 * 48);
+  assert.equal(b.locals[1]!.length, 2 * 16 * 24 * 24);
+  const full = await first({ views: { numLocal: 0 }, fullResolution: true, withMask: true });
+  assert.equal(full.b.global.length, 2 * 64 * 96 * 96);
+  assert.throws(() => new Loader({ cacheDir: mr, batchSize: 2, seed: 1, withMask: true }), /masks are at the cache's shape/);
 });
 
 test('t3d synth --dicom: each series reads back (our DICOM reader) as the same HU volume and geometry as its NIfTI', async () => {

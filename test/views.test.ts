@@ -51,3 +51,28 @@ test('epoch order: a permutation per epoch, the same for the same seed, disjoint
   assert.equal(new Set(shards.flat()).size, 9);
   assert.throws(() => epochOrder(10, 0, { seed: 1, rank: 3, worldSize: 3 }), /outside world size/);
 });
+
+test('multi-resolution: the global view is the whole cache downsampled (F.interpolate); native local views are exact cache voxels', () => {
+  const big: Shape3 = [8, 12, 10];
+  const cache = Int16Array.from({ length: 8 * 12 * 10 }, (_, i) => ((i * 7919) % 2001) - 1000);
+  const small: Shape3 = [4, 6, 5];
+  const cfg = { ...DEFAULT_VIEWS, globalIntensity: false, noiseStd: 0, intensityScale: [1, 1] as [number, number], intensityShift: [0, 0] as [number, number], flipProb: 0 };
+  const native = makeViews(cache, big, 1000, -1, { ...cfg, numLocal: 2, localSource: 'cache', localShape: [3, 4, 4] }, new Rng(2, 0, 1), small);
+  torch.tidy(() => {
+    const ref = F.interpolate(torch.tensor(cache, [1, 1, ...big]).to('float32').div(1000), small, 'trilinear');
+    assertClose(torch.tensor(native.global, small), ref.view(...small), { atol: 1e-5 });
+  });
+  for (const [k, box] of native.boxes.entries()) {
+    assert.deepEqual(box.size, [3, 4, 4], 'a native crop covers exactly the local shape in cache voxels');
+    const [z0, y0, x0] = box.start;
+    const v = native.locals[k]!;
+    for (let z = 0; z < 3; z++) for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) {
+      const want = cache[(z0 + z) * 120 + (y0 + y) * 10 + (x0 + x)]! / 1000;
+      assert.ok(Math.abs(v[z * 16 + y * 4 + x]! - want) < 1e-6, `local ${k} voxel (${z}, ${y}, ${x}) is the cache voxel itself`);
+    }
+  }
+  // single-resolution ablation on the same cache: crops of the downsampled global view, resized
+  const single = makeViews(cache, big, 1000, -1, { ...cfg, numLocal: 1, localSource: 'global', localScale: [1, 1], localShape: small }, new Rng(2, 0, 1), small);
+  assert.deepEqual(single.boxes[0]!.size, small, 'a crop of the global view is in global-view voxels');
+  torch.tidy(() => assertClose(torch.tensor(single.locals[0]!, small), torch.tensor(single.global, small), { atol: 1e-6 }));
+});

@@ -6,9 +6,10 @@ import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import * as torch from '../torch/index.js';
+import { F } from '../torch/index.js';
 import { readDicomVolume } from '../io/dicom.js';
 import { loadVolume, preprocessImage, readCacheIndex } from '../data/cache.js';
-import { loadPreset } from '../data/presets.js';
+import { globalShapeOf, loadPreset } from '../data/presets.js';
 import { type Volume } from '../data/volume.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointFileSha256 } from '../train/checkpoint.js';
@@ -106,7 +107,12 @@ export async function analyzeScan(scan: string, o: { checkpoint: string; interce
     const raw = await readScan(scan, o.intercept, o.log);
     const read = clock();
     const image = preprocessImage(raw, preset, scan);
-    const x = torch.tidy(() => image.data.round().div(preset.scale).reshape(1, 1, ...preset.shape).to({ device: o.device ?? 'cpu' }));
+    // the global view, as the loader makes it (trilinear, align_corners=False, when the preset downsamples)
+    const globalShape = globalShapeOf(preset);
+    const x = torch.tidy(() => {
+      const v = image.data.round().div(preset.scale).reshape(1, 1, ...preset.shape);
+      return (globalShape.join() === preset.shape.join() ? v : F.interpolate(v, globalShape, 'trilinear')).to({ device: o.device ?? 'cpu' });
+    });
     image.data.dispose();
     const preprocess = clock();
     model.eval();

@@ -6,7 +6,7 @@ import { applyOverrides, loadConfig, validateConfig, type PretrainConfig } from 
 import { buildT3dModel } from '../train/factory.js';
 import { pretrain } from '../train/trainer.js';
 import { listCheckpoints } from '../train/checkpoint.js';
-import { loadPreset } from '../data/presets.js';
+import { globalShapeOf, loadPreset } from '../data/presets.js';
 import { writeSynthDataset } from '../data/synth/dataset.js';
 import { readSource } from '../data/sources.js';
 import { buildCache, readCacheIndex } from '../data/cache.js';
@@ -63,7 +63,7 @@ export async function runPretrain(args: string[]): Promise<void> {
   const tokenizer = prepareTokenizer(cfg, outDir);
   const preset = loadPreset(cfg.data.preset);
   torch.manualSeed(cfg.train.seed);
-  const model = buildT3dModel(cfg.model, preset.shape, tokenizer.vocabSize);
+  const model = buildT3dModel(cfg.model, globalShapeOf(preset), tokenizer.vocabSize);
   if (device !== 'cpu') model.to({ device });
   const labelNames = readCacheIndex(cfg.data.cache).labelNames;
   const loader = new Loader({

@@ -6,10 +6,10 @@ import { makeViews } from './views.js';
 import { type BatchTask, type RawBatch } from './loader.js';
 
 serveTasks<BatchTask, Omit<RawBatch, 'names' | 'reports' | 'labels'>>((t) => {
-  const [D, H, W] = t.shape;
-  const n = D * H * W;
+  const n = t.shape[0] * t.shape[1] * t.shape[2];
+  const g = t.globalShape[0] * t.globalShape[1] * t.globalShape[2];
   const B = t.files.length;
-  const global = new Float32Array(B * n);
+  const global = new Float32Array(B * g);
   const locals: Float32Array[] = [];
   const mask = t.withMask ? new Uint8Array(B * n) : undefined;
   t.files.forEach((file, b) => {
@@ -19,8 +19,8 @@ serveTasks<BatchTask, Omit<RawBatch, 'names' | 'reports' | 'labels'>>((t) => {
       throw new Error(`${file}: expected int16 image of shape [${t.shape.join(', ')}], found ${image.dtype} [${image.shape.join(', ')}]; rebuild the cache`);
     }
     const hu = new Int16Array(image.bytes.buffer, image.bytes.byteOffset, n);
-    const v = makeViews(hu, t.shape, t.scale, t.pad, t.views, new Rng(t.seed, t.epoch, t.indices[b]!));
-    global.set(v.global, b * n);
+    const v = makeViews(hu, t.shape, t.scale, t.pad, t.views, new Rng(t.seed, t.epoch, t.indices[b]!), t.globalShape);
+    global.set(v.global, b * g);
     v.locals.forEach((l, k) => {
       locals[k] ??= new Float32Array(B * l.length);
       locals[k]!.set(l, b * l.length);

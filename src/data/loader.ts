@@ -8,7 +8,7 @@ import { Rng } from '../util/rng.js';
 import { WorkerPool } from '../util/pool.js';
 import { readCacheIndex, type CacheEntry } from './cache.js';
 import { DEFAULT_VIEWS, type Shape3, type ViewConfig } from './views.js';
-import { type Preset } from './presets.js';
+import { globalShapeOf, type Preset } from './presets.js';
 
 export interface LoaderOptions {
   cacheDir: string;
@@ -27,6 +27,8 @@ export interface LoaderOptions {
   views?: Partial<ViewConfig>;
   /** also load organ masks (segmentation) */
   withMask?: boolean;
+  /** global view at the cache's full resolution, not the preset's global shape (evaluation at both scales) */
+  fullResolution?: boolean;
 }
 
 /** One batch, as typed arrays (what crosses the worker boundary). */
@@ -36,15 +38,18 @@ export interface RawBatch {
   reports: string[];
   /** B × L, 0/1 */
   labels: Float32Array;
-  /** B × D × H × W */
+  /** B × D × H × W (the loader's globalShape) */
   global: Float32Array;
   /** V × (B × d × h × w) */
   locals: Float32Array[];
-  /** B × D × H × W class indices, when withMask */
+  /** B × D × H × W class indices at the cache's shape, when withMask */
   mask?: Uint8Array;
 }
 
-export interface BatchTask { files: string[]; /** expected sha256 per file (undefined: an older cache without hashes) */ sha256: (string | undefined)[]; indices: number[]; epoch: number; seed: number; shape: Shape3; scale: number; pad: number; views: ViewConfig; withMask: boolean }
+export interface BatchTask {
+  files: string[]; /** expected sha256 per file (undefined: an older cache without hashes) */ sha256: (string | undefined)[]; indices: number[]; epoch: number; seed: number;
+  shape: Shape3; globalShape: Shape3; scale: number; pad: number; views: ViewConfig; withMask: boolean;
+}
 
 /** The indices this rank reads in an epoch: a seeded shuffle, then every worldSize-th item. */
 export function epochOrder(n: number, epoch: number, o: { seed: number; shuffle?: boolean; rank?: number; worldSize?: number }): number[] {
@@ -62,6 +67,9 @@ export class Loader {
   readonly preset: Preset;
   readonly views: ViewConfig;
   readonly labelNames: string[];
+  /** shapes (D, H, W) of the global view and of the local views this loader yields */
+  readonly globalShape: Shape3;
+  readonly localShape: Shape3;
   private pool?: WorkerPool<BatchTask, RawBatch>;
 
   constructor(readonly o: LoaderOptions) {
@@ -79,6 +87,11 @@ export class Loader {
     this.preset = index.preset; // the cache's own copy: custom preset files need not be findable later
     this.labelNames = index.labelNames;
     this.views = { ...DEFAULT_VIEWS, ...o.views };
+    this.globalShape = o.fullResolution ? this.preset.shape : globalShapeOf(this.preset);
+    this.localShape = this.views.localShape ?? (this.globalShape.map((n) => Math.max(1, Math.round(n / 2))) as Shape3);
+    if (o.withMask && this.globalShape.join() !== this.preset.shape.join()) {
+      throw new Error(`${o.cacheDir}: masks are at the cache's shape [${this.preset.shape.join(', ')}]; load them with fullResolution (global view [${this.globalShape.join(', ')}])`);
+    }
   }
 
   /** Batches per epoch for this rank. */
@@ -90,7 +103,7 @@ export class Loader {
   private task(indices: number[], epoch: number): BatchTask {
     return {
       files: indices.map((i) => join(this.o.cacheDir, this.entries[i]!.file)), sha256: indices.map((i) => this.entries[i]!.sha256), indices, epoch, seed: this.o.seed,
-      shape: this.preset.shape, scale: this.preset.scale, pad: this.preset.padValue, views: this.views, withMask: this.o.withMask ?? false,
+      shape: this.preset.shape, globalShape: this.globalShape, scale: this.preset.scale, pad: this.preset.padValue, views: this.views, withMask: this.o.withMask ?? false,
     };
   }
 
@@ -125,11 +138,11 @@ export class Loader {
 
 export interface TensorBatch { global: torch.Tensor; locals: torch.Tensor[]; labels: torch.Tensor; mask?: torch.Tensor }
 
-/** Wraps a raw batch as NCDHW tensors (one copy into native memory). */
-export function batchToTensors(b: RawBatch, preset: Preset, views: ViewConfig, device = 'cpu'): TensorBatch {
+/** Wraps a raw batch of `loader` as NCDHW tensors (one copy into native memory). */
+export function batchToTensors(b: RawBatch, loader: Pick<Loader, 'globalShape' | 'localShape'>, device = 'cpu'): TensorBatch {
   const B = b.indices.length;
-  const [D, H, W] = preset.shape;
-  const [d, h, w] = views.localShape ?? [Math.round(D / 2), Math.round(H / 2), Math.round(W / 2)];
+  const [D, H, W] = loader.globalShape;
+  const [d, h, w] = loader.localShape;
   const on = (t: torch.Tensor) => {
     if (device === 'cpu') return t;
     const moved = t.to({ device });

@@ -16,8 +16,13 @@ export interface Preset {
   description: string;
   /** target voxel spacing (x, y, z) in mm */
   spacing: [number, number, number];
-  /** target shape (D, H, W) = (slices, rows, columns) */
+  /** target shape (D, H, W) = (slices, rows, columns) of the cache */
   shape: [number, number, number];
+  /**
+   * shape of the global view (default: shape). Smaller than shape = a multi-resolution preset: the global view is
+   * the whole cached volume downsampled to this, and local views can be crops at the cache's own resolution.
+   */
+  globalShape?: [number, number, number];
   /** HU clip window */
   huWindow: [number, number];
   /** intensities are divided by this after clipping */
@@ -47,6 +52,9 @@ export function loadPreset(nameOrPath: string): Preset {
   if (typeof p.name !== 'string') problems.push('name must be a string');
   if (!nums(p.spacing, 3)) problems.push('spacing must be 3 positive numbers (x, y, z mm)');
   if (!nums(p.shape, 3) || !p.shape.every(Number.isInteger)) problems.push('shape must be 3 positive integers (D, H, W)');
+  if (p.globalShape !== undefined && !(nums(p.globalShape, 3) && p.globalShape.every((n, i) => Number.isInteger(n) && n <= (p.shape?.[i] ?? 0)))) {
+    problems.push('globalShape must be 3 positive integers (D, H, W), each at most shape');
+  }
   if (!nums(p.huWindow, 2, false) || p.huWindow[0] >= p.huWindow[1]) problems.push('huWindow must be [low, high] with low < high');
   if (!(typeof p.scale === 'number' && p.scale > 0)) problems.push('scale must be a positive number');
   if (typeof p.padValue !== 'number') problems.push('padValue must be a number');
@@ -57,3 +65,6 @@ export function loadPreset(nameOrPath: string): Preset {
   if (problems.length) throw new Error(`${path}: invalid preset: ${problems.join('; ')}`);
   return p;
 }
+
+/** The global view's shape (D, H, W): the cache's shape unless the preset downsamples it. */
+export const globalShapeOf = (p: Preset): [number, number, number] => p.globalShape ?? p.shape;

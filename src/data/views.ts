@@ -1,7 +1,9 @@
-// T3D's views of one volume (DESIGN §4): a global view (the whole preprocessed volume, light intensity
-// augmentation) and V local views (random 3D crops covering a fraction of each axis, resized, each with
-// its own flips / intensity / noise / optional in-plane rotation). Pure TypeScript on typed arrays so it
-// runs in loader worker threads; deterministic given the Rng.
+// T3D's views of one volume (DESIGN §4): a global view (the whole cached volume, downsampled to the global
+// shape when the cache is finer, light intensity augmentation) and V local views, each with its own flips /
+// intensity / noise / optional in-plane rotation. Local views are either crops of the global view covering a
+// fraction of each axis, resized (single resolution), or crops of the cache at its own resolution (multi-
+// resolution: they show detail the global view cannot). Pure TypeScript on typed arrays so it runs in loader
+// worker threads; deterministic given the Rng.
 import { Rng } from '../util/rng.js';
 
 export type Shape3 = [number, number, number];
@@ -13,6 +15,11 @@ export interface ViewConfig {
   localScale: [number, number];
   /** output shape of local views (D, H, W); default half the global shape */
   localShape?: Shape3;
+  /**
+   * 'global': crops of the global view covering localScale of each axis, resized to localShape (one resolution).
+   * 'cache': crops of exactly localShape voxels of the cache at its own resolution (no resampling; localScale unused).
+   */
+  localSource?: 'global' | 'cache';
   /** probability of flipping each axis of a local view (the global view is never flipped: reports name sides) */
   flipProb: number;
   /** multiplicative intensity factor range */
@@ -85,8 +92,10 @@ function augmentIntensity(x: Float32Array, cfg: ViewConfig, rng: Rng): void {
   for (let i = 0; i < x.length; i++) x[i] = x[i]! * s + t + (cfg.noiseStd > 0 ? rng.normal(0, cfg.noiseStd) : 0);
 }
 
-export function localBox(shape: Shape3, cfg: ViewConfig, rng: Rng): Box {
-  const size = shape.map((n) => Math.max(2, Math.round(n * rng.uniform(cfg.localScale[0], cfg.localScale[1])))) as Shape3;
+/** A random crop box: `fixed` voxels per axis, or a random fraction (localScale) of each axis. */
+export function localBox(shape: Shape3, cfg: ViewConfig, rng: Rng, fixed?: Shape3): Box {
+  const size = fixed ? shape.map((n, i) => Math.min(n, fixed[i]!)) as Shape3
+    : shape.map((n) => Math.max(2, Math.round(n * rng.uniform(cfg.localScale[0], cfg.localScale[1])))) as Shape3;
   const start = shape.map((n, i) => rng.int(0, n - size[i]!)) as Shape3;
   return {
     start, size, rotateRad: cfg.rotateDeg > 0 ? (rng.uniform(-cfg.rotateDeg, cfg.rotateDeg) * Math.PI) / 180 : 0,
@@ -96,20 +105,39 @@ export function localBox(shape: Shape3, cfg: ViewConfig, rng: Rng): Box {
 
 export interface Views { global: Float32Array; locals: Float32Array[]; boxes: Box[] }
 
+const half = (s: Shape3): Shape3 => s.map((n) => Math.max(1, Math.round(n / 2))) as Shape3;
+const whole = (shape: Shape3): Box => ({ start: [0, 0, 0], size: shape, rotateRad: 0, flip: [false, false, false] });
+
 /**
- * Views of a cached volume (int16 HU, already clipped/resampled/cropped): normalised by `scale`.
- * The boxes are returned so tests and visualisations can see where each local view came from.
+ * The un-augmented global view of a cached volume (int16 HU) of `shape`, normalised by `scale`: the volume
+ * itself, or, when `globalShape` is smaller, the whole volume resampled to it (trilinear, align_corners=False,
+ * as F.interpolate; at a factor of 2 per axis that is the mean of each 2×2×2 block).
  */
-export function makeViews(hu: ArrayLike<number>, shape: Shape3, scale: number, pad: number, cfg: ViewConfig, rng: Rng): Views {
-  const global = new Float32Array(hu.length);
-  for (let i = 0; i < hu.length; i++) global[i] = hu[i]! / scale;
+export function globalView(hu: ArrayLike<number>, shape: Shape3, globalShape: Shape3, scale: number, pad: number): Float32Array {
+  if (globalShape.join() !== shape.join()) return sampleBox(hu, shape, whole(shape), globalShape, scale, pad);
+  const g = new Float32Array(hu.length);
+  for (let i = 0; i < hu.length; i++) g[i] = hu[i]! / scale;
+  return g;
+}
+
+/**
+ * Views of a cached volume (int16 HU of `shape`, already clipped/resampled/cropped), normalised by `scale`;
+ * the global view has `globalShape` (default: the cache's shape). The boxes are returned (in the coordinates
+ * of the array each local view was cut from) so tests and visualisations can see where each view came from.
+ */
+export function makeViews(hu: ArrayLike<number>, shape: Shape3, scale: number, pad: number, cfg: ViewConfig, rng: Rng, globalShape: Shape3 = shape): Views {
+  const plain = globalView(hu, shape, globalShape, scale, pad);
+  const global = cfg.globalIntensity ? Float32Array.from(plain) : plain;
   if (cfg.globalIntensity) augmentIntensity(global, cfg, rng);
-  const localShape = cfg.localShape ?? (shape.map((n) => Math.max(1, Math.round(n / 2))) as Shape3);
+  const native = cfg.localSource === 'cache';
+  const same = globalShape.join() === shape.join();
+  const localShape = cfg.localShape ?? half(globalShape);
   const boxes: Box[] = [];
   const locals = Array.from({ length: cfg.numLocal }, () => {
-    const box = localBox(shape, cfg, rng);
+    const box = native ? localBox(shape, cfg, rng, localShape) : localBox(globalShape, cfg, rng);
     boxes.push(box);
-    const v = sampleBox(hu, shape, box, localShape, scale, pad);
+    // crops of the global view read the cache directly when the two are the same grid (exactly as before multi-resolution)
+    const v = native || same ? sampleBox(hu, shape, box, localShape, scale, pad) : sampleBox(plain, globalShape, box, localShape, 1, pad);
     augmentIntensity(v, cfg, rng);
     return v;
   });

@@ -11,6 +11,12 @@ export interface EvalConfig {
   /** share of the cache's training split held out for early stopping and thresholds */
   valFraction: number;
   bootstrap: { resamples: number };
+  /**
+   * 'global' (default): volumes enter the encoder as the preset's global view; 'full': the whole cached volume at
+   * its own resolution (multi-resolution presets; the encoder is fully convolutional). Records of a 'full'
+   * evaluation carry the variant suffix 'full', so both scales sit side by side. Segmentation is always full.
+   */
+  scale?: 'global' | 'full';
   /** prompt templates ensembled (1 = CT-CLIP's single pair); labels: a subset of the cache's labels (default all) */
   zeroshot: { templates: number; labels?: string[] };
   transfer: {
@@ -43,6 +49,7 @@ export function loadEvalConfig(nameOrPath: string): EvalConfig {
   if (!(c.valFraction > 0 && c.valFraction < 1)) bad.push(`valFraction must be in (0, 1) (got ${c.valFraction})`);
   if (!(Number.isInteger(c.bootstrap?.resamples) && c.bootstrap.resamples >= 100)) bad.push(`bootstrap.resamples must be an integer ≥ 100 (got ${c.bootstrap?.resamples})`);
   for (const f of [...(c.transfer?.fractions ?? []), ...(c.segmentation?.fractions ?? [])]) if (!(f > 0 && f <= 1)) bad.push(`label fraction ${f} is not in (0, 1]`);
+  if (c.scale !== undefined && c.scale !== 'global' && c.scale !== 'full') bad.push(`scale must be 'global' or 'full' (got ${JSON.stringify(c.scale)})`);
   if (bad.length) throw new Error(`${path}: ${bad.join('; ')}`);
   return c;
 }

@@ -20,6 +20,7 @@ import { latestEpochDir, readEpochState, saveEpochDir } from '../train/epoch-che
 import * as torch from '../torch/index.js';
 import { optim, type Tensor } from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
+import { globalShapeOf } from '../data/presets.js';
 import { Loader } from '../data/loader.js';
 import { type ViewConfig } from '../data/views.js';
 import { type VisionEncoder } from '../models/t3d.js';
@@ -207,7 +208,7 @@ export async function runReportGeneration(encoder: VisionEncoder, tokenizer: Wor
   torch.manualSeed(o.seed);
   encoder.eval();
   const [C, N] = torch.noGrad(() => torch.tidy(() => {
-    const probe = ReportDecoder.visualTokens(encoder.encode(torch.zeros([1, 1, ...index.preset.shape], { device })).featureMap);
+    const probe = ReportDecoder.visualTokens(encoder.encode(torch.zeros([1, 1, ...globalShapeOf(index.preset)], { device })).featureMap);
     return [probe.size(2), probe.size(1)];
   }));
   const decoder = new ReportDecoder({
@@ -243,7 +244,7 @@ export async function runReportGeneration(encoder: VisionEncoder, tokenizer: Wor
       log(`resumed from ${resumeFrom} (epoch ${startEpoch})`);
     }
 
-    const shape = index.preset.shape;
+    const shape = globalShapeOf(index.preset);
     log(`report generation (${frozen ? 'frozen' : 'fine-tuned'} encoder): ${N} visual tokens × ${C}, ${decoder.numParameters().toLocaleString()} decoder parameters`);
     if (startEpoch < o.epochs) {
       const loader = new Loader({ cacheDir: o.cacheDir, split: trainSplit, batchSize: o.batchSize, seed: o.seed, shuffle: true, dropLast: false, workers: 1, views: EVAL_VIEWS });

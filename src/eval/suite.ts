@@ -86,6 +86,10 @@ async function record<R>(ctx: SuiteContext, task: TaskName, variant: string, run
   return { meta, result };
 }
 
+const full = (ctx: SuiteContext) => ctx.config.scale === 'full';
+/** The record variant: the task's own part, then 'full' for full-resolution evaluation. */
+const variantOf = (ctx: SuiteContext, part: string) => [part, full(ctx) ? 'full' : ''].filter(Boolean).join('-');
+
 function splitsOf(ctx: SuiteContext): EvalSplits {
   return evalSplits(ctx.cacheDir, { seed: ctx.config.seed, valFraction: ctx.config.valFraction, trainSplit: ctx.target.loaded.config.data.trainSplit, testSplit: ctx.target.loaded.config.data.valSplit });
 }
@@ -101,14 +105,14 @@ async function zeroShotAndRetrieval(ctx: SuiteContext, tasks: Set<TaskName>): Pr
   if (unknown.length) throw new Error(`zeroshot.labels: ${unknown.map((l) => `'${l}'`).join(', ')} not among the cache's labels (${all.join(', ')})`);
   const columns = labelNames.map((l) => all.indexOf(l));
   const pick = (labels: number[][]) => labels.map((y) => columns.map((c) => y[c]!));
-  const o = { device: ctx.device, maxTokens: config.data.maxTokens };
+  const o = { device: ctx.device, maxTokens: config.data.maxTokens, fullResolution: full(ctx) };
   const bo = { resamples: ctx.config.bootstrap.resamples, seed: ctx.config.seed };
   let test: Embedded | undefined;
   const embedTest = async () => (test ??= await embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...o, names: splits.test }));
   const out: EvalRecord[] = [];
   try {
     if (tasks.has('zeroshot')) {
-      out.push(await record(ctx, 'zeroshot', '', async () => {
+      out.push(await record(ctx, 'zeroshot', variantOf(ctx, ''), async () => {
         const val = await embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...o, names: splits.val });
         try {
           const t = await embedTest();
@@ -123,7 +127,7 @@ async function zeroShotAndRetrieval(ctx: SuiteContext, tasks: Set<TaskName>): Pr
       }));
     }
     if (tasks.has('retrieval')) {
-      out.push(await record(ctx, 'retrieval', '', async () => {
+      out.push(await record(ctx, 'retrieval', variantOf(ctx, ''), async () => {
         const t = await embedTest();
         return { names: t.names, ...retrievalReport(rows(t.volumes), rows(t.reports), t.labels, bo) };
       }));
@@ -140,12 +144,12 @@ async function transfer(ctx: SuiteContext, mode: 'linear' | 'finetune'): Promise
   const budget = ctx.config.transfer[mode];
   const out: EvalRecord[] = [];
   for (const fraction of ctx.config.transfer.fractions) {
-    out.push(await record(ctx, mode === 'linear' ? 'probe' : 'finetune', pct(fraction), async (workDir) => {
+    out.push(await record(ctx, mode === 'linear' ? 'probe' : 'finetune', variantOf(ctx, pct(fraction)), async (workDir) => {
       const r = await runTransfer(ctx.target.makeEncoder, {
         // beside the cache, so every method and pre-training seed evaluated on it trains on the same labelled volumes
         cacheDir: ctx.cacheDir, mode, fraction, splits, subsetFile: join(ctx.cacheDir, 'eval-subsets', `labels-${pct(fraction)}-seed${ctx.config.seed}.json`),
-        ...budget, seed: ctx.config.seed, device: ctx.device, outDir: workDir, onProgress: ctx.log,
-        featureFile: mode === 'linear' ? join(ctx.outDir, 'work', 'probe-features.safetensors') : undefined,
+        ...budget, seed: ctx.config.seed, device: ctx.device, outDir: workDir, onProgress: ctx.log, fullResolution: full(ctx),
+        featureFile: mode === 'linear' ? join(ctx.outDir, 'work', `${variantOf(ctx, 'probe-features')}.safetensors`) : undefined,
       });
       const report = classificationReport(labelNames, { scores: r.testScores, labels: r.testLabels }, { scores: r.valScores, labels: r.valLabels }, { resamples: ctx.config.bootstrap.resamples, seed: ctx.config.seed });
       return { ...report, fraction, transfer: r };
@@ -199,6 +203,11 @@ export async function runSuite(ctx: SuiteContext, tasks: TaskName[]): Promise<Ev
   } else if (textTasks.size) out.push(...await zeroShotAndRetrieval(ctx, textTasks));
   if (chosen.has('probe')) out.push(...await transfer(ctx, 'linear'));
   if (chosen.has('finetune')) out.push(...await transfer(ctx, 'finetune'));
+  const oneScale = [...chosen].filter((t) => t === 'segmentation' || t === 'reportgen');
+  if (full(ctx) && oneScale.length) {
+    ctx.log(`${oneScale.join(', ')}: skipped under scale 'full' (segmentation always works on the full-resolution volume, report generation on the global view)`);
+    return out;
+  }
   if (chosen.has('segmentation')) out.push(...await segmentation(ctx));
   if (chosen.has('reportgen')) out.push(...await reportGeneration(ctx));
   return out;

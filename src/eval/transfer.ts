@@ -63,6 +63,8 @@ export interface TransferOptions {
   workers?: number;
   /** volumes per batch of the no-gradient passes (probe features, validation and test scores), default 8 */
   evalBatchSize?: number;
+  /** the whole cached volume at its own resolution instead of the preset's global view (multi-resolution presets) */
+  fullResolution?: boolean;
 }
 
 export interface TransferResult {
@@ -170,8 +172,8 @@ function mergeBatches(a: RawBatch, b: RawBatch): RawBatch {
  * (kept: the caller disposes it).
  */
 async function mapVolumes(o: TransferOptions, names: string[], fn: (x: Tensor) => Tensor): Promise<Tensor> {
-  const loader = new Loader({ cacheDir: o.cacheDir, names, batchSize: o.evalBatchSize ?? 8, seed: o.seed, shuffle: false, dropLast: false, workers: o.workers, views: EVAL_VIEWS });
-  const [D, H, W] = loader.preset.shape;
+  const loader = new Loader({ cacheDir: o.cacheDir, names, batchSize: o.evalBatchSize ?? 8, seed: o.seed, shuffle: false, dropLast: false, workers: o.workers, views: EVAL_VIEWS, fullResolution: o.fullResolution });
+  const [D, H, W] = loader.globalShape;
   const parts: Tensor[] = [];
   const order: string[] = [];
   try {
@@ -342,8 +344,8 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
       if (o.device && o.device !== 'cpu') model.to({ device: o.device });
       const m = model;
       const views: Partial<ViewConfig> = { numLocal: 0, globalIntensity: true, intensityScale: augment.intensityScale, intensityShift: augment.intensityShift, noiseStd: augment.noiseStd };
-      const loader = new Loader({ cacheDir: o.cacheDir, names: trainNames, batchSize: o.batchSize, seed: o.seed, shuffle: true, dropLast: false, workers: o.workers, views });
-      const [D, H, W] = loader.preset.shape;
+      const loader = new Loader({ cacheDir: o.cacheDir, names: trainNames, batchSize: o.batchSize, seed: o.seed, shuffle: true, dropLast: false, workers: o.workers, views, fullResolution: o.fullResolution });
+      const [D, H, W] = loader.globalShape;
       trainEpoch = async (epoch) => {
         m.train();
         let sum = 0, count = 0;

@@ -20,9 +20,9 @@ export function embedTexts(model: T3dModel, tokenizer: WordPieceTokenizer, texts
 }
 
 /** Embeds every volume (no augmentation) and its report from a cache split (or named volumes). The caller disposes the tensors. */
-export async function embedSplit(model: T3dModel, tokenizer: WordPieceTokenizer, cacheDir: string, split: string | undefined, o: { names?: string[]; batchSize?: number; maxTokens?: number; device?: string; limit?: number } = {}): Promise<Embedded> {
+export async function embedSplit(model: T3dModel, tokenizer: WordPieceTokenizer, cacheDir: string, split: string | undefined, o: { names?: string[]; batchSize?: number; maxTokens?: number; device?: string; limit?: number; fullResolution?: boolean } = {}): Promise<Embedded> {
   const loader = new Loader({
-    cacheDir, split, names: o.names, batchSize: o.batchSize ?? 8, seed: 0, shuffle: false, dropLast: false, workers: 1,
+    cacheDir, split, names: o.names, batchSize: o.batchSize ?? 8, seed: 0, shuffle: false, dropLast: false, workers: 1, fullResolution: o.fullResolution,
     views: { numLocal: 0, globalIntensity: false, noiseStd: 0 },
   });
   const vols: Tensor[] = [], reps: Tensor[] = [];
@@ -31,7 +31,7 @@ export async function embedSplit(model: T3dModel, tokenizer: WordPieceTokenizer,
     for await (const b of loader.epoch(0)) {
       const L = b.labels.length / b.indices.length;
       torch.noGrad(() => torch.tidy(() => {
-        const x = torch.tensor(b.global, [b.indices.length, 1, ...loader.preset.shape], { device: o.device });
+        const x = torch.tensor(b.global, [b.indices.length, 1, ...loader.globalShape], { device: o.device });
         vols.push(model.encodeVolume(x).emb.keep());
       }));
       reps.push(embedTexts(model, tokenizer, b.reports, o.maxTokens ?? 256, o.device).keep());

@@ -7,7 +7,7 @@ import { ViT3d } from '../models/vit3d.js';
 import { BertModel, bertConfig, loadBertFromPretrained } from '../models/bert.js';
 import { T3dModel, type VisionEncoder } from '../models/t3d.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
-import { loadPreset } from '../data/presets.js';
+import { globalShapeOf, loadPreset } from '../data/presets.js';
 import { type PretrainConfig } from './config.js';
 import { MODEL_FILES, resolveCheckpoint } from './checkpoint.js';
 import { readJsonFile } from '../util/files.js';
@@ -43,7 +43,7 @@ export function loadT3dCheckpoint(given: string, log = (line: string) => console
   const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(dir, 'tokenizer.json'));
   // The text encoder's weights come from the checkpoint, never from the original pretrained folder.
   const text = 'pretrained' in config.model.text ? { ...readPretrainedConfig(String(config.model.text.pretrained)) } : config.model.text;
-  const model = buildT3dModel({ ...config.model, text, freezeText: false }, loadPreset(config.data.preset).shape, tokenizer.vocabSize);
+  const model = buildT3dModel({ ...config.model, text, freezeText: false }, globalShapeOf(loadPreset(config.data.preset)), tokenizer.vocabSize);
   torch.loadModule(model, join(dir, 'model.safetensors'));
   model.eval();
   return { config, model, tokenizer, dir };

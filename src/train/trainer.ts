@@ -74,7 +74,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   const scaler = amp === 'fp16' ? new optim.GradScaler() : undefined;
   const momentum = c.objective.tma.teacherMomentum ?? 0;
   const teacher = momentum > 0 && c.objective.tma.weight > 0
-    ? new EmaTeacher(buildT3dModel(c.model, d.loader.preset.shape, d.tokenizer.vocabSize).to({ device: d.device ?? 'cpu' }), d.model, momentum) : undefined;
+    ? new EmaTeacher(buildT3dModel(c.model, d.loader.globalShape, d.tokenizer.vocabSize).to({ device: d.device ?? 'cpu' }), d.model, momentum) : undefined;
   let state: TrainerState = { step: 0, epoch: 0, batchInEpoch: 0, consecutiveNonFinite: 0, skippedSteps: 0, fingerprint: fingerprint(c) };
   torch.manualSeed(c.train.seed);
 
@@ -128,7 +128,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
         const raw = next.value;
         state.batchInEpoch += 1;
         const result = torch.tidy(() => {
-          const views = batchToTensors(raw, d.loader.preset, d.loader.views, d.device);
+          const views = batchToTensors(raw, d.loader, d.device);
           const texts = raw.reports.map((r, i) => augmentReport(r, new Rng(seed, state.epoch, raw.indices[i]!, 17), c.data.textAugment));
           const enc = d.tokenizer.encodeBatch(texts, { maxLength: c.data.maxTokens, padding: 'longest' });
           const inputIds = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device: d.device });
