@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The `t3d` command: one subcommand per capability.
 import { runInfo } from './info.js';
+import { presetNames } from '../data/presets.js';
+import { configNames } from '../train/config.js';
 import { runSynth } from './synth.js';
 import { runPreprocess } from './preprocess.js';
 import { CONVERT_SUMMARY, CONVERT_USAGE, runConvert } from './convert.js';
@@ -21,21 +23,21 @@ const COMMANDS: Record<string, Command> = {
   },
   synth: {
     summary: 'write the synthetic CT-RATE-like dataset (volumes, reports, metadata, labels, organ masks)',
-    usage: 't3d synth --out <dir> [--count N] [--seed S] [--preset cpu-96|t3d-224|ct-rate-480] [--storage raw|hu] [--dicom] [--workers N] [--valid-fraction F]\n\n'
+    usage: `t3d synth --out <dir> [--count N] [--seed S] [--preset ${presetNames().join('|')}] [--storage raw|hu] [--dicom] [--workers N] [--valid-fraction F]\n\n`
       + '--dicom also writes each volume as a CT DICOM series under <out>/dicom/<name>/. Rerunning with the same --out resumes: finished cases are kept.\n\nExamples:\n  t3d synth --out data/synth --count 1000\n  t3d synth --out data/synth-224 --count 200 --preset t3d-224 --seed 7',
     run: runSynth,
   },
   convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: runConvert },
   preprocess: {
     summary: 'build the preprocessed cache (HU, canonical orientation, clip, resample, crop/pad) for a preset',
-    usage: 't3d preprocess --data <dataset-dir|manifest.csv|manifest.jsonl> --out <cache-dir> [--preset cpu-96|t3d-224|ct-rate-480|file.json] [--prefetch N]\n\n'
+    usage: `t3d preprocess --data <dataset-dir|manifest.csv|manifest.jsonl> --out <cache-dir> [--preset ${presetNames().join('|')}|file.json] [--prefetch N]\n\n`
       + 'Rerunning skips volumes whose source is unchanged; unreadable inputs are listed in <cache-dir>/quarantine.jsonl.\n\n'
       + 'Examples:\n  t3d preprocess --data data/synth --out data/cache-96\n  t3d preprocess --data manifest.csv --preset t3d-224 --out data/cache-224',
     run: runPreprocess,
   },
   pretrain: {
     summary: 'T3D pre-training (CLIP + text-informed multi-view alignment) from a config preset',
-    usage: 't3d pretrain [--config cpu-96|t3d-224|ct-rate-480|file.json] [--set key.path=value ...] [--steps N] [--out dir] [--resume] [--device cpu|cuda]\n\n'
+    usage: `t3d pretrain [--config ${configNames().join('|')}|file.json] [--set key.path=value ...] [--steps N] [--out dir] [--resume] [--device cpu|cuda]\n\n`
       + 'Without a preprocessed cache the configured synthetic set is generated first. Checkpoints go to <out>/checkpoints,\n'
       + 'metrics to <out>/metrics.jsonl. Baselines by switches: --set objective.tma.weight=0 (CLIP-only),\n'
       + '--set objective.tma.useText=false (TMA without text fusion), --set objective.clip.weight=0 --set objective.ssl.weight=1 --set objective.tma.weight=0 (vision-only SSL);\n'

@@ -6,27 +6,13 @@ import * as torch from '../torch/index.js';
 import { F, type Tensor } from '../torch/index.js';
 import { type T3dModel } from '../models/t3d.js';
 import { clipLoss } from './clip.js';
-import { EmbeddingQueue, codeUsageEntropy, tmaLoss } from './tma.js';
+import { type EmbeddingQueue } from './tma.js';
+import { type TmaConfig, tmaTerm } from './t3d-tma.js';
 import { maskPatches, restorationLoss } from './restoration.js';
 
 export interface ObjectiveConfig {
   clip: { weight: number };
-  tma: {
-    weight: number;
-    /** λ ramps linearly from 0 over these steps (the naive form collapses when switched on at once) */
-    warmupSteps: number;
-    /** cross-attention to the report and the report as a code view */
-    useText: boolean;
-    /** views whose Sinkhorn codes are targets: 'text' and/or 'global' */
-    codeViews: ('text' | 'global')[];
-    temperature: number;
-    epsilon: number;
-    sinkhornIterations: number;
-    /** queue length in samples (0 = off) */
-    queue: number;
-    /** > 0: codes come from an EMA (momentum) teacher of the whole model instead of the student itself */
-    teacherMomentum?: number;
-  };
+  tma: TmaConfig;
   ssl: { weight: number; temperature: number };
   /** masked-volume restoration of the global view, the decoder FiLM-conditioned on the report (useText) */
   restoration?: { weight: number; maskRatio: number; patchSize: number; useText: boolean };
@@ -79,7 +65,7 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
   const terms: Tensor[] = [];
   const lambda = tmaWeight(cfg.tma, step);
   const rec = cfg.restoration && cfg.restoration.weight > 0 ? cfg.restoration : undefined;
-  const needText = cfg.clip.weight > 0 || (lambda > 0 && (cfg.tma.useText || cfg.tma.codeViews.includes('text'))) || !!rec?.useText;
+  const needText = cfg.clip.weight > 0 || (lambda > 0 && (cfg.tma.useText || ((cfg.tma.formulation ?? 'fused') === 'fused' && cfg.tma.codeViews.includes('text')))) || !!rec?.useText;
   if (needText && (!batch.inputIds || !batch.attentionMask)) throw new Error('t3dLoss: this objective needs tokenised reports');
 
   const g = model.encodeVolume(batch.global);
@@ -96,41 +82,12 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
   const locals = V > 0 && (lambda > 0 || cfg.ssl.weight > 0) ? model.encodeVolume(torch.cat(batch.locals, 0)) : undefined;
 
   if (lambda > 0) {
-    model.prototypes.normalize_();
-    const text = cfg.tma.useText && report ? { tokens: report.tokens, paddingMask: report.paddingMask } : undefined;
-    const repeat = (t: Tensor, n: number) => (n === 1 ? t : t.repeat(n, ...Array(t.ndim - 1).fill(1)));
-    const scores = new Map<string, Tensor>();
-    const hGlobal = model.fusion.forward(g.tokens, text);
-    scores.set('global', model.prototypes.scores(hGlobal));
-    if (locals) {
-      const hLocal = model.fusion.forward(locals.tokens, text && { tokens: repeat(text.tokens, V), paddingMask: repeat(text.paddingMask, V) });
-      hLocal.chunk(V, 0).forEach((h, v) => scores.set(`local${v}`, model.prototypes.scores(h)));
-    }
-    const embOf: Record<string, Tensor | undefined> = { global: hGlobal, text: report?.emb };
-    if (report && cfg.tma.codeViews.includes('text')) scores.set('text', model.prototypes.scores(report.emb));
-    const codeViews = cfg.tma.codeViews.filter((v) => scores.has(v));
-    // codes come from the teacher's embeddings and prototypes when there is one (the queue then holds its embeddings)
-    let codeScores: Map<string, Tensor> | undefined;
-    if (teacher) {
-      teacher.prototypes.normalize_();
-      const emb = teacherEmbeddings(teacher, batch, codeViews, cfg.tma.useText);
-      codeScores = new Map(codeViews.map((v) => [v, teacher.prototypes.scores(emb.get(v)!)]));
-      for (const v of codeViews) embOf[v] = emb.get(v);
-    }
-    const codePrototypes = teacher?.prototypes ?? model.prototypes;
-    const queued = new Map<string, Tensor>();
-    for (const v of codeViews) {
-      const q = queue?.get(v);
-      if (q) queued.set(v, torch.noGrad(() => codePrototypes.scores(q)));
-    }
-    const { loss, codes } = tmaLoss(scores, codeViews, { temperature: cfg.tma.temperature, epsilon: cfg.tma.epsilon, sinkhornIterations: cfg.tma.sinkhornIterations }, queued, codeScores);
-    for (const v of codeViews) if (embOf[v]) queue?.push(v, embOf[v]!);
-    const first = codes.get(codeViews[0]!);
-    if (first) stats.codeEntropy = codeUsageEntropy(first);
-    torch.dispose([...codes.values()]);
-    parts.tma = loss.item();
+    const teacherEmb = teacher && report ? () => teacherEmbeddings(teacher, batch, cfg.tma.codeViews, cfg.tma.useText) : undefined;
+    const tma = tmaTerm(model, { global: g, locals, numLocal: V, report, teacher, teacherEmb }, cfg.tma, queue);
+    Object.assign(stats, tma.stats);
+    parts.tma = tma.loss.item();
     stats.tmaWeight = lambda;
-    terms.push(loss.mul(lambda));
+    terms.push(tma.loss.mul(lambda));
   }
 
   if (cfg.ssl.weight > 0 && locals && V >= 1) {

@@ -1,6 +1,7 @@
-// Text-informed multi-view alignment (DESIGN §4): every view is scored against K prototypes; codes come
-// from Sinkhorn-Knopp on the code views (the report by default, optionally the global view); every other
-// view predicts them (swapped prediction). A queue of recent scores stabilises Sinkhorn with small batches.
+// Swapped prediction over prototypes (SwAV, and DESIGN §4's TMA): every view is scored against K prototypes;
+// codes come from Sinkhorn-Knopp on the code views; predictor views predict them. A queue of recent scores
+// stabilises Sinkhorn with small batches. Which views predict which codes is the formulation's choice
+// (objectives/t3d-tma.ts).
 import * as torch from '../torch/index.js';
 import { type Tensor } from '../torch/index.js';
 import { sinkhorn } from './sinkhorn.js';
@@ -11,6 +12,8 @@ export interface TmaOptions {
   /** Sinkhorn entropic temperature ε */
   epsilon?: number;
   sinkhornIterations?: number;
+  /** (predictor, code view) pairs; default: every view predicts every code view but itself */
+  pairs?: [string, string][];
 }
 
 /**
@@ -35,10 +38,13 @@ export function tmaLoss(
       const code = sinkhorn(all, { epsilon: o.epsilon, iterations: o.sinkhornIterations }).narrow(0, 0, B);
       codes.set(w, torch.keep(code));
     }
+    const pairs = o.pairs ?? [...scores.keys()].flatMap((v) => codeViews.filter((w) => w !== v).map((w): [string, string] => [v, w]));
     const terms: Tensor[] = [];
-    for (const [v, s] of scores) {
-      const logp = s.div(tau).logSoftmax(1);
-      for (const w of codeViews) if (w !== v) terms.push(codes.get(w)!.mul(logp).sum(1).mean().neg());
+    const logp = new Map<string, Tensor>();
+    for (const [v, w] of pairs) {
+      if (!scores.has(v) || !codes.has(w)) throw new Error(`tmaLoss: pair ${v} → ${w} names a view without scores or a view that is not a code view`);
+      if (!logp.has(v)) logp.set(v, scores.get(v)!.div(tau).logSoftmax(1));
+      terms.push(codes.get(w)!.mul(logp.get(v)!).sum(1).mean().neg());
     }
     if (terms.length === 0) throw new Error('tmaLoss: no (predictor, code) pair: give at least two views');
     return torch.stack(terms).mean();

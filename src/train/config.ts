@@ -4,6 +4,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../util/paths.js';
 import { type ObjectiveConfig } from '../objectives/t3d.js';
+import { TMA_FORMULATIONS } from '../objectives/t3d-tma.js';
 import { type ViewConfig } from '../data/views.js';
 import { type T3dHeadsConfig } from '../models/t3d.js';
 
@@ -80,7 +81,7 @@ export function applyOverrides(cfg: PretrainConfig, overrides: string[]): Pretra
   }
   return out as unknown as PretrainConfig;
 }
-const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling', 'model.restoration', 'objective.restoration', 'optim.amp'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
+const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling', 'model.restoration', 'objective.restoration', 'objective.tma.formulation', 'optim.amp'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
 
 export function validateConfig(c: PretrainConfig): void {
   const problems: string[] = [];
@@ -107,6 +108,11 @@ export function validateConfig(c: PretrainConfig): void {
   if (c.data?.batchSize < 2 && (c.objective?.clip?.weight ?? 0) > 0) problems.push('data.batchSize must be ≥ 2 for a contrastive loss');
   if (c.optim?.amp !== undefined && !['off', 'bf16', 'fp16'].includes(c.optim.amp)) problems.push(`optim.amp must be 'off', 'bf16' or 'fp16' (got ${JSON.stringify(c.optim.amp)})`);
   if (!['resnet3d', 'vit3d'].includes(c.model?.vision?.kind)) problems.push(`model.vision.kind must be 'resnet3d' or 'vit3d'`);
+  const f = c.objective?.tma?.formulation;
+  if (f !== undefined && !TMA_FORMULATIONS.includes(f)) problems.push(`objective.tma.formulation must be one of ${TMA_FORMULATIONS.join(', ')} (got ${JSON.stringify(f)})`);
+  if (f !== undefined && f !== 'fused' && (m ?? 0) > 0) problems.push(`objective.tma.teacherMomentum applies to the 'fused' formulation only (formulation is '${f}')`);
+  const src = c.data?.views?.localSource;
+  if (src !== undefined && src !== 'global' && src !== 'cache') problems.push(`data.views.localSource must be 'global' or 'cache' (got ${JSON.stringify(src)})`);
   for (const v of c.objective?.tma?.codeViews ?? []) if (v !== 'text' && v !== 'global') problems.push(`objective.tma.codeViews: '${String(v)}' is not 'text' or 'global'`);
   if (problems.length) throw new Error(`invalid pre-training config '${c.name}': ${problems.join('; ')}`);
 }

@@ -1,0 +1,130 @@
+// The TMA term of the T3D objective (DESIGN §4.2), one function per formulation. The rule: a predictor never
+// sees the report; text may shape only the targets. 'fused' breaks it and is kept as the ablation that showed why.
+//   fused   — every view fused with the report by cross-attention predicts the report's codes (the first formulation).
+//   swapped — (a) cross-modal swapped prediction: every view's pure visual embedding predicts the report's Sinkhorn
+//             codes, the report predicts the global view's codes. useText false: the vision-only multi-crop
+//             counterpart, local views predict the global view's codes.
+// The leak diagnostic (stats.tmaLeakGap) is the global view's cross-entropy against the report's codes when the
+// volume is another patient's (the batch rolled by one) minus that with the true volume: near 0 means TMA is solved
+// without looking at the image.
+import * as torch from '../torch/index.js';
+import { type Tensor } from '../torch/index.js';
+import { type ReportEncoding, type T3dModel, type VolumeEncoding } from '../models/t3d.js';
+import { EmbeddingQueue, codeUsageEntropy, tmaLoss } from './tma.js';
+
+export type TmaFormulation = 'fused' | 'swapped';
+export const TMA_FORMULATIONS: readonly TmaFormulation[] = ['fused', 'swapped'];
+
+export interface TmaConfig {
+  weight: number;
+  /** λ ramps linearly from 0 over these steps (the naive form collapses when switched on at once) */
+  warmupSteps: number;
+  /** default 'fused' (configs written before formulations existed) */
+  formulation?: TmaFormulation;
+  /** the report takes part: fused as cross-attention context and code view; swapped as code view and predictor */
+  useText: boolean;
+  /** fused only: views whose Sinkhorn codes are targets, 'text' and/or 'global' */
+  codeViews: ('text' | 'global')[];
+  temperature: number;
+  epsilon: number;
+  sinkhornIterations: number;
+  /** queue length in samples (0 = off) */
+  queue: number;
+  /** fused only: > 0 = codes come from an EMA (momentum) teacher of the whole model instead of the student */
+  teacherMomentum?: number;
+}
+
+export interface TmaInputs {
+  global: VolumeEncoding;
+  /** all local views, concatenated along the batch (V chunks of B) */
+  locals?: VolumeEncoding;
+  numLocal: number;
+  report?: ReportEncoding;
+  /** the teacher's code-view embeddings (fused with a teacher), by view name */
+  teacherEmb?: () => Map<string, Tensor>;
+  teacher?: T3dModel;
+}
+
+export interface TmaTerm { loss: Tensor; stats: Record<string, number> }
+
+const roll = (t: Tensor) => torch.cat([t.narrow(0, 1, t.size(0) - 1), t.narrow(0, 0, 1)], 0);
+const crossEntropy = (codes: Tensor, scores: Tensor, tau: number) => codes.mul(scores.div(tau).logSoftmax(1)).sum(1).mean().neg().item();
+
+/** Computes the TMA term (inside the caller's tidy scope) and pushes the code views' embeddings to the queue. */
+export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: EmbeddingQueue): TmaTerm {
+  model.prototypes.normalize_();
+  const formulation = cfg.formulation ?? 'fused';
+  if (!TMA_FORMULATIONS.includes(formulation)) throw new Error(`objective.tma.formulation: unknown '${formulation}' (known: ${TMA_FORMULATIONS.join(', ')})`);
+  const useText = cfg.useText && !!x.report;
+  if (cfg.useText && !x.report) throw new Error('objective.tma.useText needs tokenised reports');
+  const p = model.prototypes;
+  const scores = new Map<string, Tensor>();
+  /** embeddings whose scores the codes come from (queued) */
+  const codeEmb = new Map<string, Tensor>();
+  let codeViews: string[];
+  let pairs: [string, string][] | undefined;
+  let codeScores: Map<string, Tensor> | undefined;
+  let leak: (() => Tensor) | undefined;
+  const V = x.numLocal;
+  const localNames = Array.from({ length: x.locals ? V : 0 }, (_, v) => `local${v}`);
+
+  if (formulation === 'fused') {
+    const text = useText ? { tokens: x.report!.tokens, paddingMask: x.report!.paddingMask } : undefined;
+    const repeat = (t: Tensor, n: number) => (n === 1 ? t : t.repeat(n, ...Array(t.ndim - 1).fill(1)));
+    const hGlobal = model.fusion.forward(x.global.tokens, text);
+    scores.set('global', p.scores(hGlobal));
+    if (x.locals) {
+      const hLocal = model.fusion.forward(x.locals.tokens, text && { tokens: repeat(text.tokens, V), paddingMask: repeat(text.paddingMask, V) });
+      hLocal.chunk(V, 0).forEach((h, v) => scores.set(localNames[v]!, p.scores(h)));
+    }
+    if (x.report && cfg.codeViews.includes('text')) scores.set('text', p.scores(x.report.emb));
+    codeViews = cfg.codeViews.filter((v) => scores.has(v));
+    codeEmb.set('global', hGlobal);
+    if (x.report) codeEmb.set('text', x.report.emb);
+    if (x.teacher && x.teacherEmb) {
+      x.teacher.prototypes.normalize_();
+      const emb = x.teacherEmb();
+      codeScores = new Map(codeViews.map((v) => [v, x.teacher!.prototypes.scores(emb.get(v)!)]));
+      for (const v of codeViews) codeEmb.set(v, emb.get(v)!);
+    }
+    if (text && codeViews.includes('text')) {
+      leak = () => torch.noGrad(() => torch.tidy(() => p.scores(model.fusion.forward(roll(x.global.tokens), text))));
+    }
+  } else {
+    scores.set('global', p.scores(x.global.emb));
+    x.locals?.emb.chunk(V, 0).forEach((z, v) => scores.set(localNames[v]!, p.scores(z)));
+    codeEmb.set('global', x.global.emb);
+    if (useText) {
+      scores.set('text', p.scores(x.report!.emb));
+      codeEmb.set('text', x.report!.emb);
+      codeViews = ['text', 'global'];
+      pairs = [['global', 'text'], ...localNames.map((v): [string, string] => [v, 'text']), ['text', 'global']];
+      leak = () => torch.noGrad(() => roll(scores.get('global')!.detach()));
+    } else {
+      if (!localNames.length) throw new Error("objective.tma: the vision-only swapped formulation (useText false) needs local views (data.views.numLocal ≥ 1)");
+      codeViews = ['global'];
+      pairs = localNames.map((v): [string, string] => [v, 'global']);
+    }
+  }
+
+  // codes come from the teacher's embeddings and prototypes when there is one (the queue then holds its embeddings)
+  const codePrototypes = codeScores ? x.teacher!.prototypes : p;
+  const queued = new Map<string, Tensor>();
+  for (const v of codeViews) {
+    const q = queue?.get(v);
+    if (q) queued.set(v, torch.noGrad(() => codePrototypes.scores(q)));
+  }
+  const o = { temperature: cfg.temperature, epsilon: cfg.epsilon, sinkhornIterations: cfg.sinkhornIterations, pairs };
+  const { loss, codes } = tmaLoss(scores, codeViews, o, queued, codeScores);
+  for (const v of codeViews) if (codeEmb.has(v)) queue?.push(v, codeEmb.get(v)!);
+  const stats: Record<string, number> = {};
+  const first = codes.get(codeViews[0]!);
+  if (first) stats.codeEntropy = codeUsageEntropy(first);
+  const textCodes = codes.get('text');
+  if (leak && textCodes && x.global.emb.size(0) > 1) {
+    const own = torch.noGrad(() => crossEntropy(textCodes, scores.get('global')!.detach(), cfg.temperature));
+    stats.tmaLeakGap = torch.tidy(() => crossEntropy(textCodes, leak!(), cfg.temperature)) - own;
+  }
+  torch.dispose([...codes.values()]);
+  return { loss, stats };
+}
