@@ -2,8 +2,12 @@
 // checkpoints), then `t3d eval compare` over them. Resumable: finished evaluation records are skipped.
 // Env: OUT (runs/baselines), EVAL_CONFIG (default), TASKS (all, or a comma list such as zeroshot,retrieval,probe).
 // Runs that are still pre-training (no checkpoint yet) are skipped; rerun to pick them up.
+// PRETRAIN=<methods> (e.g. random-init,clip-only,t3d,simclr,restoration) with SEEDS (0,1,2) instead goes run by run:
+// pre-train it (`experiment:learning`, same settings), evaluate it, then copy its records and metrics.jsonl to KEEP
+// (results/evaluation-study) and mark it complete there. KEEP is committed, so a study outlives the machine it ran
+// on, and a run complete in KEEP is not pre-trained again; compare then reads KEEP.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/util/paths.js';
 
@@ -12,12 +16,37 @@ const out = join(root, process.env.OUT ?? join('runs', 'baselines'));
 const config = process.env.EVAL_CONFIG ?? 'default';
 const tasks = process.env.TASKS ?? 'all';
 const cli = join(root, 'dist', 'src', 'app', 'cli.js');
-const node = (args: string[]) => {
-  const r = spawnSync('node', [cli, ...args], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error(`t3d ${args.join(' ')} failed (exit ${r.status})`);
+const spawn = (script: string, args: string[], env: Record<string, string> = {}) => {
+  const r = spawnSync('node', [script, ...args], { stdio: 'inherit', env: { ...process.env, ...env } });
+  if (r.status !== 0) throw new Error(`${script} ${args.join(' ')} failed (exit ${r.status})`);
 };
-// seeds outer, methods inner: every method has a first seed evaluated before any gets a second
-const runs = readdirSync(out).filter((d) => /-s\d+$/.test(d) && existsSync(join(out, d, 'checkpoints')))
-  .sort((a, b) => Number(a.split('-s').pop()) - Number(b.split('-s').pop()) || a.localeCompare(b));
-for (const run of runs) node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
-node(['eval', 'compare', '--runs', out]);
+const node = (args: string[]) => spawn(cli, args);
+
+const methods = process.env.PRETRAIN?.split(',');
+if (methods) {
+  const keep = join(root, process.env.KEEP ?? join('results', 'evaluation-study'));
+  const seeds = (process.env.SEEDS ?? '0,1,2').split(',');
+  for (const seed of seeds) {
+    for (const method of methods) {
+      const run = `${method}-s${seed}`;
+      const kept = join(keep, run);
+      if (existsSync(join(kept, 'complete.json'))) {
+        console.log(`${run}: complete in ${kept}`);
+        continue;
+      }
+      spawn(join(root, 'dist', 'bench', 'learning.js'), [], { VARIANTS: method, SEEDS: seed, OUT: out });
+      node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
+      mkdirSync(join(kept, 'eval'), { recursive: true });
+      for (const f of readdirSync(join(out, run, 'eval')).filter((n) => n.endsWith('.json'))) copyFileSync(join(out, run, 'eval', f), join(kept, 'eval', f));
+      copyFileSync(join(out, run, 'metrics.jsonl'), join(kept, 'metrics.jsonl'));
+      writeFileSync(join(kept, 'complete.json'), JSON.stringify({ tasks, evalConfig: config, finishedAt: new Date().toISOString() }) + '\n');
+    }
+  }
+  node(['eval', 'compare', '--runs', keep]);
+} else {
+  // seeds outer, methods inner: every method has a first seed evaluated before any gets a second
+  const runs = readdirSync(out).filter((d) => /-s\d+$/.test(d) && existsSync(join(out, d, 'checkpoints')))
+    .sort((a, b) => Number(a.split('-s').pop()) - Number(b.split('-s').pop()) || a.localeCompare(b));
+  for (const run of runs) node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
+  node(['eval', 'compare', '--runs', out]);
+}
