@@ -8,7 +8,7 @@
 // on, and a run complete in KEEP is not pre-trained again; compare then reads KEEP.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { packageRoot } from '../src/util/paths.js';
 
 const root = packageRoot();
@@ -24,7 +24,7 @@ const node = (args: string[]) => spawn(cli, args);
 
 const methods = process.env.PRETRAIN?.split(',');
 if (methods) {
-  const keep = join(root, process.env.KEEP ?? join('results', 'evaluation-study'));
+  const keep = resolve(root, process.env.KEEP ?? join('results', 'evaluation-study'));
   const seeds = (process.env.SEEDS ?? '0,1,2').split(',');
   for (const seed of seeds) {
     for (const method of methods) {
