@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path';
 import { packageRoot } from '../src/util/paths.js';
 
 const root = packageRoot();
-const out = join(root, process.env.OUT ?? join('runs', 'baselines'));
+const out = resolve(root, process.env.OUT ?? join('runs', 'baselines'));
 const config = process.env.EVAL_CONFIG ?? 'default';
 const tasks = process.env.TASKS ?? 'all';
 const cli = join(root, 'dist', 'src', 'app', 'cli.js');

@@ -5,11 +5,11 @@
 // is shared with runs/learning so every study evaluates on the same held-out volumes).
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { packageRoot } from '../src/util/paths.js';
 
 const root = packageRoot();
-const out = join(root, process.env.OUT ?? join('runs', 'learning'));
+const out = resolve(root, process.env.OUT ?? join('runs', 'learning'));
 const seeds = (process.env.SEEDS ?? '0,1,2').split(',').map(Number);
 const steps = Number(process.env.STEPS ?? 300);
 const validateEvery = Number(process.env.VALIDATE_EVERY ?? steps);
