@@ -56,10 +56,10 @@ test("eval outputs equal HF's BertModel (padded batch, default and given token t
   torch.tidy(() => {
     const out = run(tiny);
     assertClose(out.lastHiddenState, exp('last_hidden_state'), { ...TOL, what: 'last_hidden_state' });
-    assertClose(out.pooled, exp('pooler_output'), { ...TOL, what: 'pooler_output' });
+    assertClose(out.pooled!, exp('pooler_output'), { ...TOL, what: 'pooler_output' });
     const pair = run(tiny, exp('pair.token_type_ids'));
     assertClose(pair.lastHiddenState, exp('pair.last_hidden_state'), { ...TOL, what: 'pair last_hidden_state' });
-    assertClose(pair.pooled, exp('pair.pooler_output'), { ...TOL, what: 'pair pooler_output' });
+    assertClose(pair.pooled!, exp('pair.pooler_output'), { ...TOL, what: 'pair pooler_output' });
     assertClose(run(tiny, exp('token_type_ids')).lastHiddenState, out.lastHiddenState, { atol: 1e-6, what: 'explicit zero token types' });
   });
 });
@@ -70,7 +70,7 @@ test("hidden_act 'gelu_new' (tanh GELU) model equals HF's", () => {
   torch.tidy(() => {
     const out = run(m);
     assertClose(out.lastHiddenState, exp('gelu_new.last_hidden_state'), { ...TOL, what: 'last_hidden_state' });
-    assertClose(out.pooled, exp('gelu_new.pooler_output'), { ...TOL, what: 'pooler_output' });
+    assertClose(out.pooled!, exp('gelu_new.pooler_output'), { ...TOL, what: 'pooler_output' });
   });
   m.dispose();
 });
@@ -86,7 +86,7 @@ test('BertForMaskedLM checkpoint: bert. prefix stripped, cls.* skipped, missing 
 test("older checkpoints' position_ids buffer is skipped; sharded model.safetensors.index.json loads", () => {
   withCopy('tiny', (d) => editWeights(d, (t) => t.set('embeddings.position_ids', torch.arange(64).view(1, 64))), (d) => {
     const m = loadBertFromPretrained(d);
-    torch.tidy(() => assertClose(run(m).pooled, exp('pooler_output'), { ...TOL, what: 'pooled' }));
+    torch.tidy(() => assertClose(run(m).pooled!, exp('pooler_output'), { ...TOL, what: 'pooled' }));
     m.dispose();
   });
   withCopy('tiny', (d) => {
@@ -104,7 +104,7 @@ test("older checkpoints' position_ids buffer is skipped; sharded model.safetenso
     torch.dispose([...tensors.values()]);
   }, (d) => {
     const m = loadBertFromPretrained(d);
-    torch.tidy(() => assertClose(run(m).pooled, exp('pooler_output'), { ...TOL, what: 'pooled' }));
+    torch.tidy(() => assertClose(run(m).pooled!, exp('pooler_output'), { ...TOL, what: 'pooled' }));
     m.dispose();
   });
 });
@@ -131,7 +131,7 @@ test("padding does not change the real tokens' states", () => {
       const n = e.inputIds.length;
       const alone = tiny.forward(torch.tensor(e.inputIds, [1, n], { dtype: 'int64' }), torch.ones([1, n], { dtype: 'int64' }));
       assertClose(alone.lastHiddenState.select(0, 0), batched.lastHiddenState.select(0, i).narrow(0, 0, n), { atol: 1e-5, what: `sentence ${i}` });
-      assertClose(alone.pooled.select(0, 0), batched.pooled.select(0, i), { atol: 1e-5, what: `pooled ${i}` });
+      assertClose(alone.pooled!.select(0, 0), batched.pooled!.select(0, i), { atol: 1e-5, what: `pooled ${i}` });
     });
   });
 });
@@ -169,7 +169,7 @@ test('gradients reach the parameters (not the padding row); none when frozen or 
   const words = m.stateDict().get('embeddings.word_embeddings.weight')!;
   torch.tidy(() => {
     const out = run(m);
-    out.pooled.sum().add(out.lastHiddenState.pow(2).mean()).backward();
+    out.pooled!.sum().add(out.lastHiddenState.pow(2).mean()).backward();
     assert.ok(query.grad!.abs().sum().item() > 0, 'query weight has a gradient');
     assert.equal(words.grad!.select(0, 0).abs().sum().item(), 0, 'no gradient to the [PAD] row');
   });
@@ -178,11 +178,11 @@ test('gradients reach the parameters (not the padding row); none when frozen or 
   torch.tidy(() => {
     const out = run(m);
     assert.equal(out.lastHiddenState.requiresGrad, false);
-    assert.equal(out.pooled.requiresGrad, false);
+    assert.equal(out.pooled!.requiresGrad, false);
     assert.equal(query.grad, undefined);
   });
   m.freeze(false);
-  torch.tidy(() => torch.noGrad(() => assert.equal(run(m).pooled.requiresGrad, false)));
+  torch.tidy(() => torch.noGrad(() => assert.equal(run(m).pooled!.requiresGrad, false)));
   m.dispose();
 });
 
@@ -192,7 +192,7 @@ test('no tensor leaks over repeated forwards (eval, train + backward, noGrad)', 
     torch.tidy(() => { run(tiny); });
     torch.noGrad(() => torch.tidy(() => { run(tiny); }));
     tiny.train();
-    torch.tidy(() => run(tiny).pooled.sum().backward());
+    torch.tidy(() => run(tiny).pooled!.sum().backward());
     tiny.eval();
     tiny.zeroGrad();
     assert.equal(torch.memory().numTensors, before, `after round ${i}`);

@@ -12,6 +12,7 @@ import { runVocab } from './vocab.js';
 import { EVAL_SUMMARY, EVAL_USAGE, runEval } from './eval.js';
 import { DEMO_USAGE, runDemo } from './demo.js';
 import { ANALYZE_USAGE, runAnalyze } from './analyze.js';
+import { PRETRAIN_TEXT_USAGE, runPretrainText } from './pretrain-text.js';
 
 interface Command { summary: string; usage: string; run(args: string[]): void | Promise<void> }
 
@@ -35,6 +36,7 @@ const COMMANDS: Record<string, Command> = {
       + 'Examples:\n  t3d preprocess --data data/synth --out data/cache-96\n  t3d preprocess --data manifest.csv --preset t3d-224 --out data/cache-224',
     run: runPreprocess,
   },
+  'pretrain-text': { summary: 'masked-language-model pre-training of the report encoder (warm start for pretrain)', usage: PRETRAIN_TEXT_USAGE, run: runPretrainText },
   pretrain: {
     summary: 'T3D pre-training (CLIP + text-informed multi-view alignment) from a config preset',
     usage: `t3d pretrain [--config ${configNames().join('|')}|file.json] [--set key.path=value ...] [--steps N] [--out dir] [--resume] [--device cpu|cuda]\n\n`

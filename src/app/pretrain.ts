@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { applyOverrides, loadConfig, validateConfig, type PretrainConfig } from '../train/config.js';
-import { buildT3dModel } from '../train/factory.js';
+import { buildT3dModel, pretrainedTextDir } from '../train/factory.js';
 import { pretrain } from '../train/trainer.js';
 import { listCheckpoints } from '../train/checkpoint.js';
 import { globalShapeOf, loadPreset } from '../data/presets.js';
@@ -36,6 +36,14 @@ export function prepareTokenizer(c: PretrainConfig, outDir: string): WordPieceTo
   if (c.model.tokenizer) {
     return c.model.tokenizer.endsWith('.json') ? WordPieceTokenizer.fromTokenizerJson(c.model.tokenizer) : WordPieceTokenizer.fromVocabTxt(c.model.tokenizer);
   }
+  // a pre-trained text encoder brings its vocabulary: a tokenizer trained here would not match its embeddings
+  if ('pretrained' in c.model.text) {
+    const dir = String(c.model.text.pretrained);
+    for (const f of ['tokenizer.json', 'vocab.txt']) {
+      if (existsSync(join(dir, f))) return f === 'tokenizer.json' ? WordPieceTokenizer.fromTokenizerJson(join(dir, f)) : WordPieceTokenizer.fromVocabTxt(join(dir, f));
+    }
+    throw new Error(`model.text.pretrained ${dir}: no tokenizer.json or vocab.txt there; give one with model.tokenizer`);
+  }
   const saved = join(outDir, 'tokenizer.json');
   if (existsSync(saved)) return WordPieceTokenizer.fromTokenizerJson(saved);
   const reports = readCacheIndex(c.data.cache).entries.filter((e) => e.split === c.data.trainSplit).map((e) => e.report);
@@ -51,6 +59,8 @@ export async function runPretrain(args: string[]): Promise<void> {
   let cfg = applyOverrides(loadConfig((o.config as string | undefined) ?? 'cpu-96'), sets);
   if (o.steps !== undefined) cfg = applyOverrides(cfg, [`optim.steps=${o.steps}`]);
   validateConfig(cfg);
+  // a text run folder (t3d pretrain-text) stands for its newest intact checkpoint; the config records which one
+  if ('pretrained' in cfg.model.text) cfg = { ...cfg, model: { ...cfg.model, text: { ...cfg.model.text, pretrained: pretrainedTextDir(String(cfg.model.text.pretrained)) } } };
   // the restoration objective needs its decoder in the model, and in the saved config for loading it back
   if ((cfg.objective.restoration?.weight ?? 0) > 0) cfg = { ...cfg, model: { ...cfg.model, restoration: true } };
   const outDir = (o.out as string | undefined) ?? join('runs', 'pretrain', cfg.name);

@@ -164,8 +164,8 @@ class BertPooler extends nn.Module {
 export interface BertModelOutput {
   /** (B, L, H) token states; padded positions hold values too (as in HF) and should be masked by the caller. */
   lastHiddenState: Tensor;
-  /** (B, H) tanh(dense([CLS] state)), HF's pooler_output. */
-  pooled: Tensor;
+  /** (B, H) tanh(dense([CLS] state)), HF's pooler_output; absent without a pooling layer (BertForMaskedLM's encoder). */
+  pooled?: Tensor;
 }
 
 // torch.finfo(dtype).min: the additive value HF puts on padded keys.
@@ -186,14 +186,15 @@ export function extendedAttentionMask(attentionMask: Tensor, dtype: DType): Tens
 export class BertModel extends nn.Module {
   readonly embeddings: BertEmbeddings;
   readonly encoder: BertEncoder;
-  readonly pooler: BertPooler;
+  readonly pooler?: BertPooler;
 
-  constructor(readonly config: BertConfig) {
+  /** addPoolingLayer false: no pooler, as HF's BertModel(config, add_pooling_layer=False) inside BertForMaskedLM. */
+  constructor(readonly config: BertConfig, o: { addPoolingLayer?: boolean } = {}) {
     super();
     this.embeddings = this.registerModule('embeddings', new BertEmbeddings(config));
     this.encoder = this.registerModule('encoder', new BertEncoder(config));
-    this.pooler = this.registerModule('pooler', new BertPooler(config));
-    this.initWeights();
+    if (o.addPoolingLayer ?? true) this.pooler = this.registerModule('pooler', new BertPooler(config));
+    initBertWeights(this, config);
   }
 
   /**
@@ -206,23 +207,7 @@ export class BertModel extends nn.Module {
       const embedded = this.embeddings.forward(inputIds, tokenTypeIds);
       const mask = extendedAttentionMask(attentionMask, embedded.dtype);
       const lastHiddenState = this.encoder.forward(embedded, mask);
-      return { lastHiddenState, pooled: this.pooler.forward(lastHiddenState) };
-    });
-  }
-
-  /** HF's BertPreTrainedModel._init_weights: N(0, initializer_range) weights, zero biases and padding row, unit LayerNorms. */
-  private initWeights(): void {
-    const std = this.config.initializer_range;
-    torch.noGrad(() => {
-      for (const [, m] of this.namedModules()) {
-        if (m instanceof nn.Linear) {
-          m.weight.normal_(0, std);
-          m.bias?.zero_();
-        } else if (m instanceof nn.Embedding) {
-          m.weight.normal_(0, std);
-          if (m.paddingIdx !== undefined) torch.tidy(() => { m.weight.select(0, m.paddingIdx!).zero_(); });
-        }
-      }
+      return { lastHiddenState, pooled: this.pooler?.forward(lastHiddenState) };
     });
   }
 
@@ -240,6 +225,22 @@ export class BertModel extends nn.Module {
       }
     }
   }
+}
+
+/** HF's BertPreTrainedModel._init_weights: N(0, initializer_range) weights, zero biases and padding row, unit LayerNorms. */
+export function initBertWeights(module: nn.Module, config: BertConfig): void {
+  const std = config.initializer_range;
+  torch.noGrad(() => {
+    for (const [, m] of module.namedModules()) {
+      if (m instanceof nn.Linear) {
+        m.weight.normal_(0, std);
+        m.bias?.zero_();
+      } else if (m instanceof nn.Embedding) {
+        m.weight.normal_(0, std);
+        if (m.paddingIdx !== undefined) torch.tidy(() => { m.weight.select(0, m.paddingIdx!).zero_(); });
+      }
+    }
+  });
 }
 
 export interface LoadBertOptions {

@@ -10,6 +10,7 @@ import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { globalShapeOf, loadPreset } from '../data/presets.js';
 import { type PretrainConfig } from './config.js';
 import { MODEL_FILES, resolveCheckpoint } from './checkpoint.js';
+import { MANIFEST } from '../util/manifest.js';
 import { readJsonFile } from '../util/files.js';
 
 export function buildVisionEncoder(m: PretrainConfig['model'], imageShape: [number, number, number]): VisionEncoder {
@@ -47,6 +48,15 @@ export function loadT3dCheckpoint(given: string, log = (line: string) => console
   torch.loadModule(model, join(dir, 'model.safetensors'));
   model.eval();
   return { config, model, tokenizer, dir };
+}
+
+/** A Hugging Face model folder as given, or a `t3d pretrain-text` run folder's newest intact checkpoint. */
+export function pretrainedTextDir(given: string): string {
+  // a Hugging Face folder (perhaps sharded) has no manifest; sealed checkpoint folders are verified
+  if (existsSync(join(given, 'config.json')) && !existsSync(join(given, MANIFEST))) return given;
+  const dir = resolveCheckpoint(given, { requires: ['config.json', 'model.safetensors'], log: (l) => console.error(`t3d: ${l}`) });
+  if (!dir) throw new Error(`model.text.pretrained ${given}: neither a model folder (config.json + model.safetensors) nor a pretrain-text run with checkpoints`);
+  return dir;
 }
 
 function readPretrainedConfig(dir: string): Record<string, number | string> {
