@@ -3,6 +3,8 @@
 // reads each run's final validation from metrics.jsonl; prints mean ± sd and writes <out>/summary.json.
 // Env: SEEDS (0,1,2), STEPS (300), VARIANTS (random-init,clip-only,t3d; simclr, restoration and ablations below), VALIDATE_EVERY (STEPS), OUT (runs/learning; the data cache
 // is shared with runs/learning so every study evaluates on the same held-out volumes).
+// `*-warm` variants start from a text encoder pre-trained by `t3d pretrain-text` on the same training reports
+// (<OUT>/text, TEXT_STEPS 1000, seed 0, shared by every seed and variant) with the text tower at 0.1× the lr.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -15,6 +17,7 @@ const steps = Number(process.env.STEPS ?? 300);
 const validateEvery = Number(process.env.VALIDATE_EVERY ?? steps);
 const common = ['--config', 'cpu-96', '--set', `data.cache=${join(root, 'runs', 'learning', 'cache')}`, '--set', 'data.synth={"count":1000,"seed":0,"validFraction":0.4}',
   '--set', `train.validateEvery=${validateEvery}`, '--set', `train.checkpointEvery=${validateEvery}`, '--set', 'train.logEvery=50'];
+const warm = ['--set', `model.text.pretrained=${join(out, 'text')}`, '--set', 'optim.textLrScale=0.1'];
 const coarse = ['--set', 'objective.tma.useText=false', '--set', 'model.prototypes=8', '--set', 'objective.tma.queue=128'];
 const allVariants: Record<string, string[]> = {
   'random-init': ['--steps', '1', '--set', 'optim.lr=1e-12', '--set', 'objective.tma.weight=0'],
@@ -25,6 +28,10 @@ const allVariants: Record<string, string[]> = {
   'restoration': ['--steps', String(steps), '--set', 'objective.clip.weight=0', '--set', 'objective.tma.weight=0', '--set', 'objective.restoration.weight=1',
     '--set', 'objective.restoration.useText=false', '--set', 'data.views.numLocal=0'],
   // TMA ablations (run only when named in VARIANTS)
+  'clip-only-warm': ['--steps', String(steps), '--set', 'objective.tma.weight=0', '--set', 'data.views.numLocal=0', ...warm],
+  't3d-warm': ['--steps', String(steps), ...warm],
+  't3d-swapped': ['--steps', String(steps), '--set', 'objective.tma.formulation=swapped'],
+  't3d-swapped-warm': ['--steps', String(steps), '--set', 'objective.tma.formulation=swapped', ...warm],
   't3d-no-fusion': ['--steps', String(steps), '--set', 'objective.tma.useText=false'],
   't3d-groupnorm': ['--steps', String(steps), '--set', 'model.vision.norm=group'],
   // no fusion, 8 prototypes over batch + a 128-sample queue: codes are coarse report clusters, not instances
@@ -38,6 +45,10 @@ const variants = Object.fromEntries(chosen.map((v) => [v, allVariants[v]!]));
 interface Row { variant: string; seed: number; auroc: number; r5: number; seconds: number }
 const rows: Row[] = [];
 mkdirSync(out, { recursive: true });
+if (chosen.some((v) => v.endsWith('-warm'))) {
+  const r = spawnSync('node', [join(root, 'dist', 'src', 'app', 'cli.js'), 'pretrain-text', ...common, '--set', 'train.seed=0', '--steps', process.env.TEXT_STEPS ?? '1000', '--out', join(out, 'text')], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('pretrain-text failed');
+}
 for (const seed of seeds) {
   for (const [variant, args] of Object.entries(variants)) {
     const dir = join(out, `${variant}-s${seed}`);
