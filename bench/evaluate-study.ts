@@ -7,8 +7,8 @@
 // (results/evaluation-study) and mark it complete there. KEEP is committed, so a study outlives the machine it ran
 // on, and a run complete in KEEP is not pre-trained again; compare then reads KEEP.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
 import { packageRoot } from '../src/util/paths.js';
 
 const root = packageRoot();
@@ -37,7 +37,11 @@ if (methods) {
       spawn(join(root, 'dist', 'bench', 'learning.js'), [], { VARIANTS: method, SEEDS: seed, OUT: out });
       node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
       mkdirSync(join(kept, 'eval'), { recursive: true });
-      for (const f of readdirSync(join(out, run, 'eval')).filter((n) => n.endsWith('.json'))) copyFileSync(join(out, run, 'eval', f), join(kept, 'eval', f));
+      // the kept records name checkpoints and data relative to the package root: no machine paths in the repository
+      const relative = (text: string) => text.split(root + sep).join('');
+      for (const f of readdirSync(join(out, run, 'eval')).filter((n) => n.endsWith('.json'))) {
+        writeFileSync(join(kept, 'eval', f), relative(readFileSync(join(out, run, 'eval', f), 'utf8')));
+      }
       copyFileSync(join(out, run, 'metrics.jsonl'), join(kept, 'metrics.jsonl'));
       writeFileSync(join(kept, 'complete.json'), JSON.stringify({ tasks, evalConfig: config, finishedAt: new Date().toISOString() }) + '\n');
     }
