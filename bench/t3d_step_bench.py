@@ -2,8 +2,11 @@
 """PyTorch-Python twin of the cpu-96 T3D training step in bench/train.ts: ResNet3D-10 (MONAI replica, widen 0.25,
 conv1 3³ stride 2), a from-scratch 2-layer BERT (Hugging Face's layer layout), mean-pooled text, CLIP loss, and TMA
 (text-informed cross-attention fusion of local tokens, prototypes, Sinkhorn codes from the report with a queue,
-swapped prediction over the global and local views), then gradient clipping and AdamW.
-argv: JSON config (threads, batch, global, local, views, tokens, vocab, reps, warmup); prints {"step_s": median}."""
+swapped prediction over the global and local views), then gradient clipping and AdamW. formulation 'swapped' is the
+leak-free TMA (pure visual embeddings of every view predict the report's codes, the report predicts the global
+view's, codes of both from Sinkhorn with a queue); tma false is the CLIP-only step (no local views).
+argv: JSON config (threads, batch, global, local, views, tokens, vocab, formulation, tma, reps, warmup); prints
+{"step_s": median}."""
 import json
 import math
 import os
@@ -102,6 +105,22 @@ locs = [torch.randn(B, 1, *cfg['local']) for _ in range(V)]
 ids = torch.randint(1, cfg['vocab'], (B, cfg['tokens']))
 mask = torch.ones(B, cfg['tokens'], dtype=torch.long)
 queue = torch.zeros(0, D)
+queues = {'text': torch.zeros(0, D), 'global': torch.zeros(0, D)}
+
+
+def swapped_tma(z, z_l, e):
+    """Every view's visual embedding → the report's codes; the report → the global view's codes."""
+    with torch.no_grad():
+        model.prototypes.copy_(F.normalize(model.prototypes, dim=1))
+    p = model.prototypes
+    scores = {'global': z @ p.T, 'text': e @ p.T}
+    local_scores = list((z_l @ p.T).chunk(V, 0))
+    codes = {v: sinkhorn(torch.cat([scores[v].detach(), queues[v] @ p.detach().T], 0))[:B] for v in ('text', 'global')}
+    ce = lambda s, c: -(c * (s / 0.1).log_softmax(1)).sum(1).mean()  # noqa: E731
+    terms = [ce(scores['global'], codes['text'])] + [ce(s, codes['text']) for s in local_scores] + [ce(scores['text'], codes['global'])]
+    for v, emb in (('global', z), ('text', e)):
+        queues[v] = torch.cat([emb.detach(), queues[v]], 0)[:32]
+    return torch.stack(terms).mean()
 
 
 def step():
@@ -113,7 +132,13 @@ def step():
     logits = z @ e.T * model.logit_scale.clamp(max=math.log(100)).exp()
     target = torch.arange(B)
     clip = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-    tokens_l, _ = model.encode_volume(torch.cat(locs, 0))
+    if not cfg.get('tma', True):
+        finish(clip)
+        return
+    tokens_l, z_l = model.encode_volume(torch.cat(locs, 0))
+    if cfg.get('formulation', 'fused') == 'swapped':
+        finish(clip + 0.2 * swapped_tma(z, z_l, e))
+        return
     pad = mask.eq(0)
     with torch.no_grad():
         model.prototypes.copy_(F.normalize(model.prototypes, dim=1))
@@ -123,7 +148,11 @@ def step():
     codes = sinkhorn(torch.cat([text_scores.detach(), queue @ model.prototypes.detach().T], 0))[:B]
     tma = torch.stack([-(codes * (s / 0.1).log_softmax(1)).sum(1).mean() for s in scores]).mean()
     queue = torch.cat([e.detach(), queue], 0)[:32]
-    (clip + 0.2 * tma).backward()
+    finish(clip + 0.2 * tma)
+
+
+def finish(loss):
+    loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
     opt.zero_grad()

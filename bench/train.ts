@@ -1,5 +1,6 @@
 // `npm run bench:train`: training-step time of (1) the cpu-96 T3D step (ResNet3D-10 + 2-layer BERT, CLIP + TMA
-// with 4 local views, clipping, AdamW; batch 8) and (2) ResNet3D-50 (MONAI architecture) on 2×1×96³ with AdamW,
+// with 4 local views, clipping, AdamW; batch 8), (2) the multi-resolution cpu-mr T3D step (swapped TMA) and its
+// CLIP-only counterpart, and (3) ResNet3D-50 (MONAI architecture) on 2×1×96³ with AdamW,
 // each next to the same model and step in PyTorch-Python in the same run (when python3 with torch is importable);
 // then the cpu-96 step under bfloat16 autocast.
 // The trainer's own data-wait fraction and RSS are logged per run in metrics.jsonl (see BENCHMARKS.md).
@@ -10,7 +11,7 @@ import { F, optim } from '../src/torch/index.js';
 import { ResNet3d } from '../src/models/resnet3d.js';
 import { buildT3dModel } from '../src/train/factory.js';
 import { loadConfig } from '../src/train/config.js';
-import { loadPreset } from '../src/data/presets.js';
+import { globalShapeOf, loadPreset } from '../src/data/presets.js';
 import { t3dLoss } from '../src/objectives/t3d.js';
 import { EmbeddingQueue } from '../src/objectives/tma.js';
 import { packageRoot } from '../src/util/paths.js';
@@ -19,24 +20,28 @@ import { pythonTwin, timed } from './timing.js';
 const reps = Number(process.env.BENCH_REPS ?? 5);
 const threads = torch.getNumThreads();
 
-function t3dCpu96(amp = false): { cfg: object; ts: number } {
-  const c = loadConfig('cpu-96');
-  const preset = loadPreset(c.data.preset);
-  const local = preset.shape.map((s) => Math.round(s / 2)) as [number, number, number];
-  const cfg = { threads, batch: c.data.batchSize, global: preset.shape, local, views: c.data.views.numLocal ?? 4, tokens: 160, vocab: 723, warmup: 2, reps };
+/** One T3D training step of a pretrain config on random data (its global and local view shapes and TMA
+ * formulation); `clipOnly` drops the local views and TMA, as the CLIP-only baseline does. */
+function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean } = {}): { cfg: object; ts: number } {
+  const c = loadConfig(configName);
+  const global = globalShapeOf(loadPreset(c.data.preset));
+  const local = c.data.views.localShape ?? (global.map((s) => Math.round(s / 2)) as [number, number, number]);
+  const objective = o.clipOnly ? { ...c.objective, tma: { ...c.objective.tma, weight: 0 } } : c.objective;
+  const formulation = c.objective.tma.formulation ?? 'fused';
+  const cfg = { threads, batch: c.data.batchSize, global, local, views: o.clipOnly ? 0 : c.data.views.numLocal ?? 4, tokens: 160, vocab: 723, formulation, tma: !o.clipOnly, warmup: 2, reps };
   torch.manualSeed(0);
-  const model = buildT3dModel(c.model, preset.shape, cfg.vocab);
+  const model = buildT3dModel(c.model, global, cfg.vocab);
   model.train();
   const opt = new optim.AdamW(model.parameters(), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps, weightDecay: c.optim.weightDecay });
   const queue = new EmbeddingQueue(c.objective.tma.queue);
-  const g = torch.randn([cfg.batch, 1, ...preset.shape]).keep();
+  const g = torch.randn([cfg.batch, 1, ...global]).keep();
   const locals = Array.from({ length: cfg.views }, () => torch.randn([cfg.batch, 1, ...local]).keep());
   const ids = torch.randint(1, cfg.vocab, [cfg.batch, cfg.tokens]).keep();
   const mask = torch.onesLike(ids).keep();
   const ts = timed(() => {
     // step past the TMA warm-up, so the full objective runs
-    const loss = () => t3dLoss(model, { global: g, locals, inputIds: ids, attentionMask: mask }, c.objective, c.objective.tma.warmupSteps, queue).total;
-    torch.tidy(() => (amp ? torch.autocast('cpu', 'bfloat16', loss) : loss()).backward());
+    const loss = () => t3dLoss(model, { global: g, locals, inputIds: ids, attentionMask: mask }, objective, c.objective.tma.warmupSteps, queue).total;
+    torch.tidy(() => (o.amp ? torch.autocast('cpu', 'bfloat16', loss) : loss()).backward());
     optim.clipGradNorm(model.parameters(), c.optim.clipNorm);
     opt.step();
     opt.zeroGrad();
@@ -66,7 +71,9 @@ function resnet50(): { cfg: object; ts: number } {
 
 const results: Record<string, { tsStepS: number; pythonStepS?: number; volumesPerS: number; bf16StepS?: number }> = {};
 for (const [name, run, script, volumes] of [
-  ['t3d-cpu-96 (batch 8, 4 local views)', t3dCpu96, 't3d_step_bench.py', 8],
+  ['t3d-cpu-96 (batch 8, 4 local views)', () => t3dStep('cpu-96'), 't3d_step_bench.py', 8],
+  ['t3d-cpu-mr (batch 8, 64×96×96 global + 4 × 48³ native-resolution local views, swapped TMA)', () => t3dStep('cpu-mr'), 't3d_step_bench.py', 8],
+  ['clip-only-cpu-mr (batch 8, global view only)', () => t3dStep('cpu-mr', { clipOnly: true }), 't3d_step_bench.py', 8],
   ['ResNet3D-50 2×1×96³', resnet50, 'train_bench.py', 2],
 ] as const) {
   const rss0 = process.memoryUsage().rss;
@@ -80,7 +87,7 @@ for (const [name, run, script, volumes] of [
 // bfloat16 autocast of the same cpu-96 step (PyTorch 1.13's CPU autocast cannot run it: its layer norm rejects
 // bfloat16 inputs with float32 weights), as a ratio to the float32 step measured above.
 const fp32 = results['t3d-cpu-96 (batch 8, 4 local views)']!;
-fp32.bf16StepS = t3dCpu96(true).ts;
+fp32.bf16StepS = t3dStep('cpu-96', { amp: true }).ts;
 console.log(`t3d-cpu-96 with bfloat16 autocast: ${fp32.bf16StepS.toFixed(3)} s; time ratio bf16/float32 ${(fp32.bf16StepS / fp32.tsStepS).toFixed(2)}`);
 const outDir = join(packageRoot(), 'runs', 'bench');
 mkdirSync(outDir, { recursive: true });
