@@ -10,6 +10,8 @@ import { buildT3dModel } from '../src/train/factory.js';
 import { t3dLoss, type ObjectiveConfig } from '../src/objectives/t3d.js';
 import { type TmaFormulation } from '../src/objectives/t3d-tma.js';
 import { tmaLoss } from '../src/objectives/tma.js';
+import { EmaTeacher } from '../src/train/ema.js';
+import { validateConfig } from '../src/train/config.js';
 import { assertClose, fixture } from './helpers.js';
 
 const config = () => applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), ['model.textPooling="mean"']);
@@ -19,6 +21,12 @@ const objectiveFor = (formulation: TmaFormulation, useText = true, clip = 0): Ob
 };
 const ids = () => torch.tensor(new BigInt64Array([2n, 7n, 9n, 3n, 2n, 11n, 3n, 0n, 2n, 5n, 8n, 3n]), [3, 4]).keep();
 const mask = () => torch.tensor(new BigInt64Array([1n, 1n, 1n, 1n, 1n, 1n, 1n, 0n, 1n, 1n, 1n, 1n]), [3, 4]).keep();
+
+/** A float64 global view (3×1×4³) and two local views (3×1×2³), seeded; kept: the caller disposes them. */
+function float64Views(seed: number): [torch.Tensor, torch.Tensor, torch.Tensor] {
+  const g = new torch.Generator(seed);
+  return [[3, 1, 4, 4, 4], [3, 1, 2, 2, 2], [3, 1, 2, 2, 2]].map((shape) => torch.randn(shape, { dtype: 'float64', generator: g }).keep()) as [torch.Tensor, torch.Tensor, torch.Tensor];
+}
 
 test('tmaLoss with explicit pairs is the mean of exactly those cross-entropies', () => {
   torch.tidy(() => {
@@ -39,10 +47,7 @@ for (const useText of [true, false]) {
     const model = buildT3dModel(config().model, [4, 4, 4], 40).to({ dtype: 'float64' });
     model.eval(); // fixed BatchNorm statistics and no dropout: a deterministic function of the inputs
     const [i, m] = [ids(), mask()];
-    const g = new torch.Generator(5);
-    const x = torch.randn([3, 1, 4, 4, 4], { dtype: 'float64', generator: g }).keep();
-    const l0 = torch.randn([3, 1, 2, 2, 2], { dtype: 'float64', generator: g }).keep();
-    const l1 = torch.randn([3, 1, 2, 2, 2], { dtype: 'float64', generator: g }).keep();
+    const [x, l0, l1] = float64Views(5);
     const objective = objectiveFor('swapped', useText);
     const batch = (local: torch.Tensor) => ({ global: x, locals: [local, l1], inputIds: useText ? i : undefined, attentionMask: useText ? m : undefined });
     // The codes come from the report and the global view, never from local view 0: finite differences w.r.t. it see
@@ -61,6 +66,46 @@ for (const useText of [true, false]) {
   });
 }
 
+for (const useText of [true, false]) {
+  test(`teacher formulation${useText ? '' : ' without text'}: gradient w.r.t. a local view matches finite differences; the student's text and fusion take no part`, () => {
+    torch.manualSeed(1);
+    const model = buildT3dModel(config().model, [4, 4, 4], 40).to({ dtype: 'float64' });
+    torch.manualSeed(2);
+    const teacher = new EmaTeacher(buildT3dModel(config().model, [4, 4, 4], 40).to({ dtype: 'float64' }), model, 0.9);
+    model.eval();
+    const [i, m] = [ids(), mask()];
+    const [x, l0, l1] = float64Views(6);
+    const objective = objectiveFor('teacher', useText);
+    const batch = (local: torch.Tensor) => ({ global: x, locals: [local, l1], inputIds: i, attentionMask: m });
+    // the codes are the teacher's, of the global view: local view 0 only predicts
+    const res = torch.gradcheck((local) => t3dLoss(model, batch(local), objective, 10, undefined, teacher.model).total, [l0], { atol: 1e-6, rtol: 1e-4 });
+    assert.ok(res.ok, res.worst);
+    // the report changes the targets exactly when useText is on
+    const withReport = (ids2: torch.Tensor) => torch.tidy(() => t3dLoss(model, { ...batch(l0), inputIds: ids2 }, objective, 10, undefined, teacher.model).total.item());
+    const other = torch.tensor(new BigInt64Array([2n, 13n, 4n, 3n, 2n, 6n, 3n, 0n, 2n, 17n, 19n, 3n]), [3, 4]).keep();
+    assert.equal(withReport(other) !== withReport(i), useText);
+    model.train();
+    torch.tidy(() => t3dLoss(model, batch(l0), objective, 10, undefined, teacher.model).total.backward());
+    const has = (prefix: string) => [...model.namedParameters()].filter(([n]) => n.startsWith(prefix)).some(([, p]) => p.grad && p.grad.abs().sum().item() > 0);
+    assert.equal(has('fusion.'), false, 'the student never reads the report');
+    assert.equal(has('text.'), false);
+    assert.equal(has('visual.'), true);
+    assert.equal(has('prototypes.'), true);
+    assert.throws(() => t3dLoss(model, batch(l0), objective, 10), /formulation 'teacher' needs an EMA teacher/);
+    assert.throws(() => t3dLoss(model, { ...batch(l0), locals: [] }, objective, 10, undefined, teacher.model), /needs local views/);
+    torch.dispose([i, m, x, l0, l1, other]);
+    model.dispose();
+    teacher.model.dispose();
+  });
+}
+
+test("config: the 'teacher' formulation requires an EMA teacher; 'swapped' refuses one", () => {
+  const problems = (sets: string[]) => { try { validateConfig(applyOverrides(config(), sets)); return ''; } catch (e) { return (e as Error).message; } };
+  assert.match(problems(['objective.tma.formulation="teacher"', 'objective.tma.teacherMomentum=0']), /'teacher' takes its codes from an EMA teacher/);
+  assert.equal(problems(['objective.tma.formulation="teacher"', 'objective.tma.teacherMomentum=0.99']), '');
+  assert.match(problems(['objective.tma.formulation="swapped"', 'objective.tma.teacherMomentum=0.99']), /applies to the 'fused' and 'teacher' formulations/);
+});
+
 /** Trains TMA alone on 8 volumes whose reports name where a bright block lies; returns the last leak gap (nats). */
 function trainedLeakGap(formulation: TmaFormulation): number {
   const B = 8, cls = [0, 1, 2, 3, 0, 1, 2, 3];
@@ -73,24 +118,30 @@ function trainedLeakGap(formulation: TmaFormulation): number {
   const attentionMask = torch.tensor(new BigInt64Array(B * 4).fill(1n), [B, 4]).keep();
   const objective = objectiveFor(formulation);
   const opt = new optim.AdamW(model.parameters(), { lr: 3e-3 });
+  const teacher = formulation === 'teacher' ? new EmaTeacher(buildT3dModel(config().model, [8, 8, 8], 40), model, 0.9) : undefined;
   let gap = NaN;
   for (let step = 0; step < 40; step++) {
     gap = torch.tidy(() => {
-      const out = t3dLoss(model, { global: x, locals: [x.narrow(2, 0, 4), x.narrow(2, 4, 4)], inputIds, attentionMask }, objective, step);
+      const out = t3dLoss(model, { global: x, locals: [x.narrow(2, 0, 4), x.narrow(2, 4, 4)], inputIds, attentionMask }, objective, step, undefined, teacher?.model);
       opt.zeroGrad();
       out.total.backward();
       opt.step();
       return out.stats.tmaLeakGap!;
     });
+    teacher?.update(model);
   }
   torch.dispose([x, inputIds, attentionMask]);
   model.dispose();
+  teacher?.model.dispose();
   return gap;
 }
 
-test('leak check: after training, the swapped formulation needs the true volume; the fused one is solved from the report', () => {
+test('leak check: after training, the swapped and teacher formulations need the true volume; the fused one is solved from the report', () => {
   const swapped = trainedLeakGap('swapped');
+  const teacher = trainedLeakGap('teacher');
   const fused = trainedLeakGap('fused');
+  console.log(`leak gaps (nats): swapped ${swapped.toFixed(2)}, teacher ${teacher.toFixed(2)}, fused ${fused.toFixed(2)}`);
   assert.ok(swapped > 2, `swapped: another patient's volume costs ${swapped.toFixed(2)} nats more (want > 2)`);
+  assert.ok(teacher > 1, `teacher: another patient's volume costs ${teacher.toFixed(2)} nats more (want > 1)`);
   assert.ok(fused < swapped / 4, `fused: ${fused.toFixed(2)} nats, much less than swapped ${swapped.toFixed(2)}: its predictor reads the report`);
 });

@@ -4,16 +4,20 @@
 //   swapped — (a) cross-modal swapped prediction: every view's pure visual embedding predicts the report's Sinkhorn
 //             codes, the report predicts the global view's codes. useText false: the vision-only multi-crop
 //             counterpart, local views predict the global view's codes.
-// The leak diagnostic (stats.tmaLeakGap) is the global view's cross-entropy against the report's codes when the
-// volume is another patient's (the batch rolled by one) minus that with the true volume: near 0 means TMA is solved
-// without looking at the image.
+//   teacher — (b) text-informed teacher codes: an EMA teacher fuses the global view's tokens with the report's tokens
+//             (cross-attention) and its Sinkhorn codes are the targets; the student's pure visual embeddings of the
+//             other views (the local views) predict them, as DINO's student predicts its teacher's global crops.
+//             useText false: the same without the report (an EMA-teacher multi-crop, vision only).
+// The leak diagnostic (stats.tmaLeakGap) is a predictor's cross-entropy against its codes when the volume is another
+// patient's (the batch rolled by one) minus that with the true volume — the global view against the report's codes,
+// or (teacher) local view 0 against the teacher's codes: near 0 means TMA is solved without looking at the image.
 import * as torch from '../torch/index.js';
 import { type Tensor } from '../torch/index.js';
 import { type ReportEncoding, type T3dModel, type VolumeEncoding } from '../models/t3d.js';
 import { EmbeddingQueue, codeUsageEntropy, tmaLoss } from './tma.js';
 
-export type TmaFormulation = 'fused' | 'swapped';
-export const TMA_FORMULATIONS: readonly TmaFormulation[] = ['fused', 'swapped'];
+export type TmaFormulation = 'fused' | 'swapped' | 'teacher';
+export const TMA_FORMULATIONS: readonly TmaFormulation[] = ['fused', 'swapped', 'teacher'];
 
 export interface TmaConfig {
   weight: number;
@@ -21,7 +25,8 @@ export interface TmaConfig {
   warmupSteps: number;
   /** default 'fused' (configs written before formulations existed) */
   formulation?: TmaFormulation;
-  /** the report takes part: fused as cross-attention context and code view; swapped as code view and predictor */
+  /** the report takes part: fused as cross-attention context and code view; swapped as code view and predictor;
+   * teacher as the teacher's cross-attention context */
   useText: boolean;
   /** fused only: views whose Sinkhorn codes are targets, 'text' and/or 'global' */
   codeViews: ('text' | 'global')[];
@@ -30,7 +35,8 @@ export interface TmaConfig {
   sinkhornIterations: number;
   /** queue length in samples (0 = off) */
   queue: number;
-  /** fused only: > 0 = codes come from an EMA (momentum) teacher of the whole model instead of the student */
+  /** > 0 = codes come from an EMA (momentum) teacher of the whole model instead of the student (fused: optional;
+   * teacher: required) */
   teacherMomentum?: number;
 }
 
@@ -40,7 +46,7 @@ export interface TmaInputs {
   locals?: VolumeEncoding;
   numLocal: number;
   report?: ReportEncoding;
-  /** the teacher's code-view embeddings (fused with a teacher), by view name */
+  /** the teacher's code-view embeddings (fused and teacher formulations), by view name */
   teacherEmb?: () => Map<string, Tensor>;
   teacher?: T3dModel;
 }
@@ -64,7 +70,8 @@ export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: E
   let codeViews: string[];
   let pairs: [string, string][] | undefined;
   let codeScores: Map<string, Tensor> | undefined;
-  let leak: (() => Tensor) | undefined;
+  /** the leak diagnostic: predictor view, code view, and the predictor's scores for the batch rolled by one */
+  let leak: { view: string; codeView: string; rolled: () => Tensor } | undefined;
   const V = x.numLocal;
   const localNames = Array.from({ length: x.locals ? V : 0 }, (_, v) => `local${v}`);
 
@@ -88,8 +95,21 @@ export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: E
       for (const v of codeViews) codeEmb.set(v, emb.get(v)!);
     }
     if (text && codeViews.includes('text')) {
-      leak = () => torch.noGrad(() => torch.tidy(() => p.scores(model.fusion.forward(roll(x.global.tokens), text))));
+      leak = { view: 'global', codeView: 'text', rolled: () => torch.noGrad(() => torch.tidy(() => p.scores(model.fusion.forward(roll(x.global.tokens), text)))) };
     }
+  } else if (formulation === 'teacher') {
+    if (!x.teacher || !x.teacherEmb) throw new Error("objective.tma.formulation 'teacher' needs an EMA teacher: set objective.tma.teacherMomentum > 0");
+    if (!x.locals || !localNames.length) throw new Error("objective.tma.formulation 'teacher' needs local views (data.views.numLocal ≥ 1): they predict the teacher's codes of the global view");
+    // the student's global view is scored only because tmaLoss keys codes by view; it predicts nothing (not an other view)
+    scores.set('global', p.scores(x.global.emb));
+    x.locals.emb.chunk(V, 0).forEach((z, v) => scores.set(localNames[v]!, p.scores(z)));
+    x.teacher.prototypes.normalize_();
+    const teacherGlobal = x.teacherEmb().get('global')!;
+    codeViews = ['global'];
+    codeScores = new Map([['global', x.teacher.prototypes.scores(teacherGlobal)]]);
+    codeEmb.set('global', teacherGlobal);
+    pairs = localNames.map((v): [string, string] => [v, 'global']);
+    leak = { view: localNames[0]!, codeView: 'global', rolled: () => torch.noGrad(() => roll(scores.get(localNames[0]!)!.detach())) };
   } else {
     scores.set('global', p.scores(x.global.emb));
     x.locals?.emb.chunk(V, 0).forEach((z, v) => scores.set(localNames[v]!, p.scores(z)));
@@ -99,7 +119,7 @@ export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: E
       codeEmb.set('text', x.report!.emb);
       codeViews = ['text', 'global'];
       pairs = [['global', 'text'], ...localNames.map((v): [string, string] => [v, 'text']), ['text', 'global']];
-      leak = () => torch.noGrad(() => roll(scores.get('global')!.detach()));
+      leak = { view: 'global', codeView: 'text', rolled: () => torch.noGrad(() => roll(scores.get('global')!.detach())) };
     } else {
       if (!localNames.length) throw new Error("objective.tma: the vision-only swapped formulation (useText false) needs local views (data.views.numLocal ≥ 1)");
       codeViews = ['global'];
@@ -120,10 +140,10 @@ export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: E
   const stats: Record<string, number> = {};
   const first = codes.get(codeViews[0]!);
   if (first) stats.codeEntropy = codeUsageEntropy(first);
-  const textCodes = codes.get('text');
-  if (leak && textCodes && x.global.emb.size(0) > 1) {
-    const own = torch.noGrad(() => crossEntropy(textCodes, scores.get('global')!.detach(), cfg.temperature));
-    stats.tmaLeakGap = torch.tidy(() => crossEntropy(textCodes, leak!(), cfg.temperature)) - own;
+  const leakCodes = leak && codes.get(leak.codeView);
+  if (leak && leakCodes && x.global.emb.size(0) > 1) {
+    const own = torch.noGrad(() => crossEntropy(leakCodes, scores.get(leak.view)!.detach(), cfg.temperature));
+    stats.tmaLeakGap = torch.tidy(() => crossEntropy(leakCodes, leak.rolled(), cfg.temperature)) - own;
   }
   torch.dispose([...codes.values()]);
   return { loss, stats };

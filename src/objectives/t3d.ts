@@ -82,7 +82,8 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
   const locals = V > 0 && (lambda > 0 || cfg.ssl.weight > 0) ? model.encodeVolume(torch.cat(batch.locals, 0)) : undefined;
 
   if (lambda > 0) {
-    const teacherEmb = teacher && report ? () => teacherEmbeddings(teacher, batch, cfg.tma.codeViews, cfg.tma.useText) : undefined;
+    const teacherViews = cfg.tma.formulation === 'teacher' ? ['global'] : cfg.tma.codeViews;
+    const teacherEmb = teacher && (report || !cfg.tma.useText) ? () => teacherEmbeddings(teacher, batch, teacherViews, cfg.tma.useText) : undefined;
     const tma = tmaTerm(model, { global: g, locals, numLocal: V, report, teacher, teacherEmb }, cfg.tma, queue);
     Object.assign(stats, tma.stats);
     parts.tma = tma.loss.item();
