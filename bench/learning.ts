@@ -33,6 +33,7 @@ const allVariants: Record<string, string[]> = {
   't3d-swapped': ['--steps', String(steps), '--set', 'objective.tma.formulation=swapped'],
   't3d-swapped-warm': ['--steps', String(steps), '--set', 'objective.tma.formulation=swapped', ...warm],
   't3d-teacher': ['--steps', String(steps), '--set', 'objective.tma.formulation=teacher', '--set', 'objective.tma.teacherMomentum=0.99'],
+  't3d-local': ['--steps', String(steps), '--set', 'objective.tma.formulation=local'],
   't3d-no-fusion': ['--steps', String(steps), '--set', 'objective.tma.useText=false'],
   't3d-groupnorm': ['--steps', String(steps), '--set', 'model.vision.norm=group'],
   // no fusion, 8 prototypes over batch + a 128-sample queue: codes are coarse report clusters, not instances

@@ -11,6 +11,8 @@ import { CsvParser, csvRows, parseCsv, readCsvRows, toCsv } from '../src/text/cs
 import { augmentReport, cleanReport, reportSections, reportText, splitSentences } from '../src/text/report.js';
 import { toBigInt64, WordPieceTokenizer, type WordPieceOptions } from '../src/text/wordpiece.js';
 import { trainWordPiece } from '../src/text/wordpiece-trainer.js';
+import { samplePatient } from '../src/data/synth/findings.js';
+import { writeReport } from '../src/data/synth/reports.js';
 
 const FIXTURES = join(packageRoot(), 'test', 'fixtures', 'text');
 const VOCAB = join(FIXTURES, 'vocab.txt');
@@ -292,6 +294,26 @@ test('report: sentence splitting survives abbreviations, decimals and numbered s
   assert.deepEqual(splitSentences('lowercase text. still splits. approx. 5 mm.'), ['lowercase text.', 'still splits.', 'approx. 5 mm.']);
   assert.deepEqual(splitSentences('Heading\n\nBody text'), ['Heading', 'Body text']);
   assert.deepEqual(splitSentences('  '), []);
+});
+
+test("wordpiece: each token's sentence number follows splitSentences (decimals stay inside), -1 for specials and padding", () => {
+  const tok = WordPieceTokenizer.fromVocabTxt(VOCAB);
+  const texts = ['A 3.5 mm nodule is seen. No pleural effusion.', 'Heart size is normal.'];
+  const enc = tok.encodeBatch(texts, { padding: 'longest' });
+  const idx = tok.sentenceIndex(texts, enc);
+  const [, L] = enc.shape;
+  const pieces = (t: string) => tok.encode(t, { addSpecialTokens: false }).inputIds.length;
+  const first = pieces('A 3.5 mm nodule is seen.'), second = pieces('No pleural effusion.'), third = pieces('Heart size is normal.');
+  assert.deepEqual([...idx.subarray(0, L)], [-1, ...Array(first).fill(0), ...Array(second).fill(1), -1]);
+  assert.deepEqual([...idx.subarray(L)], [-1, ...Array(third).fill(0), -1, ...Array(L - third - 2).fill(-1)]);
+  const short = tok.encodeBatch(texts, { maxLength: 6, padding: 'longest' });
+  assert.deepEqual([...tok.sentenceIndex(texts, short).subarray(0, 6)], [-1, 0, 0, 0, 0, -1], 'truncated: [SEP] stays special');
+  const rng = new Rng(5);
+  const reports = Array.from({ length: 200 }, () => { const r = writeReport(samplePatient(rng), rng, 1.5); return `${r.findings} ${r.impressions}`; });
+  const all = tok.encodeBatch(reports, { maxLength: 4096, padding: 'longest' });
+  const rows = tok.sentenceIndex(reports, all);
+  reports.forEach((r, b) => assert.equal(Math.max(...rows.subarray(b * all.shape[1], (b + 1) * all.shape[1])) + 1, splitSentences(r).length, r));
+  assert.throws(() => tok.sentenceIndex(['one'], enc), /1 texts for a batch of 2/);
 });
 
 test('report: augmentation is deterministic per Rng stream and keeps minSentences', () => {

@@ -7,6 +7,7 @@ import * as torch from '../src/torch/index.js';
 import { optim } from '../src/torch/index.js';
 import { applyOverrides, loadConfig } from '../src/train/config.js';
 import { buildT3dModel } from '../src/train/factory.js';
+import { type T3dModel } from '../src/models/t3d.js';
 import { t3dLoss, type ObjectiveConfig } from '../src/objectives/t3d.js';
 import { type TmaFormulation } from '../src/objectives/t3d-tma.js';
 import { tmaLoss } from '../src/objectives/tma.js';
@@ -21,6 +22,9 @@ const objectiveFor = (formulation: TmaFormulation, useText = true, clip = 0): Ob
 };
 const ids = () => torch.tensor(new BigInt64Array([2n, 7n, 9n, 3n, 2n, 11n, 3n, 0n, 2n, 5n, 8n, 3n]), [3, 4]).keep();
 const mask = () => torch.tensor(new BigInt64Array([1n, 1n, 1n, 1n, 1n, 1n, 1n, 0n, 1n, 1n, 1n, 1n]), [3, 4]).keep();
+
+/** Whether any parameter under `prefix` received a non-zero gradient. */
+const hasGradient = (model: T3dModel, prefix: string) => [...model.namedParameters()].filter(([n]) => n.startsWith(prefix)).some(([, p]) => p.grad && p.grad.abs().sum().item() > 0);
 
 /** A float64 global view (3×1×4³) and two local views (3×1×2³), seeded; kept: the caller disposes them. */
 function float64Views(seed: number): [torch.Tensor, torch.Tensor, torch.Tensor] {
@@ -56,7 +60,7 @@ for (const useText of [true, false]) {
     assert.ok(res.ok, res.worst);
     model.train();
     torch.tidy(() => t3dLoss(model, batch(l0), objective, 10).total.backward());
-    const has = (prefix: string) => [...model.namedParameters()].filter(([n]) => n.startsWith(prefix)).some(([, p]) => p.grad && p.grad.abs().sum().item() > 0);
+    const has = (prefix: string) => hasGradient(model, prefix);
     assert.equal(has('fusion.'), false, 'the fusion block takes no part: no predictor reads the report');
     assert.equal(has('visual.'), true);
     assert.equal(has('prototypes.'), true);
@@ -86,7 +90,7 @@ for (const useText of [true, false]) {
     assert.equal(withReport(other) !== withReport(i), useText);
     model.train();
     torch.tidy(() => t3dLoss(model, batch(l0), objective, 10, undefined, teacher.model).total.backward());
-    const has = (prefix: string) => [...model.namedParameters()].filter(([n]) => n.startsWith(prefix)).some(([, p]) => p.grad && p.grad.abs().sum().item() > 0);
+    const has = (prefix: string) => hasGradient(model, prefix);
     assert.equal(has('fusion.'), false, 'the student never reads the report');
     assert.equal(has('text.'), false);
     assert.equal(has('visual.'), true);
@@ -99,11 +103,37 @@ for (const useText of [true, false]) {
   });
 }
 
+test("local formulation: gradients w.r.t. a local view and the report's token states path match finite differences; text and visual train, prototypes and fusion do not", () => {
+  torch.manualSeed(1);
+  const model = buildT3dModel(config().model, [4, 4, 4], 40).to({ dtype: 'float64' });
+  model.eval();
+  const [i, m] = [ids(), mask()];
+  const [x, l0, l1] = float64Views(7);
+  // row 0: two sentences; row 1: one; row 2: one (specials -1)
+  const sentenceIndex = torch.tensor(new BigInt64Array([-1n, 0n, 1n, -1n, -1n, 0n, -1n, -1n, -1n, 0n, 0n, -1n]), [3, 4]).keep();
+  const objective = objectiveFor('local');
+  const batch = (local: torch.Tensor) => ({ global: x, locals: [local, l1], inputIds: i, attentionMask: m, sentenceIndex });
+  const res = torch.gradcheck((local) => t3dLoss(model, batch(local), objective, 10).total, [l0], { atol: 1e-6, rtol: 1e-4 });
+  assert.ok(res.ok, res.worst);
+  model.train();
+  torch.tidy(() => t3dLoss(model, batch(l0), objective, 10).total.backward());
+  const has = (prefix: string) => hasGradient(model, prefix);
+  assert.equal(has('text.'), true, 'sentence embeddings come from the text encoder');
+  assert.equal(has('text_projection.'), true);
+  assert.equal(has('visual.'), true);
+  assert.equal(has('prototypes.'), false);
+  assert.equal(has('fusion.'), false);
+  assert.throws(() => t3dLoss(model, { ...batch(l0), sentenceIndex: undefined }, objective, 10), /needs tokenised reports and their sentence indices/);
+  torch.dispose([i, m, x, l0, l1, sentenceIndex]);
+  model.dispose();
+});
+
 test("config: the 'teacher' formulation requires an EMA teacher; 'swapped' refuses one", () => {
   const problems = (sets: string[]) => { try { validateConfig(applyOverrides(config(), sets)); return ''; } catch (e) { return (e as Error).message; } };
   assert.match(problems(['objective.tma.formulation="teacher"', 'objective.tma.teacherMomentum=0']), /'teacher' takes its codes from an EMA teacher/);
   assert.equal(problems(['objective.tma.formulation="teacher"', 'objective.tma.teacherMomentum=0.99']), '');
   assert.match(problems(['objective.tma.formulation="swapped"', 'objective.tma.teacherMomentum=0.99']), /applies to the 'fused' and 'teacher' formulations/);
+  assert.match(problems(['objective.tma.formulation="local"', 'objective.tma.useText=false']), /'local' aligns local views with the report's sentences/);
 });
 
 /** Trains TMA alone on 8 volumes whose reports name where a bright block lies; returns the last leak gap (nats). */
@@ -116,13 +146,14 @@ function trainedLeakGap(formulation: TmaFormulation): number {
   const x = torch.tensor(data, [B, 1, 8, 8, 8]).keep();
   const inputIds = torch.tensor(BigInt64Array.from(cls.flatMap((c) => [2n, BigInt(10 + c), BigInt(20 + c), 3n])), [B, 4]).keep();
   const attentionMask = torch.tensor(new BigInt64Array(B * 4).fill(1n), [B, 4]).keep();
+  const sentenceIndex = torch.tensor(BigInt64Array.from(cls.flatMap(() => [-1n, 0n, 0n, -1n])), [B, 4]).keep();
   const objective = objectiveFor(formulation);
   const opt = new optim.AdamW(model.parameters(), { lr: 3e-3 });
   const teacher = formulation === 'teacher' ? new EmaTeacher(buildT3dModel(config().model, [8, 8, 8], 40), model, 0.9) : undefined;
   let gap = NaN;
   for (let step = 0; step < 40; step++) {
     gap = torch.tidy(() => {
-      const out = t3dLoss(model, { global: x, locals: [x.narrow(2, 0, 4), x.narrow(2, 4, 4)], inputIds, attentionMask }, objective, step, undefined, teacher?.model);
+      const out = t3dLoss(model, { global: x, locals: [x.narrow(2, 0, 4), x.narrow(2, 4, 4)], inputIds, attentionMask, sentenceIndex }, objective, step, undefined, teacher?.model);
       opt.zeroGrad();
       out.total.backward();
       opt.step();
@@ -130,17 +161,19 @@ function trainedLeakGap(formulation: TmaFormulation): number {
     });
     teacher?.update(model);
   }
-  torch.dispose([x, inputIds, attentionMask]);
+  torch.dispose([x, inputIds, attentionMask, sentenceIndex]);
   model.dispose();
   teacher?.model.dispose();
   return gap;
 }
 
-test('leak check: after training, the swapped and teacher formulations need the true volume; the fused one is solved from the report', () => {
+test('leak check: after training, the swapped, teacher and local formulations need the true volume; the fused one is solved from the report', () => {
   const swapped = trainedLeakGap('swapped');
   const teacher = trainedLeakGap('teacher');
+  const local = trainedLeakGap('local');
   const fused = trainedLeakGap('fused');
-  console.log(`leak gaps (nats): swapped ${swapped.toFixed(2)}, teacher ${teacher.toFixed(2)}, fused ${fused.toFixed(2)}`);
+  console.log(`leak gaps (nats): swapped ${swapped.toFixed(2)}, teacher ${teacher.toFixed(2)}, local ${local.toFixed(2)}, fused ${fused.toFixed(2)}`);
+  assert.ok(local > 1, `local: another patient's volume costs ${local.toFixed(2)} nats more (want > 1)`);
   assert.ok(swapped > 2, `swapped: another patient's volume costs ${swapped.toFixed(2)} nats more (want > 2)`);
   assert.ok(teacher > 1, `teacher: another patient's volume costs ${teacher.toFixed(2)} nats more (want > 1)`);
   assert.ok(fused < swapped / 4, `fused: ${fused.toFixed(2)} nats, much less than swapped ${swapped.toFixed(2)}: its predictor reads the report`);

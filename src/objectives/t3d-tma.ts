@@ -8,16 +8,20 @@
 //             (cross-attention) and its Sinkhorn codes are the targets; the student's pure visual embeddings of the
 //             other views (the local views) predict them, as DINO's student predicts its teacher's global crops.
 //             useText false: the same without the report (an EMA-teacher multi-crop, vision only).
+//   local   — (c) fine-grained local alignment (GLoRIA-like, no prototypes): each sentence embedding of a report
+//             attends over a volume's local-view embeddings; the volume–report score is the mean over sentences of
+//             the cosine between sentence and attended context; a symmetric InfoNCE over the batch. Text shapes the
+//             local features, and a report cannot score its own volume higher without looking at it.
 // The leak diagnostic (stats.tmaLeakGap) is a predictor's cross-entropy against its codes when the volume is another
 // patient's (the batch rolled by one) minus that with the true volume — the global view against the report's codes,
 // or (teacher) local view 0 against the teacher's codes: near 0 means TMA is solved without looking at the image.
 import * as torch from '../torch/index.js';
-import { type Tensor } from '../torch/index.js';
+import { F, type Tensor } from '../torch/index.js';
 import { type ReportEncoding, type T3dModel, type VolumeEncoding } from '../models/t3d.js';
 import { EmbeddingQueue, codeUsageEntropy, tmaLoss } from './tma.js';
 
-export type TmaFormulation = 'fused' | 'swapped' | 'teacher';
-export const TMA_FORMULATIONS: readonly TmaFormulation[] = ['fused', 'swapped', 'teacher'];
+export type TmaFormulation = 'fused' | 'swapped' | 'teacher' | 'local';
+export const TMA_FORMULATIONS: readonly TmaFormulation[] = ['fused', 'swapped', 'teacher', 'local'];
 
 export interface TmaConfig {
   weight: number;
@@ -46,6 +50,8 @@ export interface TmaInputs {
   locals?: VolumeEncoding;
   numLocal: number;
   report?: ReportEncoding;
+  /** local formulation: each report token's sentence number (B, L) int64, -1 for special tokens */
+  sentenceIndex?: Tensor;
   /** the teacher's code-view embeddings (fused and teacher formulations), by view name */
   teacherEmb?: () => Map<string, Tensor>;
   teacher?: T3dModel;
@@ -56,11 +62,42 @@ export interface TmaTerm { loss: Tensor; stats: Record<string, number> }
 const roll = (t: Tensor) => torch.cat([t.narrow(0, 1, t.size(0) - 1), t.narrow(0, 0, 1)], 0);
 const crossEntropy = (codes: Tensor, scores: Tensor, tau: number) => codes.mul(scores.div(tau).logSoftmax(1)).sum(1).mean().neg().item();
 
+/** Sentence-to-local-view alignment (formulation 'local'); temperature τ both sharpens the attention over views
+ * and scales the scores. The leak gap is the reports' cross-entropy of the next patient's volume minus their own. */
+function localAlignment(model: T3dModel, x: TmaInputs, tau: number): TmaTerm {
+  if (!x.report || !x.sentenceIndex) throw new Error("objective.tma.formulation 'local' needs tokenised reports and their sentence indices (objective.tma.useText true)");
+  if (!x.locals || x.numLocal < 1) throw new Error("objective.tma.formulation 'local' needs local views (data.views.numLocal ≥ 1)");
+  const B = x.global.emb.size(0), V = x.numLocal, D = x.locals.emb.size(1);
+  const { tokens } = x.report;
+  const S = Math.max(1, x.sentenceIndex.max().item() + 1);
+  const member = x.sentenceIndex.unsqueeze(1).eq(torch.arange(S, undefined, 1, { device: tokens.device }).view(1, S, 1)).to(tokens.dtype); // (B, S, L)
+  const count = member.sum(2); // (B, S) tokens per sentence; 0 where a report has fewer sentences
+  const sentences = F.normalize(model.text_projection.forward(member.matmul(tokens).div(count.clampMin(1).unsqueeze(2))), -1); // (B, S, D)
+  const views = x.locals.emb.view(V, B, D).transpose(0, 1); // (B, V, D): locals are V chunks of B
+  const sim = sentences.reshape(B * S, D).matmul(views.reshape(B * V, D).T).view(B, S, B, V);
+  const context = sim.div(tau).softmax(-1).unsqueeze(-1).mul(views.view(1, 1, B, V, D)).sum(3); // (B, S, B, D)
+  const cosine = F.normalize(context, -1).mul(sentences.unsqueeze(2)).sum(-1); // (B, S, B)
+  const present = count.gt(0).to(tokens.dtype).unsqueeze(2);
+  const logits = cosine.mul(present).sum(1).div(present.sum(1).clampMin(1)).div(tau); // (reports, volumes)
+  const target = torch.arange(B, undefined, 1, { device: tokens.device });
+  const loss = F.crossEntropy(logits, target).add(F.crossEntropy(logits.T, target)).mul(0.5);
+  const stats: Record<string, number> = {};
+  if (B > 1) {
+    stats.tmaLeakGap = torch.noGrad(() => torch.tidy(() => {
+      const logp = logits.detach().logSoftmax(1);
+      const at = (t: Tensor) => logp.gather(1, t.unsqueeze(1)).squeeze(1);
+      return at(target).sub(at(target.add(1).remainder(B))).mean().item();
+    }));
+  }
+  return { loss, stats };
+}
+
 /** Computes the TMA term (inside the caller's tidy scope) and pushes the code views' embeddings to the queue. */
 export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: EmbeddingQueue): TmaTerm {
-  model.prototypes.normalize_();
   const formulation = cfg.formulation ?? 'fused';
   if (!TMA_FORMULATIONS.includes(formulation)) throw new Error(`objective.tma.formulation: unknown '${formulation}' (known: ${TMA_FORMULATIONS.join(', ')})`);
+  if (formulation === 'local') return localAlignment(model, x, cfg.temperature);
+  model.prototypes.normalize_();
   const useText = cfg.useText && !!x.report;
   if (cfg.useText && !x.report) throw new Error('objective.tma.useText needs tokenised reports');
   const p = model.prototypes;

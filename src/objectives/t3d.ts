@@ -28,6 +28,8 @@ export interface ViewBatch {
   /** tokenised reports (B, L) int64 and mask (B, L); absent for vision-only SSL */
   inputIds?: Tensor;
   attentionMask?: Tensor;
+  /** each token's sentence number (B, L) int64, -1 for special tokens; needed by the 'local' TMA formulation */
+  sentenceIndex?: Tensor;
 }
 
 export function tmaWeight(cfg: ObjectiveConfig['tma'], step: number): number {
@@ -84,7 +86,7 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
   if (lambda > 0) {
     const teacherViews = cfg.tma.formulation === 'teacher' ? ['global'] : cfg.tma.codeViews;
     const teacherEmb = teacher && (report || !cfg.tma.useText) ? () => teacherEmbeddings(teacher, batch, teacherViews, cfg.tma.useText) : undefined;
-    const tma = tmaTerm(model, { global: g, locals, numLocal: V, report, teacher, teacherEmb }, cfg.tma, queue);
+    const tma = tmaTerm(model, { global: g, locals, numLocal: V, report, sentenceIndex: batch.sentenceIndex, teacher, teacherEmb }, cfg.tma, queue);
     Object.assign(stats, tma.stats);
     parts.tma = tma.loss.item();
     stats.tmaWeight = lambda;

@@ -3,6 +3,7 @@
 // truncation, padding and decoding. Reads and writes vocab.txt and tokenizer.json so that vocabularies move freely
 // between this code and Python.
 import { readFileSync, writeFileSync } from 'node:fs';
+import { splitSentences } from './report.js';
 import {
   normalizeBert, preTokenizeBert, resolveNormalizer, type BertNormalizerOptions, type ResolvedNormalizer,
 } from './basic-tokenizer.js';
@@ -170,6 +171,26 @@ export class WordPieceTokenizer {
     }
     const prefix = this.continuingSubwordPrefix;
     return tokens.map((t, i) => cleanup(i === 0 ? t : t.startsWith(prefix) ? t.slice(prefix.length) : ` ${t}`)).join('');
+  }
+
+  /**
+   * The sentence number (from 0; sentences as `splitSentences` finds them) of every token of `enc`, the padded batch
+   * encoding of `texts` with special tokens, row-major like its inputIds; -1 for [CLS], [SEP] and padding. Sentences
+   * break at whitespace, which the pre-tokenizer splits at too, so a text's pieces are its sentences' pieces in order.
+   */
+  sentenceIndex(texts: string[], enc: BatchEncoding): Int32Array {
+    const [B, L] = enc.shape;
+    if (texts.length !== B) throw new Error(`sentenceIndex: ${texts.length} texts for a batch of ${B}`);
+    const out = new Int32Array(B * L).fill(-1);
+    texts.forEach((text, b) => {
+      const end = b * L + enc.attentionMask.subarray(b * L, (b + 1) * L).reduce((n, m) => n + m, 0) - 1; // [SEP] or the last kept token
+      let at = b * L + 1; // after [CLS]
+      splitSentences(text).forEach((sentence, s) => {
+        for (let n = this.pieceIds(sentence).length; n > 0 && at < end; n--) out[at++] = s;
+      });
+      if (at < end) throw new Error(`sentenceIndex: text ${b} has ${end - b * L - 1} pieces but its sentences only ${at - b * L - 1}`);
+    });
+    return out;
   }
 
   saveVocabTxt(path: string): void {

@@ -110,7 +110,8 @@ export function validateConfig(c: PretrainConfig): void {
   if (!['resnet3d', 'vit3d'].includes(c.model?.vision?.kind)) problems.push(`model.vision.kind must be 'resnet3d' or 'vit3d'`);
   const f = c.objective?.tma?.formulation;
   if (f !== undefined && !TMA_FORMULATIONS.includes(f)) problems.push(`objective.tma.formulation must be one of ${TMA_FORMULATIONS.join(', ')} (got ${JSON.stringify(f)})`);
-  if (f === 'swapped' && (m ?? 0) > 0) problems.push(`objective.tma.teacherMomentum applies to the 'fused' and 'teacher' formulations (formulation is '${f}')`);
+  if (f === 'local' && c.objective?.tma?.useText === false) problems.push("objective.tma.formulation 'local' aligns local views with the report's sentences: it needs objective.tma.useText true");
+  if ((f === 'swapped' || f === 'local') && (m ?? 0) > 0) problems.push(`objective.tma.teacherMomentum applies to the 'fused' and 'teacher' formulations (formulation is '${f}')`);
   if (f === 'teacher' && !((m ?? 0) > 0)) problems.push("objective.tma.formulation 'teacher' takes its codes from an EMA teacher: set objective.tma.teacherMomentum in (0, 1), e.g. 0.99");
   const src = c.data?.views?.localSource;
   if (src !== undefined && src !== 'global' && src !== 'cache') problems.push(`data.views.localSource must be 'global' or 'cache' (got ${JSON.stringify(src)})`);

@@ -133,7 +133,8 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
           const enc = d.tokenizer.encodeBatch(texts, { maxLength: c.data.maxTokens, padding: 'longest' });
           const inputIds = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device: d.device });
           const attentionMask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device: d.device });
-          const batch = { global: views.global, locals: views.locals, inputIds, attentionMask };
+          const sentenceIndex = c.objective.tma.formulation === 'local' ? torch.tensor(toBigInt64(d.tokenizer.sentenceIndex(texts, enc)), enc.shape, { device: d.device }) : undefined;
+          const batch = { global: views.global, locals: views.locals, inputIds, attentionMask, sentenceIndex };
           const forward = () => t3dLoss(d.model, batch, c.objective, state.step, queue, teacher?.model);
           const out = amp === 'off' ? forward() : torch.autocast(deviceType, amp === 'bf16' ? 'bfloat16' : 'float16', forward);
           const loss = d.lossHook ? d.lossHook(out.total, state.step) : out.total;
