@@ -1,0 +1,30 @@
+// Built-in presets and pre-training configs: every one loads and validates, names a preset that exists, and the
+// multi-resolution ones are consistent (global view coarser than the cache, local views native crops inside it).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { globalShapeOf, loadPreset, presetNames } from '../src/data/presets.js';
+import { configNames, loadConfig, validateConfig } from '../src/train/config.js';
+
+test('every built-in preset loads; a multi-resolution preset downsamples the cache by 2 per axis for its global view', () => {
+  const names = presetNames();
+  for (const name of ['cpu-96', 'cpu-mr', 't3d-224', 't3d-224-mr', 'ct-rate-480', 'ct-rate-480-mr']) assert.ok(names.includes(name), name);
+  for (const name of names) {
+    const p = loadPreset(name);
+    assert.equal(p.name, name);
+    if (!p.globalShape) continue;
+    assert.deepEqual(globalShapeOf(p).map((g, i) => p.shape[i]! / g), [2, 2, 2], `${name}: cache ${p.shape} vs global ${p.globalShape}`);
+  }
+});
+
+test('every built-in pre-training config validates; multi-resolution configs cut native local views inside the cache', () => {
+  for (const name of configNames()) {
+    const c = loadConfig(name);
+    assert.doesNotThrow(() => validateConfig(c), name);
+    const preset = loadPreset(c.data.preset);
+    if (c.data.views.localSource !== 'cache') continue;
+    assert.ok(preset.globalShape, `${name}: native local views need a preset whose global view is downsampled`);
+    const local = c.data.views.localShape!;
+    assert.ok(local.every((n, i) => n <= preset.shape[i]! && n >= globalShapeOf(preset)[i]! / 4), `${name}: local views ${local} in cache ${preset.shape}`);
+    assert.equal(c.objective.tma.formulation, 'swapped', `${name}: multi-resolution configs use the leak-free formulation`);
+  }
+});
