@@ -1,8 +1,11 @@
-// `npm run experiment:learning`: T3D vs CLIP-only vs random init on the synthetic benchmark (cpu-96),
-// several seeds, zero-shot macro-AUROC and retrieval on the held-out split. Runs the CLI per setting and
-// reads each run's final validation from metrics.jsonl; prints mean ± sd and writes <out>/summary.json.
-// Env: SEEDS (0,1,2), STEPS (300), VARIANTS (random-init,clip-only,t3d; simclr, restoration and ablations below), VALIDATE_EVERY (STEPS), OUT (runs/learning; the data cache
-// is shared with runs/learning so every study evaluates on the same held-out volumes).
+// `npm run experiment:learning`: T3D vs CLIP-only vs random init on a synthetic benchmark (CONFIG, cpu-96 by
+// default; cpu-mr for the multi-resolution study), several seeds, zero-shot macro-AUROC and retrieval on the held-out
+// split. Runs the CLI per setting and reads each run's final validation from metrics.jsonl; prints mean ± sd and
+// writes <out>/summary.json.
+// Env: CONFIG (cpu-96), COUNT (1000 volumes, VALID_FRACTION 0.4 held out), SEEDS (0,1,2), STEPS (300), VARIANTS
+// (random-init,clip-only,t3d; simclr, restoration and ablations below), VALIDATE_EVERY (STEPS), OUT (runs/learning).
+// The data cache lives under runs/learning (cache for cpu-96, cache-<config> otherwise), so every study of a config
+// evaluates on the same held-out volumes.
 // `*-warm` variants start from a text encoder pre-trained by `t3d pretrain-text` on the same training reports
 // (<OUT>/text, TEXT_STEPS 1000, seed 0, shared by every seed and variant) with the text tower at 0.1× the lr.
 import { spawnSync } from 'node:child_process';
@@ -15,7 +18,10 @@ const out = resolve(root, process.env.OUT ?? join('runs', 'learning'));
 const seeds = (process.env.SEEDS ?? '0,1,2').split(',').map(Number);
 const steps = Number(process.env.STEPS ?? 300);
 const validateEvery = Number(process.env.VALIDATE_EVERY ?? steps);
-const common = ['--config', 'cpu-96', '--set', `data.cache=${join(root, 'runs', 'learning', 'cache')}`, '--set', 'data.synth={"count":1000,"seed":0,"validFraction":0.4}',
+const config = process.env.CONFIG ?? 'cpu-96';
+const cache = join(root, 'runs', 'learning', config === 'cpu-96' ? 'cache' : `cache-${config}`);
+const synth = { count: Number(process.env.COUNT ?? 1000), seed: 0, validFraction: Number(process.env.VALID_FRACTION ?? 0.4) };
+const common = ['--config', config, '--set', `data.cache=${cache}`, '--set', `data.synth=${JSON.stringify(synth)}`,
   '--set', `train.validateEvery=${validateEvery}`, '--set', `train.checkpointEvery=${validateEvery}`, '--set', 'train.logEvery=50'];
 const warm = ['--set', `model.text.pretrained=${join(out, 'text')}`, '--set', 'optim.textLrScale=0.1'];
 const coarse = ['--set', 'objective.tma.useText=false', '--set', 'model.prototypes=8', '--set', 'objective.tma.queue=128'];
@@ -34,6 +40,11 @@ const allVariants: Record<string, string[]> = {
   't3d-swapped-warm': ['--steps', String(steps), '--set', 'objective.tma.formulation=swapped', ...warm],
   't3d-teacher': ['--steps', String(steps), '--set', 'objective.tma.formulation=teacher', '--set', 'objective.tma.teacherMomentum=0.99'],
   't3d-local': ['--steps', String(steps), '--set', 'objective.tma.formulation=local'],
+  't3d-fused': ['--steps', String(steps), '--set', 'objective.tma.formulation=fused'],
+  // what each part of the (multi-resolution, swapped) default buys
+  't3d-no-text': ['--steps', String(steps), '--set', 'objective.tma.useText=false'],
+  't3d-no-local': ['--steps', String(steps), '--set', 'data.views.numLocal=0'],
+  't3d-single-res': ['--steps', String(steps), '--set', 'data.views.localSource=global'],
   't3d-no-fusion': ['--steps', String(steps), '--set', 'objective.tma.useText=false'],
   't3d-groupnorm': ['--steps', String(steps), '--set', 'model.vision.norm=group'],
   // no fusion, 8 prototypes over batch + a 128-sample queue: codes are coarse report clusters, not instances
