@@ -1,0 +1,187 @@
+// `t3d index`, `t3d search`, `t3d similar`: an embedding index of preprocessed volumes (LanceDB, one table per
+// checkpoint) and the two questions people ask it — which cases match this text, which cases look like this scan.
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import * as torch from '../torch/index.js';
+import { readCacheIndex } from '../data/cache.js';
+import { loadT3dCheckpoint, type LoadedCheckpoint } from '../train/factory.js';
+import { checkpointFileSha256 } from '../train/checkpoint.js';
+import { embedSplit, embedTexts, scoresFromPrompts, zeroShotPrompts } from '../eval/zeroshot.js';
+import { VectorIndex, type Hit, type IndexRow, type SearchFilter } from '../search/vector-index.js';
+import { analyzeScan } from './analyze.js';
+import { parseOptions } from './args.js';
+
+const DEFAULT_DB = join('runs', 'index');
+const log = (line: string) => console.error(`t3d: ${line}`);
+
+export const INDEX_USAGE = `t3d index --checkpoint <run-or-checkpoint> [--cache <cache-dir>] [--db ${DEFAULT_DB}] [--split valid,train] [--batch 32] [--ann]
+
+Embeds every volume of a preprocessed cache (default: the checkpoint's own) and stores it with its report, positive
+labels and zero-shot finding probabilities in an embedded LanceDB database (--db, a folder). Each checkpoint gets its
+own table, so a new checkpoint never mixes with an old one. Incremental: volumes already in the table are skipped,
+so rerunning resumes; each batch is one atomic append. A volume that cannot be read is skipped, reported and
+listed in <db>/quarantine.jsonl. --ann builds an IVF-PQ approximate index at the end (worth it from ~10,000 rows).
+
+Examples:
+  t3d index --checkpoint runs/demo/t3d-s0
+  t3d index --checkpoint runs/demo/t3d-s0 --split valid --db runs/index`;
+
+export const SEARCH_USAGE = `t3d search "<text>" --checkpoint <run-or-checkpoint> [--db ${DEFAULT_DB}] [--k 10] [--label <finding>] [--split <split>] [--json]
+
+Embeds the text with the checkpoint's report encoder and lists the k indexed volumes nearest to it (cosine
+similarity), optionally only those with a finding (--label, as in the labels CSV) or from one split.
+
+Examples:
+  t3d search "large right pleural effusion" --checkpoint runs/demo/t3d-s0
+  t3d search "cardiomegaly" --checkpoint runs/demo/t3d-s0 --label Cardiomegaly --k 5 --json`;
+
+export const SIMILAR_USAGE = `t3d similar <scan.nii[.gz] | dicom-series-folder | indexed-id> --checkpoint <run-or-checkpoint> [--db ${DEFAULT_DB}] [--k 10] [--label <finding>] [--split <split>] [--json] [--intercept HU]
+
+The k indexed volumes nearest to a scan (preprocessed and embedded as \`t3d analyze\` does) or to an indexed volume
+given by its id (the volume itself is left out).
+
+Examples:
+  t3d similar scan.nii.gz --checkpoint runs/demo/t3d-s0
+  t3d similar valid_12_a_1 --checkpoint runs/demo/t3d-s0 --k 5`;
+
+const checkpointIdOf = (c: LoadedCheckpoint) => checkpointFileSha256(c.dir, 'model.safetensors').slice(0, 16);
+
+export async function runIndex(args: string[]): Promise<void> {
+  const o = parseOptions(args, { checkpoint: 'string', cache: 'string', db: 'string', split: 'string', batch: 'number', ann: 'boolean', device: 'string' });
+  if (!o.checkpoint) throw new Error('index: --checkpoint <run-or-checkpoint> is required');
+  const batch = (o.batch as number | undefined) ?? 32;
+  if (!(Number.isInteger(batch) && batch >= 1)) throw new Error(`index: --batch must be a positive integer, got ${batch}`);
+  const db = (o.db as string | undefined) ?? DEFAULT_DB;
+  const device = o.device as string | undefined;
+  const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
+  const { model, tokenizer, config } = ckpt;
+  try {
+    if (device && device !== 'cpu') model.to({ device });
+    model.eval();
+    const cache = (o.cache as string | undefined) ?? config.data.cache;
+    const { entries, labelNames } = readCacheIndex(cache);
+    const splits = (o.split as string | undefined)?.split(',');
+    const chosen = entries.filter((e) => !splits || splits.includes(e.split));
+    if (splits && chosen.length === 0) throw new Error(`index: --split ${splits.join(',')}: no such volumes in ${cache} (splits: ${[...new Set(entries.map((e) => e.split))].join(', ')})`);
+    mkdirSync(db, { recursive: true });
+    const index = await VectorIndex.open(db, checkpointIdOf(ckpt));
+    const done = await index.ids();
+    const todo = chosen.filter((e) => !done.has(e.name));
+    console.log(`index: ${chosen.length} volumes in ${cache}, ${chosen.length - todo.length} already in table t3d_${index.checkpointId} of ${db}; ${todo.length} to embed`);
+    const prompts = zeroShotPrompts(model, tokenizer, labelNames, { templates: 3, device });
+    const byName = new Map(entries.map((e) => [e.name, e]));
+    const embed = async (names: string[]): Promise<IndexRow[]> => {
+      const e = await embedSplit(model, tokenizer, cache, undefined, { names, batchSize: Math.min(batch, 8), maxTokens: config.data.maxTokens, device });
+      try {
+        const probs = scoresFromPrompts(model, e.volumes, prompts);
+        const vectors = torch.tidy(() => e.volumes.to('cpu').to('float32').toArray());
+        const D = e.volumes.size(1);
+        return e.names.map((n, i) => {
+          const entry = byName.get(n)!;
+          return {
+            id: n, source: entry.file, split: entry.split, report: entry.report, labels: labelNames.filter((_, l) => entry.labels[l] === 1),
+            findings: Object.fromEntries(labelNames.map((l, j) => [l, probs[i]![j]!])), checkpointId: index.checkpointId, vector: vectors.slice(i * D, (i + 1) * D),
+          };
+        });
+      } finally {
+        torch.dispose([e.volumes, e.reports]);
+      }
+    };
+    const t0 = performance.now();
+    let added = 0, quarantined = 0;
+    try {
+      for (let at = 0; at < todo.length; at += batch) {
+        const names = todo.slice(at, at + batch).map((e) => e.name);
+        let rows: IndexRow[];
+        try {
+          rows = await embed(names);
+        } catch {
+          // find the volume(s) that fail, keep the rest
+          rows = [];
+          for (const n of names) {
+            try {
+              rows.push(...await embed([n]));
+            } catch (err) {
+              quarantined += 1;
+              log(`index: ${n} skipped: ${(err as Error).message}`);
+              appendFileSync(join(db, 'quarantine.jsonl'), JSON.stringify({ id: n, checkpointId: index.checkpointId, error: (err as Error).message, at: new Date().toISOString() }) + '\n');
+            }
+          }
+        }
+        await index.add(rows);
+        added += rows.length;
+        const rate = (added + quarantined) / ((performance.now() - t0) / 1000);
+        console.log(`index: ${at + names.length}/${todo.length} (${Math.round((100 * (at + names.length)) / todo.length)} %) ${rate.toFixed(1)} volumes/s ETA ${Math.round((todo.length - at - names.length) / Math.max(rate, 1e-9))} s`);
+      }
+    } finally {
+      torch.dispose([prompts.pos, prompts.neg]);
+    }
+    if (o.ann) await index.createAnnIndex();
+    console.log(`index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`);
+  } finally {
+    model.dispose();
+  }
+}
+
+function printHits(hits: Hit[], json: boolean): void {
+  if (json) { console.log(JSON.stringify(hits, null, 1)); return; }
+  if (hits.length === 0) { console.log('no matching volumes'); return; }
+  const w = Math.max(...hits.map((h) => h.id.length));
+  hits.forEach((h, i) => {
+    const report = h.report.length > 100 ? `${h.report.slice(0, 97)}...` : h.report;
+    console.log(`${String(i + 1).padStart(3)}. ${h.similarity.toFixed(3)}  ${h.id.padEnd(w)}  [${h.split}] ${h.labels.length ? h.labels.join(', ') : 'no findings'}\n       ${report}`);
+  });
+}
+
+function filters(o: Record<string, string | number | boolean>): SearchFilter {
+  const k = (o.k as number | undefined) ?? 10;
+  if (!(Number.isInteger(k) && k >= 1)) throw new Error(`--k must be a positive integer, got ${k}`);
+  return { k, label: o.label as string | undefined, split: o.split as string | undefined };
+}
+
+async function openIndex(db: string, ckpt: LoadedCheckpoint): Promise<VectorIndex> {
+  if (!existsSync(db)) throw new Error(`--db ${db}: no such index; build one with \`t3d index --checkpoint ${ckpt.dir}\``);
+  const index = await VectorIndex.open(db, checkpointIdOf(ckpt));
+  if ((await index.count()) === 0) {
+    const others = await VectorIndex.checkpoints(db);
+    throw new Error(`--db ${db}: nothing indexed with checkpoint ${index.checkpointId}${others.length ? ` (tables exist for ${others.join(', ')})` : ''}; run \`t3d index --checkpoint ${ckpt.dir} --db ${db}\``);
+  }
+  return index;
+}
+
+export async function runSearch(args: string[]): Promise<void> {
+  const [text, ...rest] = args;
+  if (!text || text.startsWith('--')) throw new Error('search: give the query text first, e.g. t3d search "pleural effusion" --checkpoint <run>');
+  const o = parseOptions(rest, { checkpoint: 'string', db: 'string', k: 'number', label: 'string', split: 'string', json: 'boolean' });
+  if (!o.checkpoint) throw new Error('search: --checkpoint <run-or-checkpoint> is required (the index holds one table per checkpoint)');
+  const f = filters(o);
+  const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
+  try {
+    const index = await openIndex((o.db as string | undefined) ?? DEFAULT_DB, ckpt);
+    ckpt.model.eval();
+    const vector = torch.tidy(() => embedTexts(ckpt.model, ckpt.tokenizer, [text], ckpt.config.data.maxTokens).to('float32').toArray());
+    printHits(await index.search(vector, f), !!o.json);
+  } finally {
+    ckpt.model.dispose();
+  }
+}
+
+export async function runSimilar(args: string[]): Promise<void> {
+  const [query, ...rest] = args;
+  if (!query || query.startsWith('--')) throw new Error('similar: give a scan (NIfTI file or DICOM series folder) or an indexed id first');
+  const o = parseOptions(rest, { checkpoint: 'string', db: 'string', k: 'number', label: 'string', split: 'string', json: 'boolean', intercept: 'number' });
+  if (!o.checkpoint) throw new Error('similar: --checkpoint <run-or-checkpoint> is required');
+  const f = filters(o);
+  const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
+  let index: VectorIndex;
+  let vector: number[] | undefined;
+  try {
+    index = await openIndex((o.db as string | undefined) ?? DEFAULT_DB, ckpt);
+    vector = existsSync(query) ? undefined : await index.vectorOf(query);
+    if (!vector && !existsSync(query)) throw new Error(`similar: '${query}' is neither a scan on disk nor an id in the index`);
+  } finally {
+    ckpt.model.dispose();
+  }
+  if (!vector) vector = (await analyzeScan(query, { checkpoint: o.checkpoint as string, intercept: o.intercept as number | undefined, log })).embedding;
+  printHits(await index.search(vector, { ...f, excludeId: existsSync(query) ? undefined : query }), !!o.json);
+}

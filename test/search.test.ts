@@ -1,0 +1,112 @@
+// The embedding index: `t3d index` is incremental and keeps checkpoints apart, bad volumes are quarantined, and
+// search returns exactly the brute-force cosine ranking of the embeddings `t3d embed` writes, with working filters.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as torch from '../src/torch/index.js';
+import { applyOverrides, loadConfig } from '../src/train/config.js';
+import { ensureCache } from '../src/app/pretrain.js';
+import { readCacheIndex } from '../src/data/cache.js';
+import { VectorIndex } from '../src/search/vector-index.js';
+import { packageRoot } from '../src/util/paths.js';
+import { fixture } from './helpers.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 't3d-search-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const cache = join(tmp, 'cache');
+const db = join(tmp, 'db');
+const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
+const t3d = (...args: string[]) => {
+  const r = spawnSync('node', [cli, ...args], { encoding: 'utf8', env: { ...process.env, T3D_NUM_THREADS: '1' } });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+};
+const ok = (...args: string[]) => {
+  const r = t3d(...args);
+  assert.equal(r.status, 0, `t3d ${args.join(' ')}\n${r.err}`);
+  return r.out;
+};
+const pretrainArgs = (out: string, seed: number) => ['pretrain', '--config', fixture('pretrain', 'tiny.json'), '--set', `data.cache=${cache}`, '--set', `data.preset=${fixture('pretrain', 'tiny-preset.json')}`,
+  '--set', `train.seed=${seed}`, '--steps', '3', '--out', out];
+const run = join(tmp, 'run-a');
+const checkpointId = () => (JSON.parse(readFileSync(join(tmp, 'index-a.json'), 'utf8')) as { id: string }).id;
+
+test('setup: a tiny cache and two checkpoints', async () => {
+  await ensureCache(applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), [`data.cache=${cache}`, `data.preset=${fixture('pretrain', 'tiny-preset.json')}`]));
+  ok(...pretrainArgs(run, 0));
+  ok(...pretrainArgs(join(tmp, 'run-b'), 1));
+});
+
+test('`t3d index` embeds every volume once; a rerun skips them all', async () => {
+  const n = readCacheIndex(cache).entries.length;
+  const first = ok('index', '--checkpoint', run, '--db', db, '--batch', '4');
+  assert.match(first, new RegExp(`${n} added, 0 quarantined; table t3d_([0-9a-f]{16}) holds ${n} volumes`));
+  const id = /table t3d_([0-9a-f]{16})/.exec(first)![1]!;
+  writeFileSync(join(tmp, 'index-a.json'), JSON.stringify({ id }));
+  assert.match(ok('index', '--checkpoint', run, '--db', db), new RegExp(`${n} already in table t3d_${id} .*; 0 to embed[\\s\\S]*0 added, 0 quarantined; table t3d_${id} holds ${n} volumes`));
+  assert.equal(await (await VectorIndex.open(db, id)).count(), n);
+});
+
+test('search ranks exactly as brute-force cosine over `t3d embed` output; label, split and id filters hold', async () => {
+  ok('embed', '--checkpoint', run, '--cache', cache, '--split', 'valid', '--out', join(tmp, 'valid.safetensors'));
+  const { tensors, metadata } = torch.loadSafetensors(join(tmp, 'valid.safetensors'));
+  const names = JSON.parse(metadata.names!) as string[];
+  const emb = tensors.get('embeddings')!;
+  const D = emb.size(1);
+  const flat = emb.toArray();
+  const vec = (i: number) => flat.slice(i * D, (i + 1) * D);
+  torch.dispose([...tensors.values()]);
+  const index = await VectorIndex.open(db, checkpointId());
+  const query = vec(0).map((v, j) => v + 0.5 * vec(1)[j]!);
+  const norm = Math.hypot(...query);
+  const expected = names.map((name, i) => ({ name, sim: vec(i).reduce((s, v, j) => s + v * query[j]!, 0) / norm })).sort((a, b) => b.sim - a.sim);
+  const hits = await index.search(query, { k: names.length, split: 'valid' });
+  assert.deepEqual(hits.map((h) => h.id), expected.map((e) => e.name));
+  hits.forEach((h, i) => assert.ok(Math.abs(h.similarity - expected[i]!.sim) < 1e-5, `${h.id}: ${h.similarity} vs ${expected[i]!.sim}`));
+  assert.ok(hits.every((h) => h.split === 'valid' && h.checkpointId === checkpointId() && Object.keys(h.findings).length === readCacheIndex(cache).labelNames.length));
+  // label filter: exactly the volumes whose labels CSV row has it
+  const { entries, labelNames } = readCacheIndex(cache);
+  const l = labelNames.findIndex((_, j) => entries.some((e) => e.labels[j] === 1));
+  const withLabel = entries.filter((e) => e.labels[l] === 1).map((e) => e.name).sort();
+  const labelled = await index.search(query, { k: 100, label: labelNames[l] });
+  assert.deepEqual(labelled.map((h) => h.id).sort(), withLabel);
+  const similar = await index.search(vec(0), { k: 3, excludeId: names[0] });
+  assert.ok(similar.length === 3 && !similar.some((h) => h.id === names[0]));
+  assert.deepEqual(await index.vectorOf('no-such-id'), undefined);
+});
+
+test('`t3d search` and `t3d similar` print the ranking (also as JSON); another checkpoint has its own table', () => {
+  const hits = JSON.parse(ok('search', 'pleural effusion', '--checkpoint', run, '--db', db, '--k', '4', '--json')) as { id: string; similarity: number }[];
+  assert.equal(hits.length, 4);
+  assert.ok(hits.every((h, i) => i === 0 || h.similarity <= hits[i - 1]!.similarity));
+  const someId = readCacheIndex(cache).entries[0]!.name;
+  const similar = JSON.parse(ok('similar', someId, '--checkpoint', run, '--db', db, '--k', '2', '--json')) as { id: string }[];
+  assert.equal(similar.length, 2);
+  assert.ok(!similar.some((h) => h.id === someId));
+  assert.match(ok('similar', someId, '--checkpoint', run, '--db', db, '--k', '1'), /^ {2}1\. [0-9.-]+ {2}\S+ {2}\[(train|valid)\]/);
+  const other = t3d('search', 'pleural effusion', '--checkpoint', join(tmp, 'run-b'), '--db', db);
+  assert.notEqual(other.status, 0);
+  assert.match(other.err, new RegExp(`nothing indexed with checkpoint [0-9a-f]{16} \\(tables exist for ${checkpointId()}\\)`));
+  assert.match(t3d('search', 'x', '--checkpoint', run, '--db', db, '--k', '0').err, /--k must be a positive integer, got 0/);
+  assert.match(t3d('similar', 'nowhere', '--checkpoint', run, '--db', db).err, /'nowhere' is neither a scan on disk nor an id in the index/);
+  assert.match(t3d('search', 'x', '--checkpoint', run, '--db', join(tmp, 'no-db')).err, /no such index; build one with `t3d index/);
+});
+
+test('a volume that cannot be read is quarantined; the others are indexed; nothing is half-written', async () => {
+  const broken = join(tmp, 'cache-broken');
+  cpSync(cache, broken, { recursive: true });
+  const { entries } = readCacheIndex(broken);
+  const victim = entries[2]!;
+  writeFileSync(join(broken, victim.file), 'not a volume');
+  const db2 = join(tmp, 'db2');
+  const out = ok('index', '--checkpoint', run, '--cache', broken, '--db', db2, '--batch', '4');
+  assert.match(out, new RegExp(`${entries.length - 1} added, 1 quarantined`));
+  const q = readFileSync(join(db2, 'quarantine.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; error: string });
+  assert.deepEqual(q.map((r) => r.id), [victim.name]);
+  const index = await VectorIndex.open(db2, checkpointId());
+  assert.equal((await index.ids()).has(victim.name), false);
+  assert.equal(await index.count(), entries.length - 1);
+  assert.ok(existsSync(join(db2, `t3d_${checkpointId()}.lance`)));
+});
