@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const nativeDir = join(root, 'native');
@@ -83,7 +84,9 @@ const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
 async function main() {
   const torch = resolveLibtorch();
   const cuda = existsSync(join(torch.lib, 'libtorch_cuda.so'));
-  const addonApi = join(root, 'node_modules', 'node-addon-api');
+  // resolved as Node does: installed as a dependency, node-addon-api may sit in the consumer's node_modules
+  let addonApi;
+  try { addonApi = dirname(createRequire(import.meta.url).resolve('node-addon-api/package.json')); } catch { addonApi = ''; }
   if (!existsSync(join(addonApi, 'napi.h'))) fail('node-addon-api missing: run `npm ci` first');
   mkdirSync(objDir, { recursive: true });
   mkdirSync(pchDir, { recursive: true });
