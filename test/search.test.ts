@@ -3,7 +3,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
@@ -11,6 +11,7 @@ import { applyOverrides, loadConfig } from '../src/train/config.js';
 import { ensureCache } from '../src/app/pretrain.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { VectorIndex } from '../src/search/vector-index.js';
+import { listScans } from '../src/app/search.js';
 import { packageRoot } from '../src/util/paths.js';
 import { fixture } from './helpers.js';
 
@@ -109,4 +110,29 @@ test('a volume that cannot be read is quarantined; the others are indexed; nothi
   assert.equal((await index.ids()).has(victim.name), false);
   assert.equal(await index.count(), entries.length - 1);
   assert.ok(existsSync(join(db2, `t3d_${checkpointId()}.lance`)));
+});
+
+test('`t3d index --scans`: NIfTI files and DICOM series folders, embedded as `t3d analyze` does (= the cache row of the same volume); unreadable ones quarantined', async () => {
+  const scans = join(tmp, 'scans');
+  const nifti = (name: string) => join(`${cache}-source`, 'dataset', 'valid', name.split('_').slice(0, 2).join('_'), name.split('_').slice(0, 3).join('_'), `${name}.nii.gz`);
+  mkdirSync(join(scans, 'ward', 'series-7'), { recursive: true });
+  copyFileSync(nifti('valid_1_a_1'), join(scans, 'first.nii.gz'));
+  copyFileSync(nifti('valid_2_a_1'), join(scans, 'ward', 'second.nii.gz'));
+  writeFileSync(join(scans, 'ward', 'series-7', 'IM0001'), 'not DICOM');
+  writeFileSync(join(scans, 'broken.nii.gz'), 'not NIfTI');
+  writeFileSync(join(scans, 'notes.txt'), 'ignored');
+  assert.deepEqual(listScans(scans), ['broken.nii.gz', 'first.nii.gz', 'ward/second.nii.gz', 'ward/series-7']);
+  // the synthetic NIfTI files store raw values; HU come from the metadata intercept, as in CT-RATE v1
+  const out = ok('index', '--checkpoint', run, '--scans', scans, '--db', db, '--batch', '2', '--intercept', '-1024');
+  assert.match(out, /4 scans in .*; 4 to embed[\s\S]*2 added, 2 quarantined/);
+  const q = readFileSync(join(db, 'quarantine.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
+  assert.deepEqual(q.slice(-2), ['broken.nii.gz', 'ward/series-7']);
+  assert.match(ok('index', '--checkpoint', run, '--scans', scans, '--db', db, '--intercept', '-1024'), /2 already in table .*; 2 to embed/, 'quarantined scans are retried, indexed ones skipped');
+  const index = await VectorIndex.open(db, checkpointId());
+  const fromScan = (await index.vectorOf('first.nii.gz'))!, fromCache = (await index.vectorOf('valid_1_a_1'))!;
+  const cosine = fromScan.reduce((s, v, i) => s + v * fromCache[i]!, 0);
+  assert.ok(cosine > 0.999, `the scan and its cache entry embed alike (cosine ${cosine})`);
+  const hits = await index.search(fromScan, { k: 2, split: 'scans' });
+  assert.deepEqual(hits.map((h) => h.id).sort(), ['first.nii.gz', 'ward/second.nii.gz']);
+  assert.match(t3d('index', '--checkpoint', run, '--scans', scans, '--cache', cache).err, /--scans indexes a folder of scans; --cache and --split apply to a preprocessed cache/);
 });

@@ -1,6 +1,6 @@
 // `t3d index`, `t3d search`, `t3d similar`: an embedding index of preprocessed volumes (LanceDB, one table per
 // checkpoint) and the two questions people ask it — which cases match this text, which cases look like this scan.
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
@@ -8,23 +8,27 @@ import { loadT3dCheckpoint, type LoadedCheckpoint } from '../train/factory.js';
 import { checkpointFileSha256 } from '../train/checkpoint.js';
 import { embedSplit, embedTexts, scoresFromPrompts, zeroShotPrompts } from '../eval/zeroshot.js';
 import { VectorIndex, type Hit, type IndexRow, type SearchFilter } from '../search/vector-index.js';
-import { analyzeScan } from './analyze.js';
+import { analyzeScan, openAnalyzer } from './analyze.js';
 import { parseOptions } from './args.js';
 
 const DEFAULT_DB = join('runs', 'index');
 const log = (line: string) => console.error(`t3d: ${line}`);
 
-export const INDEX_USAGE = `t3d index --checkpoint <run-or-checkpoint> [--cache <cache-dir>] [--db ${DEFAULT_DB}] [--split valid,train] [--batch 32] [--ann]
+export const INDEX_USAGE = `t3d index --checkpoint <run-or-checkpoint> [--cache <cache-dir> | --scans <folder>] [--db ${DEFAULT_DB}] [--split valid,train] [--batch 32] [--ann] [--intercept HU]
 
 Embeds every volume of a preprocessed cache (default: the checkpoint's own) and stores it with its report, positive
-labels and zero-shot finding probabilities in an embedded LanceDB database (--db, a folder). Each checkpoint gets its
-own table, so a new checkpoint never mixes with an old one. Incremental: volumes already in the table are skipped,
-so rerunning resumes; each batch is one atomic append. A volume that cannot be read is skipped, reported and
-listed in <db>/quarantine.jsonl. --ann builds an IVF-PQ approximate index at the end (worth it from ~10,000 rows).
+labels and zero-shot finding probabilities in an embedded LanceDB database (--db, a folder). --scans takes a folder
+of scans instead: every .nii/.nii.gz file and every DICOM series folder under it, preprocessed with the checkpoint's
+preset as \`t3d analyze\` does; their id is the path inside the folder, their split 'scans', and their labels the
+findings called positive at the validated thresholds (they have no labels CSV). Each checkpoint gets its own
+table, so a new checkpoint never mixes with an old one. Incremental: volumes already in the table are skipped, so
+rerunning resumes; each batch is one atomic append. A volume that cannot be read is skipped, reported and listed in
+<db>/quarantine.jsonl. --ann builds an IVF-PQ approximate index at the end (worth it from ~10,000 rows).
 
 Examples:
   t3d index --checkpoint runs/demo/t3d-s0
-  t3d index --checkpoint runs/demo/t3d-s0 --split valid --db runs/index`;
+  t3d index --checkpoint runs/demo/t3d-s0 --split valid --db runs/index
+  t3d index --checkpoint runs/demo/t3d-s0 --scans incoming/`;
 
 export const SEARCH_USAGE = `t3d search "<text>" --checkpoint <run-or-checkpoint> [--db ${DEFAULT_DB}] [--k 10] [--label <finding>] [--split <split>] [--json]
 
@@ -46,13 +50,78 @@ Examples:
 
 const checkpointIdOf = (c: LoadedCheckpoint) => checkpointFileSha256(c.dir, 'model.safetensors').slice(0, 16);
 
+/** Scans under `folder`: .nii/.nii.gz files, and folders holding other files (DICOM series); paths relative to it. */
+export function listScans(folder: string): string[] {
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new Error(`--scans ${folder}: no such folder`);
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    const entries = readdirSync(join(folder, rel), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+    if (rel && entries.some((e) => e.isFile() && !/\.(nii(\.gz)?|json|txt|csv|md)$/i.test(e.name) && !e.name.startsWith('.'))) out.push(rel);
+    for (const e of entries) {
+      const path = rel ? join(rel, e.name) : e.name;
+      if (e.isDirectory()) walk(path);
+      else if (/\.nii(\.gz)?$/i.test(e.name)) out.push(path);
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** Reports a volume that could not be indexed and lists it in <db>/quarantine.jsonl. */
+function quarantine(db: string, id: string, checkpointId: string, err: unknown): void {
+  log(`index: ${id} skipped: ${(err as Error).message}`);
+  appendFileSync(join(db, 'quarantine.jsonl'), JSON.stringify({ id, checkpointId, error: (err as Error).message, at: new Date().toISOString() }) + '\n');
+}
+
+function progress(done: number, total: number, t0: number, processed: number): void {
+  const rate = processed / ((performance.now() - t0) / 1000);
+  console.log(`index: ${done}/${total} (${Math.round((100 * done) / total)} %) ${rate.toFixed(1)} volumes/s ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s`);
+}
+
+async function indexScans(folder: string, o: { checkpoint: string; db: string; batch: number; ann: boolean; device?: string; intercept?: number }): Promise<void> {
+  const scans = listScans(folder);
+  if (scans.length === 0) throw new Error(`--scans ${folder}: no .nii/.nii.gz files or DICOM series folders in it`);
+  const analyzer = await openAnalyzer({ checkpoint: o.checkpoint, device: o.device, log });
+  try {
+    mkdirSync(o.db, { recursive: true });
+    const index = await VectorIndex.open(o.db, analyzer.checkpointId);
+    const done = await index.ids();
+    const todo = scans.filter((s) => !done.has(s));
+    console.log(`index: ${scans.length} scans in ${folder}, ${scans.length - todo.length} already in table t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`);
+    const t0 = performance.now();
+    let added = 0, quarantined = 0;
+    for (let at = 0; at < todo.length; at += o.batch) {
+      const rows: IndexRow[] = [];
+      for (const id of todo.slice(at, at + o.batch)) {
+        try {
+          const a = await analyzer.analyze(join(folder, id), { intercept: o.intercept });
+          rows.push({ id, source: join(folder, id), split: 'scans', report: '', labels: a.findings.filter((f) => f.positive).map((f) => f.label),
+            findings: Object.fromEntries(a.findings.map((f) => [f.label, f.probability])), checkpointId: analyzer.checkpointId, vector: a.embedding });
+        } catch (err) {
+          quarantined += 1;
+          quarantine(o.db, id, analyzer.checkpointId, err);
+        }
+      }
+      await index.add(rows);
+      added += rows.length;
+      progress(Math.min(at + o.batch, todo.length), todo.length, t0, added + quarantined);
+    }
+    if (o.ann) await index.createAnnIndex();
+    console.log(`index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`);
+  } finally {
+    analyzer.dispose();
+  }
+}
+
 export async function runIndex(args: string[]): Promise<void> {
-  const o = parseOptions(args, { checkpoint: 'string', cache: 'string', db: 'string', split: 'string', batch: 'number', ann: 'boolean', device: 'string' });
+  const o = parseOptions(args, { checkpoint: 'string', cache: 'string', scans: 'string', db: 'string', split: 'string', batch: 'number', ann: 'boolean', device: 'string', intercept: 'number' });
   if (!o.checkpoint) throw new Error('index: --checkpoint <run-or-checkpoint> is required');
   const batch = (o.batch as number | undefined) ?? 32;
   if (!(Number.isInteger(batch) && batch >= 1)) throw new Error(`index: --batch must be a positive integer, got ${batch}`);
   const db = (o.db as string | undefined) ?? DEFAULT_DB;
   const device = o.device as string | undefined;
+  if (o.scans && (o.cache || o.split)) throw new Error('index: --scans indexes a folder of scans; --cache and --split apply to a preprocessed cache');
+  if (o.scans) return indexScans(o.scans as string, { checkpoint: o.checkpoint as string, db, batch, ann: !!o.ann, device, intercept: o.intercept as number | undefined });
   const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
   const { model, tokenizer, config } = ckpt;
   try {
@@ -103,15 +172,13 @@ export async function runIndex(args: string[]): Promise<void> {
               rows.push(...await embed([n]));
             } catch (err) {
               quarantined += 1;
-              log(`index: ${n} skipped: ${(err as Error).message}`);
-              appendFileSync(join(db, 'quarantine.jsonl'), JSON.stringify({ id: n, checkpointId: index.checkpointId, error: (err as Error).message, at: new Date().toISOString() }) + '\n');
+              quarantine(db, n, index.checkpointId, err);
             }
           }
         }
         await index.add(rows);
         added += rows.length;
-        const rate = (added + quarantined) / ((performance.now() - t0) / 1000);
-        console.log(`index: ${at + names.length}/${todo.length} (${Math.round((100 * (at + names.length)) / todo.length)} %) ${rate.toFixed(1)} volumes/s ETA ${Math.round((todo.length - at - names.length) / Math.max(rate, 1e-9))} s`);
+        progress(at + names.length, todo.length, t0, added + quarantined);
       }
     } finally {
       torch.dispose([prompts.pos, prompts.neg]);
