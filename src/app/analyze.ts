@@ -43,11 +43,12 @@ export interface Analysis {
   seconds: { load: number; read: number; preprocess: number; encode: number; score: number };
 }
 
-async function readScan(scan: string, intercept: number | undefined, warn: (l: string) => void): Promise<Volume> {
+async function readScan(scan: string, intercept: number | undefined, warn: (l: string) => void, rejectGaps = false): Promise<Volume> {
   if (!existsSync(scan)) throw new Error(`${scan}: no such file or folder`);
   let vol: Volume;
   if (statSync(scan).isDirectory()) {
     const d = await readDicomVolume(scan);
+    if (rejectGaps && d.gaps.length > 0) throw new Error(`${scan}: partial series: ${d.gaps.length} irregular step(s) between slices (missing slices?)`);
     const [x, y, z] = d.shape;
     vol = { data: torch.tensor(d.data, [z, y, x]), spacing: d.spacing, affine: d.affine };
   } else vol = await loadVolume(scan, new Uint8Array(await readFile(scan)), 'image');
@@ -89,7 +90,8 @@ function cachedPrompts(file: string, key: object, compute: () => Prompts, o: { d
 /** A checkpoint loaded once for many scans: its preset, prompts and thresholds; `analyze` runs one scan. */
 export interface Analyzer {
   checkpoint: string; checkpointId: string; labelNames: string[];
-  analyze(scan: string, o?: { intercept?: number }): Promise<Analysis>;
+  /** rejectGaps: a DICOM series with missing slices is an error (ingestion), not read as is */
+  analyze(scan: string, o?: { intercept?: number; rejectGaps?: boolean }): Promise<Analysis>;
   dispose(): void;
 }
 
@@ -124,7 +126,7 @@ export async function openAnalyzer(o: { checkpoint: string; device?: string; log
       checkpoint: dir, checkpointId, labelNames,
       async analyze(scan, a = {}) {
         const clock = (() => { let t = performance.now(); return () => { const now = performance.now(); const s = (now - t) / 1000; t = now; return s; }; })();
-        const raw = await readScan(scan, a.intercept, o.log);
+        const raw = await readScan(scan, a.intercept, o.log, a.rejectGaps);
         const read = clock();
         const image = preprocessImage(raw, preset, scan);
         // the global view, as the loader makes it (trilinear, align_corners=False, when the preset downsamples)

@@ -1,6 +1,7 @@
 // `t3d index`, `t3d search`, `t3d similar`: an embedding index of preprocessed volumes (LanceDB, one table per
 // checkpoint) and the two questions people ask it — which cases match this text, which cases look like this scan.
-import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
@@ -8,19 +9,23 @@ import { loadT3dCheckpoint, type LoadedCheckpoint } from '../train/factory.js';
 import { checkpointFileSha256 } from '../train/checkpoint.js';
 import { embedSplit, embedTexts, scoresFromPrompts, zeroShotPrompts } from '../eval/zeroshot.js';
 import { VectorIndex, type Hit, type IndexRow, type SearchFilter } from '../search/vector-index.js';
+import { fetchSeries, findSeries } from '../io/dicomweb.js';
 import { analyzeScan, openAnalyzer } from './analyze.js';
 import { parseOptions } from './args.js';
 
 const DEFAULT_DB = join('runs', 'index');
 const log = (line: string) => console.error(`t3d: ${line}`);
 
-export const INDEX_USAGE = `t3d index --checkpoint <run-or-checkpoint> [--cache <cache-dir> | --scans <folder>] [--db ${DEFAULT_DB}] [--split valid,train] [--batch 32] [--ann] [--intercept HU]
+export const INDEX_USAGE = `t3d index --checkpoint <run-or-checkpoint> [--cache <cache-dir> | --scans <folder> | --dicomweb <url>] [--db ${DEFAULT_DB}] [--split valid,train] [--batch 32] [--ann] [--intercept HU] [--timeout 60]
 
 Embeds every volume of a preprocessed cache (default: the checkpoint's own) and stores it with its report, positive
 labels and zero-shot finding probabilities in an embedded LanceDB database (--db, a folder). --scans takes a folder
 of scans instead: every .nii/.nii.gz file and every DICOM series folder under it, preprocessed with the checkpoint's
 preset as \`t3d analyze\` does; their id is the path inside the folder, their split 'scans', and their labels the
-findings called positive at the validated thresholds (they have no labels CSV). Each checkpoint gets its own
+findings called positive at the validated thresholds (they have no labels CSV). --dicomweb takes a PACS's DICOMweb
+root (e.g. http://host:8042/dicom-web): its CT series are found with QIDO-RS and fetched with WADO-RS, one at a time
+(--timeout seconds per request), id = SeriesInstanceUID, split 'pacs'; a series with fewer instances than the server
+lists, missing slices or a broken transfer is quarantined and tried again on the next run. Each checkpoint gets its own
 table, so a new checkpoint never mixes with an old one. Incremental: volumes already in the table are skipped, so
 rerunning resumes; each batch is one atomic append. A volume that cannot be read is skipped, reported and listed in
 <db>/quarantine.jsonl. --ann builds an IVF-PQ approximate index at the end (worth it from ~10,000 rows).
@@ -28,7 +33,8 @@ rerunning resumes; each batch is one atomic append. A volume that cannot be read
 Examples:
   t3d index --checkpoint runs/demo/t3d-s0
   t3d index --checkpoint runs/demo/t3d-s0 --split valid --db runs/index
-  t3d index --checkpoint runs/demo/t3d-s0 --scans incoming/`;
+  t3d index --checkpoint runs/demo/t3d-s0 --scans incoming/
+  t3d index --checkpoint runs/demo/t3d-s0 --dicomweb http://pacs.local:8042/dicom-web`;
 
 export const SEARCH_USAGE = `t3d search "<text>" --checkpoint <run-or-checkpoint> [--db ${DEFAULT_DB}] [--k 10] [--label <finding>] [--split <split>] [--json]
 
@@ -78,28 +84,42 @@ function progress(done: number, total: number, t0: number, processed: number): v
   console.log(`index: ${done}/${total} (${Math.round((100 * done) / total)} %) ${rate.toFixed(1)} volumes/s ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s`);
 }
 
-async function indexScans(folder: string, o: { checkpoint: string; db: string; batch: number; ann: boolean; device?: string; intercept?: number }): Promise<void> {
-  const scans = listScans(folder);
-  if (scans.length === 0) throw new Error(`--scans ${folder}: no .nii/.nii.gz files or DICOM series folders in it`);
+interface ScanSource {
+  /** what the items are, for the first progress line */
+  what: string;
+  ids: string[];
+  split: string;
+  /** the scan of an id on disk (a NIfTI file or a DICOM series folder), its source and a clean-up once analysed */
+  open(id: string): Promise<{ path: string; source: string; close?: () => void }>;
+}
+
+interface ScanIndexOptions { checkpoint: string; db: string; batch: number; ann: boolean; device?: string; intercept?: number }
+
+/** Scans → the checkpoint's analyzer → rows, appended batch by batch; failures quarantined, indexed ids skipped. */
+async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<void> {
   const analyzer = await openAnalyzer({ checkpoint: o.checkpoint, device: o.device, log });
   try {
     mkdirSync(o.db, { recursive: true });
     const index = await VectorIndex.open(o.db, analyzer.checkpointId);
     const done = await index.ids();
-    const todo = scans.filter((s) => !done.has(s));
-    console.log(`index: ${scans.length} scans in ${folder}, ${scans.length - todo.length} already in table t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`);
+    const todo = src.ids.filter((s) => !done.has(s));
+    console.log(`index: ${src.ids.length} ${src.what}, ${src.ids.length - todo.length} already in table t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`);
     const t0 = performance.now();
     let added = 0, quarantined = 0;
     for (let at = 0; at < todo.length; at += o.batch) {
       const rows: IndexRow[] = [];
       for (const id of todo.slice(at, at + o.batch)) {
+        let opened: Awaited<ReturnType<ScanSource['open']>> | undefined;
         try {
-          const a = await analyzer.analyze(join(folder, id), { intercept: o.intercept });
-          rows.push({ id, source: join(folder, id), split: 'scans', report: '', labels: a.findings.filter((f) => f.positive).map((f) => f.label),
+          opened = await src.open(id);
+          const a = await analyzer.analyze(opened.path, { intercept: o.intercept, rejectGaps: true });
+          rows.push({ id, source: opened.source, split: src.split, report: '', labels: a.findings.filter((f) => f.positive).map((f) => f.label),
             findings: Object.fromEntries(a.findings.map((f) => [f.label, f.probability])), checkpointId: analyzer.checkpointId, vector: a.embedding });
         } catch (err) {
           quarantined += 1;
           quarantine(o.db, id, analyzer.checkpointId, err);
+        } finally {
+          opened?.close?.();
         }
       }
       await index.add(rows);
@@ -113,15 +133,45 @@ async function indexScans(folder: string, o: { checkpoint: string; db: string; b
   }
 }
 
+async function indexScans(folder: string, o: ScanIndexOptions): Promise<void> {
+  const scans = listScans(folder);
+  if (scans.length === 0) throw new Error(`--scans ${folder}: no .nii/.nii.gz files or DICOM series folders in it`);
+  await indexScanSource({ what: `scans in ${folder}`, ids: scans, split: 'scans', open: async (id) => ({ path: join(folder, id), source: join(folder, id) }) }, o);
+}
+
+/** CT series of a DICOMweb server (QIDO-RS), each fetched (WADO-RS) into a temporary folder; id = SeriesInstanceUID. */
+async function indexDicomWeb(base: string, o: ScanIndexOptions & { timeoutMs: number }): Promise<void> {
+  const series = await findSeries(base, { timeoutMs: o.timeoutMs });
+  const byUid = new Map(series.map((s) => [s.seriesUid, s]));
+  await indexScanSource({
+    what: `CT series on ${base}`, ids: [...byUid.keys()], split: 'pacs',
+    open: async (uid) => {
+      const s = byUid.get(uid)!;
+      const parts = await fetchSeries(base, s, { timeoutMs: o.timeoutMs });
+      if (s.instances !== undefined && parts.length < s.instances) throw new Error(`partial series: ${parts.length} of ${s.instances} instances arrived`);
+      const dir = mkdtempSync(join(tmpdir(), 't3d-series-'));
+      parts.forEach((p, i) => writeFileSync(join(dir, `${String(i + 1).padStart(5, '0')}.dcm`), p));
+      return { path: dir, source: `${base.replace(/\/+$/, '')}/studies/${s.studyUid}/series/${uid}`, close: () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  }, o);
+}
+
 export async function runIndex(args: string[]): Promise<void> {
-  const o = parseOptions(args, { checkpoint: 'string', cache: 'string', scans: 'string', db: 'string', split: 'string', batch: 'number', ann: 'boolean', device: 'string', intercept: 'number' });
+  const o = parseOptions(args, { checkpoint: 'string', cache: 'string', scans: 'string', dicomweb: 'string', timeout: 'number', db: 'string', split: 'string', batch: 'number', ann: 'boolean', device: 'string', intercept: 'number' });
   if (!o.checkpoint) throw new Error('index: --checkpoint <run-or-checkpoint> is required');
   const batch = (o.batch as number | undefined) ?? 32;
   if (!(Number.isInteger(batch) && batch >= 1)) throw new Error(`index: --batch must be a positive integer, got ${batch}`);
   const db = (o.db as string | undefined) ?? DEFAULT_DB;
   const device = o.device as string | undefined;
-  if (o.scans && (o.cache || o.split)) throw new Error('index: --scans indexes a folder of scans; --cache and --split apply to a preprocessed cache');
-  if (o.scans) return indexScans(o.scans as string, { checkpoint: o.checkpoint as string, db, batch, ann: !!o.ann, device, intercept: o.intercept as number | undefined });
+  if ([o.cache, o.scans, o.dicomweb].filter(Boolean).length > 1) throw new Error('index: give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>');
+  if ((o.scans || o.dicomweb) && o.split) throw new Error('index: --split applies to a preprocessed cache');
+  const scanOptions = { checkpoint: o.checkpoint as string, db, batch, ann: !!o.ann, device, intercept: o.intercept as number | undefined };
+  if (o.scans) return indexScans(o.scans as string, scanOptions);
+  if (o.dicomweb) {
+    const timeout = (o.timeout as number | undefined) ?? 60;
+    if (!(timeout > 0)) throw new Error(`index: --timeout must be > 0 seconds, got ${timeout}`);
+    return indexDicomWeb(o.dicomweb as string, { ...scanOptions, timeoutMs: timeout * 1000 });
+  }
   const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
   const { model, tokenizer, config } = ckpt;
   try {
