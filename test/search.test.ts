@@ -134,5 +134,6 @@ test('`t3d index --scans`: NIfTI files and DICOM series folders, embedded as `t3
   assert.ok(cosine > 0.999, `the scan and its cache entry embed alike (cosine ${cosine})`);
   const hits = await index.search(fromScan, { k: 2, split: 'scans' });
   assert.deepEqual(hits.map((h) => h.id).sort(), ['first.nii.gz', 'ward/second.nii.gz']);
-  assert.match(t3d('index', '--checkpoint', run, '--scans', scans, '--cache', cache).err, /--scans indexes a folder of scans; --cache and --split apply to a preprocessed cache/);
+  assert.match(t3d('index', '--checkpoint', run, '--scans', scans, '--cache', cache).err, /give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>/);
+  assert.match(t3d('index', '--checkpoint', run, '--scans', scans, '--split', 'valid').err, /--split applies to a preprocessed cache/);
 });
