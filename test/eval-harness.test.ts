@@ -99,6 +99,19 @@ test('study table: mean ± sd over seeds, pooled CI, and a paired difference tha
   assert.equal(d0.exceedsNoise, false);
 });
 
+test('a label subset gets its own macro AUROC (per-volume, resampled, in the paired table); unknown labels add nothing', () => {
+  const clear = join(tmp, 'study-clear');
+  const rec = JSON.parse(readFileSync(join(clear, 't3d-s0', 'eval', 'zeroshot.json'), 'utf8')) as { result: { perLabel: { auroc: number }[] } };
+  const noisy = collectStudy(clear, 'eval', { name: 'fine', labels: ['noisy'] });
+  const h = noisy.find((m) => m.name === 't3d')!.runs[0]!.headlines.get('zeroshot/auroc fine')!;
+  assert.ok(Math.abs(h.value - rec.result.perLabel[1]!.auroc) < 1e-12, `${h.value} = the label's own AUROC ${rec.result.perLabel[1]!.auroc}`);
+  assert.ok(Math.abs(h.resample!(Int32Array.from(h.names!, (_, i) => i)) - h.value) < 1e-12);
+  const both = collectStudy(clear, 'eval', { name: 'fine', labels: ['sep', 'absent'] }).find((m) => m.name === 't3d')!.runs[0]!.headlines.get('zeroshot/auroc fine')!;
+  assert.equal(both.value, 1, "'absent' has no positives: only the separable label counts");
+  assert.ok(studyTable(noisy, { resamples: 100 }).diffs.some((d) => d.key === 'zeroshot/auroc fine'));
+  assert.equal(collectStudy(clear, 'eval', { name: 'fine', labels: ['unknown'] })[0]!.runs[0]!.headlines.has('zeroshot/auroc fine'), false);
+});
+
 test('t3d eval all on a tiny pre-trained run: every record, summary.md, the HTML report, and a rerun resumes', () => {
   const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
   const cache = join(tmp, 'cache'), run = join(tmp, 'run');

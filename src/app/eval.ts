@@ -8,7 +8,8 @@ import { loadPreset } from '../data/presets.js';
 import { loadEvalConfig, type EvalConfig } from '../eval/config.js';
 import { evalTarget, type EvalTarget } from '../eval/target.js';
 import { runSuite, TASKS, type EvalRecord, type TaskName } from '../eval/suite.js';
-import { markdownSummary } from '../eval/headlines.js';
+import { markdownSummary, type LabelSubset } from '../eval/headlines.js';
+import { readJsonFile } from '../util/files.js';
 import { targetReportHtml, studyReportHtml } from '../eval/report-html.js';
 import { collectStudy, studyMarkdown, studyTable } from '../eval/compare.js';
 import { Progress } from '../util/progress.js';
@@ -17,7 +18,7 @@ import { parseOptions } from './args.js';
 export const EVAL_SUMMARY = 'downstream evaluation: zero-shot, retrieval, linear probe, fine-tuning, segmentation, report generation; study tables';
 export const EVAL_USAGE = `t3d eval <${[...TASKS, 'all'].join('|')}>[,<task>...] --checkpoint <run-or-checkpoint> [--data <cache|dataset>] [--out dir] [--config default|quick|file.json]
                 [--init pretrained|random] [--init-seed N] [--seed N] [--labels 'A,B,...'] [--device cpu|cuda] [--report out.html]
-t3d eval compare --runs <study-dir> [--out dir] [--report out.html] [--treatment t3d] [--baseline clip-only]
+t3d eval compare --runs <study-dir> [--out dir] [--report out.html] [--treatment t3d] [--baseline clip-only] [--subset labels.json]
 
 Results: one JSON per task and setting in --out (default <run>/eval, or <run>/eval-random-s<N> with --init random), every number
 with the evaluation seed, checkpoint id and config hashes; summary.md; and with --report (default for 'all': <out>/report.html)
@@ -25,7 +26,8 @@ a self-contained HTML report. Rerunning skips finished records. --data defaults 
 manifest is preprocessed with the checkpoint's preset first. Test volumes = the cache's held-out split; a share of the training split
 (valFraction, 20 % by default) is held out for early stopping and thresholds. Zero-shot and retrieval need a text tower trained with CLIP;
 --labels restricts zero-shot to some of the cache's labels (every number says how many labels it covers).
-'compare' reads <study-dir>/<method>-s<seed>/eval/*.json.
+'compare' reads <study-dir>/<method>-s<seed>/eval/*.json; --subset (a JSON file {"name", "labels"}, e.g. results/ceiling/fine-grained.json)
+adds each classification task's macro AUROC over those labels, with its CI and paired difference.
 
 Examples:
   t3d eval all --checkpoint runs/demo
@@ -49,9 +51,15 @@ async function resolveCache(data: string, preset: string, outDir: string): Promi
 }
 
 async function runCompare(args: string[]): Promise<void> {
-  const o = parseOptions(args, { runs: 'string', out: 'string', report: 'string', treatment: 'string', baseline: 'string', resamples: 'number' });
+  const o = parseOptions(args, { runs: 'string', out: 'string', report: 'string', treatment: 'string', baseline: 'string', resamples: 'number', subset: 'string' });
   if (!o.runs) throw new Error('eval compare: --runs <study-dir> is required');
-  const methods = collectStudy(o.runs as string);
+  let subset: LabelSubset | undefined;
+  if (o.subset) {
+    const s = readJsonFile<{ name?: string; labels?: unknown }>(o.subset as string);
+    if (!Array.isArray(s.labels) || !s.labels.every((l) => typeof l === 'string')) throw new Error(`--subset ${o.subset}: expected {"name": ..., "labels": ["Lung nodule", ...]}`);
+    subset = { name: s.name ?? 'subset', labels: s.labels as string[] };
+  }
+  const methods = collectStudy(o.runs as string, 'eval', subset);
   if (!methods.length) throw new Error(`${o.runs}: no <method>-s<seed>/eval/*.json records found`);
   const t = studyTable(methods, { treatment: o.treatment as string | undefined, baseline: o.baseline as string | undefined, resamples: o.resamples as number | undefined });
   const out = (o.out as string | undefined) ?? (o.runs as string);

@@ -5,15 +5,16 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { type EvalRecord } from './suite.js';
-import { fmt, headlines, type Headline } from './headlines.js';
+import { fmt, headlines, type Headline, type LabelSubset } from './headlines.js';
 import { type Ci } from './classification.js';
 import { pairedBootstrapDiff } from './bootstrap.js';
 
 export interface SeedRun { seed: number; dir: string; headlines: Map<string, Headline> }
 export interface Method { name: string; runs: SeedRun[] }
 
-/** `<root>/<method>-s<seed>/eval/*.json` (the layout `npm run experiment:learning` + `t3d eval` write). */
-export function collectStudy(root: string, evalDirName = 'eval'): Method[] {
+/** `<root>/<method>-s<seed>/eval/*.json` (the layout `npm run experiment:learning` + `t3d eval` write); with a label
+ * subset, classification tasks also report its macro AUROC. */
+export function collectStudy(root: string, evalDirName = 'eval', subset?: LabelSubset): Method[] {
   if (!existsSync(root)) throw new Error(`${root}: no such study folder`);
   const methods = new Map<string, SeedRun[]>();
   for (const run of readdirSync(root).sort()) {
@@ -28,7 +29,7 @@ export function collectStudy(root: string, evalDirName = 'eval'): Method[] {
       } catch (e) {
         throw new Error(`${join(evalDir, f)}: unreadable evaluation record (${(e as Error).message})`);
       }
-      for (const h of headlines(rec)) hs.set(h.key, h);
+      for (const h of headlines(rec, subset)) hs.set(h.key, h);
     }
     if (hs.size) methods.set(m[1]!, [...(methods.get(m[1]!) ?? []), { seed: Number(m[2]), dir: join(root, run), headlines: hs }]);
   }

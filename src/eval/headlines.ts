@@ -19,13 +19,17 @@ export interface Headline {
 
 type Cls = ClassificationReport & { test?: { names: string[]; scores: number[][]; labels: number[][] }; transfer?: { testNames: string[]; testScores: number[][]; testLabels: number[][] } };
 
-function classification(prefix: string, r: Cls): Headline[] {
+/** A named subset of the labels (e.g. the fine-grained findings) whose macro AUROC gets its own headline. */
+export interface LabelSubset { name: string; labels: string[] }
+
+function classification(prefix: string, r: Cls, subset?: LabelSubset): Headline[] {
   const t = r.test ?? (r.transfer ? { names: r.transfer.testNames, scores: r.transfer.testScores, labels: r.transfer.testLabels } : undefined);
   // JSON has no Infinity: a Youden threshold of +Infinity (no cut beats "all negative") is read back as null
   const thresholds = r.perLabel.map((p) => p.threshold ?? Infinity);
-  const macro = (idx: Int32Array, f: (s: number[], y: number[], thr: number) => number): number => {
+  const macro = (idx: Int32Array, f: (s: number[], y: number[], thr: number) => number, only?: Set<number>): number => {
     let sum = 0, n = 0;
     thresholds.forEach((thr, l) => {
+      if (only && !only.has(l)) return;
       const y = Array.from(idx, (i) => t!.labels[i]![l]!);
       const pos = y.filter(Boolean).length;
       if (pos === 0 || pos === y.length) return;
@@ -37,12 +41,20 @@ function classification(prefix: string, r: Cls): Headline[] {
   const h = (m: 'auroc' | 'f1' | 'accuracy', f: (s: number[], y: number[], thr: number) => number): Headline => ({
     key: `${prefix}/${m}`, value: r.macro[m], ci: r.macroCi[m], names: t?.names, resample: t ? (idx) => macro(idx, f) : undefined,
   });
-  return [
+  const out = [
     h('auroc', (s, y) => auroc(s, y)),
     h('f1', (s, y, thr) => binaryStats(s, y, thr).f1),
     h('accuracy', (s, y, thr) => binaryStats(s, y, thr).accuracy),
     { key: `${prefix}/ap`, value: r.macro.ap, ci: r.macroCi.ap },
   ];
+  if (subset) {
+    const only = new Set(r.labelNames.flatMap((n, l) => (subset.labels.includes(n) ? [l] : [])));
+    const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
+    // from the per-volume scores when the record keeps them, else the mean of the recorded per-label AUROCs
+    const value = t ? macro(Int32Array.from(t.names, (_, i) => i), (sc, y) => auroc(sc, y), only) : mean(r.perLabel.filter((_, l) => only.has(l)).map((p) => p.auroc).filter(Number.isFinite));
+    if (only.size) out.push({ key: `${prefix}/auroc ${subset.name}`, value, names: t?.names, resample: t ? (idx) => macro(idx, (sc, y) => auroc(sc, y), only) : undefined });
+  }
+  return out;
 }
 
 function retrieval(r: RetrievalReport & { names: string[] }): Headline[] {
@@ -74,11 +86,11 @@ function reportgen(r: GenResult): Headline[] {
   ];
 }
 
-export function headlines(rec: EvalRecord): Headline[] {
+export function headlines(rec: EvalRecord, subset?: LabelSubset): Headline[] {
   const { task, variant } = rec.meta;
   const prefix = variant ? `${task}-${variant}` : task;
   switch (task) {
-    case 'zeroshot': case 'probe': case 'finetune': return classification(prefix, rec.result as Cls);
+    case 'zeroshot': case 'probe': case 'finetune': return classification(prefix, rec.result as Cls, subset);
     case 'retrieval': return retrieval(rec.result as RetrievalReport & { names: string[] });
     case 'segmentation': return segmentation(prefix, rec.result as SegResult);
     case 'reportgen': return reportgen(rec.result as GenResult);
