@@ -10,7 +10,7 @@ import { checkpointFileSha256 } from '../train/checkpoint.js';
 import { embedSplit, embedTexts, scoresFromPrompts, zeroShotPrompts } from '../eval/zeroshot.js';
 import { VectorIndex, type Hit, type IndexRow, type SearchFilter } from '../search/vector-index.js';
 import { fetchSeries, findSeries } from '../io/dicomweb.js';
-import { analyzeScan, openAnalyzer } from './analyze.js';
+import { openAnalyzer } from './analyze.js';
 import { parseOptions } from './args.js';
 
 const DEFAULT_DB = join('runs', 'index');
@@ -256,12 +256,12 @@ function filters(o: Record<string, string | number | boolean>): SearchFilter {
   return { k, label: o.label as string | undefined, split: o.split as string | undefined };
 }
 
-async function openIndex(db: string, ckpt: LoadedCheckpoint): Promise<VectorIndex> {
-  if (!existsSync(db)) throw new Error(`--db ${db}: no such index; build one with \`t3d index --checkpoint ${ckpt.dir}\``);
-  const index = await VectorIndex.open(db, checkpointIdOf(ckpt));
+async function openIndex(db: string, checkpointId: string, checkpointDir: string): Promise<VectorIndex> {
+  if (!existsSync(db)) throw new Error(`--db ${db}: no such index; build one with \`t3d index --checkpoint ${checkpointDir}\``);
+  const index = await VectorIndex.open(db, checkpointId);
   if ((await index.count()) === 0) {
     const others = await VectorIndex.checkpoints(db);
-    throw new Error(`--db ${db}: nothing indexed with checkpoint ${index.checkpointId}${others.length ? ` (tables exist for ${others.join(', ')})` : ''}; run \`t3d index --checkpoint ${ckpt.dir} --db ${db}\``);
+    throw new Error(`--db ${db}: nothing indexed with checkpoint ${index.checkpointId}${others.length ? ` (tables exist for ${others.join(', ')})` : ''}; run \`t3d index --checkpoint ${checkpointDir} --db ${db}\``);
   }
   return index;
 }
@@ -274,7 +274,7 @@ export async function runSearch(args: string[]): Promise<void> {
   const f = filters(o);
   const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
   try {
-    const index = await openIndex((o.db as string | undefined) ?? DEFAULT_DB, ckpt);
+    const index = await openIndex((o.db as string | undefined) ?? DEFAULT_DB, checkpointIdOf(ckpt), ckpt.dir);
     ckpt.model.eval();
     const vector = torch.tidy(() => embedTexts(ckpt.model, ckpt.tokenizer, [text], ckpt.config.data.maxTokens).to('float32').toArray());
     printHits(await index.search(vector, f), !!o.json);
@@ -289,16 +289,24 @@ export async function runSimilar(args: string[]): Promise<void> {
   const o = parseOptions(rest, { checkpoint: 'string', db: 'string', k: 'number', label: 'string', split: 'string', json: 'boolean', intercept: 'number' });
   if (!o.checkpoint) throw new Error('similar: --checkpoint <run-or-checkpoint> is required');
   const f = filters(o);
-  const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
+  const db = (o.db as string | undefined) ?? DEFAULT_DB;
   let index: VectorIndex;
   let vector: number[] | undefined;
-  try {
-    index = await openIndex((o.db as string | undefined) ?? DEFAULT_DB, ckpt);
-    vector = existsSync(query) ? undefined : await index.vectorOf(query);
-    if (!vector && !existsSync(query)) throw new Error(`similar: '${query}' is neither a scan on disk nor an id in the index`);
-  } finally {
+  if (existsSync(query)) {
+    // a scan: one analyzer loads the checkpoint, names its table and embeds the scan
+    const analyzer = await openAnalyzer({ checkpoint: o.checkpoint as string, log });
+    try {
+      index = await openIndex(db, analyzer.checkpointId, analyzer.checkpoint);
+      vector = (await analyzer.analyze(query, { intercept: o.intercept as number | undefined })).embedding;
+    } finally {
+      analyzer.dispose();
+    }
+  } else {
+    const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
     ckpt.model.dispose();
+    index = await openIndex(db, checkpointIdOf(ckpt), ckpt.dir);
+    vector = await index.vectorOf(query);
+    if (!vector) throw new Error(`similar: '${query}' is neither a scan on disk nor an id in the index`);
   }
-  if (!vector) vector = (await analyzeScan(query, { checkpoint: o.checkpoint as string, intercept: o.intercept as number | undefined, log })).embedding;
   printHits(await index.search(vector, { ...f, excludeId: existsSync(query) ? undefined : query }), !!o.json);
 }
