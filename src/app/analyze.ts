@@ -14,7 +14,7 @@ import { type Volume } from '../data/volume.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointFileSha256 } from '../train/checkpoint.js';
 import { loadEvalConfig } from '../eval/config.js';
-import { scoresFromPrompts, zeroShotPrompts, type Prompts } from '../eval/zeroshot.js';
+import { embedTexts, scoresFromPrompts, zeroShotPrompts, type Prompts } from '../eval/zeroshot.js';
 import { type ClassificationReport } from '../eval/classification.js';
 import { type EvalRecord } from '../eval/suite.js';
 import { readJsonFile } from '../util/files.js';
@@ -90,6 +90,12 @@ function cachedPrompts(file: string, key: object, compute: () => Prompts, o: { d
 /** A checkpoint loaded once for many scans: its preset, prompts and thresholds; `analyze` runs one scan. */
 export interface Analyzer {
   checkpoint: string; checkpointId: string; labelNames: string[];
+  /** the checkpoint's training cache (relative index sources live there) */
+  cacheDir: string;
+  /** per finding, the operating threshold (Infinity: never called), or null without a zero-shot record */
+  thresholds: (number | null)[];
+  /** a report-encoder embedding of free text (text search) */
+  embedText(text: string): number[];
   /** rejectGaps: a DICOM series with missing slices is an error (ingestion), not read as is */
   analyze(scan: string, o?: { intercept?: number; rejectGaps?: boolean }): Promise<Analysis>;
   dispose(): void;
@@ -122,8 +128,13 @@ export async function openAnalyzer(o: { checkpoint: string; device?: string; log
     const globalShape = globalShapeOf(preset);
     const p = prompts;
     let first = true;
+    const thresholds = labelNames.map((_, l) => {
+      const t = record?.result.perLabel[l]?.threshold;
+      return t === undefined ? null : t === null ? Infinity : t; // JSON keeps +Infinity as null
+    });
     return {
-      checkpoint: dir, checkpointId, labelNames,
+      checkpoint: dir, checkpointId, labelNames, thresholds, cacheDir: config.data.cache,
+      embedText: (text) => torch.tidy(() => embedTexts(model, tokenizer, [text], config.data.maxTokens, o.device).to('cpu').to('float32').toArray()),
       async analyze(scan, a = {}) {
         const clock = (() => { let t = performance.now(); return () => { const now = performance.now(); const s = (now - t) / 1000; t = now; return s; }; })();
         const raw = await readScan(scan, a.intercept, o.log, a.rejectGaps);
@@ -150,9 +161,8 @@ export async function openAnalyzer(o: { checkpoint: string; device?: string; log
           scan, checkpoint: dir, checkpointId, preset: preset.name,
           thresholds: record ? join(runDir, 'eval', 'zeroshot.json') : null,
           findings: labelNames.map((label, l) => {
-            const t = record?.result.perLabel[l]?.threshold;
-            const threshold = t === undefined ? null : t === null ? Infinity : t; // JSON keeps +Infinity as null
-            return { label, probability: probs[l]!, threshold: threshold ?? null, positive: threshold === null ? null : probs[l]! >= threshold };
+            const threshold = thresholds[l]!;
+            return { label, probability: probs[l]!, threshold, positive: threshold === null ? null : probs[l]! >= threshold };
           }),
           embedding, seconds: { load, read, preprocess, encode, score },
         };

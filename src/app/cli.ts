@@ -13,6 +13,7 @@ import { EVAL_SUMMARY, EVAL_USAGE, runEval } from './eval.js';
 import { DEMO_USAGE, runDemo } from './demo.js';
 import { ANALYZE_USAGE, runAnalyze } from './analyze.js';
 import { PRETRAIN_TEXT_USAGE, runPretrainText } from './pretrain-text.js';
+import { SERVE_USAGE, runServe } from './serve.js';
 import { INDEX_USAGE, SEARCH_USAGE, SIMILAR_USAGE, runIndex, runSearch, runSimilar } from './search.js';
 
 interface Command { summary: string; usage: string; run(args: string[]): void | Promise<void> }
@@ -66,6 +67,7 @@ const COMMANDS: Record<string, Command> = {
   index: { summary: 'embed a cache\'s volumes into the LanceDB embedding index (one table per checkpoint; incremental)', usage: INDEX_USAGE, run: runIndex },
   search: { summary: 'text → the indexed volumes nearest to it (with label and split filters)', usage: SEARCH_USAGE, run: runSearch },
   similar: { summary: 'a scan or an indexed id → the most similar indexed volumes', usage: SIMILAR_USAGE, run: runSimilar },
+  serve: { summary: 'a local web app: cases, uploads, slice viewer, findings, text search and similar cases', usage: SERVE_USAGE, run: runServe },
   demo: {
     summary: 'the demo: synthetic CT set → preprocessing → T3D and CLIP-only pre-training → zero-shot and retrieval evaluation → HTML report',
     usage: DEMO_USAGE,

@@ -2,7 +2,7 @@
 // checkpoint) and the two questions people ask it — which cases match this text, which cases look like this scan.
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
 import { loadT3dCheckpoint, type LoadedCheckpoint } from '../train/factory.js';
@@ -13,7 +13,7 @@ import { fetchSeries, findSeries } from '../io/dicomweb.js';
 import { openAnalyzer } from './analyze.js';
 import { parseOptions } from './args.js';
 
-const DEFAULT_DB = join('runs', 'index');
+export const DEFAULT_DB = join('runs', 'index');
 const log = (line: string) => console.error(`t3d: ${line}`);
 
 export const INDEX_USAGE = `t3d index --checkpoint <run-or-checkpoint> [--cache <cache-dir> | --scans <folder> | --dicomweb <url>] [--db ${DEFAULT_DB}] [--split valid,train] [--batch 32] [--ann] [--intercept HU] [--timeout 60]
@@ -198,7 +198,7 @@ export async function runIndex(args: string[]): Promise<void> {
         return e.names.map((n, i) => {
           const entry = byName.get(n)!;
           return {
-            id: n, source: entry.file, split: entry.split, report: entry.report, labels: labelNames.filter((_, l) => entry.labels[l] === 1),
+            id: n, source: resolve(cache, entry.file), split: entry.split, report: entry.report, labels: labelNames.filter((_, l) => entry.labels[l] === 1),
             findings: Object.fromEntries(labelNames.map((l, j) => [l, probs[i]![j]!])), checkpointId: index.checkpointId, vector: vectors.slice(i * D, (i + 1) * D),
           };
         });

@@ -16,7 +16,8 @@ export interface IndexRow {
   vector: number[];
 }
 
-export interface Hit extends Omit<IndexRow, 'vector'> { similarity: number }
+export type Case = Omit<IndexRow, 'vector'>;
+export interface Hit extends Case { similarity: number }
 
 export interface SearchFilter {
   k?: number; label?: string; split?: string; excludeId?: string;
@@ -26,6 +27,13 @@ export interface SearchFilter {
 
 const tableName = (checkpointId: string) => `t3d_${checkpointId}`;
 const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
+const whereOf = (f: Pick<SearchFilter, 'label' | 'split' | 'excludeId'>) =>
+  [f.label && `array_has(labels, ${quote(f.label)})`, f.split && `split = ${quote(f.split)}`, f.excludeId && `id <> ${quote(f.excludeId)}`].filter(Boolean).join(' AND ');
+const COLUMNS = ['id', 'source', 'split', 'report', 'labels', 'findings', 'checkpoint_id'];
+interface StoredRow { id: string; source: string; split: string; report: string; labels: Iterable<string>; findings: string; checkpoint_id: string }
+const caseOf = (r: StoredRow): Case => ({
+  id: r.id, source: r.source, split: r.split, report: r.report, labels: [...r.labels], findings: JSON.parse(r.findings) as Record<string, number>, checkpointId: r.checkpoint_id,
+});
 
 function schema(dim: number): Schema {
   const text = (name: string) => new Field(name, new Utf8(), false);
@@ -82,16 +90,28 @@ export class VectorIndex {
     await this.table.createIndex('vector', { config: lancedb.Index.ivfPq({ distanceType: 'cosine', numPartitions: o.partitions, numSubVectors: o.subVectors }), replace: true });
   }
 
+  /** Rows (without embeddings) in the order they were indexed, optionally filtered by label and split: a page of the index. */
+  async list(f: Omit<SearchFilter, 'k' | 'nprobes' | 'refineFactor'> & { limit?: number; offset?: number } = {}): Promise<Case[]> {
+    if (!this.table) return [];
+    let q = this.table.query().select(COLUMNS).limit(f.limit ?? 100).offset(f.offset ?? 0);
+    const where = whereOf(f);
+    if (where) q = q.where(where);
+    return ((await q.toArray()) as StoredRow[]).map(caseOf);
+  }
+
+  /** One row (without its embedding), or undefined when `id` is not indexed. */
+  async get(id: string): Promise<Case | undefined> {
+    if (!this.table) return undefined;
+    const rows = (await this.table.query().where(`id = ${quote(id)}`).select(COLUMNS).limit(1).toArray()) as StoredRow[];
+    return rows.length ? caseOf(rows[0]!) : undefined;
+  }
+
   /** The k nearest rows to `vector` by cosine similarity, optionally filtered by label and split. */
   async search(vector: number[], f: SearchFilter = {}): Promise<Hit[]> {
     if (!this.table) throw new Error(`index ${this.dir}: no table for checkpoint ${this.checkpointId}; run \`t3d index\` with that checkpoint first`);
-    const where = [f.label && `array_has(labels, ${quote(f.label)})`, f.split && `split = ${quote(f.split)}`, f.excludeId && `id <> ${quote(f.excludeId)}`].filter(Boolean).join(' AND ');
     let q = this.table.vectorSearch(vector).distanceType('cosine').limit(f.k ?? 10).nprobes(f.nprobes ?? 20).refineFactor(f.refineFactor ?? 10);
+    const where = whereOf(f);
     if (where) q = q.where(where);
-    const rows = await q.toArray();
-    return rows.map((r: { id: string; source: string; split: string; report: string; labels: Iterable<string>; findings: string; checkpoint_id: string; _distance: number }) => ({
-      id: r.id, source: r.source, split: r.split, report: r.report, labels: [...r.labels], findings: JSON.parse(r.findings) as Record<string, number>,
-      checkpointId: r.checkpoint_id, similarity: 1 - r._distance,
-    }));
+    return ((await q.toArray()) as (StoredRow & { _distance: number })[]).map((r) => ({ ...caseOf(r), similarity: 1 - r._distance }));
   }
 }
