@@ -112,16 +112,18 @@ test('cases, case volumes and search answer as the index and the CLI do', async 
   assert.ok(similar.body.every((h: { id: string }) => h.id !== e.name));
 });
 
-test('an uploaded NIfTI or zipped DICOM series gets the findings `t3d analyze` gives', async () => {
+test('an uploaded NIfTI or zipped DICOM series gets the findings and similar cases `t3d analyze` gives', async () => {
   const scan = niftiScans()[0]!;
-  const expected = JSON.parse(ok('analyze', scan, '--checkpoint', run, '--json')) as { findings: { label: string; probability: number }[] };
+  const expected = JSON.parse(ok('analyze', scan, '--checkpoint', run, '--json', '--db', db, '--k', '3')) as { findings: { label: string; probability: number }[]; similar: { id: string }[] };
   const up = await api('/api/upload', { method: 'POST', body: readFileSync(scan) });
   assert.equal(up.status, 200, JSON.stringify(up.body));
   assert.deepEqual(up.body.findings.map((f: { label: string }) => f.label), expected.findings.map((f) => f.label));
   up.body.findings.forEach((f: { probability: number }, i: number) => assert.ok(Math.abs(f.probability - expected.findings[i]!.probability) < 1e-5));
   const volume = await fetch(`${server.url}/api/upload/volume?id=${up.body.id}`, { headers: auth });
   assert.deepEqual(new Uint8Array(await volume.arrayBuffer()), new Uint8Array(readFileSync(scan)));
-  assert.equal((await api(`/api/similar?id=${up.body.id}&k=2`)).body.length, 2);
+  // `t3d analyze --db` lists the same similar cases as the server
+  assert.deepEqual((await api(`/api/similar?id=${up.body.id}&k=3`)).body.map((h: { id: string }) => h.id), expected.similar.map((h) => h.id));
+  assert.match(ok('analyze', scan, '--checkpoint', run, '--db', db, '--k', '2'), /most similar indexed cases:\n\s+1\. [-\d.]+ \S+ \[\w+\][\s\S]*\n\s+2\. /);
 
   const series = join(synth, 'dicom', readdirSync(join(synth, 'dicom')).sort()[0]!);
   const dicomExpected = JSON.parse(ok('analyze', series, '--checkpoint', run, '--json')) as { findings: { probability: number }[] };

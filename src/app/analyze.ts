@@ -18,16 +18,18 @@ import { embedTexts, scoresFromPrompts, zeroShotPrompts, type Prompts } from '..
 import { type ClassificationReport } from '../eval/classification.js';
 import { type EvalRecord } from '../eval/suite.js';
 import { readJsonFile } from '../util/files.js';
+import { DEFAULT_DB, VectorIndex, type Hit } from '../search/vector-index.js';
 import { parseOptions } from './args.js';
 import { evaluateCheckpoint } from './eval.js';
 
-export const ANALYZE_USAGE = `t3d analyze <scan.nii[.gz] | dicom-series-folder> --checkpoint <run-or-checkpoint> [--json] [--out result.json] [--intercept HU] [--device cpu|cuda]
+export const ANALYZE_USAGE = `t3d analyze <scan.nii[.gz] | dicom-series-folder> --checkpoint <run-or-checkpoint> [--json] [--out result.json] [--intercept HU] [--db runs/index] [--k 5] [--device cpu|cuda]
 
 Preprocesses the scan with the checkpoint's preset, embeds it, and prints each finding's zero-shot probability with
 the operating threshold chosen on validation volumes (the run's eval/zeroshot.json; computed once from the run's
 cache when missing). --json prints the result as JSON (with the embedding) instead of the table; --out also writes
 it to a file. Values must be HU (NIfTI scaling and DICOM rescale are applied); --intercept adds a constant first,
-for raw CT-RATE volumes (--intercept -1024).
+for raw CT-RATE volumes (--intercept -1024). When the embedding index (--db, default runs/index) has a table for the
+checkpoint (\`t3d index\`), the k most similar indexed cases follow, with their reports.
 
 Examples:
   t3d analyze scan.nii.gz --checkpoint runs/demo/t3d-s0
@@ -42,6 +44,7 @@ export interface Analysis {
   embedding: number[];
   seconds: { load: number; read: number; preprocess: number; encode: number; score: number };
 }
+export type AnalysisWithSimilar = Analysis & { similar?: Hit[]; seconds: Analysis['seconds'] & { search?: number } };
 
 async function readScan(scan: string, intercept: number | undefined, warn: (l: string) => void, rejectGaps = false): Promise<Volume> {
   if (!existsSync(scan)) throw new Error(`${scan}: no such file or folder`);
@@ -189,22 +192,35 @@ export async function analyzeScan(scan: string, o: { checkpoint: string; interce
   }
 }
 
-function table(a: Analysis): string {
+function table(a: AnalysisWithSimilar): string {
   const w = Math.max(...a.findings.map((f) => f.label.length));
   const rows = a.findings.map((f) => `  ${f.label.padEnd(w)}  ${f.probability.toFixed(3)}  ${f.threshold === null ? '   —' : Number.isFinite(f.threshold) ? f.threshold.toFixed(3) : ' never'}  ${f.positive === null ? '' : f.positive ? 'POSITIVE' : 'negative'}`);
   const s = a.seconds;
   return [`${a.scan} — checkpoint ${a.checkpoint} (id ${a.checkpointId}, preset ${a.preset})`,
     `  ${'finding'.padEnd(w)}  prob.  thresh.  call`, ...rows,
     a.thresholds ? `  thresholds: Youden's J on validation volumes, from ${a.thresholds}` : '  no thresholds: probabilities only',
-    `  time: read ${s.read.toFixed(2)} s, preprocess ${s.preprocess.toFixed(2)} s, encode ${s.encode.toFixed(2)} s, score ${s.score.toFixed(2)} s (checkpoint load ${s.load.toFixed(2)} s)`].join('\n');
+    ...(a.similar ? ['  most similar indexed cases:', ...a.similar.map((h, i) => `  ${String(i + 1).padStart(2)}. ${h.similarity.toFixed(3)} ${h.id} [${h.split}] ${h.labels.join(', ') || 'no findings'}\n      ${h.report.length > 110 ? `${h.report.slice(0, 107)}...` : h.report}`)] : []),
+    `  time: read ${s.read.toFixed(2)} s, preprocess ${s.preprocess.toFixed(2)} s, encode ${s.encode.toFixed(2)} s, score ${s.score.toFixed(2)} s${s.search !== undefined ? `, search ${s.search.toFixed(3)} s` : ''} (checkpoint load ${s.load.toFixed(2)} s)`].join('\n');
 }
 
 export async function runAnalyze(args: string[]): Promise<void> {
   const [scan, ...rest] = args;
   if (!scan || scan.startsWith('--')) throw new Error('analyze: give a scan (NIfTI file or DICOM series folder) first, then --checkpoint <run>');
-  const o = parseOptions(rest, { checkpoint: 'string', json: 'boolean', out: 'string', intercept: 'number', device: 'string' });
+  const o = parseOptions(rest, { checkpoint: 'string', json: 'boolean', out: 'string', intercept: 'number', device: 'string', db: 'string', k: 'number' });
   if (!o.checkpoint) throw new Error('analyze: --checkpoint <run-or-checkpoint> is required');
-  const a = await analyzeScan(scan, { checkpoint: o.checkpoint as string, intercept: o.intercept as number | undefined, device: o.device as string | undefined, log: (l) => console.error(`t3d: ${l}`) });
+  const k = (o.k as number | undefined) ?? 5;
+  if (!(Number.isInteger(k) && k >= 1)) throw new Error(`analyze: --k must be a positive integer, got ${k}`);
+  const db = (o.db as string | undefined) ?? DEFAULT_DB;
+  if (o.db && !existsSync(db)) throw new Error(`analyze: --db ${db}: no such index`);
+  const a: AnalysisWithSimilar = await analyzeScan(scan, { checkpoint: o.checkpoint as string, intercept: o.intercept as number | undefined, device: o.device as string | undefined, log: (l) => console.error(`t3d: ${l}`) });
+  if (existsSync(db)) {
+    const index = await VectorIndex.open(db, a.checkpointId);
+    if ((await index.count()) > 0) {
+      const t = performance.now();
+      a.similar = await index.search(a.embedding, { k });
+      a.seconds.search = (performance.now() - t) / 1000;
+    } else if (o.db) console.error(`t3d: ${db} has no table for checkpoint ${a.checkpointId}; run \`t3d index --checkpoint ${o.checkpoint} --db ${db}\` for similar cases`);
+  }
   const json = JSON.stringify(a, (_, v: unknown) => (v === Infinity ? 'Infinity' : v));
   if (o.out) writeFileSync(o.out as string, json + '\n');
   console.log(o.json ? json : `${table(a)}${o.out ? `\n  written: ${o.out}` : ''}`);

@@ -8,12 +8,11 @@ import { readCacheIndex } from '../data/cache.js';
 import { loadT3dCheckpoint, type LoadedCheckpoint } from '../train/factory.js';
 import { checkpointFileSha256 } from '../train/checkpoint.js';
 import { embedSplit, embedTexts, scoresFromPrompts, zeroShotPrompts } from '../eval/zeroshot.js';
-import { VectorIndex, type Hit, type IndexRow, type SearchFilter } from '../search/vector-index.js';
+import { DEFAULT_DB, VectorIndex, type Hit, type IndexRow, type SearchFilter } from '../search/vector-index.js';
 import { fetchSeries, findSeries } from '../io/dicomweb.js';
 import { openAnalyzer } from './analyze.js';
 import { parseOptions } from './args.js';
 
-export const DEFAULT_DB = join('runs', 'index');
 const log = (line: string) => console.error(`t3d: ${line}`);
 
 export const INDEX_USAGE = `t3d index --checkpoint <run-or-checkpoint> [--cache <cache-dir> | --scans <folder> | --dicomweb <url>] [--db ${DEFAULT_DB}] [--split valid,train] [--batch 32] [--ann] [--intercept HU] [--timeout 60]

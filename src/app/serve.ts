@@ -10,11 +10,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { VectorIndex, type Case, type SearchFilter } from '../search/vector-index.js';
+import { DEFAULT_DB, VectorIndex, type Case, type SearchFilter } from '../search/vector-index.js';
 import { packageRoot } from '../util/paths.js';
 import { openAnalyzer, type Analysis, type Analyzer } from './analyze.js';
 import { parseOptions } from './args.js';
-import { DEFAULT_DB } from './search.js';
 import { ClientError, sourceNifti, uploadNifti, writeUpload } from './serve-volumes.js';
 
 export const SERVE_USAGE = `t3d serve --checkpoint <run-or-checkpoint> [--db runs/index] [--host 127.0.0.1] [--port 8080] [--token <secret>] [--max-upload-mb 512] [--device cpu|cuda]

@@ -25,6 +25,9 @@ export interface SearchFilter {
   nprobes?: number; refineFactor?: number;
 }
 
+/** Where the CLI keeps the index unless told (--db). */
+export const DEFAULT_DB = 'runs/index';
+
 const tableName = (checkpointId: string) => `t3d_${checkpointId}`;
 const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
 const whereOf = (f: Pick<SearchFilter, 'label' | 'split' | 'excludeId'>) =>
