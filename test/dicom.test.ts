@@ -237,7 +237,7 @@ test('t3d convert: arguments, output lines, and --allow-gaps', async () => {
     await runConvert([fix('gap'), join(tmp, 'gap.nii.gz'), '--allow-gaps']);
     await assert.rejects(runConvert([fix('mr'), join(tmp, 'mr.nii.gz'), '--modality', 'CT']), /has modality MR, expected CT/);
     await assert.rejects(runConvert(['--allow-gaps']), /convert needs an input and an output/);
-    await assert.rejects(runConvert([fix('gap'), join(tmp, 'g.nii.gz'), '--bogus']), /unknown option --bogus/);
+    await assert.rejects(runConvert([fix('gap'), join(tmp, 'g.nii.gz'), '--bogus']), /unknown option '--bogus'/);
   } finally {
     console.log = log;
   }

@@ -149,7 +149,7 @@ test('t3d eval all on a tiny pre-trained run: every record, summary.md, the HTML
   assert.equal(unknown.status, 1);
   assert.match(unknown.stderr, /'Gout' not among the cache's labels/);
   const bad = spawnSync('node', [cli, 'eval', 'nonsense', '--checkpoint', run], { encoding: 'utf8' });
-  assert.equal(bad.status, 1);
+  assert.equal(bad.status, 2, 'a wrong command line exits with 2');
   assert.match(bad.stderr, /first argument must be one of zeroshot, retrieval, probe/);
 });
 

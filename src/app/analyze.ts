@@ -19,7 +19,7 @@ import { type ClassificationReport } from '../eval/classification.js';
 import { type EvalRecord } from '../eval/suite.js';
 import { readJsonFile } from '../util/files.js';
 import { DEFAULT_DB, VectorIndex, type Hit } from '../search/vector-index.js';
-import { parseOptions } from './args.js';
+import { UsageError, parseOptions } from './args.js';
 import { evaluateCheckpoint } from './eval.js';
 
 export const ANALYZE_USAGE = `t3d analyze <scan.nii[.gz] | dicom-series-folder> --checkpoint <run-or-checkpoint> [--json] [--out result.json] [--intercept HU] [--db runs/index] [--k 5] [--device cpu|cuda]
@@ -205,11 +205,11 @@ function table(a: AnalysisWithSimilar): string {
 
 export async function runAnalyze(args: string[]): Promise<void> {
   const [scan, ...rest] = args;
-  if (!scan || scan.startsWith('--')) throw new Error('analyze: give a scan (NIfTI file or DICOM series folder) first, then --checkpoint <run>');
+  if (!scan || scan.startsWith('--')) throw new UsageError('analyze: give a scan (NIfTI file or DICOM series folder) first, then --checkpoint <run>');
   const o = parseOptions(rest, { checkpoint: 'string', json: 'boolean', out: 'string', intercept: 'number', device: 'string', db: 'string', k: 'number' });
-  if (!o.checkpoint) throw new Error('analyze: --checkpoint <run-or-checkpoint> is required');
+  if (!o.checkpoint) throw new UsageError('analyze: --checkpoint <run-or-checkpoint> is required');
   const k = (o.k as number | undefined) ?? 5;
-  if (!(Number.isInteger(k) && k >= 1)) throw new Error(`analyze: --k must be a positive integer, got ${k}`);
+  if (!(Number.isInteger(k) && k >= 1)) throw new UsageError(`analyze: --k must be a positive integer, got ${k}`);
   const db = (o.db as string | undefined) ?? DEFAULT_DB;
   if (o.db && !existsSync(db)) throw new Error(`analyze: --db ${db}: no such index`);
   const a: AnalysisWithSimilar = await analyzeScan(scan, { checkpoint: o.checkpoint as string, intercept: o.intercept as number | undefined, device: o.device as string | undefined, log: (l) => console.error(`t3d: ${l}`) });

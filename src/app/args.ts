@@ -1,33 +1,41 @@
-// Minimal option parsing shared by subcommands: --name value, --flag; unknown options are errors.
-export function parseOptions(args: string[], spec: Record<string, 'string' | 'number' | 'boolean'>): Record<string, string | number | boolean> {
-  const out: Record<string, string | number | boolean> = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (!arg.startsWith('--')) throw new Error(`unexpected argument '${arg}'`);
-    const [key, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
-    const kind = spec[key];
-    if (!kind) throw new Error(`unknown option --${key} (allowed: ${Object.keys(spec).map((k) => `--${k}`).join(', ')})`);
-    if (kind === 'boolean') { out[key] = inline === undefined ? true : inline !== 'false'; continue; }
-    const value = inline ?? args[++i];
-    if (value === undefined) throw new Error(`option --${key} needs a value`);
-    if (kind === 'number') {
-      const n = Number(value);
-      if (!Number.isFinite(n)) throw new Error(`option --${key} must be a number, got '${value}'`);
-      out[key] = n;
-    } else out[key] = value;
+// Option parsing for every subcommand, by commander: each command declares its options (name → kind) and gets
+// them back under those names. Unknown options, missing values, bad numbers and stray arguments are UsageErrors,
+// which the CLI reports with exit code 2 (failures while running exit with 1).
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+
+export class UsageError extends Error {}
+
+export type OptionKind = 'string' | 'number' | 'boolean' | 'list';
+export type Options = Record<string, string | number | boolean | string[]>;
+
+/** Parses `args` (options only; a command takes its positional arguments off first). 'list' options repeat. */
+export function parseOptions(args: string[], spec: Record<string, OptionKind>): Options {
+  const cmd = new Command().exitOverride().helpOption(false).allowExcessArguments(false).configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  const number = (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('must be a number.');
+    return n;
+  };
+  const options = Object.entries(spec).map(([key, kind]) => {
+    const o = new Option(kind === 'boolean' ? `--${key}` : `--${key} <value>`);
+    if (kind === 'number') o.argParser(number);
+    if (kind === 'list') o.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
+    cmd.addOption(o);
+    return { key, o };
+  });
+  try {
+    cmd.parse(args, { from: 'user' });
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    const allowed = Object.keys(spec).map((k) => `--${k}`).join(', ');
+    throw new UsageError(`${e.message.replace(/^error: /, '')}${e.code === 'commander.unknownOption' ? ` (allowed: ${allowed})` : ''}`);
+  }
+  const values = cmd.opts();
+  const out: Options = {};
+  for (const { key, o } of options) {
+    // commander keeps `--no-x` as x = false and camel-cases names: give each back under the name it was declared with
+    const v = values[o.attributeName()] as string | number | boolean | string[] | undefined;
+    if (o.negate) { if (v === false) out[key] = true; } else if (v !== undefined) out[key] = v;
   }
   return out;
-}
-
-/** Takes the repeatable `--set key.path=value` pairs out of `args`; the rest goes to parseOptions. */
-export function takeSets(args: string[]): { sets: string[]; rest: string[] } {
-  const sets: string[] = [];
-  const rest: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    if (args[i] !== '--set') { rest.push(args[i]!); continue; }
-    const v = args[++i];
-    if (!v) throw new Error('--set needs key.path=value');
-    sets.push(v);
-  }
-  return { sets, rest };
 }

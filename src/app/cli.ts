@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `t3d` command: one subcommand per capability.
 import { runInfo } from './info.js';
+import { UsageError } from './args.js';
 import { presetNames } from '../data/presets.js';
 import { configNames } from '../train/config.js';
 import { runSynth } from './synth.js';
@@ -99,10 +100,12 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
+// exit codes: 0 done, 1 failed while running, 2 the command line is wrong (unknown command or option, bad value)
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err: Error) => {
-    console.error(`t3d: ${err.message}`);
-    process.exitCode = 1;
+    const usage = err instanceof UsageError;
+    console.error(`t3d: ${err.message}${usage ? `\n(see \`t3d ${process.argv[2]} --help\`)` : ''}`);
+    process.exitCode = usage ? 2 : 1;
   },
 );

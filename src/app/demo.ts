@@ -11,7 +11,7 @@ import { fmt } from '../eval/headlines.js';
 import { type ClassificationReport } from '../eval/classification.js';
 import { type RetrievalReport } from '../eval/retrieval.js';
 import { targetReportHtml } from '../eval/report-html.js';
-import { parseOptions, takeSets } from './args.js';
+import { parseOptions } from './args.js';
 import { evaluateCheckpoint } from './eval.js';
 import { runPretrain } from './pretrain.js';
 
@@ -31,8 +31,8 @@ const RUNS = [
 ];
 
 export async function runDemo(args: string[]): Promise<void> {
-  const { sets, rest } = takeSets(args);
-  const o = parseOptions(rest, { out: 'string', steps: 'number', 'no-baseline': 'boolean', config: 'string' });
+  const o = parseOptions(args, { out: 'string', steps: 'number', 'no-baseline': 'boolean', config: 'string', set: 'list' });
+  const sets = (o.set as string[] | undefined) ?? [];
   const out = (o.out as string | undefined) ?? join('runs', 'demo');
   const runs = o['no-baseline'] ? RUNS.slice(0, 1) : RUNS;
   const t0 = performance.now();

@@ -13,7 +13,7 @@ import { readJsonFile } from '../util/files.js';
 import { targetReportHtml, studyReportHtml } from '../eval/report-html.js';
 import { collectStudy, studyMarkdown, studyTable } from '../eval/compare.js';
 import { Progress } from '../util/progress.js';
-import { parseOptions } from './args.js';
+import { UsageError, parseOptions } from './args.js';
 
 export const EVAL_SUMMARY = 'downstream evaluation: zero-shot, retrieval, linear probe, fine-tuning, segmentation, report generation; study tables';
 export const EVAL_USAGE = `t3d eval <${[...TASKS, 'all'].join('|')}>[,<task>...] --checkpoint <run-or-checkpoint> [--data <cache|dataset>] [--out dir] [--config default|quick|file.json]
@@ -52,7 +52,7 @@ async function resolveCache(data: string, preset: string, outDir: string): Promi
 
 async function runCompare(args: string[]): Promise<void> {
   const o = parseOptions(args, { runs: 'string', out: 'string', report: 'string', treatment: 'string', baseline: 'string', resamples: 'number', subset: 'string' });
-  if (!o.runs) throw new Error('eval compare: --runs <study-dir> is required');
+  if (!o.runs) throw new UsageError('eval compare: --runs <study-dir> is required');
   let subset: LabelSubset | undefined;
   if (o.subset) {
     const s = readJsonFile<{ name?: string; labels?: unknown }>(o.subset as string);
@@ -93,9 +93,9 @@ export async function runEval(args: string[]): Promise<void> {
   const [task, ...rest] = args;
   if (task === 'compare') return runCompare(rest);
   const tasks: TaskName[] = task === 'all' ? [...TASKS] : (task ?? '').split(',') as TaskName[];
-  if (!task || tasks.some((t) => !(TASKS as readonly string[]).includes(t))) throw new Error(`eval: first argument must be one of ${[...TASKS, 'all', 'compare'].join(', ')}, or a comma list of tasks (got '${task ?? ''}')`);
+  if (!task || tasks.some((t) => !(TASKS as readonly string[]).includes(t))) throw new UsageError(`eval: first argument must be one of ${[...TASKS, 'all', 'compare'].join(', ')}, or a comma list of tasks (got '${task ?? ''}')`);
   const o = parseOptions(rest, { checkpoint: 'string', data: 'string', out: 'string', config: 'string', init: 'string', 'init-seed': 'number', seed: 'number', device: 'string', report: 'string', labels: 'string' });
-  if (!o.checkpoint) throw new Error('eval: --checkpoint <run-or-checkpoint> is required');
+  if (!o.checkpoint) throw new UsageError('eval: --checkpoint <run-or-checkpoint> is required');
   const init = (o.init as string | undefined) ?? 'pretrained';
   if (init !== 'pretrained' && init !== 'random') throw new Error(`--init must be 'pretrained' or 'random' (got '${init}')`);
   let config = loadEvalConfig((o.config as string | undefined) ?? 'default');

@@ -6,7 +6,7 @@ import { pretrainText } from '../train/text-pretrain.js';
 import { readCacheIndex } from '../data/cache.js';
 import { bertConfig } from '../models/bert.js';
 import { ensureCache, prepareTokenizer } from './pretrain.js';
-import { parseOptions, takeSets } from './args.js';
+import { parseOptions } from './args.js';
 
 export const PRETRAIN_TEXT_USAGE = `t3d pretrain-text [--config <pretrain config>] [--set key.path=value ...] [--out dir] [--steps N] [--batch-size B]
                   [--lr X] [--mask-prob P] [--device cpu|cuda]
@@ -20,8 +20,8 @@ runs/text/<config name>); each is a Hugging Face model folder. Rerunning the sam
 The tokenizer comes with the text checkpoint. The held-out masked-token accuracy on the validation reports is printed.`;
 
 export async function runPretrainText(args: string[]): Promise<void> {
-  const { sets, rest } = takeSets(args);
-  const o = parseOptions(rest, { config: 'string', out: 'string', steps: 'number', 'batch-size': 'number', lr: 'number', 'mask-prob': 'number', device: 'string' });
+  const o = parseOptions(args, { config: 'string', out: 'string', steps: 'number', 'batch-size': 'number', lr: 'number', 'mask-prob': 'number', device: 'string', set: 'list' });
+  const sets = (o.set as string[] | undefined) ?? [];
   const cfg = applyOverrides(loadConfig((o.config as string | undefined) ?? 'cpu-96'), sets);
   validateConfig(cfg);
   if ('pretrained' in cfg.model.text) throw new Error('pretrain-text trains model.text from scratch; this config loads a pre-trained text encoder (model.text.pretrained)');

@@ -15,7 +15,7 @@ import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { trainWordPiece } from '../text/wordpiece-trainer.js';
 import { embedSplit, evaluateEmbedded } from '../eval/zeroshot.js';
 import { Progress } from '../util/progress.js';
-import { parseOptions, takeSets } from './args.js';
+import { parseOptions } from './args.js';
 
 /** Makes sure the preprocessed cache exists: generates and preprocesses the synthetic set when configured. */
 export async function ensureCache(c: PretrainConfig): Promise<void> {
@@ -54,8 +54,8 @@ export function prepareTokenizer(c: PretrainConfig, outDir: string): WordPieceTo
 }
 
 export async function runPretrain(args: string[]): Promise<void> {
-  const { sets, rest } = takeSets(args);
-  const o = parseOptions(rest, { config: 'string', out: 'string', resume: 'boolean', device: 'string', steps: 'number' });
+  const o = parseOptions(args, { config: 'string', out: 'string', resume: 'boolean', device: 'string', steps: 'number', set: 'list' });
+  const sets = (o.set as string[] | undefined) ?? [];
   let cfg = applyOverrides(loadConfig((o.config as string | undefined) ?? 'cpu-96'), sets);
   if (o.steps !== undefined) cfg = applyOverrides(cfg, [`optim.steps=${o.steps}`]);
   validateConfig(cfg);

@@ -11,7 +11,7 @@ import { embedSplit, embedTexts, scoresFromPrompts, zeroShotPrompts } from '../e
 import { DEFAULT_DB, VectorIndex, type Hit, type IndexRow, type SearchFilter } from '../search/vector-index.js';
 import { fetchSeries, findSeries } from '../io/dicomweb.js';
 import { openAnalyzer } from './analyze.js';
-import { parseOptions } from './args.js';
+import { UsageError, parseOptions, type Options } from './args.js';
 
 const log = (line: string) => console.error(`t3d: ${line}`);
 
@@ -157,18 +157,18 @@ async function indexDicomWeb(base: string, o: ScanIndexOptions & { timeoutMs: nu
 
 export async function runIndex(args: string[]): Promise<void> {
   const o = parseOptions(args, { checkpoint: 'string', cache: 'string', scans: 'string', dicomweb: 'string', timeout: 'number', db: 'string', split: 'string', batch: 'number', ann: 'boolean', device: 'string', intercept: 'number' });
-  if (!o.checkpoint) throw new Error('index: --checkpoint <run-or-checkpoint> is required');
+  if (!o.checkpoint) throw new UsageError('index: --checkpoint <run-or-checkpoint> is required');
   const batch = (o.batch as number | undefined) ?? 32;
-  if (!(Number.isInteger(batch) && batch >= 1)) throw new Error(`index: --batch must be a positive integer, got ${batch}`);
+  if (!(Number.isInteger(batch) && batch >= 1)) throw new UsageError(`index: --batch must be a positive integer, got ${batch}`);
   const db = (o.db as string | undefined) ?? DEFAULT_DB;
   const device = o.device as string | undefined;
-  if ([o.cache, o.scans, o.dicomweb].filter(Boolean).length > 1) throw new Error('index: give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>');
-  if ((o.scans || o.dicomweb) && o.split) throw new Error('index: --split applies to a preprocessed cache');
+  if ([o.cache, o.scans, o.dicomweb].filter(Boolean).length > 1) throw new UsageError('index: give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>');
+  if ((o.scans || o.dicomweb) && o.split) throw new UsageError('index: --split applies to a preprocessed cache');
   const scanOptions = { checkpoint: o.checkpoint as string, db, batch, ann: !!o.ann, device, intercept: o.intercept as number | undefined };
   if (o.scans) return indexScans(o.scans as string, scanOptions);
   if (o.dicomweb) {
     const timeout = (o.timeout as number | undefined) ?? 60;
-    if (!(timeout > 0)) throw new Error(`index: --timeout must be > 0 seconds, got ${timeout}`);
+    if (!(timeout > 0)) throw new UsageError(`index: --timeout must be > 0 seconds, got ${timeout}`);
     return indexDicomWeb(o.dicomweb as string, { ...scanOptions, timeoutMs: timeout * 1000 });
   }
   const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
@@ -249,9 +249,9 @@ function printHits(hits: Hit[], json: boolean): void {
   });
 }
 
-function filters(o: Record<string, string | number | boolean>): SearchFilter {
+function filters(o: Options): SearchFilter {
   const k = (o.k as number | undefined) ?? 10;
-  if (!(Number.isInteger(k) && k >= 1)) throw new Error(`--k must be a positive integer, got ${k}`);
+  if (!(Number.isInteger(k) && k >= 1)) throw new UsageError(`--k must be a positive integer, got ${k}`);
   return { k, label: o.label as string | undefined, split: o.split as string | undefined };
 }
 
@@ -267,9 +267,9 @@ async function openIndex(db: string, checkpointId: string, checkpointDir: string
 
 export async function runSearch(args: string[]): Promise<void> {
   const [text, ...rest] = args;
-  if (!text || text.startsWith('--')) throw new Error('search: give the query text first, e.g. t3d search "pleural effusion" --checkpoint <run>');
+  if (!text || text.startsWith('--')) throw new UsageError('search: give the query text first, e.g. t3d search "pleural effusion" --checkpoint <run>');
   const o = parseOptions(rest, { checkpoint: 'string', db: 'string', k: 'number', label: 'string', split: 'string', json: 'boolean' });
-  if (!o.checkpoint) throw new Error('search: --checkpoint <run-or-checkpoint> is required (the index holds one table per checkpoint)');
+  if (!o.checkpoint) throw new UsageError('search: --checkpoint <run-or-checkpoint> is required (the index holds one table per checkpoint)');
   const f = filters(o);
   const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
   try {
@@ -284,9 +284,9 @@ export async function runSearch(args: string[]): Promise<void> {
 
 export async function runSimilar(args: string[]): Promise<void> {
   const [query, ...rest] = args;
-  if (!query || query.startsWith('--')) throw new Error('similar: give a scan (NIfTI file or DICOM series folder) or an indexed id first');
+  if (!query || query.startsWith('--')) throw new UsageError('similar: give a scan (NIfTI file or DICOM series folder) or an indexed id first');
   const o = parseOptions(rest, { checkpoint: 'string', db: 'string', k: 'number', label: 'string', split: 'string', json: 'boolean', intercept: 'number' });
-  if (!o.checkpoint) throw new Error('similar: --checkpoint <run-or-checkpoint> is required');
+  if (!o.checkpoint) throw new UsageError('similar: --checkpoint <run-or-checkpoint> is required');
   const f = filters(o);
   const db = (o.db as string | undefined) ?? DEFAULT_DB;
   let index: VectorIndex;

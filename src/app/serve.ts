@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_DB, VectorIndex, type Case, type SearchFilter } from '../search/vector-index.js';
 import { packageRoot } from '../util/paths.js';
 import { openAnalyzer, type Analysis, type Analyzer } from './analyze.js';
-import { parseOptions } from './args.js';
+import { UsageError, parseOptions } from './args.js';
 import { ClientError, sourceNifti, uploadNifti, writeUpload } from './serve-volumes.js';
 
 export const SERVE_USAGE = `t3d serve --checkpoint <run-or-checkpoint> [--db runs/index] [--host 127.0.0.1] [--port 8080] [--token <secret>] [--max-upload-mb 512] [--device cpu|cuda]
@@ -227,11 +227,11 @@ export async function startServer(o: ServeOptions): Promise<Server> {
 
 export async function runServe(args: string[]): Promise<void> {
   const o = parseOptions(args, { checkpoint: 'string', db: 'string', host: 'string', port: 'number', token: 'string', 'max-upload-mb': 'number', device: 'string' });
-  if (!o.checkpoint) throw new Error('serve: --checkpoint <run-or-checkpoint> is required');
+  if (!o.checkpoint) throw new UsageError('serve: --checkpoint <run-or-checkpoint> is required');
   const port = (o.port as number | undefined) ?? 8080;
-  if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new Error(`serve: --port must be an integer in 0..65535, got ${port}`);
+  if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError(`serve: --port must be an integer in 0..65535, got ${port}`);
   const mb = (o['max-upload-mb'] as number | undefined) ?? 512;
-  if (!(mb > 0)) throw new Error(`serve: --max-upload-mb must be > 0, got ${mb}`);
+  if (!(mb > 0)) throw new UsageError(`serve: --max-upload-mb must be > 0, got ${mb}`);
   const token = (o.token as string | undefined) ?? process.env.T3D_SERVE_TOKEN;
   const s = await startServer({ checkpoint: o.checkpoint as string, db: (o.db as string | undefined) ?? DEFAULT_DB, host: o.host as string | undefined, port, token, maxUploadBytes: mb * 2 ** 20, device: o.device as string | undefined });
   console.log(`t3d serve: ${s.url}/${token ? '?token=<token>' : ''} (Ctrl-C stops)`);

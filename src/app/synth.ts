@@ -3,11 +3,11 @@ import { availableParallelism } from 'node:os';
 import { loadPreset } from '../data/presets.js';
 import { writeSynthDataset } from '../data/synth/dataset.js';
 import { Progress } from '../util/progress.js';
-import { parseOptions } from './args.js';
+import { UsageError, parseOptions } from './args.js';
 
 export async function runSynth(args: string[]): Promise<void> {
   const o = parseOptions(args, { out: 'string', count: 'number', seed: 'number', preset: 'string', storage: 'string', workers: 'number', 'valid-fraction': 'number', dicom: 'boolean' });
-  if (!o.out) throw new Error('synth: --out <dir> is required');
+  if (!o.out) throw new UsageError('synth: --out <dir> is required');
   const storage = (o.storage as string | undefined) ?? 'raw';
   if (storage !== 'raw' && storage !== 'hu') throw new Error(`synth: --storage must be 'raw' (CT-RATE v1: HU via metadata intercept) or 'hu' (v2), got '${storage}'`);
   const preset = loadPreset((o.preset as string | undefined) ?? 'cpu-96');
