@@ -106,7 +106,16 @@ test('cases, case volumes and search answer as the index and the CLI do', async 
   const hits = await api(`/api/search?q=${encodeURIComponent(text)}&k=4`);
   assert.deepEqual(hits.body.map((h: { id: string }) => h.id), cliHits.map((h) => h.id));
   hits.body.forEach((h: { similarity: number }, i: number) => assert.ok(Math.abs(h.similarity - cliHits[i]!.similarity) < 1e-5));
-  // similar cases of an indexed case leave the case out
+  // concurrent searches are embedded in one batch (padded to the longest query): the same answers as one by one
+  const texts = ['cardiomegaly', 'no pleural effusion is seen in either hemithorax', 'lung nodule in the right upper lobe', 'emphysema', 'atelectasis', 'hiatal hernia'];
+  const alone: { id: string; similarity: number }[][] = [];
+  for (const t of texts) alone.push((await api(`/api/search?q=${encodeURIComponent(t)}&k=4`)).body);
+  const together = await Promise.all(texts.map((t) => api(`/api/search?q=${encodeURIComponent(t)}&k=4`)));
+  together.forEach((r, i) => {
+    assert.deepEqual(r.body.map((h: { id: string }) => h.id), alone[i]!.map((h) => h.id));
+    r.body.forEach((h: { similarity: number }, j: number) => assert.ok(Math.abs(h.similarity - alone[i]![j]!.similarity) < 1e-5));
+  });
+    // similar cases of an indexed case leave the case out
   const similar = await api(`/api/similar?id=${encodeURIComponent(e.name)}&k=3`);
   assert.equal(similar.body.length, 3);
   assert.ok(similar.body.every((h: { id: string }) => h.id !== e.name));

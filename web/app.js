@@ -82,7 +82,9 @@ async function openCase(id) {
   const c = await api(`/api/case?id=${encodeURIComponent(id)}`);
   $('case').hidden = false;
   $('case-title').textContent = c.id;
-  $('case-meta').textContent = `split ${c.split} · labels: ${c.labels.length ? c.labels.join(', ') : 'none'}`;
+  // a cache's cases carry their labels CSV; scans and PACS series have none, their labels are the positive calls
+  const labelled = c.split !== 'scans' && c.split !== 'pacs';
+  $('case-meta').textContent = `split ${c.split} · ${labelled ? 'reference labels' : 'called findings'}: ${c.labels.length ? c.labels.join(', ') : 'none'}`;
   $('report').textContent = c.report || '(no report)';
   showFindings(findingsOf(c));
   await Promise.all([showVolume(`/api/volume?id=${encodeURIComponent(id)}`, c.id).catch(showError), showSimilar(id)]);

@@ -18,6 +18,7 @@ import { embedTexts, scoresFromPrompts, zeroShotPrompts, type Prompts } from '..
 import { type ClassificationReport } from '../eval/classification.js';
 import { type EvalRecord } from '../eval/suite.js';
 import { readJsonFile } from '../util/files.js';
+import { reportGist } from '../text/report.js';
 import { DEFAULT_DB, VectorIndex, type Hit } from '../search/vector-index.js';
 import { UsageError, parseOptions } from './args.js';
 import { evaluateCheckpoint } from './eval.js';
@@ -97,8 +98,8 @@ export interface Analyzer {
   cacheDir: string;
   /** per finding, the operating threshold (Infinity: never called), or null without a zero-shot record */
   thresholds: (number | null)[];
-  /** a report-encoder embedding of free text (text search) */
-  embedText(text: string): number[];
+  /** report-encoder embeddings of free texts (text search), one batch */
+  embedTexts(texts: string[]): number[][];
   /** rejectGaps: a DICOM series with missing slices is an error (ingestion), not read as is */
   analyze(scan: string, o?: { intercept?: number; rejectGaps?: boolean }): Promise<Analysis>;
   dispose(): void;
@@ -137,7 +138,11 @@ export async function openAnalyzer(o: { checkpoint: string; device?: string; log
     });
     return {
       checkpoint: dir, checkpointId, labelNames, thresholds, cacheDir: config.data.cache,
-      embedText: (text) => torch.tidy(() => embedTexts(model, tokenizer, [text], config.data.maxTokens, o.device).to('cpu').to('float32').toArray()),
+      embedTexts: (texts) => {
+        const flat = torch.tidy(() => embedTexts(model, tokenizer, texts, config.data.maxTokens, o.device).to('cpu').to('float32').toArray());
+        const D = flat.length / texts.length;
+        return texts.map((_, i) => flat.slice(i * D, (i + 1) * D));
+      },
       async analyze(scan, a = {}) {
         const clock = (() => { let t = performance.now(); return () => { const now = performance.now(); const s = (now - t) / 1000; t = now; return s; }; })();
         const raw = await readScan(scan, a.intercept, o.log, a.rejectGaps);
@@ -199,7 +204,7 @@ function table(a: AnalysisWithSimilar): string {
   return [`${a.scan} — checkpoint ${a.checkpoint} (id ${a.checkpointId}, preset ${a.preset})`,
     `  ${'finding'.padEnd(w)}  prob.  thresh.  call`, ...rows,
     a.thresholds ? `  thresholds: Youden's J on validation volumes, from ${a.thresholds}` : '  no thresholds: probabilities only',
-    ...(a.similar ? ['  most similar indexed cases:', ...a.similar.map((h, i) => `  ${String(i + 1).padStart(2)}. ${h.similarity.toFixed(3)} ${h.id} [${h.split}] ${h.labels.join(', ') || 'no findings'}\n      ${h.report.length > 110 ? `${h.report.slice(0, 107)}...` : h.report}`)] : []),
+    ...(a.similar ? ['  most similar indexed cases:', ...a.similar.map((h, i) => `  ${String(i + 1).padStart(2)}. ${h.similarity.toFixed(3)} ${h.id} [${h.split}] ${h.labels.join(', ') || 'no findings'}\n      ${reportGist(h.report)}`)] : []),
     `  time: read ${s.read.toFixed(2)} s, preprocess ${s.preprocess.toFixed(2)} s, encode ${s.encode.toFixed(2)} s, score ${s.score.toFixed(2)} s${s.search !== undefined ? `, search ${s.search.toFixed(3)} s` : ''} (checkpoint load ${s.load.toFixed(2)} s)`].join('\n');
 }
 

@@ -11,6 +11,7 @@ import { embedSplit, embedTexts, scoresFromPrompts, zeroShotPrompts } from '../e
 import { DEFAULT_DB, VectorIndex, type Hit, type IndexRow, type SearchFilter } from '../search/vector-index.js';
 import { fetchSeries, findSeries } from '../io/dicomweb.js';
 import { openAnalyzer } from './analyze.js';
+import { reportGist } from '../text/report.js';
 import { UsageError, parseOptions, type Options } from './args.js';
 
 const log = (line: string) => console.error(`t3d: ${line}`);
@@ -244,7 +245,7 @@ function printHits(hits: Hit[], json: boolean): void {
   if (hits.length === 0) { console.log('no matching volumes'); return; }
   const w = Math.max(...hits.map((h) => h.id.length));
   hits.forEach((h, i) => {
-    const report = h.report.length > 100 ? `${h.report.slice(0, 97)}...` : h.report;
+    const report = reportGist(h.report);
     console.log(`${String(i + 1).padStart(3)}. ${h.similarity.toFixed(3)}  ${h.id.padEnd(w)}  [${h.split}] ${h.labels.length ? h.labels.join(', ') : 'no findings'}\n       ${report}`);
   });
 }

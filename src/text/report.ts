@@ -71,6 +71,14 @@ export function reportText(sections: ReportSections, o: { use?: 'findings' | 'im
   }
 }
 
+/** A report in one short line for lists of cases: its impressions when it has them (the conclusions, where the
+ *  findings start with boilerplate), else its beginning; cut to `max` characters. */
+export function reportGist(report: string, max = 110): string {
+  const at = report.indexOf(IMPRESSIONS_LABEL);
+  const gist = at >= 0 ? report.slice(at).trim() : report.trim();
+  return gist.length > max ? `${gist.slice(0, max - 3)}...` : gist;
+}
+
 // Abbreviations after which a full stop does not end a sentence (before a lowercase word none does, see below).
 const ABBREVIATIONS = new Set([
   'e.g', 'i.e', 'eg', 'ie', 'approx', 'appr', 'ca', 'vs', 'cf', 'dr', 'mr', 'mrs', 'ms', 'prof', 'st', 'resp',
