@@ -83,6 +83,7 @@ void initShape(Napi::Env env, Napi::Object exports);
 void initNN(Napi::Env env, Napi::Object exports);
 void initAutograd(Napi::Env env, Napi::Object exports);
 void initSystem(Napi::Env env, Napi::Object exports);
+void initDistributed(Napi::Env env, Napi::Object exports);
 
 }  // namespace t3d
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One-time set-up on a fresh Debian/Ubuntu machine: libtorch when none is found (Debian libtorch-dev,
-# needs root), npm packages, the native addon and the TypeScript build. Safe to re-run.
+# One-time set-up on a fresh Debian/Ubuntu machine: libtorch when none is found (Debian libtorch-dev, and
+# libgloo-dev for torch.distributed's CPU backend; needs root), npm packages, the native addon and the TypeScript
+# build. Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,12 @@ if ! have_libtorch; then
   fi
   echo "setup: installing Debian libtorch-dev"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libtorch-dev g++ make >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libtorch-dev libgloo-dev g++ make >/dev/null
+elif [ -z "${LIBTORCH:-}" ] && [ -d /usr/include/torch/csrc ] && ! [ -d /usr/include/gloo ] && [ "$(id -u)" = 0 ]; then
+  # Debian's libtorch is built with Gloo; its headers come in their own package
+  echo "setup: installing Debian libgloo-dev (torch.distributed)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libgloo-dev >/dev/null
 fi
 
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error

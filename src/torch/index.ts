@@ -6,6 +6,7 @@ export * from './ops.js';
 export * from './scope.js';
 export * from './autograd.js';
 export * from './system.js';
+export * from './distributed.js';
 export * from './safetensors.js';
 export * from './serialization.js';
 export * from './gradcheck.js';
