@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
+import { freePort } from './helpers.js';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { envGroupOptions } from '../src/torch/index.js';
@@ -14,14 +14,6 @@ const available = torch.distributed.isAvailable();
 if (!available && process.env.CI) throw new Error('the addon was built without Gloo: install libgloo-dev (scripts/setup.sh does) and rebuild');
 const skip = available ? false : 'the addon was built without Gloo (libgloo-dev)';
 const worker = join(packageRoot(), 'dist', 'test', 'workers', 'distributed-worker.js');
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** Runs `worldSize` ranks of the worker (or only the ranks in `only`) with torchrun's variables; their JSON results in rank order. */
 async function launch(kase: string, worldSize: number, env: Record<string, string> = {}, only?: number[]): Promise<{ code: number | null; out: Record<string, unknown> | undefined; err: string }[]> {

@@ -1,5 +1,6 @@
 // Shared test utilities: closeness checks, fixture paths.
 import assert from 'node:assert/strict';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { type DType, type Tensor } from '../src/torch/index.js';
@@ -44,4 +45,13 @@ export function tsWrittenValues(dtype: DType): number[] {
 
 export function tsWrittenTensors(): Map<string, Tensor> {
   return new Map(TS_WRITTEN_DTYPES.map((dt) => [`t_${dt}`, torch.tensor(tsWrittenValues(dt), [2, 3], { dtype: dt })]));
+}
+
+/** A TCP port free on loopback now (for a server a test starts). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
 }

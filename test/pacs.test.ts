@@ -16,7 +16,7 @@ import { ensureCache } from '../src/app/pretrain.js';
 import { parseMultipart } from '../src/io/dicomweb.js';
 import { VectorIndex } from '../src/search/vector-index.js';
 import { packageRoot } from '../src/util/paths.js';
-import { fixture } from './helpers.js';
+import { fixture, freePort } from './helpers.js';
 
 const orthancBin = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc'].find((p) => existsSync(p));
 const plugin = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
@@ -37,14 +37,6 @@ const run = join(tmp, 'run');
 const synth = join(tmp, 'synth');
 let orthanc: ChildProcess | undefined;
 let base = '';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 before(async () => {
   const preset = fixture('pretrain', 'tiny-preset.json');
