@@ -27,12 +27,12 @@ if (process.env.RANK === undefined) {
   if (dist.rank === 0) console.log(`Gloo allReduce (sum, float32), ${n} processes on loopback, median of ${repeats}`);
   for (const mib of sizesMiB) {
     const t = torch.ones([Math.round((mib * 2 ** 20) / 4)]);
-    for (let i = 0; i < 2; i++) dist.allReduce([t]);
+    for (let i = 0; i < 2; i++) dist.allReduce(t);
     const times: number[] = [];
     for (let i = 0; i < repeats; i++) {
       dist.barrier();
       const t0 = performance.now();
-      dist.allReduce([t]);
+      dist.allReduce(t);
       times.push((performance.now() - t0) / 1000);
     }
     t.dispose();

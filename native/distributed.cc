@@ -80,18 +80,19 @@ void initDistributed(Napi::Env env, Napi::Object exports) {
     group.reset();
     return a.undef();
   });
-  // allReduce(tensors, op): in place, every rank ends with the reduction over ranks
+  // allReduce(tensor, op): in place, every rank ends with the reduction over ranks (one tensor: c10d's lists are
+  // one tensor per device, reduced together)
   defineOp(env, exports, "distAllReduce", [](Args& a) {
-    std::vector<at::Tensor> ts = a.tl(0);
+    std::vector<at::Tensor> ts{a.t(0)};
     checkCpu(ts);
     c10d::AllreduceOptions o;
     o.reduceOp = reduceOp(a.s(1));
     current().pg->allreduce(ts, o)->wait();
     return a.undef();
   });
-  // broadcast(tensors, root): in place, every rank ends with root's values
+  // broadcast(tensor, root): in place, every rank ends with root's values
   defineOp(env, exports, "distBroadcast", [](Args& a) {
-    std::vector<at::Tensor> ts = a.tl(0);
+    std::vector<at::Tensor> ts{a.t(0)};
     checkCpu(ts);
     c10d::BroadcastOptions o;
     o.rootRank = a.i(1);

@@ -66,14 +66,17 @@ export const distributed = {
     group = undefined;
   },
 
-  /** In place: every rank ends with the reduction of the tensors over ranks. */
-  allReduce(tensors: Tensor[], op: ReduceOp = 'sum'): void {
-    collective('allReduce', () => N.distAllReduce(tensors.map((t) => t.id), op));
+  /**
+   * In place: every rank ends with the reduction of `t` over ranks. One tensor per call (c10d's tensor lists are
+   * one tensor per device, reduced together); many tensors go as one flat buffer, as DDP's buckets do.
+   */
+  allReduce(t: Tensor, op: ReduceOp = 'sum'): void {
+    collective('allReduce', () => N.distAllReduce(t.id, op));
   },
 
-  /** In place: every rank ends with rank `root`'s values. */
-  broadcast(tensors: Tensor[], root = 0): void {
-    collective('broadcast', () => N.distBroadcast(tensors.map((t) => t.id), root));
+  /** In place: every rank ends with rank `root`'s values of `t`. */
+  broadcast(t: Tensor, root = 0): void {
+    collective('broadcast', () => N.distBroadcast(t.id, root));
   },
 
   /** Every rank's tensor (same shape on every rank), in rank order; new tensors, without gradient. */

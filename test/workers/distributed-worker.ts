@@ -10,13 +10,13 @@ const out: Record<string, unknown> = { rank, worldSize };
 
 if (kase === 'collectives') {
   const a = torch.tensor([rank + 1, 10 * (rank + 1), -rank], [3]);
-  dist.allReduce([a]);
+  dist.allReduce(a);
   out.sum = a.toArray();
   const m = torch.tensor([rank, -rank], [2]);
-  dist.allReduce([m], 'max');
+  dist.allReduce(m, 'max');
   out.max = m.toArray();
   const b = torch.tensor([rank * 7 + 1, rank * 7 + 2], [2]);
-  dist.broadcast([b], worldSize - 1);
+  dist.broadcast(b, worldSize - 1);
   out.broadcast = b.toArray();
   const g = dist.allGather(torch.tensor([rank, rank + 0.5], [1, 2]));
   out.gathered = g.map((t) => t.toArray());
@@ -36,7 +36,7 @@ if (kase === 'collectives') {
   if (rank === 1) process.exit(3);
   const t0 = performance.now();
   try {
-    dist.allReduce([torch.ones([4])]);
+    dist.allReduce(torch.ones([4]));
     out.error = null;
   } catch (e) {
     out.error = (e as Error).message;
