@@ -88,6 +88,7 @@ test('cases, case volumes and search answer as the index and the CLI do', async 
   assert.equal(info.body.cases, entries.length);
   assert.deepEqual(info.body.labelNames, labelNames);
   const cases = await api('/api/cases?limit=1000');
+  assert.ok(cases.body.every((c: object) => !('source' in c)), 'no server paths go to the browser');
   assert.deepEqual(cases.body.map((c: { id: string }) => c.id).sort(), entries.map((e) => e.name).sort());
   const page = await api('/api/cases?limit=2&offset=2');
   assert.deepEqual(page.body.map((c: { id: string }) => c.id), cases.body.slice(2, 4).map((c: { id: string }) => c.id));

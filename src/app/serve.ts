@@ -145,6 +145,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     if (!u) throw new ClientError(404, `no upload '${q.get('id')}' (uploads are kept for the ${MAX_UPLOADS} most recent)`);
     return u;
   };
+  // cases go to the browser without their source: a path on this machine or a PACS URL is the server's business
+  const shown = <C extends Case>(cases: C[]): Omit<C, 'source'>[] => cases.map(({ source: _, ...c }) => c);
   const nifti = (res: ServerResponse, bytes: Uint8Array): void => {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length, 'cache-control': 'no-store' }).end(bytes);
   };
@@ -154,22 +156,22 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       checkpoint: analyzer.checkpoint, checkpointId: analyzer.checkpointId, labelNames: analyzer.labelNames, thresholds: analyzer.thresholds,
       cases: await index.count(), maxUploadBytes: maxUpload,
     }),
-    'GET /api/cases': async (q, _req, res) => sendJson(res, 200, await index.list({
+    'GET /api/cases': async (q, _req, res) => sendJson(res, 200, shown(await index.list({
       label: q.get('label') || undefined, split: q.get('split') || undefined,
       limit: positiveInt(q.get('limit'), 'limit', 50, 1000), offset: positiveInt(q.get('offset'), 'offset', 0, 1e9),
-    })),
-    'GET /api/case': async (q, _req, res) => sendJson(res, 200, await caseOf(q)),
+    }))),
+    'GET /api/case': async (q, _req, res) => sendJson(res, 200, shown([await caseOf(q)])[0]),
     'GET /api/volume': async (q, _req, res) => nifti(res, await sourceNifti((await caseOf(q)).source, analyzer.cacheDir)),
     'GET /api/similar': async (q, _req, res) => {
       const id = q.get('id') ?? '';
       const vector = id.startsWith('upload-') ? uploadOf(q).analysis.embedding : await index.vectorOf((await caseOf(q)).id);
-      sendJson(res, 200, await index.search(vector!, { ...filterOf(q), excludeId: id.startsWith('upload-') ? undefined : id }));
+      sendJson(res, 200, shown(await index.search(vector!, { ...filterOf(q), excludeId: id.startsWith('upload-') ? undefined : id })));
     },
     'GET /api/search': async (q, _req, res) => {
       const text = (q.get('q') ?? '').trim();
       if (!text) throw new ClientError(400, 'give the query text as ?q=');
       if (text.length > 2000) throw new ClientError(400, 'the query text is longer than 2000 characters');
-      sendJson(res, 200, await index.search(await embedQuery(text), filterOf(q)));
+      sendJson(res, 200, shown(await index.search(await embedQuery(text), filterOf(q))));
     },
     'POST /api/upload': async (_q, req, res) => {
       const bytes = await readBody(req, maxUpload);
