@@ -3,6 +3,7 @@
 // CLIP-only counterpart, and (3) ResNet3D-50 (MONAI architecture) on 2×1×96³ with AdamW,
 // each next to the same model and step in PyTorch-Python in the same run (when python3 with torch is importable);
 // then the cpu-96 step under bfloat16 autocast.
+// PROFILE=<config> prints where that config's step spends its time instead (torch.profiler, op by op).
 // The trainer's own data-wait fraction and RSS are logged per run in metrics.jsonl (see BENCHMARKS.md).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +23,7 @@ const threads = torch.getNumThreads();
 
 /** One T3D training step of a pretrain config on random data (its global and local view shapes and TMA
  * formulation); `clipOnly` drops the local views and TMA, as the CLIP-only baseline does. */
-function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean } = {}): { cfg: object; ts: number } {
+function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean; profile?: boolean } = {}): { cfg: object; ts: number; profile?: torch.ProfileRow[] } {
   const c = loadConfig(configName);
   const global = globalShapeOf(loadPreset(c.data.preset));
   const local = c.data.views.localShape ?? (global.map((s) => Math.round(s / 2)) as [number, number, number]);
@@ -38,7 +39,9 @@ function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean } = 
   const locals = Array.from({ length: cfg.views }, () => torch.randn([cfg.batch, 1, ...local]).keep());
   const ids = torch.randint(1, cfg.vocab, [cfg.batch, cfg.tokens]).keep();
   const mask = torch.onesLike(ids).keep();
+  let calls = 0;
   const ts = timed(() => {
+    if (o.profile && calls++ === cfg.warmup) torch.profiler.start();
     // step past the TMA warm-up, so the full objective runs
     const loss = () => t3dLoss(model, { global: g, locals, inputIds: ids, attentionMask: mask }, objective, c.objective.tma.warmupSteps, queue).total;
     torch.tidy(() => (o.amp ? torch.autocast('cpu', 'bfloat16', loss) : loss()).backward());
@@ -46,10 +49,11 @@ function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean } = 
     opt.step();
     opt.zeroGrad();
   }, cfg.warmup, reps);
+  const profile = o.profile ? torch.profiler.stop() : undefined;
   torch.dispose([g, ...locals, ids, mask]);
   opt.dispose();
   queue.dispose();
-  return { cfg, ts };
+  return { cfg, ts, profile };
 }
 
 function resnet50(): { cfg: object; ts: number } {
@@ -69,6 +73,12 @@ function resnet50(): { cfg: object; ts: number } {
   return { cfg, ts };
 }
 
+// PROFILE=<config> (e.g. cpu-96, demo): only the per-op profile of that config's T3D step, then exit
+if (process.env.PROFILE) {
+  const { ts, profile } = t3dStep(process.env.PROFILE, { profile: true });
+  console.log(`${process.env.PROFILE} T3D step: ${ts.toFixed(3)} s (median of ${reps}), ${threads} threads; per step:\n${torch.profiler.table(profile!, { top: 20, per: reps })}`);
+  process.exit(0);
+}
 const results: Record<string, { tsStepS: number; pythonStepS?: number; volumesPerS: number; bf16StepS?: number }> = {};
 for (const [name, run, script, volumes] of [
   ['t3d-cpu-96 (batch 8, 4 local views)', () => t3dStep('cpu-96'), 't3d_step_bench.py', 8],

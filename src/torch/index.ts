@@ -7,6 +7,7 @@ export * from './scope.js';
 export * from './autograd.js';
 export * from './system.js';
 export * from './distributed.js';
+export * from './profiler.js';
 export * from './safetensors.js';
 export * from './serialization.js';
 export * from './gradcheck.js';
