@@ -78,11 +78,16 @@ class T3d(nn.Module):
         pooled = fm.mean((2, 3, 4))
         return fm.flatten(2).transpose(1, 2), F.normalize(self.visual_projection(pooled), dim=-1)
 
-    def fuse(self, tokens, text, pad):
-        u = self.proj_u(tokens)
+    def fuse(self, tokens, text, pad, views=1):
+        # tokens (views*B, N, C) view-major; each volume's views attend to its report together (as the
+        # TypeScript fusion does: the same math as the report repeated per view, projected once)
+        vb, n, c = tokens.shape
+        b = vb // views
+        u = self.proj_u(tokens.reshape(views, b, n, c).transpose(0, 1).reshape(b, views * n, c))
         t = self.proj_t(text)
         u = u + self.attn(u, t, t, key_padding_mask=pad, need_weights=False)[0]
-        return F.normalize(self.proj_h(self.norm(u).mean(1)), dim=-1)
+        h = F.normalize(self.proj_h(self.norm(u).reshape(b, views, n, -1).mean(2)), dim=-1)
+        return h.transpose(0, 1).reshape(views * b, -1)
 
 
 def sinkhorn(scores, eps=0.05, iters=3):
@@ -143,7 +148,7 @@ def step():
     with torch.no_grad():
         model.prototypes.copy_(F.normalize(model.prototypes, dim=1))
     scores = [model.fuse(tokens_g, states, pad) @ model.prototypes.T]
-    scores += list((model.fuse(tokens_l, states.repeat(V, 1, 1), pad.repeat(V, 1)) @ model.prototypes.T).chunk(V, 0))
+    scores += list((model.fuse(tokens_l, states, pad, V) @ model.prototypes.T).chunk(V, 0))
     text_scores = e @ model.prototypes.T
     codes = sinkhorn(torch.cat([text_scores.detach(), queue @ model.prototypes.detach().T], 0))[:B]
     tma = torch.stack([-(codes * (s / 0.1).log_softmax(1)).sum(1).mean() for s in scores]).mean()

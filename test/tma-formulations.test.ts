@@ -13,6 +13,7 @@ import { type TmaFormulation } from '../src/objectives/t3d-tma.js';
 import { tmaLoss } from '../src/objectives/tma.js';
 import { EmaTeacher } from '../src/train/ema.js';
 import { validateConfig } from '../src/train/config.js';
+import { TextInformedFusion } from '../src/models/heads.js';
 import { assertClose, fixture } from './helpers.js';
 
 const config = () => applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), ['model.textPooling="mean"']);
@@ -177,4 +178,25 @@ test('leak check: after training, the swapped, teacher and local formulations ne
   assert.ok(swapped > 2, `swapped: another patient's volume costs ${swapped.toFixed(2)} nats more (want > 2)`);
   assert.ok(teacher > 1, `teacher: another patient's volume costs ${teacher.toFixed(2)} nats more (want > 1)`);
   assert.ok(fused < swapped / 4, `fused: ${fused.toFixed(2)} nats, much less than swapped ${swapped.toFixed(2)}: its predictor reads the report`);
+});
+
+test('fusion: all views of a volume against its report at once equal one view at a time against the report repeated (values and gradients)', () => {
+  torch.manualSeed(3);
+  const [V, B, N, C, L, D] = [3, 2, 5, 12, 7, 10];
+  const fusion = new TextInformedFusion(C, D, 16, 8, 4);
+  const tokens = torch.randn([V * B, N, C]).requiresGrad_(true).keep();
+  const text = torch.randn([B, L, D]).requiresGrad_(true).keep();
+  const paddingMask = torch.tensor([0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 1], [B, L], { dtype: 'bool' }).keep();
+  const weights = torch.randn([V * B, 8]).keep();
+  const run = (grouped: boolean) => torch.tidy(() => {
+    const repeat = (t: torch.Tensor) => t.repeat(V, ...Array(t.ndim - 1).fill(1));
+    const h = grouped ? fusion.forwardViews(tokens, V, { tokens: text, paddingMask }) : fusion.forward(tokens, { tokens: repeat(text), paddingMask: repeat(paddingMask) });
+    h.mul(weights).sum().backward();
+    const grads = [tokens.grad!.clone(), text.grad!.clone(), ...fusion.parameters().map((p) => p.grad!.clone())];
+    [tokens, text, ...fusion.parameters()].forEach((p) => p.grad!.zero_());
+    return [h.detach(), ...grads].map((t) => t.keep());
+  });
+  const one = run(false), all = run(true);
+  one.forEach((t, i) => assertClose(all[i]!, t, { atol: 1e-5, rtol: 1e-5, what: i === 0 ? 'h' : `gradient ${i}` }));
+  torch.dispose([tokens, text, paddingMask, weights, ...one, ...all]);
 });

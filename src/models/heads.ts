@@ -33,14 +33,30 @@ export class TextInformedFusion extends nn.Module {
    * Returns normalised view embeddings h (B, outDim).
    */
   forward(tokens: Tensor, text?: { tokens: Tensor; paddingMask: Tensor }): Tensor {
+    return this.forwardViews(tokens, 1, text);
+  }
+
+  /**
+   * `views` views of each volume at once: tokens (views·B, N, visionDim) view-major (as the encoder returns a
+   * concatenation of views), text (B, L, textDim) once per volume. Each volume's views attend to its report
+   * together, as one query sequence: attention is per query, so this equals one view at a time against the report
+   * repeated, while the report is projected once instead of once per view. Returns h (views·B, outDim), view-major.
+   */
+  forwardViews(tokens: Tensor, views: number, text?: { tokens: Tensor; paddingMask: Tensor }): Tensor {
     return torch.tidy(() => {
-      const u = this.proj_u.forward(tokens);
+      const [VB, N, C] = tokens.shape as [number, number, number];
+      const B = VB / views;
+      if (!Number.isInteger(B)) throw new Error(`fusion: ${VB} token rows are not ${views} views of equal batches`);
+      const grouped = views === 1 ? tokens : tokens.reshape(views, B, N, C).transpose(0, 1).reshape(B, views * N, C);
+      const u = this.proj_u.forward(grouped);
       let fused = u;
       if (text) {
         const t = this.proj_t.forward(text.tokens);
         fused = u.add(this.attn.forward(u, t, t, { keyPaddingMask: text.paddingMask })[0]);
       }
-      return F.normalize(this.proj_h.forward(this.norm.forward(fused).mean(1)), -1);
+      const pooled = this.norm.forward(fused).reshape(B, views, N, this.dim).mean(2);
+      const h = F.normalize(this.proj_h.forward(pooled), -1);
+      return views === 1 ? h.reshape(B, -1) : h.transpose(0, 1).reshape(views * B, -1);
     });
   }
 }

@@ -114,11 +114,10 @@ export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: E
 
   if (formulation === 'fused') {
     const text = useText ? { tokens: x.report!.tokens, paddingMask: x.report!.paddingMask } : undefined;
-    const repeat = (t: Tensor, n: number) => (n === 1 ? t : t.repeat(n, ...Array(t.ndim - 1).fill(1)));
     const hGlobal = model.fusion.forward(x.global.tokens, text);
     scores.set('global', p.scores(hGlobal));
     if (x.locals) {
-      const hLocal = model.fusion.forward(x.locals.tokens, text && { tokens: repeat(text.tokens, V), paddingMask: repeat(text.paddingMask, V) });
+      const hLocal = model.fusion.forwardViews(x.locals.tokens, V, text);
       hLocal.chunk(V, 0).forEach((h, v) => scores.set(localNames[v]!, p.scores(h)));
     }
     if (x.report && cfg.codeViews.includes('text')) scores.set('text', p.scores(x.report.emb));
