@@ -1,6 +1,7 @@
 // Tensors: creation, dtypes, data transfer, autograd basics, scopes, and error paths.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import * as torch from '../src/torch/index.js';
 import { DTYPES } from '../src/torch/index.js';
 
@@ -168,4 +169,12 @@ test('engine facts: threads default to all cores, settable', () => {
   const info = torch.buildInfo();
   assert.match(info.torchVersion, /^\d+\.\d+/);
   assert.equal(typeof torch.cuda.isAvailable(), 'boolean');
+});
+
+test('the BLAS this process loaded is found, and set-up gives libtorch OpenBLAS rather than the reference BLAS', () => {
+  const blas = torch.loadedBlas();
+  assert.ok(['openblas', 'mkl', 'blis', 'reference', 'unknown'].includes(blas.kind));
+  if (blas.kind !== 'unknown') assert.ok(existsSync(blas.path!), blas.path);
+  // CI runs scripts/setup.sh on Debian's libtorch: the reference BLAS there would make every matrix product 13-40x slower
+  if (process.env.CI && torch.blasName() === 'generic') assert.equal(blas.kind, 'openblas', `loaded ${blas.path}`);
 });

@@ -1,6 +1,6 @@
 // `t3d info`: what engine this installation runs on.
 import { availableParallelism } from 'node:os';
-import { blasName, buildInfo, getNumThreads } from '../torch/index.js';
+import { blasName, buildInfo, getNumThreads, loadedBlas } from '../torch/index.js';
 import { parseOptions } from './args.js';
 
 export function runInfo(args: string[]): void {
@@ -9,6 +9,7 @@ export function runInfo(args: string[]): void {
   const facts = {
     libtorch: info.torchVersion,
     blas: blasName(info),
+    blasLoaded: (({ kind, path }) => (path ? `${kind} (${path})` : kind))(loadedBlas()),
     onednn: info.mkldnn,
     openmp: info.openmp,
     threads: getNumThreads(),

@@ -59,6 +59,10 @@ export async function runPretrain(args: string[]): Promise<void> {
   let cfg = applyOverrides(loadConfig((o.config as string | undefined) ?? 'cpu-96'), sets);
   if (o.steps !== undefined) cfg = applyOverrides(cfg, [`optim.steps=${o.steps}`]);
   validateConfig(cfg);
+  const blas = torch.loadedBlas();
+  if (blas.kind === 'reference' && (o.device ?? 'cpu') === 'cpu') {
+    console.error(`t3d: warning: libtorch runs on the reference BLAS (${blas.path}), 13-40x slower per matrix product than OpenBLAS; install it (apt-get install libopenblas0-pthread, or bash scripts/setup.sh as root)`);
+  }
   // a text run folder (t3d pretrain-text) stands for its newest intact checkpoint; the config records which one
   if ('pretrained' in cfg.model.text) cfg = { ...cfg, model: { ...cfg.model, text: { ...cfg.model.text, pretrained: pretrainedTextDir(String(cfg.model.text.pretrained)) } } };
   // the restoration objective needs its decoder in the model, and in the saved config for loading it back

@@ -1,4 +1,5 @@
 // Process-wide engine settings and build facts.
+import { readFileSync } from 'node:fs';
 import { native as N } from './native.js';
 import { type Tensor, wrap } from './tensor.js';
 import { dtypeCode } from './dtype.js';
@@ -64,6 +65,27 @@ export const buildInfo = (): BuildInfo => N.buildInfo() as BuildInfo;
 export function blasName(info = buildInfo()): string {
   const m = /BLAS_INFO=([^,\s]+)/.exec(info.config);
   return m ? m[1]! : info.mkl ? 'mkl' : 'unknown';
+}
+
+export type BlasKind = 'openblas' | 'mkl' | 'blis' | 'reference' | 'unknown';
+
+/**
+ * The BLAS library this process actually loaded (Linux: from /proc/self/maps), which can differ from the one
+ * libtorch was built against: Debian's libtorch links the generic libblas.so.3, which is the slow reference BLAS
+ * unless OpenBLAS (or BLIS, MKL) is installed as its alternative.
+ */
+export function loadedBlas(): { kind: BlasKind; path?: string } {
+  let maps: string;
+  try {
+    maps = readFileSync('/proc/self/maps', 'utf8');
+  } catch {
+    return { kind: 'unknown' };
+  }
+  const libs = [...new Set(maps.split('\n').map((l) => l.split(/\s+/)[5] ?? '').filter((p) => /lib(open)?blas|mkl|blis/.test(p)))];
+  const find = (re: RegExp) => libs.find((p) => re.test(p));
+  const path = find(/openblas/) ?? find(/mkl/) ?? find(/blis/) ?? find(/\/blas\/libblas\.so/);
+  if (!path) return { kind: 'unknown' };
+  return { kind: /openblas/.test(path) ? 'openblas' : /mkl/.test(path) ? 'mkl' : /blis/.test(path) ? 'blis' : 'reference', path };
 }
 
 /** The default CPU generator's state (uint8 tensor), for exact resume. */
