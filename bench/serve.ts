@@ -39,38 +39,35 @@ try {
   const line = (name: string, r: { p50: number; p99: number; rps: number }) =>
     console.log(`${name}: p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms, ${r.rps.toFixed(1)} requests/s`);
   console.log(`t3d serve, ${rows} indexed rows of dimension ${D}, checkpoint ${checkpoint}, ${requests} requests per setting`);
-  const results: Record<string, { p50: number; p99: number; rps: number }> = {};
-  for (const batchQueries of [false, true]) {
-    const server = await startServer({ checkpoint, db: dir, port: 0, batchQueries, log: () => {} });
-    try {
-      const run = async (path: (i: number) => string, inFlight: number) => {
-        const times: number[] = [];
-        let next = 0;
-        const t0 = performance.now();
-        await Promise.all(Array.from({ length: inFlight }, async () => {
-          while (next < requests) {
-            const i = next++;
-            const t = performance.now();
-            const r = await fetch(server.url + path(i));
-            if (r.status !== 200) throw new Error(`${path(i)}: ${r.status} ${await r.text()}`);
-            await r.arrayBuffer();
-            times.push(performance.now() - t);
-          }
-        }));
-        return { p50: pct(times, 0.5), p99: pct(times, 0.99), rps: requests / ((performance.now() - t0) / 1000) };
-      };
-      const search = (i: number) => `/api/search?q=${encodeURIComponent(query(i))}&k=10`;
-      await run(search, 4); // warm-up
-      const how = batchQueries ? 'queries batched' : 'one query per encoder call';
-      for (const inFlight of [1, 32]) line(`text search, ${inFlight} in flight, ${how}`, (results[`${batchQueries}-${inFlight}`] = await run(search, inFlight)));
-      if (batchQueries) line('case lookup, 32 in flight', await run((i) => `/api/case?id=case_${(i * 7919) % rows}`, 32));
-    } finally {
-      await server.close();
-    }
+  const server = await startServer({ checkpoint, db: dir, port: 0, log: () => {} });
+  try {
+    const run = async (path: (i: number) => string, inFlight: number) => {
+      const times: number[] = [];
+      let next = 0;
+      const t0 = performance.now();
+      await Promise.all(Array.from({ length: inFlight }, async () => {
+        while (next < requests) {
+          const i = next++;
+          const t = performance.now();
+          const r = await fetch(server.url + path(i));
+          if (r.status !== 200) throw new Error(`${path(i)}: ${r.status} ${await r.text()}`);
+          await r.arrayBuffer();
+          times.push(performance.now() - t);
+        }
+      }));
+      return { p50: pct(times, 0.5), p99: pct(times, 0.99), rps: requests / ((performance.now() - t0) / 1000) };
+    };
+    const search = (i: number) => `/api/search?q=${encodeURIComponent(query(i))}&k=10`;
+    await run(search, 4); // warm-up
+    const one = await run(search, 1);
+    const many = await run(search, 32);
+    line('text search, 1 in flight', one);
+    line('text search, 32 in flight', many);
+    line('case lookup, 32 in flight', await run((i) => `/api/case?id=case_${(i * 7919) % rows}`, 32));
+    console.log(`ratios: search p50 at 32 in flight / at 1: ${(many.p50 / one.p50).toFixed(2)}; throughput at 32 / at 1: ${(many.rps / one.rps).toFixed(2)}`);
+  } finally {
+    await server.close();
   }
-  const [one, unbatched, batched] = [results['true-1']!, results['false-32']!, results['true-32']!];
-  console.log(`ratios at 32 in flight: batched/unbatched p50 ${(batched.p50 / unbatched.p50).toFixed(2)}, throughput ${(batched.rps / unbatched.rps).toFixed(2)}; `
-    + `batched throughput at 32 in flight / at 1: ${(batched.rps / one.rps).toFixed(2)}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -107,7 +107,7 @@ test('cases, case volumes and search answer as the index and the CLI do', async 
   const hits = await api(`/api/search?q=${encodeURIComponent(text)}&k=4`);
   assert.deepEqual(hits.body.map((h: { id: string }) => h.id), cliHits.map((h) => h.id));
   hits.body.forEach((h: { similarity: number }, i: number) => assert.ok(Math.abs(h.similarity - cliHits[i]!.similarity) < 1e-5));
-  // concurrent searches are embedded in one batch (padded to the longest query): the same answers as one by one
+  // concurrent searches get the same answers as one by one
   const texts = ['cardiomegaly', 'no pleural effusion is seen in either hemithorax', 'lung nodule in the right upper lobe', 'emphysema', 'atelectasis', 'hiatal hernia'];
   const alone: { id: string; similarity: number }[][] = [];
   for (const t of texts) alone.push((await api(`/api/search?q=${encodeURIComponent(t)}&k=4`)).body);

@@ -30,36 +30,12 @@ Examples:
   t3d serve --checkpoint runs/demo/t3d-s0 --db runs/index --port 9000 --token "$(openssl rand -hex 16)"`;
 
 const MAX_UPLOADS = 16;
-const MAX_QUERY_BATCH = 64;
 
 export interface ServeOptions {
   checkpoint: string; db: string; host?: string; port?: number; token?: string; maxUploadBytes?: number; device?: string;
-  /** embed the text queries that arrive together in one encoder call (default true; false only to measure it) */
-  batchQueries?: boolean;
   log?: (line: string) => void;
 }
 export interface Server { url: string; close(): Promise<void> }
-
-/**
- * Text queries → embeddings, with the queries that arrive while the event loop is busy embedded together in one
- * encoder call: under concurrent searches the encoder runs once per batch instead of once per request.
- */
-function queryEmbedder(analyzer: Analyzer, batch: boolean): (text: string) => Promise<number[]> {
-  if (!batch) return async (text) => analyzer.embedTexts([text])[0]!;
-  let pending: { text: string; resolve: (v: number[]) => void; reject: (e: unknown) => void }[] = [];
-  const flush = () => {
-    const jobs = pending.splice(0, MAX_QUERY_BATCH);
-    if (pending.length) setImmediate(flush);
-    try {
-      analyzer.embedTexts(jobs.map((j) => j.text)).forEach((v, i) => jobs[i]!.resolve(v));
-    } catch (e) {
-      jobs.forEach((j) => j.reject(e));
-    }
-  };
-  return (text) => new Promise((resolve, reject) => {
-    if (pending.push({ text, resolve, reject }) === 1) setImmediate(flush);
-  });
-}
 
 interface Upload { dir: string; scan: { scan: string; kind: 'nifti' | 'dicom' }; analysis: Analysis }
 
@@ -113,7 +89,6 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const maxUpload = o.maxUploadBytes ?? 512 * 2 ** 20;
   const analyzer: Analyzer = await openAnalyzer({ checkpoint: o.checkpoint, device: o.device, log });
   const files = assets();
-  const embedQuery = queryEmbedder(analyzer, o.batchQueries ?? true);
   const tmp = mkdtempSync(join(tmpdir(), 't3d-serve-'));
   const uploads = new Map<string, Upload>();
   let index: VectorIndex;
@@ -171,7 +146,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       const text = (q.get('q') ?? '').trim();
       if (!text) throw new ClientError(400, 'give the query text as ?q=');
       if (text.length > 2000) throw new ClientError(400, 'the query text is longer than 2000 characters');
-      sendJson(res, 200, shown(await index.search(await embedQuery(text), filterOf(q))));
+      sendJson(res, 200, shown(await index.search(analyzer.embedTexts([text])[0]!, filterOf(q))));
     },
     'POST /api/upload': async (_q, req, res) => {
       const bytes = await readBody(req, maxUpload);
