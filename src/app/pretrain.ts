@@ -1,5 +1,9 @@
 // `t3d pretrain`: T3D pre-training from a config preset (+ overrides), on the synthetic set by default.
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { applyOverrides, loadConfig, validateConfig, type PretrainConfig } from '../train/config.js';
@@ -15,7 +19,7 @@ import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { trainWordPiece } from '../text/wordpiece-trainer.js';
 import { embedSplit, evaluateEmbedded } from '../eval/zeroshot.js';
 import { Progress } from '../util/progress.js';
-import { parseOptions } from './args.js';
+import { UsageError, parseOptions } from './args.js';
 
 /** Makes sure the preprocessed cache exists: generates and preprocesses the synthetic set when configured. */
 export async function ensureCache(c: PretrainConfig): Promise<void> {
@@ -53,8 +57,37 @@ export function prepareTokenizer(c: PretrainConfig, outDir: string): WordPieceTo
   return tok;
 }
 
+/**
+ * `--nproc-per-node N`: N ranks of this same command on this machine, with torchrun's variables (rank 0 serves the
+ * rendezvous on MASTER_ADDR:MASTER_PORT, default 127.0.0.1 and a free port) and the cores shared out; if one rank
+ * fails the others are stopped. Other launchers (Slurm, Kubernetes, torchrun-style scripts) set RANK, WORLD_SIZE,
+ * MASTER_ADDR and MASTER_PORT themselves and start one `t3d pretrain` per rank.
+ */
+async function launchLocal(args: string[], nproc: number): Promise<void> {
+  const rest = args.filter((a, i) => a !== '--nproc-per-node' && args[i - 1] !== '--nproc-per-node' && !a.startsWith('--nproc-per-node='));
+  const port = process.env.MASTER_PORT ?? String(await new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as AddressInfo).port; s.close(() => resolve(p)); });
+  }));
+  const threads = process.env.T3D_NUM_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / nproc)));
+  const children = Array.from({ length: nproc }, (_, rank) => spawn(process.execPath, [fileURLToPath(new URL('./cli.js', import.meta.url)), 'pretrain', ...rest], {
+    stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
+    env: { ...process.env, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(nproc), MASTER_ADDR: process.env.MASTER_ADDR ?? '127.0.0.1', MASTER_PORT: port, T3D_NUM_THREADS: threads },
+  }));
+  const codes = await Promise.all(children.map((c) => new Promise<number | null>((resolve) => c.on('close', (code) => {
+    if (code !== 0) children.forEach((o) => o.exitCode === null && o.kill('SIGTERM'));
+    resolve(code);
+  }))));
+  const failed = codes.map((c, rank) => ({ c, rank })).filter((x) => x.c !== 0);
+  if (failed.length) throw new Error(`pretrain: rank ${failed[0]!.rank} of ${nproc} exited with ${failed[0]!.c}; the group was stopped (rerun with --resume to continue from the last checkpoint)`);
+}
+
 export async function runPretrain(args: string[]): Promise<void> {
-  const o = parseOptions(args, { config: 'string', out: 'string', resume: 'boolean', device: 'string', steps: 'number', set: 'list' });
+  const o = parseOptions(args, { config: 'string', out: 'string', resume: 'boolean', device: 'string', steps: 'number', set: 'list', 'nproc-per-node': 'number' });
+  const nproc = (o['nproc-per-node'] as number | undefined) ?? 1;
+  if (!(Number.isInteger(nproc) && nproc >= 1)) throw new UsageError(`pretrain: --nproc-per-node must be a positive integer, got ${nproc}`);
+  if (nproc > 1 && process.env.WORLD_SIZE === undefined) return launchLocal(args, nproc);
+  const group = torch.envGroupOptions();
+  if (group && group.worldSize > 1) torch.distributed.init({ ...group, timeoutMs: 1000 * Number(process.env.T3D_DIST_TIMEOUT_S ?? 1800) });
   const sets = (o.set as string[] | undefined) ?? [];
   let cfg = applyOverrides(loadConfig((o.config as string | undefined) ?? 'cpu-96'), sets);
   if (o.steps !== undefined) cfg = applyOverrides(cfg, [`optim.steps=${o.steps}`]);
@@ -71,9 +104,16 @@ export async function runPretrain(args: string[]): Promise<void> {
   const device = (o.device as string | undefined) ?? 'cpu';
   if (device !== 'cpu' && !torch.cuda.isAvailable()) throw new Error(`--device ${device}: this libtorch build has no usable CUDA (see \`t3d info\`)`);
   if (!o.resume && listCheckpoints(join(outDir, 'checkpoints')).length) throw new Error(`${outDir} already holds checkpoints: add --resume to continue, or choose another --out`);
-  mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
-  await ensureCache(cfg);
+  const world = torch.distributed.worldSize;
+  if (cfg.data.batchSize % world !== 0) throw new Error(`data.batchSize ${cfg.data.batchSize} is the global batch and must divide into ${world} ranks`);
+  // data-parallel: rank 0 writes the config and builds the cache and tokenizer; the others wait, then read them
+  if (torch.distributed.rank === 0) {
+    mkdirSync(outDir, { recursive: true });
+    writeFileSync(join(outDir, 'config.json'), JSON.stringify(cfg, null, 2) + '\n');
+    await ensureCache(cfg);
+    prepareTokenizer(cfg, outDir);
+  }
+  if (world > 1) torch.distributed.barrier();
   const tokenizer = prepareTokenizer(cfg, outDir);
   const preset = loadPreset(cfg.data.preset);
   torch.manualSeed(cfg.train.seed);
@@ -81,10 +121,10 @@ export async function runPretrain(args: string[]): Promise<void> {
   if (device !== 'cpu') model.to({ device });
   const labelNames = readCacheIndex(cfg.data.cache).labelNames;
   const loader = new Loader({
-    cacheDir: cfg.data.cache, split: cfg.data.trainSplit, batchSize: cfg.data.batchSize, seed: cfg.train.seed,
+    cacheDir: cfg.data.cache, split: cfg.data.trainSplit, batchSize: cfg.data.batchSize / world, seed: cfg.train.seed, rank: torch.distributed.rank, worldSize: world,
     workers: cfg.data.workers, prefetch: cfg.data.prefetch, views: cfg.data.views,
   });
-  console.log(`pretrain ${cfg.name}: ${model.numParameters().toLocaleString()} parameters, ${loader.entries.length} training volumes, ${loader.length} batches/epoch, vocab ${tokenizer.vocabSize}, device ${device} → ${outDir}`);
+  if (torch.distributed.rank === 0) console.log(`pretrain ${cfg.name}: ${model.numParameters().toLocaleString()} parameters, ${loader.entries.length} training volumes, ${loader.length} batches/epoch, vocab ${tokenizer.vocabSize}, device ${device}${world > 1 ? `, ${world} ranks × ${cfg.data.batchSize / world} volumes per batch` : ''} → ${outDir}`);
   const r = await pretrain({
     config: cfg, model, tokenizer, loader, outDir, device, resume: o.resume === true,
     onValidate: async () => {
@@ -97,5 +137,6 @@ export async function runPretrain(args: string[]): Promise<void> {
       }
     },
   });
-  console.log(`pretrain: finished at step ${r.step}; checkpoint ${r.checkpoint}`);
+  if (torch.distributed.rank === 0) console.log(`pretrain: finished at step ${r.step}; checkpoint ${r.checkpoint}`);
+  if (world > 1) torch.distributed.destroy();
 }

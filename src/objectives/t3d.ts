@@ -70,10 +70,17 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
   const needText = cfg.clip.weight > 0 || (lambda > 0 && (cfg.tma.useText || ((cfg.tma.formulation ?? 'fused') === 'fused' && cfg.tma.codeViews.includes('text')))) || !!rec?.useText;
   if (needText && (!batch.inputIds || !batch.attentionMask)) throw new Error('t3dLoss: this objective needs tokenised reports');
 
+  // data-parallel: CLIP over the global batch (every rank's embeddings gathered, this rank's own keeping their
+  // gradient); terms that are means over this rank's volumes count 1/worldSize, so that the sum of the ranks'
+  // gradients (the trainer's allReduce) is the gradient of the global batch's loss
+  const world = torch.distributed.worldSize;
+  if (world > 1 && (lambda > 0 || cfg.ssl.weight > 0)) throw new Error('t3dLoss: data-parallel training covers CLIP and restoration so far; TMA and SimCLR over the global batch are not built yet (set objective.tma.weight=0, objective.ssl.weight=0, or train in one process)');
+  const gather = (t: Tensor) => (world > 1 ? torch.distributed.gatherWithLocalGrad(t) : t);
+
   const g = model.encodeVolume(batch.global);
   const report = needText ? model.encodeReport(batch.inputIds!, batch.attentionMask!) : undefined;
   if (cfg.clip.weight > 0 && report) {
-    const l = clipLoss(g.emb, report.emb, model.logit_scale.value);
+    const l = clipLoss(gather(g.emb), gather(report.emb), model.logit_scale.value);
     parts.clip = l.item();
     terms.push(l.mul(cfg.clip.weight));
     stats.logitScale = model.logit_scale.value.exp().item();
@@ -106,7 +113,7 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
     const pred = decoder.forward(model.visual.encode(masked).featureMap, batch.global.shape.slice(2) as [number, number, number], rec.useText ? report?.sentence : undefined);
     const l = restorationLoss(pred, batch.global, mask);
     parts.rec = l.item();
-    terms.push(l.mul(rec.weight));
+    terms.push(l.mul(rec.weight / world));
   }
   if (terms.length === 0) throw new Error('t3dLoss: every objective is switched off');
   // Embedding spread: mean pairwise cosine of global embeddings; near 1 means the features collapsed.

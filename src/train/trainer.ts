@@ -59,9 +59,38 @@ function paramGroups(model: T3dModel, c: PretrainConfig): optim.GroupSpec<optim.
   }));
 }
 
+/**
+ * Data-parallel: every rank's gradients summed (one flat allReduce). Each rank's loss is the global batch's (CLIP
+ * over gathered embeddings, local means scaled by 1/worldSize), so the sum is the single-process gradient for every
+ * parameter that acts per volume; the logit scale acts after the gather, where every rank already has the whole
+ * gradient, so its sum is divided by the world size.
+ */
+function allReduceGradients(model: T3dModel, world: number): void {
+  torch.noGrad(() => torch.tidy(() => {
+    const params = model.parameters().filter((p) => p.grad !== undefined);
+    const grads = params.map((p) => p.grad!);
+    const flat = torch.cat(grads.map((g) => g.reshape(-1)));
+    torch.distributed.allReduce(flat);
+    let at = 0;
+    for (const g of grads) {
+      g.copy_(flat.narrow(0, at, g.numel).reshape(...g.shape));
+      at += g.numel;
+    }
+    model.logit_scale.value.grad?.div_(world);
+  }));
+}
+
+/** Data-parallel: every rank starts from rank 0's parameters and buffers. */
+function broadcastModel(model: T3dModel): void {
+  for (const [, t] of [...model.namedParameters(), ...model.namedBuffers()]) torch.noGrad(() => torch.distributed.broadcast(t, 0));
+}
+
 export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   const c = d.config;
-  const log = d.log ?? ((l: string) => console.log(l));
+  const world = torch.distributed.worldSize;
+  const leader = torch.distributed.rank === 0;
+  // data-parallel: rank 0 logs, writes metrics and checkpoints; every rank trains
+  const log = leader ? d.log ?? ((l: string) => console.log(l)) : () => {};
   const ckptDir = join(d.outDir, 'checkpoints');
   mkdirSync(d.outDir, { recursive: true });
   const metricsPath = join(d.outDir, 'metrics.jsonl');
@@ -109,6 +138,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     }
   };
 
+  if (world > 1) broadcastModel(d.model);
   d.model.train();
   const t0 = performance.now();
   let lastLoss = NaN;
@@ -145,8 +175,16 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
         });
         micro += 1;
         let skip = !Number.isFinite(result.value);
+        if (world > 1) {
+          // every rank must take the same branch: a step is skipped when any rank's loss is not finite
+          const flag = torch.tensor([skip ? 1 : 0], [1]);
+          torch.distributed.allReduce(flag, 'max');
+          skip = flag.item() > 0;
+          flag.dispose();
+        }
         if (!skip && micro < c.optim.gradAccum) continue;
         micro = 0;
+        if (!skip && world > 1) allReduceGradients(d.model, world);
         if (!skip && scaler && scaler.unscale(d.model.parameters())) {
           // float16 overflow: the normal way a loss scale finds its level, not a training failure
           scaler.update(true);
@@ -184,20 +222,20 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
             volumesPerS: (c.data.batchSize * c.optim.gradAccum) / secsPerStep, dataWait: waited / Math.max(1, now - window), liveTensors: torch.memory().numTensors, rssMB: process.memoryUsage().rss / 1e6,
             ...(scaler ? { lossScale: scaler.scale } : {}),
           };
-          appendFileSync(metricsPath, JSON.stringify(entry) + '\n');
+          if (leader) appendFileSync(metricsPath, JSON.stringify(entry) + '\n');
           const parts = Object.entries(result.parts).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
           const eta = secsPerStep * (c.optim.steps - state.step);
           log(`step ${state.step}/${c.optim.steps} loss ${result.value.toFixed(4)} (${parts}) lr ${entry.lr!.toExponential(2)} ${entry.volumesPerS.toFixed(1)} vol/s data-wait ${(entry.dataWait * 100).toFixed(0)} % ETA ${fmtTime(eta)}`);
           waited = 0; window = now; windowSteps = 0;
         }
-        if (d.onValidate && (state.step % c.train.validateEvery === 0 || state.step === c.optim.steps)) {
+        if (leader && d.onValidate && (state.step % c.train.validateEvery === 0 || state.step === c.optim.steps)) {
           d.model.eval();
           const m = await d.onValidate(state.step);
           d.model.train();
           appendFileSync(metricsPath, JSON.stringify({ step: state.step, validation: m }) + '\n');
           log(`validation at step ${state.step}: ${Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
         }
-        if (state.step % c.train.checkpointEvery === 0 || state.step === c.optim.steps) lastCheckpoint = save();
+        if (leader && (state.step % c.train.checkpointEvery === 0 || state.step === c.optim.steps)) lastCheckpoint = save();
         if (state.step >= c.optim.steps) break;
       }
       if (state.step >= c.optim.steps) break;

@@ -1,0 +1,53 @@
+// Data-parallel pre-training on c10d: `t3d pretrain --nproc-per-node 2` (two processes, Gloo on loopback, the
+// global batch split between them, CLIP over the gathered embeddings) ends with the parameters and losses of one
+// process trained on the same global batches.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as torch from '../src/torch/index.js';
+import { applyOverrides, loadConfig } from '../src/train/config.js';
+import { ensureCache } from '../src/app/pretrain.js';
+import { packageRoot } from '../src/util/paths.js';
+import { fixture } from './helpers.js';
+
+const skip = torch.distributed.isAvailable() ? false : 'the addon was built without Gloo (libgloo-dev)';
+const tmp = mkdtempSync(join(tmpdir(), 't3d-ddp-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
+const sets = [`data.cache=${join(tmp, 'cache')}`, `data.preset=${fixture('pretrain', 'tiny-preset.json')}`, 'data.synth={"count":16,"seed":0,"validFraction":0.25}',
+  // per-volume normalisation and no dropout: BatchNorm statistics are per rank and dropout draws per process
+  'model.vision.norm=instance', 'model.text.hidden_dropout_prob=0', 'model.text.attention_probs_dropout_prob=0',
+  'objective.tma.weight=0', 'data.views.numLocal=0', 'data.batchSize=4', 'optim.steps=3', 'train.checkpointEvery=3',
+  // a bias right before a normalisation has a gradient of float noise (~1e-10) that Adam with eps 1e-6 turns into
+  // steps of ±lr whatever its sign: a larger eps keeps the comparison about the gradients, not about that noise
+  'optim.eps=1e-3'];
+const pretrain = (out: string, extra: string[] = []) => {
+  const r = spawnSync('node', [cli, 'pretrain', '--config', fixture('pretrain', 'tiny.json'), ...sets.flatMap((s) => ['--set', s]), '--out', out, ...extra],
+    { encoding: 'utf8', env: { ...process.env, T3D_NUM_THREADS: '1' } });
+  assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+};
+const losses = (run: string) => readFileSync(join(run, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step?: number; loss?: number }).filter((m) => m.loss !== undefined).map((m) => m.loss!);
+const weights = (run: string) => {
+  const dir = join(run, 'checkpoints', readdirSync(join(run, 'checkpoints')).sort().pop()!);
+  return torch.loadSafetensors(join(dir, 'model.safetensors')).tensors;
+};
+
+test('2 ranks × Gloo reach the parameters and losses of one process on the same global batches', { skip, timeout: 300_000 }, async () => {
+  await ensureCache(applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), sets));
+  const one = join(tmp, 'one'), two = join(tmp, 'two');
+  pretrain(one);
+  assert.match(pretrain(two, ['--nproc-per-node', '2']), /2 ranks × 2 volumes per batch/);
+  const [l1, l2] = [losses(one), losses(two)];
+  assert.equal(l1.length, 3);
+  l1.forEach((l, i) => assert.ok(Math.abs(l - l2[i]!) < 1e-5, `step ${i + 1}: loss ${l2[i]} with 2 ranks vs ${l} in one process`));
+  const [w1, w2] = [weights(one), weights(two)];
+  assert.deepEqual([...w2.keys()].sort(), [...w1.keys()].sort());
+  let worst = 0;
+  for (const [name, a] of w1) worst = Math.max(worst, torch.tidy(() => a.sub(w2.get(name)!).abs().max().item()));
+  assert.ok(worst < 1e-5, `largest parameter difference ${worst}`);
+  torch.dispose([...w1.values(), ...w2.values()]);
+});
