@@ -3,8 +3,8 @@
 // process trained on the same global batches.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
@@ -24,9 +24,9 @@ const sets = [`data.cache=${join(tmp, 'cache')}`, `data.preset=${fixture('pretra
   // a bias right before a normalisation has a gradient of float noise (~1e-10) that Adam with eps 1e-6 turns into
   // steps of ±lr whatever its sign: a larger eps keeps the comparison about the gradients, not about that noise
   'optim.eps=1e-3'];
+const args = (out: string, extra: string[]) => [cli, 'pretrain', '--config', fixture('pretrain', 'tiny.json'), ...sets.flatMap((s) => ['--set', s]), '--out', out, ...extra];
 const pretrain = (out: string, extra: string[] = []) => {
-  const r = spawnSync('node', [cli, 'pretrain', '--config', fixture('pretrain', 'tiny.json'), ...sets.flatMap((s) => ['--set', s]), '--out', out, ...extra],
-    { encoding: 'utf8', env: { ...process.env, T3D_NUM_THREADS: '1' } });
+  const r = spawnSync('node', args(out, extra), { encoding: 'utf8', env: { ...process.env, T3D_NUM_THREADS: '1' } });
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   return r.stdout;
 };
@@ -46,6 +46,26 @@ test('2 ranks × Gloo reach the parameters and losses of one process on the same
   l1.forEach((l, i) => assert.ok(Math.abs(l - l2[i]!) < 1e-5, `step ${i + 1}: loss ${l2[i]} with 2 ranks vs ${l} in one process`));
   const [w1, w2] = [weights(one), weights(two)];
   assert.deepEqual([...w2.keys()].sort(), [...w1.keys()].sort());
+  let worst = 0;
+  for (const [name, a] of w1) worst = Math.max(worst, torch.tidy(() => a.sub(w2.get(name)!).abs().max().item()));
+  assert.ok(worst < 1e-5, `largest parameter difference ${worst}`);
+  torch.dispose([...w1.values(), ...w2.values()]);
+});
+
+test('a 2-rank run killed after a checkpoint resumes as a group and ends where one uninterrupted process does', { skip, timeout: 300_000 }, async () => {
+  await ensureCache(applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), sets));
+  const one = join(tmp, 'one-6'), two = join(tmp, 'two-6');
+  const six = ['--steps', '6'];
+  pretrain(one, six);
+  // the launcher and its ranks in their own process group, killed at once (SIGKILL: no clean-up) after step 3's checkpoint
+  const group = spawn('node', args(two, [...six, '--nproc-per-node', '2']), { detached: true, stdio: 'ignore', env: { ...process.env, T3D_NUM_THREADS: '1' } });
+  const manifest = join(two, 'checkpoints', 'step-00000003', 'manifest.json');
+  for (let i = 0; i < 600 && !existsSync(manifest); i++) await new Promise((r) => setTimeout(r, 100));
+  process.kill(-group.pid!, 'SIGKILL');
+  await new Promise((r) => group.on('close', r));
+  assert.ok(existsSync(manifest), 'the group wrote step 3');
+  assert.match(pretrain(two, [...six, '--nproc-per-node', '2', '--resume']), /resumed from .*step-00000003 at step 3[\s\S]*finished at step 6/);
+  const [w1, w2] = [weights(one), weights(two)];
   let worst = 0;
   for (const [name, a] of w1) worst = Math.max(worst, torch.tidy(() => a.sub(w2.get(name)!).abs().max().item()));
   assert.ok(worst < 1e-5, `largest parameter difference ${worst}`);
