@@ -1,6 +1,6 @@
 // Data-parallel pre-training on c10d: `t3d pretrain --nproc-per-node 2` (two processes, Gloo on loopback, the
-// global batch split between them, CLIP over the gathered embeddings) ends with the parameters and losses of one
-// process trained on the same global batches.
+// global batch split between them, CLIP, SimCLR and TMA over the gathered global batch) ends with the parameters
+// and losses of one process trained on the same global batches, and a killed group resumes.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -36,21 +36,29 @@ const weights = (run: string) => {
   return torch.loadSafetensors(join(dir, 'model.safetensors')).tensors;
 };
 
-test('2 ranks × Gloo reach the parameters and losses of one process on the same global batches', { skip, timeout: 300_000 }, async () => {
-  await ensureCache(applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), sets));
-  const one = join(tmp, 'one'), two = join(tmp, 'two');
-  pretrain(one);
-  assert.match(pretrain(two, ['--nproc-per-node', '2']), /2 ranks × 2 volumes per batch/);
-  const [l1, l2] = [losses(one), losses(two)];
-  assert.equal(l1.length, 3);
-  l1.forEach((l, i) => assert.ok(Math.abs(l - l2[i]!) < 1e-5, `step ${i + 1}: loss ${l2[i]} with 2 ranks vs ${l} in one process`));
-  const [w1, w2] = [weights(one), weights(two)];
-  assert.deepEqual([...w2.keys()].sort(), [...w1.keys()].sort());
-  let worst = 0;
-  for (const [name, a] of w1) worst = Math.max(worst, torch.tidy(() => a.sub(w2.get(name)!).abs().max().item()));
-  assert.ok(worst < 1e-5, `largest parameter difference ${worst}`);
-  torch.dispose([...w1.values(), ...w2.values()]);
-});
+for (const [objective, extra] of [
+  ['CLIP only', []],
+  ['T3D, fused TMA (report-fused views, Sinkhorn codes with a queue)', ['objective.tma.weight=0.2', 'data.views.numLocal=2']],
+  ['T3D, swapped TMA + SimCLR', ['objective.tma.weight=0.2', 'objective.tma.formulation=swapped', 'data.views.numLocal=2', 'objective.ssl.weight=0.5']],
+] as const) {
+  test(`2 ranks × Gloo reach the parameters and losses of one process on the same global batches: ${objective}`, { skip, timeout: 300_000 }, async () => {
+    await ensureCache(applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), sets));
+    const name = objective.split(',')[0]!.replace(/\W+/g, '-') + extra.length;
+    const one = join(tmp, `one-${name}`), two = join(tmp, `two-${name}`);
+    const more = extra.flatMap((x) => ['--set', x]);
+    pretrain(one, more);
+    assert.match(pretrain(two, [...more, '--nproc-per-node', '2']), /2 ranks × 2 volumes per batch/);
+    const [l1, l2] = [losses(one), losses(two)];
+    assert.equal(l1.length, 3);
+    l1.forEach((l, i) => assert.ok(Math.abs(l - l2[i]!) < 1e-5, `step ${i + 1}: loss ${l2[i]} with 2 ranks vs ${l} in one process`));
+    const [w1, w2] = [weights(one), weights(two)];
+    assert.deepEqual([...w2.keys()].sort(), [...w1.keys()].sort());
+    let worst = 0;
+    for (const [n, a] of w1) worst = Math.max(worst, torch.tidy(() => a.sub(w2.get(n)!).abs().max().item()));
+    assert.ok(worst < 1e-5, `largest parameter difference ${worst}`);
+    torch.dispose([...w1.values(), ...w2.values()]);
+  });
+}
 
 test('a 2-rank run killed after a checkpoint resumes as a group and ends where one uninterrupted process does', { skip, timeout: 300_000 }, async () => {
   await ensureCache(applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), sets));

@@ -96,7 +96,10 @@ function localAlignment(model: T3dModel, x: TmaInputs, tau: number): TmaTerm {
 export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: EmbeddingQueue): TmaTerm {
   const formulation = cfg.formulation ?? 'fused';
   if (!TMA_FORMULATIONS.includes(formulation)) throw new Error(`objective.tma.formulation: unknown '${formulation}' (known: ${TMA_FORMULATIONS.join(', ')})`);
-  if (formulation === 'local') return localAlignment(model, x, cfg.temperature);
+  if (formulation === 'local') {
+    if (torch.distributed.worldSize > 1) throw new Error("objective.tma.formulation 'local' over the global batch of data-parallel training is not built yet; train it in one process");
+    return localAlignment(model, x, cfg.temperature);
+  }
   model.prototypes.normalize_();
   const useText = cfg.useText && !!x.report;
   if (cfg.useText && !x.report) throw new Error('objective.tma.useText needs tokenised reports');
@@ -163,6 +166,16 @@ export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: E
     }
   }
 
+  if (torch.distributed.worldSize > 1) {
+    // data-parallel: codes and cross-entropies over the global batch, as SwAV does. Predictor scores are gathered
+    // with this rank's rows keeping their gradient; code scores and queued embeddings carry none. The leak
+    // diagnostic needs this rank's inputs beside global codes, so it is left out.
+    const gathered = (t: Tensor) => torch.cat(torch.distributed.allGather(t), 0);
+    for (const [v, t] of scores) scores.set(v, torch.distributed.gatherWithLocalGrad(t));
+    if (codeScores) for (const [v, t] of codeScores) codeScores.set(v, gathered(t));
+    for (const [v, t] of codeEmb) codeEmb.set(v, gathered(t));
+    leak = undefined;
+  }
   // codes come from the teacher's embeddings and prototypes when there is one (the queue then holds its embeddings)
   const codePrototypes = codeScores ? x.teacher!.prototypes : p;
   const queued = new Map<string, Tensor>();

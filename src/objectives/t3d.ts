@@ -70,11 +70,10 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
   const needText = cfg.clip.weight > 0 || (lambda > 0 && (cfg.tma.useText || ((cfg.tma.formulation ?? 'fused') === 'fused' && cfg.tma.codeViews.includes('text')))) || !!rec?.useText;
   if (needText && (!batch.inputIds || !batch.attentionMask)) throw new Error('t3dLoss: this objective needs tokenised reports');
 
-  // data-parallel: CLIP over the global batch (every rank's embeddings gathered, this rank's own keeping their
-  // gradient); terms that are means over this rank's volumes count 1/worldSize, so that the sum of the ranks'
-  // gradients (the trainer's allReduce) is the gradient of the global batch's loss
+  // data-parallel: CLIP, SimCLR and TMA over the global batch (every rank's embeddings or scores gathered, this
+  // rank's own keeping their gradient); terms that are means over this rank's volumes count 1/worldSize, so that the
+  // sum of the ranks' gradients (the trainer's allReduce) is the gradient of the global batch's loss
   const world = torch.distributed.worldSize;
-  if (world > 1 && (lambda > 0 || cfg.ssl.weight > 0)) throw new Error('t3dLoss: data-parallel training covers CLIP and restoration so far; TMA and SimCLR over the global batch are not built yet (set objective.tma.weight=0, objective.ssl.weight=0, or train in one process)');
   const gather = (t: Tensor) => (world > 1 ? torch.distributed.gatherWithLocalGrad(t) : t);
 
   const g = model.encodeVolume(batch.global);
@@ -102,7 +101,7 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
 
   if (cfg.ssl.weight > 0 && locals && V >= 1) {
     const first = locals.emb.narrow(0, 0, B);
-    const l = simclrLoss(g.emb, first, cfg.ssl.temperature);
+    const l = simclrLoss(gather(g.emb), gather(first), cfg.ssl.temperature);
     parts.ssl = l.item();
     terms.push(l.mul(cfg.ssl.weight));
   }
