@@ -1,11 +1,16 @@
 // One rank of the distributed tests: joins the group from torchrun's variables, runs the collective named by
 // T3D_DIST_CASE and prints its results as one JSON line.
+import assert from 'node:assert/strict';
 import * as torch from '../../src/torch/index.js';
 import { distributed as dist, envGroupOptions } from '../../src/torch/index.js';
 
 const kase = process.env.T3D_DIST_CASE ?? 'collectives';
 dist.init({ ...envGroupOptions()!, timeoutMs: Number(process.env.T3D_DIST_TIMEOUT_MS ?? 60_000) });
 const { rank, worldSize } = dist;
+// the group is the one torchrun's variables describe
+assert.ok(dist.isInitialized());
+assert.equal(rank, Number(process.env.RANK));
+assert.equal(worldSize, Number(process.env.WORLD_SIZE));
 const out: Record<string, unknown> = { rank, worldSize };
 
 if (kase === 'collectives') {
@@ -20,6 +25,7 @@ if (kase === 'collectives') {
   out.broadcast = b.toArray();
   const g = dist.allGather(torch.tensor([rank, rank + 0.5], [1, 2]));
   out.gathered = g.map((t) => t.toArray());
+  assert.equal(g.length, worldSize, 'one tensor per rank');
   dist.barrier();
 } else if (kase === 'gather-grad') {
   // rank r holds rows r of a fixed matrix; the loss is a contrastive-style function of all rows
