@@ -13,6 +13,7 @@ import { readNifti } from '../src/io/nifti.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { readSafetensorsRaw } from '../src/util/safetensors-file.js';
 import { startServer, type Server } from '../src/app/serve.js';
+import { listScans } from '../src/app/search.js';
 import { packageRoot } from '../src/util/paths.js';
 import { fixture } from './helpers.js';
 import { decodePng } from './png-decode.js';
@@ -51,13 +52,8 @@ const raw = (path: string) => new Promise<{ status: number; body: string }>((res
   req.on('error', reject);
   req.end();
 });
-/** The synthetic scans: NIfTI files (HU) and DICOM series folders. */
-const niftiScans = () => {
-  const out: string[] = [];
-  const walk = (d: string) => readdirSync(d, { withFileTypes: true }).forEach((e) => (e.isDirectory() ? walk(join(d, e.name)) : e.name.endsWith('.nii.gz') && out.push(join(d, e.name))));
-  walk(join(synth, 'dataset'));
-  return out.sort();
-};
+/** The synthetic NIfTI scans (HU), as `t3d index --scans` would find them. */
+const niftiScans = () => listScans(join(synth, 'dataset')).filter((p) => p.endsWith('.nii.gz')).map((p) => join(synth, 'dataset', p));
 
 before(async () => {
   const preset = fixture('pretrain', 'tiny-preset.json');
