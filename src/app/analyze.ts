@@ -8,7 +8,8 @@ import { basename, dirname, join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { F } from '../torch/index.js';
 import { readDicomVolume } from '../io/dicom.js';
-import { loadVolume, preprocessImage, readCacheIndex } from '../data/cache.js';
+import { loadVolume, readCacheIndex } from '../data/cache.js';
+import { preprocessImage } from '../data/preprocess-image.js';
 import { globalShapeOf, loadPreset } from '../data/presets.js';
 import { type Volume } from '../data/volume.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
@@ -150,7 +151,7 @@ export async function openAnalyzer(o: { checkpoint: string; device?: string; log
         const image = preprocessImage(raw, preset, scan);
         // the global view, as the loader makes it (trilinear, align_corners=False, when the preset downsamples)
         const x = torch.tidy(() => {
-          const v = image.data.round().div(preset.scale).reshape(1, 1, ...preset.shape);
+          const v = image.data.to('float32').div(preset.scale).reshape(1, 1, ...preset.shape);
           return (globalShape.join() === preset.shape.join() ? v : F.interpolate(v, globalShape, 'trilinear')).to({ device: o.device ?? 'cpu' });
         });
         image.data.dispose();

@@ -3,17 +3,19 @@
 // entry per volume written last (durably), so an entry exists only for a complete file; the entry records the
 // file's sha256, which the loader checks on every read. A rerun skips entries whose source hash is unchanged and
 // whose file still matches its hash; failures go to quarantine.jsonl with the reason and never stop the run.
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readNifti } from '../io/nifti.js';
+import { WorkerPool } from '../util/pool.js';
+import { preprocessImage } from './preprocess-image.js';
+import { type ReadResult, type ReadTask, type StoredNifti, type WriteResult, type WriteTask } from './cache-worker.js';
 import { type Preset } from './presets.js';
 import { type Source, type SourceRecord } from './sources.js';
-import { CenterCropOrPad, ClipHU, Orient, RescaleHU, Resample, compose, needsRescale } from './transforms.js';
+import { CenterCropOrPad, Orient, Resample, compose, needsRescale } from './transforms.js';
 import { type Volume } from './volume.js';
-import { hashFile, readJsonFile, removeStaleTemps, writeFileAtomic } from '../util/files.js';
+import { hashFile, readJsonFile, removeStaleTemps, tryClaim, writeFileAtomic } from '../util/files.js';
 
 export interface CacheEntry {
   name: string;
@@ -42,49 +44,79 @@ export async function loadVolume(path: string, bytes: Uint8Array, mode: 'image' 
   return { data: torch.tensor(img.data, [z, y, x]), spacing: [img.spacing[0]!, img.spacing[1]!, img.spacing[2]!], affine: img.affine };
 }
 
-/** HU volume → the preset's canonical orientation, HU window, spacing and shape (what the cache stores, before int16). */
-export function preprocessImage(vol: Volume, preset: Preset, name: string): Volume {
-  const [lo, hi] = preset.huWindow;
-  const image = compose(new Orient(), new ClipHU(lo, hi), new Resample(preset.spacing), new CenterCropOrPad(preset.shape, lo)).apply(vol);
-  if (image.data.shape.join() !== preset.shape.join()) throw new Error(`${name}: internal: preprocessed shape [${image.data.shape.join(', ')}] is not the preset's [${preset.shape.join(', ')}]`);
-  return image;
+/** The header's scaling then the dataset's metadata rescale (when the stored values still need it), as one. */
+function storedToHU(r: SourceRecord, img: StoredNifti, minValue: number): { slope: number; intercept: number; rescale: string } {
+  if (r.rescale && needsRescale(minValue, r.rescale.intercept)) {
+    return {
+      slope: r.rescale.slope * img.slope, intercept: r.rescale.slope * img.intercept + r.rescale.intercept,
+      rescale: `metadata slope ${r.rescale.slope}, intercept ${r.rescale.intercept}`,
+    };
+  }
+  const rescale = r.rescale && r.rescale.intercept !== 0 ? `metadata intercept ${r.rescale.intercept} skipped: values already HU (min ${minValue})` : 'none (HU in file)';
+  return { slope: img.slope, intercept: img.intercept, rescale };
 }
 
-async function processRecord(r: SourceRecord, bytes: Uint8Array, preset: Preset, outFile: string): Promise<Omit<CacheEntry, 'name' | 'file' | 'split' | 'sourceHash' | 'labels' | 'report'> & { sha256: string }> {
-  let vol = await loadVolume(r.path, bytes, 'image');
-  const minStored = vol.data.min().item();
-  const maxStored = vol.data.max().item();
-  if (maxStored - minStored < 50) throw new Error(`${r.path}: intensities span only ${minStored}..${maxStored}: not a CT volume`);
-  let rescale = 'none (HU in file)';
-  if (r.rescale && needsRescale(minStored, r.rescale.intercept)) {
-    vol = new RescaleHU(r.rescale.slope, r.rescale.intercept).apply(vol);
-    rescale = `metadata slope ${r.rescale.slope}, intercept ${r.rescale.intercept}`;
-  } else if (r.rescale && r.rescale.intercept !== 0) {
-    rescale = `metadata intercept ${r.rescale.intercept} skipped: values already HU (min ${minStored})`;
-  }
-  const image = preprocessImage(vol, preset, r.path);
-  const tensors = new Map<string, torch.Tensor>([['image', torch.tidy(() => image.data.round().to('int16'))]]);
-  image.data.dispose();
-  if (r.maskPath) {
-    const maskBytes = await readFile(r.maskPath);
-    const m = compose(new Orient(), new Resample(preset.spacing, 'nearest'), new CenterCropOrPad(preset.shape, 0)).apply(await loadVolume(r.maskPath, maskBytes, 'mask'));
-    tensors.set('mask', m.data.to('uint8'));
-    m.data.dispose();
-  }
-  let sha256: string;
+type EntryInfo = Omit<CacheEntry, 'name' | 'file' | 'split' | 'sourceHash' | 'labels' | 'report' | 'sha256'>;
+
+/** A decoded source volume (and its mask) → the cache file's contents, as a task for a cache worker. */
+async function processRecord(r: SourceRecord, img: StoredNifti, preset: Preset, outFile: string): Promise<{ info: EntryInfo; write: WriteTask }> {
+  const [x, y, z] = img.shape;
+  const stored = torch.tensor(img.data, [z, y, x]);
+  const tensors = new Map<string, torch.Tensor>();
+  let spacing: [number, number, number];
+  let rescale: string;
   try {
-    sha256 = torch.saveSafetensors(outFile, tensors, { preset: preset.name, spacing: JSON.stringify(image.spacing) }).sha256;
+    if (stored.dtype.startsWith('float')) {
+      const bad = torch.tidy(() => stored.numel - stored.isfinite().to('int64').sum().item());
+      if (bad > 0) throw new Error(`${r.path}: ${bad} non-finite voxel${bad === 1 ? '' : 's'} (NaN/Inf)`);
+    }
+    // the range in the header's units (a negative slope swaps the ends)
+    const ends = [stored.min().item(), stored.max().item()].map((v) => v * img.slope + img.intercept);
+    const [minValue, maxValue] = [Math.min(...ends), Math.max(...ends)];
+    if (maxValue - minValue < 50) throw new Error(`${r.path}: intensities span only ${minValue}..${maxValue}: not a CT volume`);
+    const hu = storedToHU(r, img, minValue);
+    rescale = hu.rescale;
+    const image = preprocessImage({ data: stored, spacing: img.spacing, affine: img.affine }, preset, r.path, hu);
+    tensors.set('image', image.data);
+    spacing = image.spacing;
+  } finally {
+    stored.dispose();
+  }
+  try {
+    if (r.maskPath) {
+      const maskBytes = await readFile(r.maskPath);
+      const m = compose(new Orient(), new Resample(preset.spacing, 'nearest'), new CenterCropOrPad(preset.shape, 0)).apply(await loadVolume(r.maskPath, maskBytes, 'mask'));
+      tensors.set('mask', m.data.to('uint8'));
+      m.data.dispose();
+    }
+    const list = [...tensors];
+    const write: WriteTask = {
+      kind: 'write', path: outFile, metadata: { preset: preset.name, spacing: JSON.stringify(spacing) },
+      tensors: list.map(([name, t]) => ({ name, dtype: t.dtype === 'int16' ? 'I16' : 'U8', shape: t.shape })),
+      data: list.map(([, t]) => t.toBytes()),
+    };
+    return { info: { shape: preset.shape, spacing, hasMask: tensors.has('mask'), rescale }, write };
   } finally {
     torch.dispose([...tensors.values()]);
   }
-  return { shape: preset.shape, spacing: image.spacing, hasMask: tensors.has('mask'), rescale, sha256 };
 }
 
-export interface BuildResult { done: number; skipped: number; quarantined: { name: string; path: string; reason: string }[] }
+export interface BuildResult {
+  done: number; skipped: number; quarantined: { name: string; path: string; reason: string }[];
+  /** records another process sharing the cache folder was working on (claimed) when this one reached them */
+  elsewhere: number;
+}
 
+/**
+ * Builds (or updates) a cache. Several processes may build the same cache folder at once, on one machine or
+ * many sharing it: each volume is claimed by one of them (an exclusive `entries/<name>.claim` file), and every
+ * process rewrites the index from the entries present when it finishes, so the last one to finish leaves it
+ * complete. Reading and inflating the source files runs in `readers` worker threads, ahead of the main thread's
+ * resampling by up to `prefetch` volumes.
+ */
 export async function buildCache(
   source: Source, preset: Preset, out: string,
-  o: { prefetch?: number; onProgress?: (done: number, total: number, name: string) => void } = {},
+  o: { prefetch?: number; readers?: number; onProgress?: (done: number, total: number, name: string) => void } = {},
 ): Promise<BuildResult> {
   const volDir = join(out, 'volumes');
   const entryDir = join(out, 'entries');
@@ -96,43 +128,77 @@ export async function buildCache(
     if (names.has(r.name)) throw new Error(`${r.path}: volume name '${r.name}' appears twice in the source`);
     names.add(r.name);
   }
-  const result: BuildResult = { done: 0, skipped: 0, quarantined: [] };
-  // Reads (and their async gunzip) run ahead of processing, bounded so RAM holds only a few volumes.
+  const result: BuildResult = { done: 0, skipped: 0, quarantined: [], elsewhere: 0 };
+  const quarantine = (r: SourceRecord, err: unknown) => {
+    const reason = (err as Error).message;
+    result.quarantined.push({ name: r.name, path: r.path, reason: reason.startsWith(r.path) ? reason.slice(r.path.length + 2) : reason });
+  };
   const prefetch = Math.max(1, o.prefetch ?? 2);
-  const reads = new Map<number, Promise<Uint8Array | Error>>();
+  const script = new URL('./cache-worker.js', import.meta.url);
+  const readers = new WorkerPool<ReadTask, ReadResult>(script, Math.min(prefetch, Math.max(1, o.readers ?? 1)));
+  const writer = new WorkerPool<WriteTask, WriteResult>(script, 1);
+  const paths = (r: SourceRecord) => ({ entry: join(entryDir, `${r.name}.json`), claim: join(entryDir, `${r.name}.claim`), file: join('volumes', `${r.name}.safetensors`) });
+  const previous = (r: SourceRecord): CacheEntry | undefined => {
+    const { entry, file } = paths(r);
+    return existsSync(entry) && existsSync(join(out, file)) ? readJsonFile<CacheEntry>(entry) : undefined;
+  };
+  // claimed and being read, by record index; undefined: another process holds the record
+  const reads = new Map<number, Promise<ReadResult | Error> | undefined>();
   const startRead = (i: number) => {
     const r = source.records[i];
-    if (r && !reads.has(i)) reads.set(i, readFile(r.path).then((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength), (e: Error) => e));
+    if (!r || reads.has(i)) return;
+    if (!tryClaim(paths(r).claim)) return void reads.set(i, undefined);
+    // an entry without a data hash (older cache) is rebuilt, so its source is decoded whatever its hash
+    const prev = previous(r);
+    reads.set(i, readers.submit({ kind: 'read', path: r.path, knownHash: prev?.sha256 ? prev.sourceHash : undefined }).catch((e: Error) => e));
   };
-  for (let i = 0; i < source.records.length; i++) {
-    for (let k = i; k < i + prefetch; k++) startRead(k);
-    const r = source.records[i]!;
-    const bytes = await reads.get(i)!;
-    reads.delete(i);
-    const entryPath = join(entryDir, `${r.name}.json`);
-    const file = join('volumes', `${r.name}.safetensors`);
-    try {
-      if (bytes instanceof Error) throw new Error(`${r.path}: unreadable (${bytes.message})`);
-      const sourceHash = createHash('sha256').update(bytes).digest('hex').slice(0, 32);
-      if (existsSync(entryPath) && existsSync(join(out, file))) {
-        const prev = readJsonFile<CacheEntry>(entryPath);
-        // an entry without a data hash (older cache) or whose file no longer matches it is rebuilt
-        if (prev.sourceHash === sourceHash && prev.sha256 && hashFile(join(out, file)).sha256 === prev.sha256) {
-          result.skipped += 1;
-          o.onProgress?.(i + 1, source.records.length, r.name);
-          continue;
-        }
+  // one cache file is written (hashed, fsynced) by the writer while the next volume is resampled; its entry
+  // follows once the file is durable, and only then is its claim released
+  let writing: Promise<void> = Promise.resolve();
+  try {
+    for (let i = 0; i < source.records.length; i++) {
+      for (let k = i; k < i + prefetch; k++) startRead(k);
+      const r = source.records[i]!;
+      const read = await reads.get(i);
+      reads.delete(i);
+      if (read === undefined) {
+        result.elsewhere += 1;
+        o.onProgress?.(i + 1, source.records.length, r.name);
+        continue;
       }
-      rmSync(entryPath, { force: true });
-      const info = await processRecord(r, bytes, preset, join(out, file));
-      const entry: CacheEntry = { name: r.name, file, split: r.split, sourceHash, labels: r.labels, report: r.report, ...info };
-      writeFileAtomic(entryPath, JSON.stringify(entry));
-      result.done += 1;
-    } catch (err) {
-      const reason = (err as Error).message;
-      result.quarantined.push({ name: r.name, path: r.path, reason: reason.startsWith(r.path) ? reason.slice(r.path.length + 2) : reason });
+      const { entry: entryPath, claim, file } = paths(r);
+      let handed = false;
+      try {
+        if (read instanceof Error) throw read;
+        const prev = previous(r);
+        if (!read.data && prev?.sha256 && hashFile(join(out, file)).sha256 === prev.sha256) {
+          result.skipped += 1;
+        } else {
+          rmSync(entryPath, { force: true });
+          // the source matched its entry but the cache file did not: decode it now
+          const img = (read.data ? read : await readers.submit({ kind: 'read', path: r.path })) as StoredNifti;
+          const { info, write } = await processRecord(r, img, preset, join(out, file));
+          await writing;
+          const entry = (sha256: string): CacheEntry => ({ name: r.name, file, split: r.split, sourceHash: read.sourceHash, labels: r.labels, report: r.report, ...info, sha256 });
+          writing = writer.submit(write, write.data.map((d) => d.buffer as ArrayBuffer))
+            .then((w) => { writeFileAtomic(entryPath, JSON.stringify(entry(w.sha256))); result.done += 1; })
+            .catch((err) => quarantine(r, err))
+            .finally(() => rmSync(claim, { force: true }));
+          handed = true;
+        }
+      } catch (err) {
+        quarantine(r, err);
+      } finally {
+        if (!handed) rmSync(claim, { force: true });
+      }
+      o.onProgress?.(i + 1, source.records.length, r.name);
     }
-    o.onProgress?.(i + 1, source.records.length, r.name);
+    await writing;
+  } finally {
+    // claims taken for reads that never ran (an error above) are released with their reads
+    for (const [i, p] of reads) if (p) { await p; rmSync(paths(source.records[i]!).claim, { force: true }); }
+    await writing.catch(() => undefined);
+    await Promise.all([readers.close(), writer.close()]);
   }
   const entries = readdirSync(entryDir).filter((f) => f.endsWith('.json')).sort()
     .map((f) => readJsonFile<CacheEntry>(join(entryDir, f)))

@@ -24,38 +24,49 @@ export function compose(...transforms: Transform[]): Transform {
 export class Orient implements Transform {
   readonly name = 'Orient(LPS)';
   apply(v: Volume): Volume {
-    const a = v.affine;
-    const want = [{ axis: 0, sign: -1 }, { axis: 1, sign: -1 }, { axis: 2, sign: 1 }]; // i→L, j→P, k→S
-    // For each array axis (i, j, k): the world axis it mostly runs along and in which direction.
-    const dirs = [0, 1, 2].map((c) => {
-      const col = [a[0]![c]!, a[1]![c]!, a[2]![c]!];
-      const w = col.map(Math.abs).indexOf(Math.max(...col.map(Math.abs)));
-      return { w, sign: Math.sign(col[w]!) };
-    });
-    if (new Set(dirs.map((d) => d.w)).size !== 3) throw new Error('Orient: the affine does not map array axes to distinct world axes');
-    const src = want.map((t) => dirs.findIndex((d) => d.w === t.axis)); // array axis feeding target axis t
-    const n = [v.data.size(2), v.data.size(1), v.data.size(0)]; // sizes along i, j, k
-    // tensor dims are (k, j, i): array axis x lives in tensor dim 2 - x
-    let data = v.data.permute(2 - src[2]!, 2 - src[1]!, 2 - src[0]!);
-    const flips = want.map((t, ax) => (dirs[src[ax]!]!.sign !== t.sign ? 2 - ax : -1)).filter((d) => d >= 0);
-    if (flips.length) {
-      const flipped = data.flip(flips);
+    const plan = orientPlan(v.affine, v.data.shape as [number, number, number]);
+    let data = v.data.permute(...plan.permute);
+    if (plan.flips.length) {
+      const flipped = data.flip(plan.flips);
       data.dispose();
       data = flipped;
     }
     const contiguous = data.contiguous();
     data.dispose();
-    const affine: Mat4 = [[0, 0, 0, a[0]![3]!], [0, 0, 0, a[1]![3]!], [0, 0, 0, a[2]![3]!], [0, 0, 0, 1]];
-    want.forEach((t, ax) => {
-      const s = src[ax]!;
-      const flip = dirs[s]!.sign !== t.sign;
-      for (let r = 0; r < 3; r++) {
-        affine[r]![ax] = (flip ? -1 : 1) * a[r]![s]!;
-        if (flip) affine[r]![3]! += a[r]![s]! * (n[s]! - 1);
-      }
-    });
-    return withData(v, contiguous, { affine, spacing: [columnNorm(affine, 0), columnNorm(affine, 1), columnNorm(affine, 2)] });
+    return withData(v, contiguous, { affine: plan.affine, spacing: spacingOf(plan.affine) });
   }
+}
+
+export const spacingOf = (a: Mat4): [number, number, number] => [columnNorm(a, 0), columnNorm(a, 1), columnNorm(a, 2)];
+
+/**
+ * How a (D, H, W) tensor with this affine reaches LPS: the tensor dims to permute to, then the dims (of the
+ * permuted tensor) to flip, and the affine afterwards.
+ */
+export function orientPlan(a: Mat4, shape: [number, number, number]): { permute: [number, number, number]; flips: number[]; affine: Mat4 } {
+  const want = [{ axis: 0, sign: -1 }, { axis: 1, sign: -1 }, { axis: 2, sign: 1 }]; // i→L, j→P, k→S
+  // For each array axis (i, j, k): the world axis it mostly runs along and in which direction.
+  const dirs = [0, 1, 2].map((c) => {
+    const col = [a[0]![c]!, a[1]![c]!, a[2]![c]!];
+    const w = col.map(Math.abs).indexOf(Math.max(...col.map(Math.abs)));
+    return { w, sign: Math.sign(col[w]!) };
+  });
+  if (new Set(dirs.map((d) => d.w)).size !== 3) throw new Error('Orient: the affine does not map array axes to distinct world axes');
+  const src = want.map((t) => dirs.findIndex((d) => d.w === t.axis)); // array axis feeding target axis t
+  const n = [shape[2], shape[1], shape[0]]; // sizes along i, j, k
+  // tensor dims are (k, j, i): array axis x lives in tensor dim 2 - x
+  const permute: [number, number, number] = [2 - src[2]!, 2 - src[1]!, 2 - src[0]!];
+  const flips = want.map((t, ax) => (dirs[src[ax]!]!.sign !== t.sign ? 2 - ax : -1)).filter((d) => d >= 0).sort();
+  const affine: Mat4 = [[0, 0, 0, a[0]![3]!], [0, 0, 0, a[1]![3]!], [0, 0, 0, a[2]![3]!], [0, 0, 0, 1]];
+  want.forEach((t, ax) => {
+    const s = src[ax]!;
+    const flip = dirs[s]!.sign !== t.sign;
+    for (let r = 0; r < 3; r++) {
+      affine[r]![ax] = (flip ? -1 : 1) * a[r]![s]!;
+      if (flip) affine[r]![3]! += a[r]![s]! * (n[s]! - 1);
+    }
+  });
+  return { permute, flips, affine };
 }
 
 /** HU = slope · stored + intercept. */
@@ -96,11 +107,7 @@ export class Resample implements Transform {
   }
   apply(v: Volume): Volume {
     const [d, h, w] = v.data.shape as [number, number, number];
-    const size: [number, number, number] = [
-      Math.max(1, Math.round((d * v.spacing[2]) / this.spacing[2])),
-      Math.max(1, Math.round((h * v.spacing[1]) / this.spacing[1])),
-      Math.max(1, Math.round((w * v.spacing[0]) / this.spacing[0])),
-    ];
+    const size = resampledSize([d, h, w], v.spacing, this.spacing);
     if (size[0] === d && size[1] === h && size[2] === w) return v;
     const out = torch.tidy(() => {
       const x = v.data.view(1, 1, d, h, w);
@@ -108,19 +115,27 @@ export class Resample implements Transform {
       const y = F.interpolate(isFloat ? x : x.to('float32'), size, this.mode);
       return (isFloat ? y : y.round().to(x.dtype)).view(...size);
     });
-    const old = [w, h, d];
-    const neu = [size[2], size[1], size[0]];
-    // align_corners=False: new voxel centre 0 sits at old index 0.5·(n/m) − 0.5
-    const affine = v.affine.map((row) => [...row]) as Mat4;
-    for (let c = 0; c < 3; c++) {
-      const ratio = old[c]! / neu[c]!;
-      for (let r = 0; r < 3; r++) {
-        affine[r]![3]! += v.affine[r]![c]! * (0.5 * ratio - 0.5);
-        affine[r]![c] = v.affine[r]![c]! * ratio;
-      }
-    }
-    return withData(v, out, { affine, spacing: [columnNorm(affine, 0), columnNorm(affine, 1), columnNorm(affine, 2)] });
+    const affine = resampledAffine(v.affine, [d, h, w], size);
+    return withData(v, out, { affine, spacing: spacingOf(affine) });
   }
+}
+
+/** The (D, H, W) size that brings a volume of spacing (x, y, z) mm to the target spacing. */
+export function resampledSize(shape: [number, number, number], spacing: [number, number, number], target: [number, number, number]): [number, number, number] {
+  return [2, 1, 0].map((c, dim) => Math.max(1, Math.round((shape[dim]! * spacing[c]!) / target[c]!))) as [number, number, number];
+}
+
+/** The affine after resizing (D, H, W) → size with align_corners=False: new voxel centre 0 sits at old index 0.5·(n/m) − 0.5. */
+export function resampledAffine(a: Mat4, shape: [number, number, number], size: [number, number, number]): Mat4 {
+  const affine = a.map((row) => [...row]) as Mat4;
+  for (let c = 0; c < 3; c++) {
+    const ratio = shape[2 - c]! / size[2 - c]!;
+    for (let r = 0; r < 3; r++) {
+      affine[r]![3]! += a[r]![c]! * (0.5 * ratio - 0.5);
+      affine[r]![c] = a[r]![c]! * ratio;
+    }
+  }
+  return affine;
 }
 
 /** Centre crop and/or pad each axis to a shape (D, H, W) with a constant. */
@@ -129,10 +144,7 @@ export class CenterCropOrPad implements Transform {
   constructor(readonly shape: [number, number, number], readonly padValue: number) { this.name = `CenterCropOrPad(${shape.join('×')}, pad ${padValue})`; }
   apply(v: Volume): Volume {
     const cur = v.data.shape as [number, number, number];
-    const starts = cur.map((n, ax) => { // > 0: crop start, < 0: padding before
-      const t = this.shape[ax]!;
-      return n >= t ? Math.floor((n - t) / 2) : -Math.floor((t - n) / 2);
-    });
+    const starts = cropPadStarts(cur, this.shape);
     const out = torch.tidy(() => {
       let x = v.data;
       starts.forEach((s, ax) => { if (cur[ax]! > this.shape[ax]!) x = x.narrow(ax, s, this.shape[ax]!); });
@@ -144,14 +156,26 @@ export class CenterCropOrPad implements Transform {
       }
       return pads.some((p) => p > 0) ? F.pad(x, pads, 'constant', this.padValue) : x.contiguous();
     });
-    const affine = v.affine.map((row) => [...row]) as Mat4;
-    // shift the origin by the (tensor dim → array axis) offsets: crop start s, or −pad before
-    starts.forEach((s, ax) => {
-      const c = 2 - ax;
-      for (let r = 0; r < 3; r++) affine[r]![3]! += v.affine[r]![c]! * s;
-    });
-    return withData(v, out, { affine });
+    return withData(v, out, { affine: shiftedAffine(v.affine, starts) });
   }
+}
+
+/** Per tensor dim (D, H, W) of a centre crop/pad from `cur` to `target`: > 0 is the crop start, < 0 the padding before. */
+export function cropPadStarts(cur: [number, number, number], target: [number, number, number]): [number, number, number] {
+  return cur.map((n, ax) => {
+    const t = target[ax]!;
+    return n >= t ? Math.floor((n - t) / 2) : -Math.floor((t - n) / 2);
+  }) as [number, number, number];
+}
+
+/** The affine after moving the origin by per-tensor-dim (D, H, W) voxel offsets. */
+export function shiftedAffine(a: Mat4, starts: [number, number, number]): Mat4 {
+  const affine = a.map((row) => [...row]) as Mat4;
+  starts.forEach((s, ax) => {
+    const c = 2 - ax;
+    for (let r = 0; r < 3; r++) affine[r]![3]! += a[r]![c]! * s;
+  });
+  return affine;
 }
 
 /**

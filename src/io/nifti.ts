@@ -38,7 +38,10 @@ export interface NiftiImage<D extends NiftiTypedArray = Float32Array> {
 export interface ReadNiftiOptions {
   /** Used in error messages; defaults to the path, or "<buffer>" for bytes. */
   name?: string;
-  /** Return the stored values in their own typed array, unscaled. */
+  /**
+   * Return the stored values unscaled, in their own typed array: a view into the (inflated) bytes when they are
+   * aligned and in host byte order (for bytes given uncompressed, that view shares the caller's buffer), else a copy.
+   */
   raw?: boolean;
   /** Return every volume of a 4D+ image instead of the first. */
   allVolumes?: boolean;
@@ -48,7 +51,8 @@ export interface ReadNiftiOptions {
 
 const GZIP_MAGIC = [0x1f, 0x8b];
 const MAX_VOXELS = 2 ** 31;
-const ZLIB_CHUNK = 1 << 24; // 16 MiB output chunks: far fewer reallocations on 100+ MB CT volumes
+const ZLIB_CHUNK = 1 << 24; // 16 MiB chunks when compressing: far fewer reallocations on 100+ MB CT volumes
+const MAX_CHUNK = 1 << 30;
 const GZIP_SLACK = 16 << 20; // decompressed bytes tolerated past the image before we call it a gzip bomb
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const gunzipAsync = promisify(gunzip);
@@ -107,7 +111,8 @@ function gunzipPrefix(file: Uint8Array, name: string): Uint8Array {
 }
 
 const gunzipOpts = (need: number): ZlibOptions => ({
-  chunkSize: ZLIB_CHUNK,
+  // one output chunk when the image fits: no concatenation copy, and an async inflate is one thread-pool task
+  chunkSize: Math.min(need + 65536, MAX_CHUNK),
   maxOutputLength: Math.min(bufferConstants.MAX_LENGTH, need + GZIP_SLACK),
 });
 function gunzipError(name: string, need: number, e: unknown): Error {
@@ -182,12 +187,18 @@ function decode(bytes: Uint8Array, h: NiftiHeader, name: string, opts: Opts): Ni
   const { affine, source } = bestAffine(h, name);
   if (affine.flat().some((v) => !Number.isFinite(v))) throw new Error(`${name}: ${source} affine has non-finite entries`);
 
-  // Copy into a fresh buffer: the file's bytes are rarely aligned for a typed view.
-  const copy = new Uint8Array(count * dt.bytes);
-  copy.set(bytes.subarray(h.voxOffset, h.voxOffset + copy.length));
-  if (h.littleEndian !== HOST_LE) byteswap(copy, dt.bytes);
-  const raw = new dt.array(copy.buffer, 0, count);
-  const data = opts.raw ? raw : scale(raw, h);
+  const start = bytes.byteOffset + h.voxOffset;
+  let data: NiftiTypedArray;
+  if (opts.raw && h.littleEndian === HOST_LE && start % dt.bytes === 0) {
+    data = new dt.array(bytes.buffer as ArrayBuffer, start, count);
+  } else {
+    // Copy into a fresh buffer: the bytes are not aligned for a typed view, or need swapping.
+    const copy = new Uint8Array(count * dt.bytes);
+    copy.set(bytes.subarray(h.voxOffset, h.voxOffset + copy.length));
+    if (h.littleEndian !== HOST_LE) byteswap(copy, dt.bytes);
+    const raw = new dt.array(copy.buffer, 0, count);
+    data = opts.raw ? raw : scale(raw, h);
+  }
   if (opts.rejectNonFinite) {
     let bad = 0;
     for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i]!)) bad++;

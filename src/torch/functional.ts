@@ -59,11 +59,21 @@ export function dropout(x: Tensor, p: number, training: boolean): Tensor {
 }
 export const embedding = (weight: Tensor, indices: Tensor, paddingIdx = -1): Tensor => wrap(N.embedding(weight.id, indices.id, paddingIdx));
 
-/** Resizes a 5-D (N, C, D, H, W) tensor, like F.interpolate(size=...). */
-export function interpolate(x: Tensor, size: Triple, mode: 'nearest' | 'trilinear' = 'nearest', alignCorners = false): Tensor {
+/**
+ * Resizes like F.interpolate(size=...): a 5-D (N, C, D, H, W) tensor to (D, H, W) with 'nearest' or 'trilinear',
+ * or a 4-D (N, C, H, W) tensor to (H, W) with 'nearest' or 'bilinear'.
+ */
+export function interpolate(x: Tensor, size: Triple, mode?: 'nearest' | 'trilinear', alignCorners?: boolean): Tensor;
+export function interpolate(x: Tensor, size: [number, number], mode?: 'nearest' | 'bilinear', alignCorners?: boolean): Tensor;
+export function interpolate(x: Tensor, size: Triple | number[], mode: 'nearest' | 'trilinear' | 'bilinear' = 'nearest', alignCorners = false): Tensor {
+  if (mode === 'bilinear' || (mode === 'nearest' && x.ndim === 4)) {
+    requireDims(x, 4, `interpolate(${mode})`);
+    if (!Array.isArray(size) || size.length !== 2 || !size.every((n) => Number.isInteger(n) && n > 0)) throw new Error(`interpolate(${mode}): size must be 2 positive integers, got [${[size].flat().join(', ')}]`);
+    return wrap(mode === 'nearest' ? N.upsampleNearest2d(x.id, size as number[]) : N.upsampleBilinear2d(x.id, size as number[], alignCorners));
+  }
   requireDims(x, 5, `interpolate(${mode})`);
-  if (mode === 'nearest') return wrap(N.upsampleNearest3d(x.id, n3(size, 'size')));
-  return wrap(N.upsampleTrilinear3d(x.id, n3(size, 'size'), alignCorners));
+  if (mode === 'nearest') return wrap(N.upsampleNearest3d(x.id, n3(size as Triple, 'size')));
+  return wrap(N.upsampleTrilinear3d(x.id, n3(size as Triple, 'size'), alignCorners));
 }
 
 /** F.pad: pads are given last dimension first, (left, right) per dimension. */

@@ -2,7 +2,7 @@
 // Durability order (as the ext4/XFS documentation asks): fsync a file's data, rename it into place, then fsync
 // the folder so the rename itself is on disk.
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -99,4 +99,37 @@ export function removeStaleTemps(dir: string): string[] {
     removed.push(n);
   }
   return removed;
+}
+
+/** A claim older than this, held by another host, is taken to be a crashed one's. */
+const CLAIM_STALE_MS = 60 * 60 * 1000;
+
+/**
+ * Takes an exclusive claim (a file created with O_EXCL holding host and pid) for work that several processes
+ * sharing a folder might start; false when a live process holds it. A claim left by a dead process of this host,
+ * or by another host more than an hour ago, is taken over.
+ */
+export function tryClaim(path: string): boolean {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      try { writeSync(fd, `${HOST} ${process.pid}\n`); } finally { closeSync(fd); }
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`${path}: cannot create claim (${(e as Error).message})`);
+    }
+    let holder: string[];
+    let age: number;
+    try {
+      holder = readFileSync(path, 'utf8').trim().split(' ');
+      age = Date.now() - statSync(path).mtimeMs;
+    } catch {
+      continue; // released meanwhile: try again
+    }
+    const [host, pid] = [holder[0], Number(holder[1])];
+    const stale = host === HOST ? pid !== process.pid && !alive(pid) : age > CLAIM_STALE_MS;
+    if (!stale) return false;
+    rmSync(path, { force: true });
+  }
+  return false;
 }

@@ -34,7 +34,7 @@ export function serveTasks<T, R>(handler: (task: T, init: unknown) => R | Promis
 export class WorkerPool<T, R> {
   private readonly workers: Worker[];
   private readonly idle: Worker[] = [];
-  private readonly queue: { id: number; task: T }[] = [];
+  private readonly queue: { id: number; task: T; transfer: ArrayBuffer[] }[] = [];
   private readonly pending = new Map<number, { resolve: (r: R) => void; reject: (e: Error) => void; worker?: Worker }>();
   private nextId = 0;
   private closed = false;
@@ -60,11 +60,12 @@ export class WorkerPool<T, R> {
     this.idle.push(...this.workers);
   }
 
-  submit(task: T): Promise<R> {
+  /** `transfer`: buffers of the task moved to the worker instead of copied (unusable here afterwards). */
+  submit(task: T, transfer: ArrayBuffer[] = []): Promise<R> {
     if (this.closed) return Promise.reject(new Error('WorkerPool: closed'));
     const id = this.nextId++;
     const promise = new Promise<R>((resolve, reject) => this.pending.set(id, { resolve, reject }));
-    this.queue.push({ id, task });
+    this.queue.push({ id, task, transfer });
     this.dispatch();
     return promise;
   }
@@ -77,11 +78,11 @@ export class WorkerPool<T, R> {
   private dispatch(): void {
     while (this.idle.length && this.queue.length) {
       const w = this.idle.shift()!;
-      const { id, task } = this.queue.shift()!;
+      const { id, task, transfer } = this.queue.shift()!;
       const p = this.pending.get(id);
       if (!p) continue;
       p.worker = w;
-      w.postMessage({ id, task } satisfies Request<T>);
+      w.postMessage({ id, task } satisfies Request<T>, transfer);
     }
   }
 

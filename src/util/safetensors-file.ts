@@ -1,7 +1,10 @@
 // The safetensors container (8-byte little-endian header length, JSON header, raw little-endian data),
-// parsed without the tensor engine so worker threads and tools can read it. Every offset is validated
+// parsed and written without the tensor engine so worker threads and tools can use it. Every offset is validated
 // before any data is touched.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fsyncDir, tempName } from './files.js';
 
 /** Bytes per element of each safetensors dtype this project reads and writes. */
 export const ST_ELEMENT_SIZE: Record<string, number> = { BOOL: 1, U8: 1, I8: 1, I16: 2, I32: 4, I64: 8, F16: 2, BF16: 2, F32: 4, F64: 8 };
@@ -99,4 +102,50 @@ export function readSafetensorsRaw(path: string, names: string[]): Map<string, {
   } finally {
     closeSync(fd);
   }
+}
+
+/** A tensor to write: its bytes are asked for one tensor at a time, so a writer holds one copy at most. */
+export interface RawTensorSource { name: string; dtype: string; shape: number[]; bytes: () => Uint8Array }
+
+/**
+ * Writes tensors atomically and durably (temp file, fsync, rename, fsync of the folder), one at a time; returns
+ * the file's sha256 (hex, hashed as it is written) and size.
+ */
+export function writeSafetensorsRaw(path: string, list: RawTensorSource[], metadata: Record<string, string> = {}): { sha256: string; size: number } {
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const t of list) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * ST_ELEMENT_SIZE[t.dtype]!;
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = Buffer.from(JSON.stringify(header), 'utf8');
+  const padded = Math.ceil(json.length / 8) * 8; // keeps tensor data 8-byte aligned, as the reference writer does
+  json = Buffer.concat([json, Buffer.alloc(padded - json.length, 0x20)]);
+  const tmp = tempName(path);
+  const fd = openSync(tmp, 'w');
+  const hash = createHash('sha256');
+  let size = 0;
+  const write = (b: Uint8Array) => {
+    hash.update(b);
+    for (let done = 0; done < b.byteLength;) done += writeSync(fd, b, done, b.byteLength - done);
+    size += b.byteLength;
+  };
+  try {
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    write(len);
+    write(json);
+    for (const t of list) write(t.bytes());
+    fsyncSync(fd);
+    closeSync(fd);
+    renameSync(tmp, path);
+  } catch (err) {
+    try { closeSync(fd); } catch { /* already closed */ }
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  fsyncDir(dirname(path));
+  return { sha256: hash.digest('hex'), size };
 }
