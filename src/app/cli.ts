@@ -34,8 +34,12 @@ const COMMANDS: Record<string, Command> = {
   convert: { summary: CONVERT_SUMMARY, usage: CONVERT_USAGE, run: runConvert },
   preprocess: {
     summary: 'build the preprocessed cache (HU, canonical orientation, clip, resample, crop/pad) for a preset',
-    usage: `t3d preprocess --data <dataset-dir|manifest.csv|manifest.jsonl> --out <cache-dir> [--preset ${presetNames().join('|')}|file.json] [--prefetch N]\n\n`
-      + 'Rerunning skips volumes whose source is unchanged; unreadable inputs are listed in <cache-dir>/quarantine.jsonl.\n\n'
+    usage: `t3d preprocess --data <dataset-dir|manifest.csv|manifest.jsonl> --out <cache-dir> [--preset ${presetNames().join('|')}|file.json] [--readers N] [--prefetch N]\n\n`
+      + 'Rerunning skips volumes whose source is unchanged; unreadable inputs are listed in <cache-dir>/quarantine.jsonl.\n'
+      + '--readers: worker threads that read and inflate source files ahead of resampling (default: half the cores, at least 1);\n'
+      + '--prefetch: volumes read ahead (default: readers + 1). Resampling uses the cores left (T3D_NUM_THREADS overrides).\n'
+      + 'Several processes, on one machine or on machines sharing the folder, can build the same --out at once: each\n'
+      + 'volume is claimed by one of them, and the last to finish writes the complete index.\n\n'
       + 'Examples:\n  t3d preprocess --data data/synth --out data/cache-96\n  t3d preprocess --data manifest.csv --preset t3d-224 --out data/cache-224',
     run: runPreprocess,
   },
