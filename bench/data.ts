@@ -1,7 +1,8 @@
-// `npm run bench:data`: preprocessing throughput on a generated 512×512×300 CT (vs the CT-CLIP-style
-// nibabel + torch pipeline in Python, same run) and loader throughput for the cpu-96 preset.
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// `npm run bench:data`: preprocessing of a generated 512×512×300 CT, one volume and a stream of copies (vs the
+// CT-CLIP-style nibabel + torch pipeline in Python and vs gunzip alone, same run), and loader throughput for cpu-96.
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeNiftiSync } from '../src/io/nifti.js';
 import { loadPreset } from '../src/data/presets.js';
@@ -10,9 +11,9 @@ import { lpsArrayAffine, writeSynthDataset } from '../src/data/synth/dataset.js'
 import { readSource } from '../src/data/sources.js';
 import { buildCache } from '../src/data/cache.js';
 import { Loader } from '../src/data/loader.js';
-import { getNumThreads } from '../src/torch/index.js';
+import { getNumThreads, setNumThreads } from '../src/torch/index.js';
 import { packageRoot } from '../src/util/paths.js';
-import { pythonTwin } from './timing.js';
+import { pythonTwin, timed } from './timing.js';
 
 const work = mkdtempSync(join(tmpdir(), 't3d-bench-data-'));
 const results: Record<string, unknown> = {};
@@ -23,23 +24,43 @@ const volPath = join(work, 'big.nii.gz');
 writeNiftiSync(volPath, { data: big.stored, shape: [512, 512, big.shape[0]], affine: lpsArrayAffine(big.shape, big.spacing), datatype: 'int16' });
 const inputMB = (big.stored.length * 2) / 1e6;
 console.log(`volume: 512×512×${big.shape[0]} int16 (${inputMB.toFixed(0)} MB uncompressed, ${(statSync(volPath).size / 1e6).toFixed(0)} MB .nii.gz), spacing ${big.spacing.join('×')} mm`);
-const manifest = join(work, 'manifest.csv');
-writeFileSync(manifest, `path,report\n${volPath},x\n`);
 const preset = loadPreset('ct-rate-480');
-const tsTimes: number[] = [];
-for (let rep = 0; rep < 3; rep++) {
-  const out = join(work, `cache${rep}`);
+const cores = availableParallelism();
+const readers = Math.max(1, Math.floor(cores / 2)); // `t3d preprocess`'s defaults
+setNumThreads(Math.max(1, cores - readers));
+/** Seconds per volume for `t3d preprocess` of n copies of the volume (n = 1: the latency of one). */
+async function cachePerVolume(n: number): Promise<number> {
+  const lines = ['path,report'];
+  for (let i = 0; i < n; i++) {
+    const p = join(work, `copy${i}.nii.gz`);
+    copyFileSync(volPath, p);
+    lines.push(`${p},x`);
+  }
+  writeFileSync(join(work, 'manifest.csv'), lines.join('\n') + '\n');
+  const out = join(work, 'cache');
   const t0 = performance.now();
-  const r = await buildCache(readSource(manifest), preset, out);
-  tsTimes.push((performance.now() - t0) / 1000);
-  if (r.done !== 1) throw new Error(`preprocessing failed: ${JSON.stringify(r.quarantined)}`);
+  const r = await buildCache(readSource(join(work, 'manifest.csv')), preset, out, { readers, prefetch: readers + 1 });
+  const secs = (performance.now() - t0) / 1000;
+  if (r.done !== n) throw new Error(`preprocessing failed: ${JSON.stringify(r.quarantined)}`);
   rmSync(out, { recursive: true });
+  return secs / n;
 }
-const ts = tsTimes.sort((a, b) => a - b)[1]!;
-const py = pythonTwin<{ seconds: number }>('data_bench.py', [volPath, join(work, 'py.npy'), '1', String(big.rescaleIntercept), String(getNumThreads())], 'torch, nibabel')?.seconds;
-results.preprocess = { seconds: ts, mbPerS: inputMB / ts, volumesPerMin: 60 / ts, python: py, ratio: py ? ts / py : undefined };
-console.log(`preprocess to ct-rate-480: TypeScript ${ts.toFixed(2)} s (${(inputMB / ts).toFixed(0)} MB/s, ${(60 / ts).toFixed(1)} volumes/min)` +
-  (py ? `; nibabel + torch ${py.toFixed(2)} s; time ratio TS/Python ${(ts / py).toFixed(2)}` : '; no python torch + nibabel'));
+const median3 = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
+const latency = median3([await cachePerVolume(1), await cachePerVolume(1), await cachePerVolume(1)]);
+const STREAM = 8;
+const stream = await cachePerVolume(STREAM);
+const file = readFileSync(volPath);
+const gunzip = timed(() => { gunzipSync(file); }, 1, 3);
+const py = pythonTwin<{ seconds: number }>('data_bench.py', [volPath, join(work, 'py.npy'), '1', String(big.rescaleIntercept), String(cores)], 'torch, nibabel')?.seconds;
+results.preprocess = {
+  latencySeconds: latency, streamSecondsPerVolume: stream, streamVolumes: STREAM, readers, resampleThreads: getNumThreads(),
+  volumesPerMin: 60 / stream, mbPerS: inputMB / stream, gunzipSeconds: gunzip, python: py,
+  ratioStreamToPython: py ? stream / py : undefined, ratioLatencyToPython: py ? latency / py : undefined, ratioStreamToGunzip: stream / gunzip,
+};
+console.log(`preprocess to ct-rate-480 (${readers} reader(s), ${getNumThreads()} resampling thread(s)): one volume ${latency.toFixed(2)} s; a stream of ${STREAM} ` +
+  `${stream.toFixed(2)} s per volume (${(60 / stream).toFixed(1)} volumes/min, ${(inputMB / stream).toFixed(0)} MB/s); gunzip alone ${gunzip.toFixed(2)} s (stream/gunzip ${(stream / gunzip).toFixed(2)})` +
+  (py ? `; nibabel + torch (${cores} threads) ${py.toFixed(2)} s; time ratio TS/Python: stream ${(stream / py).toFixed(2)}, one volume ${(latency / py).toFixed(2)}` : '; no python torch + nibabel'));
+setNumThreads(cores);
 
 // 2. Loader throughput on cpu-96: views per second vs batch size 8, 4 local views.
 const synth = join(work, 'synth');
