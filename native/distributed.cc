@@ -2,6 +2,8 @@
 // TCPStore (rank 0 serves it), collectives by Gloo on CPU tensors. Calls block until the collective completes or
 // the group's timeout passes; a dead peer therefore surfaces as an Error after at most the timeout, never a hang.
 // Builds without Gloo headers (a libtorch without them) compile to distAvailable() = false.
+#include <cstdlib>
+#include <sstream>
 #include "common.h"
 
 #if __has_include(<torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>) && __has_include(<gloo/config.h>)
@@ -68,7 +70,18 @@ void initDistributed(Napi::Env env, Napi::Object exports) {
     auto g = std::make_unique<Group>();
     g->store = c10::make_intrusive<c10d::TCPStore>(host, so);
     auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
-    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host));
+    // the local interface for Gloo's pairs, as PyTorch chooses it: GLOO_SOCKET_IFNAME (comma-separated) when set;
+    // loopback for a single-machine group; otherwise the address this machine's hostname resolves to
+    const char* ifnames = std::getenv("GLOO_SOCKET_IFNAME");
+    if (ifnames && *ifnames) {
+      std::stringstream list(ifnames);
+      for (std::string name; std::getline(list, name, ',');)
+        if (!name.empty()) opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+    } else if (host == "localhost" || host.rfind("127.", 0) == 0) {
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(host));
+    } else {
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    }
     opts->threads = 2;
     g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, rank, size, opts);
     g->rank = rank;

@@ -46,15 +46,18 @@ const COMMANDS: Record<string, Command> = {
   'pretrain-text': { summary: 'masked-language-model pre-training of the report encoder (warm start for pretrain)', usage: PRETRAIN_TEXT_USAGE, run: runPretrainText },
   pretrain: {
     summary: 'T3D pre-training (CLIP + text-informed multi-view alignment) from a config preset',
-    usage: `t3d pretrain [--config ${configNames().join('|')}|file.json] [--set key.path=value ...] [--steps N] [--out dir] [--resume] [--device cpu|cuda] [--nproc-per-node N]\n\n`
+    usage: `t3d pretrain [--config ${configNames().join('|')}|file.json] [--set key.path=value ...] [--steps N] [--out dir] [--resume] [--device cpu|cuda]\n    [--nproc-per-node N] [--nnodes N --node-rank R --master-addr HOST] [--master-port P]\n\n`
       + 'Without a preprocessed cache the configured synthetic set is generated first. Checkpoints go to <out>/checkpoints,\n'
       + 'metrics to <out>/metrics.jsonl. Baselines by switches: --set objective.tma.weight=0 (CLIP-only),\n'
       + '--set objective.tma.useText=false (TMA without text fusion), --set objective.clip.weight=0 --set objective.ssl.weight=1 --set objective.tma.weight=0 (vision-only SSL);\n'
       + 'objective.restoration.weight=1 adds masked restoration (useText=false and the other weights 0: restoration alone).\n'
       + 'objective.tma.teacherMomentum=0.99 takes TMA codes from an EMA teacher; optim.amp=bf16|fp16 turns on mixed precision (fp16: CUDA).\n'
-      + '--nproc-per-node N trains data-parallel in N processes (c10d, Gloo; data.batchSize stays the global batch); under another launcher,\n'
-      + 'one process per rank with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set does the same.\n\n'
-      + 'Examples:\n  t3d pretrain\n  t3d pretrain --config cpu-96 --set optim.steps=1000 --out runs/t3d-a\n  t3d pretrain --out runs/t3d-a --resume\n  t3d pretrain --config cpu-96 --nproc-per-node 2 --out runs/t3d-ddp',
+      + '--nproc-per-node N trains data-parallel in N processes (c10d, Gloo; data.batchSize stays the global batch). On several machines,\n'
+      + 'run the same command on each with --nnodes, its own --node-rank and node 0\'s --master-addr (port 29500 unless --master-port);\n'
+      + 'GLOO_SOCKET_IFNAME picks the network interface. Under another launcher (Slurm, Kubernetes, torchrun), one process per rank\n'
+      + 'with RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT set does the same.\n\n'
+      + 'Examples:\n  t3d pretrain\n  t3d pretrain --config cpu-96 --set optim.steps=1000 --out runs/t3d-a\n  t3d pretrain --out runs/t3d-a --resume\n  t3d pretrain --config cpu-96 --nproc-per-node 2 --out runs/t3d-ddp\n'
+      + '  t3d pretrain --config ct-rate-480 --nproc-per-node 8 --nnodes 4 --node-rank 0 --master-addr 10.0.0.1 --out /shared/runs/t3d',
     run: runPretrain,
   },
   vocab: {

@@ -63,29 +63,66 @@ export function prepareTokenizer(c: PretrainConfig, outDir: string): WordPieceTo
  * fails the others are stopped. Other launchers (Slurm, Kubernetes, torchrun-style scripts) set RANK, WORLD_SIZE,
  * MASTER_ADDR and MASTER_PORT themselves and start one `t3d pretrain` per rank.
  */
-async function launchLocal(args: string[], nproc: number): Promise<void> {
-  const rest = args.filter((a, i) => a !== '--nproc-per-node' && args[i - 1] !== '--nproc-per-node' && !a.startsWith('--nproc-per-node='));
-  const port = process.env.MASTER_PORT ?? String(await new Promise<number>((resolve) => {
+interface Launch { nproc: number; nnodes: number; nodeRank: number; masterAddr: string; masterPort?: number }
+
+const LAUNCH_FLAGS = ['--nproc-per-node', '--nnodes', '--node-rank', '--master-addr', '--master-port'];
+
+/**
+ * torchrun's job, for `t3d pretrain`: starts this node's `nproc` ranks with RANK, LOCAL_RANK, NODE_RANK,
+ * WORLD_SIZE, MASTER_ADDR and MASTER_PORT set, and stops them all when one fails. One node: a free port on
+ * loopback unless given. Several nodes: the same command on each with its --node-rank; node 0 hosts the rendezvous.
+ */
+async function launch(args: string[], l: Launch): Promise<void> {
+  const rest = args.filter((a, i) => !LAUNCH_FLAGS.some((f) => a === f || args[i - 1] === f || a.startsWith(`${f}=`)));
+  const port = l.masterPort ?? await new Promise<number>((resolve) => {
     const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as AddressInfo).port; s.close(() => resolve(p)); });
-  }));
-  const threads = process.env.T3D_NUM_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / nproc)));
-  const children = Array.from({ length: nproc }, (_, rank) => spawn(process.execPath, [fileURLToPath(new URL('./cli.js', import.meta.url)), 'pretrain', ...rest], {
-    stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
-    env: { ...process.env, RANK: String(rank), LOCAL_RANK: String(rank), WORLD_SIZE: String(nproc), MASTER_ADDR: process.env.MASTER_ADDR ?? '127.0.0.1', MASTER_PORT: port, T3D_NUM_THREADS: threads },
-  }));
+  });
+  const world = l.nnodes * l.nproc;
+  const threads = process.env.T3D_NUM_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / l.nproc)));
+  const children = Array.from({ length: l.nproc }, (_, local) => {
+    const rank = l.nodeRank * l.nproc + local;
+    return spawn(process.execPath, [fileURLToPath(new URL('./cli.js', import.meta.url)), 'pretrain', ...rest], {
+      stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
+      env: {
+        ...process.env, RANK: String(rank), LOCAL_RANK: String(local), NODE_RANK: String(l.nodeRank), WORLD_SIZE: String(world),
+        MASTER_ADDR: l.masterAddr, MASTER_PORT: String(port), T3D_NUM_THREADS: threads,
+      },
+    });
+  });
   const codes = await Promise.all(children.map((c) => new Promise<number | null>((resolve) => c.on('close', (code) => {
     if (code !== 0) children.forEach((o) => o.exitCode === null && o.kill('SIGTERM'));
     resolve(code);
   }))));
-  const failed = codes.map((c, rank) => ({ c, rank })).filter((x) => x.c !== 0);
-  if (failed.length) throw new Error(`pretrain: rank ${failed[0]!.rank} of ${nproc} exited with ${failed[0]!.c}; the group was stopped (rerun with --resume to continue from the last checkpoint)`);
+  const failed = codes.map((c, local) => ({ c, rank: l.nodeRank * l.nproc + local })).filter((x) => x.c !== 0);
+  if (failed.length) throw new Error(`pretrain: rank ${failed[0]!.rank} of ${world} exited with ${failed[0]!.c}; the group was stopped (rerun with --resume to continue from the last checkpoint)`);
+}
+
+/** The launcher's options, or undefined when this process is a rank (or the only process). */
+function launchOptions(o: Record<string, unknown>): Launch | undefined {
+  const int = (name: string, min: number, fallback: number) => {
+    const v = (o[name] as number | undefined) ?? fallback;
+    if (!(Number.isInteger(v) && v >= min)) throw new UsageError(`pretrain: --${name} must be an integer ≥ ${min}, got ${v}`);
+    return v;
+  };
+  const nproc = int('nproc-per-node', 1, 1);
+  const nnodes = int('nnodes', 1, 1);
+  const nodeRank = int('node-rank', 0, 0);
+  if (nodeRank >= nnodes) throw new UsageError(`pretrain: --node-rank ${nodeRank} must be below --nnodes ${nnodes}`);
+  const masterAddr = (o['master-addr'] as string | undefined) ?? process.env.MASTER_ADDR ?? '127.0.0.1';
+  const port = o['master-port'] ?? (process.env.MASTER_PORT !== undefined ? Number(process.env.MASTER_PORT) : undefined) ?? (nnodes > 1 ? 29500 : undefined);
+  if (port !== undefined && !(Number.isInteger(port) && (port as number) >= 1 && (port as number) <= 65535)) throw new UsageError(`pretrain: --master-port must be 1..65535, got ${port}`);
+  if (nnodes > 1 && o['master-addr'] === undefined && process.env.MASTER_ADDR === undefined) throw new UsageError('pretrain: --nnodes > 1 needs --master-addr, the address of node 0 that every node can reach');
+  if ((nproc === 1 && nnodes === 1) || process.env.WORLD_SIZE !== undefined) return undefined;
+  return { nproc, nnodes, nodeRank, masterAddr, masterPort: port as number | undefined };
 }
 
 export async function runPretrain(args: string[]): Promise<void> {
-  const o = parseOptions(args, { config: 'string', out: 'string', resume: 'boolean', device: 'string', steps: 'number', set: 'list', 'nproc-per-node': 'number' });
-  const nproc = (o['nproc-per-node'] as number | undefined) ?? 1;
-  if (!(Number.isInteger(nproc) && nproc >= 1)) throw new UsageError(`pretrain: --nproc-per-node must be a positive integer, got ${nproc}`);
-  if (nproc > 1 && process.env.WORLD_SIZE === undefined) return launchLocal(args, nproc);
+  const o = parseOptions(args, {
+    config: 'string', out: 'string', resume: 'boolean', device: 'string', steps: 'number', set: 'list',
+    'nproc-per-node': 'number', nnodes: 'number', 'node-rank': 'number', 'master-addr': 'string', 'master-port': 'number',
+  });
+  const l = launchOptions(o);
+  if (l) return launch(args, l);
   const group = torch.envGroupOptions();
   if (group && group.worldSize > 1) torch.distributed.init({ ...group, timeoutMs: 1000 * Number(process.env.T3D_DIST_TIMEOUT_S ?? 1800) });
   const sets = (o.set as string[] | undefined) ?? [];
