@@ -43,6 +43,7 @@ for (const [objective, extra] of [
   ['CLIP only', []],
   ['T3D, fused TMA (report-fused views, Sinkhorn codes with a queue)', ['objective.tma.weight=0.2', 'data.views.numLocal=2']],
   ['T3D, swapped TMA + SimCLR', ['objective.tma.weight=0.2', 'objective.tma.formulation=swapped', 'data.views.numLocal=2', 'objective.ssl.weight=0.5']],
+  ['T3D, local TMA (sentences over local views, InfoNCE)', ['objective.tma.weight=0.2', 'objective.tma.formulation=local', 'data.views.numLocal=2']],
 ] as const) {
   test(`2 ranks × Gloo reach the parameters and losses of one process on the same global batches: ${objective}`, { skip, timeout: 300_000 }, async () => {
     await ensureCache(applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), sets));

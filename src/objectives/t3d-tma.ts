@@ -67,13 +67,28 @@ const crossEntropy = (codes: Tensor, scores: Tensor, tau: number) => codes.mul(s
 function localAlignment(model: T3dModel, x: TmaInputs, tau: number): TmaTerm {
   if (!x.report || !x.sentenceIndex) throw new Error("objective.tma.formulation 'local' needs tokenised reports and their sentence indices (objective.tma.useText true)");
   if (!x.locals || x.numLocal < 1) throw new Error("objective.tma.formulation 'local' needs local views (data.views.numLocal ≥ 1)");
-  const B = x.global.emb.size(0), V = x.numLocal, D = x.locals.emb.size(1);
+  const V = x.numLocal, D = x.locals.emb.size(1);
   const { tokens } = x.report;
-  const S = Math.max(1, x.sentenceIndex.max().item() + 1);
-  const member = x.sentenceIndex.unsqueeze(1).eq(torch.arange(S, undefined, 1, { device: tokens.device }).view(1, S, 1)).to(tokens.dtype); // (B, S, L)
-  const count = member.sum(2); // (B, S) tokens per sentence; 0 where a report has fewer sentences
-  const sentences = F.normalize(model.text_projection.forward(member.matmul(tokens).div(count.clampMin(1).unsqueeze(2))), -1); // (B, S, D)
-  const views = x.locals.emb.view(V, B, D).transpose(0, 1); // (B, V, D): locals are V chunks of B
+  const world = torch.distributed.worldSize;
+  let S = Math.max(1, x.sentenceIndex.max().item() + 1);
+  if (world > 1) { // every rank pads its reports to the global batch's sentence count, so they can be gathered
+    const s = torch.tensor([S], [1], { dtype: 'int64' });
+    torch.distributed.allReduce(s, 'max');
+    S = s.item();
+    s.dispose();
+  }
+  const member = x.sentenceIndex.unsqueeze(1).eq(torch.arange(S, undefined, 1, { device: tokens.device }).view(1, S, 1)).to(tokens.dtype); // (b, S, L)
+  let count = member.sum(2); // (b, S) tokens per sentence; 0 where a report has fewer sentences
+  let sentences = F.normalize(model.text_projection.forward(member.matmul(tokens).div(count.clampMin(1).unsqueeze(2))), -1); // (b, S, D)
+  let views = x.locals.emb.view(V, -1, D).transpose(0, 1); // (b, V, D): locals are V chunks of b
+  if (world > 1) {
+    // data-parallel: the score matrix over the global batch on every rank, this rank's rows keeping their gradient
+    // (as CLIP's embeddings): the ranks' gradients then sum to the single-process gradient
+    sentences = torch.distributed.gatherWithLocalGrad(sentences);
+    views = torch.distributed.gatherWithLocalGrad(views.contiguous());
+    count = torch.cat(torch.distributed.allGather(count), 0);
+  }
+  const B = sentences.size(0);
   const sim = sentences.reshape(B * S, D).matmul(views.reshape(B * V, D).T).view(B, S, B, V);
   const context = sim.div(tau).softmax(-1).unsqueeze(-1).mul(views.view(1, 1, B, V, D)).sum(3); // (B, S, B, D)
   const cosine = F.normalize(context, -1).mul(sentences.unsqueeze(2)).sum(-1); // (B, S, B)
@@ -96,10 +111,7 @@ function localAlignment(model: T3dModel, x: TmaInputs, tau: number): TmaTerm {
 export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: EmbeddingQueue): TmaTerm {
   const formulation = cfg.formulation ?? 'fused';
   if (!TMA_FORMULATIONS.includes(formulation)) throw new Error(`objective.tma.formulation: unknown '${formulation}' (known: ${TMA_FORMULATIONS.join(', ')})`);
-  if (formulation === 'local') {
-    if (torch.distributed.worldSize > 1) throw new Error("objective.tma.formulation 'local' over the global batch of data-parallel training is not built yet; train it in one process");
-    return localAlignment(model, x, cfg.temperature);
-  }
+  if (formulation === 'local') return localAlignment(model, x, cfg.temperature);
   model.prototypes.normalize_();
   const useText = cfg.useText && !!x.report;
   if (cfg.useText && !x.report) throw new Error('objective.tma.useText needs tokenised reports');
