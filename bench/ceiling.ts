@@ -5,11 +5,17 @@
 // Every epoch of the budget runs (no early stopping: the full-resolution model starts slower) and the best epoch on
 // validation is kept. The subset is only defined when the full-resolution model learned at least as well overall
 // (macro AUROC within 0.02 of the global view's); otherwise the run is reported as inconclusive.
+// The full-resolution model (FULL_NET): 'matched' (default) has conv1 with the resolution factor f times the stride
+// and kernel f·k + 1, so from layer1 on it has the global model's feature-map sizes, capacity and cost and only its
+// first layer sees the finer voxels; 'same' is the global model's network on f³ times the voxels through every stage
+// (the first two runs: it learns far more slowly under the same budget).
 // Env: OUT (runs/ceiling), COUNT (800 volumes), VALID_FRACTION (0.3 held out), EPOCHS (12), KEEP (results/ceiling),
-// GAIN (0.05).
+// GAIN (0.05), FULL_NET (matched | same).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { globalShapeOf, loadPreset } from '../src/data/presets.js';
+import { loadConfig } from '../src/train/config.js';
 import { packageRoot } from '../src/util/paths.js';
 
 const root = packageRoot();
@@ -19,6 +25,8 @@ const count = Number(process.env.COUNT ?? 800);
 const validFraction = Number(process.env.VALID_FRACTION ?? 0.3);
 const epochs = Number(process.env.EPOCHS ?? 12);
 const minGain = Number(process.env.GAIN ?? 0.05);
+const fullNet = process.env.FULL_NET ?? 'matched';
+if (fullNet !== 'matched' && fullNet !== 'same') throw new Error(`FULL_NET must be matched or same, got ${fullNet}`);
 const cli = join(root, 'dist', 'src', 'app', 'cli.js');
 const run = (args: string[]) => {
   const r = spawnSync('node', [cli, ...args], { stdio: 'inherit' });
@@ -28,15 +36,25 @@ mkdirSync(out, { recursive: true });
 
 // the data (cpu-mr synthetic volumes, cached at full resolution) and an untrained checkpoint that names the architecture
 const init = join(out, 'init');
-if (!existsSync(join(init, 'checkpoints'))) {
+const initRun = (dir: string, extra: string[] = []) => {
+  if (existsSync(join(dir, 'checkpoints'))) return;
   run(['pretrain', '--config', 'cpu-mr', '--set', `data.cache=${join(out, 'cache')}`, '--set', `data.synth={"count":${count},"seed":0,"validFraction":${validFraction}}`,
-    '--set', 'optim.lr=1e-12', '--set', 'objective.tma.weight=0', '--set', 'train.validateEvery=1', '--steps', '1', '--out', init]);
-}
+    '--set', 'optim.lr=1e-12', '--set', 'objective.tma.weight=0', '--set', 'train.validateEvery=1', ...extra.flatMap((x) => ['--set', x]), '--steps', '1', '--out', dir]);
+};
+initRun(init);
+const preset = loadPreset(loadConfig('cpu-mr').data.preset);
+const factor = preset.shape[0] / globalShapeOf(preset)[0];
+const vision = loadConfig('cpu-mr').model.vision;
+if (vision.kind !== 'resnet3d') throw new Error('the ceiling driver expects cpu-mr to use a ResNet3D');
+const [kernel, stride] = [vision.conv1Kernel * factor + 1, vision.conv1Stride * factor];
+const fullLayer1 = `conv1 kernel ${kernel}, stride ${stride}`;
+const initFull = fullNet === 'same' ? init : join(out, 'init-full');
+if (fullNet === 'matched') initRun(initFull, [`model.vision.conv1Kernel=${kernel}`, `model.vision.conv1Stride=${stride}`]);
 const base = JSON.parse(readFileSync(join(root, 'configs', 'eval', 'default.json'), 'utf8')) as Record<string, unknown> & { transfer: { finetune: object } };
 for (const scale of ['global', 'full'] as const) {
   const config = join(out, `eval-${scale}.json`);
   writeFileSync(config, JSON.stringify({ ...base, name: `ceiling-${scale}`, scale, transfer: { ...base.transfer, fractions: [1], finetune: { ...base.transfer.finetune, epochs, patience: epochs } } }, null, 2));
-  run(['eval', 'finetune', '--checkpoint', init, '--init', 'random', '--config', config, '--out', join(out, 'eval')]);
+  run(['eval', 'finetune', '--checkpoint', scale === 'full' ? initFull : init, '--init', 'random', '--config', config, '--out', join(out, 'eval')]);
 }
 
 interface PerLabel { label: string; positives: number; auroc: number }
@@ -57,13 +75,14 @@ const rows = g.result.perLabel.map((p, i) => {
 const learned = f.result.macro.auroc >= g.result.macro.auroc - 0.02;
 const fine = rows.filter((r) => r.gain >= minGain).map((r) => r.label);
 const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '—');
-const table = ['| label | test positives | global view 64×96×96 | full resolution 128×192×192 | gain |', '|---|---|---|---|---|',
+const fullName = `full resolution ${preset.shape.join('×')}${fullNet === 'matched' ? ` (${fullLayer1})` : ''}`;
+const table = [`| label | test positives | global view ${globalShapeOf(preset).join('×')} | ${fullName} | gain |`, '|---|---|---|---|---|',
   ...rows.map((r) => `| ${r.label} | ${r.positives} | ${fmt(r.global)} [${fmt(r.globalCi[0])}, ${fmt(r.globalCi[1])}] | ${fmt(r.full)} [${fmt(r.fullCi[0])}, ${fmt(r.fullCi[1])}] | ${r.gain >= 0 ? '+' : ''}${fmt(r.gain)} |`),
   `| macro | | ${fmt(g.result.macro.auroc)} | ${fmt(f.result.macro.auroc)} | ${fmt(f.result.macro.auroc - g.result.macro.auroc)} |`].join('\n');
 const verdict = learned
   ? `Fine-grained subset (gain ≥ ${minGain}): ${fine.length ? fine.join(', ') : 'none'}\n`
   : `Inconclusive: the full-resolution model learned less overall (macro ${fmt(f.result.macro.auroc)} vs ${fmt(g.result.macro.auroc)} at the global view), so no subset is defined; rerun with a larger budget (COUNT, EPOCHS).\n`;
-const summary = `# Supervised ceiling per label (cpu-mr, ${count} volumes, ${Math.round(validFraction * 100)} % held out, random init, BCE, 100 % of the labels, ${epochs} epochs)\n\n${table}\n\n${verdict}`;
+const summary = `# Supervised ceiling per label (cpu-mr, ${count} volumes, ${Math.round(validFraction * 100)} % held out, random init, BCE, 100 % of the labels, ${epochs} epochs; full-resolution network: ${fullNet})\n\n${table}\n\n${verdict}`;
 writeFileSync(join(keep, 'ceiling.md'), summary);
 if (learned) writeFileSync(join(keep, 'fine-grained.json'), JSON.stringify({ name: 'fine-grained', rule: `full-resolution AUROC − global-view AUROC ≥ ${minGain}`, labels: fine }, null, 2) + '\n');
 console.log(summary);
