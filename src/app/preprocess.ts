@@ -1,10 +1,10 @@
 // `t3d preprocess`: a dataset (CT-RATE layout or manifest) → preprocessed cache for a preset.
+import { availableParallelism } from 'node:os';
+import * as torch from '../torch/index.js';
 import { loadPreset } from '../data/presets.js';
 import { readSource } from '../data/sources.js';
 import { buildCache } from '../data/cache.js';
 import { Progress } from '../util/progress.js';
-import { availableParallelism } from 'node:os';
-import * as torch from '../torch/index.js';
 import { UsageError, parseOptions } from './args.js';
 
 export async function runPreprocess(args: string[]): Promise<void> {
