@@ -23,13 +23,13 @@ const threads = torch.getNumThreads();
 
 /** One T3D training step of a pretrain config on random data (its global and local view shapes and TMA
  * formulation); `clipOnly` drops the local views and TMA, as the CLIP-only baseline does. */
-function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean; profile?: boolean } = {}): { cfg: object; ts: number; profile?: torch.ProfileRow[] } {
+function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean; profile?: boolean; batch?: number; warmup?: number; reps?: number } = {}): { cfg: object; ts: number; profile?: torch.ProfileRow[] } {
   const c = loadConfig(configName);
   const global = globalShapeOf(loadPreset(c.data.preset));
   const local = c.data.views.localShape ?? (global.map((s) => Math.round(s / 2)) as [number, number, number]);
   const objective = o.clipOnly ? { ...c.objective, tma: { ...c.objective.tma, weight: 0 } } : c.objective;
   const formulation = c.objective.tma.formulation ?? 'fused';
-  const cfg = { threads, batch: c.data.batchSize, global, local, views: o.clipOnly ? 0 : c.data.views.numLocal ?? 4, tokens: 160, vocab: 723, formulation, tma: !o.clipOnly, warmup: 2, reps };
+  const cfg = { threads, batch: o.batch ?? c.data.batchSize, global, local, views: o.clipOnly ? 0 : c.data.views.numLocal ?? 4, tokens: 160, vocab: 723, formulation, tma: !o.clipOnly, warmup: o.warmup ?? 2, reps: o.reps ?? reps };
   torch.manualSeed(0);
   const model = buildT3dModel(c.model, global, cfg.vocab);
   model.train();
@@ -48,7 +48,7 @@ function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean; pro
     optim.clipGradNorm(model.parameters(), c.optim.clipNorm);
     opt.step();
     opt.zeroGrad();
-  }, cfg.warmup, reps);
+  }, cfg.warmup, cfg.reps);
   const profile = o.profile ? torch.profiler.stop() : undefined;
   torch.dispose([g, ...locals, ids, mask]);
   opt.dispose();
@@ -77,6 +77,15 @@ function resnet50(): { cfg: object; ts: number } {
 if (process.env.PROFILE) {
   const { ts, profile } = t3dStep(process.env.PROFILE, { profile: true });
   console.log(`${process.env.PROFILE} T3D step: ${ts.toFixed(3)} s (median of ${reps}), ${threads} threads; per step:\n${torch.profiler.table(profile!, { top: 20, per: reps })}`);
+  process.exit(0);
+}
+// MEMORY=<config> [BATCH=2]: peak RSS of one training step of that config's full model (e.g. t3d-224: ResNet3D-50 on
+// 96×224×224 global + 4 local views, BERT-base), then exit
+if (process.env.MEMORY) {
+  const batch = Number(process.env.BATCH ?? 2);
+  const before = process.resourceUsage().maxRSS / 2 ** 20;
+  const { ts } = t3dStep(process.env.MEMORY, { batch, warmup: 0, reps: 1 });
+  console.log(`${process.env.MEMORY} T3D step at batch ${batch}: ${ts.toFixed(1)} s, ${threads} threads; peak RSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB (${before.toFixed(2)} GiB before the model)`);
   process.exit(0);
 }
 const results: Record<string, { tsStepS: number; pythonStepS?: number; volumesPerS: number; bf16StepS?: number }> = {};
