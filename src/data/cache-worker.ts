@@ -2,7 +2,7 @@
 // next source volumes, and hashing, writing and fsyncing the last cache file, while the main thread resamples.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readNiftiSync, type Mat4, type NiftiTypedArray } from '../io/nifti.js';
+import { hasScaling, readNiftiSync, type Mat4, type NiftiTypedArray } from '../io/nifti.js';
 import { serveTasks } from '../util/pool.js';
 import { writeSafetensorsRaw } from '../util/safetensors-file.js';
 
@@ -53,8 +53,7 @@ serveTasks<ReadTask | WriteTask, ReadResult | WriteResult>((task) => {
   const [x, y, z] = img.dataShape as [number, number, number];
   if (img.dataShape.length < 3 || Math.min(x, y, z) < 2) throw new Error(`${path}: need a 3D volume with ≥ 2 voxels per axis, got [${img.dataShape.join(', ')}]`);
   const h = img.header;
-  // nibabel: a zero or non-finite slope means "no scaling"
-  const scaled = h.sclSlope !== 0 && Number.isFinite(h.sclSlope);
+  const scaled = hasScaling(h);
   return {
     sourceHash, data: img.data, shape: [x, y, z], spacing: [img.spacing[0]!, img.spacing[1]!, img.spacing[2]!], affine: img.affine,
     slope: scaled ? h.sclSlope : 1, intercept: scaled ? h.sclInter : 0,

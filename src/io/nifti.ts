@@ -211,7 +211,8 @@ function decode(bytes: Uint8Array, h: NiftiHeader, name: string, opts: Opts): Ni
   };
 }
 
-const hasScaling = (h: NiftiHeader): boolean => h.sclSlope !== 0 && Number.isFinite(h.sclSlope);
+/** nibabel's rule: a zero or non-finite scl_slope means "no scaling". */
+export const hasScaling = (h: NiftiHeader): boolean => h.sclSlope !== 0 && Number.isFinite(h.sclSlope);
 
 /** Real-world values: raw*slope + inter in float64 (as nibabel get_fdata), stored as float32. */
 function scale(raw: NiftiTypedArray, h: NiftiHeader): Float32Array {
