@@ -7,7 +7,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
-import { applyOverrides, loadConfig, type PretrainConfig } from '../src/train/config.js';
+import { applyOverrides, loadConfig, validateConfig, type PretrainConfig } from '../src/train/config.js';
 import { buildT3dModel, loadT3dCheckpoint } from '../src/train/factory.js';
 import { pretrain } from '../src/train/trainer.js';
 import { listCheckpoints, resolveCheckpoint } from '../src/train/checkpoint.js';
@@ -31,6 +31,18 @@ const cliArgs = (out: string, ...more: string[]) => [cli, 'pretrain', '--config'
 test('setup: the tiny synthetic cache', async () => {
   await ensureCache(base());
   assert.ok(existsSync(join(cache, 'cache.json')));
+  assert.ok(existsSync(`${cache}-source`), 'the source volumes are kept by default');
+});
+
+test('data.synth.keepSource false: the source volumes are deleted once the cache is built, and the cache still trains', async () => {
+  const dir = join(tmp, 'no-source');
+  const c = applyOverrides(base(), [`data.cache=${dir}`, 'data.synth={"count":4,"seed":1,"validFraction":0.5,"keepSource":false}']);
+  await ensureCache(c);
+  assert.equal(existsSync(`${dir}-source`), false);
+  assert.equal(readCacheIndex(dir).entries.length, 4);
+  await ensureCache(c); // a complete cache is never regenerated, source or not
+  assert.equal(existsSync(`${dir}-source`), false);
+  assert.throws(() => validateConfig(applyOverrides(base(), ['data.synth={"count":4,"seed":1,"keepSource":"no"}'])), /data.synth.keepSource must be true or false/);
 });
 
 test('objective gradients (CLIP + text-informed TMA + SSL, mean-pooled text) match finite differences on a tiny float64 model', () => {

@@ -1,6 +1,6 @@
 // `t3d pretrain`: T3D pre-training from a config preset (+ overrides), on the synthetic set by default.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,8 @@ export async function ensureCache(c: PretrainConfig): Promise<void> {
   const p2 = new Progress('preprocess', src.records.length);
   const r = await buildCache(src, preset, c.data.cache, { onProgress: (d) => p2.update(d) });
   if (r.quarantined.length) throw new Error(`preprocessing quarantined ${r.quarantined.length} synthetic volumes: ${r.quarantined[0]!.reason}`);
+  // the cache holds everything training and evaluation read (volumes, masks, reports, labels)
+  if (c.data.synth.keepSource === false) rmSync(source, { recursive: true, force: true });
 }
 
 /** The tokenizer: given in the config, or trained on the training reports (and saved next to the run). */

@@ -13,8 +13,11 @@ export interface PretrainConfig {
   data: {
     /** preprocessed cache folder; built from `synth` when missing and synth is given */
     cache: string;
-    /** generate a synthetic dataset into `<cache>-source` and preprocess it when the cache does not exist */
-    synth?: { count: number; seed: number; validFraction?: number };
+    /**
+     * generate a synthetic dataset into `<cache>-source` and preprocess it when the cache does not exist;
+     * keepSource false deletes the source volumes once the cache is built (half the disk of a large study)
+     */
+    synth?: { count: number; seed: number; validFraction?: number; keepSource?: boolean };
     preset: string;
     trainSplit: string;
     valSplit: string;
@@ -113,6 +116,8 @@ export function validateConfig(c: PretrainConfig): void {
   if (f === 'local' && c.objective?.tma?.useText === false) problems.push("objective.tma.formulation 'local' aligns local views with the report's sentences: it needs objective.tma.useText true");
   if ((f === 'swapped' || f === 'local') && (m ?? 0) > 0) problems.push(`objective.tma.teacherMomentum applies to the 'fused' and 'teacher' formulations (formulation is '${f}')`);
   if (f === 'teacher' && !((m ?? 0) > 0)) problems.push("objective.tma.formulation 'teacher' takes its codes from an EMA teacher: set objective.tma.teacherMomentum in (0, 1), e.g. 0.99");
+  const keep = c.data?.synth?.keepSource;
+  if (keep !== undefined && typeof keep !== 'boolean') problems.push(`data.synth.keepSource must be true or false (got ${JSON.stringify(keep)})`);
   const src = c.data?.views?.localSource;
   if (src !== undefined && src !== 'global' && src !== 'cache') problems.push(`data.views.localSource must be 'global' or 'cache' (got ${JSON.stringify(src)})`);
   for (const v of c.objective?.tma?.codeViews ?? []) if (v !== 'text' && v !== 'global') problems.push(`objective.tma.codeViews: '${String(v)}' is not 'text' or 'global'`);
