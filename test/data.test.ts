@@ -9,7 +9,10 @@ import { readNiftiSync, encodeNifti } from '../src/io/nifti.js';
 import { loadPreset } from '../src/data/presets.js';
 import { writeSynthDataset } from '../src/data/synth/dataset.js';
 import { generateCase } from '../src/data/synth/generate.js';
-import { LABELS } from '../src/data/synth/findings.js';
+import { LABELS, renderFinding, type Finding } from '../src/data/synth/findings.js';
+import { Grid, addNoise, smooth } from '../src/data/synth/raster.js';
+import { LUNGS, paintAnatomy, sampleBody } from '../src/data/synth/anatomy.js';
+import { Rng } from '../src/util/rng.js';
 import { readSource } from '../src/data/sources.js';
 import { buildCache, readCacheIndex } from '../src/data/cache.js';
 import { Loader } from '../src/data/loader.js';
@@ -55,6 +58,47 @@ test('synthetic cases are deterministic in (seed, index) and labels agree with t
     });
   }
   assert.ok(positives > 25, 'findings occur');
+});
+
+// The fine-scale findings of the multi-resolution benchmark: lung-only blocks of a 1.3 × 1.3 × 2 mm phantom, averaged
+// over 1 (thin) or 3 × 3 × 2 voxels (≈ the 3.75 × 3.75 × 5 mm global view). Thick voxels average centrilobular holes
+// into the surrounding lung, as thick slices do in real CT (low-attenuation area below −950 HU falls with thickness).
+function lungFractions(finding: Finding | undefined, block: [number, number, number]): { below950: number; above700: number } {
+  const rng = new Rng(3, 0);
+  const g = new Grid([120, 288, 288], [1.3, 1.3, 2]);
+  const body = sampleBody(rng, 120 * 2 * 0.98);
+  paintAnatomy(g, body, rng);
+  if (finding) renderFinding(g, body, finding, rng);
+  smooth(g, 1);
+  addNoise(g, rng, 14);
+  const [d, h, w] = g.shape, [bz, by, bx] = block;
+  let lung = 0, low = 0, high = 0;
+  for (let k = 0; k + bz <= d; k += bz) for (let j = 0; j + by <= h; j += by) for (let i = 0; i + bx <= w; i += bx) {
+    let sum = 0, inLung = true;
+    for (let a = 0; a < bz; a++) for (let b = 0; b < by; b++) for (let c = 0; c < bx; c++) {
+      const idx = ((k + a) * h + j + b) * w + i + c;
+      inLung &&= LUNGS.has(g.label[idx]!);
+      sum += g.hu[idx]!;
+    }
+    if (!inLung) continue;
+    lung += 1;
+    if (sum / (bz * by * bx) < -950) low += 1;
+    if (sum / (bz * by * bx) > -700) high += 1;
+  }
+  return { below950: low / lung, above700: high / lung };
+}
+
+test('fine-scale findings: emphysema\'s holes show at thin voxels and mostly vanish at the global view\'s; septal lines add dense lung', () => {
+  const thin: [number, number, number] = [1, 1, 1], thick: [number, number, number] = [2, 3, 3];
+  const normal = lungFractions(undefined, thin);
+  assert.equal(normal.below950, 0, 'normal lung never reaches −950 HU');
+  assert.equal(lungFractions(undefined, thick).below950, 0);
+  const emphysema: Finding = { label: 'Emphysema', severity: 'mild' };
+  const [fine, coarse] = [lungFractions(emphysema, thin).below950, lungFractions(emphysema, thick).below950];
+  assert.ok(fine > 0.002, `mild emphysema: ${(100 * fine).toFixed(2)} % of thin lung voxels below −950 HU`);
+  assert.ok(coarse < 0.25 * fine, `at the global view's voxels ${(100 * coarse).toFixed(3)} % remain (thin: ${(100 * fine).toFixed(3)} %)`);
+  const septal = lungFractions({ label: 'Interlobular septal thickening', side: 'bilateral', severity: 'moderate' }, thin).above700;
+  assert.ok(septal > normal.above700 + 0.01, `septal thickening: ${(100 * septal).toFixed(2)} % of lung above −700 HU vs ${(100 * normal.above700).toFixed(2)} % without`);
 });
 
 test('t3d synth layout: CT-RATE files, HU via metadata, masks aligned, resumable', async () => {

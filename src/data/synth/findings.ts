@@ -151,7 +151,9 @@ export function renderFinding(g: Grid, body: Body, f: Finding, rng: Rng): void {
           const ang = rng.uniform(-2.2, -0.6), [a, b, c] = body.heartRadii;
           p = [hx + a * Math.cos(ang), hy + b * Math.sin(ang), hz + c * rng.uniform(-0.1, 0.7)];
         }
-        ellipsoid(g, p, [2.5, 2.5, 2.5], rng.uniform(450, 900));
+        // coronary plaques are small specks (2.4–5 mm); aortic ones 5 mm
+        const r = f.label === 'Arterial wall calcification' ? 2.5 : rng.uniform(1.2, 2.5);
+        ellipsoid(g, p, [r, r, r], rng.uniform(450, 900));
       }
       return;
     }
@@ -172,13 +174,12 @@ export function renderFinding(g: Grid, body: Body, f: Finding, rng: Rng): void {
       return;
     }
     case 'Emphysema': {
-      const n = 10 + 15 * sev;
-      for (let k = 0; k < n; k++) {
-        const side = rng.int(0, 1) as 0 | 1;
-        const p = lobePoint(body, side, rng.bool(0.75) ? 'upper' : 'lower', rng);
-        const r = rng.uniform(4, 10 + 3 * sev);
-        ellipsoid(g, p, [r, r, r], -985, within(LUNGS));
-      }
+      // Centrilobular: many small wall-less lucencies (2.4–6 mm), upper-lobe predominant, more with severity;
+      // severe disease adds a few bullae. Thick slices average the small holes into the surrounding lung (the
+      // lung's fraction below −950 HU falls with slice thickness), so most of this finding is fine-scale.
+      const hole = (r: number) => ellipsoid(g, lobePoint(body, rng.int(0, 1) as 0 | 1, rng.bool(0.75) ? 'upper' : 'lower', rng), [r, r, r], -990, within(LUNGS));
+      for (let k = 0; k < 1500 * (sev + 1); k++) hole(rng.uniform(1.2, 3));
+      if (sev === 2) for (let k = rng.int(2, 4); k > 0; k--) hole(rng.uniform(8, 14));
       return;
     }
     case 'Lung nodule': {
@@ -248,14 +249,21 @@ export function renderFinding(g: Grid, body: Body, f: Finding, rng: Rng): void {
       const septal = f.label === 'Interlobular septal thickening';
       for (const side of sidesOf(f.side)) {
         const c = body.lungCentre[side];
-        const n = (septal ? 40 : 6) + (septal ? 25 : 4) * sev;
+        const n = septal ? 300 + 200 * sev : 6 + 4 * sev;
         for (let k = 0; k < n; k++) {
           const ang = rng.uniform(0, 2 * Math.PI);
           const zf = septal ? rng.uniform(-0.7, 0.6) : rng.uniform(-0.7, 0.1);
           const p: Vec3 = [c[0] + body.lungRadii[0] * 0.85 * Math.cos(ang), c[1] + body.lungRadii[1] * 0.85 * Math.sin(ang), c[2] + body.lungRadii[2] * zf];
-          const len = septal ? rng.uniform(6, 12) : rng.uniform(15, 35);
-          const q: Vec3 = [p[0] + rng.uniform(-1, 1) * len, p[1] + rng.uniform(-1, 1) * len, p[2] + rng.uniform(-1, 1) * len * 0.5];
-          capsule(g, p, q, septal ? 1.2 : 2.2, septal ? -250 : -60, within(LUNGS));
+          if (septal) {
+            // thickened septa: 1.8 mm lines of 1–2 cm running in from the pleura (a fine-scale finding: thick
+            // slices blur them into faint haze)
+            const len = rng.uniform(10, 20), dx = -Math.cos(ang) + rng.uniform(-0.4, 0.4), dy = -Math.sin(ang) + rng.uniform(-0.4, 0.4), dz = rng.uniform(-0.3, 0.3);
+            const norm = Math.hypot(dx, dy, dz);
+            capsule(g, p, [p[0] + (dx / norm) * len, p[1] + (dy / norm) * len, p[2] + (dz / norm) * len], 0.9, -100, within(LUNGS));
+          } else {
+            const len = rng.uniform(15, 35);
+            capsule(g, p, [p[0] + rng.uniform(-1, 1) * len, p[1] + rng.uniform(-1, 1) * len, p[2] + rng.uniform(-1, 1) * len * 0.5], 2.2, -60, within(LUNGS));
+          }
         }
       }
       return;
