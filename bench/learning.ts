@@ -5,7 +5,7 @@
 // Env: CONFIG (cpu-96), COUNT (1000 volumes, VALID_FRACTION 0.4 held out), SEEDS (0,1,2), STEPS (300), VARIANTS
 // (random-init,clip-only,t3d; simclr, restoration and ablations below), VALIDATE_EVERY (STEPS), OUT (runs/learning).
 // The data cache lives under runs/learning (cache for cpu-96, cache-<config> otherwise), so every study of a config
-// evaluates on the same held-out volumes.
+// evaluates on the same held-out volumes; the synthetic source volumes are deleted once it is built.
 // `*-warm` variants start from a text encoder pre-trained by `t3d pretrain-text` on the same training reports
 // (<OUT>/text, TEXT_STEPS 1000, seed 0, shared by every seed and variant) with the text tower at 0.1× the lr.
 import { spawnSync } from 'node:child_process';
@@ -20,7 +20,7 @@ const steps = Number(process.env.STEPS ?? 300);
 const validateEvery = Number(process.env.VALIDATE_EVERY ?? steps);
 const config = process.env.CONFIG ?? 'cpu-96';
 const cache = join(root, 'runs', 'learning', config === 'cpu-96' ? 'cache' : `cache-${config}`);
-const synth = { count: Number(process.env.COUNT ?? 1000), seed: 0, validFraction: Number(process.env.VALID_FRACTION ?? 0.4) };
+const synth = { count: Number(process.env.COUNT ?? 1000), seed: 0, validFraction: Number(process.env.VALID_FRACTION ?? 0.4), keepSource: false };
 const common = ['--config', config, '--set', `data.cache=${cache}`, '--set', `data.synth=${JSON.stringify(synth)}`,
   '--set', `train.validateEvery=${validateEvery}`, '--set', `train.checkpointEvery=${validateEvery}`, '--set', 'train.logEvery=50'];
 const warm = ['--set', `model.text.pretrained=${join(out, 'text')}`, '--set', 'optim.textLrScale=0.1'];
