@@ -10,11 +10,13 @@
 // first layer sees the finer voxels; 'same' is the global model's network on f³ times the voxels through every stage
 // (the first two runs: it learns far more slowly under the same budget).
 // Env: OUT (runs/ceiling), COUNT (800 volumes), VALID_FRACTION (0.3 held out), EPOCHS (12), KEEP (results/ceiling),
-// GAIN (0.05), FULL_NET (matched | same).
+// GAIN (0.05), FULL_NET (matched | same), CACHE (a built cpu-mr cache to measure on instead, e.g. the TMA study's:
+// the subset is then defined on that study's own held-out volumes; COUNT and VALID_FRACTION are unused).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { globalShapeOf, loadPreset } from '../src/data/presets.js';
+import { readCacheIndex } from '../src/data/cache.js';
 import { loadConfig } from '../src/train/config.js';
 import { packageRoot } from '../src/util/paths.js';
 
@@ -33,12 +35,13 @@ const run = (args: string[]) => {
   if (r.status !== 0) throw new Error(`t3d ${args.join(' ')} failed (exit ${r.status})`);
 };
 mkdirSync(out, { recursive: true });
+const cache = resolve(root, process.env.CACHE ?? join(out, 'cache'));
 
 // the data (cpu-mr synthetic volumes, cached at full resolution) and an untrained checkpoint that names the architecture
 const init = join(out, 'init');
 const initRun = (dir: string, extra: string[] = []) => {
   if (existsSync(join(dir, 'checkpoints'))) return;
-  run(['pretrain', '--config', 'cpu-mr', '--set', `data.cache=${join(out, 'cache')}`, '--set', `data.synth={"count":${count},"seed":0,"validFraction":${validFraction}}`,
+  run(['pretrain', '--config', 'cpu-mr', '--set', `data.cache=${cache}`, '--set', `data.synth={"count":${count},"seed":0,"validFraction":${validFraction}}`,
     '--set', 'optim.lr=1e-12', '--set', 'objective.tma.weight=0', '--set', 'train.validateEvery=1', ...extra.flatMap((x) => ['--set', x]), '--steps', '1', '--out', dir]);
 };
 initRun(init);
@@ -82,7 +85,9 @@ const table = [`| label | test positives | global view ${globalShapeOf(preset).j
 const verdict = learned
   ? `Fine-grained subset (gain ≥ ${minGain}): ${fine.length ? fine.join(', ') : 'none'}\n`
   : `Inconclusive: the full-resolution model learned less overall (macro ${fmt(f.result.macro.auroc)} vs ${fmt(g.result.macro.auroc)} at the global view), so no subset is defined; rerun with a larger budget (COUNT, EPOCHS).\n`;
-const summary = `# Supervised ceiling per label (cpu-mr, ${count} volumes, ${Math.round(validFraction * 100)} % held out, random init, BCE, 100 % of the labels, ${epochs} epochs; full-resolution network: ${fullNet})\n\n${table}\n\n${verdict}`;
+const entries = readCacheIndex(cache).entries;
+const heldOut = entries.filter((e) => e.split === 'valid').length;
+const summary = `# Supervised ceiling per label (cpu-mr, ${entries.length} volumes, ${heldOut} held out, random init, BCE, 100 % of the labels, ${epochs} epochs; full-resolution network: ${fullNet})\n\n${table}\n\n${verdict}`;
 writeFileSync(join(keep, 'ceiling.md'), summary);
 if (learned) writeFileSync(join(keep, 'fine-grained.json'), JSON.stringify({ name: 'fine-grained', rule: `full-resolution AUROC − global-view AUROC ≥ ${minGain}`, labels: fine }, null, 2) + '\n');
 console.log(summary);

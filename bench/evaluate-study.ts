@@ -1,6 +1,7 @@
 // `npm run experiment:evaluate`: `t3d eval all` on every run of a study folder (each `<method>-s<seed>` with
 // checkpoints), then `t3d eval compare` over them. Resumable: finished evaluation records are skipped.
-// Env: OUT (runs/baselines), EVAL_CONFIG (default), TASKS (all, or a comma list such as zeroshot,retrieval,probe).
+// Env: OUT (runs/baselines), EVAL_CONFIG (default; a comma list evaluates with each, e.g. tma-study,tma-study-full for
+// both scales), TASKS (all, or a comma list such as zeroshot,retrieval,probe).
 // Runs that are still pre-training (no checkpoint yet) are skipped; rerun to pick them up.
 // PRETRAIN=<methods> (e.g. random-init,clip-only,t3d,simclr,restoration) with SEEDS (0,1,2) instead goes run by run:
 // pre-train it (`experiment:learning`, same settings), evaluate it, then copy its records and metrics.jsonl to KEEP
@@ -13,7 +14,7 @@ import { packageRoot } from '../src/util/paths.js';
 
 const root = packageRoot();
 const out = resolve(root, process.env.OUT ?? join('runs', 'baselines'));
-const config = process.env.EVAL_CONFIG ?? 'default';
+const configs = (process.env.EVAL_CONFIG ?? 'default').split(',');
 const tasks = process.env.TASKS ?? 'all';
 const cli = join(root, 'dist', 'src', 'app', 'cli.js');
 const spawn = (script: string, args: string[], env: Record<string, string> = {}) => {
@@ -35,7 +36,7 @@ if (methods) {
         continue;
       }
       spawn(join(root, 'dist', 'bench', 'learning.js'), [], { VARIANTS: method, SEEDS: seed, OUT: out });
-      node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
+      for (const config of configs) node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
       mkdirSync(join(kept, 'eval'), { recursive: true });
       // the kept records name checkpoints and data relative to the package root: no machine paths in the repository
       const relative = (text: string) => text.split(root + sep).join('');
@@ -43,7 +44,7 @@ if (methods) {
         writeFileSync(join(kept, 'eval', f), relative(readFileSync(join(out, run, 'eval', f), 'utf8')));
       }
       copyFileSync(join(out, run, 'metrics.jsonl'), join(kept, 'metrics.jsonl'));
-      writeFileSync(join(kept, 'complete.json'), JSON.stringify({ tasks, evalConfig: config, finishedAt: new Date().toISOString() }) + '\n');
+      writeFileSync(join(kept, 'complete.json'), JSON.stringify({ tasks, evalConfig: configs.join(','), finishedAt: new Date().toISOString() }) + '\n');
     }
   }
   node(['eval', 'compare', '--runs', keep]);
@@ -51,6 +52,6 @@ if (methods) {
   // seeds outer, methods inner: every method has a first seed evaluated before any gets a second
   const runs = readdirSync(out).filter((d) => /-s\d+$/.test(d) && existsSync(join(out, d, 'checkpoints')))
     .sort((a, b) => Number(a.split('-s').pop()) - Number(b.split('-s').pop()) || a.localeCompare(b));
-  for (const run of runs) node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
+  for (const run of runs) for (const config of configs) node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
   node(['eval', 'compare', '--runs', out]);
 }
