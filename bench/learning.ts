@@ -1,7 +1,7 @@
 // `npm run experiment:learning`: T3D vs CLIP-only vs random init on a synthetic benchmark (CONFIG, cpu-96 by
 // default; cpu-mr for the multi-resolution study), several seeds, zero-shot macro-AUROC and retrieval on the held-out
-// split. Runs the CLI per setting and reads each run's final validation from metrics.jsonl; prints mean ± sd and
-// writes <out>/summary.json.
+// split. Runs the CLI per setting and reads each run's validations from metrics.jsonl; prints the final ones' mean ±
+// sd and each run's curve (VALIDATE_EVERY < STEPS), and writes both to <out>/summary.json.
 // Env: CONFIG (cpu-96), COUNT (1000 volumes, VALID_FRACTION 0.4 held out), SEEDS (0,1,2), STEPS (300), VARIANTS
 // (random-init,clip-only,t3d; simclr, restoration and ablations below), VALIDATE_EVERY (STEPS), OUT (runs/learning).
 // The data cache lives under runs/learning (cache for cpu-96, cache-<config> otherwise), so every study of a config
@@ -55,7 +55,7 @@ const chosen = process.env.VARIANTS?.split(',') ?? ['random-init', 'clip-only', 
 for (const v of chosen) if (!allVariants[v]) throw new Error(`VARIANTS: unknown variant '${v}' (known: ${Object.keys(allVariants).join(', ')})`);
 const variants = Object.fromEntries(chosen.map((v) => [v, allVariants[v]!]));
 
-interface Row { variant: string; seed: number; auroc: number; r5: number; seconds: number }
+interface Row { variant: string; seed: number; auroc: number; r5: number; seconds: number; curve: { step: number; auroc: number; r5: number }[] }
 const rows: Row[] = [];
 mkdirSync(out, { recursive: true });
 if (chosen.some((v) => v.endsWith('-warm'))) {
@@ -70,9 +70,13 @@ for (const seed of seeds) {
       const r = spawnSync('node', [join(root, 'dist', 'src', 'app', 'cli.js'), 'pretrain', ...common, ...args, '--set', `train.seed=${seed}`, '--out', dir, '--resume'], { stdio: 'inherit' });
       if (r.status !== 0) throw new Error(`${variant} seed ${seed} failed`);
     }
-    const last = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { validation?: Record<string, number> }).filter((l) => l.validation).pop()!;
-    rows.push({ variant, seed, auroc: last.validation!.zeroShotAuroc!, r5: last.validation!.r2vR5!, seconds: (Date.now() - t0) / 1000 });
-    console.log(`${variant} seed ${seed}: zero-shot macro-AUROC ${last.validation!.zeroShotAuroc!.toFixed(3)}, report→volume R@5 ${last.validation!.r2vR5!.toFixed(3)}`);
+    // every validation of the run: the curve that shows whether a method has plateaued at this budget
+    const curve = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; validation?: Record<string, number> })
+      .filter((l) => l.validation).map((l) => ({ step: l.step, auroc: l.validation!.zeroShotAuroc!, r5: l.validation!.r2vR5! }));
+    const last = curve[curve.length - 1]!;
+    rows.push({ variant, seed, auroc: last.auroc, r5: last.r5, seconds: (Date.now() - t0) / 1000, curve });
+    console.log(`${variant} seed ${seed}: zero-shot macro-AUROC ${last.auroc.toFixed(3)}, report→volume R@5 ${last.r5.toFixed(3)}`);
+    if (curve.length > 1) console.log(`  curve (step: zero-shot AUROC) ${curve.map((c) => `${c.step}: ${c.auroc.toFixed(3)}`).join(', ')}`);
   }
 }
 const stats = (xs: number[]) => { const m = xs.reduce((a, b) => a + b, 0) / xs.length; return { mean: m, sd: Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / Math.max(1, xs.length - 1)) }; };
