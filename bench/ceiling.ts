@@ -1,7 +1,8 @@
 // `npm run experiment:ceiling`: the supervised ceiling per label on the multi-resolution benchmark (cpu-mr), at the
 // global view (64×96×96, the cpu-96 grid) and at the cache's full resolution (128×192×192): the same ResNet3D from
 // random init, trained with BCE on 100 % of the training labels under the same budget. Labels that gain from
-// resolution form the fine-grained subset. Resumable (each step skips what is done). Records are copied to KEEP.
+// resolution (by ≥ GAIN, with the gain's paired bootstrap CI over the test volumes above 0) form the fine-grained
+// subset. Resumable (each step skips what is done). Records are copied to KEEP.
 // Every epoch of the budget runs (no early stopping: the full-resolution model starts slower) and the best epoch on
 // validation is kept. The subset is only defined when the full-resolution model learned at least as well overall
 // (macro AUROC within 0.02 of the global view's); otherwise the run is reported as inconclusive.
@@ -17,6 +18,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join, resolve } from 'node:path';
 import { globalShapeOf, loadPreset } from '../src/data/presets.js';
 import { readCacheIndex } from '../src/data/cache.js';
+import { pairedBootstrapDiff } from '../src/eval/bootstrap.js';
+import { auroc } from '../src/eval/metrics.js';
 import { loadConfig } from '../src/train/config.js';
 import { packageRoot } from '../src/util/paths.js';
 
@@ -61,7 +64,8 @@ for (const scale of ['global', 'full'] as const) {
 }
 
 interface PerLabel { label: string; positives: number; auroc: number }
-interface Rec { meta: Record<string, unknown>; result: { macro: { auroc: number }; perLabel: PerLabel[]; aurocCi: [number, number][] } }
+interface Transfer { labelNames: string[]; testNames: string[]; testScores: number[][]; testLabels: number[][] }
+interface Rec { meta: Record<string, unknown>; result: { macro: { auroc: number }; perLabel: PerLabel[]; aurocCi: [number, number][]; transfer: Transfer } }
 const read = (name: string) => JSON.parse(readFileSync(join(out, 'eval', name), 'utf8')) as Rec;
 const [g, f] = [read('finetune-100pct.json'), read('finetune-100pct-full.json')];
 mkdirSync(keep, { recursive: true });
@@ -70,24 +74,34 @@ for (const name of ['finetune-100pct.json', 'finetune-100pct-full.json']) {
   writeFileSync(join(keep, name), readFileSync(join(out, 'eval', name), 'utf8').split(`${root}/`).join(''));
 }
 copyFileSync(join(out, 'eval-full.json'), join(keep, 'eval-full.json'));
+// the gain's 95 % CI: a paired bootstrap over the test volumes, which both models scored
+const [gt, ft] = [g.result.transfer, f.result.transfer];
+if (gt.testNames.join() !== ft.testNames.join()) throw new Error('the two ceiling records were tested on different volumes');
+const column = (t: Transfer, label: string, idx: Int32Array, what: 'testScores' | 'testLabels') => {
+  const j = t.labelNames.indexOf(label);
+  return Array.from(idx, (i) => t[what][i]![j]!);
+};
 const rows = g.result.perLabel.map((p, i) => {
   const full = f.result.perLabel.find((q) => q.label === p.label)!;
   const ci = f.result.aurocCi[f.result.perLabel.indexOf(full)]!;
-  return { label: p.label, positives: p.positives, global: p.auroc, globalCi: g.result.aurocCi[i]!, full: full.auroc, fullCi: ci, gain: full.auroc - p.auroc };
+  const at = (t: Transfer) => (idx: Int32Array) => auroc(column(t, p.label, idx, 'testScores'), column(gt, p.label, idx, 'testLabels'));
+  const d = pairedBootstrapDiff(gt.testNames.length, at(ft), at(gt), { resamples: 1000, seed: 0 });
+  return { label: p.label, positives: p.positives, global: p.auroc, globalCi: g.result.aurocCi[i]!, full: full.auroc, fullCi: ci, gain: full.auroc - p.auroc, gainCi: [d.lo, d.hi] as [number, number] };
 });
 const learned = f.result.macro.auroc >= g.result.macro.auroc - 0.02;
-const fine = rows.filter((r) => r.gain >= minGain).map((r) => r.label);
+const fine = rows.filter((r) => r.gain >= minGain && r.gainCi[0] > 0).map((r) => r.label);
 const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '—');
 const fullName = `full resolution ${preset.shape.join('×')}${fullNet === 'matched' ? ` (${fullLayer1})` : ''}`;
-const table = [`| label | test positives | global view ${globalShapeOf(preset).join('×')} | ${fullName} | gain |`, '|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.label} | ${r.positives} | ${fmt(r.global)} [${fmt(r.globalCi[0])}, ${fmt(r.globalCi[1])}] | ${fmt(r.full)} [${fmt(r.fullCi[0])}, ${fmt(r.fullCi[1])}] | ${r.gain >= 0 ? '+' : ''}${fmt(r.gain)} |`),
-  `| macro | | ${fmt(g.result.macro.auroc)} | ${fmt(f.result.macro.auroc)} | ${fmt(f.result.macro.auroc - g.result.macro.auroc)} |`].join('\n');
+const signed = (x: number) => `${x >= 0 ? '+' : ''}${fmt(x)}`;
+const table = [`| label | test positives | global view ${globalShapeOf(preset).join('×')} | ${fullName} | gain [paired 95 % CI] |`, '|---|---|---|---|---|',
+  ...rows.map((r) => `| ${r.label} | ${r.positives} | ${fmt(r.global)} [${fmt(r.globalCi[0])}, ${fmt(r.globalCi[1])}] | ${fmt(r.full)} [${fmt(r.fullCi[0])}, ${fmt(r.fullCi[1])}] | ${signed(r.gain)} [${signed(r.gainCi[0])}, ${signed(r.gainCi[1])}] |`),
+  `| macro | | ${fmt(g.result.macro.auroc)} | ${fmt(f.result.macro.auroc)} | ${signed(f.result.macro.auroc - g.result.macro.auroc)} |`].join('\n');
 const verdict = learned
-  ? `Fine-grained subset (gain ≥ ${minGain}): ${fine.length ? fine.join(', ') : 'none'}\n`
+  ? `Fine-grained subset (gain ≥ ${minGain} with its paired 95 % CI above 0): ${fine.length ? fine.join(', ') : 'none'}\n`
   : `Inconclusive: the full-resolution model learned less overall (macro ${fmt(f.result.macro.auroc)} vs ${fmt(g.result.macro.auroc)} at the global view), so no subset is defined; rerun with a larger budget (COUNT, EPOCHS).\n`;
 const entries = readCacheIndex(cache).entries;
 const heldOut = entries.filter((e) => e.split === 'valid').length;
 const summary = `# Supervised ceiling per label (cpu-mr, ${entries.length} volumes, ${heldOut} held out, random init, BCE, 100 % of the labels, ${epochs} epochs; full-resolution network: ${fullNet})\n\n${table}\n\n${verdict}`;
 writeFileSync(join(keep, 'ceiling.md'), summary);
-if (learned) writeFileSync(join(keep, 'fine-grained.json'), JSON.stringify({ name: 'fine-grained', rule: `full-resolution AUROC − global-view AUROC ≥ ${minGain}`, labels: fine }, null, 2) + '\n');
+if (learned) writeFileSync(join(keep, 'fine-grained.json'), JSON.stringify({ name: 'fine-grained', rule: `full-resolution AUROC − global-view AUROC ≥ ${minGain}, paired 95 % CI above 0`, labels: fine }, null, 2) + '\n');
 console.log(summary);
