@@ -3,6 +3,7 @@
 // the group's timeout passes; a dead peer therefore surfaces as an Error after at most the timeout, never a hang.
 // Builds without Gloo headers (a libtorch without them) compile to distAvailable() = false.
 #include <cstdlib>
+#include <map>
 #include <sstream>
 #include "common.h"
 
@@ -11,6 +12,8 @@
 #define USE_C10D_GLOO 1  // what a libtorch built with Gloo defines for its own sources; the headers hide the class without it
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #endif
 
 namespace t3d {
@@ -44,6 +47,101 @@ void checkCpu(const std::vector<at::Tensor>& ts) {
     if (!t.device().is_cpu()) throw ArgError("distributed: the Gloo backend takes CPU tensors");
     if (!t.is_contiguous()) throw ArgError("distributed: collectives need contiguous tensors");
   }
+}
+
+// The gradient allReduce of data-parallel training, overlapped with backward as DDP's Reducer does it: parameters
+// sit in fixed buckets (the caller's order, about backward's order; the first bucket small so communication starts
+// early). A hook after each parameter's gradient accumulation counts it in; when every parameter of a bucket that
+// was used last step is in, the bucket's gradients are copied into one flat buffer and its allreduce starts on
+// Gloo's threads while backward goes on. Buckets start in index order on every rank, as c10d requires the same
+// collective order everywhere. wait() starts the rest and waits; a parameter whose gradient arrived after its bucket
+// had started makes it return true, and the caller agrees across ranks whether to redo the reduction.
+struct Reducer {
+  struct Bucket {
+    std::vector<size_t> members;
+    at::Tensor flat;
+    size_t pending = 0;
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  std::vector<at::Tensor> params;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::vector<uintptr_t> hookKeys;
+  std::vector<size_t> bucketOf;
+  std::vector<bool> used;  // had a gradient at the last wait(): the parameters a bucket waits for
+  std::vector<Bucket> buckets;
+  size_t next = 0;  // the first bucket not started
+  bool armed = false, late = false;
+  std::mutex mu;
+
+  ~Reducer() {
+    for (size_t i = 0; i < accumulators.size(); ++i) accumulators[i]->del_post_hook(hookKeys[i]);
+  }
+  void start(size_t k) {
+    at::NoGradGuard noGrad;
+    Bucket& b = buckets[k];
+    int64_t at = 0;
+    for (size_t i : b.members) {
+      const int64_t n = params[i].numel();
+      at::Tensor slice = b.flat.narrow(0, at, n);
+      const at::Tensor& g = params[i].grad();
+      if (g.defined()) slice.copy_(g.reshape(-1)); else slice.zero_();
+      at += n;
+    }
+    std::vector<at::Tensor> ts{b.flat};
+    b.work = current().pg->allreduce(ts);
+  }
+  void arm() {
+    std::lock_guard<std::mutex> lock(mu);
+    for (Bucket& b : buckets) {
+      b.pending = 0;
+      for (size_t i : b.members) b.pending += used[i] ? 1 : 0;
+      b.work.reset();
+    }
+    next = 0;
+    late = false;
+    armed = true;
+  }
+  void ready(size_t i) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed) return;
+    const size_t k = bucketOf[i];
+    if (k < next) { late = true; return; }
+    // a parameter unused last step is not waited for; if it has a gradient by the time its bucket starts, it goes in
+    if (used[i] && buckets[k].pending > 0) buckets[k].pending -= 1;
+    while (next < buckets.size() && buckets[next].pending == 0) start(next++);
+  }
+  bool wait() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!armed) throw std::runtime_error("distributed: reducer wait() without arm() before the backward pass");
+      while (next < buckets.size()) start(next++);
+      armed = false;
+    }
+    for (Bucket& b : buckets) b.work->wait();
+    for (size_t i = 0; i < params.size(); ++i) used[i] = params[i].grad().defined();
+    return late;
+  }
+  void writeBack(bool redo) {
+    at::NoGradGuard noGrad;
+    if (redo) for (size_t k = 0; k < buckets.size(); ++k) { start(k); buckets[k].work->wait(); }
+    for (Bucket& b : buckets) {
+      int64_t at = 0;
+      for (size_t i : b.members) {
+        at::Tensor g = params[i].grad();
+        const int64_t n = params[i].numel();
+        if (g.defined()) g.copy_(b.flat.narrow(0, at, n).view(g.sizes()));
+        at += n;
+      }
+    }
+  }
+};
+std::map<int64_t, std::unique_ptr<Reducer>> reducers;
+int64_t nextReducer = 1;
+
+Reducer& reducerOf(int64_t id) {
+  auto it = reducers.find(id);
+  if (it == reducers.end()) throw std::runtime_error("distributed: no such gradient reducer (disposed?)");
+  return *it->second;
 }
 
 }  // namespace
@@ -90,6 +188,7 @@ void initDistributed(Napi::Env env, Napi::Object exports) {
     return a.undef();
   });
   defineOp(env, exports, "distDestroy", [](Args& a) {
+    reducers.clear();
     group.reset();
     return a.undef();
   });
@@ -126,6 +225,67 @@ void initDistributed(Napi::Env env, Napi::Object exports) {
     // a barrier as an all-reduce of one element: Gloo's barrier has no timeout of its own in every version
     std::vector<at::Tensor> ts{at::zeros({1})};
     current().pg->allreduce(ts)->wait();
+    return a.undef();
+  });
+  // reducerCreate(params, firstBucketBytes, bucketBytes) -> id: buckets in the given order, hooks registered
+  defineOp(env, exports, "distReducerCreate", [](Args& a) {
+    current();
+    auto r = std::make_unique<Reducer>();
+    r->params = a.tl(0);
+    const int64_t first = a.i(1), cap = a.i(2);
+    if (first < 1 || cap < 1) throw ArgError("distributed: bucket sizes must be positive");
+    int64_t filled = 0;
+    for (size_t i = 0; i < r->params.size(); ++i) {
+      const at::Tensor& p = r->params[i];
+      if (!p.requires_grad() || !p.is_leaf()) throw ArgError("distributed: a reducer takes leaf parameters that require grad");
+      if (!p.device().is_cpu()) throw ArgError("distributed: the Gloo backend takes CPU tensors");
+      const int64_t bytes = p.numel() * static_cast<int64_t>(p.element_size());
+      // a new bucket when the current one would overflow (bucket 0's limit is `first`) or the dtype changes
+      const int64_t limit = r->buckets.size() <= 1 ? first : cap;
+      const bool sameType = !r->buckets.empty() && r->params[r->buckets.back().members.front()].scalar_type() == p.scalar_type();
+      if (!sameType || (filled > 0 && filled + bytes > limit)) {
+        r->buckets.emplace_back();
+        filled = 0;
+      }
+      r->buckets.back().members.push_back(i);
+      r->bucketOf.push_back(r->buckets.size() - 1);
+      filled += bytes;
+    }
+    for (auto& b : r->buckets) {
+      int64_t n = 0;
+      for (size_t i : b.members) n += r->params[i].numel();
+      b.flat = at::empty({n}, r->params[b.members.front()].options().requires_grad(false));
+    }
+    r->used.assign(r->params.size(), true);
+    Reducer* raw = r.get();
+    for (size_t i = 0; i < r->params.size(); ++i) {
+      auto acc = torch::autograd::impl::grad_accumulator(r->params[i]);
+      r->hookKeys.push_back(acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+          [raw, i](const torch::autograd::variable_list& outputs, const torch::autograd::variable_list&) {
+            raw->ready(i);
+            return outputs;
+          })));
+      r->accumulators.push_back(std::move(acc));
+    }
+    const int64_t id = nextReducer++;
+    const double buckets = static_cast<double>(r->buckets.size());
+    reducers[id] = std::move(r);
+    Napi::Array res = Napi::Array::New(a.env(), 2);
+    res.Set(0u, Napi::Number::New(a.env(), static_cast<double>(id)));
+    res.Set(1u, Napi::Number::New(a.env(), buckets));
+    return static_cast<Napi::Value>(res);
+  });
+  defineOp(env, exports, "distReducerArm", [](Args& a) {
+    reducerOf(a.i(0)).arm();
+    return a.undef();
+  });
+  defineOp(env, exports, "distReducerWait", [](Args& a) { return a.boolean(reducerOf(a.i(0)).wait()); });
+  defineOp(env, exports, "distReducerWriteBack", [](Args& a) {
+    reducerOf(a.i(0)).writeBack(a.b(1));
+    return a.undef();
+  });
+  defineOp(env, exports, "distReducerDispose", [](Args& a) {
+    reducers.erase(a.i(0));
     return a.undef();
   });
 #else

@@ -69,6 +69,29 @@ test('gatherWithLocalGrad: the ranks\' gradients are the single-process gradient
   }
 });
 
+test('bucketed gradient reducer: every rank ends with the sum of the ranks\' gradients, also when a gradient comes after its bucket started', { skip, timeout: 120_000 }, async () => {
+  const ranks = await launch('reducer', 2);
+  ranks.forEach((r) => assert.equal(r.code, 0, r.err));
+  type Step = { late: boolean; reduced: (number[] | null)[]; local: (number[] | null)[] };
+  const steps = ranks.map((r) => r.out!.steps as Step[]);
+  for (const r of ranks) assert.equal(r.out!.buckets, 3);
+  // only step 1 has a late gradient (U's, on both ranks)
+  assert.deepEqual(steps.map((s) => s.map((x) => x.late)), [[false, true, false], [false, true, false]]);
+  for (let step = 0; step < 3; step++) {
+    for (let k = 0; k < 4; k++) {
+      const locals = steps.map((s) => s[step]!.local[k]!);
+      if (step === 0 && k === 1) {
+        // unused everywhere: no gradient, as in a single process
+        steps.forEach((s) => assert.equal(s[0]!.reduced[1], null));
+        continue;
+      }
+      const sum = locals[0]!.map((v, i) => v + locals[1]![i]!);
+      assert.ok(sum.some((v) => Math.abs(v) > 1e-3));
+      for (const s of steps) s[step]!.reduced[k]!.forEach((v, i) => assert.ok(Math.abs(v - sum[i]!) < 1e-5, `step ${step} param ${k} [${i}]: ${v} vs ${sum[i]}`));
+    }
+  }
+});
+
 test('a peer that dies makes the survivor fail with a clear error, without hanging', { skip, timeout: 120_000 }, async () => {
   const [r0, r1] = await launch('peer-dies', 2, { T3D_DIST_TIMEOUT_MS: '5000' });
   assert.equal(r1!.code, 3);

@@ -89,6 +89,15 @@ export const distributed = {
     }
   },
 
+  /**
+   * The gradient allReduce overlapped with backward, in buckets (DDP's scheme; `GradientReducer`). `params` in about
+   * the order backward produces their gradients (reverse registration order), identical on every rank.
+   */
+  reducer(params: Tensor[], opts: { firstBucketBytes?: number; bucketBytes?: number } = {}): GradientReducer {
+    current('reducer');
+    return new GradientReducer(params, opts.firstBucketBytes ?? 1 << 20, opts.bucketBytes ?? 25 << 20);
+  },
+
   barrier(): void {
     collective('barrier', () => N.distBarrier());
   },
@@ -108,3 +117,24 @@ export const distributed = {
     return out;
   },
 };
+
+/**
+ * Sums parameter gradients over ranks while backward runs. Per step: `arm()` before the backward pass, then `wait()`
+ * after it (also on a rank that skipped it: every rank must issue the same collectives), then `writeBack(redo)` with
+ * `redo` agreed over ranks (true when any rank's wait() returned true: a gradient arrived after its bucket had
+ * started, e.g. a parameter used for the first time; the buckets are then reduced again from the gradients).
+ * Parameters without a gradient count as zeros and keep no gradient.
+ */
+export class GradientReducer {
+  private id: number;
+  readonly buckets: number;
+  constructor(params: Tensor[], firstBucketBytes: number, bucketBytes: number) {
+    const [id, buckets] = N.distReducerCreate(params.map((p) => p.id), firstBucketBytes, bucketBytes) as [number, number];
+    this.id = id;
+    this.buckets = buckets;
+  }
+  arm(): void { N.distReducerArm(this.id); }
+  wait(): boolean { return collective('allReduce', () => N.distReducerWait(this.id) as boolean); }
+  writeBack(redo: boolean): void { collective('allReduce', () => N.distReducerWriteBack(this.id, redo)); }
+  dispose(): void { N.distReducerDispose(this.id); }
+}

@@ -5,7 +5,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
-import { optim, type Tensor } from '../torch/index.js';
+import { optim, type GradientReducer, type Tensor } from '../torch/index.js';
 import { type Loader, batchToTensors } from '../data/loader.js';
 import { type T3dModel } from '../models/t3d.js';
 import { type WordPieceTokenizer, toBigInt64 } from '../text/wordpiece.js';
@@ -60,24 +60,14 @@ function paramGroups(model: T3dModel, c: PretrainConfig): optim.GroupSpec<optim.
 }
 
 /**
- * Data-parallel: every rank's gradients summed (one flat allReduce). Each rank's loss is the global batch's (CLIP
- * over gathered embeddings, local means scaled by 1/worldSize), so the sum is the single-process gradient for every
+ * Data-parallel: every rank's gradients summed, bucket by bucket while backward runs (GradientReducer, in reverse
+ * registration order: about the order backward produces them). Each rank's loss is the global batch's (CLIP over
+ * gathered embeddings, local means scaled by 1/worldSize), so the sum is the single-process gradient for every
  * parameter that acts per volume; the logit scale acts after the gather, where every rank already has the whole
  * gradient, so its sum is divided by the world size.
  */
-function allReduceGradients(model: T3dModel, world: number): void {
-  torch.noGrad(() => torch.tidy(() => {
-    const params = model.parameters().filter((p) => p.grad !== undefined);
-    const grads = params.map((p) => p.grad!);
-    const flat = torch.cat(grads.map((g) => g.reshape(-1)));
-    torch.distributed.allReduce(flat);
-    let at = 0;
-    for (const g of grads) {
-      g.copy_(flat.narrow(0, at, g.numel).reshape(...g.shape));
-      at += g.numel;
-    }
-    model.logit_scale.value.grad?.div_(world);
-  }));
+function gradientReducer(model: T3dModel): GradientReducer {
+  return torch.distributed.reducer(model.parameters().filter((p) => p.requiresGrad).reverse());
 }
 
 /** Data-parallel: every rank starts from rank 0's parameters and buffers. */
@@ -139,6 +129,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   };
 
   if (world > 1) broadcastModel(d.model);
+  const reducer = world > 1 ? gradientReducer(d.model) : undefined;
   d.model.train();
   const t0 = performance.now();
   let lastLoss = NaN;
@@ -157,6 +148,8 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
         if (next.done) break;
         const raw = next.value;
         state.batchInEpoch += 1;
+        // the reducer counts gradients in during the backward pass that completes the step
+        if (reducer && micro + 1 === c.optim.gradAccum) reducer.arm();
         const result = torch.tidy(() => {
           const views = batchToTensors(raw, d.loader, d.device);
           const texts = raw.reports.map((r, i) => augmentReport(r, new Rng(seed, state.epoch, raw.indices[i]!, 17), c.data.textAugment));
@@ -175,16 +168,22 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
         });
         micro += 1;
         let skip = !Number.isFinite(result.value);
+        // every rank issues the bucket reductions, also one whose loss was not finite (it skipped backward)
+        let late = reducer && micro === c.optim.gradAccum ? reducer.wait() : false;
         if (world > 1) {
-          // every rank must take the same branch: a step is skipped when any rank's loss is not finite
-          const flag = torch.tensor([skip ? 1 : 0], [1]);
+          // every rank must take the same branch: a step is skipped when any rank's loss is not finite, and the
+          // buckets are reduced again when any rank had a gradient that came after its bucket had started
+          const flag = torch.tensor([skip ? 1 : 0, late ? 1 : 0], [2]);
           torch.distributed.allReduce(flag, 'max');
-          skip = flag.item() > 0;
+          [skip, late] = flag.toArray().map((v) => v > 0) as [boolean, boolean];
           flag.dispose();
         }
         if (!skip && micro < c.optim.gradAccum) continue;
         micro = 0;
-        if (!skip && world > 1) allReduceGradients(d.model, world);
+        if (!skip && reducer) {
+          reducer.writeBack(late);
+          d.model.logit_scale.value.grad?.div_(world);
+        }
         if (!skip && scaler && scaler.unscale(d.model.parameters())) {
           // float16 overflow: the normal way a loss scale finds its level, not a training failure
           scaler.update(true);
@@ -209,7 +208,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
         opt.step();
         opt.zeroGrad();
         scaler?.update(false);
-      teacher?.update(d.model);
+        teacher?.update(d.model);
         sched.step();
         state.step += 1;
         windowSteps += 1;
@@ -244,6 +243,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     }
   } finally {
     await d.loader.close();
+    reducer?.dispose();
     opt.dispose();
     queue.dispose();
     teacher?.model.dispose();
