@@ -66,7 +66,9 @@ for (const seed of seeds) {
   for (const [variant, args] of Object.entries(variants)) {
     const dir = join(out, `${variant}-s${seed}`);
     const t0 = Date.now();
-    if (!existsSync(join(dir, 'metrics.jsonl')) || !readFileSync(join(dir, 'metrics.jsonl'), 'utf8').includes('validation')) {
+    // done = validated at its last step (a run stopped midway has earlier validations and resumes)
+    const lastStep = Number(args[args.indexOf('--steps') + 1]);
+    if (!existsSync(join(dir, 'metrics.jsonl')) || !readFileSync(join(dir, 'metrics.jsonl'), 'utf8').includes(`{"step":${lastStep},"validation"`)) {
       const r = spawnSync('node', [join(root, 'dist', 'src', 'app', 'cli.js'), 'pretrain', ...common, ...args, '--set', `train.seed=${seed}`, '--out', dir, '--resume'], { stdio: 'inherit' });
       if (r.status !== 0) throw new Error(`${variant} seed ${seed} failed`);
     }
