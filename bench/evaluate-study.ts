@@ -1,7 +1,8 @@
 // `npm run experiment:evaluate`: `t3d eval all` on every run of a study folder (each `<method>-s<seed>` with
 // checkpoints), then `t3d eval compare` over them. Resumable: finished evaluation records are skipped.
 // Env: OUT (runs/baselines), EVAL_CONFIG (default; a comma list evaluates with each, e.g. tma-study,tma-study-full for
-// both scales), TASKS (all, or a comma list such as zeroshot,retrieval,probe).
+// both scales), TASKS (all, or a comma list such as zeroshot,retrieval,probe), SUBSET (a labels JSON for compare's
+// --subset, e.g. results/ceiling/run-5/fine-grained.json), TREATMENT (compare's --treatment, t3d by default).
 // Runs that are still pre-training (no checkpoint yet) are skipped; rerun to pick them up.
 // PRETRAIN=<methods> (e.g. random-init,clip-only,t3d,simclr,restoration) with SEEDS (0,1,2) instead goes run by run:
 // pre-train it (`experiment:learning`, same settings), evaluate it, then copy its records and metrics.jsonl to KEEP
@@ -22,6 +23,8 @@ const spawn = (script: string, args: string[], env: Record<string, string> = {})
   if (r.status !== 0) throw new Error(`${script} ${args.join(' ')} failed (exit ${r.status})`);
 };
 const node = (args: string[]) => spawn(cli, args);
+const compareArgs = [...(process.env.SUBSET ? ['--subset', resolve(root, process.env.SUBSET)] : []),
+  ...(process.env.TREATMENT ? ['--treatment', process.env.TREATMENT] : [])];
 
 const methods = process.env.PRETRAIN?.split(',');
 if (methods) {
@@ -47,11 +50,11 @@ if (methods) {
       writeFileSync(join(kept, 'complete.json'), JSON.stringify({ tasks, evalConfig: configs.join(','), finishedAt: new Date().toISOString() }) + '\n');
     }
   }
-  node(['eval', 'compare', '--runs', keep]);
+  node(['eval', 'compare', '--runs', keep, ...compareArgs]);
 } else {
   // seeds outer, methods inner: every method has a first seed evaluated before any gets a second
   const runs = readdirSync(out).filter((d) => /-s\d+$/.test(d) && existsSync(join(out, d, 'checkpoints')))
     .sort((a, b) => Number(a.split('-s').pop()) - Number(b.split('-s').pop()) || a.localeCompare(b));
   for (const run of runs) for (const config of configs) node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
-  node(['eval', 'compare', '--runs', out]);
+  node(['eval', 'compare', '--runs', out, ...compareArgs]);
 }

@@ -39,6 +39,9 @@ const allVariants: Record<string, string[]> = {
   't3d-swapped': ['--steps', String(steps), '--set', 'objective.tma.formulation=swapped'],
   't3d-swapped-warm': ['--steps', String(steps), '--set', 'objective.tma.formulation=swapped', ...warm],
   't3d-teacher': ['--steps', String(steps), '--set', 'objective.tma.formulation=teacher', '--set', 'objective.tma.teacherMomentum=0.99'],
+  // the teacher's codes from its CLIP-space embeddings (global view + report) with ε relative to their spread
+  't3d-teacher-emb': ['--steps', String(steps), '--set', 'objective.tma.formulation=teacher', '--set', 'objective.tma.teacherMomentum=0.99',
+    '--set', 'objective.tma.teacherCodes=embedding', '--set', 'objective.tma.relativeEpsilon=true', '--set', 'objective.tma.epsilon=0.25'],
   't3d-local': ['--steps', String(steps), '--set', 'objective.tma.formulation=local'],
   't3d-fused': ['--steps', String(steps), '--set', 'objective.tma.formulation=fused'],
   // what each part of the (multi-resolution, swapped) default buys

@@ -48,6 +48,24 @@ test('Sinkhorn equals SwAV and converges to equal-partition marginals within 1e-
   });
 });
 
+test("Sinkhorn with relative ε: ε scales with the scores' spread between samples, so the codes ignore the scores' scale and each prototype's offset", () => {
+  torch.tidy(() => {
+    const s = r('s_text');
+    const [B, K] = s.shape as [number, number];
+    // the spread computed here in plain JS: sd over samples and prototypes of the scores minus each prototype's mean
+    const v = s.toArray() as number[];
+    const colMean = Array.from({ length: K }, (_, k) => v.filter((_, i) => i % K === k).reduce((a, b) => a + b, 0) / B);
+    const sd = Math.sqrt(v.reduce((a, x, i) => a + (x - colMean[i % K]!) ** 2, 0) / v.length);
+    const relative = sinkhorn(s, { epsilon: 0.3, iterations: 3, relative: true });
+    assertClose(relative, sinkhorn(s, { epsilon: 0.3 * sd, iterations: 3 }), { atol: 1e-9, what: 'relative ε = ε × spread' });
+    const offsets = torch.randn([1, K], { dtype: s.dtype, generator: new torch.Generator(5) });
+    assertClose(sinkhorn(s.mul(0.05).add(offsets), { epsilon: 0.3, iterations: 3, relative: true }), relative, { atol: 1e-9, what: 'scaled and offset scores' });
+    // absolute ε gives near-uniform codes on concentrated scores; relative ε keeps them as sharp as before
+    const entropy = (q: torch.Tensor) => q.clampMin(1e-30).log().mul(q).sum(1).neg().mean().item();
+    assert.ok(entropy(sinkhorn(s.mul(0.05), { epsilon: 0.05 })) > entropy(relative) + 0.5);
+  });
+});
+
 test('TMA swapped-prediction loss and gradients equal the reference; codes carry no gradient', () => {
   torch.tidy(() => {
     const g = r('s_global').clone().requiresGrad_();

@@ -71,15 +71,20 @@ for (const useText of [true, false]) {
   });
 }
 
+/** A float64 student in eval mode, its EMA teacher (another init), tokenised reports and views; the caller disposes them. */
+function teacherFixture() {
+  torch.manualSeed(1);
+  const model = buildT3dModel(config().model, [4, 4, 4], 40).to({ dtype: 'float64' });
+  torch.manualSeed(2);
+  const teacher = new EmaTeacher(buildT3dModel(config().model, [4, 4, 4], 40).to({ dtype: 'float64' }), model, 0.9);
+  model.eval();
+  const [x, l0, l1] = float64Views(6);
+  return { model, teacher, i: ids(), m: mask(), x, l0, l1 };
+}
+
 for (const useText of [true, false]) {
   test(`teacher formulation${useText ? '' : ' without text'}: gradient w.r.t. a local view matches finite differences; the student's text and fusion take no part`, () => {
-    torch.manualSeed(1);
-    const model = buildT3dModel(config().model, [4, 4, 4], 40).to({ dtype: 'float64' });
-    torch.manualSeed(2);
-    const teacher = new EmaTeacher(buildT3dModel(config().model, [4, 4, 4], 40).to({ dtype: 'float64' }), model, 0.9);
-    model.eval();
-    const [i, m] = [ids(), mask()];
-    const [x, l0, l1] = float64Views(6);
+    const { model, teacher, i, m, x, l0, l1 } = teacherFixture();
     const objective = objectiveFor('teacher', useText);
     const batch = (local: torch.Tensor) => ({ global: x, locals: [local, l1], inputIds: i, attentionMask: m });
     // the codes are the teacher's, of the global view: local view 0 only predicts
@@ -103,6 +108,26 @@ for (const useText of [true, false]) {
     teacher.model.dispose();
   });
 }
+
+test("teacher formulation with embedding codes: gradient w.r.t. a local view matches finite differences; the report and the teacher's global embedding set the codes, the fusion head takes no part", () => {
+  const { model, teacher, i, m, x, l0, l1 } = teacherFixture();
+  const fusionCodes = objectiveFor('teacher');
+  const objective: ObjectiveConfig = { ...fusionCodes, tma: { ...fusionCodes.tma, teacherCodes: 'embedding', relativeEpsilon: true, epsilon: 0.3 } };
+  const batch = (local: torch.Tensor) => ({ global: x, locals: [local, l1], inputIds: i, attentionMask: m });
+  const res = torch.gradcheck((local) => t3dLoss(model, batch(local), objective, 10, undefined, teacher.model).total, [l0], { atol: 1e-6, rtol: 1e-4 });
+  assert.ok(res.ok, res.worst);
+  const loss = (o: ObjectiveConfig, b = batch(l0)) => torch.tidy(() => t3dLoss(model, b, o, 10, undefined, teacher.model).total.item());
+  const other = torch.tensor(new BigInt64Array([2n, 13n, 4n, 3n, 2n, 6n, 3n, 0n, 2n, 17n, 19n, 3n]), [3, 4]).keep();
+  assert.notEqual(loss(objective, { ...batch(l0), inputIds: other }), loss(objective), 'the report sets the codes');
+  assert.notEqual(loss(objective), loss({ ...objective, tma: { ...objective.tma, teacherCodes: 'fusion' } }), 'embedding and fusion codes differ');
+  // the teacher's fusion head does not enter the embedding codes
+  const before = loss(objective);
+  torch.noGrad(() => { for (const p of teacher.model.fusion.parameters()) p.mul_(0).add_(0.5); });
+  assert.equal(loss(objective), before);
+  torch.dispose([i, m, x, l0, l1, other]);
+  model.dispose();
+  teacher.model.dispose();
+});
 
 test("local formulation: gradients w.r.t. a local view and the report's token states path match finite differences; text and visual train, prototypes and fusion do not", () => {
   torch.manualSeed(1);
@@ -135,10 +160,14 @@ test("config: the 'teacher' formulation requires an EMA teacher; 'swapped' refus
   assert.equal(problems(['objective.tma.formulation="teacher"', 'objective.tma.teacherMomentum=0.99']), '');
   assert.match(problems(['objective.tma.formulation="swapped"', 'objective.tma.teacherMomentum=0.99']), /applies to the 'fused' and 'teacher' formulations/);
   assert.match(problems(['objective.tma.formulation="local"', 'objective.tma.useText=false']), /'local' aligns local views with the report's sentences/);
+  assert.equal(problems(['objective.tma.formulation="teacher"', 'objective.tma.teacherMomentum=0.99', 'objective.tma.teacherCodes="embedding"', 'objective.tma.relativeEpsilon=true']), '');
+  assert.match(problems(['objective.tma.formulation="teacher"', 'objective.tma.teacherMomentum=0.99', 'objective.tma.teacherCodes="fused"']), /teacherCodes must be 'fusion' or 'embedding'/);
+  assert.match(problems(['objective.tma.formulation="swapped"', 'objective.tma.teacherCodes="embedding"']), /teacherCodes applies to the 'teacher' formulation/);
+  assert.match(problems(['objective.tma.relativeEpsilon=1']), /relativeEpsilon must be true or false/);
 });
 
 /** Trains TMA alone on 8 volumes whose reports name where a bright block lies; returns the last leak gap (nats). */
-function trainedLeakGap(formulation: TmaFormulation): number {
+function trainedLeakGap(formulation: TmaFormulation, tma: Partial<ObjectiveConfig['tma']> = {}): number {
   const B = 8, cls = [0, 1, 2, 3, 0, 1, 2, 3];
   torch.manualSeed(1);
   const model = buildT3dModel(config().model, [8, 8, 8], 40);
@@ -148,7 +177,8 @@ function trainedLeakGap(formulation: TmaFormulation): number {
   const inputIds = torch.tensor(BigInt64Array.from(cls.flatMap((c) => [2n, BigInt(10 + c), BigInt(20 + c), 3n])), [B, 4]).keep();
   const attentionMask = torch.tensor(new BigInt64Array(B * 4).fill(1n), [B, 4]).keep();
   const sentenceIndex = torch.tensor(BigInt64Array.from(cls.flatMap(() => [-1n, 0n, 0n, -1n])), [B, 4]).keep();
-  const objective = objectiveFor(formulation);
+  const base = objectiveFor(formulation);
+  const objective = { ...base, tma: { ...base.tma, ...tma } };
   const opt = new optim.AdamW(model.parameters(), { lr: 3e-3 });
   const teacher = formulation === 'teacher' ? new EmaTeacher(buildT3dModel(config().model, [8, 8, 8], 40), model, 0.9) : undefined;
   let gap = NaN;
@@ -171,9 +201,11 @@ function trainedLeakGap(formulation: TmaFormulation): number {
 test('leak check: after training, the swapped, teacher and local formulations need the true volume; the fused one is solved from the report', () => {
   const swapped = trainedLeakGap('swapped');
   const teacher = trainedLeakGap('teacher');
+  const teacherEmbedding = trainedLeakGap('teacher', { teacherCodes: 'embedding', relativeEpsilon: true, epsilon: 0.3 });
   const local = trainedLeakGap('local');
   const fused = trainedLeakGap('fused');
-  console.log(`leak gaps (nats): swapped ${swapped.toFixed(2)}, teacher ${teacher.toFixed(2)}, local ${local.toFixed(2)}, fused ${fused.toFixed(2)}`);
+  console.log(`leak gaps (nats): swapped ${swapped.toFixed(2)}, teacher ${teacher.toFixed(2)}, teacher with embedding codes ${teacherEmbedding.toFixed(2)}, local ${local.toFixed(2)}, fused ${fused.toFixed(2)}`);
+  assert.ok(teacherEmbedding > 1, `teacher, embedding codes: another patient's volume costs ${teacherEmbedding.toFixed(2)} nats more (want > 1)`);
   assert.ok(local > 1, `local: another patient's volume costs ${local.toFixed(2)} nats more (want > 1)`);
   assert.ok(swapped > 2, `swapped: another patient's volume costs ${swapped.toFixed(2)} nats more (want > 2)`);
   assert.ok(teacher > 1, `teacher: another patient's volume costs ${teacher.toFixed(2)} nats more (want > 1)`);

@@ -4,9 +4,12 @@
 //   swapped — (a) cross-modal swapped prediction: every view's pure visual embedding predicts the report's Sinkhorn
 //             codes, the report predicts the global view's codes. useText false: the vision-only multi-crop
 //             counterpart, local views predict the global view's codes.
-//   teacher — (b) text-informed teacher codes: an EMA teacher fuses the global view's tokens with the report's tokens
-//             (cross-attention) and its Sinkhorn codes are the targets; the student's pure visual embeddings of the
-//             other views (the local views) predict them, as DINO's student predicts its teacher's global crops.
+//   teacher — (b) text-informed teacher codes: an EMA teacher's Sinkhorn codes of the global view with the report are
+//             the targets; the student's pure visual embeddings of the other views (the local views) predict them, as
+//             DINO's student predicts its teacher's global crops. teacherCodes 'fusion': the teacher fuses the global
+//             view's tokens with the report's (cross-attention) — but the student never trains that head, so the
+//             teacher's copy stays at its random initialisation; 'embedding': the teacher's normalised sum of its
+//             global-view and report embeddings, both in the CLIP space that training shapes.
 //             useText false: the same without the report (an EMA-teacher multi-crop, vision only).
 //   local   — (c) fine-grained local alignment (GLoRIA-like, no prototypes): each sentence embedding of a report
 //             attends over a volume's local-view embeddings; the volume–report score is the mean over sentences of
@@ -36,12 +39,16 @@ export interface TmaConfig {
   codeViews: ('text' | 'global')[];
   temperature: number;
   epsilon: number;
+  /** ε in units of the code scores' spread between samples instead of absolute (objectives/sinkhorn.ts) */
+  relativeEpsilon?: boolean;
   sinkhornIterations: number;
   /** queue length in samples (0 = off) */
   queue: number;
   /** > 0 = codes come from an EMA (momentum) teacher of the whole model instead of the student (fused: optional;
    * teacher: required) */
   teacherMomentum?: number;
+  /** teacher formulation: what the teacher's codes are computed from, 'fusion' (default) or 'embedding' (above) */
+  teacherCodes?: 'fusion' | 'embedding';
 }
 
 export interface TmaInputs {
@@ -195,7 +202,7 @@ export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: E
     const q = queue?.get(v);
     if (q) queued.set(v, torch.noGrad(() => codePrototypes.scores(q)));
   }
-  const o = { temperature: cfg.temperature, epsilon: cfg.epsilon, sinkhornIterations: cfg.sinkhornIterations, pairs };
+  const o = { temperature: cfg.temperature, epsilon: cfg.epsilon, relativeEpsilon: cfg.relativeEpsilon, sinkhornIterations: cfg.sinkhornIterations, pairs };
   const { loss, codes } = tmaLoss(scores, codeViews, o, queued, codeScores);
   for (const v of codeViews) if (codeEmb.has(v)) queue?.push(v, codeEmb.get(v)!);
   const stats: Record<string, number> = {};

@@ -46,15 +46,18 @@ export function simclrLoss(a: Tensor, b: Tensor, temperature: number): Tensor {
   });
 }
 
-/** The code views' embeddings from the teacher (no gradient): the report's e and the global view's fused h. */
-function teacherEmbeddings(teacher: T3dModel, batch: ViewBatch, views: string[], useText: boolean): Map<string, Tensor> {
+/** The code views' embeddings from the teacher (no gradient): the report's e and the global view's h — fused with
+ * the report by cross-attention, or (codes 'embedding') the normalised sum of the global view's z and the report's e. */
+function teacherEmbeddings(teacher: T3dModel, batch: ViewBatch, views: string[], useText: boolean, codes: 'fusion' | 'embedding'): Map<string, Tensor> {
   return torch.noGrad(() => torch.tidy(() => {
     const out = new Map<string, Tensor>();
     const report = batch.inputIds && batch.attentionMask ? teacher.encodeReport(batch.inputIds, batch.attentionMask) : undefined;
     if (views.includes('text') && report) out.set('text', report.emb);
     if (views.includes('global')) {
+      const g = teacher.encodeVolume(batch.global);
       const text = useText && report ? { tokens: report.tokens, paddingMask: report.paddingMask } : undefined;
-      out.set('global', teacher.fusion.forward(teacher.encodeVolume(batch.global).tokens, text));
+      if (codes === 'fusion') out.set('global', teacher.fusion.forward(g.tokens, text));
+      else out.set('global', text ? F.normalize(g.emb.add(report!.emb), -1) : g.emb);
     }
     return out;
   }));
@@ -91,7 +94,7 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
 
   if (lambda > 0) {
     const teacherViews = cfg.tma.formulation === 'teacher' ? ['global'] : cfg.tma.codeViews;
-    const teacherEmb = teacher && (report || !cfg.tma.useText) ? () => teacherEmbeddings(teacher, batch, teacherViews, cfg.tma.useText) : undefined;
+    const teacherEmb = teacher && (report || !cfg.tma.useText) ? () => teacherEmbeddings(teacher, batch, teacherViews, cfg.tma.useText, cfg.tma.formulation === 'teacher' ? cfg.tma.teacherCodes ?? 'fusion' : 'fusion') : undefined;
     const tma = tmaTerm(model, { global: g, locals, numLocal: V, report, sentenceIndex: batch.sentenceIndex, teacher, teacherEmb }, cfg.tma, queue);
     Object.assign(stats, tma.stats);
     parts.tma = tma.loss.item();

@@ -11,6 +11,8 @@ export interface TmaOptions {
   temperature?: number;
   /** Sinkhorn entropic temperature ε */
   epsilon?: number;
+  /** ε in units of the code scores' spread between samples (sinkhorn's `relative`) */
+  relativeEpsilon?: boolean;
   sinkhornIterations?: number;
   /** (predictor, code view) pairs; default: every view predicts every code view but itself */
   pairs?: [string, string][];
@@ -35,7 +37,7 @@ export function tmaLoss(
       const B = s.size(0);
       const q = queue?.get(w);
       const all = q && q.size(0) > 0 ? torch.cat([s.detach(), q], 0) : s.detach();
-      const code = sinkhorn(all, { epsilon: o.epsilon, iterations: o.sinkhornIterations }).narrow(0, 0, B);
+      const code = sinkhorn(all, { epsilon: o.epsilon, iterations: o.sinkhornIterations, relative: o.relativeEpsilon }).narrow(0, 0, B);
       codes.set(w, torch.keep(code));
     }
     const pairs = o.pairs ?? [...scores.keys()].flatMap((v) => codeViews.filter((w) => w !== v).map((w): [string, string] => [v, w]));

@@ -84,7 +84,7 @@ export function applyOverrides(cfg: PretrainConfig, overrides: string[]): Pretra
   }
   return out as unknown as PretrainConfig;
 }
-const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling', 'model.restoration', 'objective.restoration', 'objective.tma.formulation', 'optim.amp'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
+const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling', 'model.restoration', 'objective.restoration', 'objective.tma.formulation', 'objective.tma.teacherCodes', 'objective.tma.relativeEpsilon', 'optim.amp'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
 
 export function validateConfig(c: PretrainConfig): void {
   const problems: string[] = [];
@@ -116,6 +116,11 @@ export function validateConfig(c: PretrainConfig): void {
   if (f === 'local' && c.objective?.tma?.useText === false) problems.push("objective.tma.formulation 'local' aligns local views with the report's sentences: it needs objective.tma.useText true");
   if ((f === 'swapped' || f === 'local') && (m ?? 0) > 0) problems.push(`objective.tma.teacherMomentum applies to the 'fused' and 'teacher' formulations (formulation is '${f}')`);
   if (f === 'teacher' && !((m ?? 0) > 0)) problems.push("objective.tma.formulation 'teacher' takes its codes from an EMA teacher: set objective.tma.teacherMomentum in (0, 1), e.g. 0.99");
+  const tc = c.objective?.tma?.teacherCodes;
+  if (tc !== undefined && tc !== 'fusion' && tc !== 'embedding') problems.push(`objective.tma.teacherCodes must be 'fusion' or 'embedding' (got ${JSON.stringify(tc)})`);
+  if (tc !== undefined && f !== 'teacher') problems.push(`objective.tma.teacherCodes applies to the 'teacher' formulation (formulation is '${f ?? 'fused'}')`);
+  const re = c.objective?.tma?.relativeEpsilon;
+  if (re !== undefined && typeof re !== 'boolean') problems.push(`objective.tma.relativeEpsilon must be true or false (got ${JSON.stringify(re)})`);
   const keep = c.data?.synth?.keepSource;
   if (keep !== undefined && typeof keep !== 'boolean') problems.push(`data.synth.keepSource must be true or false (got ${JSON.stringify(keep)})`);
   const src = c.data?.views?.localSource;
