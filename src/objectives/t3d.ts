@@ -94,7 +94,7 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
 
   if (lambda > 0) {
     const teacherViews = cfg.tma.formulation === 'teacher' ? ['global'] : cfg.tma.codeViews;
-    const teacherEmb = teacher && (report || !cfg.tma.useText) ? () => teacherEmbeddings(teacher, batch, teacherViews, cfg.tma.useText, cfg.tma.formulation === 'teacher' ? cfg.tma.teacherCodes ?? 'fusion' : 'fusion') : undefined;
+    const teacherEmb = teacher && (report || !cfg.tma.useText) ? () => teacherEmbeddings(teacher, batch, teacherViews, cfg.tma.useText, cfg.tma.teacherCodes ?? 'fusion') : undefined;
     const tma = tmaTerm(model, { global: g, locals, numLocal: V, report, sentenceIndex: batch.sentenceIndex, teacher, teacherEmb }, cfg.tma, queue);
     Object.assign(stats, tma.stats);
     parts.tma = tma.loss.item();
