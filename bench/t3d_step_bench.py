@@ -5,8 +5,8 @@ conv1 3³ stride 2), a from-scratch 2-layer BERT (Hugging Face's layer layout), 
 swapped prediction over the global and local views), then gradient clipping and AdamW. formulation 'swapped' is the
 leak-free TMA (pure visual embeddings of every view predict the report's codes, the report predicts the global
 view's, codes of both from Sinkhorn with a queue); tma false is the CLIP-only step (no local views).
-argv: JSON config (threads, batch, global, local, views, tokens, vocab, formulation, tma, reps, warmup); prints
-{"step_s": median}."""
+argv: JSON config (threads, batch, global, local, views, tokens, vocab, formulation, tma, reps, warmup, device, amp);
+prints {"step_s": median}. On CUDA each timed step ends with a device synchronisation; amp 'bf16' autocasts."""
 import json
 import math
 import os
@@ -51,7 +51,7 @@ class Bert(nn.Module):
         self.layers = nn.ModuleList(BertLayer() for _ in range(LAYERS))
 
     def forward(self, ids, mask):
-        pos = torch.arange(ids.shape[1])
+        pos = torch.arange(ids.shape[1], device=ids.device)
         x = self.word_embeddings(ids) + self.position_embeddings(pos)[None] + self.token_type_embeddings(torch.zeros_like(ids))
         x = self.drop(self.ln(x))
         bias = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
@@ -102,15 +102,16 @@ def sinkhorn(scores, eps=0.05, iters=3):
 
 
 B, V = cfg['batch'], cfg['views']
-model = T3d(cfg['vocab'])
+dev = torch.device(cfg.get('device', 'cpu'))
+model = T3d(cfg['vocab']).to(dev)
 model.train()
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05)
-g = torch.randn(B, 1, *cfg['global'])
-locs = [torch.randn(B, 1, *cfg['local']) for _ in range(V)]
-ids = torch.randint(1, cfg['vocab'], (B, cfg['tokens']))
-mask = torch.ones(B, cfg['tokens'], dtype=torch.long)
-queue = torch.zeros(0, D)
-queues = {'text': torch.zeros(0, D), 'global': torch.zeros(0, D)}
+g = torch.randn(B, 1, *cfg['global'], device=dev)
+locs = [torch.randn(B, 1, *cfg['local'], device=dev) for _ in range(V)]
+ids = torch.randint(1, cfg['vocab'], (B, cfg['tokens']), device=dev)
+mask = torch.ones(B, cfg['tokens'], dtype=torch.long, device=dev)
+queue = torch.zeros(0, D, device=dev)
+queues = {'text': torch.zeros(0, D, device=dev), 'global': torch.zeros(0, D, device=dev)}
 
 
 def swapped_tma(z, z_l, e):
@@ -129,21 +130,30 @@ def swapped_tma(z, z_l, e):
 
 
 def step():
+    if cfg.get('amp') == 'bf16':
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
+            loss = objective()
+    else:
+        loss = objective()
+    finish(loss)
+    if dev.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def objective():
     global queue
     tokens_g, z = model.encode_volume(g)
     states = model.text(ids, mask)
     keep = mask[..., None].float()
     e = F.normalize(model.text_projection((states * keep).sum(1) / keep.sum(1).clamp_min(1)), dim=-1)
     logits = z @ e.T * model.logit_scale.clamp(max=math.log(100)).exp()
-    target = torch.arange(B)
+    target = torch.arange(B, device=dev)
     clip = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
     if not cfg.get('tma', True):
-        finish(clip)
-        return
+        return clip
     tokens_l, z_l = model.encode_volume(torch.cat(locs, 0))
     if cfg.get('formulation', 'fused') == 'swapped':
-        finish(clip + 0.2 * swapped_tma(z, z_l, e))
-        return
+        return clip + 0.2 * swapped_tma(z, z_l, e)
     pad = mask.eq(0)
     with torch.no_grad():
         model.prototypes.copy_(F.normalize(model.prototypes, dim=1))
@@ -153,7 +163,7 @@ def step():
     codes = sinkhorn(torch.cat([text_scores.detach(), queue @ model.prototypes.detach().T], 0))[:B]
     tma = torch.stack([-(codes * (s / 0.1).log_softmax(1)).sum(1).mean() for s in scores]).mean()
     queue = torch.cat([e.detach(), queue], 0)[:32]
-    finish(clip + 0.2 * tma)
+    return clip + 0.2 * tma
 
 
 def finish(loss):

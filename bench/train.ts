@@ -2,7 +2,8 @@
 // with 4 local views, clipping, AdamW; batch 8), (2) the multi-resolution cpu-mr T3D step (swapped TMA) and its
 // CLIP-only counterpart, and (3) ResNet3D-50 (MONAI architecture) on 2×1×96³ with AdamW,
 // each next to the same model and step in PyTorch-Python in the same run (when python3 with torch is importable);
-// then the cpu-96 step under bfloat16 autocast.
+// then the cpu-96 step under bfloat16 autocast. DEVICE=cuda runs every step on the GPU (model, data and optimizer
+// state there, a device synchronisation ending each timed step, in the twins too); BATCH scales the T3D steps' batch.
 // PROFILE=<config> prints where that config's step spends its time instead (torch.profiler, op by op).
 // The trainer's own data-wait fraction and RSS are logged per run in metrics.jsonl (see BENCHMARKS.md).
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,12 @@ import { pythonTwin, timed } from './timing.js';
 
 const reps = Number(process.env.BENCH_REPS ?? 5);
 const threads = torch.getNumThreads();
+const device = process.env.DEVICE ?? 'cpu';
+const deviceType = device.startsWith('cuda') ? 'cuda' : 'cpu';
+if (deviceType === 'cuda' && !torch.cuda.isAvailable()) throw new Error(`DEVICE=${device}: this libtorch build has no usable CUDA`);
+const batchOverride = process.env.BATCH ? Number(process.env.BATCH) : undefined;
+/** the end of a timed step: CUDA kernels run asynchronously, so the clock stops only when they are done */
+const sync = () => { if (deviceType === 'cuda') torch.cuda.synchronize(); };
 
 /** One T3D training step of a pretrain config on random data (its global and local view shapes and TMA
  * formulation); `clipOnly` drops the local views and TMA, as the CLIP-only baseline does. */
@@ -29,25 +36,26 @@ function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean; pro
   const local = c.data.views.localShape ?? (global.map((s) => Math.round(s / 2)) as [number, number, number]);
   const objective = o.clipOnly ? { ...c.objective, tma: { ...c.objective.tma, weight: 0 } } : c.objective;
   const formulation = c.objective.tma.formulation ?? 'fused';
-  const cfg = { threads, batch: o.batch ?? c.data.batchSize, global, local, views: o.clipOnly ? 0 : c.data.views.numLocal ?? 4, tokens: 160, vocab: 723, formulation, tma: !o.clipOnly, warmup: o.warmup ?? 2, reps: o.reps ?? reps };
+  const cfg = { threads, batch: o.batch ?? batchOverride ?? c.data.batchSize, global, local, views: o.clipOnly ? 0 : c.data.views.numLocal ?? 4, tokens: 160, vocab: 723, formulation, tma: !o.clipOnly, warmup: o.warmup ?? 2, reps: o.reps ?? reps, device, amp: o.amp ? 'bf16' : 'off' };
   torch.manualSeed(0);
-  const model = buildT3dModel(c.model, global, cfg.vocab);
+  const model = buildT3dModel(c.model, global, cfg.vocab).to({ device });
   model.train();
   const opt = new optim.AdamW(model.parameters(), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps, weightDecay: c.optim.weightDecay });
   const queue = new EmbeddingQueue(c.objective.tma.queue);
-  const g = torch.randn([cfg.batch, 1, ...global]).keep();
-  const locals = Array.from({ length: cfg.views }, () => torch.randn([cfg.batch, 1, ...local]).keep());
-  const ids = torch.randint(1, cfg.vocab, [cfg.batch, cfg.tokens]).keep();
+  const g = torch.randn([cfg.batch, 1, ...global], { device }).keep();
+  const locals = Array.from({ length: cfg.views }, () => torch.randn([cfg.batch, 1, ...local], { device }).keep());
+  const ids = torch.randint(1, cfg.vocab, [cfg.batch, cfg.tokens], { device }).keep();
   const mask = torch.onesLike(ids).keep();
   let calls = 0;
   const ts = timed(() => {
     if (o.profile && calls++ === cfg.warmup) torch.profiler.start();
     // step past the TMA warm-up, so the full objective runs
     const loss = () => t3dLoss(model, { global: g, locals, inputIds: ids, attentionMask: mask }, objective, c.objective.tma.warmupSteps, queue).total;
-    torch.tidy(() => (o.amp ? torch.autocast('cpu', 'bfloat16', loss) : loss()).backward());
+    torch.tidy(() => (o.amp ? torch.autocast(deviceType, 'bfloat16', loss) : loss()).backward());
     optim.clipGradNorm(model.parameters(), c.optim.clipNorm);
     opt.step();
     opt.zeroGrad();
+    sync();
   }, cfg.warmup, cfg.reps);
   const profile = o.profile ? torch.profiler.stop() : undefined;
   torch.dispose([g, ...locals, ids, mask]);
@@ -56,17 +64,18 @@ function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean; pro
   return { cfg, ts, profile };
 }
 
-function resnet50(): { cfg: object; ts: number } {
-  const cfg = { threads, input: [2, 1, 96, 96, 96], warmup: 1, reps: Math.min(reps, 3) };
+function resnet50(batch = 2): { cfg: object; ts: number } {
+  const cfg = { threads, input: [batch, 1, 96, 96, 96], warmup: 1, reps: Math.min(reps, 3), device };
   torch.manualSeed(0);
-  const model = new ResNet3d({ depth: 50, conv1Kernel: 7, conv1Stride: 2, numClasses: 2 });
+  const model = new ResNet3d({ depth: 50, conv1Kernel: 7, conv1Stride: 2, numClasses: 2 }).to({ device });
   const opt = new optim.AdamW(model.parameters(), { lr: 1e-4 });
-  const x = torch.randn(cfg.input).keep();
-  const y = torch.tensor(new BigInt64Array([0n, 1n])).keep();
+  const x = torch.randn(cfg.input, { device }).keep();
+  const y = torch.tensor(BigInt64Array.from({ length: batch }, (_, i) => BigInt(i % 2)), [batch], { device }).keep();
   const ts = timed(() => {
     torch.tidy(() => F.crossEntropy(model.forward(x), y).backward());
     opt.step();
     opt.zeroGrad();
+    sync();
   }, cfg.warmup, cfg.reps);
   torch.dispose([x, y]);
   opt.dispose();
@@ -88,26 +97,29 @@ if (process.env.MEMORY) {
   console.log(`${process.env.MEMORY} T3D step at batch ${batch}: ${ts.toFixed(1)} s, ${threads} threads; peak RSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB (${before.toFixed(2)} GiB before the model)`);
   process.exit(0);
 }
-const results: Record<string, { tsStepS: number; pythonStepS?: number; volumesPerS: number; bf16StepS?: number }> = {};
+const results: Record<string, { tsStepS: number; pythonStepS?: number; volumesPerS: number }> = {};
+const b = batchOverride ?? 8;
+const r50Batch = deviceType === 'cuda' ? 8 : 2;
 for (const [name, run, script, volumes] of [
-  ['t3d-cpu-96 (batch 8, 4 local views)', () => t3dStep('cpu-96'), 't3d_step_bench.py', 8],
-  ['t3d-cpu-mr (batch 8, 64×96×96 global + 4 × 48³ native-resolution local views, swapped TMA)', () => t3dStep('cpu-mr'), 't3d_step_bench.py', 8],
-  ['clip-only-cpu-mr (batch 8, global view only)', () => t3dStep('cpu-mr', { clipOnly: true }), 't3d_step_bench.py', 8],
-  ['ResNet3D-50 2×1×96³', resnet50, 'train_bench.py', 2],
+  [`t3d-cpu-96 (batch ${b}, 4 local views)`, () => t3dStep('cpu-96'), 't3d_step_bench.py', b],
+  [`t3d-cpu-mr (batch ${b}, 64×96×96 global + 4 × 48³ native-resolution local views, swapped TMA)`, () => t3dStep('cpu-mr'), 't3d_step_bench.py', b],
+  [`clip-only-cpu-mr (batch ${b}, global view only)`, () => t3dStep('cpu-mr', { clipOnly: true }), 't3d_step_bench.py', b],
+  [`ResNet3D-50 ${r50Batch}×1×96³`, () => resnet50(r50Batch), 'train_bench.py', r50Batch],
+  // bfloat16 autocast of the cpu-96 step (PyTorch 1.13's CPU autocast cannot run its twin: its layer norm rejects
+  // bfloat16 inputs with float32 weights)
+  [`t3d-cpu-96 bf16 autocast (batch ${b})`, () => t3dStep('cpu-96', { amp: true }), 't3d_step_bench.py', b],
 ] as const) {
   const rss0 = process.memoryUsage().rss;
   const { cfg, ts } = run();
-  const py = pythonTwin<{ step_s: number }>(script, [JSON.stringify(cfg)])?.step_s;
+  let py: number | undefined;
+  try { py = pythonTwin<{ step_s: number }>(script, [JSON.stringify(cfg)])?.step_s; } catch (e) { console.log(`${name}: the PyTorch-Python twin failed (${(e as Error).message.split('\n')[0]})`); }
   results[name] = { tsStepS: ts, pythonStepS: py, volumesPerS: volumes / ts };
-  console.log(`${name} training step: TypeScript ${ts.toFixed(3)} s (${(volumes / ts).toFixed(2)} volumes/s)` +
-    (py ? `; PyTorch-Python ${py.toFixed(3)} s; time ratio TS/Python ${(ts / py).toFixed(2)}` : '; no python torch') +
+  console.log(`${name} training step on ${device}: TypeScript ${ts.toFixed(4)} s (${(volumes / ts).toFixed(2)} volumes/s)` +
+    (py ? `; PyTorch-Python ${py.toFixed(4)} s; time ratio TS/Python ${(ts / py).toFixed(2)}` : '; no python twin') +
     `; RSS growth ${((process.memoryUsage().rss - rss0) / 1e6).toFixed(0)} MB; threads ${threads}`);
 }
-// bfloat16 autocast of the same cpu-96 step (PyTorch 1.13's CPU autocast cannot run it: its layer norm rejects
-// bfloat16 inputs with float32 weights), as a ratio to the float32 step measured above.
-const fp32 = results['t3d-cpu-96 (batch 8, 4 local views)']!;
-fp32.bf16StepS = t3dStep('cpu-96', { amp: true }).ts;
-console.log(`t3d-cpu-96 with bfloat16 autocast: ${fp32.bf16StepS.toFixed(3)} s; time ratio bf16/float32 ${(fp32.bf16StepS / fp32.tsStepS).toFixed(2)}`);
+const fp32 = results[`t3d-cpu-96 (batch ${b}, 4 local views)`]!, bf16 = results[`t3d-cpu-96 bf16 autocast (batch ${b})`]!;
+console.log(`t3d-cpu-96 time ratio bf16/float32 ${(bf16.tsStepS / fp32.tsStepS).toFixed(2)}`);
 const outDir = join(packageRoot(), 'runs', 'bench');
 mkdirSync(outDir, { recursive: true });
-writeFileSync(join(outDir, 'train.json'), JSON.stringify({ date: new Date().toISOString(), threads, results }, null, 2));
+writeFileSync(join(outDir, `train${deviceType === 'cuda' ? '-cuda' : ''}.json`), JSON.stringify({ date: new Date().toISOString(), threads, device, results }, null, 2));

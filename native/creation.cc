@@ -73,13 +73,14 @@ void initCreation(Napi::Env env, Napi::Object exports) {
     return a.undef();
   });
 
-  // (bytes: TypedArray, shape, dtype) → a CPU tensor holding a copy of the bytes
+  // (bytes: TypedArray, shape, dtype, pinned?) → a CPU tensor holding a copy of the bytes; pinned (page-locked)
+  // memory lets a later copy to a CUDA device run asynchronously
   defineOp(env, exports, "fromBytes", [](Args& a) {
     Napi::Value v = a.raw(0);
     if (!v.IsTypedArray()) throw ArgError("fromBytes: data must be a TypedArray");
     Napi::TypedArray ta = v.As<Napi::TypedArray>();
     const std::vector<int64_t> shape = a.il(1);
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(a.dtype(2, at::kFloat)));
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(a.dtype(2, at::kFloat)).pinned_memory(a.has(3) && a.b(3)));
     const size_t byteLength = ta.ByteLength();
     if (byteLength != t.nbytes())
       throw ArgError("fromBytes: data has " + std::to_string(byteLength) + " bytes, shape and dtype need " + std::to_string(t.nbytes()));
@@ -114,12 +115,12 @@ void initCreation(Napi::Env env, Napi::Object exports) {
   defineOp(env, exports, "dtype", [](Args& a) { return a.num(static_cast<double>(a.t(0).scalar_type())); });
   defineOp(env, exports, "device", [](Args& a) { return Napi::Value(Napi::String::New(a.env(), a.t(0).device().str())); });
   defineOp(env, exports, "isContiguous", [](Args& a) { return a.boolean(a.t(0).is_contiguous()); });
-  // (t, dtype?, device?, copy?)
+  // (t, dtype?, device?, copy?, nonBlocking?)
   defineOp(env, exports, "to", [](Args& a) {
     at::Tensor& t = a.t(0);
     at::ScalarType dt = a.dtype(1, t.scalar_type());
     at::Device dev = a.has(2) ? a.device(2) : t.device();
-    return a.ret(t.to(dev, dt, /*non_blocking=*/false, /*copy=*/a.b(3)));
+    return a.ret(t.to(dev, dt, /*non_blocking=*/a.has(4) && a.b(4), /*copy=*/a.b(3)));
   });
 }
 

@@ -64,7 +64,8 @@ struct Reducer {
     c10::intrusive_ptr<c10d::Work> work;
   };
   std::vector<at::Tensor> params;
-  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  // shared_ptr<Node> in libtorch 1.x and early 2.x, intrusive_ptr<Node> in later 2.x
+  std::vector<decltype(torch::autograd::impl::grad_accumulator(std::declval<const at::Tensor&>()))> accumulators;
   std::vector<uintptr_t> hookKeys;
   std::vector<size_t> bucketOf;
   std::vector<bool> used;  // had a gradient at the last wait(): the parameters a bucket waits for

@@ -3,6 +3,9 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
+#ifdef T3D_CUDA_RUNTIME
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 namespace t3d {
 
@@ -55,6 +58,16 @@ void initSystem(Napi::Env env, Napi::Object exports) {
   defineOp(env, exports, "cudaSynchronize", [](Args& a) {
     if (torch::cuda::is_available()) torch::cuda::synchronize();
     return a.undef();
+  });
+  defineOp(env, exports, "cudaMemoryAllocated", [](Args& a) -> Napi::Value {
+#ifdef T3D_CUDA_RUNTIME
+    const int64_t d = a.i(0);
+    if (d < 0 || d >= static_cast<int64_t>(torch::cuda::device_count())) throw ArgError("cuda.memoryAllocated: no CUDA device " + std::to_string(d));
+    // index 0 of each statistic is the aggregate over pool kinds (StatType::AGGREGATE in every 2.x)
+    return a.num(static_cast<double>(c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(d)).allocated_bytes[0].current));
+#else
+    throw ArgError("cuda.memoryAllocated: this build has no CUDA runtime headers (see `t3d info`)");
+#endif
   });
   // [enabled, dtype code] of the calling thread's autocast state
   defineOp(env, exports, "autocastGet", [](Args& a) {

@@ -64,6 +64,14 @@ function cxx11Abi(lib) {
   return '1';
 }
 
+/** The CUDA runtime's headers: CUDA_HOME or CUDA_PATH, /usr/local/cuda, or a PyTorch wheel's nvidia packages. */
+function cudaIncludeDir(torchLib) {
+  const site = join(torchLib, '..', '..', 'nvidia');
+  const candidates = [process.env.CUDA_HOME, process.env.CUDA_PATH, '/usr/local/cuda'].filter(Boolean).map((d) => join(d, 'include'));
+  if (existsSync(site)) for (const pkg of readdirSync(site)) candidates.push(join(site, pkg, 'include'));
+  return candidates.find((d) => existsSync(join(d, 'cuda_runtime_api.h')));
+}
+
 function nodeIncludeDir() {
   const candidates = [join(dirname(process.execPath), '..', 'include', 'node')];
   if (process.env.npm_config_nodedir) candidates.unshift(join(process.env.npm_config_nodedir, 'include', 'node'));
@@ -100,6 +108,9 @@ async function main() {
     '-isystem', nodeIncludeDir(), '-isystem', addonApi,
   ];
   if (cuda) flags.push('-DT3D_CUDA');
+  // c10/cuda's headers (CUDA memory statistics) need the CUDA runtime's; a build without them still trains on CUDA
+  const cudaInc = cuda ? cudaIncludeDir(torch.lib) : undefined;
+  if (cudaInc) flags.push('-isystem', cudaInc, '-DT3D_CUDA_RUNTIME');
 
   // Precompiled header: rebuilt when common.h or the flags change.
   const flagsKey = JSON.stringify({ flags, torch });

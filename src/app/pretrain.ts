@@ -28,7 +28,8 @@ export async function ensureCache(c: PretrainConfig): Promise<void> {
   const preset = loadPreset(c.data.preset);
   const source = `${c.data.cache}-source`;
   const p1 = new Progress('synth', c.data.synth.count);
-  await writeSynthDataset({ out: source, count: c.data.synth.count, seed: c.data.synth.seed, validFraction: c.data.synth.validFraction, preset, onProgress: (d) => p1.update(d) });
+  const synth = await writeSynthDataset({ out: source, count: c.data.synth.count, seed: c.data.synth.seed, validFraction: c.data.synth.validFraction, preset, onProgress: (d) => p1.update(d) });
+  if (synth.failed.length) throw new Error(`${source}: generating ${synth.failed.length} of ${c.data.synth.count} synthetic cases failed (first: ${synth.failed[0]}); rerun to retry them`);
   const src = readSource(source);
   const p2 = new Progress('preprocess', src.records.length);
   const r = await buildCache(src, preset, c.data.cache, { onProgress: (d) => p2.update(d) });

@@ -70,11 +70,13 @@ export function tensor(data: ArrayBufferView | number[] | number, shape?: number
     natural = dtypeOfTypedArray(data);
     shape ??= [data.byteLength / (data as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT];
   }
-  const t = wrap(N.fromBytes(view, checkShape(shape), dtypeCode(natural)));
+  // bound for a CUDA device: stage the bytes in pinned memory, so the copy to the device runs asynchronously
+  const toCuda = o?.device?.startsWith('cuda') ?? false;
+  const t = wrap(N.fromBytes(view, checkShape(shape), dtypeCode(natural), toCuda));
   const target = o?.dtype ?? (typeof data === 'number' || Array.isArray(data) ? 'float32' : natural);
   let out = t;
   if (target !== natural || (o?.device && o.device !== 'cpu')) {
-    out = t.to({ dtype: target, device: o?.device });
+    out = t.to({ dtype: target, device: o?.device, nonBlocking: toCuda });
     t.dispose();
   }
   return finish(out, o);

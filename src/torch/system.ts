@@ -41,6 +41,9 @@ export const cuda = {
   isAvailable: (): boolean => N.cudaIsAvailable() as boolean,
   deviceCount: (): number => N.cudaDeviceCount() as number,
   synchronize: (): void => { N.cudaSynchronize(); },
+  /** bytes held by live tensors on a CUDA device (PyTorch's torch.cuda.memory_allocated); the build needs the
+   * CUDA runtime headers, and throws without them */
+  memoryAllocated: (device = 0): number => N.cudaMemoryAllocated(device) as number,
 };
 
 export interface BuildInfo {

@@ -82,9 +82,10 @@ export class Tensor {
     const t = this.to({ dtype });
     try { return fn(t); } finally { t.dispose(); }
   }
-  to(target: { dtype?: DType; device?: Device; copy?: boolean } | DType | Device): Tensor {
+  /** nonBlocking: a copy from pinned host memory to a CUDA device returns before it has finished (as in PyTorch) */
+  to(target: { dtype?: DType; device?: Device; copy?: boolean; nonBlocking?: boolean } | DType | Device): Tensor {
     const o = typeof target === 'string' ? (isDTypeName(target) ? { dtype: target } : { device: target }) : target;
-    return wrap(N.to(this.id, o.dtype === undefined ? undefined : dtypeCode(o.dtype), o.device, o.copy ?? false));
+    return wrap(N.to(this.id, o.dtype === undefined ? undefined : dtypeCode(o.dtype), o.device, o.copy ?? false, o.nonBlocking ?? false));
   }
   float(): Tensor { return this.to({ dtype: 'float32' }); }
   double(): Tensor { return this.to({ dtype: 'float64' }); }
