@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   t3d::initAutograd(env, exports);
   t3d::initSystem(env, exports);
   t3d::initDistributed(env, exports);
+  t3d::initOptim(env, exports);
   return exports;
 }
 }  // namespace

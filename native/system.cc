@@ -63,6 +63,8 @@ void initSystem(Napi::Env env, Napi::Object exports) {
 #ifdef T3D_CUDA_RUNTIME
     const int64_t d = a.i(0);
     if (d < 0 || d >= static_cast<int64_t>(torch::cuda::device_count())) throw ArgError("cuda.memoryAllocated: no CUDA device " + std::to_string(d));
+    // before the first CUDA allocation the allocator holds no devices: nothing is allocated (as in PyTorch)
+    if (!c10::cuda::CUDACachingAllocator::get()->initialized()) return a.num(0);
     // index 0 of each statistic is the aggregate over pool kinds (StatType::AGGREGATE in every 2.x)
     return a.num(static_cast<double>(c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(d)).allocated_bytes[0].current));
 #else

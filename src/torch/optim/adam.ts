@@ -1,28 +1,26 @@
-// Adam and AdamW with PyTorch's update order and bias correction (single-tensor path).
+// Adam and AdamW with PyTorch's update order and bias correction. A group's parameters are updated together by the
+// addon's multi-tensor step (PyTorch's foreach implementation): one call, and on CUDA a few kernels, per group.
 import { type Tensor } from '../tensor.js';
 import { zerosLike } from '../creation.js';
-import { type GroupSpec, Optimizer } from './optimizer.js';
+import { native as N } from '../native.js';
+import { type GroupSpec, Optimizer, type ParamUpdate } from './optimizer.js';
 
 export interface AdamOptions { lr: number; betas: [number, number]; eps: number; weightDecay: number }
 
 abstract class AdamBase extends Optimizer<AdamOptions> {
   protected abstract readonly decoupled: boolean;
 
-  protected update(p: Tensor, g: Tensor, s: Map<string, Tensor>, step: number, h: AdamOptions): void {
+  protected updateGroup(items: ParamUpdate[], h: AdamOptions): void {
     const [beta1, beta2] = h.betas;
-    let grad = g;
-    if (h.weightDecay !== 0) {
-      if (this.decoupled) p.mul_(1 - h.lr * h.weightDecay);
-      else grad = g.add(p, h.weightDecay);
+    // parameters that missed updates (no gradient on some steps) have their own step count and bias correction
+    const bySteps = new Map<number, ParamUpdate[]>();
+    for (const it of items) bySteps.set(it.step, [...(bySteps.get(it.step) ?? []), it]);
+    for (const [step, group] of bySteps) {
+      const m = group.map((it) => this.stateTensor(it.state, 'exp_avg', () => zerosLike(it.param)).id);
+      const v = group.map((it) => this.stateTensor(it.state, 'exp_avg_sq', () => zerosLike(it.param)).id);
+      N.adamStep(group.map((it) => it.param.id), group.map((it) => it.grad.id), m, v, h.lr, beta1, beta2, h.eps, h.weightDecay,
+        this.decoupled, -h.lr / (1 - beta1 ** step), Math.sqrt(1 - beta2 ** step));
     }
-    const m = this.stateTensor(s, 'exp_avg', () => zerosLike(p));
-    const v = this.stateTensor(s, 'exp_avg_sq', () => zerosLike(p));
-    m.lerp_(grad, 1 - beta1);
-    v.mul_(beta2).addcmul_(grad, grad, 1 - beta2);
-    const bc1 = 1 - beta1 ** step;
-    const bc2Sqrt = Math.sqrt(1 - beta2 ** step);
-    const denom = v.sqrt().div_(bc2Sqrt).add_(h.eps);
-    p.addcdiv_(m, denom, -h.lr / bc1);
   }
 }
 

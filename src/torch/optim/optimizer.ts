@@ -11,6 +11,8 @@ export interface ParamGroup<H> {
   initialLr: number;
 }
 export type GroupSpec<H> = { params: Tensor[] } & Partial<H> & { lr?: number };
+/** One parameter's share of a step: its gradient, its state and its step count (1 at its first update). */
+export interface ParamUpdate { param: Tensor; grad: Tensor; state: Map<string, Tensor>; step: number }
 
 /** Saved optimizer state: tensors by name plus JSON-able scalars. */
 export interface OptimizerState {
@@ -34,21 +36,26 @@ export abstract class Optimizer<H extends object> {
     if (this.groups.every((g) => g.params.length === 0)) throw new Error(`${kind}: no parameters to optimise`);
   }
 
-  /** Applies one update to every parameter that has a gradient. */
+  /** Applies one update to every parameter that has a gradient, a group at a time. */
   step(): void {
     noGrad(() => {
       let index = 0;
       for (const group of this.groups) {
-        for (const p of group.params) {
+        const items: ParamUpdate[] = [];
+        for (const param of group.params) {
           const i = index++;
-          const g = p.grad;
-          if (!g) continue;
-          const s = this.state.get(i) ?? new Map<string, Tensor>();
-          this.state.set(i, s);
+          const grad = param.grad;
+          if (!grad) continue;
+          const state = this.state.get(i) ?? new Map<string, Tensor>();
+          this.state.set(i, state);
           const step = (this.steps.get(i) ?? 0) + 1;
           this.steps.set(i, step);
-          tidy(() => this.update(p, g, s, step, group.options));
-          g.dispose();
+          items.push({ param, grad, state, step });
+        }
+        try {
+          if (items.length) tidy(() => this.updateGroup(items, group.options));
+        } finally {
+          for (const it of items) it.grad.dispose();
         }
       }
     });
@@ -69,7 +76,8 @@ export abstract class Optimizer<H extends object> {
     return t;
   }
 
-  protected abstract update(p: Tensor, grad: Tensor, state: Map<string, Tensor>, step: number, h: H & { lr: number }): void;
+  /** Updates a group's parameters that have gradients (inside a tidy scope; the caller disposes the gradients). */
+  protected abstract updateGroup(items: ParamUpdate[], h: H & { lr: number }): void;
 
   stateDict(): OptimizerState {
     const tensors = new Map<string, Tensor>();

@@ -1,6 +1,6 @@
 // SGD with momentum, dampening, Nesterov and L2 weight decay, as torch.optim.SGD.
 import { type Tensor } from '../tensor.js';
-import { type GroupSpec, Optimizer } from './optimizer.js';
+import { type GroupSpec, Optimizer, type ParamUpdate } from './optimizer.js';
 
 export interface SGDOptions { lr: number; momentum: number; dampening: number; nesterov: boolean; weightDecay: number }
 
@@ -12,14 +12,16 @@ export class SGD extends Optimizer<SGDOptions> {
     }
   }
 
-  protected update(p: Tensor, g: Tensor, s: Map<string, Tensor>, _step: number, h: SGDOptions): void {
-    let d = h.weightDecay !== 0 ? g.add(p, h.weightDecay) : g;
-    if (h.momentum !== 0) {
-      const fresh = !s.has('momentum_buffer');
-      const buf = this.stateTensor(s, 'momentum_buffer', () => d.clone());
-      if (!fresh) buf.mul_(h.momentum).add_(d, 1 - h.dampening);
-      d = h.nesterov ? d.add(buf, h.momentum) : buf;
+  protected updateGroup(items: ParamUpdate[], h: SGDOptions): void {
+    for (const { param: p, grad: g, state: s } of items) {
+      let d = h.weightDecay !== 0 ? g.add(p, h.weightDecay) : g;
+      if (h.momentum !== 0) {
+        const fresh = !s.has('momentum_buffer');
+        const buf = this.stateTensor(s, 'momentum_buffer', () => d.clone());
+        if (!fresh) buf.mul_(h.momentum).add_(d, 1 - h.dampening);
+        d = h.nesterov ? d.add(buf, h.momentum) : buf;
+      }
+      p.add_(d, -h.lr);
     }
-    p.add_(d, -h.lr);
   }
 }
