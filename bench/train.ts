@@ -88,13 +88,17 @@ if (process.env.PROFILE) {
   console.log(`${process.env.PROFILE} T3D step: ${ts.toFixed(3)} s (median of ${reps}), ${threads} threads; per step:\n${torch.profiler.table(profile!, { top: 20, per: reps })}`);
   process.exit(0);
 }
-// MEMORY=<config> [BATCH=2]: peak RSS of one training step of that config's full model (e.g. t3d-224: ResNet3D-50 on
-// 96×224×224 global + 4 local views, BERT-base), then exit
+// MEMORY=<config> [BATCH=2] [AMP=bf16]: peak RSS (on CUDA: peak GPU memory) of a training step of that config's full
+// model (e.g. t3d-224: ResNet3D-50 on 96×224×224 global + 4 local views, BERT-base), then exit. One step on the CPU;
+// on CUDA the median of 3 after a warm-up.
 if (process.env.MEMORY) {
   const batch = Number(process.env.BATCH ?? 2);
+  const amp = process.env.AMP === 'bf16';
   const before = process.resourceUsage().maxRSS / 2 ** 20;
-  const { ts } = t3dStep(process.env.MEMORY, { batch, warmup: 0, reps: 1 });
-  console.log(`${process.env.MEMORY} T3D step at batch ${batch}: ${ts.toFixed(1)} s, ${threads} threads; peak RSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB (${before.toFixed(2)} GiB before the model)`);
+  const { ts } = t3dStep(process.env.MEMORY, { batch, amp, ...(deviceType === 'cuda' ? { warmup: 1, reps: 3 } : { warmup: 0, reps: 1 }) });
+  const peak = deviceType === 'cuda' ? `peak GPU memory ${(torch.cuda.maxMemoryAllocated() / 2 ** 30).toFixed(2)} GiB`
+    : `peak RSS ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB (${before.toFixed(2)} GiB before the model)`;
+  console.log(`${process.env.MEMORY} T3D step${amp ? ' (bf16 autocast)' : ''} at batch ${batch} on ${device}: ${ts.toFixed(3)} s = ${(batch / ts).toFixed(1)} volumes/s, ${threads} threads; ${peak}`);
   process.exit(0);
 }
 const results: Record<string, { tsStepS: number; pythonStepS?: number; volumesPerS: number }> = {};

@@ -59,6 +59,7 @@ void initSystem(Napi::Env env, Napi::Object exports) {
     if (torch::cuda::is_available()) torch::cuda::synchronize();
     return a.undef();
   });
+  // (device, peak?) → bytes held by live tensors on the device now, or at most since the process started
   defineOp(env, exports, "cudaMemoryAllocated", [](Args& a) -> Napi::Value {
 #ifdef T3D_CUDA_RUNTIME
     const int64_t d = a.i(0);
@@ -66,7 +67,8 @@ void initSystem(Napi::Env env, Napi::Object exports) {
     // before the first CUDA allocation the allocator holds no devices: nothing is allocated (as in PyTorch)
     if (!c10::cuda::CUDACachingAllocator::get()->initialized()) return a.num(0);
     // index 0 of each statistic is the aggregate over pool kinds (StatType::AGGREGATE in every 2.x)
-    return a.num(static_cast<double>(c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(d)).allocated_bytes[0].current));
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(d));
+    return a.num(static_cast<double>(a.b(1) ? stats.allocated_bytes[0].peak : stats.allocated_bytes[0].current));
 #else
     throw ArgError("cuda.memoryAllocated: this build has no CUDA runtime headers (see `t3d info`)");
 #endif

@@ -43,7 +43,9 @@ export const cuda = {
   synchronize: (): void => { N.cudaSynchronize(); },
   /** bytes held by live tensors on a CUDA device (PyTorch's torch.cuda.memory_allocated); the build needs the
    * CUDA runtime headers, and throws without them */
-  memoryAllocated: (device = 0): number => N.cudaMemoryAllocated(device) as number,
+  memoryAllocated: (device = 0): number => N.cudaMemoryAllocated(device, false) as number,
+  /** the most bytes live tensors held on the device since the process started (torch.cuda.max_memory_allocated) */
+  maxMemoryAllocated: (device = 0): number => N.cudaMemoryAllocated(device, true) as number,
 };
 
 export interface BuildInfo {
