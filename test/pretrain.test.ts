@@ -90,7 +90,7 @@ test('restoration gradients (masked global view, report-conditioned FiLM decoder
 });
 
 test('a handful of pairs are memorised: contrastive loss near zero', async () => {
-  const cfg = base(['optim.steps=80', 'optim.lr=0.003', 'optim.warmupSteps=5', 'objective.tma.weight=0', 'data.views.noiseStd=0',
+  const cfg = base(['optim.steps=120', 'optim.lr=0.003', 'optim.warmupSteps=5', 'objective.tma.weight=0', 'data.views.noiseStd=0',
     'data.views.intensityScale=[1,1]', 'data.views.intensityShift=[0,0]', 'data.textAugment={"shuffleProb":0,"dropProb":0}', 'train.checkpointEvery=1000', 'train.logEvery=1000']);
   const out = join(tmp, 'overfit');
   const tokenizer = prepareTokenizer(cfg, out);
