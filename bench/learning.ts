@@ -34,6 +34,10 @@ const allVariants: Record<string, string[]> = {
   'restoration': ['--steps', String(steps), '--set', 'objective.clip.weight=0', '--set', 'objective.tma.weight=0', '--set', 'objective.restoration.weight=1',
     '--set', 'objective.restoration.useText=false', '--set', 'data.views.numLocal=0'],
   // TMA ablations (run only when named in VARIANTS)
+  // control: CLIP-only whose four local crops per volume still pass through the encoder in training mode (TMA at a
+  // weight of 1e-9: its gradient is nil, but the crops' forward passes update BatchNorm's running statistics, the one
+  // thing every TMA variant adds to CLIP-only besides a term that stays at chance)
+  'clip-only-crops': ['--steps', String(steps), '--set', 'objective.tma.weight=1e-9'],
   'clip-only-warm': ['--steps', String(steps), '--set', 'objective.tma.weight=0', '--set', 'data.views.numLocal=0', ...warm],
   't3d-warm': ['--steps', String(steps), ...warm],
   't3d-swapped': ['--steps', String(steps), '--set', 'objective.tma.formulation=swapped'],
