@@ -47,6 +47,8 @@ const allVariants: Record<string, string[]> = {
   't3d-teacher-emb': ['--steps', String(steps), '--set', 'objective.tma.formulation=teacher', '--set', 'objective.tma.teacherMomentum=0.99',
     '--set', 'objective.tma.teacherCodes=embedding', '--set', 'objective.tma.relativeEpsilon=true', '--set', 'objective.tma.epsilon=0.25'],
   't3d-local': ['--steps', String(steps), '--set', 'objective.tma.formulation=local'],
+  // local crops centred on organ voxels (the synthetic masks), so a crop holds the anatomy a sentence describes
+  't3d-local-anchored': ['--steps', String(steps), '--set', 'objective.tma.formulation=local', '--set', 'data.views.localAnchor="foreground"'],
   't3d-fused': ['--steps', String(steps), '--set', 'objective.tma.formulation=fused'],
   // what each part of the (multi-resolution, swapped) default buys
   't3d-no-text': ['--steps', String(steps), '--set', 'objective.tma.useText=false'],

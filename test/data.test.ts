@@ -242,6 +242,12 @@ test('loader, multi-resolution preset: global view at globalShape, native local 
   const full = await first({ views: { numLocal: 0 }, fullResolution: true, withMask: true });
   assert.equal(full.b.global.length, 2 * 64 * 96 * 96);
   assert.throws(() => new Loader({ cacheDir: mr, batchSize: 2, seed: 1, withMask: true }), /masks are at the cache's shape/);
+  // crops centred on organs: the worker reads each volume's mask for the anchors, and the views differ from uniform ones
+  const anchored = await first({ views: { numLocal: 2, localSource: 'cache', localShape: [16, 24, 24], localAnchor: 'foreground' } });
+  assert.equal(anchored.b.locals[1]!.length, 2 * 16 * 24 * 24);
+  assert.equal(anchored.b.mask, undefined, 'the anchors read the masks without returning them');
+  assert.deepEqual(anchored.b.global, b.global, 'the global view is untouched');
+  assert.notDeepEqual(anchored.b.locals[0], b.locals[0]);
 });
 
 test('t3d synth --dicom: each series reads back (our DICOM reader) as the same HU volume and geometry as its NIfTI', async () => {

@@ -164,6 +164,8 @@ test("config: the 'teacher' formulation requires an EMA teacher; 'swapped' refus
   assert.match(problems(['objective.tma.formulation="teacher"', 'objective.tma.teacherMomentum=0.99', 'objective.tma.teacherCodes="fused"']), /teacherCodes must be 'fusion' or 'embedding'/);
   assert.match(problems(['objective.tma.formulation="swapped"', 'objective.tma.teacherCodes="embedding"']), /teacherCodes applies to the 'teacher' formulation/);
   assert.match(problems(['objective.tma.relativeEpsilon=1']), /relativeEpsilon must be true or false/);
+  assert.equal(problems(['data.views.localAnchor="foreground"']), '');
+  assert.match(problems(['data.views.localAnchor="organ"']), /localAnchor must be 'uniform' or 'foreground'/);
 });
 
 /** Trains TMA alone on 8 volumes whose reports name where a bright block lies; returns the last leak gap (nats). */

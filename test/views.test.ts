@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as torch from '../src/torch/index.js';
 import { F } from '../src/torch/index.js';
 import { Rng } from '../src/util/rng.js';
-import { DEFAULT_VIEWS, makeViews, sampleBox, type Shape3 } from '../src/data/views.js';
+import { DEFAULT_VIEWS, foregroundVoxels, makeViews, sampleBox, type Shape3 } from '../src/data/views.js';
 import { epochOrder } from '../src/data/loader.js';
 import { assertClose } from './helpers.js';
 
@@ -75,4 +75,36 @@ test('multi-resolution: the global view is the whole cache downsampled (F.interp
   const single = makeViews(cache, big, 1000, -1, { ...cfg, numLocal: 1, localSource: 'global', localScale: [1, 1], localShape: small }, new Rng(2, 0, 1), small);
   assert.deepEqual(single.boxes[0]!.size, small, 'a crop of the global view is in global-view voxels');
   torch.tidy(() => assertClose(torch.tensor(single.locals[0]!, small), torch.tensor(single.global, small), { atol: 1e-6 }));
+});
+
+test("localAnchor 'foreground': every local crop holds organ voxels, on the cache's grid and on the global view's; uniform crops need not", () => {
+  const shape: Shape3 = [32, 40, 36];
+  const n = 32 * 40 * 36;
+  const cache = Int16Array.from({ length: n }, (_, i) => (i % 97) - 48);
+  // one small organ, 4×5×3 voxels off-centre, in a volume mostly of background
+  const mask = new Uint8Array(n);
+  const inOrgan = (z: number, y: number, x: number) => z >= 3 && z < 7 && y >= 30 && y < 35 && x >= 2 && x < 5;
+  for (let z = 0; z < 32; z++) for (let y = 0; y < 40; y++) for (let x = 0; x < 36; x++) if (inOrgan(z, y, x)) mask[z * 1440 + y * 36 + x] = 3;
+  const drawn = foregroundVoxels(mask, shape, 50, new Rng(1, 0, 0))!;
+  assert.ok(drawn.every(([z, y, x]) => inOrgan(z, y, x)), 'drawn anchors are organ voxels');
+  assert.ok(new Set(drawn.map((c) => c.join())).size > 10, 'and spread over the organ');
+  assert.equal(foregroundVoxels(new Uint8Array(n), shape, 3, new Rng(1, 0, 0)), undefined, 'an empty mask has no anchors');
+  const cfg = { ...DEFAULT_VIEWS, numLocal: 8, localSource: 'cache' as const, localShape: [8, 8, 8] as Shape3 };
+  const overlaps = (box: { start: Shape3; size: Shape3 }, scale: number[]) => {
+    for (let z = box.start[0]; z < box.start[0] + box.size[0]; z++) for (let y = box.start[1]; y < box.start[1] + box.size[1]; y++) {
+      for (let x = box.start[2]; x < box.start[2] + box.size[2]; x++) if (inOrgan(Math.floor(z * scale[0]!), Math.floor(y * scale[1]!), Math.floor(x * scale[2]!))) return true;
+    }
+    return false;
+  };
+  const anchored = makeViews(cache, shape, 1000, -1, { ...cfg, localAnchor: 'foreground' }, new Rng(3, 0, 5), shape, mask);
+  assert.ok(anchored.boxes.every((b) => overlaps(b, [1, 1, 1])), 'native crops centred on the organ contain it');
+  const uniform = makeViews(cache, shape, 1000, -1, cfg, new Rng(3, 0, 5), shape, mask);
+  assert.ok(uniform.boxes.filter((b) => overlaps(b, [1, 1, 1])).length < 8, 'uniform crops of the same volume miss the small organ');
+  // crops of a global view at half the cache's resolution: the anchor maps onto that grid
+  const half: Shape3 = [16, 20, 18];
+  const single = makeViews(cache, shape, 1000, -1, { ...cfg, localSource: 'global', localShape: [4, 4, 4], localScale: [0.25, 0.25], localAnchor: 'foreground' }, new Rng(3, 0, 6), half, mask);
+  assert.ok(single.boxes.every((b) => overlaps(b, [2, 2, 2])), 'global-view crops centred on the organ contain it');
+  assert.throws(() => makeViews(cache, shape, 1000, -1, { ...cfg, localAnchor: 'foreground' }, new Rng(3, 0, 5)), /localAnchor 'foreground' needs the cache's segmentation masks/);
+  // a volume without organs falls back to uniform placement
+  assert.equal(makeViews(cache, shape, 1000, -1, { ...cfg, localAnchor: 'foreground' }, new Rng(3, 0, 5), shape, new Uint8Array(n)).boxes.length, 8);
 });

@@ -20,6 +20,13 @@ export interface ViewConfig {
    * 'cache': crops of exactly localShape voxels of the cache at its own resolution (no resampling; localScale unused).
    */
   localSource?: 'global' | 'cache';
+  /**
+   * Where local crops are centred: 'uniform' (default: anywhere a crop fits) or 'foreground' (on a voxel drawn
+   * uniformly from the segmentation mask's organs, class > 0, the crop shifted to fit inside the volume), so that
+   * crops show the anatomy findings sit in rather than air, table or body wall. Needs masks in the cache (the
+   * synthetic set has them); a volume whose mask is empty falls back to 'uniform'.
+   */
+  localAnchor?: 'uniform' | 'foreground';
   /** probability of flipping each axis of a local view (the global view is never flipped: reports name sides) */
   flipProb: number;
   /** multiplicative intensity factor range */
@@ -92,11 +99,12 @@ function augmentIntensity(x: Float32Array, cfg: ViewConfig, rng: Rng): void {
   for (let i = 0; i < x.length; i++) x[i] = x[i]! * s + t + (cfg.noiseStd > 0 ? rng.normal(0, cfg.noiseStd) : 0);
 }
 
-/** A random crop box: `fixed` voxels per axis, or a random fraction (localScale) of each axis. */
-export function localBox(shape: Shape3, cfg: ViewConfig, rng: Rng, fixed?: Shape3): Box {
+/** A random crop box: `fixed` voxels per axis, or a random fraction (localScale) of each axis; centred on `centre`
+ * (voxel coordinates, shifted to fit) when given, else placed uniformly. */
+export function localBox(shape: Shape3, cfg: ViewConfig, rng: Rng, fixed?: Shape3, centre?: Shape3): Box {
   const size = fixed ? shape.map((n, i) => Math.min(n, fixed[i]!)) as Shape3
     : shape.map((n) => Math.max(2, Math.round(n * rng.uniform(cfg.localScale[0], cfg.localScale[1])))) as Shape3;
-  const start = shape.map((n, i) => rng.int(0, n - size[i]!)) as Shape3;
+  const start = shape.map((n, i) => (centre ? Math.min(Math.max(Math.round(centre[i]! + 0.5 - size[i]! / 2), 0), n - size[i]!) : rng.int(0, n - size[i]!))) as Shape3;
   return {
     start, size, rotateRad: cfg.rotateDeg > 0 ? (rng.uniform(-cfg.rotateDeg, cfg.rotateDeg) * Math.PI) / 180 : 0,
     flip: [rng.bool(cfg.flipProb), rng.bool(cfg.flipProb), rng.bool(cfg.flipProb)],
@@ -104,6 +112,25 @@ export function localBox(shape: Shape3, cfg: ViewConfig, rng: Rng, fixed?: Shape
 }
 
 export interface Views { global: Float32Array; locals: Float32Array[]; boxes: Box[] }
+
+/** `k` voxels (D/H/W coordinates) drawn uniformly, with replacement, from the mask's foreground (class > 0);
+ * undefined when the mask has none. */
+export function foregroundVoxels(mask: ArrayLike<number>, shape: Shape3, k: number, rng: Rng): Shape3[] | undefined {
+  let count = 0;
+  for (let i = 0; i < mask.length; i++) if (mask[i]! > 0) count++;
+  if (count === 0) return undefined;
+  const ranks = Array.from({ length: k }, () => rng.int(0, count - 1));
+  const order = ranks.map((r, j) => [r, j] as const).sort((a, b) => a[0] - b[0]);
+  const out: Shape3[] = new Array(k);
+  const HW = shape[1] * shape[2];
+  let seen = -1, o = 0;
+  for (let i = 0; i < mask.length && o < k; i++) {
+    if (!(mask[i]! > 0)) continue;
+    seen++;
+    while (o < k && order[o]![0] === seen) out[order[o++]![1]] = [Math.floor(i / HW), Math.floor((i % HW) / shape[2]), i % shape[2]];
+  }
+  return out;
+}
 
 const half = (s: Shape3): Shape3 => s.map((n) => Math.max(1, Math.round(n / 2))) as Shape3;
 const whole = (shape: Shape3): Box => ({ start: [0, 0, 0], size: shape, rotateRad: 0, flip: [false, false, false] });
@@ -124,17 +151,23 @@ export function globalView(hu: ArrayLike<number>, shape: Shape3, globalShape: Sh
  * Views of a cached volume (int16 HU of `shape`, already clipped/resampled/cropped), normalised by `scale`;
  * the global view has `globalShape` (default: the cache's shape). The boxes are returned (in the coordinates
  * of the array each local view was cut from) so tests and visualisations can see where each view came from.
+ * `mask` (class indices at the cache's shape) is needed by localAnchor 'foreground'.
  */
-export function makeViews(hu: ArrayLike<number>, shape: Shape3, scale: number, pad: number, cfg: ViewConfig, rng: Rng, globalShape: Shape3 = shape): Views {
+export function makeViews(hu: ArrayLike<number>, shape: Shape3, scale: number, pad: number, cfg: ViewConfig, rng: Rng, globalShape: Shape3 = shape, mask?: ArrayLike<number>): Views {
   const plain = globalView(hu, shape, globalShape, scale, pad);
   const global = cfg.globalIntensity ? Float32Array.from(plain) : plain;
   if (cfg.globalIntensity) augmentIntensity(global, cfg, rng);
   const native = cfg.localSource === 'cache';
   const same = globalShape.join() === shape.join();
   const localShape = cfg.localShape ?? half(globalShape);
+  if (cfg.localAnchor === 'foreground' && !mask) throw new Error("data.views.localAnchor 'foreground' needs the cache's segmentation masks");
+  // anchors in the cache's voxels, mapped onto the global view's grid when crops are cut from it
+  const anchors = cfg.localAnchor === 'foreground' && cfg.numLocal > 0 ? foregroundVoxels(mask!, shape, cfg.numLocal, rng) : undefined;
+  const onGlobal = (c: Shape3) => c.map((v, i) => ((v + 0.5) * globalShape[i]!) / shape[i]! - 0.5) as Shape3;
   const boxes: Box[] = [];
-  const locals = Array.from({ length: cfg.numLocal }, () => {
-    const box = native ? localBox(shape, cfg, rng, localShape) : localBox(globalShape, cfg, rng);
+  const locals = Array.from({ length: cfg.numLocal }, (_, k) => {
+    const centre = anchors?.[k];
+    const box = native ? localBox(shape, cfg, rng, localShape, centre) : localBox(globalShape, cfg, rng, undefined, centre && onGlobal(centre));
     boxes.push(box);
     // crops of the global view read the cache directly when the two are the same grid (exactly as before multi-resolution)
     const v = native || same ? sampleBox(hu, shape, box, localShape, scale, pad) : sampleBox(plain, globalShape, box, localShape, 1, pad);

@@ -125,6 +125,8 @@ export function validateConfig(c: PretrainConfig): void {
   if (keep !== undefined && typeof keep !== 'boolean') problems.push(`data.synth.keepSource must be true or false (got ${JSON.stringify(keep)})`);
   const src = c.data?.views?.localSource;
   if (src !== undefined && src !== 'global' && src !== 'cache') problems.push(`data.views.localSource must be 'global' or 'cache' (got ${JSON.stringify(src)})`);
+  const anchor = c.data?.views?.localAnchor;
+  if (anchor !== undefined && anchor !== 'uniform' && anchor !== 'foreground') problems.push(`data.views.localAnchor must be 'uniform' or 'foreground' (got ${JSON.stringify(anchor)})`);
   for (const v of c.objective?.tma?.codeViews ?? []) if (v !== 'text' && v !== 'global') problems.push(`objective.tma.codeViews: '${String(v)}' is not 'text' or 'global'`);
   if (problems.length) throw new Error(`invalid pre-training config '${c.name}': ${problems.join('; ')}`);
 }
