@@ -108,3 +108,18 @@ test("localAnchor 'foreground': every local crop holds organ voxels, on the cach
   // a volume without organs falls back to uniform placement
   assert.equal(makeViews(cache, shape, 1000, -1, { ...cfg, localAnchor: 'foreground' }, new Rng(3, 0, 5), shape, new Uint8Array(n)).boxes.length, 8);
 });
+
+test('aligned boxes (1 or 2 cache voxels per output voxel, flips included) equal F.interpolate of the cropped, flipped region', () => {
+  const big: Shape3 = [12, 16, 14];
+  const src = Int16Array.from({ length: 12 * 16 * 14 }, (_, i) => ((i * 7919) % 4001) - 2000);
+  for (const f of [1, 2]) {
+    const out: Shape3 = [3, 5, 4];
+    const box = { start: [2, 3, 1] as Shape3, size: out.map((n) => n * f) as Shape3, rotateRad: 0, flip: [true, false, true] as [boolean, boolean, boolean] };
+    const ours = sampleBox(src, big, box, out, 1000, -1);
+    torch.tidy(() => {
+      const region = torch.tensor(src, [1, 1, ...big]).to('float32').div(1000)
+        .narrow(2, box.start[0], box.size[0]).narrow(3, box.start[1], box.size[1]).narrow(4, box.start[2], box.size[2]).flip([2, 4]);
+      assertClose(torch.tensor(ours, out), F.interpolate(region, out, 'trilinear').view(...out), { atol: 1e-6, what: `${f} voxel(s) per output voxel` });
+    });
+  }
+});
