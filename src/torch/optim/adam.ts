@@ -14,7 +14,11 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
     const [beta1, beta2] = h.betas;
     // parameters that missed updates (no gradient on some steps) have their own step count and bias correction
     const bySteps = new Map<number, ParamUpdate[]>();
-    for (const it of items) bySteps.set(it.step, [...(bySteps.get(it.step) ?? []), it]);
+    for (const it of items) {
+      const group = bySteps.get(it.step);
+      if (group) group.push(it);
+      else bySteps.set(it.step, [it]);
+    }
     for (const [step, group] of bySteps) {
       const m = group.map((it) => this.stateTensor(it.state, 'exp_avg', () => zerosLike(it.param)).id);
       const v = group.map((it) => this.stateTensor(it.state, 'exp_avg_sq', () => zerosLike(it.param)).id);
