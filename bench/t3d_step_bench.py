@@ -5,7 +5,8 @@ conv1 3³ stride 2), a from-scratch 2-layer BERT (Hugging Face's layer layout), 
 swapped prediction over the global and local views), then gradient clipping and AdamW. formulation 'swapped' is the
 leak-free TMA (pure visual embeddings of every view predict the report's codes, the report predicts the global
 view's, codes of both from Sinkhorn with a queue); tma false is the CLIP-only step (no local views).
-argv: JSON config (threads, batch, global, local, views, tokens, vocab, formulation, tma, reps, warmup, device, amp);
+argv: JSON config (threads, batch, global, local, views, tokens, vocab, formulation, tma, reps, warmup, device, amp,
+channels_last: the vision encoder's weights in channels_last_3d, as the TypeScript side's default);
 prints {"step_s": median}. On CUDA each timed step ends with a device synchronisation; amp 'bf16' autocasts."""
 import json
 import math
@@ -104,6 +105,8 @@ def sinkhorn(scores, eps=0.05, iters=3):
 B, V = cfg['batch'], cfg['views']
 dev = torch.device(cfg.get('device', 'cpu'))
 model = T3d(cfg['vocab']).to(dev)
+if cfg.get('channels_last'):
+    model.visual.to(memory_format=torch.channels_last_3d)
 model.train()
 opt = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-6, weight_decay=0.05)
 g = torch.randn(B, 1, *cfg['global'], device=dev)

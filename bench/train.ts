@@ -5,6 +5,8 @@
 // then the cpu-96 step under bfloat16 autocast. DEVICE=cuda runs every step on the GPU (model, data and optimizer
 // state there, a device synchronisation ending each timed step, in the twins too); BATCH scales the T3D steps' batch.
 // PROFILE=<config> prints where that config's step spends its time instead (torch.profiler, op by op).
+// The vision encoders run in the configs' memory format (channels-last by default; MEMORY_FORMAT=contiguous for
+// the row-major layout); each twin runs twice, as plain PyTorch eager and with channels_last_3d weights.
 // The trainer's own data-wait fraction and RSS are logged per run in metrics.jsonl (see BENCHMARKS.md).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +27,8 @@ const device = process.env.DEVICE ?? 'cpu';
 const deviceType = device.startsWith('cuda') ? 'cuda' : 'cpu';
 if (deviceType === 'cuda' && !torch.cuda.isAvailable()) throw new Error(`DEVICE=${device}: this libtorch build has no usable CUDA`);
 const batchOverride = process.env.BATCH ? Number(process.env.BATCH) : undefined;
+const memoryFormat = process.env.MEMORY_FORMAT as torch.MemoryFormat | undefined;
+if (memoryFormat && memoryFormat !== 'channels-last' && memoryFormat !== 'contiguous') throw new Error(`MEMORY_FORMAT must be 'channels-last' or 'contiguous' (got '${memoryFormat}')`);
 /** the end of a timed step: CUDA kernels run asynchronously, so the clock stops only when they are done */
 const sync = () => { if (deviceType === 'cuda') torch.cuda.synchronize(); };
 
@@ -38,7 +42,8 @@ function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean; pro
   const formulation = c.objective.tma.formulation ?? 'fused';
   const cfg = { threads, batch: o.batch ?? batchOverride ?? c.data.batchSize, global, local, views: o.clipOnly ? 0 : c.data.views.numLocal ?? 4, tokens: 160, vocab: 723, formulation, tma: !o.clipOnly, warmup: o.warmup ?? 2, reps: o.reps ?? reps, device, amp: o.amp ? 'bf16' : 'off' };
   torch.manualSeed(0);
-  const model = buildT3dModel(c.model, global, cfg.vocab).to({ device });
+  const vision = c.model.vision.kind === 'resnet3d' && memoryFormat ? { ...c.model.vision, memoryFormat } : c.model.vision;
+  const model = buildT3dModel({ ...c.model, vision }, global, cfg.vocab).to({ device });
   model.train();
   const opt = new optim.AdamW(model.parameters(), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps, weightDecay: c.optim.weightDecay });
   const queue = new EmbeddingQueue(c.objective.tma.queue);
@@ -67,7 +72,7 @@ function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean; pro
 function resnet50(batch = 2): { cfg: object; ts: number } {
   const cfg = { threads, input: [batch, 1, 96, 96, 96], warmup: 1, reps: Math.min(reps, 3), device };
   torch.manualSeed(0);
-  const model = new ResNet3d({ depth: 50, conv1Kernel: 7, conv1Stride: 2, numClasses: 2 }).to({ device });
+  const model = new ResNet3d({ depth: 50, conv1Kernel: 7, conv1Stride: 2, numClasses: 2 }).to({ device, memoryFormat: memoryFormat ?? 'channels-last' });
   const opt = new optim.AdamW(model.parameters(), { lr: 1e-4 });
   const x = torch.randn(cfg.input, { device }).keep();
   const y = torch.tensor(BigInt64Array.from({ length: batch }, (_, i) => BigInt(i % 2)), [batch], { device }).keep();
@@ -101,7 +106,7 @@ if (process.env.MEMORY) {
   console.log(`${process.env.MEMORY} T3D step${amp ? ' (bf16 autocast)' : ''} at batch ${batch} on ${device}: ${ts.toFixed(3)} s = ${(batch / ts).toFixed(1)} volumes/s, ${threads} threads; ${peak}`);
   process.exit(0);
 }
-const results: Record<string, { tsStepS: number; pythonStepS?: number; volumesPerS: number }> = {};
+const results: Record<string, { tsStepS: number; pythonStepS?: number; pythonChannelsLastStepS?: number; volumesPerS: number }> = {};
 const b = batchOverride ?? 8;
 const r50Batch = deviceType === 'cuda' ? 8 : 2;
 for (const [name, run, script, volumes] of [
@@ -115,11 +120,14 @@ for (const [name, run, script, volumes] of [
 ] as const) {
   const rss0 = process.memoryUsage().rss;
   const { cfg, ts } = run();
-  let py: number | undefined;
-  try { py = pythonTwin<{ step_s: number }>(script, [JSON.stringify(cfg)])?.step_s; } catch (e) { console.log(`${name}: the PyTorch-Python twin failed (${(e as Error).message.split('\n')[0]})`); }
-  results[name] = { tsStepS: ts, pythonStepS: py, volumesPerS: volumes / ts };
+  const twin = (channelsLast: boolean) => {
+    try { return pythonTwin<{ step_s: number }>(script, [JSON.stringify({ ...cfg, channels_last: channelsLast })])?.step_s; } catch (e) { console.log(`${name}: the PyTorch-Python twin failed (${(e as Error).message.split('\n')[0]})`); }
+  };
+  const py = twin(false), pyChannelsLast = twin(true);
+  results[name] = { tsStepS: ts, pythonStepS: py, pythonChannelsLastStepS: pyChannelsLast, volumesPerS: volumes / ts };
   console.log(`${name} training step on ${device}: TypeScript ${ts.toFixed(4)} s (${(volumes / ts).toFixed(2)} volumes/s)` +
     (py ? `; PyTorch-Python ${py.toFixed(4)} s; time ratio TS/Python ${(ts / py).toFixed(2)}` : '; no python twin') +
+    (pyChannelsLast ? `; PyTorch-Python with channels_last_3d ${pyChannelsLast.toFixed(4)} s (ratio ${(ts / pyChannelsLast).toFixed(2)})` : '') +
     `; RSS growth ${((process.memoryUsage().rss - rss0) / 1e6).toFixed(0)} MB; threads ${threads}`);
 }
 const fp32 = results[`t3d-cpu-96 (batch ${b}, 4 local views)`]!, bf16 = results[`t3d-cpu-96 bf16 autocast (batch ${b})`]!;

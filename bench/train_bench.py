@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch-Python twin of bench/train.ts: one AdamW training step of MONAI's ResNet3D-50 (replica) on
-2×1×96³ with a 2-class head. argv: JSON config (threads, input, warmup, reps, device); prints {"step_s": median
+2×1×96³ with a 2-class head. argv: JSON config (threads, input, warmup, reps, device, channels_last); prints {"step_s": median
 seconds}. On CUDA each timed step ends with a device synchronisation."""
 import json
 import os
@@ -18,6 +18,8 @@ torch.set_num_threads(cfg['threads'])
 torch.manual_seed(0)
 dev = torch.device(cfg.get('device', 'cpu'))
 model = ResNet(ResNetBottleneck, [3, 4, 6, 3], [64, 128, 256, 512], conv1_t_size=7, conv1_t_stride=2, num_classes=2).to(dev)
+if cfg.get('channels_last'):
+    model.to(memory_format=torch.channels_last_3d)
 opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 x = torch.randn(*cfg['input'], device=dev)
 y = torch.arange(cfg['input'][0], device=dev) % 2

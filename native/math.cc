@@ -10,6 +10,15 @@ namespace t3d {
   defineOp(env, exports, name "S", [](Args& a) { return a.ret(fn(a.t(0), a.sc(1))); })
 #define INPLACE(name, stmt) defineOp(env, exports, name, [](Args& a) { at::Tensor& x = a.t(0); stmt; return a.undef(); })
 
+// 'channels-last' (the 4-D or 5-D form by the tensor's rank) or 'contiguous'
+static at::MemoryFormat memoryFormat(const at::Tensor& t, const std::string& name) {
+  if (name == "contiguous") return at::MemoryFormat::Contiguous;
+  if (name != "channels-last") throw ArgError("memory format must be 'channels-last' or 'contiguous', got '" + name + "'");
+  if (t.dim() == 5) return at::MemoryFormat::ChannelsLast3d;
+  if (t.dim() == 4) return at::MemoryFormat::ChannelsLast;
+  throw ArgError("channels-last needs a 4-D or 5-D tensor, got " + std::to_string(t.dim()) + "-D");
+}
+
 void initMath(Napi::Env env, Napi::Object exports) {
   UNARY("neg", at::neg(x));
   UNARY("abs", at::abs(x));
@@ -36,6 +45,16 @@ void initMath(Napi::Env env, Napi::Object exports) {
   UNARY("isfinite", at::isfinite(x));
   UNARY("clone", x.clone());
   UNARY("contiguous", x.contiguous());
+  // (t, format): 'channels-last' = ChannelsLast3d for 5-D (ChannelsLast for 4-D) tensors, 'contiguous' = row-major
+  defineOp(env, exports, "contiguousAs", [](Args& a) {
+    const at::Tensor& t = a.t(0);
+    const at::MemoryFormat format = memoryFormat(t, a.s(1));
+    // A one-channel tensor is dense in both layouts, so contiguous() returns it as is; like PyTorch's
+    // module.to(memory_format=...), restride it anyway, since a convolution's output follows its weight's layout.
+    if (t.suggest_memory_format() != format) return a.ret(at::empty_like(t, t.options(), format).copy_(t));
+    return a.ret(t.contiguous(format));
+  });
+  defineOp(env, exports, "isContiguousAs", [](Args& a) { return a.boolean(a.t(0).is_contiguous(memoryFormat(a.t(0), a.s(1)))); });
   defineOp(env, exports, "gelu", [](Args& a) { return a.ret(at::gelu(a.t(0), a.has(1) ? a.s(1) : "none")); });
   defineOp(env, exports, "leakyRelu", [](Args& a) { return a.ret(at::leaky_relu(a.t(0), a.sc(1))); });
   defineOp(env, exports, "softmax", [](Args& a) { return a.ret(at::softmax(a.t(0), a.i(1))); });
@@ -131,6 +150,9 @@ void initMath(Napi::Env env, Napi::Object exports) {
   INPLACE("sqrt_", { at::NoGradGuard g; x.sqrt_(); });
   INPLACE("erfinv_", { at::NoGradGuard g; x.erfinv_(); });
   INPLACE("maximum_", { at::NoGradGuard g; at::maximum_out(x, x, a.t(1)); });
+  // recorded by autograd, unlike the optimizer's in-place updates above
+  INPLACE("relu_", at::relu_(x));
+  INPLACE("addRecorded_", x.add_(a.t(1)));
 }
 
 }  // namespace t3d

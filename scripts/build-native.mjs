@@ -101,6 +101,8 @@ async function main() {
 
   const flags = [
     '-std=c++17', '-O2', '-fPIC', '-Wall', '-Wextra', '-Wno-unused-parameter',
+    // nothing reads errno after math calls; with it, a loop calling sqrt cannot vectorise (the fused AdamW)
+    '-fno-math-errno',
     `-D_GLIBCXX_USE_CXX11_ABI=${cxx11Abi(torch.lib)}`,
     // /usr/include is already a system directory; naming it again breaks libstdc++'s #include_next.
     ...(torch.inc === '/usr/include' ? [] : ['-isystem', torch.inc]),

@@ -45,6 +45,21 @@ test('data.synth.keepSource false: the source volumes are deleted once the cache
   assert.throws(() => validateConfig(applyOverrides(base(), ['data.synth={"count":4,"seed":1,"keepSource":"no"}'])), /data.synth.keepSource must be true or false/);
 });
 
+test('model.vision.memoryFormat: channels-last by default (configs without the key too), contiguous on request, checked', () => {
+  const weight = (c: PretrainConfig) => {
+    const m = buildT3dModel(c.model, [8, 8, 8], 40);
+    const w = m.getSubmodule('visual')!.getSubmodule('layer1')!.getSubmodule('0')!.getSubmodule('conv1')!.getParameter('weight')!;
+    const layout = [w.isContiguous('channels-last'), w.isContiguous()];
+    m.dispose();
+    return layout;
+  };
+  const c = base();
+  assert.equal((c.model.vision as { memoryFormat?: string }).memoryFormat, undefined, 'the tiny config predates the option');
+  assert.deepEqual(weight(c), [true, false]);
+  assert.deepEqual(weight(base(['model.vision.memoryFormat="contiguous"'])), [false, true]);
+  assert.throws(() => validateConfig(base(['model.vision.memoryFormat="nhwc"'])), /model.vision.memoryFormat must be 'channels-last' or 'contiguous'/);
+});
+
 test('objective gradients (CLIP + text-informed TMA + SSL, mean-pooled text) match finite differences on a tiny float64 model', () => {
   const cfg = base(['model.textPooling="mean"']);
   torch.manualSeed(1);

@@ -68,9 +68,10 @@ class Block extends nn.Module {
 
   forward(x: Tensor): Tensor {
     return torch.tidy(() => {
-      let h = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x)).relu()));
-      if (this.conv3 && this.bn3) h = this.bn3.forward(this.conv3.forward(h.relu()));
-      return h.add(this.downsample ? this.downsample.forward(x) : x).relu();
+      // in place, as MONAI's: norm layers' and add's backward passes do not read their outputs
+      let h = this.bn2.forward(this.conv2.forward(this.bn1.forward(this.conv1.forward(x)).relu_()));
+      if (this.conv3 && this.bn3) h = this.bn3.forward(this.conv3.forward(h.relu_()));
+      return h.addRecorded_(this.downsample ? this.downsample.forward(x) : x).relu_();
     });
   }
 }
@@ -138,7 +139,7 @@ export class ResNet3d extends nn.Module {
    */
   encodeStages(x: Tensor): Tensor[] {
     return torch.tidy(() => {
-      const stem = this.bn1.forward(this.conv1.forward(x)).relu();
+      const stem = this.bn1.forward(this.conv1.forward(x)).relu_();
       const out = [stem];
       let h = this.config.noMaxPool ? stem : F.maxPool3d(stem, 3, { stride: 2, padding: 1 });
       for (const layer of this.layers) {
@@ -152,7 +153,7 @@ export class ResNet3d extends nn.Module {
   /** Feature map and pooled vector (no classifier). */
   encode(x: Tensor): EncoderOutput {
     return torch.tidy(() => {
-      let h = this.bn1.forward(this.conv1.forward(x)).relu();
+      let h = this.bn1.forward(this.conv1.forward(x)).relu_();
       if (!this.config.noMaxPool) h = F.maxPool3d(h, 3, { stride: 2, padding: 1 });
       for (const layer of this.layers) h = layer.forward(h);
       return { featureMap: h, pooled: h.mean([2, 3, 4]) };

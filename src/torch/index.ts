@@ -1,5 +1,5 @@
 // The engine's public surface: `import * as torch from './torch/index.js'`.
-export { Tensor, Generator, type Device, type Scalar, type Reduction } from './tensor.js';
+export { Tensor, Generator, type Device, type Scalar, type Reduction, type MemoryFormat } from './tensor.js';
 export * from './dtype.js';
 export * from './creation.js';
 export * from './ops.js';

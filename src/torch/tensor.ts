@@ -5,6 +5,8 @@ import { type DType, ELEMENT_SIZE, dtypeCode, dtypeName, typedArrayFromBytes, ty
 export type Device = string; // 'cpu' | 'cuda' | 'cuda:N'
 export type Scalar = number | boolean;
 export type Reduction = 'none' | 'mean' | 'sum';
+/** PyTorch's torch.contiguous_format / channels_last(_3d): oneDNN's 3D convolutions are faster channels-last. */
+export type MemoryFormat = 'contiguous' | 'channels-last';
 export const REDUCTION: Record<Reduction, number> = { none: 0, mean: 1, sum: 2 };
 
 export function wrap(id: unknown): Tensor {
@@ -42,7 +44,10 @@ export class Tensor {
   get isDisposed(): boolean { return !(N.isLive(this.id) as boolean); }
   get requiresGrad(): boolean { return N.requiresGrad(this.id) as boolean; }
   get isLeaf(): boolean { return N.isLeaf(this.id) as boolean; }
-  isContiguous(): boolean { return N.isContiguous(this.id) as boolean; }
+  /** Row-major by default; with 'channels-last', whether a 4-D/5-D tensor is laid out with channels innermost. */
+  isContiguous(format?: MemoryFormat): boolean {
+    return (format ? N.isContiguousAs(this.id, format) : N.isContiguous(this.id)) as boolean;
+  }
   size(dim: number): number {
     const s = this.shape;
     const d = dim < 0 ? dim + s.length : dim;
@@ -91,7 +96,8 @@ export class Tensor {
   double(): Tensor { return this.to({ dtype: 'float64' }); }
   long(): Tensor { return this.to({ dtype: 'int64' }); }
   clone(): Tensor { return wrap(N.clone(this.id)); }
-  contiguous(): Tensor { return wrap(N.contiguous(this.id)); }
+  /** A dense copy (or this tensor when already so): row-major, or channels innermost for 4-D/5-D 'channels-last'. */
+  contiguous(format?: MemoryFormat): Tensor { return wrap(format ? N.contiguousAs(this.id, format) : N.contiguous(this.id)); }
 
   // ---- autograd ----
   requiresGrad_(flag = true): this { N.setRequiresGrad(this.id, flag); return this; }
@@ -219,6 +225,12 @@ export class Tensor {
   nonzero(): Tensor { return wrap(N.nonzero(this.id)); }
   tril(diagonal = 0): Tensor { return wrap(N.tril(this.id, diagonal)); }
   triu(diagonal = 0): Tensor { return wrap(N.triu(this.id, diagonal)); }
+
+  // ---- in place, recorded by autograd like PyTorch's (MONAI's ReLU(inplace=True), `out += residual`): no new
+  // allocation per activation. Only on intermediates whose overwritten values no backward pass reads, e.g. the output
+  // of a norm layer or of an add ----
+  relu_(): this { N.relu_(this.id); return this; }
+  addRecorded_(o: Tensor): this { N.addRecorded_(this.id, o.id); return this; }
 
   // ---- in place (no autograd; for optimizers, initialisers and buffers) ----
   zero_(): this { N.zero_(this.id); return this; }

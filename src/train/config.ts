@@ -7,6 +7,7 @@ import { type ObjectiveConfig } from '../objectives/t3d.js';
 import { TMA_FORMULATIONS } from '../objectives/t3d-tma.js';
 import { type ViewConfig } from '../data/views.js';
 import { type T3dHeadsConfig } from '../models/t3d.js';
+import { type MemoryFormat } from '../torch/tensor.js';
 
 export interface PretrainConfig {
   name: string;
@@ -30,7 +31,7 @@ export interface PretrainConfig {
     maxTokens: number;
   };
   model: {
-    vision: { kind: 'resnet3d'; depth: 10 | 18 | 34 | 50; widenFactor: number; conv1Kernel: number; conv1Stride: number; noMaxPool: boolean; norm: 'batch' | 'group' | 'instance' }
+    vision: { kind: 'resnet3d'; depth: 10 | 18 | 34 | 50; widenFactor: number; conv1Kernel: number; conv1Stride: number; noMaxPool: boolean; norm: 'batch' | 'group' | 'instance'; memoryFormat?: MemoryFormat }
       | { kind: 'vit3d'; patchSize: [number, number, number]; hiddenSize: number; depth: number; numHeads: number };
     /** BERT config (HF keys) for a from-scratch text encoder, or a folder with config.json + model.safetensors */
     text: Record<string, number | string> | { pretrained: string };
@@ -84,7 +85,7 @@ export function applyOverrides(cfg: PretrainConfig, overrides: string[]): Pretra
   }
   return out as unknown as PretrainConfig;
 }
-const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling', 'model.restoration', 'objective.restoration', 'objective.tma.formulation', 'objective.tma.teacherCodes', 'objective.tma.relativeEpsilon', 'optim.amp'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
+const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling', 'model.restoration', 'objective.restoration', 'objective.tma.formulation', 'objective.tma.teacherCodes', 'objective.tma.relativeEpsilon', 'optim.amp', 'model.vision.memoryFormat'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
 
 export function validateConfig(c: PretrainConfig): void {
   const problems: string[] = [];
@@ -111,6 +112,10 @@ export function validateConfig(c: PretrainConfig): void {
   if (c.data?.batchSize < 2 && (c.objective?.clip?.weight ?? 0) > 0) problems.push('data.batchSize must be ≥ 2 for a contrastive loss');
   if (c.optim?.amp !== undefined && !['off', 'bf16', 'fp16'].includes(c.optim.amp)) problems.push(`optim.amp must be 'off', 'bf16' or 'fp16' (got ${JSON.stringify(c.optim.amp)})`);
   if (!['resnet3d', 'vit3d'].includes(c.model?.vision?.kind)) problems.push(`model.vision.kind must be 'resnet3d' or 'vit3d'`);
+  const mf = (c.model?.vision as { memoryFormat?: unknown } | undefined)?.memoryFormat;
+  if (mf !== undefined && (c.model.vision.kind !== 'resnet3d' || (mf !== 'channels-last' && mf !== 'contiguous'))) {
+    problems.push(`model.vision.memoryFormat must be 'channels-last' or 'contiguous', for a resnet3d encoder (got ${JSON.stringify(mf)})`);
+  }
   const f = c.objective?.tma?.formulation;
   if (f !== undefined && !TMA_FORMULATIONS.includes(f)) problems.push(`objective.tma.formulation must be one of ${TMA_FORMULATIONS.join(', ')} (got ${JSON.stringify(f)})`);
   if (f === 'local' && c.objective?.tma?.useText === false) problems.push("objective.tma.formulation 'local' aligns local views with the report's sentences: it needs objective.tma.useText true");

@@ -72,7 +72,17 @@ function gradientReducer(model: T3dModel): GradientReducer {
 
 /** Data-parallel: every rank starts from rank 0's parameters and buffers. */
 function broadcastModel(model: T3dModel): void {
-  for (const [, t] of [...model.namedParameters(), ...model.namedBuffers()]) torch.noGrad(() => torch.distributed.broadcast(t, 0));
+  for (const [, t] of [...model.namedParameters(), ...model.namedBuffers()]) {
+    torch.noGrad(() => {
+      if (t.isContiguous()) return torch.distributed.broadcast(t, 0);
+      // channels-last weights go through a row-major copy: collectives take row-major tensors
+      torch.tidy(() => {
+        const rowMajor = t.contiguous();
+        torch.distributed.broadcast(rowMajor, 0);
+        t.copy_(rowMajor);
+      });
+    });
+  }
 }
 
 export async function pretrain(d: TrainerDeps): Promise<TrainResult> {

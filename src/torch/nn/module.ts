@@ -1,7 +1,9 @@
 // nn.Module: parameters, buffers and submodules registered by attribute name, so state-dict keys are
 // the same dotted paths PyTorch / Hugging Face / MONAI use.
-import { type Tensor } from '../tensor.js';
+import { type MemoryFormat, type Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
+
+export interface MoveTarget { device?: string; dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16'; memoryFormat?: MemoryFormat }
 
 export abstract class Module {
   training = true;
@@ -100,18 +102,25 @@ export abstract class Module {
     return { missing, unexpected };
   }
 
-  /** Moves parameters and buffers to a device/dtype in place (handles keep their identity). */
-  to(target: { device?: string; dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16' }): this {
+  /**
+   * Moves parameters and buffers to a device/dtype in place (handles keep their identity). `memoryFormat` lays out
+   * the 4-D/5-D ones (convolution weights) as PyTorch's `module.to(memory_format=...)` does; convolutions then
+   * return that layout, and the state dict is the same.
+   */
+  to(target: MoveTarget): this {
     // Outside autograd, so moved parameters are new leaves that accumulate .grad.
     noGrad(() => { for (const [, m] of this.namedModules()) m.moveOwn(target); });
     return this;
   }
-  private moveOwn(target: { device?: string; dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16' }): void {
+  private moveOwn(target: MoveTarget): void {
     for (const map of [this.params, this.bufs]) {
       for (const [n, t] of map) {
         if (!t) continue;
         const isFloat = t.dtype.startsWith('float') || t.dtype === 'bfloat16';
-        const moved = t.to({ device: target.device, dtype: isFloat ? target.dtype : undefined }).keep();
+        const cast = t.to({ device: target.device, dtype: isFloat ? target.dtype : undefined });
+        const laidOut = target.memoryFormat && (t.ndim === 4 || t.ndim === 5) ? cast.contiguous(target.memoryFormat) : cast;
+        if (laidOut !== cast) cast.dispose();
+        const moved = laidOut.keep();
         if (map === this.params) moved.requiresGrad_(t.requiresGrad);
         t.dispose();
         map.set(n, moved);
