@@ -2,6 +2,7 @@
 import { type Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 import { tidy } from '../scope.js';
+import { zerosLike } from '../creation.js';
 
 export interface ParamGroup<H> {
   params: Tensor[];
@@ -110,13 +111,17 @@ export abstract class Optimizer<H extends object> {
       Object.assign(group.options, options);
       group.initialLr = initialLr;
     });
+    const params = this.groups.flatMap((g) => g.params);
     for (const [key, t] of saved.tensors) {
       const m = /^state\.(\d+)\.(.+)$/.exec(key);
       if (!m) throw new Error(`loadStateDict: unexpected optimizer state key '${key}'`);
       const i = Number(m[1]);
       if (i >= count) throw new Error(`loadStateDict: state for parameter ${i} but optimizer has ${count}`);
       const s = this.state.get(i) ?? new Map<string, Tensor>();
-      s.set(m[2]!, t.clone().keep());
+      // moments take their parameter's layout (channels-last too), as when created: the fused CPU step needs it
+      const p = params[i]!;
+      const same = t.shape.length === p.shape.length && t.shape.every((n, d) => n === p.shape[d]) && t.dtype === p.dtype;
+      s.set(m[2]!, (same ? noGrad(() => zerosLike(p).copy_(t)) : t.clone()).keep());
       this.state.set(i, s);
     }
   }
