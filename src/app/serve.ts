@@ -208,6 +208,10 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     });
   });
   server.requestTimeout = 10 * 60_000;
+  // Node's 5 s keep-alive makes a client that reuses an idle connection just as the server drops it get ECONNRESET
+  // (a page idle between clicks, a script pausing between calls); 65 s outlasts such pauses, as common proxies do
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => resolve());
