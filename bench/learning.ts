@@ -54,7 +54,8 @@ const allVariants: Record<string, string[]> = {
   't3d-no-text': ['--steps', String(steps), '--set', 'objective.tma.useText=false'],
   't3d-no-local': ['--steps', String(steps), '--set', 'data.views.numLocal=0'],
   't3d-single-res': ['--steps', String(steps), '--set', 'data.views.localSource=global'],
-  't3d-no-fusion': ['--steps', String(steps), '--set', 'objective.tma.useText=false'],
+  // RESULTS' first ablation table: the fused formulation (then the default) with views that do not read the report
+  't3d-no-fusion': ['--steps', String(steps), '--set', 'objective.tma.formulation=fused', '--set', 'objective.tma.useText=false'],
   't3d-groupnorm': ['--steps', String(steps), '--set', 'model.vision.norm=group'],
   // no fusion, 8 prototypes over batch + a 128-sample queue: codes are coarse report clusters, not instances
   't3d-coarse': ['--steps', String(steps), ...coarse],

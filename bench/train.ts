@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { F, optim } from '../src/torch/index.js';
 import { ResNet3d } from '../src/models/resnet3d.js';
-import { buildT3dModel } from '../src/train/factory.js';
+import { DEFAULT_MEMORY_FORMAT, buildT3dModel } from '../src/train/factory.js';
 import { loadConfig } from '../src/train/config.js';
 import { globalShapeOf, loadPreset } from '../src/data/presets.js';
 import { t3dLoss } from '../src/objectives/t3d.js';
@@ -72,7 +72,7 @@ function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean; pro
 function resnet50(batch = 2): { cfg: object; ts: number } {
   const cfg = { threads, input: [batch, 1, 96, 96, 96], warmup: 1, reps: Math.min(reps, 3), device };
   torch.manualSeed(0);
-  const model = new ResNet3d({ depth: 50, conv1Kernel: 7, conv1Stride: 2, numClasses: 2 }).to({ device, memoryFormat: memoryFormat ?? 'channels-last' });
+  const model = new ResNet3d({ depth: 50, conv1Kernel: 7, conv1Stride: 2, numClasses: 2 }).to({ device, memoryFormat: memoryFormat ?? DEFAULT_MEMORY_FORMAT });
   const opt = new optim.AdamW(model.parameters(), { lr: 1e-4 });
   const x = torch.randn(cfg.input, { device }).keep();
   const y = torch.tensor(BigInt64Array.from({ length: batch }, (_, i) => BigInt(i % 2)), [batch], { device }).keep();

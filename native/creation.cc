@@ -28,14 +28,10 @@ void initCreation(Napi::Env env, Napi::Object exports) {
   defineOp(env, exports, "zeros", [](Args& a) { return a.ret(at::zeros(a.il(0), a.opts(1, 2))); });
   defineOp(env, exports, "ones", [](Args& a) { return a.ret(at::ones(a.il(0), a.opts(1, 2))); });
   defineOp(env, exports, "empty", [](Args& a) { return a.ret(at::empty(a.il(0), a.opts(1, 2))); });
-  // (t, dtype?, device?): t's shape and layout (a channels-last tensor's are channels-last, as torch.zeros_like)
-  defineOp(env, exports, "zerosLike", [](Args& a) {
+  // (t, value, dtype?, device?): t's shape and layout (a channels-last tensor's are channels-last, as torch.full_like)
+  defineOp(env, exports, "fullLike", [](Args& a) {
     const at::Tensor& t = a.t(0);
-    return a.ret(at::zeros_like(t, t.options().dtype(a.dtype(1, t.scalar_type())).device(a.has(2) ? a.device(2) : t.device())));
-  });
-  defineOp(env, exports, "onesLike", [](Args& a) {
-    const at::Tensor& t = a.t(0);
-    return a.ret(at::ones_like(t, t.options().dtype(a.dtype(1, t.scalar_type())).device(a.has(2) ? a.device(2) : t.device())));
+    return a.ret(at::full_like(t, a.sc(1), t.options().dtype(a.dtype(2, t.scalar_type())).device(a.has(3) ? a.device(3) : t.device())));
   });
   defineOp(env, exports, "full", [](Args& a) { return a.ret(at::full(a.il(0), a.sc(1), a.opts(2, 3))); });
   defineOp(env, exports, "arange", [](Args& a) {

@@ -97,6 +97,9 @@ test('channels-last: 5-D weights restrided (one-channel ones too); saved bytes, 
       // the moments are created like the parameter (torch.zeros_like), so AdamW's fused CPU pass takes them
       assert.ok(torch.zerosLike(w).isContiguous('channels-last') && torch.onesLike(w, { dtype: 'float64' }).isContiguous('channels-last'));
       assert.deepEqual(torch.zerosLike(w, { dtype: 'float64' }).toArray().slice(0, 3), [0, 0, 0]);
+      const filled = torch.fullLike(w, 2.5);
+      assert.ok(filled.isContiguous('channels-last'));
+      assert.deepEqual(filled.toArray().slice(0, 3), [2.5, 2.5, 2.5]);
     });
     torch.dispose([x, y]);
     optA.dispose();

@@ -31,8 +31,10 @@ export const empty = (shape: number[], o?: TensorOptions) => finish(wrap(N.empty
 export const full = (shape: number[], value: number | boolean, o?: TensorOptions) =>
   finish(wrap(N.full(checkShape(shape), value, code(o, typeof value === 'boolean' ? 'bool' : 'float32'), o?.device)), o);
 /** t's shape, dtype, device and memory layout (as torch.zeros_like), unless `o` says otherwise. */
-export const zerosLike = (t: Tensor, o?: TensorOptions) => finish(wrap(N.zerosLike(t.id, code(o), o?.device)), o);
-export const onesLike = (t: Tensor, o?: TensorOptions) => finish(wrap(N.onesLike(t.id, code(o), o?.device)), o);
+export const fullLike = (t: Tensor, value: number, o?: TensorOptions) =>
+  finish(wrap(N.fullLike(t.id, value, code(o), o?.device)), o);
+export const zerosLike = (t: Tensor, o?: TensorOptions) => fullLike(t, 0, o);
+export const onesLike = (t: Tensor, o?: TensorOptions) => fullLike(t, 1, o);
 export const scalar = (value: number, o?: TensorOptions) => full([], value, o);
 
 /** arange(end) or arange(start, end, step); integer arguments give int64 like PyTorch. */

@@ -13,13 +13,19 @@ import { MODEL_FILES, resolveCheckpoint } from './checkpoint.js';
 import { MANIFEST } from '../util/manifest.js';
 import { readJsonFile } from '../util/files.js';
 
+/**
+ * The 3D CNN encoders' weight layout unless the config says otherwise. Channels-last weights make every convolution
+ * return channels-last maps, which oneDNN's 3D kernels run faster on CPU (BENCHMARKS.md).
+ */
+export const DEFAULT_MEMORY_FORMAT: torch.MemoryFormat = 'channels-last';
+
 export function buildVisionEncoder(m: PretrainConfig['model'], imageShape: [number, number, number]): VisionEncoder {
   const v = m.vision;
   if (v.kind === 'resnet3d') {
     const encoder = new ResNet3d({ depth: v.depth, widenFactor: v.widenFactor, conv1Kernel: v.conv1Kernel, conv1Stride: v.conv1Stride, noMaxPool: v.noMaxPool, norm: v.norm });
-    // Channels-last weights make every convolution return channels-last maps, which oneDNN's 3D kernels run
-    // faster on CPU (BENCHMARKS.md); configs from before the option have none and get the default too.
-    return (v.memoryFormat ?? 'channels-last') === 'channels-last' ? encoder.to({ memoryFormat: 'channels-last' }) : encoder;
+    // configs from before the option have none and get the default
+    const memoryFormat = v.memoryFormat ?? DEFAULT_MEMORY_FORMAT;
+    return memoryFormat === 'channels-last' ? encoder.to({ memoryFormat }) : encoder;
   }
   return new ViT3d({ imageSize: imageShape, patchSize: v.patchSize, hiddenSize: v.hiddenSize, depth: v.depth, numHeads: v.numHeads });
 }
