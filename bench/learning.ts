@@ -24,7 +24,7 @@ const synth = { count: Number(process.env.COUNT ?? 1000), seed: 0, validFraction
 const common = ['--config', config, '--set', `data.cache=${cache}`, '--set', `data.synth=${JSON.stringify(synth)}`,
   '--set', `train.validateEvery=${validateEvery}`, '--set', `train.checkpointEvery=${validateEvery}`, '--set', 'train.logEvery=50'];
 const warm = ['--set', `model.text.pretrained=${join(out, 'text')}`, '--set', 'optim.textLrScale=0.1'];
-const coarse = ['--set', 'objective.tma.useText=false', '--set', 'model.prototypes=8', '--set', 'objective.tma.queue=128'];
+const coarse = ['--set', 'objective.tma.formulation=fused', '--set', 'objective.tma.useText=false', '--set', 'model.prototypes=8', '--set', 'objective.tma.queue=128'];
 const allVariants: Record<string, string[]> = {
   'random-init': ['--steps', '1', '--set', 'optim.lr=1e-12', '--set', 'objective.tma.weight=0'],
   'clip-only': ['--steps', String(steps), '--set', 'objective.tma.weight=0', '--set', 'data.views.numLocal=0'],
@@ -57,9 +57,12 @@ const allVariants: Record<string, string[]> = {
   // RESULTS' first ablation table: the fused formulation (then the default) with views that do not read the report
   't3d-no-fusion': ['--steps', String(steps), '--set', 'objective.tma.formulation=fused', '--set', 'objective.tma.useText=false'],
   't3d-groupnorm': ['--steps', String(steps), '--set', 'model.vision.norm=group'],
-  // no fusion, 8 prototypes over batch + a 128-sample queue: codes are coarse report clusters, not instances
+  // RESULTS' first ablation table: the fused formulation without fusion, 8 prototypes over batch + a 128-sample
+  // queue: codes are coarse report clusters, not instances
   't3d-coarse': ['--steps', String(steps), ...coarse],
   't3d-coarse-teacher': ['--steps', String(steps), ...coarse, '--set', 'objective.tma.teacherMomentum=0.99', '--set', 'objective.tma.codeViews=["text","global"]'],
+  // the default (swapped) with coarse codes: 8 prototypes over batch + a 128-sample queue
+  't3d-swapped-coarse': ['--steps', String(steps), '--set', 'model.prototypes=8', '--set', 'objective.tma.queue=128'],
 };
 const chosen = process.env.VARIANTS?.split(',') ?? ['random-init', 'clip-only', 't3d'];
 for (const v of chosen) if (!allVariants[v]) throw new Error(`VARIANTS: unknown variant '${v}' (known: ${Object.keys(allVariants).join(', ')})`);
