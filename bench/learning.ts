@@ -61,6 +61,8 @@ const allVariants: Record<string, string[]> = {
   // queue: codes are coarse report clusters, not instances
   't3d-coarse': ['--steps', String(steps), ...coarse],
   't3d-coarse-teacher': ['--steps', String(steps), ...coarse, '--set', 'objective.tma.teacherMomentum=0.99', '--set', 'objective.tma.codeViews=["text","global"]'],
+  // the default (swapped) switched on at step 600, once CLIP has spread the embeddings (mean cosine ≈ 0.8)
+  't3d-late': ['--steps', String(steps), '--set', 'objective.tma.startStep=600'],
   // the default (swapped) with coarse codes: 8 prototypes over batch + a 128-sample queue
   't3d-swapped-coarse': ['--steps', String(steps), '--set', 'model.prototypes=8', '--set', 'objective.tma.queue=128'],
 };

@@ -12,7 +12,7 @@ import { buildT3dModel, loadT3dCheckpoint } from '../src/train/factory.js';
 import { pretrain } from '../src/train/trainer.js';
 import { listCheckpoints, resolveCheckpoint } from '../src/train/checkpoint.js';
 import { tempName } from '../src/util/files.js';
-import { t3dLoss, type ObjectiveConfig } from '../src/objectives/t3d.js';
+import { t3dLoss, tmaWeight, type ObjectiveConfig } from '../src/objectives/t3d.js';
 import { ensureCache, prepareTokenizer } from '../src/app/pretrain.js';
 import { Loader } from '../src/data/loader.js';
 import { readCacheIndex } from '../src/data/cache.js';
@@ -58,6 +58,17 @@ test('model.vision.memoryFormat: channels-last by default (configs without the k
   assert.deepEqual(weight(c), [true, false]);
   assert.deepEqual(weight(base(['model.vision.memoryFormat="contiguous"'])), [false, true]);
   assert.throws(() => validateConfig(base(['model.vision.memoryFormat="nhwc"'])), /model.vision.memoryFormat must be 'channels-last' or 'contiguous'/);
+});
+
+test('objective.tma.startStep: no TMA before it, then the warm-up ramp from it; validated', () => {
+  const tma = { ...base().objective.tma, weight: 0.2, warmupSteps: 100 };
+  assert.deepEqual([0, 50, 100, 200].map((s) => tmaWeight(tma, s)), [0, 0.1, 0.2, 0.2], 'default: ramp from step 0');
+  const late = { ...tma, startStep: 400 };
+  assert.deepEqual([0, 399, 400, 450, 500, 900].map((s) => tmaWeight(late, s)), [0, 0, 0, 0.1, 0.2, 0.2]);
+  assert.equal(tmaWeight({ ...late, warmupSteps: 0 }, 400), 0.2);
+  assert.doesNotThrow(() => validateConfig(base(['objective.tma.startStep=400'])));
+  assert.throws(() => validateConfig(base(['objective.tma.startStep=-1'])), /objective.tma.startStep must be an integer ≥ 0/);
+  assert.throws(() => validateConfig(base(['objective.tma.startStep=2.5'])), /objective.tma.startStep must be an integer ≥ 0/);
 });
 
 test('objective gradients (CLIP + text-informed TMA + SSL, mean-pooled text) match finite differences on a tiny float64 model', () => {

@@ -30,6 +30,9 @@ export interface TmaConfig {
   weight: number;
   /** λ ramps linearly from 0 over these steps (the naive form collapses when switched on at once) */
   warmupSteps: number;
+  /** λ is 0 (no TMA term, local views not encoded) before this step, then ramps over warmupSteps; default 0.
+   * Lets CLIP spread the embeddings first: Sinkhorn codes of near-identical embeddings are near uniform. */
+  startStep?: number;
   /** default 'fused' (configs written before formulations existed) */
   formulation?: TmaFormulation;
   /** the report takes part: fused as cross-attention context and code view; swapped as code view and predictor;

@@ -33,8 +33,9 @@ export interface ViewBatch {
 }
 
 export function tmaWeight(cfg: ObjectiveConfig['tma'], step: number): number {
-  if (cfg.weight <= 0) return 0;
-  return cfg.warmupSteps > 0 ? cfg.weight * Math.min(1, step / cfg.warmupSteps) : cfg.weight;
+  const start = cfg.startStep ?? 0;
+  if (cfg.weight <= 0 || step < start) return 0;
+  return cfg.warmupSteps > 0 ? cfg.weight * Math.min(1, (step - start) / cfg.warmupSteps) : cfg.weight;
 }
 
 /** SimCLR's NT-Xent between two views' normalised embeddings (symmetric InfoNCE, fixed temperature). */

@@ -85,7 +85,7 @@ export function applyOverrides(cfg: PretrainConfig, overrides: string[]): Pretra
   }
   return out as unknown as PretrainConfig;
 }
-const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling', 'model.restoration', 'objective.restoration', 'objective.tma.formulation', 'objective.tma.teacherCodes', 'objective.tma.relativeEpsilon', 'optim.amp', 'model.vision.memoryFormat'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
+const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling', 'model.restoration', 'objective.restoration', 'objective.tma.formulation', 'objective.tma.teacherCodes', 'objective.tma.relativeEpsilon', 'objective.tma.startStep', 'optim.amp', 'model.vision.memoryFormat'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
 
 export function validateConfig(c: PretrainConfig): void {
   const problems: string[] = [];
@@ -97,6 +97,8 @@ export function validateConfig(c: PretrainConfig): void {
   pos(c.optim?.gradAccum, 'optim.gradAccum');
   nonneg(c.objective?.clip?.weight, 'objective.clip.weight');
   nonneg(c.objective?.tma?.weight, 'objective.tma.weight');
+  const start = c.objective?.tma?.startStep;
+  if (start !== undefined && !(Number.isInteger(start) && start >= 0)) problems.push(`objective.tma.startStep must be an integer ≥ 0 (got ${JSON.stringify(start)})`);
   nonneg(c.objective?.ssl?.weight, 'objective.ssl.weight');
   const m = c.objective?.tma?.teacherMomentum;
   if (m !== undefined && !(typeof m === 'number' && m >= 0 && m < 1)) problems.push(`objective.tma.teacherMomentum must be in [0, 1) (got ${JSON.stringify(m)})`);
