@@ -5,6 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeNiftiSync } from '../src/io/nifti.js';
+import { gunzipEngine, gunzipSync as gunzipInto } from '../src/io/gzip.js';
 import { loadPreset } from '../src/data/presets.js';
 import { generateCase } from '../src/data/synth/generate.js';
 import { lpsArrayAffine, writeSynthDataset } from '../src/data/synth/dataset.js';
@@ -28,7 +29,9 @@ const preset = loadPreset('ct-rate-480');
 const cores = availableParallelism();
 const readers = Math.max(1, Math.floor(cores / 2)); // `t3d preprocess`'s defaults
 setNumThreads(Math.max(1, cores - readers));
-/** Seconds per volume for `t3d preprocess` of n copies of the volume (n = 1: the latency of one). */
+let cpuPerVolume = 0;
+/** Seconds per volume for `t3d preprocess` of n copies of the volume (n = 1: the latency of one); sets
+ * cpuPerVolume, the process's CPU seconds per volume (all threads): what N processes over one cache divide. */
 async function cachePerVolume(n: number): Promise<number> {
   const lines = ['path,report'];
   for (let i = 0; i < n; i++) {
@@ -39,8 +42,11 @@ async function cachePerVolume(n: number): Promise<number> {
   writeFileSync(join(work, 'manifest.csv'), lines.join('\n') + '\n');
   const out = join(work, 'cache');
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const r = await buildCache(readSource(join(work, 'manifest.csv')), preset, out, { readers, prefetch: readers + 1 });
   const secs = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  cpuPerVolume = (cpu.user + cpu.system) / 1e6 / n;
   if (r.done !== n) throw new Error(`preprocessing failed: ${JSON.stringify(r.quarantined)}`);
   rmSync(out, { recursive: true });
   return secs / n;
@@ -49,16 +55,21 @@ const median3 = (xs: number[]) => xs.sort((a, b) => a - b)[1]!;
 const latency = median3([await cachePerVolume(1), await cachePerVolume(1), await cachePerVolume(1)]);
 const STREAM = 8;
 const stream = await cachePerVolume(STREAM);
+const streamCpu = cpuPerVolume;
 const file = readFileSync(volPath);
+// gunzip alone, by Node's zlib and by the engine preprocessing used (libdeflate when built; io/gzip)
 const gunzip = timed(() => { gunzipSync(file); }, 1, 3);
+const engineGunzip = timed(() => { gunzipInto(file, big.stored.length * 2 + 4096); }, 1, 3);
 const py = pythonTwin<{ seconds: number }>('data_bench.py', [volPath, join(work, 'py.npy'), '1', String(big.rescaleIntercept), String(cores)], 'torch, nibabel')?.seconds;
 results.preprocess = {
-  latencySeconds: latency, streamSecondsPerVolume: stream, streamVolumes: STREAM, readers, resampleThreads: getNumThreads(),
-  volumesPerMin: 60 / stream, mbPerS: inputMB / stream, gunzipSeconds: gunzip, python: py,
+  latencySeconds: latency, streamSecondsPerVolume: stream, streamCpuSecondsPerVolume: streamCpu, streamVolumes: STREAM, readers, resampleThreads: getNumThreads(),
+  volumesPerMin: 60 / stream, mbPerS: inputMB / stream, gunzipSeconds: gunzip, gunzipEngine, engineGunzipSeconds: engineGunzip, python: py,
   ratioStreamToPython: py ? stream / py : undefined, ratioLatencyToPython: py ? latency / py : undefined, ratioStreamToGunzip: stream / gunzip,
+  ratioStreamToEngineGunzip: stream / engineGunzip,
 };
 console.log(`preprocess to ct-rate-480 (${readers} reader(s), ${getNumThreads()} resampling thread(s)): one volume ${latency.toFixed(2)} s; a stream of ${STREAM} ` +
-  `${stream.toFixed(2)} s per volume (${(60 / stream).toFixed(1)} volumes/min, ${(inputMB / stream).toFixed(0)} MB/s); gunzip alone ${gunzip.toFixed(2)} s (stream/gunzip ${(stream / gunzip).toFixed(2)})` +
+  `${stream.toFixed(2)} s per volume (${(60 / stream).toFixed(1)} volumes/min, ${(inputMB / stream).toFixed(0)} MB/s, ${streamCpu.toFixed(2)} CPU-s); gunzip alone: zlib ${gunzip.toFixed(2)} s (stream/gunzip ${(stream / gunzip).toFixed(2)}), ` +
+  `${gunzipEngine} ${engineGunzip.toFixed(2)} s (stream/gunzip ${(stream / engineGunzip).toFixed(2)})` +
   (py ? `; nibabel + torch (${cores} threads) ${py.toFixed(2)} s; time ratio TS/Python: stream ${(stream / py).toFixed(2)}, one volume ${(latency / py).toFixed(2)}` : '; no python torch + nibabel'));
 setNumThreads(cores);
 

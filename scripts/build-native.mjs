@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the libtorch N-API addon (build/Release/t3d_native.node).
+// Builds the libtorch N-API addon (build/Release/t3d_native.node), and the libdeflate gzip addon (t3d_gzip.node).
 // libtorch is found in this order: $LIBTORCH (a libtorch folder or a PyTorch wheel's torch/ folder) →
 // the torch of an importable python3 → the system prefix (Debian/Ubuntu libtorch-dev).
 // Translation units compile in parallel against a precompiled header and are rebuilt only when changed.
@@ -150,8 +150,28 @@ async function main() {
     await run('g++', ['-shared', '-o', `${target}.tmp`, ...objects, `-L${torch.lib}`, `-Wl,-rpath,${torch.lib}`, ...libs]);
     renameSync(`${target}.tmp`, target);
   }
-  writeFileSync(join(outDir, 'native.json'), JSON.stringify({ libtorch: torch, cuda }, null, 2) + '\n');
+  const gzip = await buildGzipAddon(addonApi);
+  writeFileSync(join(outDir, 'native.json'), JSON.stringify({ libtorch: torch, cuda, libdeflate: gzip }, null, 2) + '\n');
   console.log(`build-native: ${target} (${stale.length} of ${sources.length} units rebuilt)`);
+}
+
+/** The libdeflate gzip addon (native/gzip), when libdeflate's header is installed; without it gzip stays Node's zlib. */
+async function buildGzipAddon(addonApi) {
+  const source = join(nativeDir, 'gzip', 'gzip.cc');
+  const target = join(outDir, 'Release', 't3d_gzip.node');
+  try {
+    execFileSync('g++', ['-E', '-x', 'c++', '-'], { input: '#include <libdeflate.h>\n', stdio: ['pipe', 'ignore', 'ignore'] });
+  } catch {
+    console.log('build-native: libdeflate.h not found (Debian: libdeflate-dev): .nii.gz files inflate with Node\'s zlib');
+    return false;
+  }
+  if (mtime(source) > mtime(target)) {
+    console.log('build-native: compiling gzip/gzip.cc (libdeflate)');
+    await run('g++', ['-std=c++17', '-O2', '-fPIC', '-Wall', '-Wextra', '-shared', '-isystem', nodeIncludeDir(), '-isystem', addonApi,
+      source, '-o', `${target}.tmp`, '-ldeflate']);
+    renameSync(`${target}.tmp`, target);
+  }
+  return true;
 }
 
 main().catch((err) => fail(err.message));

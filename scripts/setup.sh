@@ -12,8 +12,9 @@ have_libtorch() {
 
 # Debian's libtorch links the system BLAS: without OpenBLAS that is the reference BLAS, 13-40x slower per matrix
 # product (libopenblas0-pthread is only a "recommends", which --no-install-recommends skips). Gloo's headers
-# (torch.distributed's CPU backend) come in their own package too.
-DEBIAN_EXTRAS="libopenblas0-pthread libgloo-dev"
+# (torch.distributed's CPU backend) come in their own package too; libdeflate inflates .nii.gz about twice as fast
+# as zlib (without it the build skips that addon and Node's zlib inflates).
+DEBIAN_EXTRAS="libopenblas0-pthread libgloo-dev libdeflate-dev"
 if ! have_libtorch; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: libtorch not found. Re-run as root (installs Debian's libtorch-dev) or set LIBTORCH=/path/to/libtorch" >&2
@@ -23,7 +24,7 @@ if ! have_libtorch; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libtorch-dev $DEBIAN_EXTRAS g++ make >/dev/null
 elif [ -z "${LIBTORCH:-}" ] && [ -d /usr/include/torch/csrc ] && [ "$(id -u)" = 0 ] && ! dpkg -s $DEBIAN_EXTRAS >/dev/null 2>&1; then
-  echo "setup: installing $DEBIAN_EXTRAS (fast BLAS, torch.distributed)"
+  echo "setup: installing $DEBIAN_EXTRAS (fast BLAS, torch.distributed, fast gunzip)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $DEBIAN_EXTRAS >/dev/null
 fi

@@ -7,8 +7,9 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, write
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { constants as zc, gunzip, gunzipSync, gzip, gzipSync, type ZlibOptions } from 'node:zlib';
+import { constants as zc, gunzipSync as zlibGunzipSync, gzip, gzipSync } from 'node:zlib';
 import { constants as bufferConstants } from 'node:buffer';
+import { GunzipCapacityError, gunzip, gunzipSync } from './gzip.js';
 import {
   DATATYPES, UNSUPPORTED_DATATYPES, affineToQform, bestAffine, datatypeByName, decodeUnits, encodeNiftiHeader,
   encodeUnits, fixedPixdim, minVoxOffset, parseNiftiHeader,
@@ -52,14 +53,12 @@ export interface ReadNiftiOptions {
 const GZIP_MAGIC = [0x1f, 0x8b];
 const MAX_VOXELS = 2 ** 31;
 const ZLIB_CHUNK = 1 << 24; // 16 MiB chunks when compressing: far fewer reallocations on 100+ MB CT volumes
-const MAX_CHUNK = 1 << 30;
 const GZIP_SLACK = 16 << 20; // decompressed bytes tolerated past the image before we call it a gzip bomb
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-const gunzipAsync = promisify(gunzip);
 const gzipAsync = promisify(gzip);
 
 type Opts = ReadNiftiOptions;
-/** Reads a .nii / .nii.gz (gzip detected by content). Gunzip runs off the main thread. */
+/** Reads a .nii / .nii.gz (gzip detected by content). Gunzip runs off the main thread (libdeflate or zlib: io/gzip). */
 export function readNifti(src: string | Uint8Array, opts: Opts & { raw: true }): Promise<NiftiImage<NiftiTypedArray>>;
 export function readNifti(src: string | Uint8Array, opts?: Opts & { raw?: false }): Promise<NiftiImage<Float32Array>>;
 export function readNifti(src: string | Uint8Array, opts?: Opts): Promise<NiftiImage<NiftiTypedArray>>;
@@ -67,7 +66,7 @@ export async function readNifti(src: string | Uint8Array, opts: Opts = {}): Prom
   const name = opts.name ?? (typeof src === 'string' ? src : '<buffer>');
   const file = typeof src === 'string' ? await readFile(src) : src;
   const plan = planRead(file, name);
-  const bytes = plan.gz ? await unzip(name, plan, (o) => gunzipAsync(file, o)) : file;
+  const bytes = plan.gz ? await unzip(name, plan, file) : file;
   return decode(bytes, plan.header, name, opts);
 }
 
@@ -102,7 +101,7 @@ function gunzipPrefix(file: Uint8Array, name: string): Uint8Array {
   for (let n = 4096; ; n *= 2) {
     let out: Uint8Array;
     try {
-      out = gunzipSync(file.subarray(0, n), { finishFlush: zc.Z_SYNC_FLUSH });
+      out = zlibGunzipSync(file.subarray(0, n), { finishFlush: zc.Z_SYNC_FLUSH });
     } catch (e) {
       throw new Error(`${name}: corrupt gzip stream (${(e as Error).message})`);
     }
@@ -110,20 +109,16 @@ function gunzipPrefix(file: Uint8Array, name: string): Uint8Array {
   }
 }
 
-const gunzipOpts = (need: number): ZlibOptions => ({
-  // one output chunk when the image fits: no concatenation copy, and an async inflate is one thread-pool task
-  chunkSize: Math.min(need + 65536, MAX_CHUNK),
-  maxOutputLength: Math.min(bufferConstants.MAX_LENGTH, need + GZIP_SLACK),
-});
+/** Inflates the whole file; more than GZIP_SLACK bytes past what the header describes is a gzip bomb. */
+const capacity = (plan: Plan) => Math.min(bufferConstants.MAX_LENGTH, plan.need + GZIP_SLACK);
 function gunzipError(name: string, need: number, e: unknown): Error {
-  const err = e as NodeJS.ErrnoException;
-  if (err.code === 'ERR_BUFFER_TOO_LARGE') return new Error(`${name}: gzip stream inflates past the ${need} bytes the header describes`);
-  return new Error(`${name}: corrupt or truncated gzip stream (${err.message})`);
+  if (e instanceof GunzipCapacityError) return new Error(`${name}: gzip stream inflates past the ${need} bytes the header describes`);
+  return new Error(`${name}: ${(e as Error).message}`);
 }
-async function unzip(name: string, plan: Plan, run: (o: ZlibOptions) => Promise<Uint8Array>): Promise<Uint8Array> {
+async function unzip(name: string, plan: Plan, file: Uint8Array): Promise<Uint8Array> {
   let out: Uint8Array;
   try {
-    out = await run(gunzipOpts(plan.need));
+    out = await gunzip(file, capacity(plan));
   } catch (e) {
     throw gunzipError(name, plan.need, e);
   }
@@ -133,7 +128,7 @@ async function unzip(name: string, plan: Plan, run: (o: ZlibOptions) => Promise<
 function unzipSync(name: string, plan: Plan, file: Uint8Array): Uint8Array {
   let out: Uint8Array;
   try {
-    out = gunzipSync(file, gunzipOpts(plan.need));
+    out = gunzipSync(file, capacity(plan));
   } catch (e) {
     throw gunzipError(name, plan.need, e);
   }
