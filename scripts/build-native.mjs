@@ -4,7 +4,7 @@
 // the torch of an importable python3 → the system prefix (Debian/Ubuntu libtorch-dev).
 // Translation units compile in parallel against a precompiled header and are rebuilt only when changed.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync, copyFileSync, renameSync, rmSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -162,6 +162,7 @@ async function buildGzipAddon(addonApi) {
   try {
     execFileSync('g++', ['-E', '-x', 'c++', '-'], { input: '#include <libdeflate.h>\n', stdio: ['pipe', 'ignore', 'ignore'] });
   } catch {
+    rmSync(target, { force: true }); // an addon built earlier would fail to load without libdeflate's library
     console.log('build-native: libdeflate.h not found (Debian: libdeflate-dev): .nii.gz files inflate with Node\'s zlib');
     return false;
   }
