@@ -109,7 +109,7 @@ function gunzipPrefix(file: Uint8Array, name: string): Uint8Array {
   }
 }
 
-/** Inflates the whole file; more than GZIP_SLACK bytes past what the header describes is a gzip bomb. */
+/** The most a .nii.gz may inflate to: more than GZIP_SLACK bytes past what its header describes is a gzip bomb. */
 const capacity = (plan: Plan) => Math.min(bufferConstants.MAX_LENGTH, plan.need + GZIP_SLACK);
 function gunzipError(name: string, need: number, e: unknown): Error {
   if (e instanceof GunzipCapacityError) return new Error(`${name}: gzip stream inflates past the ${need} bytes the header describes`);
