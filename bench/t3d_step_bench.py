@@ -6,8 +6,9 @@ swapped prediction over the global and local views), then gradient clipping and 
 leak-free TMA (pure visual embeddings of every view predict the report's codes, the report predicts the global
 view's, codes of both from Sinkhorn with a queue); tma false is the CLIP-only step (no local views).
 argv: JSON config (threads, batch, global, local, views, tokens, vocab, formulation, tma, reps, warmup, device, amp,
-channels_last: the vision encoder's weights in channels_last_3d, as the TypeScript side's default);
-prints {"step_s": median}. On CUDA each timed step ends with a device synchronisation; amp 'bf16' autocasts."""
+channels_last: the vision encoder's weights in channels_last_3d, as the TypeScript side's default;
+keep_host_memory: freed memory kept for reuse, as the TypeScript side's default); prints {"step_s": median,
+"minor_faults": of one more step}. On CUDA each timed step ends with a device synchronisation; amp 'bf16' autocasts."""
 import json
 import math
 import os
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'scripts', 'fixtures'))
 from monai_resnet import ResNet, ResNetBlock  # noqa: E402
-from timing import timed  # noqa: E402
+from timing import measure  # noqa: E402
 
 cfg = json.loads(sys.argv[1])
 torch.set_num_threads(cfg['threads'])
@@ -176,4 +177,4 @@ def finish(loss):
     opt.zero_grad()
 
 
-print(json.dumps({'step_s': timed(step, cfg['warmup'], cfg['reps'])}))
+print(json.dumps(measure(step, cfg)))

@@ -18,6 +18,13 @@ export function timed(fn: () => void, warmup: number, reps: number): number {
   return ts.length % 2 ? ts[mid]! : (ts[mid - 1]! + ts[mid]!) / 2;
 }
 
+/** Minor page faults of the process (every thread) during one call of fn. */
+export function minorFaultsOf(fn: () => void): number {
+  const f0 = process.resourceUsage().minorPageFault;
+  fn();
+  return process.resourceUsage().minorPageFault - f0;
+}
+
 /** Runs bench/<script> with args on the first python3 (T3D_PYTHON, python3, /usr/bin/python3) that imports
  * `modules`; returns the last stdout line parsed as JSON, or undefined when no such python exists. */
 export function pythonTwin<T>(script: string, args: string[], modules = 'torch'): T | undefined {

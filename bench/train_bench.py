@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch-Python twin of bench/train.ts: one AdamW training step of MONAI's ResNet3D-50 (replica) on
-2×1×96³ with a 2-class head. argv: JSON config (threads, input, warmup, reps, device, channels_last); prints {"step_s": median
-seconds}. On CUDA each timed step ends with a device synchronisation."""
+2×1×96³ with a 2-class head. argv: JSON config (threads, input, warmup, reps, device, channels_last,
+keep_host_memory); prints {"step_s": median seconds, "minor_faults": of one more step}. On CUDA each timed step ends with a device synchronisation."""
 import json
 import os
 import sys
@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'scripts', 'fixtures'))
 from monai_resnet import ResNet, ResNetBottleneck  # noqa: E402
-from timing import timed  # noqa: E402
+from timing import measure  # noqa: E402
 
 cfg = json.loads(sys.argv[1])
 torch.set_num_threads(cfg['threads'])
@@ -33,4 +33,4 @@ def step():
         torch.cuda.synchronize()
 
 
-print(json.dumps({'step_s': timed(step, cfg['warmup'], cfg['reps'])}))
+print(json.dumps(measure(step, cfg)))

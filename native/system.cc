@@ -3,6 +3,9 @@
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #ifdef T3D_CUDA_RUNTIME
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
@@ -51,6 +54,17 @@ void initSystem(Napi::Env env, Napi::Object exports) {
     if (n < 1) throw ArgError("setNumThreads: need at least 1 thread, got " + std::to_string(n));
     at::set_num_threads(static_cast<int>(n));
     return a.undef();
+  });
+  // glibc serves every block over 32 MiB (and, once its threshold is fixed, over 128 KiB) with a fresh mmap and
+  // returns freed heap tops to the kernel, so each training step page-faults its activations in anew. Keeping freed
+  // memory in the heap for reuse (no mmap, no trimming: mallopt(3)) removes those faults; RSS then stays at the
+  // process's peak. Returns false where the C library is not glibc (nothing changed).
+  defineOp(env, exports, "keepHostMemory", [](Args& a) {
+#ifdef __GLIBC__
+    return a.boolean(mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, -1) == 1);
+#else
+    return a.boolean(false);
+#endif
   });
   defineOp(env, exports, "getNumThreads", [](Args& a) { return a.num(at::get_num_threads()); });
   defineOp(env, exports, "cudaIsAvailable", [](Args& a) { return a.boolean(torch::cuda::is_available()); });

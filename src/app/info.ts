@@ -1,6 +1,6 @@
 // `t3d info`: what engine this installation runs on.
 import { availableParallelism } from 'node:os';
-import { blasName, buildInfo, getNumThreads, loadedBlas } from '../torch/index.js';
+import { blasName, buildInfo, getNumThreads, hostMemory, loadedBlas } from '../torch/index.js';
 import { parseOptions } from './args.js';
 
 export function runInfo(args: string[]): void {
@@ -13,6 +13,7 @@ export function runInfo(args: string[]): void {
     onednn: info.mkldnn,
     openmp: info.openmp,
     threads: getNumThreads(),
+    hostMemory,
     cores: availableParallelism(),
     cudaCompiled: info.cudaCompiled,
     cudaAvailable: info.cudaAvailable,

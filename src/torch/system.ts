@@ -12,6 +12,18 @@ export const getNumThreads = (): number => N.getNumThreads() as number;
 const ompThreads = Number(process.env.OMP_NUM_THREADS);
 if (Number.isInteger(ompThreads) && ompThreads > 0) setNumThreads(ompThreads);
 
+/**
+ * How this process's C library manages host memory: 'keep' (the default on glibc) keeps freed memory for reuse
+ * instead of returning it to the kernel, so a training step's large tensors do not page-fault in anew every step
+ * (the role jemalloc or tcmalloc play in PyTorch's CPU tuning guides); RSS then stays at the process's peak.
+ * T3D_MALLOC=system leaves the C library's defaults; 'system' is also what other C libraries get.
+ */
+export const hostMemory: 'keep' | 'system' = (() => {
+  const asked = process.env.T3D_MALLOC ?? 'keep';
+  if (asked !== 'keep' && asked !== 'system') throw new Error(`T3D_MALLOC must be 'keep' or 'system' (got '${asked}')`);
+  return asked === 'keep' && (N.keepHostMemory() as boolean) ? 'keep' : 'system';
+})();
+
 export type AutocastDtype = 'bfloat16' | 'float16';
 
 /**
