@@ -178,6 +178,12 @@ test('preprocess: every volume cached at the preset shape, bad inputs quarantine
   assert.equal(readdirSync(join(cacheDir, 'volumes')).length, 6);
   const quarantine = readFileSync(join(cacheDir, 'quarantine.jsonl'), 'utf8').trim().split('\n');
   assert.equal(quarantine.length, badNames.length);
+  // each volume cached alone gives the same bytes: the buffers that readers reuse across volumes carry nothing over
+  for (const e of index.entries) {
+    const alone = join(tmp, `alone-${e.name}`);
+    await buildCache({ ...source, records: source.records.filter((x) => x.name === e.name) }, preset, alone);
+    assert.equal(readCacheIndex(alone).entries[0]!.sha256, e.sha256, e.name);
+  }
   const again = await buildCache(readSource(synthDir), preset, cacheDir);
   assert.deepEqual([again.done, again.skipped], [0, 6]);
   // a changed source is processed again

@@ -13,6 +13,7 @@ import {
   affineToAxcodes, encodeNifti, encodeNiftiHeader, parseNiftiHeader, qformAffine, readNifti, readNiftiSync, sformAffine,
   writeNifti, writeNiftiSync, type Mat4, type NiftiDatatypeName, type NiftiHeader, type NiftiTypedArray, type NiftiWriteImage,
 } from '../src/io/nifti.js';
+import { gunzipEngine } from '../src/io/gzip.js';
 
 const FIX = fileURLToPath(new URL('../../test/fixtures/nifti/', import.meta.url));
 type Num = number | 'NaN' | 'Infinity' | '-Infinity';
@@ -202,6 +203,22 @@ describe('write then read back', () => {
       });
     }
   }
+
+  test('inflateInto: with libdeflate a .nii.gz inflates into the given buffer when it holds the capacity, else into a new one', async () => {
+    const path = join(tmp, 'into.nii.gz');
+    const data = sampleData('int16', 4 * 5 * 6);
+    await writeNifti(path, { data, shape: [4, 5, 6], affine: OBLIQUE, datatype: 'int16' });
+    const file = readFileSync(path);
+    const big = new Uint8Array(32 << 20); // the capacity is the image's bytes + 16 MiB of slack
+    const a = readNiftiSync(file, { raw: true, inflateInto: big });
+    assert.deepEqual(Array.from(a.data), data);
+    assert.equal(a.data.buffer === big.buffer, gunzipEngine === 'libdeflate');
+    const small = new Uint8Array(1 << 20);
+    const b = readNiftiSync(file, { raw: true, inflateInto: small });
+    assert.deepEqual(Array.from(b.data), data);
+    assert.notEqual(b.data.buffer, small.buffer);
+    assert.ok(small.every((v) => v === 0), 'a buffer too small is left untouched');
+  });
 
   test('typed array input picks its own datatype; plain arrays default to float32', () => {
     const p1 = join(tmp, 'infer16.nii'), p2 = join(tmp, 'infer_plain.nii');

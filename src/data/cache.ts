@@ -142,6 +142,8 @@ export async function buildCache(
     const { entry, file } = paths(r);
     return existsSync(entry) && existsSync(join(out, file)) ? readJsonFile<CacheEntry>(entry) : undefined;
   };
+  // the last resampled volume's inflated bytes, handed back to a reader to inflate the next one into
+  let spare: ArrayBuffer | undefined;
   // claimed and being read, by record index; undefined: another process holds the record
   const reads = new Map<number, Promise<ReadResult | Error> | undefined>();
   const startRead = (i: number) => {
@@ -150,7 +152,9 @@ export async function buildCache(
     if (!tryClaim(paths(r).claim)) return void reads.set(i, undefined);
     // an entry without a data hash (older cache) is rebuilt, so its source is decoded whatever its hash
     const prev = previous(r);
-    reads.set(i, readers.submit({ kind: 'read', path: r.path, knownHash: prev?.sha256 ? prev.sourceHash : undefined }).catch((e: Error) => e));
+    const task: ReadTask = { kind: 'read', path: r.path, knownHash: prev?.sha256 ? prev.sourceHash : undefined, spare };
+    reads.set(i, readers.submit(task, spare ? [spare] : []).catch((e: Error) => e));
+    spare = undefined;
   };
   // one cache file is written (hashed, fsynced) by the writer while the next volume is resampled; its entry
   // follows once the file is durable, and only then is its claim released
@@ -178,6 +182,7 @@ export async function buildCache(
           // the source matched its entry but the cache file did not: decode it now
           const img = (read.data ? read : await readers.submit({ kind: 'read', path: r.path })) as StoredNifti;
           const { info, write } = await processRecord(r, img, preset, join(out, file));
+          spare = img.data.buffer as ArrayBuffer;
           await writing;
           const entry = (sha256: string): CacheEntry => ({ name: r.name, file, split: r.split, sourceHash: read.sourceHash, labels: r.labels, report: r.report, ...info, sha256 });
           writing = writer.submit(write, write.data.map((d) => d.buffer as ArrayBuffer))

@@ -44,11 +44,12 @@ function gunzipError(e: unknown, capacity: number): Error {
   return new Error(`corrupt or truncated gzip stream (${err.message})`);
 }
 
-/** Inflates `file` (one or more gzip members); more than `capacity` bytes is an error. */
-export function gunzipSync(file: Uint8Array, capacity: number): Uint8Array {
+/** Inflates `file` (one or more gzip members); more than `capacity` bytes is an error. With libdeflate the bytes
+ * land in `into` when it holds `capacity` bytes (a buffer reused across files: no fresh pages to fault in). */
+export function gunzipSync(file: Uint8Array, capacity: number, into?: Uint8Array): Uint8Array {
   try {
     if (!addon) return checkedZlib(zlibGunzipSync(file, zlibOpts(capacity)), capacity);
-    const out = Buffer.allocUnsafe(capacity);
+    const out = into && into.length >= capacity ? into.subarray(0, capacity) : Buffer.allocUnsafe(capacity);
     return out.subarray(0, addon.gunzipSync(file, out));
   } catch (e) {
     throw gunzipError(e, capacity);

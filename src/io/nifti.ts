@@ -44,6 +44,9 @@ export interface ReadNiftiOptions {
    * aligned and in host byte order (for bytes given uncompressed, that view shares the caller's buffer), else a copy.
    */
   raw?: boolean;
+  /** readNiftiSync: a buffer a .nii.gz may inflate into when it is large enough (see io/gzip); the raw data view
+   * then shares it. */
+  inflateInto?: Uint8Array;
   /** Return every volume of a 4D+ image instead of the first. */
   allVolumes?: boolean;
   /** Throw if any returned voxel is NaN or ±Infinity. */
@@ -77,7 +80,7 @@ export function readNiftiSync(src: string | Uint8Array, opts: Opts = {}): NiftiI
   const name = opts.name ?? (typeof src === 'string' ? src : '<buffer>');
   const file = typeof src === 'string' ? readFileSync(src) : src;
   const plan = planRead(file, name);
-  const bytes = plan.gz ? unzipSync(name, plan, file) : file;
+  const bytes = plan.gz ? unzipSync(name, plan, file, opts.inflateInto) : file;
   return decode(bytes, plan.header, name, opts);
 }
 
@@ -125,10 +128,10 @@ async function unzip(name: string, plan: Plan, file: Uint8Array): Promise<Uint8A
   checkSize(out.length, plan.header, plan.need, name);
   return out;
 }
-function unzipSync(name: string, plan: Plan, file: Uint8Array): Uint8Array {
+function unzipSync(name: string, plan: Plan, file: Uint8Array, into?: Uint8Array): Uint8Array {
   let out: Uint8Array;
   try {
-    out = gunzipSync(file, capacity(plan));
+    out = gunzipSync(file, capacity(plan), into);
   } catch (e) {
     throw gunzipError(name, plan.need, e);
   }
