@@ -18,8 +18,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from
 import { join, resolve } from 'node:path';
 import { globalShapeOf, loadPreset } from '../src/data/presets.js';
 import { readCacheIndex } from '../src/data/cache.js';
-import { pairedBootstrapDiff } from '../src/eval/bootstrap.js';
-import { auroc } from '../src/eval/metrics.js';
+import { pairedBootstrapDiff } from '../src/eval/metrics/bootstrap.js';
+import { auroc } from '../src/eval/metrics/classification.js';
 import { loadConfig } from '../src/train/config.js';
 import { packageRoot } from '../src/util/paths.js';
 

@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { inflateSync } from 'node:zlib';
-import { corpusBleu, meteor, porterStem, rougeL, tokenizeForNlg } from '../src/eval/nlg-metrics.js';
-import { diceScore, hausdorff95 } from '../src/eval/seg-metrics.js';
+import { corpusBleu, meteor, porterStem, rougeL, tokenizeForNlg } from '../src/eval/metrics/nlg.js';
+import { diceScore, hausdorff95 } from '../src/eval/metrics/segmentation.js';
 import { fixture } from './helpers.js';
 
 const load = <T>(name: string): T => JSON.parse(readFileSync(fixture('eval', name), 'utf8'), (_k, v) =>

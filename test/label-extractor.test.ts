@@ -9,7 +9,7 @@ import { writeReport } from '../src/data/synth/reports.js';
 import { reportText } from '../src/text/report.js';
 import { trainWordPiece } from '../src/text/wordpiece-trainer.js';
 import { EXTRACTED_LABELS, LABEL_EXTRACTOR_VERSION, extractLabels, extractorAgreement } from '../src/text/label-extractor.js';
-import { detokenize } from '../src/eval/report-generation.js';
+import { detokenize } from '../src/eval/tasks/report-generation.js';
 
 function synthetic(n: number, seed: number): { reports: string[]; labels: number[][] } {
   const reports: string[] = [], labels: number[][] = [];

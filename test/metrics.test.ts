@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { auroc, averagePrecision, binaryStats, macroAuroc, recallAtK, rocCurve, youdenThreshold } from '../src/eval/metrics.js';
-import { mapAtK, rankSummary, retrievalRanks } from '../src/eval/retrieval-metrics.js';
-import { bootstrapCi, bootstrapCis, pairedBootstrapDiff, quantileSorted } from '../src/eval/bootstrap.js';
+import { auroc, averagePrecision, binaryStats, macroAuroc, recallAtK, rocCurve, youdenThreshold } from '../src/eval/metrics/classification.js';
+import { mapAtK, rankSummary, retrievalRanks } from '../src/eval/metrics/retrieval.js';
+import { bootstrapCi, bootstrapCis, pairedBootstrapDiff, quantileSorted } from '../src/eval/metrics/bootstrap.js';
 import { fixture } from './helpers.js';
 
 /** The fixtures write non-finite numbers as strings (JSON has no literal for them). */

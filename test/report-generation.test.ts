@@ -13,7 +13,7 @@ import { ReportDecoder, beamSearchCore, type ReportDecoderConfig } from '../src/
 import { trainWordPiece } from '../src/text/wordpiece-trainer.js';
 import { type WordPieceTokenizer } from '../src/text/wordpiece.js';
 import { EXTRACTED_LABELS } from '../src/text/label-extractor.js';
-import { clinicalEfficacy, detokenize, encodeTargets, runReportGeneration, teacherForcingLoss } from '../src/eval/report-generation.js';
+import { clinicalEfficacy, detokenize, encodeTargets, runReportGeneration, teacherForcingLoss } from '../src/eval/tasks/report-generation.js';
 import { applyOverrides, loadConfig } from '../src/train/config.js';
 import { ensureCache } from '../src/app/pretrain.js';
 import { readCacheIndex } from '../src/data/cache.js';

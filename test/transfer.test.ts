@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { type VisionEncoder } from '../src/models/t3d.js';
 import { evalSplits } from '../src/eval/splits.js';
-import { macroAuroc } from '../src/eval/metrics.js';
-import { runTransfer, type TransferOptions, type TransferResult } from '../src/eval/transfer.js';
+import { macroAuroc } from '../src/eval/metrics/classification.js';
+import { runTransfer, type TransferOptions, type TransferResult } from '../src/eval/tasks/transfer.js';
 import { Rng } from '../src/util/rng.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-transfer-'));

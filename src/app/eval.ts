@@ -8,10 +8,10 @@ import { loadPreset } from '../data/presets.js';
 import { loadEvalConfig, type EvalConfig } from '../eval/config.js';
 import { evalTarget, type EvalTarget } from '../eval/target.js';
 import { runSuite, TASKS, type EvalRecord, type TaskName } from '../eval/suite.js';
-import { markdownSummary, type LabelSubset } from '../eval/headlines.js';
+import { markdownSummary, type LabelSubset } from '../eval/report/headlines.js';
 import { readJsonFile } from '../util/files.js';
-import { targetReportHtml, studyReportHtml } from '../eval/report-html.js';
-import { collectStudy, studyMarkdown, studyTable } from '../eval/compare.js';
+import { targetReportHtml, studyReportHtml } from '../eval/report/html.js';
+import { collectStudy, studyMarkdown, studyTable } from '../eval/report/compare.js';
 import { Progress } from '../util/progress.js';
 import { UsageError, parseOptions } from './args.js';
 

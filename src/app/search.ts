@@ -7,7 +7,7 @@ import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
 import { loadT3dCheckpoint, type LoadedCheckpoint } from '../train/factory.js';
 import { checkpointFileSha256 } from '../train/checkpoint.js';
-import { embedSplit, embedTexts, scoresFromPrompts, zeroShotPrompts } from '../eval/zeroshot.js';
+import { embedSplit, embedTexts, scoresFromPrompts, zeroShotPrompts } from '../eval/tasks/zeroshot.js';
 import { DEFAULT_DB, VectorIndex, type Hit, type IndexRow, type SearchFilter } from '../search/vector-index.js';
 import { fetchSeries, findSeries } from '../io/dicomweb.js';
 import { openAnalyzer } from './analyze.js';

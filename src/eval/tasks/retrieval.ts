@@ -1,8 +1,8 @@
 // Cross-modal retrieval on the test volumes: report→volume and volume→report recall@K, median and mean rank
 // (with bootstrap CIs over queries), and volume→volume MAP@K with CT-CLIP's label-overlap relevance.
-import { retrievalRanks, rankSummary, mapAtK } from './retrieval-metrics.js';
-import { bootstrapCis } from './bootstrap.js';
-import { type Ci } from './classification.js';
+import { retrievalRanks, rankSummary, mapAtK } from '../metrics/retrieval.js';
+import { bootstrapCis } from '../metrics/bootstrap.js';
+import { type Ci } from '../metrics/classification-report.js';
 
 export const RECALL_KS = [1, 5, 10, 50, 100];
 export const MAP_KS = [1, 5, 10, 50];

@@ -1,9 +1,9 @@
 // One self-contained HTML page (inline SVG plots, PNG overlays as data URLs, no scripts, no external
 // files) for a target's evaluation records, and one for a study table.
 import { existsSync, readFileSync } from 'node:fs';
-import { type EvalRecord } from './suite.js';
-import { type ClassificationReport } from './classification.js';
-import { type RetrievalReport } from './retrieval.js';
+import { type EvalRecord } from '../suite.js';
+import { type ClassificationReport } from '../metrics/classification-report.js';
+import { type RetrievalReport } from '../tasks/retrieval.js';
 import { fmt, headlines } from './headlines.js';
 import { barWithCi, linePlot, type Row } from './plots.js';
 import { noiseVerdict, type Method, type PairedDiff, type studyTable } from './compare.js';

@@ -16,18 +16,18 @@
 //   newest checkpoint and refuses one made with other settings.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { latestEpochDir, readEpochState, saveEpochDir } from '../train/epoch-checkpoint.js';
-import * as torch from '../torch/index.js';
-import { optim, type Tensor } from '../torch/index.js';
-import { readCacheIndex } from '../data/cache.js';
-import { globalShapeOf } from '../data/presets.js';
-import { Loader } from '../data/loader.js';
-import { type ViewConfig } from '../data/views.js';
-import { type VisionEncoder } from '../models/t3d.js';
-import { ReportDecoder } from '../models/report-decoder.js';
-import { type WordPieceTokenizer } from '../text/wordpiece.js';
-import { EXTRACTED_LABELS, LABEL_EXTRACTOR_VERSION, extractLabels, extractorAgreement } from '../text/label-extractor.js';
-import { corpusBleu, meteor, rougeL, tokenizeForNlg } from './nlg-metrics.js';
+import { latestEpochDir, readEpochState, saveEpochDir } from '../../train/epoch-checkpoint.js';
+import * as torch from '../../torch/index.js';
+import { optim, type Tensor } from '../../torch/index.js';
+import { readCacheIndex } from '../../data/cache.js';
+import { globalShapeOf } from '../../data/presets.js';
+import { Loader } from '../../data/loader.js';
+import { type ViewConfig } from '../../data/views.js';
+import { type VisionEncoder } from '../../models/t3d.js';
+import { ReportDecoder } from '../../models/report-decoder.js';
+import { type WordPieceTokenizer } from '../../text/wordpiece.js';
+import { EXTRACTED_LABELS, LABEL_EXTRACTOR_VERSION, extractLabels, extractorAgreement } from '../../text/label-extractor.js';
+import { corpusBleu, meteor, rougeL, tokenizeForNlg } from '../metrics/nlg.js';
 
 export interface ReportGenOptions {
   cacheDir: string;

@@ -19,21 +19,21 @@
 //   checkpoint and refuses one made with other settings.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { latestEpochDir, readEpochState, saveEpochDir } from '../train/epoch-checkpoint.js';
-import * as torch from '../torch/index.js';
-import { optim, type Tensor } from '../torch/index.js';
-import { readCacheIndex, type CacheEntry } from '../data/cache.js';
-import { type Preset } from '../data/presets.js';
-import { MASK_CLASSES } from '../data/synth/anatomy.js';
-import { encodePng } from '../io/png.js';
-import { type VisionEncoder } from '../models/t3d.js';
-import { SegmentationNet, isSkipEncoder, isTokenEncoder } from '../models/seg-decoder.js';
-import { diceCELoss, type DiceCEOptions } from '../objectives/segmentation.js';
-import { Rng } from '../util/rng.js';
-import { readCachedTensors } from '../data/cache-read.js';
-import { readJsonFile } from '../util/files.js';
+import { latestEpochDir, readEpochState, saveEpochDir } from '../../train/epoch-checkpoint.js';
+import * as torch from '../../torch/index.js';
+import { optim, type Tensor } from '../../torch/index.js';
+import { readCacheIndex, type CacheEntry } from '../../data/cache.js';
+import { type Preset } from '../../data/presets.js';
+import { MASK_CLASSES } from '../../data/synth/anatomy.js';
+import { encodePng } from '../../io/png.js';
+import { type VisionEncoder } from '../../models/t3d.js';
+import { SegmentationNet, isSkipEncoder, isTokenEncoder } from '../../models/seg-decoder.js';
+import { diceCELoss, type DiceCEOptions } from '../../objectives/segmentation.js';
+import { Rng } from '../../util/rng.js';
+import { readCachedTensors } from '../../data/cache-read.js';
+import { readJsonFile } from '../../util/files.js';
 import { type BlendMode, slidingWindowInference } from './sliding-window.js';
-import { diceScore, hausdorff95 } from './seg-metrics.js';
+import { diceScore, hausdorff95 } from '../metrics/segmentation.js';
 
 type Triple = [number, number, number];
 

@@ -9,8 +9,8 @@
 //   floored at max(min, 1e-3) — summed into the output and divided by the summed weights;
 // - windows of every case are run sw_batch_size at a time, cases first-major (case 0's windows, then case 1's).
 // Inference only: it runs without autograd.
-import * as torch from '../torch/index.js';
-import { F, type Tensor } from '../torch/index.js';
+import * as torch from '../../torch/index.js';
+import { F, type Tensor } from '../../torch/index.js';
 
 export type Triple = [number, number, number];
 export type BlendMode = 'constant' | 'gaussian';

@@ -4,10 +4,10 @@
 // both methods, seeds resampled per method) and whether it exceeds that noise.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { type EvalRecord } from './suite.js';
+import { type EvalRecord } from '../suite.js';
 import { fmt, headlines, type Headline, type LabelSubset } from './headlines.js';
-import { type Ci } from './classification.js';
-import { pairedBootstrapDiff } from './bootstrap.js';
+import { type Ci } from '../metrics/classification-report.js';
+import { pairedBootstrapDiff } from '../metrics/bootstrap.js';
 
 export interface SeedRun { seed: number; dir: string; headlines: Map<string, Headline> }
 export interface Method { name: string; runs: SeedRun[] }

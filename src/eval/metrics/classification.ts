@@ -1,6 +1,6 @@
 // Classification metrics on plain arrays (no engine needed), defined as scikit-learn defines them.
 // Labels are truthy = positive; scores are any real numbers (higher = more positive).
-import { retrievalRanks } from './retrieval-metrics.js';
+import { retrievalRanks } from './retrieval.js';
 
 /**
  * Positive and negative scores, each sorted ascending. Native typed-array sorts make the rank metrics O(n log n)

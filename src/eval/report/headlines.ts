@@ -1,10 +1,10 @@
 // The headline numbers of each evaluation record (what a paper table shows), and, where the record keeps
 // per-volume data, the statistic recomputed on resampled test volumes (for pooled and paired bootstraps).
-import { type EvalRecord } from './suite.js';
-import { type ClassificationReport, type Ci } from './classification.js';
-import { auroc, binaryStats } from './metrics.js';
-import { rankSummary } from './retrieval-metrics.js';
-import { type RetrievalReport } from './retrieval.js';
+import { type EvalRecord } from '../suite.js';
+import { type ClassificationReport, type Ci } from '../metrics/classification-report.js';
+import { auroc, binaryStats } from '../metrics/classification.js';
+import { rankSummary } from '../metrics/retrieval.js';
+import { type RetrievalReport } from '../tasks/retrieval.js';
 
 export interface Headline {
   /** stable key across runs, e.g. 'zeroshot/auroc', 'probe-10pct/auroc', 'retrieval/r2v R@5' */

@@ -2,7 +2,7 @@
 // macro AUROC, AP, F1, precision, recall, accuracy, with each label's operating threshold chosen on the
 // validation volumes (Youden's J, as CT-CLIP picks it) and applied unchanged to the test volumes, and
 // percentile-bootstrap 95 % CIs over test volumes.
-import { auroc, averagePrecision, binaryStats, rocCurve, youdenThreshold } from './metrics.js';
+import { auroc, averagePrecision, binaryStats, rocCurve, youdenThreshold } from './classification.js';
 import { bootstrapCis } from './bootstrap.js';
 
 export const THRESHOLD_RULE = "per label, Youden's J (max TPR − FPR) on the validation volumes, applied unchanged to the test volumes";

@@ -20,18 +20,18 @@
 // change between runs; anything else that changes is refused.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { hashFile } from '../util/files.js';
+import { hashFile } from '../../util/files.js';
 import { dirname, join } from 'node:path';
-import { latestEpochDir, readEpochState, saveEpochDir } from '../train/epoch-checkpoint.js';
-import * as torch from '../torch/index.js';
-import { F, nn, optim, type Tensor } from '../torch/index.js';
-import { type VisionEncoder } from '../models/t3d.js';
-import { readCacheIndex } from '../data/cache.js';
-import { Loader, type RawBatch } from '../data/loader.js';
-import { type ViewConfig } from '../data/views.js';
-import { Rng } from '../util/rng.js';
-import { macroAuroc } from './metrics.js';
-import { cacheFingerprint, labelSubset, namesFingerprint, type EvalSplits } from './splits.js';
+import { latestEpochDir, readEpochState, saveEpochDir } from '../../train/epoch-checkpoint.js';
+import * as torch from '../../torch/index.js';
+import { F, nn, optim, type Tensor } from '../../torch/index.js';
+import { type VisionEncoder } from '../../models/t3d.js';
+import { readCacheIndex } from '../../data/cache.js';
+import { Loader, type RawBatch } from '../../data/loader.js';
+import { type ViewConfig } from '../../data/views.js';
+import { Rng } from '../../util/rng.js';
+import { macroAuroc } from '../metrics/classification.js';
+import { cacheFingerprint, labelSubset, namesFingerprint, type EvalSplits } from '../splits.js';
 
 export interface TransferOptions {
   cacheDir: string;

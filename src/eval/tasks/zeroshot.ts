@@ -1,11 +1,11 @@
 // Zero-shot classification (CT-RATE protocol: "{label} is present." vs "{label} is not present.", softmax
 // over the pair) and report↔volume retrieval, from a model's global embeddings.
-import * as torch from '../torch/index.js';
-import { F, type Tensor } from '../torch/index.js';
-import { type T3dModel } from '../models/t3d.js';
-import { type WordPieceTokenizer, toBigInt64 } from '../text/wordpiece.js';
-import { Loader } from '../data/loader.js';
-import { macroAuroc, recallAtK } from './metrics.js';
+import * as torch from '../../torch/index.js';
+import { F, type Tensor } from '../../torch/index.js';
+import { type T3dModel } from '../../models/t3d.js';
+import { type WordPieceTokenizer, toBigInt64 } from '../../text/wordpiece.js';
+import { Loader } from '../../data/loader.js';
+import { macroAuroc, recallAtK } from '../metrics/classification.js';
 
 export interface Embedded { names: string[]; volumes: Tensor; reports: Tensor; labels: number[][]; reportTexts: string[] }
 

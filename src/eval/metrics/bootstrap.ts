@@ -1,5 +1,5 @@
 // Percentile-bootstrap confidence intervals over evaluation items (volumes), seeded and reproducible.
-import { Rng } from '../util/rng.js';
+import { Rng } from '../../util/rng.js';
 
 export interface BootstrapOptions {
   /** Number of bootstrap resamples drawn (default 1000). */
