@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { VectorIndex, type IndexRow } from '../src/search/vector-index.js';
+import { VectorIndex, type IndexRow } from '../src/service/vector-index.js';
 import { Rng } from '../src/util/rng.js';
 
 const D = 128;

@@ -6,9 +6,9 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer } from '../src/app/serve.js';
-import { VectorIndex, type IndexRow } from '../src/search/vector-index.js';
-import { openAnalyzer } from '../src/app/analyze.js';
+import { startServer } from '../src/service/server.js';
+import { VectorIndex, type IndexRow } from '../src/service/vector-index.js';
+import { openAnalyzer } from '../src/service/analyzer.js';
 import { Rng } from '../src/util/rng.js';
 
 const checkpoint = process.env.CHECKPOINT ?? join('runs', 'demo', 't3d-s0');

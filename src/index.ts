@@ -25,5 +25,5 @@ export { pretrain } from './train/trainer.js';
 export { pretrainText } from './train/text-pretrain.js';
 export { auroc, macroAuroc, averagePrecision, rocCurve, youdenThreshold, binaryStats, recallAtK } from './eval/metrics/classification.js';
 export { embedSplit, embedTexts, zeroShotPrompts, zeroShotScores, scoresFromPrompts } from './eval/tasks/zeroshot.js';
-export { analyzeScan, type Analysis } from './app/analyze.js';
-export { VectorIndex, type IndexRow, type Hit, type SearchFilter } from './search/vector-index.js';
+export { analyzeScan, openAnalyzer, type Analysis, type Analyzer } from './service/analyzer.js';
+export { VectorIndex, type IndexRow, type Hit, type SearchFilter } from './service/vector-index.js';

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { applyOverrides, loadConfig } from '../src/train/config.js';
 import { ensureCache } from '../src/app/pretrain.js';
 import { parseMultipart } from '../src/io/dicomweb.js';
-import { VectorIndex } from '../src/search/vector-index.js';
+import { VectorIndex } from '../src/service/vector-index.js';
 import { packageRoot } from '../src/util/paths.js';
 import { fixture, freePort } from './helpers.js';
 

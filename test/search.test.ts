@@ -10,8 +10,8 @@ import * as torch from '../src/torch/index.js';
 import { applyOverrides, loadConfig } from '../src/train/config.js';
 import { ensureCache } from '../src/app/pretrain.js';
 import { readCacheIndex } from '../src/data/cache.js';
-import { VectorIndex } from '../src/search/vector-index.js';
-import { listScans } from '../src/app/search.js';
+import { VectorIndex } from '../src/service/vector-index.js';
+import { listScans } from '../src/service/indexer.js';
 import { packageRoot } from '../src/util/paths.js';
 import { fixture } from './helpers.js';
 

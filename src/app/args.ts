@@ -1,15 +1,17 @@
 // Option parsing for every subcommand, by commander: each command declares its options (name → kind) and gets
-// them back under those names. Unknown options, missing values, bad numbers and stray arguments are UsageErrors,
+// them back under those names, typed by their kinds. Unknown options, missing values, bad numbers and stray arguments are UsageErrors,
 // which the CLI reports with exit code 2 (failures while running exit with 1).
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 export class UsageError extends Error {}
 
 export type OptionKind = 'string' | 'number' | 'boolean' | 'list';
-export type Options = Record<string, string | number | boolean | string[]>;
+interface KindType { string: string; number: number; boolean: boolean; list: string[] }
+/** The options a spec declares, each absent unless given. */
+export type Options<S extends Record<string, OptionKind>> = { [K in keyof S]?: KindType[S[K]] };
 
 /** Parses `args` (options only; a command takes its positional arguments off first). 'list' options repeat. */
-export function parseOptions(args: string[], spec: Record<string, OptionKind>): Options {
+export function parseOptions<const S extends Record<string, OptionKind>>(args: string[], spec: S): Options<S> {
   const cmd = new Command().exitOverride().helpOption(false).allowExcessArguments(false).configureOutput({ writeErr: () => {}, writeOut: () => {} });
   const number = (v: string) => {
     const n = Number(v);
@@ -31,11 +33,11 @@ export function parseOptions(args: string[], spec: Record<string, OptionKind>): 
     throw new UsageError(`${e.message.replace(/^error: /, '')}${e.code === 'commander.unknownOption' ? ` (allowed: ${allowed})` : ''}`);
   }
   const values = cmd.opts();
-  const out: Options = {};
+  const out: Record<string, unknown> = {};
   for (const { key, o } of options) {
     // commander keeps `--no-x` as x = false and camel-cases names: give each back under the name it was declared with
     const v = values[o.attributeName()] as string | number | boolean | string[] | undefined;
     if (o.negate) { if (v === false) out[key] = true; } else if (v !== undefined) out[key] = v;
   }
-  return out;
+  return out as Options<S>;
 }

@@ -1,18 +1,15 @@
 // `t3d index`, `t3d search`, `t3d similar`: an embedding index of preprocessed volumes (LanceDB, one table per
-// checkpoint) and the two questions people ask it — which cases match this text, which cases look like this scan.
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+// checkpoint; written by service/indexer.ts) and the two questions people ask it — which cases match this text,
+// which cases look like this scan.
+import { existsSync } from 'node:fs';
 import * as torch from '../torch/index.js';
-import { readCacheIndex } from '../data/cache.js';
-import { loadT3dCheckpoint, type LoadedCheckpoint } from '../train/factory.js';
-import { checkpointFileSha256 } from '../train/checkpoint.js';
-import { embedSplit, embedTexts, scoresFromPrompts, zeroShotPrompts } from '../eval/tasks/zeroshot.js';
-import { DEFAULT_DB, VectorIndex, type Hit, type IndexRow, type SearchFilter } from '../search/vector-index.js';
-import { fetchSeries, findSeries } from '../io/dicomweb.js';
-import { openAnalyzer } from './analyze.js';
+import { loadT3dCheckpoint } from '../train/factory.js';
+import { embedTexts } from '../eval/tasks/zeroshot.js';
+import { openAnalyzer } from '../service/analyzer.js';
+import { checkpointIdOf, indexCache, indexDicomWeb, indexScans } from '../service/indexer.js';
+import { DEFAULT_DB, VectorIndex, type Hit, type SearchFilter } from '../service/vector-index.js';
 import { reportGist } from '../text/report.js';
-import { UsageError, parseOptions, type Options } from './args.js';
+import { UsageError, parseOptions } from './args.js';
 
 const log = (line: string) => console.error(`t3d: ${line}`);
 
@@ -54,190 +51,26 @@ Examples:
   t3d similar scan.nii.gz --checkpoint runs/demo/t3d-s0
   t3d similar valid_12_a_1 --checkpoint runs/demo/t3d-s0 --k 5`;
 
-const checkpointIdOf = (c: LoadedCheckpoint) => checkpointFileSha256(c.dir, 'model.safetensors').slice(0, 16);
-
-/** Scans under `folder`: .nii/.nii.gz files, and folders holding other files (DICOM series); paths relative to it. */
-export function listScans(folder: string): string[] {
-  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new Error(`--scans ${folder}: no such folder`);
-  const out: string[] = [];
-  const walk = (rel: string) => {
-    const entries = readdirSync(join(folder, rel), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
-    if (rel && entries.some((e) => e.isFile() && !/\.(nii(\.gz)?|json|txt|csv|md)$/i.test(e.name) && !e.name.startsWith('.'))) out.push(rel);
-    for (const e of entries) {
-      const path = rel ? join(rel, e.name) : e.name;
-      if (e.isDirectory()) walk(path);
-      else if (/\.nii(\.gz)?$/i.test(e.name)) out.push(path);
-    }
-  };
-  walk('');
-  return out;
-}
-
-/** Reports a volume that could not be indexed and lists it in <db>/quarantine.jsonl. */
-function quarantine(db: string, id: string, checkpointId: string, err: unknown): void {
-  log(`index: ${id} skipped: ${(err as Error).message}`);
-  appendFileSync(join(db, 'quarantine.jsonl'), JSON.stringify({ id, checkpointId, error: (err as Error).message, at: new Date().toISOString() }) + '\n');
-}
-
-function progress(done: number, total: number, t0: number, processed: number): void {
-  const rate = processed / ((performance.now() - t0) / 1000);
-  console.log(`index: ${done}/${total} (${Math.round((100 * done) / total)} %) ${rate.toFixed(1)} volumes/s ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s`);
-}
-
-interface ScanSource {
-  /** what the items are, for the first progress line */
-  what: string;
-  ids: string[];
-  split: string;
-  /** the scan of an id on disk (a NIfTI file or a DICOM series folder), its source and a clean-up once analysed */
-  open(id: string): Promise<{ path: string; source: string; close?: () => void }>;
-}
-
-interface ScanIndexOptions { checkpoint: string; db: string; batch: number; ann: boolean; device?: string; intercept?: number }
-
-/** Scans → the checkpoint's analyzer → rows, appended batch by batch; failures quarantined, indexed ids skipped. */
-async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<void> {
-  const analyzer = await openAnalyzer({ checkpoint: o.checkpoint, device: o.device, log });
-  try {
-    mkdirSync(o.db, { recursive: true });
-    const index = await VectorIndex.open(o.db, analyzer.checkpointId);
-    const done = await index.ids();
-    const todo = src.ids.filter((s) => !done.has(s));
-    console.log(`index: ${src.ids.length} ${src.what}, ${src.ids.length - todo.length} already in table t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`);
-    const t0 = performance.now();
-    let added = 0, quarantined = 0;
-    for (let at = 0; at < todo.length; at += o.batch) {
-      const rows: IndexRow[] = [];
-      for (const id of todo.slice(at, at + o.batch)) {
-        let opened: Awaited<ReturnType<ScanSource['open']>> | undefined;
-        try {
-          opened = await src.open(id);
-          const a = await analyzer.analyze(opened.path, { intercept: o.intercept, rejectGaps: true });
-          rows.push({ id, source: opened.source, split: src.split, report: '', labels: a.findings.filter((f) => f.positive).map((f) => f.label),
-            findings: Object.fromEntries(a.findings.map((f) => [f.label, f.probability])), checkpointId: analyzer.checkpointId, vector: a.embedding });
-        } catch (err) {
-          quarantined += 1;
-          quarantine(o.db, id, analyzer.checkpointId, err);
-        } finally {
-          opened?.close?.();
-        }
-      }
-      await index.add(rows);
-      added += rows.length;
-      progress(Math.min(at + o.batch, todo.length), todo.length, t0, added + quarantined);
-    }
-    if (o.ann) await index.createAnnIndex();
-    console.log(`index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`);
-  } finally {
-    analyzer.dispose();
-  }
-}
-
-async function indexScans(folder: string, o: ScanIndexOptions): Promise<void> {
-  const scans = listScans(folder);
-  if (scans.length === 0) throw new Error(`--scans ${folder}: no .nii/.nii.gz files or DICOM series folders in it`);
-  await indexScanSource({ what: `scans in ${folder}`, ids: scans, split: 'scans', open: async (id) => ({ path: join(folder, id), source: join(folder, id) }) }, o);
-}
-
-/** CT series of a DICOMweb server (QIDO-RS), each fetched (WADO-RS) into a temporary folder; id = SeriesInstanceUID. */
-async function indexDicomWeb(base: string, o: ScanIndexOptions & { timeoutMs: number }): Promise<void> {
-  const series = await findSeries(base, { timeoutMs: o.timeoutMs });
-  const byUid = new Map(series.map((s) => [s.seriesUid, s]));
-  await indexScanSource({
-    what: `CT series on ${base}`, ids: [...byUid.keys()], split: 'pacs',
-    open: async (uid) => {
-      const s = byUid.get(uid)!;
-      const parts = await fetchSeries(base, s, { timeoutMs: o.timeoutMs });
-      if (s.instances !== undefined && parts.length < s.instances) throw new Error(`partial series: ${parts.length} of ${s.instances} instances arrived`);
-      const dir = mkdtempSync(join(tmpdir(), 't3d-series-'));
-      parts.forEach((p, i) => writeFileSync(join(dir, `${String(i + 1).padStart(5, '0')}.dcm`), p));
-      return { path: dir, source: `${base.replace(/\/+$/, '')}/studies/${s.studyUid}/series/${uid}`, close: () => rmSync(dir, { recursive: true, force: true }) };
-    },
-  }, o);
-}
-
 export async function runIndex(args: string[]): Promise<void> {
-  const o = parseOptions(args, { checkpoint: 'string', cache: 'string', scans: 'string', dicomweb: 'string', timeout: 'number', db: 'string', split: 'string', batch: 'number', ann: 'boolean', device: 'string', intercept: 'number' });
+  const o = parseOptions(args, {
+    checkpoint: 'string', cache: 'string', scans: 'string', dicomweb: 'string', timeout: 'number', db: 'string',
+    split: 'string', batch: 'number', ann: 'boolean', device: 'string', intercept: 'number',
+  });
   if (!o.checkpoint) throw new UsageError('index: --checkpoint <run-or-checkpoint> is required');
-  const batch = (o.batch as number | undefined) ?? 32;
+  const batch = o.batch ?? 32;
   if (!(Number.isInteger(batch) && batch >= 1)) throw new UsageError(`index: --batch must be a positive integer, got ${batch}`);
-  const db = (o.db as string | undefined) ?? DEFAULT_DB;
-  const device = o.device as string | undefined;
-  if ([o.cache, o.scans, o.dicomweb].filter(Boolean).length > 1) throw new UsageError('index: give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>');
+  if ([o.cache, o.scans, o.dicomweb].filter(Boolean).length > 1) {
+    throw new UsageError('index: give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>');
+  }
   if ((o.scans || o.dicomweb) && o.split) throw new UsageError('index: --split applies to a preprocessed cache');
-  const scanOptions = { checkpoint: o.checkpoint as string, db, batch, ann: !!o.ann, device, intercept: o.intercept as number | undefined };
-  if (o.scans) return indexScans(o.scans as string, scanOptions);
+  const common = { checkpoint: o.checkpoint, db: o.db ?? DEFAULT_DB, batch, ann: !!o.ann, device: o.device, log };
+  if (o.scans) return indexScans(o.scans, { ...common, intercept: o.intercept });
   if (o.dicomweb) {
-    const timeout = (o.timeout as number | undefined) ?? 60;
+    const timeout = o.timeout ?? 60;
     if (!(timeout > 0)) throw new UsageError(`index: --timeout must be > 0 seconds, got ${timeout}`);
-    return indexDicomWeb(o.dicomweb as string, { ...scanOptions, timeoutMs: timeout * 1000 });
+    return indexDicomWeb(o.dicomweb, { ...common, intercept: o.intercept, timeoutMs: timeout * 1000 });
   }
-  const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
-  const { model, tokenizer, config } = ckpt;
-  try {
-    if (device && device !== 'cpu') model.to({ device });
-    model.eval();
-    const cache = (o.cache as string | undefined) ?? config.data.cache;
-    const { entries, labelNames } = readCacheIndex(cache);
-    const splits = (o.split as string | undefined)?.split(',');
-    const chosen = entries.filter((e) => !splits || splits.includes(e.split));
-    if (splits && chosen.length === 0) throw new Error(`index: --split ${splits.join(',')}: no such volumes in ${cache} (splits: ${[...new Set(entries.map((e) => e.split))].join(', ')})`);
-    mkdirSync(db, { recursive: true });
-    const index = await VectorIndex.open(db, checkpointIdOf(ckpt));
-    const done = await index.ids();
-    const todo = chosen.filter((e) => !done.has(e.name));
-    console.log(`index: ${chosen.length} volumes in ${cache}, ${chosen.length - todo.length} already in table t3d_${index.checkpointId} of ${db}; ${todo.length} to embed`);
-    const prompts = zeroShotPrompts(model, tokenizer, labelNames, { templates: 3, device });
-    const byName = new Map(entries.map((e) => [e.name, e]));
-    const embed = async (names: string[]): Promise<IndexRow[]> => {
-      const e = await embedSplit(model, tokenizer, cache, undefined, { names, batchSize: Math.min(batch, 8), maxTokens: config.data.maxTokens, device });
-      try {
-        const probs = scoresFromPrompts(model, e.volumes, prompts);
-        const vectors = torch.tidy(() => e.volumes.to('cpu').to('float32').toArray());
-        const D = e.volumes.size(1);
-        return e.names.map((n, i) => {
-          const entry = byName.get(n)!;
-          return {
-            id: n, source: resolve(cache, entry.file), split: entry.split, report: entry.report, labels: labelNames.filter((_, l) => entry.labels[l] === 1),
-            findings: Object.fromEntries(labelNames.map((l, j) => [l, probs[i]![j]!])), checkpointId: index.checkpointId, vector: vectors.slice(i * D, (i + 1) * D),
-          };
-        });
-      } finally {
-        torch.dispose([e.volumes, e.reports]);
-      }
-    };
-    const t0 = performance.now();
-    let added = 0, quarantined = 0;
-    try {
-      for (let at = 0; at < todo.length; at += batch) {
-        const names = todo.slice(at, at + batch).map((e) => e.name);
-        let rows: IndexRow[];
-        try {
-          rows = await embed(names);
-        } catch {
-          // find the volume(s) that fail, keep the rest
-          rows = [];
-          for (const n of names) {
-            try {
-              rows.push(...await embed([n]));
-            } catch (err) {
-              quarantined += 1;
-              quarantine(db, n, index.checkpointId, err);
-            }
-          }
-        }
-        await index.add(rows);
-        added += rows.length;
-        progress(at + names.length, todo.length, t0, added + quarantined);
-      }
-    } finally {
-      torch.dispose([prompts.pos, prompts.neg]);
-    }
-    if (o.ann) await index.createAnnIndex();
-    console.log(`index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`);
-  } finally {
-    model.dispose();
-  }
+  return indexCache({ ...common, cache: o.cache, splits: o.split?.split(',') });
 }
 
 function printHits(hits: Hit[], json: boolean): void {
@@ -250,10 +83,10 @@ function printHits(hits: Hit[], json: boolean): void {
   });
 }
 
-function filters(o: Options): SearchFilter {
-  const k = (o.k as number | undefined) ?? 10;
+function filters(o: { k?: number; label?: string; split?: string }): SearchFilter {
+  const k = o.k ?? 10;
   if (!(Number.isInteger(k) && k >= 1)) throw new UsageError(`--k must be a positive integer, got ${k}`);
-  return { k, label: o.label as string | undefined, split: o.split as string | undefined };
+  return { k, label: o.label, split: o.split };
 }
 
 async function openIndex(db: string, checkpointId: string, checkpointDir: string): Promise<VectorIndex> {
@@ -272,9 +105,9 @@ export async function runSearch(args: string[]): Promise<void> {
   const o = parseOptions(rest, { checkpoint: 'string', db: 'string', k: 'number', label: 'string', split: 'string', json: 'boolean' });
   if (!o.checkpoint) throw new UsageError('search: --checkpoint <run-or-checkpoint> is required (the index holds one table per checkpoint)');
   const f = filters(o);
-  const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
+  const ckpt = loadT3dCheckpoint(o.checkpoint, log);
   try {
-    const index = await openIndex((o.db as string | undefined) ?? DEFAULT_DB, checkpointIdOf(ckpt), ckpt.dir);
+    const index = await openIndex(o.db ?? DEFAULT_DB, checkpointIdOf(ckpt.dir), ckpt.dir);
     ckpt.model.eval();
     const vector = torch.tidy(() => embedTexts(ckpt.model, ckpt.tokenizer, [text], ckpt.config.data.maxTokens).to('float32').toArray());
     printHits(await index.search(vector, f), !!o.json);
@@ -289,22 +122,22 @@ export async function runSimilar(args: string[]): Promise<void> {
   const o = parseOptions(rest, { checkpoint: 'string', db: 'string', k: 'number', label: 'string', split: 'string', json: 'boolean', intercept: 'number' });
   if (!o.checkpoint) throw new UsageError('similar: --checkpoint <run-or-checkpoint> is required');
   const f = filters(o);
-  const db = (o.db as string | undefined) ?? DEFAULT_DB;
+  const db = o.db ?? DEFAULT_DB;
   let index: VectorIndex;
   let vector: number[] | undefined;
   if (existsSync(query)) {
     // a scan: one analyzer loads the checkpoint, names its table and embeds the scan
-    const analyzer = await openAnalyzer({ checkpoint: o.checkpoint as string, log });
+    const analyzer = await openAnalyzer({ checkpoint: o.checkpoint, log });
     try {
       index = await openIndex(db, analyzer.checkpointId, analyzer.checkpoint);
-      vector = (await analyzer.analyze(query, { intercept: o.intercept as number | undefined })).embedding;
+      vector = (await analyzer.analyze(query, { intercept: o.intercept })).embedding;
     } finally {
       analyzer.dispose();
     }
   } else {
-    const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
+    const ckpt = loadT3dCheckpoint(o.checkpoint, log);
     ckpt.model.dispose();
-    index = await openIndex(db, checkpointIdOf(ckpt), ckpt.dir);
+    index = await openIndex(db, checkpointIdOf(ckpt.dir), ckpt.dir);
     vector = await index.vectorOf(query);
     if (!vector) throw new Error(`similar: '${query}' is neither a scan on disk nor an id in the index`);
   }

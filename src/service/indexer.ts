@@ -1,0 +1,199 @@
+// The embedding index's writers: a preprocessed cache, a folder of scans or a PACS (DICOMweb) → embeddings, reports,
+// labels and zero-shot finding probabilities → one LanceDB table per checkpoint. Incremental (indexed ids are
+// skipped), one atomic append per batch, unreadable volumes quarantined in <db>/quarantine.jsonl.
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as torch from '../torch/index.js';
+import { readCacheIndex } from '../data/cache.js';
+import { fetchSeries, findSeries } from '../io/dicomweb.js';
+import { loadT3dCheckpoint } from '../train/factory.js';
+import { checkpointFileSha256 } from '../train/checkpoint.js';
+import { embedSplit, scoresFromPrompts, zeroShotPrompts } from '../eval/tasks/zeroshot.js';
+import { openAnalyzer } from './analyzer.js';
+import { VectorIndex, type IndexRow } from './vector-index.js';
+
+/** A checkpoint's id in the index: the start of its weights' sha256. */
+export const checkpointIdOf = (dir: string): string => checkpointFileSha256(dir, 'model.safetensors').slice(0, 16);
+
+/** Scans under `folder`: .nii/.nii.gz files, and folders holding other files (DICOM series); paths relative to it. */
+export function listScans(folder: string): string[] {
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new Error(`--scans ${folder}: no such folder`);
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    const entries = readdirSync(join(folder, rel), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
+    if (rel && entries.some((e) => e.isFile() && !/\.(nii(\.gz)?|json|txt|csv|md)$/i.test(e.name) && !e.name.startsWith('.'))) out.push(rel);
+    for (const e of entries) {
+      const path = rel ? join(rel, e.name) : e.name;
+      if (e.isDirectory()) walk(path);
+      else if (/\.nii(\.gz)?$/i.test(e.name)) out.push(path);
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** Reports a volume that could not be indexed and lists it in <db>/quarantine.jsonl. */
+function quarantine(db: string, id: string, checkpointId: string, err: unknown, log: (line: string) => void): void {
+  log(`index: ${id} skipped: ${(err as Error).message}`);
+  appendFileSync(join(db, 'quarantine.jsonl'), JSON.stringify({ id, checkpointId, error: (err as Error).message, at: new Date().toISOString() }) + '\n');
+}
+
+function progress(done: number, total: number, t0: number, processed: number, print: (line: string) => void): void {
+  const rate = processed / ((performance.now() - t0) / 1000);
+  print(`index: ${done}/${total} (${Math.round((100 * done) / total)} %) ${rate.toFixed(1)} volumes/s ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s`);
+}
+
+interface ScanSource {
+  /** what the items are, for the first progress line */
+  what: string;
+  ids: string[];
+  split: string;
+  /** the scan of an id on disk (a NIfTI file or a DICOM series folder), its source and a clean-up once analysed */
+  open(id: string): Promise<{ path: string; source: string; close?: () => void }>;
+}
+
+export interface IndexOptions {
+  checkpoint: string; db: string; batch: number; ann: boolean; device?: string;
+  /** progress lines (default console.log) and warnings (default console.error) */
+  print?: (line: string) => void; log?: (line: string) => void;
+}
+export type ScanIndexOptions = IndexOptions & { intercept?: number };
+const printer = (o: IndexOptions) => ({
+  print: o.print ?? ((l: string) => console.log(l)), log: o.log ?? ((l: string) => console.error(`t3d: ${l}`)),
+});
+
+/** Scans → the checkpoint's analyzer → rows, appended batch by batch; failures quarantined, indexed ids skipped. */
+async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<void> {
+  const { print, log } = printer(o);
+  const analyzer = await openAnalyzer({ checkpoint: o.checkpoint, device: o.device, log });
+  try {
+    mkdirSync(o.db, { recursive: true });
+    const index = await VectorIndex.open(o.db, analyzer.checkpointId);
+    const done = await index.ids();
+    const todo = src.ids.filter((s) => !done.has(s));
+    print(`index: ${src.ids.length} ${src.what}, ${src.ids.length - todo.length} already in table t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`);
+    const t0 = performance.now();
+    let added = 0, quarantined = 0;
+    for (let at = 0; at < todo.length; at += o.batch) {
+      const rows: IndexRow[] = [];
+      for (const id of todo.slice(at, at + o.batch)) {
+        let opened: Awaited<ReturnType<ScanSource['open']>> | undefined;
+        try {
+          opened = await src.open(id);
+          const a = await analyzer.analyze(opened.path, { intercept: o.intercept, rejectGaps: true });
+          rows.push({ id, source: opened.source, split: src.split, report: '', labels: a.findings.filter((f) => f.positive).map((f) => f.label),
+            findings: Object.fromEntries(a.findings.map((f) => [f.label, f.probability])), checkpointId: analyzer.checkpointId, vector: a.embedding });
+        } catch (err) {
+          quarantined += 1;
+          quarantine(o.db, id, analyzer.checkpointId, err, log);
+        } finally {
+          opened?.close?.();
+        }
+      }
+      await index.add(rows);
+      added += rows.length;
+      progress(Math.min(at + o.batch, todo.length), todo.length, t0, added + quarantined, print);
+    }
+    if (o.ann) await index.createAnnIndex();
+    print(`index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`);
+  } finally {
+    analyzer.dispose();
+  }
+}
+
+/** Every .nii/.nii.gz file and DICOM series folder under `folder`; id = the path inside it, split 'scans'. */
+export async function indexScans(folder: string, o: ScanIndexOptions): Promise<void> {
+  const scans = listScans(folder);
+  if (scans.length === 0) throw new Error(`--scans ${folder}: no .nii/.nii.gz files or DICOM series folders in it`);
+  await indexScanSource({ what: `scans in ${folder}`, ids: scans, split: 'scans', open: async (id) => ({ path: join(folder, id), source: join(folder, id) }) }, o);
+}
+
+/** CT series of a DICOMweb server (QIDO-RS), each fetched (WADO-RS) into a temporary folder; id = SeriesInstanceUID. */
+export async function indexDicomWeb(base: string, o: ScanIndexOptions & { timeoutMs: number }): Promise<void> {
+  const series = await findSeries(base, { timeoutMs: o.timeoutMs });
+  const byUid = new Map(series.map((s) => [s.seriesUid, s]));
+  await indexScanSource({
+    what: `CT series on ${base}`, ids: [...byUid.keys()], split: 'pacs',
+    open: async (uid) => {
+      const s = byUid.get(uid)!;
+      const parts = await fetchSeries(base, s, { timeoutMs: o.timeoutMs });
+      if (s.instances !== undefined && parts.length < s.instances) throw new Error(`partial series: ${parts.length} of ${s.instances} instances arrived`);
+      const dir = mkdtempSync(join(tmpdir(), 't3d-series-'));
+      parts.forEach((p, i) => writeFileSync(join(dir, `${String(i + 1).padStart(5, '0')}.dcm`), p));
+      return { path: dir, source: `${base.replace(/\/+$/, '')}/studies/${s.studyUid}/series/${uid}`, close: () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  }, o);
+}
+
+/** The volumes of a preprocessed cache (default: the checkpoint's own), optionally some splits only. */
+export async function indexCache(o: IndexOptions & { cache?: string; splits?: string[] }): Promise<void> {
+  const { print, log } = printer(o);
+  const { db, batch, device } = o;
+  const ckpt = loadT3dCheckpoint(o.checkpoint, log);
+  const { model, tokenizer, config } = ckpt;
+  try {
+    if (device && device !== 'cpu') model.to({ device });
+    model.eval();
+    const cache = o.cache ?? config.data.cache;
+    const { entries, labelNames } = readCacheIndex(cache);
+    const splits = o.splits;
+    const chosen = entries.filter((e) => !splits || splits.includes(e.split));
+    if (splits && chosen.length === 0) throw new Error(`index: --split ${splits.join(',')}: no such volumes in ${cache} (splits: ${[...new Set(entries.map((e) => e.split))].join(', ')})`);
+    mkdirSync(db, { recursive: true });
+    const index = await VectorIndex.open(db, checkpointIdOf(ckpt.dir));
+    const done = await index.ids();
+    const todo = chosen.filter((e) => !done.has(e.name));
+    print(`index: ${chosen.length} volumes in ${cache}, ${chosen.length - todo.length} already in table t3d_${index.checkpointId} of ${db}; ${todo.length} to embed`);
+    const prompts = zeroShotPrompts(model, tokenizer, labelNames, { templates: 3, device });
+    const byName = new Map(entries.map((e) => [e.name, e]));
+    const embed = async (names: string[]): Promise<IndexRow[]> => {
+      const e = await embedSplit(model, tokenizer, cache, undefined, { names, batchSize: Math.min(batch, 8), maxTokens: config.data.maxTokens, device });
+      try {
+        const probs = scoresFromPrompts(model, e.volumes, prompts);
+        const vectors = torch.tidy(() => e.volumes.to('cpu').to('float32').toArray());
+        const D = e.volumes.size(1);
+        return e.names.map((n, i) => {
+          const entry = byName.get(n)!;
+          return {
+            id: n, source: resolve(cache, entry.file), split: entry.split, report: entry.report, labels: labelNames.filter((_, l) => entry.labels[l] === 1),
+            findings: Object.fromEntries(labelNames.map((l, j) => [l, probs[i]![j]!])), checkpointId: index.checkpointId, vector: vectors.slice(i * D, (i + 1) * D),
+          };
+        });
+      } finally {
+        torch.dispose([e.volumes, e.reports]);
+      }
+    };
+    const t0 = performance.now();
+    let added = 0, quarantined = 0;
+    try {
+      for (let at = 0; at < todo.length; at += batch) {
+        const names = todo.slice(at, at + batch).map((e) => e.name);
+        let rows: IndexRow[];
+        try {
+          rows = await embed(names);
+        } catch {
+          // find the volume(s) that fail, keep the rest
+          rows = [];
+          for (const n of names) {
+            try {
+              rows.push(...await embed([n]));
+            } catch (err) {
+              quarantined += 1;
+              quarantine(db, n, index.checkpointId, err, log);
+            }
+          }
+        }
+        await index.add(rows);
+        added += rows.length;
+        progress(at + names.length, todo.length, t0, added + quarantined, print);
+      }
+    } finally {
+      torch.dispose([prompts.pos, prompts.neg]);
+    }
+    if (o.ann) await index.createAnnIndex();
+    print(`index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`);
+  } finally {
+    model.dispose();
+  }
+}
