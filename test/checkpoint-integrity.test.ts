@@ -13,7 +13,8 @@ import { applyOverrides, loadConfig, type PretrainConfig } from '../src/train/co
 import { buildT3dModel, loadT3dCheckpoint } from '../src/train/factory.js';
 import { pretrain } from '../src/train/trainer.js';
 import { listCheckpoints, resolveCheckpoint } from '../src/train/checkpoint.js';
-import { ensureCache, prepareTokenizer } from '../src/app/pretrain.js';
+import { ensureCache } from '../src/data/synth-cache.js';
+import { prepareTokenizer } from '../src/train/tokenizer.js';
 import { Loader } from '../src/data/loader.js';
 import { buildCache, readCacheIndex } from '../src/data/cache.js';
 import { readSource } from '../src/data/sources.js';

@@ -10,7 +10,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { applyOverrides, loadConfig } from '../src/train/config.js';
-import { ensureCache } from '../src/app/pretrain.js';
+import { ensureCache } from '../src/data/synth-cache.js';
 import { packageRoot } from '../src/util/paths.js';
 import { fixture } from './helpers.js';
 

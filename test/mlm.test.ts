@@ -15,7 +15,7 @@ import { pretrainText, type TextPretrainOptions } from '../src/train/text-pretra
 import { listCheckpoints } from '../src/train/checkpoint.js';
 import { buildT3dModel, pretrainedTextDir } from '../src/train/factory.js';
 import { applyOverrides, loadConfig } from '../src/train/config.js';
-import { prepareTokenizer } from '../src/app/pretrain.js';
+import { prepareTokenizer } from '../src/train/tokenizer.js';
 import { Rng } from '../src/util/rng.js';
 import { assertClose, fixture } from './helpers.js';
 

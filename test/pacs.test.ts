@@ -12,7 +12,7 @@ import { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyOverrides, loadConfig } from '../src/train/config.js';
-import { ensureCache } from '../src/app/pretrain.js';
+import { ensureCache } from '../src/data/synth-cache.js';
 import { parseMultipart } from '../src/io/dicomweb.js';
 import { VectorIndex } from '../src/service/vector-index.js';
 import { packageRoot } from '../src/util/paths.js';

@@ -15,7 +15,7 @@ import { type WordPieceTokenizer } from '../src/text/wordpiece.js';
 import { EXTRACTED_LABELS } from '../src/text/label-extractor.js';
 import { clinicalEfficacy, detokenize, encodeTargets, runReportGeneration, teacherForcingLoss } from '../src/eval/tasks/report-generation.js';
 import { applyOverrides, loadConfig } from '../src/train/config.js';
-import { ensureCache } from '../src/app/pretrain.js';
+import { ensureCache } from '../src/data/synth-cache.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { assertClose, fixture } from './helpers.js';
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { applyOverrides, loadConfig } from '../src/train/config.js';
-import { ensureCache } from '../src/app/pretrain.js';
+import { ensureCache } from '../src/data/synth-cache.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { VectorIndex } from '../src/service/vector-index.js';
 import { listScans } from '../src/service/indexer.js';

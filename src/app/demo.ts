@@ -17,7 +17,7 @@ import { type RetrievalReport } from '../eval/tasks/retrieval.js';
 import { targetReportHtml } from '../eval/report/html.js';
 import { parseOptions } from './args.js';
 import { evaluateCheckpoint } from './eval.js';
-import { ensureCache } from './pretrain.js';
+import { ensureCache } from '../data/synth-cache.js';
 import { applyOverrides, loadConfig } from '../train/config.js';
 
 /**

@@ -5,7 +5,8 @@ import { applyOverrides, loadConfig, validateConfig } from '../train/config.js';
 import { pretrainText } from '../train/text-pretrain.js';
 import { readCacheIndex } from '../data/cache.js';
 import { bertConfig } from '../models/bert.js';
-import { ensureCache, prepareTokenizer } from './pretrain.js';
+import { ensureCache } from '../data/synth-cache.js';
+import { prepareTokenizer } from '../train/tokenizer.js';
 import { parseOptions } from './args.js';
 
 export const PRETRAIN_TEXT_USAGE = `t3d pretrain-text [--config <pretrain config>] [--set key.path=value ...] [--out dir] [--steps N] [--batch-size B]

@@ -1,0 +1,36 @@
+// The preprocessed cache a run trains on: built from the configured synthetic set when it does not exist yet.
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Progress } from '../util/progress.js';
+import { buildCache } from './cache.js';
+import { loadPreset } from './presets.js';
+import { readSource } from './sources.js';
+import { writeSynthDataset } from './synth/dataset.js';
+
+/** A run config's data section, as far as the cache goes. */
+export interface CacheSpec {
+  cache: string;
+  preset: string;
+  /**
+   * generate a synthetic dataset into `<cache>-source` and preprocess it when the cache does not exist;
+   * keepSource false deletes the source volumes once the cache is built (half the disk of a large study)
+   */
+  synth?: { count: number; seed: number; validFraction?: number; keepSource?: boolean };
+}
+
+/** Makes sure the preprocessed cache exists: generates and preprocesses the synthetic set when configured. */
+export async function ensureCache(c: { data: CacheSpec }): Promise<void> {
+  if (existsSync(join(c.data.cache, 'cache.json'))) return;
+  if (!c.data.synth) throw new Error(`${c.data.cache}: no preprocessed cache; build one with \`t3d preprocess\` or set data.synth`);
+  const preset = loadPreset(c.data.preset);
+  const source = `${c.data.cache}-source`;
+  const p1 = new Progress('synth', c.data.synth.count);
+  const synth = await writeSynthDataset({ out: source, count: c.data.synth.count, seed: c.data.synth.seed, validFraction: c.data.synth.validFraction, preset, onProgress: (d) => p1.update(d) });
+  if (synth.failed.length) throw new Error(`${source}: generating ${synth.failed.length} of ${c.data.synth.count} synthetic cases failed (first: ${synth.failed[0]}); rerun to retry them`);
+  const src = readSource(source);
+  const p2 = new Progress('preprocess', src.records.length);
+  const r = await buildCache(src, preset, c.data.cache, { onProgress: (d) => p2.update(d) });
+  if (r.quarantined.length) throw new Error(`preprocessing quarantined ${r.quarantined.length} synthetic volumes: ${r.quarantined[0]!.reason}`);
+  // the cache holds everything training and evaluation read (volumes, masks, reports, labels)
+  if (c.data.synth.keepSource === false) rmSync(source, { recursive: true, force: true });
+}
