@@ -13,7 +13,7 @@ export async function runConvert(args: string[]): Promise<void> {
   if (!input || !out || input.startsWith('--') || out.startsWith('--')) throw new Error(`convert needs an input and an output\n\nUsage: ${CONVERT_USAGE}`);
   const o = parseOptions(rest, { modality: 'string', 'allow-gaps': 'boolean' });
   const written = await convertDicomToNifti(input, out, {
-    modality: o.modality as string | undefined,
+    modality: o.modality,
     rejectGaps: !o['allow-gaps'],
   });
   for (const w of written) {

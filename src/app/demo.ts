@@ -50,12 +50,12 @@ const RUNS = [
 
 export async function runDemo(args: string[]): Promise<void> {
   const o = parseOptions(args, { out: 'string', steps: 'number', 'no-baseline': 'boolean', config: 'string', set: 'list' });
-  const sets = (o.set as string[] | undefined) ?? [];
-  const out = (o.out as string | undefined) ?? join('runs', 'demo');
+  const sets = o.set ?? [];
+  const out = o.out ?? join('runs', 'demo');
   const runs = o['no-baseline'] ? RUNS.slice(0, 1) : RUNS;
   const t0 = performance.now();
   const stamp = () => `${((performance.now() - t0) / 60000).toFixed(1)} min`;
-  const configName = (o.config as string | undefined) ?? 'demo';
+  const configName = o.config ?? 'demo';
   // the data first, once, so that the runs do not both build it
   await ensureCache(applyOverrides(loadConfig(configName), sets));
   const parallel = Math.max(1, Math.min(runs.length, availableParallelism()));
