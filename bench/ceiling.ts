@@ -16,7 +16,7 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { globalShapeOf, loadPreset } from '../src/data/presets.js';
+import { globalShapeOf, resolvePreset } from '../src/data/presets.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { pairedBootstrapDiff } from '../src/eval/metrics/bootstrap.js';
 import { auroc } from '../src/eval/metrics/classification.js';
@@ -48,7 +48,7 @@ const initRun = (dir: string, extra: string[] = []) => {
     '--set', 'optim.lr=1e-12', '--set', 'objective.tma.weight=0', '--set', 'train.validateEvery=1', ...extra.flatMap((x) => ['--set', x]), '--steps', '1', '--out', dir]);
 };
 initRun(init);
-const preset = loadPreset(loadConfig('cpu-mr').data.preset);
+const preset = resolvePreset(loadConfig('cpu-mr').data.preset);
 const factor = preset.shape[0] / globalShapeOf(preset)[0];
 const vision = loadConfig('cpu-mr').model.vision;
 if (vision.kind !== 'resnet3d') throw new Error('the ceiling driver expects cpu-mr to use a ResNet3D');

@@ -17,7 +17,7 @@ import { F, optim } from '../src/torch/index.js';
 import { ResNet3d } from '../src/models/resnet3d.js';
 import { DEFAULT_MEMORY_FORMAT, buildT3dModel } from '../src/train/factory.js';
 import { loadConfig } from '../src/train/config.js';
-import { globalShapeOf, loadPreset } from '../src/data/presets.js';
+import { globalShapeOf, resolvePreset } from '../src/data/presets.js';
 import { t3dLoss } from '../src/objectives/t3d.js';
 import { EmbeddingQueue } from '../src/objectives/tma.js';
 import { packageRoot } from '../src/util/paths.js';
@@ -38,7 +38,7 @@ const sync = () => { if (deviceType === 'cuda') torch.cuda.synchronize(); };
  * formulation); `clipOnly` drops the local views and TMA, as the CLIP-only baseline does. */
 function t3dStep(configName: string, o: { amp?: boolean; clipOnly?: boolean; profile?: boolean; batch?: number; warmup?: number; reps?: number } = {}): { cfg: object; ts: number; faults: number; profile?: torch.ProfileRow[] } {
   const c = loadConfig(configName);
-  const global = globalShapeOf(loadPreset(c.data.preset));
+  const global = globalShapeOf(resolvePreset(c.data.preset));
   const local = c.data.views.localShape ?? (global.map((s) => Math.round(s / 2)) as [number, number, number]);
   const objective = o.clipOnly ? { ...c.objective, tma: { ...c.objective.tma, weight: 0 } } : c.objective;
   const formulation = c.objective.tma.formulation ?? 'fused';

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { globalShapeOf, loadPreset, presetNames } from '../src/data/presets.js';
+import { globalShapeOf, loadPreset, presetNames, resolvePreset } from '../src/data/presets.js';
 import { configNames, loadConfig, validateConfig } from '../src/train/config.js';
 import { loadEvalConfig } from '../src/eval/config.js';
 import { packageRoot } from '../src/util/paths.js';
@@ -24,7 +24,7 @@ test('every built-in pre-training config validates; multi-resolution configs cut
   for (const name of configNames()) {
     const c = loadConfig(name);
     assert.doesNotThrow(() => validateConfig(c), name);
-    const preset = loadPreset(c.data.preset);
+    const preset = resolvePreset(c.data.preset);
     if (c.data.views.localSource !== 'cache') continue;
     assert.ok(preset.globalShape, `${name}: native local views need a preset whose global view is downsampled`);
     const local = c.data.views.localShape!;

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { readSource } from '../data/sources.js';
 import { buildCache, readCacheIndex } from '../data/cache.js';
-import { loadPreset } from '../data/presets.js';
+import { type Preset } from '../data/presets.js';
 import { loadEvalConfig, type EvalConfig } from '../eval/config.js';
 import { evalTarget, type EvalTarget } from '../eval/target.js';
 import { runSuite, TASKS, type EvalRecord, type TaskName } from '../eval/suite.js';
@@ -39,13 +39,13 @@ Examples:
 const log = (msg: string) => console.log(`eval: ${msg}`);
 
 /** The cache to evaluate on: an existing cache, or a dataset preprocessed with the checkpoint's preset. */
-async function resolveCache(data: string, preset: string, outDir: string): Promise<string> {
+async function resolveCache(data: string, preset: Preset, outDir: string): Promise<string> {
   if (existsSync(join(data, 'cache.json'))) return data;
   if (!existsSync(data)) throw new Error(`--data ${data}: no such cache, dataset folder or manifest`);
   const cache = join(outDir, 'cache');
   const src = readSource(data);
   const p = new Progress('preprocess', src.records.length);
-  const r = await buildCache(src, loadPreset(preset), cache, { onProgress: (d) => p.update(d) });
+  const r = await buildCache(src, preset, cache, { onProgress: (d) => p.update(d) });
   if (r.quarantined.length) log(`${r.quarantined.length} volumes quarantined (see ${join(cache, 'quarantine.jsonl')})`);
   return cache;
 }
@@ -83,7 +83,7 @@ export async function evaluateCheckpoint(o: {
   const runDir = dirname(dirname(target.checkpointDir));
   const outDir = o.out ?? join(runDir, init === 'random' ? `eval-random-s${target.pretrainSeed}` : 'eval');
   mkdirSync(outDir, { recursive: true });
-  const cacheDir = await resolveCache(o.data ?? target.loaded.config.data.cache, target.loaded.config.data.preset, outDir);
+  const cacheDir = await resolveCache(o.data ?? target.loaded.config.data.cache, target.loaded.preset, outDir);
   log(`${o.tasks.join(', ')} on ${cacheDir} for ${target.checkpointDir} (${init}, id ${target.checkpointId}), budget '${o.config.name}' → ${outDir}`);
   const records = await runSuite({ target, config: o.config, cacheDir, outDir, device: o.device, log }, o.tasks);
   return { records, target, cacheDir, outDir };

@@ -68,3 +68,6 @@ export function loadPreset(nameOrPath: string): Preset {
 
 /** The global view's shape (D, H, W): the cache's shape unless the preset downsamples it. */
 export const globalShapeOf = (p: Preset): [number, number, number] => p.globalShape ?? p.shape;
+
+/** A preset given by name, path or as the object itself (a run's config stores the object it was trained with). */
+export const resolvePreset = (p: string | Preset): Preset => (typeof p === 'string' ? loadPreset(p) : p);

@@ -3,14 +3,14 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Progress } from '../util/progress.js';
 import { buildCache } from './cache.js';
-import { loadPreset } from './presets.js';
+import { resolvePreset, type Preset } from './presets.js';
 import { readSource } from './sources.js';
 import { writeSynthDataset } from './synth/dataset.js';
 
 /** A run config's data section, as far as the cache goes. */
 export interface CacheSpec {
   cache: string;
-  preset: string;
+  preset: string | Preset;
   /**
    * generate a synthetic dataset into `<cache>-source` and preprocess it when the cache does not exist;
    * keepSource false deletes the source volumes once the cache is built (half the disk of a large study)
@@ -22,7 +22,7 @@ export interface CacheSpec {
 export async function ensureCache(c: { data: CacheSpec }): Promise<void> {
   if (existsSync(join(c.data.cache, 'cache.json'))) return;
   if (!c.data.synth) throw new Error(`${c.data.cache}: no preprocessed cache; build one with \`t3d preprocess\` or set data.synth`);
-  const preset = loadPreset(c.data.preset);
+  const preset = resolvePreset(c.data.preset);
   const source = `${c.data.cache}-source`;
   const p1 = new Progress('synth', c.data.synth.count);
   const synth = await writeSynthDataset({ out: source, count: c.data.synth.count, seed: c.data.synth.seed, validFraction: c.data.synth.validFraction, preset, onProgress: (d) => p1.update(d) });

@@ -7,7 +7,6 @@ import * as torch from '../torch/index.js';
 import { type VisionEncoder } from '../models/t3d.js';
 import { buildVisionEncoder, loadT3dCheckpoint, type LoadedCheckpoint } from '../train/factory.js';
 import { checkpointFileSha256 } from '../train/checkpoint.js';
-import { loadPreset } from '../data/presets.js';
 import { hashJson } from './config.js';
 
 export interface EvalTarget {
@@ -43,7 +42,7 @@ export function evalTarget(checkpoint: string, o: { init?: 'pretrained' | 'rando
   const init = o.init ?? 'pretrained';
   const loaded = loadT3dCheckpoint(checkpoint);
   const { config, dir } = loaded;
-  const shape = loadPreset(config.data.preset).shape;
+  const shape = loaded.preset.shape;
   const randomSeed = o.seed ?? 0;
   const runMetrics = join(dirname(dirname(dir)), 'metrics.jsonl');
   return {

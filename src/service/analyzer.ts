@@ -5,10 +5,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as torch from '../torch/index.js';
-import { F } from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
-import { preprocessImage } from '../data/preprocess-image.js';
-import { globalShapeOf, loadPreset } from '../data/presets.js';
 import { readScan } from '../data/scan.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointFileSha256 } from '../train/checkpoint.js';
@@ -70,7 +67,7 @@ export interface Analyzer {
 
 export async function openAnalyzer(o: { checkpoint: string; device?: string; log: (line: string) => void }): Promise<Analyzer> {
   const t0 = performance.now();
-  const { model, tokenizer, config, dir } = loadT3dCheckpoint(o.checkpoint, o.log);
+  const { model, tokenizer, config, dir, preset, transform } = loadT3dCheckpoint(o.checkpoint, o.log);
   let prompts: Prompts | undefined;
   try {
     if (o.device && o.device !== 'cpu') model.to({ device: o.device });
@@ -91,8 +88,6 @@ export async function openAnalyzer(o: { checkpoint: string; device?: string; log
       () => zeroShotPrompts(model, tokenizer, labelNames, { templates, device: o.device }), o);
     const promptSeconds = (performance.now() - scoreStart) / 1000;
     const loadSeconds = (scoreStart - t0) / 1000;
-    const preset = loadPreset(config.data.preset);
-    const globalShape = globalShapeOf(preset);
     const p = prompts;
     let first = true;
     const thresholds = labelNames.map((_, l) => {
@@ -110,13 +105,12 @@ export async function openAnalyzer(o: { checkpoint: string; device?: string; log
         const clock = (() => { let t = performance.now(); return () => { const now = performance.now(); const s = (now - t) / 1000; t = now; return s; }; })();
         const raw = await readScan(scan, { intercept: a.intercept, rejectGaps: a.rejectGaps, warn: o.log });
         const read = clock();
-        const image = preprocessImage(raw, preset, scan);
-        // the global view, as the loader makes it (trilinear, align_corners=False, when the preset downsamples)
-        const x = torch.tidy(() => {
-          const v = image.data.to('float32').div(preset.scale).reshape(1, 1, ...preset.shape);
-          return (globalShape.join() === preset.shape.join() ? v : F.interpolate(v, globalShape, 'trilinear')).to({ device: o.device ?? 'cpu' });
-        });
-        image.data.dispose();
+        let x: torch.Tensor;
+        try {
+          x = transform.fromScan(raw, scan, o.device);
+        } finally {
+          raw.data.dispose();
+        }
         const preprocess = clock();
         const emb = torch.noGrad(() => torch.tidy(() => model.encodeVolume(x).emb));
         x.dispose();

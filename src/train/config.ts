@@ -8,6 +8,7 @@ import { TMA_FORMULATIONS } from '../objectives/t3d-tma.js';
 import { type ViewConfig } from '../data/views.js';
 import { type T3dHeadsConfig } from '../models/t3d.js';
 import { type MemoryFormat } from '../torch/tensor.js';
+import { type Preset } from '../data/presets.js';
 
 export interface PretrainConfig {
   name: string;
@@ -19,7 +20,8 @@ export interface PretrainConfig {
      * keepSource false deletes the source volumes once the cache is built (half the disk of a large study)
      */
     synth?: { count: number; seed: number; validFraction?: number; keepSource?: boolean };
-    preset: string;
+    /** a preset's name or path; a run resolves it and stores the preset itself in its config and checkpoints */
+    preset: string | Preset;
     trainSplit: string;
     valSplit: string;
     batchSize: number;

@@ -7,7 +7,8 @@ import { ViT3d } from '../models/vit3d.js';
 import { BertModel, bertConfig, loadBertFromPretrained } from '../models/bert.js';
 import { T3dModel, type VisionEncoder } from '../models/t3d.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
-import { globalShapeOf, loadPreset } from '../data/presets.js';
+import { inputTransform, type InputTransform } from '../data/input-transform.js';
+import { resolvePreset, type Preset } from '../data/presets.js';
 import { type PretrainConfig } from './config.js';
 import { MODEL_FILES, resolveCheckpoint } from './checkpoint.js';
 import { MANIFEST } from '../util/manifest.js';
@@ -39,10 +40,17 @@ export function buildT3dModel(m: PretrainConfig['model'], imageShape: [number, n
   return new T3dModel(buildVisionEncoder(m, imageShape), text, m);
 }
 
-export interface LoadedCheckpoint { config: PretrainConfig; model: T3dModel; tokenizer: WordPieceTokenizer; /** the checkpoint folder loaded */ dir: string }
+export interface LoadedCheckpoint {
+  config: PretrainConfig; model: T3dModel; tokenizer: WordPieceTokenizer;
+  /** the preprocessing the model was trained with, and the input transform it defines */
+  preset: Preset; transform: InputTransform;
+  /** the checkpoint folder loaded */
+  dir: string;
+}
 
 /**
- * A checkpoint folder (verified) or a run folder (its newest intact checkpoint) → model in eval mode + tokenizer.
+ * A checkpoint folder (verified) or a run folder (its newest intact checkpoint) → model in eval mode, tokenizer, and
+ * the input transform of its preset (stored in the config; checkpoints from before that name it).
  * Skipped damaged checkpoints and unverifiable old ones are reported through `log` (default: stderr).
  */
 export function loadT3dCheckpoint(given: string, log = (line: string) => console.error(`t3d: ${line}`)): LoadedCheckpoint {
@@ -53,10 +61,12 @@ export function loadT3dCheckpoint(given: string, log = (line: string) => console
   const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(dir, 'tokenizer.json'));
   // The text encoder's weights come from the checkpoint, never from the original pretrained folder.
   const text = 'pretrained' in config.model.text ? { ...readPretrainedConfig(String(config.model.text.pretrained)) } : config.model.text;
-  const model = buildT3dModel({ ...config.model, text, freezeText: false }, globalShapeOf(loadPreset(config.data.preset)), tokenizer.vocabSize);
+  const preset = resolvePreset(config.data.preset);
+  const transform = inputTransform(preset);
+  const model = buildT3dModel({ ...config.model, text, freezeText: false }, transform.inputShape, tokenizer.vocabSize);
   torch.loadModule(model, join(dir, 'model.safetensors'));
   model.eval();
-  return { config, model, tokenizer, dir };
+  return { config, model, tokenizer, preset, transform, dir };
 }
 
 /** A Hugging Face model folder as given, or a `t3d pretrain-text` run folder's newest intact checkpoint. */

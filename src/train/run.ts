@@ -4,8 +4,9 @@ import { listCheckpoints } from './checkpoint.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
+import { inputTransform } from '../data/input-transform.js';
 import { Loader } from '../data/loader.js';
-import { globalShapeOf, loadPreset } from '../data/presets.js';
+import { resolvePreset } from '../data/presets.js';
 import { ensureCache } from '../data/synth-cache.js';
 import { type T3dModel } from '../models/t3d.js';
 import { type WordPieceTokenizer } from '../text/wordpiece.js';
@@ -38,6 +39,9 @@ export async function runPretraining(o: PretrainRun): Promise<TrainResult> {
     const pretrained = pretrainedTextDir(String(cfg.model.text.pretrained));
     cfg = { ...cfg, model: { ...cfg.model, text: { ...cfg.model.text, pretrained } } };
   }
+  // the run keeps the preset itself, so that its checkpoints bring their input transform even if a preset file changes
+  const preset = resolvePreset(cfg.data.preset);
+  cfg = { ...cfg, data: { ...cfg.data, preset } };
   // the restoration objective needs its decoder in the model, and in the saved config for loading it back
   if ((cfg.objective.restoration?.weight ?? 0) > 0) cfg = { ...cfg, model: { ...cfg.model, restoration: true } };
   const outDir = o.out ?? join('runs', 'pretrain', cfg.name);
@@ -62,9 +66,8 @@ export async function runPretraining(o: PretrainRun): Promise<TrainResult> {
   }
   if (world > 1) torch.distributed.barrier();
   const tokenizer = prepareTokenizer(cfg, outDir);
-  const preset = loadPreset(cfg.data.preset);
   torch.manualSeed(cfg.train.seed);
-  const model = buildT3dModel(cfg.model, globalShapeOf(preset), tokenizer.vocabSize);
+  const model = buildT3dModel(cfg.model, inputTransform(preset).inputShape, tokenizer.vocabSize);
   if (device !== 'cpu') model.to({ device });
   const loader = new Loader({
     cacheDir: cfg.data.cache, split: cfg.data.trainSplit, batchSize: cfg.data.batchSize / world, seed: cfg.train.seed,
