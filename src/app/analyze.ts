@@ -7,19 +7,6 @@ import { analyzeScan, type Analysis } from '../service/analyzer.js';
 import { DEFAULT_DB, VectorIndex, type Hit } from '../service/vector-index.js';
 import { UsageError, parseOptions } from './args.js';
 
-export const ANALYZE_USAGE = `t3d analyze <scan.nii[.gz] | dicom-series-folder> --checkpoint <run-or-checkpoint> [--json] [--out result.json] [--intercept HU] [--db runs/index] [--k 5] [--device cpu|cuda]
-
-Preprocesses the scan with the checkpoint's preset, embeds it, and prints each finding's zero-shot probability with
-the operating threshold chosen on validation volumes (the run's eval/zeroshot.json; computed once from the run's
-cache when missing). --json prints the result as JSON (with the embedding) instead of the table; --out also writes
-it to a file. Values must be HU (NIfTI scaling and DICOM rescale are applied); --intercept adds a constant first,
-for raw CT-RATE volumes (--intercept -1024). When the embedding index (--db, default runs/index) has a table for the
-checkpoint (\`t3d index\`), the k most similar indexed cases follow, with their reports.
-
-Examples:
-  t3d analyze scan.nii.gz --checkpoint runs/demo/t3d-s0
-  t3d analyze dicom/series-1/ --checkpoint runs/demo/t3d-s0 --json > result.json`;
-
 type AnalysisWithSimilar = Analysis & { similar?: Hit[]; seconds: Analysis['seconds'] & { search?: number } };
 
 function table(a: AnalysisWithSimilar): string {

@@ -1,16 +1,11 @@
 // `t3d convert`: DICOM series → NIfTI.
+import { usage } from './help.js';
 import { convertDicomToNifti } from '../io/dicom.js';
 import { parseOptions } from './args.js';
 
-export const CONVERT_SUMMARY = 'convert DICOM series (a folder, searched recursively) to NIfTI, HU as int16 when exact';
-export const CONVERT_USAGE = 't3d convert <dicom-folder|file> <out.nii.gz> [--modality CT] [--allow-gaps]\n\n'
-  + 'A folder with several series writes <out>_1.nii.gz, <out>_2.nii.gz, ... in SeriesNumber order.\n'
-  + 'Unevenly spaced slices (e.g. a missing slice) are an error unless --allow-gaps.\n\n'
-  + 'Examples:\n  t3d convert scans/patient1 out/patient1.nii.gz --modality CT\n  t3d convert scans/study out/study.nii.gz --allow-gaps';
-
 export async function runConvert(args: string[]): Promise<void> {
   const [input, out, ...rest] = args;
-  if (!input || !out || input.startsWith('--') || out.startsWith('--')) throw new Error(`convert needs an input and an output\n\nUsage: ${CONVERT_USAGE}`);
+  if (!input || !out || input.startsWith('--') || out.startsWith('--')) throw new Error(`convert needs an input and an output\n\nUsage: ${usage('convert')}`);
   const o = parseOptions(rest, { modality: 'string', 'allow-gaps': 'boolean' });
   const written = await convertDicomToNifti(input, out, {
     modality: o.modality,

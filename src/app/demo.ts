@@ -20,16 +20,6 @@ function runPrefixed(name: string, args: string[], env: Record<string, string>):
   return new Promise((resolve) => child.on('close', (code) => resolve(code)));
 }
 
-export const DEMO_USAGE = `t3d demo [--out runs/demo] [--steps N] [--no-baseline] [--config demo|file.json] [--set key.path=value ...]
-
-Pre-trains T3D and, unless --no-baseline, CLIP-only on the built-in synthetic set (config 'demo'), evaluates both
-zero-shot and by retrieval on the held-out volumes, and writes <out>/report.html. About 15 minutes on 2 CPU cores;
-rerunning resumes (finished stages are skipped). --config and --set change the pre-training config of both runs.
-
-Examples:
-  t3d demo
-  t3d demo --no-baseline --out runs/demo-t3d`;
-
 export async function runDemo(args: string[]): Promise<void> {
   const o = parseOptions(args, { out: 'string', steps: 'number', 'no-baseline': 'boolean', config: 'string', set: 'list' });
   const r = await runDemoPipeline({

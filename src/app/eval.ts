@@ -15,27 +15,6 @@ import { collectStudy, studyMarkdown, studyTable } from '../eval/report/compare.
 import { Progress } from '../util/progress.js';
 import { UsageError, parseOptions } from './args.js';
 
-export const EVAL_SUMMARY = 'downstream evaluation: zero-shot, retrieval, linear probe, fine-tuning, segmentation, report generation; study tables';
-export const EVAL_USAGE = `t3d eval <${[...TASKS, 'all'].join('|')}>[,<task>...] --checkpoint <run-or-checkpoint> [--data <cache|dataset>] [--out dir] [--config default|quick|file.json]
-                [--init pretrained|random] [--init-seed N] [--seed N] [--labels 'A,B,...'] [--device cpu|cuda] [--report out.html]
-t3d eval compare --runs <study-dir> [--out dir] [--report out.html] [--treatment t3d] [--baseline clip-only] [--subset labels.json]
-
-Results: one JSON per task and setting in --out (default <run>/eval, or <run>/eval-random-s<N> with --init random), every number
-with the evaluation seed, checkpoint id and config hashes; summary.md; and with --report (default for 'all': <out>/report.html)
-a self-contained HTML report. Rerunning skips finished records. --data defaults to the checkpoint's own cache; a dataset folder or
-manifest is preprocessed with the checkpoint's preset first. Test volumes = the cache's held-out split; a share of the training split
-(valFraction, 20 % by default) is held out for early stopping and thresholds. Zero-shot and retrieval need a text tower trained with CLIP;
---labels restricts zero-shot to some of the cache's labels (every number says how many labels it covers).
-'compare' reads <study-dir>/<method>-s<seed>/eval/*.json; --subset (a JSON file {"name", "labels"}, e.g. results/ceiling/fine-grained.json)
-adds each classification task's macro AUROC over those labels, with its CI and paired difference.
-
-Examples:
-  t3d eval all --checkpoint runs/demo
-  t3d eval zeroshot --checkpoint runs/t3d-a --config quick
-  t3d eval zeroshot,retrieval,probe --checkpoint runs/t3d-a
-  t3d eval probe --checkpoint runs/t3d-a --init random --out runs/t3d-a/eval-random
-  t3d eval compare --runs runs/baselines --report runs/baselines/study.html`;
-
 const log = (msg: string) => console.log(`eval: ${msg}`);
 
 /** The cache to evaluate on: an existing cache, or a dataset preprocessed with the checkpoint's preset. */

@@ -9,17 +9,6 @@ import { ensureCache } from '../data/synth-cache.js';
 import { prepareTokenizer } from '../train/tokenizer.js';
 import { parseOptions } from './args.js';
 
-export const PRETRAIN_TEXT_USAGE = `t3d pretrain-text [--config <pretrain config>] [--set key.path=value ...] [--out dir] [--steps N] [--batch-size B]
-                  [--lr X] [--mask-prob P] [--device cpu|cuda]
-
-Trains the config's text encoder (model.text, from scratch) with Hugging Face's BertForMaskedLM head on the reports
-of the config's training split (data.cache; the synthetic set is generated when absent), with the config's
-tokenizer and text augmentation. Defaults: 2,000 steps, batch 32, lr 5e-4 (AdamW, warm-up 100, cosine), mask
-probability 0.15 (80 % [MASK], 10 % random, 10 % kept). Checkpoints go to <out>/checkpoints (default
-runs/text/<config name>); each is a Hugging Face model folder. Rerunning the same command resumes. Then:
-  t3d pretrain --config cpu-96 --set model.text.pretrained=<out> [--set optim.textLrScale=0.1 | --set model.freezeText=true]
-The tokenizer comes with the text checkpoint. The held-out masked-token accuracy on the validation reports is printed.`;
-
 export async function runPretrainText(args: string[]): Promise<void> {
   const o = parseOptions(args, { config: 'string', out: 'string', steps: 'number', 'batch-size': 'number', lr: 'number', 'mask-prob': 'number', device: 'string', set: 'list' });
   const sets = o.set ?? [];

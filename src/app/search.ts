@@ -13,44 +13,6 @@ import { UsageError, parseOptions } from './args.js';
 
 const log = (line: string) => console.error(`t3d: ${line}`);
 
-export const INDEX_USAGE = `t3d index --checkpoint <run-or-checkpoint> [--cache <cache-dir> | --scans <folder> | --dicomweb <url>] [--db ${DEFAULT_DB}] [--split valid,train] [--batch 32] [--ann] [--intercept HU] [--timeout 60]
-
-Embeds every volume of a preprocessed cache (default: the checkpoint's own) and stores it with its report, positive
-labels and zero-shot finding probabilities in an embedded LanceDB database (--db, a folder). --scans takes a folder
-of scans instead: every .nii/.nii.gz file and every DICOM series folder under it, preprocessed with the checkpoint's
-preset as \`t3d analyze\` does; their id is the path inside the folder, their split 'scans', and their labels the
-findings called positive at the validated thresholds (they have no labels CSV). --dicomweb takes a PACS's DICOMweb
-root (e.g. http://host:8042/dicom-web): its CT series are found with QIDO-RS and fetched with WADO-RS, one at a time
-(--timeout seconds per request), id = SeriesInstanceUID, split 'pacs'; a series with fewer instances than the server
-lists, missing slices or a broken transfer is quarantined and tried again on the next run. Each checkpoint gets its own
-table, so a new checkpoint never mixes with an old one. Incremental: volumes already in the table are skipped, so
-rerunning resumes; each batch is one atomic append. A volume that cannot be read is skipped, reported and listed in
-<db>/quarantine.jsonl. --ann builds an IVF-PQ approximate index at the end (worth it from ~10,000 rows).
-
-Examples:
-  t3d index --checkpoint runs/demo/t3d-s0
-  t3d index --checkpoint runs/demo/t3d-s0 --split valid --db runs/index
-  t3d index --checkpoint runs/demo/t3d-s0 --scans incoming/
-  t3d index --checkpoint runs/demo/t3d-s0 --dicomweb http://pacs.local:8042/dicom-web`;
-
-export const SEARCH_USAGE = `t3d search "<text>" --checkpoint <run-or-checkpoint> [--db ${DEFAULT_DB}] [--k 10] [--label <finding>] [--split <split>] [--json]
-
-Embeds the text with the checkpoint's report encoder and lists the k indexed volumes nearest to it (cosine
-similarity), optionally only those with a finding (--label, as in the labels CSV) or from one split.
-
-Examples:
-  t3d search "large right pleural effusion" --checkpoint runs/demo/t3d-s0
-  t3d search "cardiomegaly" --checkpoint runs/demo/t3d-s0 --label Cardiomegaly --k 5 --json`;
-
-export const SIMILAR_USAGE = `t3d similar <scan.nii[.gz] | dicom-series-folder | indexed-id> --checkpoint <run-or-checkpoint> [--db ${DEFAULT_DB}] [--k 10] [--label <finding>] [--split <split>] [--json] [--intercept HU]
-
-The k indexed volumes nearest to a scan (preprocessed and embedded as \`t3d analyze\` does) or to an indexed volume
-given by its id (the volume itself is left out).
-
-Examples:
-  t3d similar scan.nii.gz --checkpoint runs/demo/t3d-s0
-  t3d similar valid_12_a_1 --checkpoint runs/demo/t3d-s0 --k 5`;
-
 export async function runIndex(args: string[]): Promise<void> {
   const o = parseOptions(args, {
     checkpoint: 'string', cache: 'string', scans: 'string', dicomweb: 'string', timeout: 'number', db: 'string',

@@ -1,4 +1,4 @@
-// T3D's views of one volume (DESIGN §4): a global view (the whole cached volume, downsampled to the global
+// T3D's views of one volume (docs/ARCHITECTURE.md §4): a global view (the whole cached volume, downsampled to the global
 // shape when the cache is finer, light intensity augmentation) and V local views, each with its own flips /
 // intensity / noise / optional in-plane rotation. Local views are either crops of the global view covering a
 // fraction of each axis, resized (single resolution), or crops of the cache at its own resolution (multi-

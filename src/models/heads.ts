@@ -1,4 +1,4 @@
-// Heads on top of the encoders (DESIGN §4): projections into the shared embedding space, the
+// Heads on top of the encoders (docs/ARCHITECTURE.md §4): projections into the shared embedding space, the
 // text-informed cross-attention fusion of local tokens, and the TMA prototypes.
 import * as torch from '../torch/index.js';
 import { F, nn, type Tensor } from '../torch/index.js';

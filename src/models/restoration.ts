@@ -1,4 +1,4 @@
-// The light decoder of the optional text-conditioned restoration objective (DESIGN §4.5): it upsamples the
+// The light decoder of the optional text-conditioned restoration objective (docs/ARCHITECTURE.md §3): it upsamples the
 // vision encoder's feature map back to the input resolution, and the report vector modulates every stage
 // through FiLM (per-channel scale and shift), so the report can tell the decoder what the masked regions hold.
 import * as torch from '../torch/index.js';

@@ -30,7 +30,7 @@ export interface T3dHeadsConfig {
   prototypes: number;
   /** report vector from the [CLS] state (BERT/CXR-BERT style) or the mean of the token states */
   textPooling?: 'cls' | 'mean';
-  /** build the restoration decoder (DESIGN §4.5); set automatically when its objective is on */
+  /** build the restoration decoder (docs/ARCHITECTURE.md §3); set automatically when its objective is on */
   restoration?: boolean;
 }
 

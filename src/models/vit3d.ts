@@ -38,7 +38,7 @@ export interface ViT3dConfig {
    * for each input grid; hiddenSize ≥ 6.
    */
   posEmbed?: 'learnable' | 'sincos';
-  /** 'mean' (default, DESIGN §4: u = mean(U)) over patch tokens, or the CLS token */
+  /** 'mean' (default, the paper's u = mean(U)) over patch tokens, or the CLS token */
   pooling?: 'cls' | 'mean';
   layerNormEps?: number;
 }

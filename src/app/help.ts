@@ -1,0 +1,19 @@
+// Each command's usage text lives in docs/cli/<command>.txt (the command-line reference, readable without running
+// anything); `t3d <command> --help` prints it with the built-in preset, config and task names filled in.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from '../util/paths.js';
+import { presetNames } from '../data/presets.js';
+import { configNames } from '../train/config.js';
+import { TASKS } from '../eval/suite.js';
+
+const NAMES: Record<string, () => string> = {
+  presets: () => presetNames().join('|'),
+  configs: () => configNames().join('|'),
+  tasks: () => TASKS.join('|'),
+};
+
+export function usage(command: string): string {
+  const text = readFileSync(join(packageRoot(), 'docs', 'cli', `${command}.txt`), 'utf8').trimEnd();
+  return text.replace(/\{(presets|configs|tasks)\}/g, (_, name: string) => NAMES[name]!());
+}
