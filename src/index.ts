@@ -24,6 +24,7 @@ export { buildT3dModel, loadT3dCheckpoint } from './train/factory.js';
 export { pretrain } from './train/trainer.js';
 export { pretrainText } from './train/text-pretrain.js';
 export { auroc, macroAuroc, averagePrecision, rocCurve, youdenThreshold, binaryStats, recallAtK } from './eval/metrics/classification.js';
-export { embedSplit, embedTexts, zeroShotPrompts, zeroShotScores, scoresFromPrompts } from './eval/tasks/zeroshot.js';
+export { embedSplit, embedTexts, type Embedded } from './inference/embed.js';
+export { zeroShotPrompts, zeroShotScores, scoresFromPrompts } from './eval/tasks/zeroshot.js';
 export { analyzeScan, type Analysis } from './app/analyze.js';
 export { VectorIndex, type IndexRow, type Hit, type SearchFilter } from './search/vector-index.js';

@@ -17,7 +17,8 @@ import { buildCache, readCacheIndex } from '../data/cache.js';
 import { Loader } from '../data/loader.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { trainWordPiece } from '../text/wordpiece-trainer.js';
-import { embedSplit, evaluateEmbedded } from '../eval/tasks/zeroshot.js';
+import { embedSplit } from '../inference/embed.js';
+import { evaluateEmbedded } from '../eval/tasks/zeroshot.js';
 import { Progress } from '../util/progress.js';
 import { UsageError, parseOptions } from './args.js';
 
