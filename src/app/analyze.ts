@@ -18,12 +18,12 @@ import { loadEvalConfig } from '../eval/config.js';
 import { embedTexts } from '../inference/embed.js';
 import { scoresFromPrompts, zeroShotPrompts, type Prompts } from '../eval/tasks/zeroshot.js';
 import { type ClassificationReport } from '../eval/metrics/classification-report.js';
-import { type EvalRecord } from '../eval/suite.js';
+import { type EvalRecord } from '../eval/task.js';
 import { readJsonFile } from '../util/files.js';
 import { reportGist } from '../text/report.js';
 import { DEFAULT_DB, VectorIndex, type Hit } from '../search/vector-index.js';
 import { UsageError, parseOptions } from './args.js';
-import { evaluateCheckpoint } from './eval.js';
+import { evaluateCheckpoint } from '../eval/evaluate-checkpoint.js';
 
 export const ANALYZE_USAGE = `t3d analyze <scan.nii[.gz] | dicom-series-folder> --checkpoint <run-or-checkpoint> [--json] [--out result.json] [--intercept HU] [--db runs/index] [--k 5] [--device cpu|cuda]
 

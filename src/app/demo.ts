@@ -16,7 +16,7 @@ import { type ClassificationReport } from '../eval/metrics/classification-report
 import { type RetrievalReport } from '../eval/tasks/retrieval.js';
 import { targetReportHtml } from '../eval/report/html.js';
 import { parseOptions } from './args.js';
-import { evaluateCheckpoint } from './eval.js';
+import { evaluateCheckpoint } from '../eval/evaluate-checkpoint.js';
 import { ensureCache } from './pretrain.js';
 import { applyOverrides, loadConfig } from '../train/config.js';
 

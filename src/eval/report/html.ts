@@ -1,7 +1,7 @@
 // One self-contained HTML page (inline SVG plots, PNG overlays as data URLs, no scripts, no external
 // files) for a target's evaluation records, and one for a study table.
 import { existsSync, readFileSync } from 'node:fs';
-import { type EvalRecord } from '../suite.js';
+import { type EvalRecord } from '../task.js';
 import { type ClassificationReport } from '../metrics/classification-report.js';
 import { type RetrievalReport } from '../tasks/retrieval.js';
 import { fmt, headlines } from './headlines.js';
