@@ -13,6 +13,7 @@ export { tmaTerm, TMA_FORMULATIONS, type TmaConfig, type TmaFormulation } from '
 export { sinkhorn } from './objectives/sinkhorn.js';
 export { readNifti, writeNifti, type NiftiImage } from './io/nifti.js';
 export { readDicomVolume } from './io/dicom.js';
+export { CT_RATE_LABELS, MASK_CLASSES, type CtRateLabel, type MaskClass } from './domain/ct-rate.js';
 export { loadPreset, presetNames, globalShapeOf, type Preset } from './data/presets.js';
 export { buildCache, readCacheIndex, type CacheIndex, type CacheEntry } from './data/cache.js';
 export { preprocessImage } from './data/preprocess-image.js';
@@ -26,5 +27,8 @@ export { pretrainText } from './train/text-pretrain.js';
 export { auroc, macroAuroc, averagePrecision, rocCurve, youdenThreshold, binaryStats, recallAtK } from './eval/metrics/classification.js';
 export { embedSplit, embedTexts, type Embedded } from './inference/embed.js';
 export { zeroShotPrompts, zeroShotScores, scoresFromPrompts } from './eval/tasks/zeroshot.js';
+export { EVAL_TASKS } from './eval/registry.js';
+export { type EvalTask, type EvalRecord } from './eval/task.js';
+export { evaluateCheckpoint, type Evaluated } from './eval/evaluate-checkpoint.js';
 export { analyzeScan, type Analysis } from './app/analyze.js';
 export { VectorIndex, type IndexRow, type Hit, type SearchFilter } from './search/vector-index.js';
