@@ -9,7 +9,9 @@ import { readNiftiSync, encodeNifti } from '../src/io/nifti.js';
 import { loadPreset } from '../src/data/presets.js';
 import { writeSynthDataset } from '../src/data/synth/dataset.js';
 import { generateCase } from '../src/data/synth/generate.js';
-import { LABELS, renderFinding, type Finding } from '../src/data/synth/findings.js';
+import { renderFinding, type Finding } from '../src/data/synth/findings.js';
+import { CT_RATE_LABELS as LABELS } from '../src/domain/ct-rate.js';
+import { synthGeometry } from '../src/data/synth/geometry.js';
 import { Grid, addNoise, smooth } from '../src/data/synth/raster.js';
 import { LUNGS, paintAnatomy, sampleBody } from '../src/data/synth/anatomy.js';
 import { Rng } from '../src/util/rng.js';
@@ -37,14 +39,14 @@ const KEYWORD: Record<string, RegExp> = {
 const NEGATION = /\bno\b|\bnormal\b|without|within normal/i;
 
 test('synthetic cases are deterministic in (seed, index) and labels agree with the report text', () => {
-  const a = generateCase(5, 3, preset.synth);
-  const b = generateCase(5, 3, preset.synth);
+  const a = generateCase(5, 3, synthGeometry(preset));
+  const b = generateCase(5, 3, synthGeometry(preset));
   assert.deepEqual(a.stored.subarray(0, 5000), b.stored.subarray(0, 5000));
   assert.equal(a.report.findings, b.report.findings);
-  assert.notEqual(generateCase(5, 4, preset.synth).report.findings, a.report.findings);
+  assert.notEqual(generateCase(5, 4, synthGeometry(preset)).report.findings, a.report.findings);
   let positives = 0;
   for (let i = 0; i < 25; i++) {
-    const c = generateCase(11, i, preset.synth);
+    const c = generateCase(11, i, synthGeometry(preset));
     const sentences = c.report.findings.split(/(?<=\.)\s+/);
     LABELS.forEach((label, k) => {
       const mentions = sentences.filter((s) => KEYWORD[label]!.test(s));

@@ -4,7 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../src/util/rng.js';
-import { LABELS, samplePatient } from '../src/data/synth/findings.js';
+import { samplePatient } from '../src/data/synth/findings.js';
+import { CT_RATE_LABELS as LABELS } from '../src/domain/ct-rate.js';
 import { writeReport } from '../src/data/synth/reports.js';
 import { reportText } from '../src/text/report.js';
 import { trainWordPiece } from '../src/text/wordpiece-trainer.js';

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import * as torch from '../torch/index.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
-import { embedSplit, embedTexts } from '../eval/tasks/zeroshot.js';
+import { embedSplit, embedTexts } from '../inference/embed.js';
 import { parseOptions } from './args.js';
 
 export async function runEmbed(args: string[]): Promise<void> {

@@ -1,95 +1,82 @@
 // `t3d eval <task> --checkpoint <run|checkpoint>`: the downstream evaluation suite on one target, and
-// `t3d eval compare --runs <study>`: the paper-style table over methods and seeds.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { readSource } from '../data/sources.js';
-import { buildCache, readCacheIndex } from '../data/cache.js';
-import { type Preset } from '../data/presets.js';
+// `t3d eval compare --runs <study>`: the paper-style table over methods and seeds. Option parsing and printing only.
+import { join } from 'node:path';
 import { loadEvalConfig, type EvalConfig } from '../eval/config.js';
-import { evalTarget, type EvalTarget } from '../eval/target.js';
-import { runSuite, TASKS, type EvalRecord, type TaskName } from '../eval/suite.js';
-import { markdownSummary, type LabelSubset } from '../eval/report/headlines.js';
-import { readJsonFile } from '../util/files.js';
-import { targetReportHtml, studyReportHtml } from '../eval/report/html.js';
-import { collectStudy, studyMarkdown, studyTable } from '../eval/report/compare.js';
-import { Progress } from '../util/progress.js';
+import { TASK_NAMES } from '../eval/registry.js';
+import { evaluateCheckpoint, writeEvaluationSummary } from '../eval/evaluate-checkpoint.js';
+import { readLabelSubset, writeStudy, type StudyOptions } from '../eval/report/study.js';
 import { UsageError, parseOptions } from './args.js';
 
 const log = (msg: string) => console.log(`eval: ${msg}`);
 
-/** The cache to evaluate on: an existing cache, or a dataset preprocessed with the checkpoint's preset. */
-async function resolveCache(data: string, preset: Preset, outDir: string): Promise<string> {
-  if (existsSync(join(data, 'cache.json'))) return data;
-  if (!existsSync(data)) throw new Error(`--data ${data}: no such cache, dataset folder or manifest`);
-  const cache = join(outDir, 'cache');
-  const src = readSource(data);
-  const p = new Progress('preprocess', src.records.length);
-  const r = await buildCache(src, preset, cache, { onProgress: (d) => p.update(d) });
-  if (r.quarantined.length) log(`${r.quarantined.length} volumes quarantined (see ${join(cache, 'quarantine.jsonl')})`);
-  return cache;
+function parseCompare(args: string[]): { runs: string } & StudyOptions {
+  const o = parseOptions(args, {
+    runs: 'string', out: 'string', report: 'string', treatment: 'string', baseline: 'string', resamples: 'number',
+    subset: 'string',
+  });
+  if (!o.runs) throw new UsageError('eval compare: --runs <study-dir> is required');
+  return {
+    runs: o.runs as string, out: o.out as string | undefined, report: o.report as string | undefined,
+    treatment: o.treatment as string | undefined, baseline: o.baseline as string | undefined,
+    resamples: o.resamples as number | undefined,
+    subset: o.subset ? readLabelSubset(o.subset as string) : undefined,
+  };
 }
 
 async function runCompare(args: string[]): Promise<void> {
-  const o = parseOptions(args, { runs: 'string', out: 'string', report: 'string', treatment: 'string', baseline: 'string', resamples: 'number', subset: 'string' });
-  if (!o.runs) throw new UsageError('eval compare: --runs <study-dir> is required');
-  let subset: LabelSubset | undefined;
-  if (o.subset) {
-    const s = readJsonFile<{ name?: string; labels?: unknown }>(o.subset as string);
-    if (!Array.isArray(s.labels) || !s.labels.every((l) => typeof l === 'string')) throw new Error(`--subset ${o.subset}: expected {"name": ..., "labels": ["Lung nodule", ...]}`);
-    subset = { name: s.name ?? 'subset', labels: s.labels as string[] };
-  }
-  const methods = collectStudy(o.runs as string, 'eval', subset);
-  if (!methods.length) throw new Error(`${o.runs}: no <method>-s<seed>/eval/*.json records found`);
-  const t = studyTable(methods, { treatment: o.treatment as string | undefined, baseline: o.baseline as string | undefined, resamples: o.resamples as number | undefined });
-  const out = (o.out as string | undefined) ?? (o.runs as string);
-  mkdirSync(out, { recursive: true });
-  const md = studyMarkdown(methods, t, `Study: ${methods.map((m) => m.name).join(', ')}`);
-  writeFileSync(join(out, 'study.md'), md);
-  const report = (o.report as string | undefined) ?? join(out, 'study.html');
-  writeFileSync(report, await studyReportHtml(methods, t, { title: 'T3D evaluation study' }));
+  const { runs, ...o } = parseCompare(args);
+  const { md, mdPath, report } = await writeStudy(runs, o);
   console.log(md);
-  log(`study table → ${join(out, 'study.md')}, report → ${report}`);
+  log(`study table → ${mdPath}, report → ${report}`);
 }
 
-export interface Evaluated { records: EvalRecord[]; target: EvalTarget; cacheDir: string; outDir: string }
-
-/** Runs (or resumes) `tasks` on one checkpoint; records go to `out` (default <run>/eval or <run>/eval-random-s<N>). */
-export async function evaluateCheckpoint(o: {
-  checkpoint: string; tasks: TaskName[]; config: EvalConfig; init?: 'pretrained' | 'random'; initSeed?: number; out?: string; data?: string; device?: string;
-}): Promise<Evaluated> {
-  const init = o.init ?? 'pretrained';
-  const target = evalTarget(o.checkpoint, { init, seed: o.initSeed });
-  const runDir = dirname(dirname(target.checkpointDir));
-  const outDir = o.out ?? join(runDir, init === 'random' ? `eval-random-s${target.pretrainSeed}` : 'eval');
-  mkdirSync(outDir, { recursive: true });
-  const cacheDir = await resolveCache(o.data ?? target.loaded.config.data.cache, target.loaded.preset, outDir);
-  log(`${o.tasks.join(', ')} on ${cacheDir} for ${target.checkpointDir} (${init}, id ${target.checkpointId}), budget '${o.config.name}' → ${outDir}`);
-  const records = await runSuite({ target, config: o.config, cacheDir, outDir, device: o.device, log }, o.tasks);
-  return { records, target, cacheDir, outDir };
+interface EvalOptions {
+  tasks: string[];
+  all: boolean;
+  checkpoint: string;
+  config: EvalConfig;
+  init: 'pretrained' | 'random';
+  initSeed?: number;
+  out?: string;
+  data?: string;
+  device?: string;
+  report?: string;
 }
 
-export async function runEval(args: string[]): Promise<void> {
-  const [task, ...rest] = args;
-  if (task === 'compare') return runCompare(rest);
-  const tasks: TaskName[] = task === 'all' ? [...TASKS] : (task ?? '').split(',') as TaskName[];
-  if (!task || tasks.some((t) => !(TASKS as readonly string[]).includes(t))) throw new UsageError(`eval: first argument must be one of ${[...TASKS, 'all', 'compare'].join(', ')}, or a comma list of tasks (got '${task ?? ''}')`);
-  const o = parseOptions(rest, { checkpoint: 'string', data: 'string', out: 'string', config: 'string', init: 'string', 'init-seed': 'number', seed: 'number', device: 'string', report: 'string', labels: 'string' });
+function parseEval(task: string | undefined, rest: string[]): EvalOptions {
+  const tasks = task === 'all' ? [...TASK_NAMES] : (task ?? '').split(',');
+  if (!task || tasks.some((t) => !TASK_NAMES.includes(t))) {
+    const allowed = [...TASK_NAMES, 'all', 'compare'].join(', ');
+    const got = task ?? '';
+    throw new UsageError(`eval: first argument must be one of ${allowed}, or a comma list of tasks (got '${got}')`);
+  }
+  const o = parseOptions(rest, {
+    checkpoint: 'string', data: 'string', out: 'string', config: 'string', init: 'string', 'init-seed': 'number',
+    seed: 'number', device: 'string', report: 'string', labels: 'string',
+  });
   if (!o.checkpoint) throw new UsageError('eval: --checkpoint <run-or-checkpoint> is required');
   const init = (o.init as string | undefined) ?? 'pretrained';
   if (init !== 'pretrained' && init !== 'random') throw new Error(`--init must be 'pretrained' or 'random' (got '${init}')`);
   let config = loadEvalConfig((o.config as string | undefined) ?? 'default');
   if (o.seed !== undefined) config = { ...config, seed: o.seed as number };
-  if (o.labels) config = { ...config, zeroshot: { ...config.zeroshot, labels: (o.labels as string).split(',').map((l) => l.trim()).filter(Boolean) } };
-  const { records, target, cacheDir, outDir } = await evaluateCheckpoint({
-    checkpoint: o.checkpoint as string, tasks, config, init, initSeed: o['init-seed'] as number | undefined,
-    out: o.out as string | undefined, data: o.data as string | undefined, device: o.device as string | undefined,
-  });
-  const md = markdownSummary(records, `Evaluation of ${target.checkpointDir}${init === 'random' ? ' (random init)' : ''}`);
-  writeFileSync(join(outDir, task === 'all' ? 'summary.md' : `summary-${tasks.join('-')}.md`), md);
-  console.log(md);
-  const report = (o.report as string | undefined) ?? (task === 'all' ? join(outDir, 'report.html') : undefined);
-  if (report) {
-    writeFileSync(report, await targetReportHtml(records, { title: `T3D evaluation — ${target.checkpointDir}`, metricsPath: target.metricsPath, labelNames: readCacheIndex(cacheDir).labelNames }));
-    log(`HTML report → ${report}`);
+  if (o.labels) {
+    const labels = (o.labels as string).split(',').map((l) => l.trim()).filter(Boolean);
+    config = { ...config, zeroshot: { ...config.zeroshot, labels } };
   }
+  return {
+    tasks, all: task === 'all', checkpoint: o.checkpoint as string, config, init,
+    initSeed: o['init-seed'] as number | undefined,
+    out: o.out as string | undefined, data: o.data as string | undefined, device: o.device as string | undefined,
+    report: o.report as string | undefined,
+  };
+}
+
+export async function runEval(args: string[]): Promise<void> {
+  const [task, ...rest] = args;
+  if (task === 'compare') return runCompare(rest);
+  const { all, report, ...o } = parseEval(task, rest);
+  const evaluated = await evaluateCheckpoint({ ...o, log });
+  const reportPath = report ?? (all ? join(evaluated.outDir, 'report.html') : undefined);
+  console.log(await writeEvaluationSummary(evaluated, { all, tasks: o.tasks, report: reportPath }));
+  if (reportPath) log(`HTML report → ${reportPath}`);
 }

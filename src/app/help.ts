@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { packageRoot } from '../util/paths.js';
 import { presetNames } from '../data/presets.js';
 import { configNames } from '../train/config.js';
-import { TASKS } from '../eval/suite.js';
+import { TASK_NAMES } from '../eval/registry.js';
 
 const NAMES: Record<string, () => string> = {
   presets: () => presetNames().join('|'),
   configs: () => configNames().join('|'),
-  tasks: () => TASKS.join('|'),
+  tasks: () => TASK_NAMES.join('|'),
 };
 
 export function usage(command: string): string {

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import * as torch from '../torch/index.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
-import { embedTexts } from '../eval/tasks/zeroshot.js';
+import { embedTexts } from '../inference/embed.js';
 import { openAnalyzer } from '../service/analyzer.js';
 import { checkpointIdOf, indexCache, indexDicomWeb, indexScans } from '../service/indexer.js';
 import { DEFAULT_DB, VectorIndex, type Hit, type SearchFilter } from '../service/vector-index.js';

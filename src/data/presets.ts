@@ -3,14 +3,6 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../util/paths.js';
 
-export interface SynthGeometry {
-  /** rows = columns of generated slices */
-  inPlane: number;
-  fovMm: [number, number];
-  sliceThicknessMm: [number, number];
-  zExtentMm: [number, number];
-}
-
 export interface Preset {
   name: string;
   description: string;
@@ -29,8 +21,6 @@ export interface Preset {
   scale: number;
   /** value used to pad (after scaling) */
   padValue: number;
-  /** geometry of raw volumes the synthetic generator writes for this preset */
-  synth: SynthGeometry;
 }
 
 const presetDir = () => join(packageRoot(), 'presets');
@@ -58,10 +48,6 @@ export function loadPreset(nameOrPath: string): Preset {
   if (!nums(p.huWindow, 2, false) || p.huWindow[0] >= p.huWindow[1]) problems.push('huWindow must be [low, high] with low < high');
   if (!(typeof p.scale === 'number' && p.scale > 0)) problems.push('scale must be a positive number');
   if (typeof p.padValue !== 'number') problems.push('padValue must be a number');
-  const s = p.synth;
-  if (!s || !Number.isInteger(s.inPlane) || s.inPlane < 16 || !nums(s.fovMm, 2) || !nums(s.sliceThicknessMm, 2) || !nums(s.zExtentMm, 2)) {
-    problems.push('synth must have inPlane (integer ≥ 16), fovMm, sliceThicknessMm and zExtentMm ([min, max] mm)');
-  }
   if (problems.length) throw new Error(`${path}: invalid preset: ${problems.join('; ')}`);
   return p;
 }

@@ -4,7 +4,8 @@ import { readCacheIndex } from '../data/cache.js';
 import { type T3dModel } from '../models/t3d.js';
 import { type WordPieceTokenizer } from '../text/wordpiece.js';
 import { type PretrainConfig } from '../train/config.js';
-import { embedSplit, evaluateEmbedded } from './tasks/zeroshot.js';
+import { embedSplit } from '../inference/embed.js';
+import { evaluateEmbedded } from './tasks/zeroshot.js';
 
 export function zeroShotValidation(
   model: T3dModel, tokenizer: WordPieceTokenizer, cfg: PretrainConfig, device = 'cpu',

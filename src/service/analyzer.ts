@@ -10,10 +10,11 @@ import { readScan } from '../data/scan.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointFileSha256 } from '../train/checkpoint.js';
 import { loadEvalConfig } from '../eval/config.js';
-import { embedTexts, scoresFromPrompts, zeroShotPrompts, type Prompts } from '../eval/tasks/zeroshot.js';
+import { embedTexts } from '../inference/embed.js';
+import { scoresFromPrompts, zeroShotPrompts, type Prompts } from '../eval/tasks/zeroshot.js';
 import { type ClassificationReport } from '../eval/metrics/classification-report.js';
-import { type EvalRecord } from '../eval/suite.js';
-import { evaluateCheckpoint } from '../app/eval.js';
+import { type EvalRecord } from '../eval/task.js';
+import { evaluateCheckpoint } from '../eval/evaluate-checkpoint.js';
 import { readJsonFile } from '../util/files.js';
 
 export interface Finding { label: string; probability: number; threshold: number | null; positive: boolean | null }

@@ -9,7 +9,7 @@ import { readCacheIndex } from '../data/cache.js';
 import { ensureCache } from '../data/synth-cache.js';
 import { applyOverrides, loadConfig } from '../train/config.js';
 import { loadEvalConfig } from '../eval/config.js';
-import { evaluateCheckpoint } from '../app/eval.js';
+import { evaluateCheckpoint } from '../eval/evaluate-checkpoint.js';
 import { collectStudy, studyTable } from '../eval/report/compare.js';
 import { fmt } from '../eval/report/headlines.js';
 import { type ClassificationReport } from '../eval/metrics/classification-report.js';

@@ -9,7 +9,8 @@ import { readCacheIndex } from '../data/cache.js';
 import { fetchSeries, findSeries } from '../io/dicomweb.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointFileSha256 } from '../train/checkpoint.js';
-import { embedSplit, scoresFromPrompts, zeroShotPrompts } from '../eval/tasks/zeroshot.js';
+import { embedSplit } from '../inference/embed.js';
+import { scoresFromPrompts, zeroShotPrompts } from '../eval/tasks/zeroshot.js';
 import { openAnalyzer } from './analyzer.js';
 import { VectorIndex, type IndexRow } from './vector-index.js';
 

@@ -5,13 +5,13 @@
 // "within normal limits" right after it). Hedged mentions ("suggestive of", "likely", "?") count as positive, as
 // CT-RATE's labels do. Text is lower-cased and hyphen spacing normalised first, so detokenised model output
 // ("ground - glass", "( likely cardiomegaly )") reads like the original.
-import { LABELS } from '../data/synth/findings.js';
+import { CT_RATE_LABELS } from '../domain/ct-rate.js';
 
 /** Bump when a rule changes: extracted labels are comparable only within one version. */
 export const LABEL_EXTRACTOR_VERSION = 'ct-rate-rules-1';
 
 /** CT-RATE's label columns in the dataset's order: the ones the synthetic reports are written from. */
-export const EXTRACTED_LABELS = LABELS;
+export const EXTRACTED_LABELS = CT_RATE_LABELS;
 
 type Span = [number, number];
 /** Finds a label's mentions in one normalised clause. */

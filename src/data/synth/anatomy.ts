@@ -6,7 +6,6 @@ import { capsule, ellipsoid, ellipticCylinder, type Grid, type Vec3 } from './ra
 export const ORGAN_LABELS = {
   body: 1, lungRight: 2, lungLeft: 3, heart: 4, aorta: 5, spine: 6, airway: 7, bone: 8, liver: 9,
 } as const;
-export const MASK_CLASSES = ['background', 'lung_right', 'lung_left', 'heart', 'aorta', 'spine', 'airway'] as const;
 const L = ORGAN_LABELS;
 export const LUNGS: ReadonlySet<number> = new Set([L.lungRight, L.lungLeft]);
 const SOFT: ReadonlySet<number> = new Set([L.body]);

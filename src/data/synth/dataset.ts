@@ -10,9 +10,9 @@ import { toCsv } from '../../text/csv.js';
 import { runPool } from '../../util/pool.js';
 import { readJsonFile } from '../../util/files.js';
 import { type Preset } from '../presets.js';
-import { MASK_CLASSES } from './anatomy.js';
-import { LABELS } from './findings.js';
+import { CT_RATE_LABELS, MASK_CLASSES } from '../../domain/ct-rate.js';
 import { generateCase, type HuStorage } from './generate.js';
+import { synthGeometry, type SynthGeometry } from './geometry.js';
 
 export interface SynthOptions {
   out: string;
@@ -29,7 +29,7 @@ export interface SynthOptions {
 }
 
 export interface CaseTask { index: number; split: 'train' | 'valid'; name: string; volumePath: string; maskPath: string; recordPath: string; dicomDir: string }
-export interface WorkerInit { seed: number; preset: Preset; storage: HuStorage; dicom: boolean }
+export interface WorkerInit { seed: number; geometry: SynthGeometry; storage: HuStorage; dicom: boolean }
 
 /** What each case contributes to the CSVs. */
 interface CaseRecord {
@@ -70,7 +70,7 @@ export function lpsArrayAffine(shape: [number, number, number], spacing: [number
 }
 
 export function generateCaseFiles(task: CaseTask, init: WorkerInit): CaseRecord {
-  const c = generateCase(init.seed, task.index, init.preset.synth, init.storage);
+  const c = generateCase(init.seed, task.index, init.geometry, init.storage);
   const [d, h, w] = c.shape;
   const affine = lpsArrayAffine(c.shape, c.spacing);
   mkdirSync(dirname(task.volumePath), { recursive: true });
@@ -121,8 +121,8 @@ function writeCsvs(out: string, records: CaseRecord[]): void {
       ImagePositionPatient: `[${r.metadata.position.map(fmt).join(', ')}]`, ImageOrientationPatient: '[1, 0, 0, 0, 1, 0]',
     })), ['VolumeName', 'RescaleSlope', 'RescaleIntercept', 'XYSpacing', 'ZSpacing', 'ImagePositionPatient', 'ImageOrientationPatient']));
     writeAtomic(file('multi_abnormality_labels', `${split === 'train' ? 'train' : 'valid'}_predicted_labels.csv`), toCsv(rows.map((r) => ({
-      VolumeName: `${r.name}.nii.gz`, ...Object.fromEntries(LABELS.map((l, i) => [l, String(r.labels[i])])),
-    })), ['VolumeName', ...LABELS]));
+      VolumeName: `${r.name}.nii.gz`, ...Object.fromEntries(CT_RATE_LABELS.map((l, i) => [l, String(r.labels[i])])),
+    })), ['VolumeName', ...CT_RATE_LABELS]));
   }
 }
 
@@ -138,7 +138,7 @@ export async function writeSynthDataset(o: SynthOptions): Promise<{ generated: n
     } else todo.push(t);
   }
   const infoPath = join(o.out, 'dataset', 'synth.json');
-  const info = { generator: 't3d synth', seed: o.seed, preset: o.preset.name, count: o.count, storage: o.storage ?? 'raw', labels: LABELS, maskClasses: MASK_CLASSES };
+  const info = { generator: 't3d synth', seed: o.seed, preset: o.preset.name, count: o.count, storage: o.storage ?? 'raw', labels: CT_RATE_LABELS, maskClasses: MASK_CLASSES };
   if (existsSync(infoPath)) {
     const prev = readJsonFile<typeof info>(infoPath);
     if (prev.seed !== info.seed || prev.preset !== info.preset || prev.storage !== info.storage) {
@@ -151,7 +151,7 @@ export async function writeSynthDataset(o: SynthOptions): Promise<{ generated: n
   let done = tasks.length - todo.length;
   await runPool<CaseTask, CaseRecord>(new URL('./worker.js', import.meta.url), todo, {
     size: o.workers ?? availableParallelism(),
-    init: { seed: o.seed, preset: o.preset, storage: o.storage ?? 'raw', dicom: o.dicom ?? false } satisfies WorkerInit,
+    init: { seed: o.seed, geometry: synthGeometry(o.preset), storage: o.storage ?? 'raw', dicom: o.dicom ?? false } satisfies WorkerInit,
     onResult: (r) => {
       done += 1;
       if (r.result) records.set(r.task.index, r.result);

@@ -3,15 +3,7 @@
 import { Rng } from '../../util/rng.js';
 import { capsule, ellipsoid, type Grid, type Vec3 } from './raster.js';
 import { type Body, LUNGS, ORGAN_LABELS as L, branch } from './anatomy.js';
-
-/** CT-RATE's label columns, in the dataset's order. */
-export const LABELS = [
-  'Medical material', 'Arterial wall calcification', 'Cardiomegaly', 'Pericardial effusion',
-  'Coronary artery wall calcification', 'Hiatal hernia', 'Lymphadenopathy', 'Emphysema', 'Atelectasis',
-  'Lung nodule', 'Lung opacity', 'Pulmonary fibrotic sequela', 'Pleural effusion', 'Mosaic attenuation pattern',
-  'Peribronchial thickening', 'Consolidation', 'Bronchiectasis', 'Interlobular septal thickening',
-] as const;
-export type Label = (typeof LABELS)[number];
+import { CT_RATE_LABELS, type CtRateLabel } from '../../domain/ct-rate.js';
 
 export type Side = 'right' | 'left' | 'bilateral';
 export type Lobe = 'upper' | 'middle' | 'lower';
@@ -19,7 +11,7 @@ export type Severity = 'mild' | 'moderate' | 'severe';
 
 /** What the renderer drew, so that the report can say exactly that. */
 export interface Finding {
-  label: Label;
+  label: CtRateLabel;
   side?: Side;
   lobe?: Lobe;
   sizeMm?: number;
@@ -40,7 +32,7 @@ export function samplePatient(rng: Rng): Patient {
   const inf = rng.bool(0.25) ? 1 : 0;
   const ild = rng.bool(0.08 + 0.002 * (age - 40)) ? 1 : 0;
   const postop = rng.bool(0.08 + 0.002 * (age - 40)) ? 1 : 0;
-  const p: Record<Label, number> = {
+  const p: Record<CtRateLabel, number> = {
     'Medical material': 0.03 + 0.6 * postop,
     'Arterial wall calcification': sigmoid(-4 + 0.08 * (age - 30) + 0.8 * smoker),
     'Cardiomegaly': 0.03 + 0.6 * hf,
@@ -60,11 +52,11 @@ export function samplePatient(rng: Rng): Patient {
     'Bronchiectasis': 0.04 + 0.3 * ild,
     'Interlobular septal thickening': 0.03 + 0.35 * ild + 0.2 * hf,
   };
-  const findings = LABELS.filter((l) => rng.bool(Math.min(0.95, p[l]))).map((label) => describe(label, rng));
+  const findings = CT_RATE_LABELS.filter((l) => rng.bool(Math.min(0.95, p[l]))).map((label) => describe(label, rng));
   return { age, sex: rng.bool() ? 'M' : 'F', findings };
 }
 
-function describe(label: Label, rng: Rng): Finding {
+function describe(label: CtRateLabel, rng: Rng): Finding {
   const side = (): Side => rng.pick(['right', 'left', 'bilateral'] as const);
   const severity = (): Severity => rng.pick(['mild', 'moderate', 'severe'] as const);
   switch (label) {

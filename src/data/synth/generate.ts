@@ -1,9 +1,10 @@
 // One synthetic CT case: patient, anatomy, findings, report, volume (stored values + HU) and organ mask.
 import { Rng } from '../../util/rng.js';
-import { type SynthGeometry } from '../presets.js';
+import { type SynthGeometry } from './geometry.js';
 import { Grid, addNoise, smooth } from './raster.js';
-import { paintAnatomy, sampleBody, ORGAN_LABELS, MASK_CLASSES } from './anatomy.js';
-import { LABELS, type Finding, renderFinding, samplePatient } from './findings.js';
+import { CT_RATE_LABELS, MASK_CLASSES } from '../../domain/ct-rate.js';
+import { paintAnatomy, sampleBody, ORGAN_LABELS } from './anatomy.js';
+import { type Finding, renderFinding, samplePatient } from './findings.js';
 import { type ReportText, writeReport } from './reports.js';
 
 export interface SynthCase {
@@ -61,7 +62,7 @@ export function generateCase(seed: number, index: number, geo: SynthGeometry, st
   const present = new Set(patient.findings.map((f) => f.label));
   return {
     shape: g.shape, spacing: g.spacing, stored, rescaleSlope: 1, rescaleIntercept: intercept, mask,
-    labels: LABELS.map((l) => (present.has(l) ? 1 : 0)), findings: patient.findings,
+    labels: CT_RATE_LABELS.map((l) => (present.has(l) ? 1 : 0)), findings: patient.findings,
     report: writeReport(patient, rng, thickness), age: patient.age, sex: patient.sex,
   };
 }

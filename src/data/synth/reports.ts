@@ -2,7 +2,8 @@
 // phrasing, laterality, sizes, hedging and explicit negations. Every positive label is described; a
 // negative label is either negated explicitly or not mentioned, so labels stay consistent with the text.
 import { Rng } from '../../util/rng.js';
-import { type Finding, type Label, type Patient } from './findings.js';
+import { type CtRateLabel } from '../../domain/ct-rate.js';
+import { type Finding, type Patient } from './findings.js';
 
 const lat = (s: Finding['side']): string => (s === 'bilateral' ? 'bilateral' : s ?? 'right');
 const lungOf = (s: Finding['side']): string => (s === 'bilateral' ? 'both lungs' : `the ${s ?? 'right'} lung`);
@@ -43,7 +44,7 @@ function positive(f: Finding, rng: Rng): string {
   }
 }
 
-const NEGATIONS: Record<Label, string[]> = {
+const NEGATIONS: Record<CtRateLabel, string[]> = {
   'Medical material': ['No foreign material or device is seen.'],
   'Arterial wall calcification': ['No calcification is seen in the aortic wall.', 'The thoracic aorta is of normal caliber without calcified plaques.'],
   'Cardiomegaly': ['Heart size is normal.', 'Heart contour and size are within normal limits.'],
@@ -65,14 +66,14 @@ const NEGATIONS: Record<Label, string[]> = {
 };
 
 /** Findings in the usual reading order of a chest CT report. */
-const ORDER: Label[] = [
+const ORDER: CtRateLabel[] = [
   'Peribronchial thickening', 'Bronchiectasis', 'Lymphadenopathy', 'Hiatal hernia', 'Cardiomegaly', 'Pericardial effusion',
   'Arterial wall calcification', 'Coronary artery wall calcification', 'Pleural effusion', 'Emphysema', 'Lung nodule',
   'Lung opacity', 'Consolidation', 'Atelectasis', 'Pulmonary fibrotic sequela', 'Mosaic attenuation pattern',
   'Interlobular septal thickening', 'Medical material',
 ];
 
-const IMPRESSION: Record<Label, string> = {
+const IMPRESSION: Record<CtRateLabel, string> = {
   'Medical material': 'postoperative changes', 'Arterial wall calcification': 'aortic atherosclerosis',
   'Cardiomegaly': 'cardiomegaly', 'Pericardial effusion': 'pericardial effusion',
   'Coronary artery wall calcification': 'coronary artery calcification', 'Hiatal hernia': 'hiatal hernia',

@@ -4,7 +4,7 @@
 // both methods, seeds resampled per method) and whether it exceeds that noise.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { type EvalRecord } from '../suite.js';
+import { type EvalRecord } from '../task.js';
 import { fmt, headlines, type Headline, type LabelSubset } from './headlines.js';
 import { type Ci } from '../metrics/classification-report.js';
 import { pairedBootstrapDiff } from '../metrics/bootstrap.js';

@@ -1,6 +1,6 @@
 // The headline numbers of each evaluation record (what a paper table shows), and, where the record keeps
 // per-volume data, the statistic recomputed on resampled test volumes (for pooled and paired bootstraps).
-import { type EvalRecord } from '../suite.js';
+import { type EvalRecord } from '../task.js';
 import { type ClassificationReport, type Ci } from '../metrics/classification-report.js';
 import { auroc, binaryStats } from '../metrics/classification.js';
 import { rankSummary } from '../metrics/retrieval.js';
@@ -94,6 +94,8 @@ export function headlines(rec: EvalRecord, subset?: LabelSubset): Headline[] {
     case 'retrieval': return retrieval(rec.result as RetrievalReport & { names: string[] });
     case 'segmentation': return segmentation(prefix, rec.result as SegResult);
     case 'reportgen': return reportgen(rec.result as GenResult);
+    // a task without headline numbers still has its record
+    default: return [];
   }
 }
 

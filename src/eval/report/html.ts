@@ -1,7 +1,7 @@
 // One self-contained HTML page (inline SVG plots, PNG overlays as data URLs, no scripts, no external
 // files) for a target's evaluation records, and one for a study table.
 import { existsSync, readFileSync } from 'node:fs';
-import { type EvalRecord } from '../suite.js';
+import { type EvalRecord } from '../task.js';
 import { type ClassificationReport } from '../metrics/classification-report.js';
 import { type RetrievalReport } from '../tasks/retrieval.js';
 import { fmt, headlines } from './headlines.js';
@@ -92,11 +92,12 @@ export async function targetReportHtml(records: EvalRecord[], o: {
   if (o.metricsPath && existsSync(o.metricsPath)) body.push('<h2>Pre-training</h2>', `<div class="plots">${await lossCurves(o.metricsPath)}</div>`);
   for (const rec of records) {
     const t = rec.meta.task;
-    body.push(`<h2>${TITLES[t]}${rec.meta.variant ? ` — ${esc(rec.meta.variant.replace('pct', ' % of labels'))}` : ''}</h2><p class="small">${fmt(rec.meta.seconds, 0)} s</p>`);
+    const variant = rec.meta.variant ? ` — ${esc(rec.meta.variant.replace('pct', ' % of labels'))}` : '';
+    body.push(`<h2>${TITLES[t] ?? esc(t)}${variant}</h2><p class="small">${fmt(rec.meta.seconds, 0)} s</p>`);
     if (t === 'zeroshot' || t === 'probe' || t === 'finetune') body.push(await classificationSection(rec));
     else if (t === 'retrieval') body.push(await retrievalSection(rec));
     else if (t === 'segmentation') body.push(segmentationSection(rec));
-    else body.push(reportgenSection(rec, o.labelNames));
+    else if (t === 'reportgen') body.push(reportgenSection(rec, o.labelNames));
   }
   return page(o.title, body);
 }

@@ -24,7 +24,7 @@ import * as torch from '../../torch/index.js';
 import { optim, type Tensor } from '../../torch/index.js';
 import { readCacheIndex, type CacheEntry } from '../../data/cache.js';
 import { type Preset } from '../../data/presets.js';
-import { MASK_CLASSES } from '../../data/synth/anatomy.js';
+import { MASK_CLASSES } from '../../domain/ct-rate.js';
 import { encodePng } from '../../io/png.js';
 import { type VisionEncoder } from '../../models/t3d.js';
 import { SegmentationNet, isSkipEncoder, isTokenEncoder } from '../../models/seg-decoder.js';

@@ -3,48 +3,9 @@
 import * as torch from '../../torch/index.js';
 import { F, type Tensor } from '../../torch/index.js';
 import { type T3dModel } from '../../models/t3d.js';
-import { type WordPieceTokenizer, toBigInt64 } from '../../text/wordpiece.js';
-import { Loader } from '../../data/loader.js';
+import { type WordPieceTokenizer } from '../../text/wordpiece.js';
+import { embedTexts, type Embedded } from '../../inference/embed.js';
 import { macroAuroc, recallAtK } from '../metrics/classification.js';
-
-export interface Embedded { names: string[]; volumes: Tensor; reports: Tensor; labels: number[][]; reportTexts: string[] }
-
-/** Normalised report embeddings (B, D) for a list of texts. */
-export function embedTexts(model: T3dModel, tokenizer: WordPieceTokenizer, texts: string[], maxTokens: number, device?: string): Tensor {
-  return torch.noGrad(() => torch.tidy(() => {
-    const enc = tokenizer.encodeBatch(texts, { maxLength: maxTokens, padding: 'longest' });
-    const ids = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device });
-    const mask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device });
-    return model.encodeReport(ids, mask).emb;
-  }));
-}
-
-/** Embeds every volume (no augmentation) and its report from a cache split (or named volumes). The caller disposes the tensors. */
-export async function embedSplit(model: T3dModel, tokenizer: WordPieceTokenizer, cacheDir: string, split: string | undefined, o: { names?: string[]; batchSize?: number; maxTokens?: number; device?: string; limit?: number; fullResolution?: boolean } = {}): Promise<Embedded> {
-  const loader = new Loader({
-    cacheDir, split, names: o.names, batchSize: o.batchSize ?? 8, seed: 0, shuffle: false, dropLast: false, workers: 1, fullResolution: o.fullResolution,
-    views: { numLocal: 0, globalIntensity: false, noiseStd: 0 },
-  });
-  const vols: Tensor[] = [], reps: Tensor[] = [];
-  const names: string[] = [], labels: number[][] = [], reportTexts: string[] = [];
-  try {
-    for await (const b of loader.epoch(0)) {
-      const L = b.labels.length / b.indices.length;
-      torch.noGrad(() => torch.tidy(() => {
-        const x = torch.tensor(b.global, [b.indices.length, 1, ...loader.globalShape], { device: o.device });
-        vols.push(model.encodeVolume(x).emb.keep());
-      }));
-      reps.push(embedTexts(model, tokenizer, b.reports, o.maxTokens ?? 256, o.device).keep());
-      b.names.forEach((n, i) => { names.push(n); reportTexts.push(b.reports[i]!); labels.push(Array.from(b.labels.subarray(i * L, (i + 1) * L))); });
-      if (o.limit && names.length >= o.limit) break;
-    }
-  } finally {
-    await loader.close();
-  }
-  const out = torch.tidy(() => ({ volumes: torch.cat(vols, 0).keep(), reports: torch.cat(reps, 0).keep() }));
-  torch.dispose([vols, reps]);
-  return { names, labels, reportTexts, ...out };
-}
 
 /** Positive/negative prompt pairs (CT-RATE protocol); the first is CT-CLIP's, the others form the ensemble. */
 export const PROMPT_TEMPLATES: readonly { present: (l: string) => string; absent: (l: string) => string }[] = [
