@@ -1,12 +1,12 @@
-// The pre-training loop: AdamW with warm-up + cosine, gradient accumulation and clipping, non-finite
-// step skipping, JSONL metrics, periodic validation (through a hook: evaluation lives above this layer),
-// atomic checkpoints and exact resume (same data order, RNG, queue and weights as an uninterrupted run).
+// Pre-training on the shared training loop (loop.ts): AdamW with warm-up + cosine over open_clip's parameter
+// groups, the T3D loss of a batch, JSONL metrics, periodic validation (through a hook: evaluation lives above
+// this layer), and checkpoints that carry the TMA queue and the EMA teacher, so a resumed run equals an
+// uninterrupted one (same data order, RNG, queue and weights).
 import { appendFileSync, mkdirSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { optim, type GradientReducer, type Tensor } from '../torch/index.js';
-import { type Loader, batchToTensors } from '../data/loader.js';
+import { type Loader, type RawBatch, batchToTensors } from '../data/loader.js';
 import { type T3dModel } from '../models/t3d.js';
 import { type WordPieceTokenizer, toBigInt64 } from '../text/wordpiece.js';
 import { augmentReport } from '../text/report.js';
@@ -17,7 +17,9 @@ import { t3dLoss } from '../objectives/t3d.js';
 import { type PretrainConfig } from './config.js';
 import { EmaTeacher } from './ema.js';
 import { buildT3dModel } from './factory.js';
-import { TRAINING_FILES, type TrainerState, loadCheckpoint, resolveCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { type Settings } from './fingerprint.js';
+import { TrainLoop } from './loop.js';
+import { freshTrainerState, resumeStepCheckpoint, saveStepCheckpoint } from './step-checkpoints.js';
 
 export interface TrainerDeps {
   config: PretrainConfig;
@@ -37,9 +39,9 @@ export interface TrainerDeps {
 export interface TrainResult { step: number; skippedSteps: number; lastLoss: number; checkpoint: string }
 
 /** Settings that must not change across a resume (logging cadence and worker counts may). */
-export function fingerprint(c: PretrainConfig): string {
+function fingerprintSettings(c: PretrainConfig): Settings {
   const { workers: _w, prefetch: _p, ...data } = c.data;
-  return createHash('sha256').update(JSON.stringify({ data, model: c.model, objective: c.objective, optim: c.optim, seed: c.train.seed })).digest('hex').slice(0, 16);
+  return { data, model: c.model, objective: c.objective, optim: c.optim, seed: c.train.seed };
 }
 
 /** open_clip's rule: no weight decay on biases, norms, gains, the logit scale and prototypes. */
@@ -91,7 +93,6 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   const leader = torch.distributed.rank === 0;
   // data-parallel: rank 0 logs, writes metrics and checkpoints; every rank trains
   const log = leader ? d.log ?? ((l: string) => console.log(l)) : () => {};
-  const ckptDir = join(d.outDir, 'checkpoints');
   mkdirSync(d.outDir, { recursive: true });
   const metricsPath = join(d.outDir, 'metrics.jsonl');
   const deviceType = (d.device ?? 'cpu').startsWith('cuda') ? 'cuda' : 'cpu';
@@ -104,153 +105,90 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   const momentum = c.objective.tma.teacherMomentum ?? 0;
   const teacher = momentum > 0 && c.objective.tma.weight > 0
     ? new EmaTeacher(buildT3dModel(c.model, d.loader.globalShape, d.tokenizer.vocabSize).to({ device: d.device ?? 'cpu' }), d.model, momentum) : undefined;
-  let state: TrainerState = { step: 0, epoch: 0, batchInEpoch: 0, consecutiveNonFinite: 0, skippedSteps: 0, fingerprint: fingerprint(c) };
+  const settings = fingerprintSettings(c);
+  const target = { dir: join(d.outDir, 'checkpoints'), model: d.model, optimizer: opt, settings, log };
+  let state = freshTrainerState(target.settings);
   torch.manualSeed(c.train.seed);
-
-  const resumeFrom = d.resume ? resolveCheckpoint(ckptDir, { requires: TRAINING_FILES, log }) : undefined;
-  if (resumeFrom) {
-    const { state: s, extra } = loadCheckpoint(resumeFrom, d.model, opt);
-    if (s.fingerprint !== state.fingerprint) {
-      torch.dispose([...extra.values()]);
-      opt.dispose();
-      teacher?.model.dispose();
-      throw new Error(`${resumeFrom}: was trained with different settings (fingerprint ${s.fingerprint}, now ${state.fingerprint}); use a new --out to start over`);
-    }
-    state = s;
-    if (scaler && s.gradScaler) scaler.loadStateDict(s.gradScaler);
-    const rng = extra.get('rng.torch_cpu');
-    if (rng) torch.setDefaultGeneratorState(rng);
-    queue.loadStateDict(extra);
-    teacher?.loadStateDict(extra);
-    torch.dispose([...extra.values()]);
-    sched.setStep(state.step);
-    log(`resumed from ${resumeFrom} at step ${state.step} (epoch ${state.epoch}, batch ${state.batchInEpoch})`);
-  }
-
-  const save = (): string => {
-    const rng = torch.getDefaultGeneratorState();
-    const extra = new Map<string, Tensor>([['rng.torch_cpu', rng], ...queue.stateDict(), ...(teacher?.stateDict() ?? [])]);
-    if (scaler) state.gradScaler = scaler.stateDict();
-    try {
-      return saveCheckpoint(ckptDir, { config: c, model: d.model, optimizer: opt, extra, tokenizerJson: d.tokenizer.toTokenizerJson(), state }, c.train.keepCheckpoints, log);
-    } finally {
-      rng.dispose();
-    }
-  };
-
-  if (world > 1) broadcastModel(d.model);
-  const reducer = world > 1 ? gradientReducer(d.model) : undefined;
-  d.model.train();
-  const t0 = performance.now();
-  let lastLoss = NaN;
-  let waited = 0, window = performance.now(), windowSteps = 0;
-  let micro = 0;
-  let lastCheckpoint = resumeFrom ?? '';
-  const seed = c.train.seed;
+  let reducer: GradientReducer | undefined;
   // the loader's worker threads must stop whatever happens, or the process never exits
   try {
-    while (state.step < c.optim.steps) {
-      const it = d.loader.epoch(state.epoch, state.batchInEpoch);
-      for (;;) {
-        const w0 = performance.now();
-        const next = await it.next();
-        waited += performance.now() - w0;
-        if (next.done) break;
-        const raw = next.value;
-        state.batchInEpoch += 1;
-        // the reducer counts gradients in during the backward pass that completes the step
-        if (reducer && micro + 1 === c.optim.gradAccum) reducer.arm();
-        const result = torch.tidy(() => {
-          const views = batchToTensors(raw, d.loader, d.device);
-          const texts = raw.reports.map((r, i) => augmentReport(r, new Rng(seed, state.epoch, raw.indices[i]!, 17), c.data.textAugment));
-          const enc = d.tokenizer.encodeBatch(texts, { maxLength: c.data.maxTokens, padding: 'longest' });
-          const inputIds = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device: d.device });
-          const attentionMask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device: d.device });
-          const sentenceIndex = c.objective.tma.formulation === 'local' ? torch.tensor(toBigInt64(d.tokenizer.sentenceIndex(texts, enc)), enc.shape, { device: d.device }) : undefined;
-          const batch = { global: views.global, locals: views.locals, inputIds, attentionMask, sentenceIndex };
-          const forward = () => t3dLoss(d.model, batch, c.objective, state.step, queue, teacher?.model);
-          const out = amp === 'off' ? forward() : torch.autocast(deviceType, amp === 'bf16' ? 'bfloat16' : 'float16', forward);
-          const loss = d.lossHook ? d.lossHook(out.total, state.step) : out.total;
-          const value = loss.item();
-          if (!Number.isFinite(value)) return { value, parts: out.parts, stats: out.stats };
-          (scaler ? scaler.scaleLoss(loss) : loss).div(c.optim.gradAccum).backward();
-          return { value, parts: out.parts, stats: out.stats };
-        });
-        micro += 1;
-        let skip = !Number.isFinite(result.value);
-        // every rank issues the bucket reductions, also one whose loss was not finite (it skipped backward)
-        let late = reducer && micro === c.optim.gradAccum ? reducer.wait() : false;
-        if (world > 1) {
-          // every rank must take the same branch: a step is skipped when any rank's loss is not finite, and the
-          // buckets are reduced again when any rank had a gradient that came after its bucket had started
-          const flag = torch.tensor([skip ? 1 : 0, late ? 1 : 0], [2]);
-          torch.distributed.allReduce(flag, 'max');
-          [skip, late] = flag.toArray().map((v) => v > 0) as [boolean, boolean];
-          flag.dispose();
-        }
-        if (!skip && micro < c.optim.gradAccum) continue;
-        micro = 0;
-        if (!skip && reducer) {
-          reducer.writeBack(late);
-          d.model.logit_scale.value.grad?.div_(world);
-        }
-        if (!skip && scaler && scaler.unscale(d.model.parameters())) {
-          // float16 overflow: the normal way a loss scale finds its level, not a training failure
-          scaler.update(true);
-          opt.zeroGrad();
-          state.skippedSteps += 1;
-          log(`step ${state.step}: float16 gradients overflowed; step skipped, loss scale now ${scaler.scale}`);
-          continue;
-        }
-        const gradNorm = skip ? NaN : optim.clipGradNorm(d.model.parameters(), c.optim.clipNorm);
-        skip ||= !Number.isFinite(gradNorm);
-        if (skip) {
-          opt.zeroGrad();
-          state.consecutiveNonFinite += 1;
-          state.skippedSteps += 1;
-          log(`step ${state.step}: non-finite loss or gradient (loss ${result.value}); step skipped (${state.consecutiveNonFinite} in a row)`);
-          if (state.consecutiveNonFinite >= c.train.maxConsecutiveNonFinite) {
-            throw new Error(`stopping: ${state.consecutiveNonFinite} consecutive non-finite steps at step ${state.step}; the last good checkpoint is ${lastCheckpoint || '(none yet)'}`);
-          }
-          continue;
-        }
-        state.consecutiveNonFinite = 0;
-        opt.step();
-        opt.zeroGrad();
-        scaler?.update(false);
-        teacher?.update(d.model);
-        sched.step();
-        state.step += 1;
-        windowSteps += 1;
-        lastLoss = result.value;
-        if (state.step % c.train.logEvery === 0 || state.step === c.optim.steps) {
-          const now = performance.now();
-          const secsPerStep = (now - window) / 1000 / Math.max(1, windowSteps);
+    const resumed = d.resume ? resumeStepCheckpoint(target) : undefined;
+    if (resumed) {
+      state = resumed.state;
+      if (scaler && state.gradScaler) scaler.loadStateDict(state.gradScaler);
+      queue.loadStateDict(resumed.extra);
+      teacher?.loadStateDict(resumed.extra);
+      torch.dispose([...resumed.extra.values()]);
+      sched.setStep(state.step);
+      log(`resumed from ${resumed.from} at step ${state.step} (epoch ${state.epoch}, batch ${state.batchInEpoch})`);
+    }
+    const save = (): string => {
+      if (scaler) state.gradScaler = scaler.stateDict();
+      const extra = () => [...queue.stateDict(), ...(teacher?.stateDict() ?? [])];
+      const keep = c.train.keepCheckpoints;
+      const tokenizerJson = d.tokenizer.toTokenizerJson();
+      return saveStepCheckpoint(target, { config: c, tokenizerJson, keep, extra }, state);
+    };
+    if (world > 1) broadcastModel(d.model);
+    reducer = world > 1 ? gradientReducer(d.model) : undefined;
+    d.model.train();
+    const t0 = performance.now();
+    const seed = c.train.seed;
+    const loop = new TrainLoop({
+      state, length: { steps: c.optim.steps }, optimizer: opt, scheduler: sched, gradAccum: c.optim.gradAccum,
+      clip: { params: d.model.parameters(), maxNorm: c.optim.clipNorm },
+      maxConsecutiveNonFinite: c.train.maxConsecutiveNonFinite,
+      autocast: amp === 'off' ? undefined : { deviceType, dtype: amp === 'bf16' ? 'bfloat16' : 'float16' },
+      scaler: scaler && { scaler, params: d.model.parameters() },
+      reducer: reducer && { reducer, afterReduce: () => d.model.logit_scale.value.grad?.div_(world) },
+      lossHook: d.lossHook, resumedFrom: resumed?.from, log,
+      batches: (epoch, skip) => d.loader.epoch(epoch, skip),
+      forward: (raw: RawBatch, _state, autocast) => {
+        const views = batchToTensors(raw, d.loader, d.device);
+        const texts = raw.reports.map((r, i) => augmentReport(r, new Rng(seed, state.epoch, raw.indices[i]!, 17), c.data.textAugment));
+        const enc = d.tokenizer.encodeBatch(texts, { maxLength: c.data.maxTokens, padding: 'longest' });
+        const inputIds = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device: d.device });
+        const attentionMask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device: d.device });
+        const sentenceIndex = c.objective.tma.formulation === 'local' ? torch.tensor(toBigInt64(d.tokenizer.sentenceIndex(texts, enc)), enc.shape, { device: d.device }) : undefined;
+        const batch = { global: views.global, locals: views.locals, inputIds, attentionMask, sentenceIndex };
+        const forward = () => t3dLoss(d.model, batch, c.objective, state.step, queue, teacher?.model);
+        const out = autocast(forward);
+        return { loss: out.total, parts: out.parts, stats: out.stats };
+      },
+      afterUpdate: () => teacher?.update(d.model),
+      progress: {
+        every: c.train.logEvery,
+        report: (p) => {
+          const { parts: lossParts, stats } = p.extra;
           const entry = {
-            step: state.step, epoch: state.epoch, loss: result.value, ...result.parts, ...result.stats, gradNorm, lr: sched.currentLrs()[0],
-            volumesPerS: (c.data.batchSize * c.optim.gradAccum) / secsPerStep, dataWait: waited / Math.max(1, now - window), liveTensors: torch.memory().numTensors, rssMB: process.memoryUsage().rss / 1e6,
+            step: p.state.step, epoch: p.state.epoch, loss: p.loss, ...lossParts, ...stats, gradNorm: p.gradNorm,
+            lr: sched.currentLrs()[0], volumesPerS: (c.data.batchSize * c.optim.gradAccum) / p.secsPerStep,
+            dataWait: p.dataWait,
+            liveTensors: torch.memory().numTensors, rssMB: process.memoryUsage().rss / 1e6,
             ...(scaler ? { lossScale: scaler.scale } : {}),
           };
           if (leader) appendFileSync(metricsPath, JSON.stringify(entry) + '\n');
-          const parts = Object.entries(result.parts).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
-          const eta = secsPerStep * (c.optim.steps - state.step);
-          log(`step ${state.step}/${c.optim.steps} loss ${result.value.toFixed(4)} (${parts}) lr ${entry.lr!.toExponential(2)} ${entry.volumesPerS.toFixed(1)} vol/s data-wait ${(entry.dataWait * 100).toFixed(0)} % ETA ${fmtTime(eta)}`);
-          waited = 0; window = now; windowSteps = 0;
-        }
-        if (leader && d.onValidate && (state.step % c.train.validateEvery === 0 || state.step === c.optim.steps)) {
-          d.model.eval();
-          const m = await d.onValidate(state.step);
-          d.model.train();
-          appendFileSync(metricsPath, JSON.stringify({ step: state.step, validation: m }) + '\n');
-          log(`validation at step ${state.step}: ${Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
-        }
-        if (leader && (state.step % c.train.checkpointEvery === 0 || state.step === c.optim.steps)) lastCheckpoint = save();
-        if (state.step >= c.optim.steps) break;
-      }
-      if (state.step >= c.optim.steps) break;
-      state.epoch += 1;
-      state.batchInEpoch = 0;
-    }
+          const parts = Object.entries(lossParts).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
+          const eta = p.secsPerStep * (c.optim.steps - p.state.step);
+          const wait = `data-wait ${(entry.dataWait * 100).toFixed(0)} % ETA ${fmtTime(eta)}`;
+          const head = `step ${p.state.step}/${c.optim.steps} loss ${p.loss.toFixed(4)} (${parts})`;
+          log(`${head} lr ${entry.lr!.toExponential(2)} ${entry.volumesPerS.toFixed(1)} vol/s ${wait}`);
+        },
+      },
+      afterStep: async ({ state: s }) => {
+        if (!leader || !d.onValidate || (s.step % c.train.validateEvery !== 0 && s.step !== c.optim.steps)) return;
+        d.model.eval();
+        const m = await d.onValidate(s.step);
+        d.model.train();
+        appendFileSync(metricsPath, JSON.stringify({ step: s.step, validation: m }) + '\n');
+        log(`validation at step ${s.step}: ${Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+      },
+      checkpoint: leader ? { everySteps: c.train.checkpointEvery, save } : undefined,
+    });
+    const r = await loop.run();
+    const took = fmtTime((performance.now() - t0) / 1000);
+    log(`done: ${state.step} steps in ${took}, ${state.skippedSteps} skipped; checkpoint ${r.checkpoint}`);
+    return { step: state.step, skippedSteps: state.skippedSteps, lastLoss: r.lastLoss, checkpoint: r.checkpoint };
   } finally {
     await d.loader.close();
     reducer?.dispose();
@@ -258,6 +196,4 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     queue.dispose();
     teacher?.model.dispose();
   }
-  log(`done: ${state.step} steps in ${fmtTime((performance.now() - t0) / 1000)}, ${state.skippedSteps} skipped; checkpoint ${lastCheckpoint}`);
-  return { step: state.step, skippedSteps: state.skippedSteps, lastLoss, checkpoint: lastCheckpoint };
 }

@@ -12,17 +12,13 @@
 // is one pass over the training subset; an epoch improves when its val macro-AUROC is strictly higher than
 // the best so far; training stops after `patience` epochs without improvement or at `epochs`.
 //
-// Resume (outDir): after every epoch the weights, the optimizer state and the run state go to
-// outDir/epoch-NNNN/ (written under a temporary name, then renamed), the best weights to best-NNNN.safetensors,
-// and the probe's features to features.safetensors; a rerun with the same settings continues after the last
-// finished epoch and gives the result an uninterrupted run gives (the data order and augmentation are
-// functions of (seed, epoch, volume), the optimizer state and RNG are restored). `epochs` and `patience` may
-// change between runs; anything else that changes is refused.
+// Resume (outDir, transfer-run.ts): per-epoch state, the best weights and the probe's features; a rerun with the
+// same settings continues after the last finished epoch exactly (data order and augmentation are functions of
+// (seed, epoch, volume)). `epochs` and `patience` may change between runs; anything else is refused.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { hashFile } from '../../util/files.js';
+import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { latestEpochDir, readEpochState, saveEpochDir } from '../../train/epoch-checkpoint.js';
+import { TrainLoop, freshLoopState } from '../../train/loop.js';
 import * as torch from '../../torch/index.js';
 import { F, nn, optim, type Tensor } from '../../torch/index.js';
 import { type VisionEncoder } from '../../models/t3d.js';
@@ -32,6 +28,10 @@ import { type ViewConfig } from '../../data/views.js';
 import { Rng } from '../../util/rng.js';
 import { macroAuroc } from '../metrics/classification.js';
 import { cacheFingerprint, labelSubset, namesFingerprint, type EvalSplits } from '../splits.js';
+import { RunDir, type RunState, STATE_FORMAT } from './transfer-run.js';
+
+/** A training batch: its size and its loss. */
+interface TrainBatch { n: number; loss: () => Tensor }
 
 export interface TransferOptions {
   cacheDir: string;
@@ -93,7 +93,6 @@ export interface TransferResult {
 
 const EVAL_VIEWS: Partial<ViewConfig> = { numLocal: 0, globalIntensity: false, noiseStd: 0 };
 const DEFAULT_AUGMENT = { flipProb: 0.5, intensityScale: [0.9, 1.1] as [number, number], intensityShift: [-0.05, 0.05] as [number, number], noiseStd: 0 };
-const STATE_FORMAT = 't3d-transfer-state/1';
 
 /** The head (and, when fine-tuning, the encoder) under one module, so state-dict keys are encoder.* / head.*. */
 class Classifier extends nn.Module {
@@ -108,19 +107,6 @@ class Classifier extends nn.Module {
   }
 }
 
-interface RunState {
-  format: typeof STATE_FORMAT;
-  fingerprint: Record<string, unknown>;
-  epochsDone: number;
-  bestEpoch: number;
-  bestAuroc: number;
-  /** sha256 of the best weights' file, which lives beside the sealed epoch folders */
-  bestSha256?: string;
-  trainLoss: number[];
-  valAuroc: number[];
-  epochSeconds: number[];
-  stopped: boolean;
-}
 
 function checkOptions(o: TransferOptions): void {
   const bad: string[] = [];
@@ -194,77 +180,6 @@ async function mapVolumes(o: TransferOptions, names: string[], fn: (x: Tensor) =
   });
 }
 
-/** The run folder: per-epoch state (weights, optimizer, RNG, JSON) and the best weights, each written atomically. */
-class RunDir {
-  constructor(readonly dir: string | undefined, readonly fingerprint: Record<string, unknown>) {
-    if (dir) mkdirSync(dir, { recursive: true });
-  }
-
-  /** the last finished epoch, verified once: nothing is saved between check() and resume() */
-  private found?: { at: string; state: RunState } | null;
-
-  /** The last finished epoch's state; throws when the folder holds a run with other settings. */
-  check(): RunState | undefined {
-    if (this.found !== undefined) return this.found?.state;
-    const at = latestEpochDir(this.dir);
-    this.found = null;
-    if (!at) return undefined;
-    const state = readEpochState<RunState>(at);
-    const want = this.fingerprint, got = state.fingerprint ?? {};
-    const diff = [...new Set([...Object.keys(want), ...Object.keys(got)])].filter((k) => JSON.stringify(want[k]) !== JSON.stringify(got[k]));
-    if (state.format !== STATE_FORMAT || diff.length) {
-      throw new Error(`${this.dir}: holds a transfer run with other settings (${diff.map((k) => `${k}: ${JSON.stringify(got[k])} there, ${JSON.stringify(want[k])} now`).join('; ') || 'format'}); use another outDir or delete it`);
-    }
-    this.found = { at, state };
-    return state;
-  }
-
-  /** Loads the last finished epoch into model, optimizer, RNG and best weights; its state, or undefined for a fresh run. */
-  resume(model: nn.Module, opt: optim.Optimizer<object>, best: Map<string, Tensor>): RunState | undefined {
-    const state = this.check();
-    if (!state) return undefined;
-    const at = this.found!.at;
-    torch.loadModule(model, join(at, 'weights.safetensors'));
-    const { tensors, metadata } = torch.loadSafetensors(join(at, 'optimizer.safetensors'));
-    try {
-      opt.loadStateDict({ tensors: new Map([...tensors].filter(([k]) => k.startsWith('state.'))), meta: JSON.parse(metadata.optimizer!) });
-      const rng = tensors.get('rng.default');
-      if (rng) torch.setDefaultGeneratorState(rng);
-    } finally {
-      torch.dispose([...tensors.values()]);
-    }
-    const bestFile = join(this.dir!, bestName(state.bestEpoch));
-    if (state.bestSha256 && hashFile(bestFile).sha256 !== state.bestSha256) throw new Error(`${bestFile}: does not match the sha256 recorded in ${at}/state.json (corrupted); delete ${this.dir} to recompute`);
-    const saved = torch.loadSafetensors(bestFile).tensors;
-    try {
-      torch.noGrad(() => { for (const [k, t] of best) t.copy_(saved.get(k)!); });
-    } finally {
-      torch.dispose([...saved.values()]);
-    }
-    return state;
-  }
-
-  save(model: nn.Module, opt: optim.Optimizer<object>, best: Map<string, Tensor>, state: RunState, improved: boolean): void {
-    if (!this.dir) return;
-    if (improved) state.bestSha256 = torch.saveSafetensors(join(this.dir, bestName(state.bestEpoch)), best).sha256;
-    saveEpochDir(this.dir, state.epochsDone, state, (tmp) => {
-      torch.saveModule(model, join(tmp, 'weights.safetensors'));
-      const s = opt.stateDict();
-      const rng = torch.getDefaultGeneratorState();
-      try {
-        torch.saveSafetensors(join(tmp, 'optimizer.safetensors'), new Map([...s.tensors, ['rng.default', rng]]), { optimizer: JSON.stringify(s.meta) });
-      } finally {
-        rng.dispose();
-      }
-    });
-    const keepBest = bestName(state.bestEpoch);
-    for (const n of readdirSync(this.dir)) {
-      if (/^best-\d{4,}\.safetensors$/.test(n) && n !== keepBest) rmSync(join(this.dir, n), { force: true });
-    }
-  }
-}
-const bestName = (epoch: number) => `best-${String(epoch).padStart(4, '0')}.safetensors`;
-
 /**
  * Trains a linear probe or fine-tunes `makeEncoder()` (a fresh encoder, owned and disposed here; the global
  * RNG is seeded with `seed` before it is called, so a random init is reproducible) on the label subset, and
@@ -291,6 +206,7 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
   let encoderFreed = false;
   let model: Classifier | undefined;
   let opt: optim.AdamW | undefined;
+  let loader: Loader | undefined;
   const owned: Tensor[] = [];
   try {
     const fingerprint: Record<string, unknown> = {
@@ -303,8 +219,8 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
     const labelsTensor = (names: string[]) => torch.tensor(Float32Array.from(names.flatMap((n) => labelsOf.get(n)!)), [names.length, L], { device: o.device });
     if (o.device && o.device !== 'cpu') encoder.to({ device: o.device });
 
-    // ---- what one epoch is, per mode ----
-    let trainEpoch: (epoch: number) => Promise<number>;
+    // ---- what one epoch is, per mode: its batches, each with its loss (computed in the loop's tidy scope) ----
+    let batches: (epoch: number) => Iterator<TrainBatch> | AsyncIterator<TrainBatch>;
     let scores: (part: 'val' | 'test') => Promise<number[][]>;
     let featureSeconds: number | undefined;
     if (o.mode === 'linear') {
@@ -320,21 +236,18 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
       owned.push(yTrain);
       const N = trainNames.length;
       const m = model;
-      trainEpoch = async (epoch) => {
+      batches = function* (epoch) {
         const order = new Rng(o.seed, 0x11ea, epoch).shuffle(Array.from({ length: N }, (_, i) => i));
-        let sum = 0;
         for (let s = 0; s < N; s += o.batchSize) {
           const idx = order.slice(s, s + o.batchSize);
-          sum += idx.length * torch.tidy(() => {
-            const i = torch.tensor(BigInt64Array.from(idx.map(BigInt)), [idx.length], { device: o.device });
-            const loss = F.binaryCrossEntropyWithLogits(m.logits(feats.train.indexSelect(0, i)), yTrain.indexSelect(0, i));
-            loss.backward();
-            return loss.item();
-          });
-          opt!.step();
-          opt!.zeroGrad();
+          yield {
+            n: idx.length,
+            loss: () => {
+              const i = torch.tensor(BigInt64Array.from(idx.map(BigInt)), [idx.length], { device: o.device });
+              return F.binaryCrossEntropyWithLogits(m.logits(feats.train.indexSelect(0, i)), yTrain.indexSelect(0, i));
+            },
+          };
         }
-        return sum / N;
       };
       scores = async (part) => torch.noGrad(() => torch.tidy(() => rowsOf(m.logits(part === 'val' ? feats.val : feats.test).sigmoid())));
     } else {
@@ -344,33 +257,33 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
       if (o.device && o.device !== 'cpu') model.to({ device: o.device });
       const m = model;
       const views: Partial<ViewConfig> = { numLocal: 0, globalIntensity: true, intensityScale: augment.intensityScale, intensityShift: augment.intensityShift, noiseStd: augment.noiseStd };
-      const loader = new Loader({ cacheDir: o.cacheDir, names: trainNames, batchSize: o.batchSize, seed: o.seed, shuffle: true, dropLast: false, workers: o.workers, views, fullResolution: o.fullResolution });
-      const [D, H, W] = loader.globalShape;
-      trainEpoch = async (epoch) => {
+      const { cacheDir, batchSize, seed, workers, fullResolution } = o;
+      const shuffled = { shuffle: true, dropLast: false, workers, views, fullResolution };
+      const train = (loader = new Loader({ cacheDir, names: trainNames, batchSize, seed, ...shuffled }));
+      const [D, H, W] = train.globalShape;
+      batches = async function* (epoch) {
         m.train();
-        let sum = 0, count = 0;
         try {
-          for await (const b of batchesOf(loader, epoch)) {
+          for await (const b of batchesOf(train, epoch)) {
             const B = b.indices.length;
-            sum += B * torch.tidy(() => {
-              let x = torch.tensor(b.global, [B, 1, D, H, W], { device: o.device });
-              const flips = b.indices.map((i) => new Rng(o.seed, 0xf119, epoch, i).bool(augment.flipProb));
-              if (flips.some(Boolean)) {
-                const mask = torch.tensor(Uint8Array.from(flips, Number), [B, 1, 1, 1, 1]).to({ dtype: 'bool', device: o.device });
-                x = torch.where(mask, x.flip([4]), x);
-              }
-              const loss = F.binaryCrossEntropyWithLogits(m.logits(x), torch.tensor(b.labels, [B, L], { device: o.device }));
-              loss.backward();
-              return loss.item();
-            });
-            count += B;
-            opt!.step();
-            opt!.zeroGrad();
+            yield {
+              n: B,
+              loss: () => {
+                let x = torch.tensor(b.global, [B, 1, D, H, W], { device: o.device });
+                const flips = b.indices.map((i) => new Rng(o.seed, 0xf119, epoch, i).bool(augment.flipProb));
+                if (flips.some(Boolean)) {
+                  const mask = torch.tensor(Uint8Array.from(flips, Number), [B, 1, 1, 1, 1])
+                    .to({ dtype: 'bool', device: o.device });
+                  x = torch.where(mask, x.flip([4]), x);
+                }
+                const y = torch.tensor(b.labels, [B, L], { device: o.device });
+                return F.binaryCrossEntropyWithLogits(m.logits(x), y);
+              },
+            };
           }
         } finally {
-          await loader.close(); // its workers would otherwise idle through validation
+          await train.close(); // its workers would otherwise idle through validation
         }
-        return sum / count;
       };
       scores = async (part) => {
         m.eval();
@@ -381,34 +294,46 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
     opt = new optim.AdamW(model.parameters(), { lr: o.lr, weightDecay });
     const best = torch.noGrad(() => new Map([...model!.stateDict()].map(([k, t]) => [k, t.clone().keep()])));
     owned.push(...best.values());
-
-    // ---- the epoch loop, resumable ----
+    // ---- the epochs, resumable, early-stopped on the val macro-AUROC ----
     const valLabels = o.splits.val.map((n) => labelsOf.get(n)!);
     const state: RunState = run.resume(model, opt, best) ?? {
       format: STATE_FORMAT, fingerprint, epochsDone: 0, bestEpoch: -1, bestAuroc: -Infinity, trainLoss: [], valAuroc: [], epochSeconds: [], stopped: false,
     };
     if (state.epochsDone) log(`${tag}: resuming after epoch ${state.epochsDone} (best ${state.bestAuroc.toFixed(4)} at epoch ${state.bestEpoch + 1})`);
-    while (state.epochsDone < o.epochs && state.epochsDone - 1 - state.bestEpoch < o.patience) {
-      const t0 = performance.now();
-      const epoch = state.epochsDone;
-      const loss = await trainEpoch(epoch);
-      const auroc = macroAuroc(await scores('val'), valLabels).value;
-      if (Number.isNaN(auroc)) throw new Error(`runTransfer: no label has both classes in the ${o.splits.val.length} validation volumes; early stopping needs some`);
-      const improved = auroc > state.bestAuroc;
-      if (improved) {
-        state.bestAuroc = auroc;
-        state.bestEpoch = epoch;
-        torch.noGrad(() => { for (const [k, t] of model!.stateDict()) best.get(k)!.copy_(t); });
-      }
-      state.trainLoss.push(loss);
-      state.valAuroc.push(auroc);
-      state.epochSeconds.push((performance.now() - t0) / 1000);
-      state.epochsDone = epoch + 1;
-      state.stopped = state.epochsDone - 1 - state.bestEpoch >= o.patience;
-      run.save(model, opt, best, state, improved);
-      log(`${tag}: epoch ${epoch + 1}/${o.epochs} loss ${loss.toFixed(4)} val macro-AUROC ${auroc.toFixed(4)} (best ${state.bestAuroc.toFixed(4)} at ${state.bestEpoch + 1}) ${state.epochSeconds.at(-1)!.toFixed(1)} s${state.stopped ? '; early stop' : ''}`);
-    }
-
+    const patienceLeft = () => state.epochsDone - 1 - state.bestEpoch < o.patience;
+    let sum = 0, count = 0, improved = false, t0 = performance.now();
+    const loop = new TrainLoop<TrainBatch, { n: number }>({
+      state: { ...freshLoopState(), epoch: state.epochsDone }, length: { epochs: o.epochs }, optimizer: opt, log,
+      batches, forward: (b) => ({ loss: b.loss(), n: b.n }),
+      afterStep: (s) => { sum += s.extra.n * s.loss; count += s.extra.n; },
+      afterEpoch: async ({ epoch }) => {
+        const loss = sum / count;
+        const auroc = macroAuroc(await scores('val'), valLabels).value;
+        const none = `no label has both classes in the ${o.splits.val.length} validation volumes`;
+        if (Number.isNaN(auroc)) throw new Error(`runTransfer: ${none}; early stopping needs some`);
+        improved = auroc > state.bestAuroc;
+        if (improved) {
+          state.bestAuroc = auroc;
+          state.bestEpoch = epoch;
+          torch.noGrad(() => { for (const [k, t] of model!.stateDict()) best.get(k)!.copy_(t); });
+        }
+        state.trainLoss.push(loss);
+        state.valAuroc.push(auroc);
+        state.epochSeconds.push((performance.now() - t0) / 1000);
+        state.epochsDone = epoch + 1;
+        state.stopped = !patienceLeft();
+        const bestAt = `(best ${state.bestAuroc.toFixed(4)} at ${state.bestEpoch + 1})`;
+        const bestSoFar = `val macro-AUROC ${auroc.toFixed(4)} ${bestAt}`;
+        const end = `${state.epochSeconds.at(-1)!.toFixed(1)} s${state.stopped ? '; early stop' : ''}`;
+        log(`${tag}: epoch ${epoch + 1}/${o.epochs} loss ${loss.toFixed(4)} ${bestSoFar} ${end}`);
+        sum = count = 0;
+        return state.stopped;
+      },
+      checkpoint: {
+        save: () => { run.save(model!, opt!, best, state, improved); t0 = performance.now(); return run.dir!; },
+      },
+    });
+    if (patienceLeft()) await loop.run();
     // ---- the best epoch's scores ----
     torch.noGrad(() => { for (const [k, t] of model!.stateDict()) t.copy_(best.get(k)!); });
     const valScores = await scores('val');
@@ -420,6 +345,7 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
       ...(featureSeconds === undefined ? {} : { featureSeconds }),
     };
   } finally {
+    await loader?.close();
     opt?.dispose();
     model?.dispose();
     if (!model?.encoder && !encoderFreed) encoder.dispose();
