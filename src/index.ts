@@ -24,7 +24,15 @@ export { loadConfig, applyOverrides, validateConfig, configNames, type PretrainC
 export { buildT3dModel, loadT3dCheckpoint } from './train/factory.js';
 export { pretrain } from './train/trainer.js';
 export { pretrainText } from './train/text-pretrain.js';
-export { auroc, macroAuroc, averagePrecision, rocCurve, youdenThreshold, binaryStats, recallAtK } from './eval/metrics/classification.js';
+export {
+  auroc,
+  macroAuroc,
+  averagePrecision,
+  rocCurve,
+  youdenThreshold,
+  binaryStats,
+  recallAtK,
+} from './eval/metrics/classification.js';
 export { embedSplit, embedTexts, type Embedded } from './inference/embed.js';
 export { zeroShotPrompts, zeroShotScores, scoresFromPrompts } from './eval/tasks/zeroshot.js';
 export { EVAL_TASKS } from './eval/registry.js';

@@ -6,7 +6,21 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const LAYERS = ['util', 'torch', 'io', 'domain', 'text', 'data', 'models', 'objectives', 'inference', 'train', 'eval', 'service', 'app'];
+const LAYERS = [
+  'util',
+  'torch',
+  'io',
+  'domain',
+  'text',
+  'data',
+  'models',
+  'objectives',
+  'inference',
+  'train',
+  'eval',
+  'service',
+  'app',
+];
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const src = join(root, 'src');
 

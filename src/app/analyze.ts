@@ -11,26 +11,54 @@ type AnalysisWithSimilar = Analysis & { similar?: Hit[]; seconds: Analysis['seco
 
 function table(a: AnalysisWithSimilar): string {
   const w = Math.max(...a.findings.map((f) => f.label.length));
-  const rows = a.findings.map((f) => `  ${f.label.padEnd(w)}  ${f.probability.toFixed(3)}  ${f.threshold === null ? '   —' : Number.isFinite(f.threshold) ? f.threshold.toFixed(3) : ' never'}  ${f.positive === null ? '' : f.positive ? 'POSITIVE' : 'negative'}`);
+  const rows = a.findings.map(
+    (f) =>
+      `  ${f.label.padEnd(w)}  ${f.probability.toFixed(3)}  ${f.threshold === null ? '   —' : Number.isFinite(f.threshold) ? f.threshold.toFixed(3) : ' never'}  ${f.positive === null ? '' : f.positive ? 'POSITIVE' : 'negative'}`,
+  );
   const s = a.seconds;
-  return [`${a.scan} — checkpoint ${a.checkpoint} (id ${a.checkpointId}, preset ${a.preset})`,
-    `  ${'finding'.padEnd(w)}  prob.  thresh.  call`, ...rows,
-    a.thresholds ? `  thresholds: Youden's J on validation volumes, from ${a.thresholds}` : '  no thresholds: probabilities only',
-    ...(a.similar ? ['  most similar indexed cases:', ...a.similar.map((h, i) => `  ${String(i + 1).padStart(2)}. ${h.similarity.toFixed(3)} ${h.id} [${h.split}] ${h.labels.join(', ') || 'no findings'}\n      ${reportGist(h.report)}`)] : []),
-    `  time: read ${s.read.toFixed(2)} s, preprocess ${s.preprocess.toFixed(2)} s, encode ${s.encode.toFixed(2)} s, score ${s.score.toFixed(2)} s${s.search !== undefined ? `, search ${s.search.toFixed(3)} s` : ''} (checkpoint load ${s.load.toFixed(2)} s)`].join('\n');
+  return [
+    `${a.scan} — checkpoint ${a.checkpoint} (id ${a.checkpointId}, preset ${a.preset})`,
+    `  ${'finding'.padEnd(w)}  prob.  thresh.  call`,
+    ...rows,
+    a.thresholds
+      ? `  thresholds: Youden's J on validation volumes, from ${a.thresholds}`
+      : '  no thresholds: probabilities only',
+    ...(a.similar
+      ? [
+          '  most similar indexed cases:',
+          ...a.similar.map(
+            (h, i) =>
+              `  ${String(i + 1).padStart(2)}. ${h.similarity.toFixed(3)} ${h.id} [${h.split}] ${h.labels.join(', ') || 'no findings'}\n      ${reportGist(h.report)}`,
+          ),
+        ]
+      : []),
+    `  time: read ${s.read.toFixed(2)} s, preprocess ${s.preprocess.toFixed(2)} s, encode ${s.encode.toFixed(2)} s, score ${s.score.toFixed(2)} s${s.search !== undefined ? `, search ${s.search.toFixed(3)} s` : ''} (checkpoint load ${s.load.toFixed(2)} s)`,
+  ].join('\n');
 }
 
 export async function runAnalyze(args: string[]): Promise<void> {
   const [scan, ...rest] = args;
-  if (!scan || scan.startsWith('--')) throw new UsageError('analyze: give a scan (NIfTI file or DICOM series folder) first, then --checkpoint <run>');
-  const o = parseOptions(rest, { checkpoint: 'string', json: 'boolean', out: 'string', intercept: 'number', device: 'string', db: 'string', k: 'number' });
+  if (!scan || scan.startsWith('--'))
+    throw new UsageError('analyze: give a scan (NIfTI file or DICOM series folder) first, then --checkpoint <run>');
+  const o = parseOptions(rest, {
+    checkpoint: 'string',
+    json: 'boolean',
+    out: 'string',
+    intercept: 'number',
+    device: 'string',
+    db: 'string',
+    k: 'number',
+  });
   if (!o.checkpoint) throw new UsageError('analyze: --checkpoint <run-or-checkpoint> is required');
   const k = o.k ?? 5;
   if (!(Number.isInteger(k) && k >= 1)) throw new UsageError(`analyze: --k must be a positive integer, got ${k}`);
   const db = o.db ?? DEFAULT_DB;
   if (o.db && !existsSync(db)) throw new Error(`analyze: --db ${db}: no such index`);
   const a: AnalysisWithSimilar = await analyzeScan(scan, {
-    checkpoint: o.checkpoint, intercept: o.intercept, device: o.device, log: (l) => console.error(`t3d: ${l}`),
+    checkpoint: o.checkpoint,
+    intercept: o.intercept,
+    device: o.device,
+    log: (l) => console.error(`t3d: ${l}`),
   });
   if (existsSync(db)) {
     const index = await VectorIndex.open(db, a.checkpointId);
@@ -38,10 +66,16 @@ export async function runAnalyze(args: string[]): Promise<void> {
       const t = performance.now();
       a.similar = await index.search(a.embedding, { k });
       a.seconds.search = (performance.now() - t) / 1000;
-    } else if (o.db) console.error(`t3d: ${db} has no table for checkpoint ${a.checkpointId}; run \`t3d index --checkpoint ${o.checkpoint} --db ${db}\` for similar cases`);
+    } else if (o.db)
+      console.error(
+        `t3d: ${db} has no table for checkpoint ${a.checkpointId}; run \`t3d index --checkpoint ${o.checkpoint} --db ${db}\` for similar cases`,
+      );
   }
   const json = JSON.stringify(a, (_, v: unknown) => (v === Infinity ? 'Infinity' : v));
   if (o.out) writeFileSync(o.out, json + '\n');
   console.log(o.json ? json : `${table(a)}${o.out ? `\n  written: ${o.out}` : ''}`);
-  if (!o.json && !o.out) console.log(`  (--json or --out ${basename(scan).replace(/(\.nii)?(\.gz)?$/, '')}.json for the full result with the embedding)`);
+  if (!o.json && !o.out)
+    console.log(
+      `  (--json or --out ${basename(scan).replace(/(\.nii)?(\.gz)?$/, '')}.json for the full result with the embedding)`,
+    );
 }

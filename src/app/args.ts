@@ -6,13 +6,22 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 export class UsageError extends Error {}
 
 export type OptionKind = 'string' | 'number' | 'boolean' | 'list';
-interface KindType { string: string; number: number; boolean: boolean; list: string[] }
+interface KindType {
+  string: string;
+  number: number;
+  boolean: boolean;
+  list: string[];
+}
 /** The options a spec declares, each absent unless given. */
 export type Options<S extends Record<string, OptionKind>> = { [K in keyof S]?: KindType[S[K]] };
 
 /** Parses `args` (options only; a command takes its positional arguments off first). 'list' options repeat. */
 export function parseOptions<const S extends Record<string, OptionKind>>(args: string[], spec: S): Options<S> {
-  const cmd = new Command().exitOverride().helpOption(false).allowExcessArguments(false).configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  const cmd = new Command()
+    .exitOverride()
+    .helpOption(false)
+    .allowExcessArguments(false)
+    .configureOutput({ writeErr: () => {}, writeOut: () => {} });
   const number = (v: string) => {
     const n = Number(v);
     if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('must be a number.');
@@ -29,15 +38,21 @@ export function parseOptions<const S extends Record<string, OptionKind>>(args: s
     cmd.parse(args, { from: 'user' });
   } catch (e) {
     if (!(e instanceof CommanderError)) throw e;
-    const allowed = Object.keys(spec).map((k) => `--${k}`).join(', ');
-    throw new UsageError(`${e.message.replace(/^error: /, '')}${e.code === 'commander.unknownOption' ? ` (allowed: ${allowed})` : ''}`);
+    const allowed = Object.keys(spec)
+      .map((k) => `--${k}`)
+      .join(', ');
+    throw new UsageError(
+      `${e.message.replace(/^error: /, '')}${e.code === 'commander.unknownOption' ? ` (allowed: ${allowed})` : ''}`,
+    );
   }
   const values = cmd.opts();
   const out: Record<string, unknown> = {};
   for (const { key, o } of options) {
     // commander keeps `--no-x` as x = false and camel-cases names: give each back under the name it was declared with
     const v = values[o.attributeName()] as string | number | boolean | string[] | undefined;
-    if (o.negate) { if (v === false) out[key] = true; } else if (v !== undefined) out[key] = v;
+    if (o.negate) {
+      if (v === false) out[key] = true;
+    } else if (v !== undefined) out[key] = v;
   }
   return out as Options<S>;
 }

@@ -55,7 +55,8 @@ const COMMANDS: Record<string, Command> = {
     run: runEmbed,
   },
   eval: {
-    summary: 'downstream evaluation: zero-shot, retrieval, linear probe, fine-tuning, segmentation, report generation; study tables',
+    summary:
+      'downstream evaluation: zero-shot, retrieval, linear probe, fine-tuning, segmentation, report generation; study tables',
     run: runEval,
   },
   analyze: {
@@ -79,7 +80,8 @@ const COMMANDS: Record<string, Command> = {
     run: runServe,
   },
   demo: {
-    summary: 'the demo: synthetic CT set → preprocessing → T3D and CLIP-only pre-training → zero-shot and retrieval evaluation → HTML report',
+    summary:
+      'the demo: synthetic CT set → preprocessing → T3D and CLIP-only pre-training → zero-shot and retrieval evaluation → HTML report',
     run: runDemo,
   },
 };
@@ -111,7 +113,9 @@ async function main(argv: string[]): Promise<number> {
 
 // exit codes: 0 done, 1 failed while running, 2 the command line is wrong (unknown command or option, bad value)
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (err: Error) => {
     const wrongUse = err instanceof UsageError;
     console.error(`t3d: ${err.message}${wrongUse ? `\n(see \`t3d ${process.argv[2]} --help\`)` : ''}`);

@@ -5,7 +5,8 @@ import { parseOptions } from './args.js';
 
 export async function runConvert(args: string[]): Promise<void> {
   const [input, out, ...rest] = args;
-  if (!input || !out || input.startsWith('--') || out.startsWith('--')) throw new Error(`convert needs an input and an output\n\nUsage: ${usage('convert')}`);
+  if (!input || !out || input.startsWith('--') || out.startsWith('--'))
+    throw new Error(`convert needs an input and an output\n\nUsage: ${usage('convert')}`);
   const o = parseOptions(rest, { modality: 'string', 'allow-gaps': 'boolean' });
   const written = await convertDicomToNifti(input, out, {
     modality: o.modality,
@@ -13,7 +14,9 @@ export async function runConvert(args: string[]): Promise<void> {
   });
   for (const w of written) {
     const spacing = w.spacing.map((s) => +s.toFixed(4)).join(' x ');
-    console.log(`wrote ${w.path}: ${w.shape.join(' x ')} ${w.dtype}, ${spacing} mm, ${w.modality ?? '?'} series ${w.seriesInstanceUID}${w.description ? ` "${w.description}"` : ''}`);
+    console.log(
+      `wrote ${w.path}: ${w.shape.join(' x ')} ${w.dtype}, ${spacing} mm, ${w.modality ?? '?'} series ${w.seriesInstanceUID}${w.description ? ` "${w.description}"` : ''}`,
+    );
     for (const warning of w.warnings) console.log(`  warning: ${warning}`);
   }
 }

@@ -13,18 +13,37 @@ import { parseOptions } from './args.js';
  * intra-op thread gains nothing (7.0 vs 7.2 volumes/s for T3D alone), so two runs at once take the time of one.
  */
 function runPrefixed(name: string, args: string[], env: Record<string, string>): Promise<number | null> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./cli.js', import.meta.url)), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  for (const [stream, sink] of [[child.stdout, process.stdout], [child.stderr, process.stderr]] as const) {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./cli.js', import.meta.url)), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  for (const [stream, sink] of [
+    [child.stdout, process.stdout],
+    [child.stderr, process.stderr],
+  ] as const) {
     createInterface({ input: stream }).on('line', (line) => sink.write(`[${name}] ${line}\n`));
   }
   return new Promise((resolve) => child.on('close', (code) => resolve(code)));
 }
 
 export async function runDemo(args: string[]): Promise<void> {
-  const o = parseOptions(args, { out: 'string', steps: 'number', 'no-baseline': 'boolean', config: 'string', set: 'list' });
-  const r = await runDemoPipeline({
-    out: o.out ?? join('runs', 'demo'), configName: o.config ?? 'demo', sets: o.set ?? [], steps: o.steps,
-    baseline: !o['no-baseline'], run: runPrefixed, print: (line) => console.log(line),
+  const o = parseOptions(args, {
+    out: 'string',
+    steps: 'number',
+    'no-baseline': 'boolean',
+    config: 'string',
+    set: 'list',
   });
-  console.log(`${r.lines.map((l) => `  ${l}`).join('\n')}\n\n${r.meaning.map((m) => `  ${m}`).join('\n')}\n\n  report: ${r.report}`);
+  const r = await runDemoPipeline({
+    out: o.out ?? join('runs', 'demo'),
+    configName: o.config ?? 'demo',
+    sets: o.set ?? [],
+    steps: o.steps,
+    baseline: !o['no-baseline'],
+    run: runPrefixed,
+    print: (line) => console.log(line),
+  });
+  console.log(
+    `${r.lines.map((l) => `  ${l}`).join('\n')}\n\n${r.meaning.map((m) => `  ${m}`).join('\n')}\n\n  report: ${r.report}`,
+  );
 }

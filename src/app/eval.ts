@@ -11,13 +11,21 @@ const log = (msg: string) => console.log(`eval: ${msg}`);
 
 function parseCompare(args: string[]): { runs: string } & StudyOptions {
   const o = parseOptions(args, {
-    runs: 'string', out: 'string', report: 'string', treatment: 'string', baseline: 'string', resamples: 'number',
+    runs: 'string',
+    out: 'string',
+    report: 'string',
+    treatment: 'string',
+    baseline: 'string',
+    resamples: 'number',
     subset: 'string',
   });
   if (!o.runs) throw new UsageError('eval compare: --runs <study-dir> is required');
   return {
-    runs: o.runs as string, out: o.out as string | undefined, report: o.report as string | undefined,
-    treatment: o.treatment as string | undefined, baseline: o.baseline as string | undefined,
+    runs: o.runs as string,
+    out: o.out as string | undefined,
+    report: o.report as string | undefined,
+    treatment: o.treatment as string | undefined,
+    baseline: o.baseline as string | undefined,
     resamples: o.resamples as number | undefined,
     subset: o.subset ? readLabelSubset(o.subset as string) : undefined,
   };
@@ -51,22 +59,40 @@ function parseEval(task: string | undefined, rest: string[]): EvalOptions {
     throw new UsageError(`eval: first argument must be one of ${allowed}, or a comma list of tasks (got '${got}')`);
   }
   const o = parseOptions(rest, {
-    checkpoint: 'string', data: 'string', out: 'string', config: 'string', init: 'string', 'init-seed': 'number',
-    seed: 'number', device: 'string', report: 'string', labels: 'string',
+    checkpoint: 'string',
+    data: 'string',
+    out: 'string',
+    config: 'string',
+    init: 'string',
+    'init-seed': 'number',
+    seed: 'number',
+    device: 'string',
+    report: 'string',
+    labels: 'string',
   });
   if (!o.checkpoint) throw new UsageError('eval: --checkpoint <run-or-checkpoint> is required');
   const init = (o.init as string | undefined) ?? 'pretrained';
-  if (init !== 'pretrained' && init !== 'random') throw new Error(`--init must be 'pretrained' or 'random' (got '${init}')`);
+  if (init !== 'pretrained' && init !== 'random')
+    throw new Error(`--init must be 'pretrained' or 'random' (got '${init}')`);
   let config = loadEvalConfig((o.config as string | undefined) ?? 'default');
   if (o.seed !== undefined) config = { ...config, seed: o.seed as number };
   if (o.labels) {
-    const labels = (o.labels as string).split(',').map((l) => l.trim()).filter(Boolean);
+    const labels = (o.labels as string)
+      .split(',')
+      .map((l) => l.trim())
+      .filter(Boolean);
     config = { ...config, zeroshot: { ...config.zeroshot, labels } };
   }
   return {
-    tasks, all: task === 'all', checkpoint: o.checkpoint as string, config, init,
+    tasks,
+    all: task === 'all',
+    checkpoint: o.checkpoint as string,
+    config,
+    init,
     initSeed: o['init-seed'] as number | undefined,
-    out: o.out as string | undefined, data: o.data as string | undefined, device: o.device as string | undefined,
+    out: o.out as string | undefined,
+    data: o.data as string | undefined,
+    device: o.device as string | undefined,
     report: o.report as string | undefined,
   };
 }

@@ -9,8 +9,17 @@ import { zeroShotValidation } from '../eval/validation.js';
 import { UsageError, parseOptions, type Options } from './args.js';
 
 const SPEC = {
-  config: 'string', out: 'string', resume: 'boolean', device: 'string', steps: 'number', set: 'list',
-  'nproc-per-node': 'number', nnodes: 'number', 'node-rank': 'number', 'master-addr': 'string', 'master-port': 'number',
+  config: 'string',
+  out: 'string',
+  resume: 'boolean',
+  device: 'string',
+  steps: 'number',
+  set: 'list',
+  'nproc-per-node': 'number',
+  nnodes: 'number',
+  'node-rank': 'number',
+  'master-addr': 'string',
+  'master-port': 'number',
 } as const;
 type LaunchFlags = Options<typeof SPEC>;
 const LAUNCH_FLAGS = ['--nproc-per-node', '--nnodes', '--node-rank', '--master-addr', '--master-port'];
@@ -19,7 +28,8 @@ const LAUNCH_FLAGS = ['--nproc-per-node', '--nnodes', '--node-rank', '--master-a
 function launchOptions(o: LaunchFlags): Launch | undefined {
   const int = (name: 'nproc-per-node' | 'nnodes' | 'node-rank', min: number, fallback: number) => {
     const v = o[name] ?? fallback;
-    if (!(Number.isInteger(v) && v >= min)) throw new UsageError(`pretrain: --${name} must be an integer ≥ ${min}, got ${v}`);
+    if (!(Number.isInteger(v) && v >= min))
+      throw new UsageError(`pretrain: --${name} must be an integer ≥ ${min}, got ${v}`);
     return v;
   };
   const nproc = int('nproc-per-node', 1, 1);
@@ -32,7 +42,8 @@ function launchOptions(o: LaunchFlags): Launch | undefined {
   if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) {
     throw new UsageError(`pretrain: --master-port must be 1..65535, got ${port}`);
   }
-  if (nnodes > 1 && o['master-addr'] === undefined && process.env.MASTER_ADDR === undefined) throw new UsageError('pretrain: --nnodes > 1 needs --master-addr, the address of node 0 that every node can reach');
+  if (nnodes > 1 && o['master-addr'] === undefined && process.env.MASTER_ADDR === undefined)
+    throw new UsageError('pretrain: --nnodes > 1 needs --master-addr, the address of node 0 that every node can reach');
   if ((nproc === 1 && nnodes === 1) || process.env.WORLD_SIZE !== undefined) return undefined;
   return { nproc, nnodes, nodeRank, masterAddr, masterPort: port };
 }
@@ -41,7 +52,9 @@ export async function runPretrain(args: string[]): Promise<void> {
   const o = parseOptions(args, SPEC);
   const l = launchOptions(o);
   if (l) {
-    const rest = args.filter((a, i) => !LAUNCH_FLAGS.some((f) => a === f || args[i - 1] === f || a.startsWith(`${f}=`)));
+    const rest = args.filter(
+      (a, i) => !LAUNCH_FLAGS.some((f) => a === f || args[i - 1] === f || a.startsWith(`${f}=`)),
+    );
     return launchRanks([fileURLToPath(new URL('./cli.js', import.meta.url)), 'pretrain', ...rest], l);
   }
   let cfg = applyOverrides(loadConfig(o.config ?? 'cpu-96'), o.set ?? []);
@@ -49,11 +62,16 @@ export async function runPretrain(args: string[]): Promise<void> {
   validateConfig(cfg);
   const blas = torch.loadedBlas();
   if (blas.kind === 'reference' && (o.device ?? 'cpu') === 'cpu') {
-    console.error(`t3d: warning: libtorch runs on the reference BLAS (${blas.path}), 13-40x slower per matrix product ` +
-      'than OpenBLAS; install it (apt-get install libopenblas0-pthread, or bash scripts/setup.sh as root)');
+    console.error(
+      `t3d: warning: libtorch runs on the reference BLAS (${blas.path}), 13-40x slower per matrix product ` +
+        'than OpenBLAS; install it (apt-get install libopenblas0-pthread, or bash scripts/setup.sh as root)',
+    );
   }
   await runPretraining({
-    config: cfg, out: o.out, resume: o.resume, device: o.device,
+    config: cfg,
+    out: o.out,
+    resume: o.resume,
+    device: o.device,
     validation: (model, tokenizer, c) => zeroShotValidation(model, tokenizer, c, o.device ?? 'cpu'),
   });
 }

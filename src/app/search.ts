@@ -15,12 +15,22 @@ const log = (line: string) => console.error(`t3d: ${line}`);
 
 export async function runIndex(args: string[]): Promise<void> {
   const o = parseOptions(args, {
-    checkpoint: 'string', cache: 'string', scans: 'string', dicomweb: 'string', timeout: 'number', db: 'string',
-    split: 'string', batch: 'number', ann: 'boolean', device: 'string', intercept: 'number',
+    checkpoint: 'string',
+    cache: 'string',
+    scans: 'string',
+    dicomweb: 'string',
+    timeout: 'number',
+    db: 'string',
+    split: 'string',
+    batch: 'number',
+    ann: 'boolean',
+    device: 'string',
+    intercept: 'number',
   });
   if (!o.checkpoint) throw new UsageError('index: --checkpoint <run-or-checkpoint> is required');
   const batch = o.batch ?? 32;
-  if (!(Number.isInteger(batch) && batch >= 1)) throw new UsageError(`index: --batch must be a positive integer, got ${batch}`);
+  if (!(Number.isInteger(batch) && batch >= 1))
+    throw new UsageError(`index: --batch must be a positive integer, got ${batch}`);
   if ([o.cache, o.scans, o.dicomweb].filter(Boolean).length > 1) {
     throw new UsageError('index: give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>');
   }
@@ -36,12 +46,20 @@ export async function runIndex(args: string[]): Promise<void> {
 }
 
 function printHits(hits: Hit[], json: boolean): void {
-  if (json) { console.log(JSON.stringify(hits, null, 1)); return; }
-  if (hits.length === 0) { console.log('no matching volumes'); return; }
+  if (json) {
+    console.log(JSON.stringify(hits, null, 1));
+    return;
+  }
+  if (hits.length === 0) {
+    console.log('no matching volumes');
+    return;
+  }
   const w = Math.max(...hits.map((h) => h.id.length));
   hits.forEach((h, i) => {
     const report = reportGist(h.report);
-    console.log(`${String(i + 1).padStart(3)}. ${h.similarity.toFixed(3)}  ${h.id.padEnd(w)}  [${h.split}] ${h.labels.length ? h.labels.join(', ') : 'no findings'}\n       ${report}`);
+    console.log(
+      `${String(i + 1).padStart(3)}. ${h.similarity.toFixed(3)}  ${h.id.padEnd(w)}  [${h.split}] ${h.labels.length ? h.labels.join(', ') : 'no findings'}\n       ${report}`,
+    );
   });
 }
 
@@ -52,26 +70,42 @@ function filters(o: { k?: number; label?: string; split?: string }): SearchFilte
 }
 
 async function openIndex(db: string, checkpointId: string, checkpointDir: string): Promise<VectorIndex> {
-  if (!existsSync(db)) throw new Error(`--db ${db}: no such index; build one with \`t3d index --checkpoint ${checkpointDir}\``);
+  if (!existsSync(db))
+    throw new Error(`--db ${db}: no such index; build one with \`t3d index --checkpoint ${checkpointDir}\``);
   const index = await VectorIndex.open(db, checkpointId);
   if ((await index.count()) === 0) {
     const others = await VectorIndex.checkpoints(db);
-    throw new Error(`--db ${db}: nothing indexed with checkpoint ${index.checkpointId}${others.length ? ` (tables exist for ${others.join(', ')})` : ''}; run \`t3d index --checkpoint ${checkpointDir} --db ${db}\``);
+    throw new Error(
+      `--db ${db}: nothing indexed with checkpoint ${index.checkpointId}${others.length ? ` (tables exist for ${others.join(', ')})` : ''}; run \`t3d index --checkpoint ${checkpointDir} --db ${db}\``,
+    );
   }
   return index;
 }
 
 export async function runSearch(args: string[]): Promise<void> {
   const [text, ...rest] = args;
-  if (!text || text.startsWith('--')) throw new UsageError('search: give the query text first, e.g. t3d search "pleural effusion" --checkpoint <run>');
-  const o = parseOptions(rest, { checkpoint: 'string', db: 'string', k: 'number', label: 'string', split: 'string', json: 'boolean' });
-  if (!o.checkpoint) throw new UsageError('search: --checkpoint <run-or-checkpoint> is required (the index holds one table per checkpoint)');
+  if (!text || text.startsWith('--'))
+    throw new UsageError('search: give the query text first, e.g. t3d search "pleural effusion" --checkpoint <run>');
+  const o = parseOptions(rest, {
+    checkpoint: 'string',
+    db: 'string',
+    k: 'number',
+    label: 'string',
+    split: 'string',
+    json: 'boolean',
+  });
+  if (!o.checkpoint)
+    throw new UsageError(
+      'search: --checkpoint <run-or-checkpoint> is required (the index holds one table per checkpoint)',
+    );
   const f = filters(o);
   const ckpt = loadT3dCheckpoint(o.checkpoint, log);
   try {
     const index = await openIndex(o.db ?? DEFAULT_DB, checkpointIdOf(ckpt.dir), ckpt.dir);
     ckpt.model.eval();
-    const vector = torch.tidy(() => embedTexts(ckpt.model, ckpt.tokenizer, [text], ckpt.config.data.maxTokens).to('float32').toArray());
+    const vector = torch.tidy(() =>
+      embedTexts(ckpt.model, ckpt.tokenizer, [text], ckpt.config.data.maxTokens).to('float32').toArray(),
+    );
     printHits(await index.search(vector, f), !!o.json);
   } finally {
     ckpt.model.dispose();
@@ -80,8 +114,17 @@ export async function runSearch(args: string[]): Promise<void> {
 
 export async function runSimilar(args: string[]): Promise<void> {
   const [query, ...rest] = args;
-  if (!query || query.startsWith('--')) throw new UsageError('similar: give a scan (NIfTI file or DICOM series folder) or an indexed id first');
-  const o = parseOptions(rest, { checkpoint: 'string', db: 'string', k: 'number', label: 'string', split: 'string', json: 'boolean', intercept: 'number' });
+  if (!query || query.startsWith('--'))
+    throw new UsageError('similar: give a scan (NIfTI file or DICOM series folder) or an indexed id first');
+  const o = parseOptions(rest, {
+    checkpoint: 'string',
+    db: 'string',
+    k: 'number',
+    label: 'string',
+    split: 'string',
+    json: 'boolean',
+    intercept: 'number',
+  });
   if (!o.checkpoint) throw new UsageError('similar: --checkpoint <run-or-checkpoint> is required');
   const f = filters(o);
   const db = o.db ?? DEFAULT_DB;

@@ -5,20 +5,34 @@ import { UsageError, parseOptions } from './args.js';
 
 export async function runServe(args: string[]): Promise<void> {
   const o = parseOptions(args, {
-    checkpoint: 'string', db: 'string', host: 'string', port: 'number', token: 'string', 'max-upload-mb': 'number',
+    checkpoint: 'string',
+    db: 'string',
+    host: 'string',
+    port: 'number',
+    token: 'string',
+    'max-upload-mb': 'number',
     device: 'string',
   });
   if (!o.checkpoint) throw new UsageError('serve: --checkpoint <run-or-checkpoint> is required');
   const port = o.port ?? 8080;
-  if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError(`serve: --port must be an integer in 0..65535, got ${port}`);
+  if (!(Number.isInteger(port) && port >= 0 && port < 65536))
+    throw new UsageError(`serve: --port must be an integer in 0..65535, got ${port}`);
   const mb = o['max-upload-mb'] ?? 512;
   if (!(mb > 0)) throw new UsageError(`serve: --max-upload-mb must be > 0, got ${mb}`);
   const token = o.token ?? process.env.T3D_SERVE_TOKEN;
   const s = await startServer({
-    checkpoint: o.checkpoint, db: o.db ?? DEFAULT_DB, host: o.host, port, token, maxUploadBytes: mb * 2 ** 20, device: o.device,
+    checkpoint: o.checkpoint,
+    db: o.db ?? DEFAULT_DB,
+    host: o.host,
+    port,
+    token,
+    maxUploadBytes: mb * 2 ** 20,
+    device: o.device,
   });
   console.log(`t3d serve: ${s.url}/${token ? '?token=<token>' : ''} (Ctrl-C stops)`);
-  const stop = () => { void s.close().then(() => process.exit(0)); };
+  const stop = () => {
+    void s.close().then(() => process.exit(0));
+  };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }

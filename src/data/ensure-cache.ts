@@ -7,9 +7,15 @@ import { resolvePreset, type Preset } from './presets.js';
 import { readSource } from './sources.js';
 
 /** `data` when it holds a cache.json; else `data` preprocessed with `preset` (name or file) into `dir`, returned. */
-export async function ensureCacheFrom(data: string, preset: string | Preset, dir: string, o: {
-  onProgress?: (done: number, total: number) => void; log?: (msg: string) => void;
-} = {}): Promise<string> {
+export async function ensureCacheFrom(
+  data: string,
+  preset: string | Preset,
+  dir: string,
+  o: {
+    onProgress?: (done: number, total: number) => void;
+    log?: (msg: string) => void;
+  } = {},
+): Promise<string> {
   if (existsSync(join(data, 'cache.json'))) return data;
   if (!existsSync(data)) throw new Error(`--data ${data}: no such cache, dataset folder or manifest`);
   const src = readSource(data);

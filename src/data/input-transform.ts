@@ -25,9 +25,12 @@ export interface InputTransform {
 
 export function inputTransform(preset: Preset): InputTransform {
   const inputShape = globalShapeOf(preset);
-  const toInput = (grid: ArrayLike<number>) => globalView(grid, preset.shape, inputShape, preset.scale, preset.padValue);
+  const toInput = (grid: ArrayLike<number>) =>
+    globalView(grid, preset.shape, inputShape, preset.scale, preset.padValue);
   return {
-    preset, inputShape, toInput,
+    preset,
+    inputShape,
+    toInput,
     toCacheGrid: (scan, name, rescale) => preprocessImage(scan, preset, name, rescale),
     fromScan(scan, name, device = 'cpu') {
       const grid = preprocessImage(scan, preset, name);

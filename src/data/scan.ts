@@ -34,8 +34,10 @@ export async function readScan(scan: string, o: ReadScanOptions = {}): Promise<V
   }
   const min = torch.tidy(() => vol.data.min().item());
   if (min > -200) {
-    o.warn?.(`${scan}: lowest value is ${min}, but air is ≈ −1000 HU; if these are stored values, pass --intercept ` +
-      '(−1024 for raw CT-RATE volumes)');
+    o.warn?.(
+      `${scan}: lowest value is ${min}, but air is ≈ −1000 HU; if these are stored values, pass --intercept ` +
+        '(−1024 for raw CT-RATE volumes)',
+    );
   }
   return vol;
 }

@@ -21,16 +21,28 @@ export interface CacheSpec {
 /** Makes sure the preprocessed cache exists: generates and preprocesses the synthetic set when configured. */
 export async function ensureCache(c: { data: CacheSpec }): Promise<void> {
   if (existsSync(join(c.data.cache, 'cache.json'))) return;
-  if (!c.data.synth) throw new Error(`${c.data.cache}: no preprocessed cache; build one with \`t3d preprocess\` or set data.synth`);
+  if (!c.data.synth)
+    throw new Error(`${c.data.cache}: no preprocessed cache; build one with \`t3d preprocess\` or set data.synth`);
   const preset = resolvePreset(c.data.preset);
   const source = `${c.data.cache}-source`;
   const p1 = new Progress('synth', c.data.synth.count);
-  const synth = await writeSynthDataset({ out: source, count: c.data.synth.count, seed: c.data.synth.seed, validFraction: c.data.synth.validFraction, preset, onProgress: (d) => p1.update(d) });
-  if (synth.failed.length) throw new Error(`${source}: generating ${synth.failed.length} of ${c.data.synth.count} synthetic cases failed (first: ${synth.failed[0]}); rerun to retry them`);
+  const synth = await writeSynthDataset({
+    out: source,
+    count: c.data.synth.count,
+    seed: c.data.synth.seed,
+    validFraction: c.data.synth.validFraction,
+    preset,
+    onProgress: (d) => p1.update(d),
+  });
+  if (synth.failed.length)
+    throw new Error(
+      `${source}: generating ${synth.failed.length} of ${c.data.synth.count} synthetic cases failed (first: ${synth.failed[0]}); rerun to retry them`,
+    );
   const src = readSource(source);
   const p2 = new Progress('preprocess', src.records.length);
   const r = await buildCache(src, preset, c.data.cache, { onProgress: (d) => p2.update(d) });
-  if (r.quarantined.length) throw new Error(`preprocessing quarantined ${r.quarantined.length} synthetic volumes: ${r.quarantined[0]!.reason}`);
+  if (r.quarantined.length)
+    throw new Error(`preprocessing quarantined ${r.quarantined.length} synthetic volumes: ${r.quarantined[0]!.reason}`);
   // the cache holds everything training and evaluation read (volumes, masks, reports, labels)
   if (c.data.synth.keepSource === false) rmSync(source, { recursive: true, force: true });
 }

@@ -4,10 +4,24 @@
 
 /** CT-RATE's 18 label columns, in the dataset's order. */
 export const CT_RATE_LABELS = [
-  'Medical material', 'Arterial wall calcification', 'Cardiomegaly', 'Pericardial effusion',
-  'Coronary artery wall calcification', 'Hiatal hernia', 'Lymphadenopathy', 'Emphysema', 'Atelectasis',
-  'Lung nodule', 'Lung opacity', 'Pulmonary fibrotic sequela', 'Pleural effusion', 'Mosaic attenuation pattern',
-  'Peribronchial thickening', 'Consolidation', 'Bronchiectasis', 'Interlobular septal thickening',
+  'Medical material',
+  'Arterial wall calcification',
+  'Cardiomegaly',
+  'Pericardial effusion',
+  'Coronary artery wall calcification',
+  'Hiatal hernia',
+  'Lymphadenopathy',
+  'Emphysema',
+  'Atelectasis',
+  'Lung nodule',
+  'Lung opacity',
+  'Pulmonary fibrotic sequela',
+  'Pleural effusion',
+  'Mosaic attenuation pattern',
+  'Peribronchial thickening',
+  'Consolidation',
+  'Bronchiectasis',
+  'Interlobular septal thickening',
 ] as const;
 export type CtRateLabel = (typeof CT_RATE_LABELS)[number];
 

@@ -12,14 +12,26 @@ import { type EvalRecord } from './task.js';
 import { markdownSummary } from './report/headlines.js';
 import { targetReportHtml } from './report/html.js';
 
-export interface Evaluated { records: EvalRecord[]; target: EvalTarget; cacheDir: string; outDir: string }
+export interface Evaluated {
+  records: EvalRecord[];
+  target: EvalTarget;
+  cacheDir: string;
+  outDir: string;
+}
 
 const consoleLog = (msg: string) => console.log(`eval: ${msg}`);
 
 /** Runs (or resumes) `tasks` on one checkpoint; records go to `out` (default <run>/eval or <run>/eval-random-s<N>). */
 export async function evaluateCheckpoint(o: {
-  checkpoint: string; tasks: readonly string[]; config: EvalConfig; init?: 'pretrained' | 'random'; initSeed?: number;
-  out?: string; data?: string; device?: string; log?: (msg: string) => void;
+  checkpoint: string;
+  tasks: readonly string[];
+  config: EvalConfig;
+  init?: 'pretrained' | 'random';
+  initSeed?: number;
+  out?: string;
+  data?: string;
+  device?: string;
+  log?: (msg: string) => void;
 }): Promise<Evaluated> {
   const log = o.log ?? consoleLog;
   const init = o.init ?? 'pretrained';
@@ -30,10 +42,13 @@ export async function evaluateCheckpoint(o: {
   let progress: Progress | undefined;
   const { cache, preset } = target.loaded.config.data;
   const cacheDir = await ensureCacheFrom(o.data ?? cache, preset, join(outDir, 'cache'), {
-    onProgress: (done, total) => (progress ??= new Progress('preprocess', total)).update(done), log,
+    onProgress: (done, total) => (progress ??= new Progress('preprocess', total)).update(done),
+    log,
   });
-  log(`${o.tasks.join(', ')} on ${cacheDir} for ${target.checkpointDir} (${init}, id ${target.checkpointId}), `
-    + `budget '${o.config.name}' → ${outDir}`);
+  log(
+    `${o.tasks.join(', ')} on ${cacheDir} for ${target.checkpointDir} (${init}, id ${target.checkpointId}), ` +
+      `budget '${o.config.name}' → ${outDir}`,
+  );
   const records = await runSuite({ target, config: o.config, cacheDir, outDir, device: o.device, log }, o.tasks);
   return { records, target, cacheDir, outDir };
 }
@@ -43,14 +58,16 @@ export async function evaluateCheckpoint(o: {
  * the HTML report; returns the markdown.
  */
 export async function writeEvaluationSummary(
-  e: Evaluated, o: { all: boolean; tasks: readonly string[]; report?: string },
+  e: Evaluated,
+  o: { all: boolean; tasks: readonly string[]; report?: string },
 ): Promise<string> {
   const random = e.target.init === 'random' ? ' (random init)' : '';
   const md = markdownSummary(e.records, `Evaluation of ${e.target.checkpointDir}${random}`);
   writeFileSync(join(e.outDir, o.all ? 'summary.md' : `summary-${o.tasks.join('-')}.md`), md);
   if (o.report) {
     const html = await targetReportHtml(e.records, {
-      title: `T3D evaluation — ${e.target.checkpointDir}`, metricsPath: e.target.metricsPath,
+      title: `T3D evaluation — ${e.target.checkpointDir}`,
+      metricsPath: e.target.metricsPath,
       labelNames: readCacheIndex(e.cacheDir).labelNames,
     });
     writeFileSync(o.report, html);

@@ -14,9 +14,10 @@ function skipReason(ctx: SuiteContext, task: EvalTask): 'text' | 'scale' | undef
 function skipNote(ctx: SuiteContext, reason: 'text' | 'scale', tasks: EvalTask[]): string {
   const names = tasks.map((t) => t.name).join(', ');
   if (reason === 'scale') return `${names}: skipped under scale 'full' (${tasks.map((t) => t.oneScale).join(', ')})`;
-  const why = ctx.target.init === 'random'
-    ? 'random weights have no aligned text tower'
-    : 'this checkpoint was trained without the CLIP objective (vision-only), so it has no aligned text tower';
+  const why =
+    ctx.target.init === 'random'
+      ? 'random weights have no aligned text tower'
+      : 'this checkpoint was trained without the CLIP objective (vision-only), so it has no aligned text tower';
   return `${names}: skipped: ${why}`;
 }
 
@@ -38,14 +39,24 @@ export async function runSuite(ctx: Omit<SuiteContext, 'shared'>, tasks: readonl
     for (const task of chosen) {
       const reason = skipReason(context, task);
       if (!reason) {
-        out.push(...await task.run(context));
+        out.push(...(await task.run(context)));
       } else if (!noted.has(reason)) {
         noted.add(reason);
-        ctx.log(skipNote(context, reason, chosen.filter((t) => skipReason(context, t) === reason)));
+        ctx.log(
+          skipNote(
+            context,
+            reason,
+            chosen.filter((t) => skipReason(context, t) === reason),
+          ),
+        );
       }
     }
   } finally {
-    for (const { value, dispose } of shared.values()) await value.then((v) => dispose(v as never), () => undefined);
+    for (const { value, dispose } of shared.values())
+      await value.then(
+        (v) => dispose(v as never),
+        () => undefined,
+      );
   }
   return out;
 }

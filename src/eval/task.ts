@@ -23,7 +23,10 @@ export interface RecordMeta {
   seconds: number;
   finishedAt: string;
 }
-export interface EvalRecord<R = unknown> { meta: RecordMeta; result: R }
+export interface EvalRecord<R = unknown> {
+  meta: RecordMeta;
+  result: R;
+}
 
 export interface SuiteContext {
   target: EvalTarget;
@@ -61,14 +64,20 @@ function existing(ctx: SuiteContext, task: string, variant: string): EvalRecord 
     throw new Error(`${path}: unreadable evaluation record (${(e as Error).message}); delete it to recompute`);
   }
   const m = r.meta;
-  const same = m && m.checkpointId === ctx.target.checkpointId && m.evalConfigHash === hashJson(ctx.config)
-    && m.data === ctx.cacheDir;
+  const same =
+    m &&
+    m.checkpointId === ctx.target.checkpointId &&
+    m.evalConfigHash === hashJson(ctx.config) &&
+    m.data === ctx.cacheDir;
   return same ? r : undefined;
 }
 
 /** One task setting's record: read back when present, else computed by `run` (in its own work folder) and written. */
 export async function record<R>(
-  ctx: SuiteContext, task: string, variant: string, run: (workDir: string) => Promise<R>,
+  ctx: SuiteContext,
+  task: string,
+  variant: string,
+  run: (workDir: string) => Promise<R>,
 ): Promise<EvalRecord<R>> {
   const found = existing(ctx, task, variant);
   if (found) {
@@ -82,10 +91,19 @@ export async function record<R>(
   const result = await run(workDir);
   const t = ctx.target;
   const meta: RecordMeta = {
-    task, variant, evalSeed: ctx.config.seed, pretrainSeed: t.pretrainSeed, init: t.init,
-    checkpoint: t.checkpointDir, checkpointId: t.checkpointId, configHash: t.configHash, evalConfig: ctx.config.name,
-    evalConfigHash: hashJson(ctx.config), data: ctx.cacheDir,
-    seconds: (Date.now() - t0) / 1000, finishedAt: new Date().toISOString(),
+    task,
+    variant,
+    evalSeed: ctx.config.seed,
+    pretrainSeed: t.pretrainSeed,
+    init: t.init,
+    checkpoint: t.checkpointDir,
+    checkpointId: t.checkpointId,
+    configHash: t.configHash,
+    evalConfig: ctx.config.name,
+    evalConfigHash: hashJson(ctx.config),
+    data: ctx.cacheDir,
+    seconds: (Date.now() - t0) / 1000,
+    finishedAt: new Date().toISOString(),
   };
   const path = recordPath(ctx.outDir, task, variant);
   writeFileSync(`${path}.tmp`, JSON.stringify({ meta, result }) + '\n');

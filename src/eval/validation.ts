@@ -8,15 +8,26 @@ import { embedSplit } from '../inference/embed.js';
 import { evaluateEmbedded } from './tasks/zeroshot.js';
 
 export function zeroShotValidation(
-  model: T3dModel, tokenizer: WordPieceTokenizer, cfg: PretrainConfig, device = 'cpu',
+  model: T3dModel,
+  tokenizer: WordPieceTokenizer,
+  cfg: PretrainConfig,
+  device = 'cpu',
 ): () => Promise<Record<string, number>> {
   const labelNames = readCacheIndex(cfg.data.cache).labelNames;
   return async () => {
-    const e = await embedSplit(model, tokenizer, cfg.data.cache, cfg.data.valSplit, { device, maxTokens: cfg.data.maxTokens });
+    const e = await embedSplit(model, tokenizer, cfg.data.cache, cfg.data.valSplit, {
+      device,
+      maxTokens: cfg.data.maxTokens,
+    });
     try {
       const z = evaluateEmbedded(model, tokenizer, e, labelNames, device);
       const r2v = z.recallReportToVolume;
-      return { zeroShotAuroc: z.macroAuroc, labelsCounted: z.labelsCounted, r2vR1: r2v[1] ?? NaN, r2vR5: r2v[5] ?? NaN };
+      return {
+        zeroShotAuroc: z.macroAuroc,
+        labelsCounted: z.labelsCounted,
+        r2vR1: r2v[1] ?? NaN,
+        r2vR5: r2v[5] ?? NaN,
+      };
     } finally {
       torch.dispose([e.volumes, e.reports]);
     }

@@ -7,44 +7,74 @@ import { type WordPieceTokenizer, toBigInt64 } from '../text/wordpiece.js';
 import { Loader } from '../data/loader.js';
 
 export interface Embedded {
-  names: string[]; volumes: Tensor; reports: Tensor; labels: number[][]; reportTexts: string[];
+  names: string[];
+  volumes: Tensor;
+  reports: Tensor;
+  labels: number[][];
+  reportTexts: string[];
 }
 
 /** Normalised report embeddings (B, D) for a list of texts. */
 export function embedTexts(
-  model: T3dModel, tokenizer: WordPieceTokenizer, texts: string[], maxTokens: number, device?: string,
+  model: T3dModel,
+  tokenizer: WordPieceTokenizer,
+  texts: string[],
+  maxTokens: number,
+  device?: string,
 ): Tensor {
-  return torch.noGrad(() => torch.tidy(() => {
-    const enc = tokenizer.encodeBatch(texts, { maxLength: maxTokens, padding: 'longest' });
-    const ids = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device });
-    const mask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device });
-    return model.encodeReport(ids, mask).emb;
-  }));
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const enc = tokenizer.encodeBatch(texts, { maxLength: maxTokens, padding: 'longest' });
+      const ids = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device });
+      const mask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device });
+      return model.encodeReport(ids, mask).emb;
+    }),
+  );
 }
 
 export interface EmbedSplitOptions {
-  names?: string[]; batchSize?: number; maxTokens?: number; device?: string; limit?: number; fullResolution?: boolean;
+  names?: string[];
+  batchSize?: number;
+  maxTokens?: number;
+  device?: string;
+  limit?: number;
+  fullResolution?: boolean;
 }
 
 /** Every volume (no augmentation) and its report of a cache split (or named volumes). The caller disposes them. */
 export async function embedSplit(
-  model: T3dModel, tokenizer: WordPieceTokenizer, cacheDir: string, split: string | undefined,
+  model: T3dModel,
+  tokenizer: WordPieceTokenizer,
+  cacheDir: string,
+  split: string | undefined,
   o: EmbedSplitOptions = {},
 ): Promise<Embedded> {
   const loader = new Loader({
-    cacheDir, split, names: o.names, batchSize: o.batchSize ?? 8, seed: 0, shuffle: false, dropLast: false, workers: 1,
+    cacheDir,
+    split,
+    names: o.names,
+    batchSize: o.batchSize ?? 8,
+    seed: 0,
+    shuffle: false,
+    dropLast: false,
+    workers: 1,
     fullResolution: o.fullResolution,
     views: { numLocal: 0, globalIntensity: false, noiseStd: 0 },
   });
-  const vols: Tensor[] = [], reps: Tensor[] = [];
-  const names: string[] = [], labels: number[][] = [], reportTexts: string[] = [];
+  const vols: Tensor[] = [],
+    reps: Tensor[] = [];
+  const names: string[] = [],
+    labels: number[][] = [],
+    reportTexts: string[] = [];
   try {
     for await (const b of loader.epoch(0)) {
       const L = b.labels.length / b.indices.length;
-      torch.noGrad(() => torch.tidy(() => {
-        const x = torch.tensor(b.global, [b.indices.length, 1, ...loader.globalShape], { device: o.device });
-        vols.push(model.encodeVolume(x).emb.keep());
-      }));
+      torch.noGrad(() =>
+        torch.tidy(() => {
+          const x = torch.tensor(b.global, [b.indices.length, 1, ...loader.globalShape], { device: o.device });
+          vols.push(model.encodeVolume(x).emb.keep());
+        }),
+      );
       reps.push(embedTexts(model, tokenizer, b.reports, o.maxTokens ?? 256, o.device).keep());
       b.names.forEach((n, i) => {
         names.push(n);

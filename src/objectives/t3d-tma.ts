@@ -67,29 +67,45 @@ export interface TmaInputs {
   teacher?: T3dModel;
 }
 
-export interface TmaTerm { loss: Tensor; stats: Record<string, number> }
+export interface TmaTerm {
+  loss: Tensor;
+  stats: Record<string, number>;
+}
 
 const roll = (t: Tensor) => torch.cat([t.narrow(0, 1, t.size(0) - 1), t.narrow(0, 0, 1)], 0);
-const crossEntropy = (codes: Tensor, scores: Tensor, tau: number) => codes.mul(scores.div(tau).logSoftmax(1)).sum(1).mean().neg().item();
+const crossEntropy = (codes: Tensor, scores: Tensor, tau: number) =>
+  codes.mul(scores.div(tau).logSoftmax(1)).sum(1).mean().neg().item();
 
 /** Sentence-to-local-view alignment (formulation 'local'); temperature τ both sharpens the attention over views
  * and scales the scores. The leak gap is the reports' cross-entropy of the next patient's volume minus their own. */
 function localAlignment(model: T3dModel, x: TmaInputs, tau: number): TmaTerm {
-  if (!x.report || !x.sentenceIndex) throw new Error("objective.tma.formulation 'local' needs tokenised reports and their sentence indices (objective.tma.useText true)");
-  if (!x.locals || x.numLocal < 1) throw new Error("objective.tma.formulation 'local' needs local views (data.views.numLocal ≥ 1)");
-  const V = x.numLocal, D = x.locals.emb.size(1);
+  if (!x.report || !x.sentenceIndex)
+    throw new Error(
+      "objective.tma.formulation 'local' needs tokenised reports and their sentence indices (objective.tma.useText true)",
+    );
+  if (!x.locals || x.numLocal < 1)
+    throw new Error("objective.tma.formulation 'local' needs local views (data.views.numLocal ≥ 1)");
+  const V = x.numLocal,
+    D = x.locals.emb.size(1);
   const { tokens } = x.report;
   const world = torch.distributed.worldSize;
   let S = Math.max(1, x.sentenceIndex.max().item() + 1);
-  if (world > 1) { // every rank pads its reports to the global batch's sentence count, so they can be gathered
+  if (world > 1) {
+    // every rank pads its reports to the global batch's sentence count, so they can be gathered
     const s = torch.tensor([S], [1], { dtype: 'int64' });
     torch.distributed.allReduce(s, 'max');
     S = s.item();
     s.dispose();
   }
-  const member = x.sentenceIndex.unsqueeze(1).eq(torch.arange(S, undefined, 1, { device: tokens.device }).view(1, S, 1)).to(tokens.dtype); // (b, S, L)
+  const member = x.sentenceIndex
+    .unsqueeze(1)
+    .eq(torch.arange(S, undefined, 1, { device: tokens.device }).view(1, S, 1))
+    .to(tokens.dtype); // (b, S, L)
   let count = member.sum(2); // (b, S) tokens per sentence; 0 where a report has fewer sentences
-  let sentences = F.normalize(model.text_projection.forward(member.matmul(tokens).div(count.clampMin(1).unsqueeze(2))), -1); // (b, S, D)
+  let sentences = F.normalize(
+    model.text_projection.forward(member.matmul(tokens).div(count.clampMin(1).unsqueeze(2))),
+    -1,
+  ); // (b, S, D)
   let views = x.locals.emb.view(V, -1, D).transpose(0, 1); // (b, V, D): locals are V chunks of b
   if (world > 1) {
     // data-parallel: the score matrix over the global batch on every rank, this rank's rows keeping their gradient
@@ -99,8 +115,16 @@ function localAlignment(model: T3dModel, x: TmaInputs, tau: number): TmaTerm {
     count = torch.cat(torch.distributed.allGather(count), 0);
   }
   const B = sentences.size(0);
-  const sim = sentences.reshape(B * S, D).matmul(views.reshape(B * V, D).T).view(B, S, B, V);
-  const context = sim.div(tau).softmax(-1).unsqueeze(-1).mul(views.view(1, 1, B, V, D)).sum(3); // (B, S, B, D)
+  const sim = sentences
+    .reshape(B * S, D)
+    .matmul(views.reshape(B * V, D).T)
+    .view(B, S, B, V);
+  const context = sim
+    .div(tau)
+    .softmax(-1)
+    .unsqueeze(-1)
+    .mul(views.view(1, 1, B, V, D))
+    .sum(3); // (B, S, B, D)
   const cosine = F.normalize(context, -1).mul(sentences.unsqueeze(2)).sum(-1); // (B, S, B)
   const present = count.gt(0).to(tokens.dtype).unsqueeze(2);
   const logits = cosine.mul(present).sum(1).div(present.sum(1).clampMin(1)).div(tau); // (reports, volumes)
@@ -108,11 +132,16 @@ function localAlignment(model: T3dModel, x: TmaInputs, tau: number): TmaTerm {
   const loss = F.crossEntropy(logits, target).add(F.crossEntropy(logits.T, target)).mul(0.5);
   const stats: Record<string, number> = {};
   if (B > 1) {
-    stats.tmaLeakGap = torch.noGrad(() => torch.tidy(() => {
-      const logp = logits.detach().logSoftmax(1);
-      const at = (t: Tensor) => logp.gather(1, t.unsqueeze(1)).squeeze(1);
-      return at(target).sub(at(target.add(1).remainder(B))).mean().item();
-    }));
+    stats.tmaLeakGap = torch.noGrad(() =>
+      torch.tidy(() => {
+        const logp = logits.detach().logSoftmax(1);
+        const at = (t: Tensor) => logp.gather(1, t.unsqueeze(1)).squeeze(1);
+        return at(target)
+          .sub(at(target.add(1).remainder(B)))
+          .mean()
+          .item();
+      }),
+    );
   }
   return { loss, stats };
 }
@@ -120,7 +149,8 @@ function localAlignment(model: T3dModel, x: TmaInputs, tau: number): TmaTerm {
 /** Computes the TMA term (inside the caller's tidy scope) and pushes the code views' embeddings to the queue. */
 export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: EmbeddingQueue): TmaTerm {
   const formulation = cfg.formulation ?? 'fused';
-  if (!TMA_FORMULATIONS.includes(formulation)) throw new Error(`objective.tma.formulation: unknown '${formulation}' (known: ${TMA_FORMULATIONS.join(', ')})`);
+  if (!TMA_FORMULATIONS.includes(formulation))
+    throw new Error(`objective.tma.formulation: unknown '${formulation}' (known: ${TMA_FORMULATIONS.join(', ')})`);
   if (formulation === 'local') return localAlignment(model, x, cfg.temperature);
   model.prototypes.normalize_();
   const useText = cfg.useText && !!x.report;
@@ -156,11 +186,21 @@ export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: E
       for (const v of codeViews) codeEmb.set(v, emb.get(v)!);
     }
     if (text && codeViews.includes('text')) {
-      leak = { view: 'global', codeView: 'text', rolled: () => torch.noGrad(() => torch.tidy(() => p.scores(model.fusion.forward(roll(x.global.tokens), text)))) };
+      leak = {
+        view: 'global',
+        codeView: 'text',
+        rolled: () => torch.noGrad(() => torch.tidy(() => p.scores(model.fusion.forward(roll(x.global.tokens), text)))),
+      };
     }
   } else if (formulation === 'teacher') {
-    if (!x.teacher || !x.teacherEmb) throw new Error("objective.tma.formulation 'teacher' needs an EMA teacher: set objective.tma.teacherMomentum > 0");
-    if (!x.locals || !localNames.length) throw new Error("objective.tma.formulation 'teacher' needs local views (data.views.numLocal ≥ 1): they predict the teacher's codes of the global view");
+    if (!x.teacher || !x.teacherEmb)
+      throw new Error(
+        "objective.tma.formulation 'teacher' needs an EMA teacher: set objective.tma.teacherMomentum > 0",
+      );
+    if (!x.locals || !localNames.length)
+      throw new Error(
+        "objective.tma.formulation 'teacher' needs local views (data.views.numLocal ≥ 1): they predict the teacher's codes of the global view",
+      );
     // the student's global view is scored only because tmaLoss keys codes by view; it predicts nothing (not an other view)
     scores.set('global', p.scores(x.global.emb));
     x.locals.emb.chunk(V, 0).forEach((z, v) => scores.set(localNames[v]!, p.scores(z)));
@@ -170,7 +210,11 @@ export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: E
     codeScores = new Map([['global', x.teacher.prototypes.scores(teacherGlobal)]]);
     codeEmb.set('global', teacherGlobal);
     pairs = localNames.map((v): [string, string] => [v, 'global']);
-    leak = { view: localNames[0]!, codeView: 'global', rolled: () => torch.noGrad(() => roll(scores.get(localNames[0]!)!.detach())) };
+    leak = {
+      view: localNames[0]!,
+      codeView: 'global',
+      rolled: () => torch.noGrad(() => roll(scores.get(localNames[0]!)!.detach())),
+    };
   } else {
     scores.set('global', p.scores(x.global.emb));
     x.locals?.emb.chunk(V, 0).forEach((z, v) => scores.set(localNames[v]!, p.scores(z)));
@@ -180,9 +224,16 @@ export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: E
       codeEmb.set('text', x.report!.emb);
       codeViews = ['text', 'global'];
       pairs = [['global', 'text'], ...localNames.map((v): [string, string] => [v, 'text']), ['text', 'global']];
-      leak = { view: 'global', codeView: 'text', rolled: () => torch.noGrad(() => roll(scores.get('global')!.detach())) };
+      leak = {
+        view: 'global',
+        codeView: 'text',
+        rolled: () => torch.noGrad(() => roll(scores.get('global')!.detach())),
+      };
     } else {
-      if (!localNames.length) throw new Error("objective.tma: the vision-only swapped formulation (useText false) needs local views (data.views.numLocal ≥ 1)");
+      if (!localNames.length)
+        throw new Error(
+          'objective.tma: the vision-only swapped formulation (useText false) needs local views (data.views.numLocal ≥ 1)',
+        );
       codeViews = ['global'];
       pairs = localNames.map((v): [string, string] => [v, 'global']);
     }
@@ -203,9 +254,19 @@ export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: E
   const queued = new Map<string, Tensor>();
   for (const v of codeViews) {
     const q = queue?.get(v);
-    if (q) queued.set(v, torch.noGrad(() => codePrototypes.scores(q)));
+    if (q)
+      queued.set(
+        v,
+        torch.noGrad(() => codePrototypes.scores(q)),
+      );
   }
-  const o = { temperature: cfg.temperature, epsilon: cfg.epsilon, relativeEpsilon: cfg.relativeEpsilon, sinkhornIterations: cfg.sinkhornIterations, pairs };
+  const o = {
+    temperature: cfg.temperature,
+    epsilon: cfg.epsilon,
+    relativeEpsilon: cfg.relativeEpsilon,
+    sinkhornIterations: cfg.sinkhornIterations,
+    pairs,
+  };
   const { loss, codes } = tmaLoss(scores, codeViews, o, queued, codeScores);
   for (const v of codeViews) if (codeEmb.has(v)) queue?.push(v, codeEmb.get(v)!);
   const stats: Record<string, number> = {};

@@ -18,7 +18,11 @@ export interface ObjectiveConfig {
   restoration?: { weight: number; maskRatio: number; patchSize: number; useText: boolean };
 }
 
-export interface LossParts { total: Tensor; parts: Record<string, number>; stats: Record<string, number> }
+export interface LossParts {
+  total: Tensor;
+  parts: Record<string, number>;
+  stats: Record<string, number>;
+}
 
 export interface ViewBatch {
   /** (B, 1, D, H, W) */
@@ -49,30 +53,51 @@ export function simclrLoss(a: Tensor, b: Tensor, temperature: number): Tensor {
 
 /** The code views' embeddings from the teacher (no gradient): the report's e and the global view's h — fused with
  * the report by cross-attention, or (codes 'embedding') the normalised sum of the global view's z and the report's e. */
-function teacherEmbeddings(teacher: T3dModel, batch: ViewBatch, views: string[], useText: boolean, codes: 'fusion' | 'embedding'): Map<string, Tensor> {
-  return torch.noGrad(() => torch.tidy(() => {
-    const out = new Map<string, Tensor>();
-    const report = batch.inputIds && batch.attentionMask ? teacher.encodeReport(batch.inputIds, batch.attentionMask) : undefined;
-    if (views.includes('text') && report) out.set('text', report.emb);
-    if (views.includes('global')) {
-      const g = teacher.encodeVolume(batch.global);
-      const text = useText && report ? { tokens: report.tokens, paddingMask: report.paddingMask } : undefined;
-      if (codes === 'fusion') out.set('global', teacher.fusion.forward(g.tokens, text));
-      else out.set('global', text ? F.normalize(g.emb.add(report!.emb), -1) : g.emb);
-    }
-    return out;
-  }));
+function teacherEmbeddings(
+  teacher: T3dModel,
+  batch: ViewBatch,
+  views: string[],
+  useText: boolean,
+  codes: 'fusion' | 'embedding',
+): Map<string, Tensor> {
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const out = new Map<string, Tensor>();
+      const report =
+        batch.inputIds && batch.attentionMask ? teacher.encodeReport(batch.inputIds, batch.attentionMask) : undefined;
+      if (views.includes('text') && report) out.set('text', report.emb);
+      if (views.includes('global')) {
+        const g = teacher.encodeVolume(batch.global);
+        const text = useText && report ? { tokens: report.tokens, paddingMask: report.paddingMask } : undefined;
+        if (codes === 'fusion') out.set('global', teacher.fusion.forward(g.tokens, text));
+        else out.set('global', text ? F.normalize(g.emb.add(report!.emb), -1) : g.emb);
+      }
+      return out;
+    }),
+  );
 }
 
 /** Computes the loss for one batch (inside the caller's tidy scope); updates the queue. */
-export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig, step: number, queue?: EmbeddingQueue, teacher?: T3dModel): LossParts {
+export function t3dLoss(
+  model: T3dModel,
+  batch: ViewBatch,
+  cfg: ObjectiveConfig,
+  step: number,
+  queue?: EmbeddingQueue,
+  teacher?: T3dModel,
+): LossParts {
   const parts: Record<string, number> = {};
   const stats: Record<string, number> = {};
   const terms: Tensor[] = [];
   const lambda = tmaWeight(cfg.tma, step);
   const rec = cfg.restoration && cfg.restoration.weight > 0 ? cfg.restoration : undefined;
-  const needText = cfg.clip.weight > 0 || (lambda > 0 && (cfg.tma.useText || ((cfg.tma.formulation ?? 'fused') === 'fused' && cfg.tma.codeViews.includes('text')))) || !!rec?.useText;
-  if (needText && (!batch.inputIds || !batch.attentionMask)) throw new Error('t3dLoss: this objective needs tokenised reports');
+  const needText =
+    cfg.clip.weight > 0 ||
+    (lambda > 0 &&
+      (cfg.tma.useText || ((cfg.tma.formulation ?? 'fused') === 'fused' && cfg.tma.codeViews.includes('text')))) ||
+    !!rec?.useText;
+  if (needText && (!batch.inputIds || !batch.attentionMask))
+    throw new Error('t3dLoss: this objective needs tokenised reports');
 
   // data-parallel: CLIP, SimCLR and TMA over the global batch (every rank's embeddings or scores gathered, this
   // rank's own keeping their gradient); terms that are means over this rank's volumes count 1/worldSize, so that the
@@ -91,12 +116,21 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
 
   const V = batch.locals.length;
   const B = batch.global.size(0);
-  const locals = V > 0 && (lambda > 0 || cfg.ssl.weight > 0) ? model.encodeVolume(torch.cat(batch.locals, 0)) : undefined;
+  const locals =
+    V > 0 && (lambda > 0 || cfg.ssl.weight > 0) ? model.encodeVolume(torch.cat(batch.locals, 0)) : undefined;
 
   if (lambda > 0) {
     const teacherViews = cfg.tma.formulation === 'teacher' ? ['global'] : cfg.tma.codeViews;
-    const teacherEmb = teacher && (report || !cfg.tma.useText) ? () => teacherEmbeddings(teacher, batch, teacherViews, cfg.tma.useText, cfg.tma.teacherCodes ?? 'fusion') : undefined;
-    const tma = tmaTerm(model, { global: g, locals, numLocal: V, report, sentenceIndex: batch.sentenceIndex, teacher, teacherEmb }, cfg.tma, queue);
+    const teacherEmb =
+      teacher && (report || !cfg.tma.useText)
+        ? () => teacherEmbeddings(teacher, batch, teacherViews, cfg.tma.useText, cfg.tma.teacherCodes ?? 'fusion')
+        : undefined;
+    const tma = tmaTerm(
+      model,
+      { global: g, locals, numLocal: V, report, sentenceIndex: batch.sentenceIndex, teacher, teacherEmb },
+      cfg.tma,
+      queue,
+    );
     Object.assign(stats, tma.stats);
     parts.tma = tma.loss.item();
     stats.tmaWeight = lambda;
@@ -111,15 +145,29 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
   }
   if (rec) {
     const decoder = model.restoration_decoder;
-    if (!decoder) throw new Error('t3dLoss: objective.restoration is on but the model has no restoration decoder (model.restoration)');
+    if (!decoder)
+      throw new Error(
+        't3dLoss: objective.restoration is on but the model has no restoration decoder (model.restoration)',
+      );
     const { masked, mask } = maskPatches(batch.global, rec.maskRatio, rec.patchSize);
-    const pred = decoder.forward(model.visual.encode(masked).featureMap, batch.global.shape.slice(2) as [number, number, number], rec.useText ? report?.sentence : undefined);
+    const pred = decoder.forward(
+      model.visual.encode(masked).featureMap,
+      batch.global.shape.slice(2) as [number, number, number],
+      rec.useText ? report?.sentence : undefined,
+    );
     const l = restorationLoss(pred, batch.global, mask);
     parts.rec = l.item();
     terms.push(l.mul(rec.weight / world));
   }
   if (terms.length === 0) throw new Error('t3dLoss: every objective is switched off');
   // Embedding spread: mean pairwise cosine of global embeddings; near 1 means the features collapsed.
-  stats.embCosine = torch.noGrad(() => g.emb.matmul(g.emb.T).sum().sub(B).div(Math.max(1, B * (B - 1))).item());
+  stats.embCosine = torch.noGrad(() =>
+    g.emb
+      .matmul(g.emb.T)
+      .sum()
+      .sub(B)
+      .div(Math.max(1, B * (B - 1)))
+      .item(),
+  );
   return { total: terms.reduce((a, b) => a.add(b)), parts, stats };
 }

@@ -26,10 +26,16 @@ export interface TmaOptions {
  * (e.g. a teacher's). The returned codes are kept tensors: the caller disposes them.
  */
 export function tmaLoss(
-  scores: Map<string, Tensor>, codeViews: string[], o: TmaOptions = {}, queue?: Map<string, Tensor>, codeScores?: Map<string, Tensor>,
+  scores: Map<string, Tensor>,
+  codeViews: string[],
+  o: TmaOptions = {},
+  queue?: Map<string, Tensor>,
+  codeScores?: Map<string, Tensor>,
 ): { loss: Tensor; codes: Map<string, Tensor> } {
   const tau = o.temperature ?? 0.1;
-  for (const w of codeViews) if (!scores.has(w)) throw new Error(`tmaLoss: code view '${w}' has no scores (views: ${[...scores.keys()].join(', ')})`);
+  for (const w of codeViews)
+    if (!scores.has(w))
+      throw new Error(`tmaLoss: code view '${w}' has no scores (views: ${[...scores.keys()].join(', ')})`);
   const codes = new Map<string, Tensor>();
   const loss = torch.tidy(() => {
     for (const w of codeViews) {
@@ -37,14 +43,21 @@ export function tmaLoss(
       const B = s.size(0);
       const q = queue?.get(w);
       const all = q && q.size(0) > 0 ? torch.cat([s.detach(), q], 0) : s.detach();
-      const code = sinkhorn(all, { epsilon: o.epsilon, iterations: o.sinkhornIterations, relative: o.relativeEpsilon }).narrow(0, 0, B);
+      const code = sinkhorn(all, {
+        epsilon: o.epsilon,
+        iterations: o.sinkhornIterations,
+        relative: o.relativeEpsilon,
+      }).narrow(0, 0, B);
       codes.set(w, torch.keep(code));
     }
-    const pairs = o.pairs ?? [...scores.keys()].flatMap((v) => codeViews.filter((w) => w !== v).map((w): [string, string] => [v, w]));
+    const pairs =
+      o.pairs ??
+      [...scores.keys()].flatMap((v) => codeViews.filter((w) => w !== v).map((w): [string, string] => [v, w]));
     const terms: Tensor[] = [];
     const logp = new Map<string, Tensor>();
     for (const [v, w] of pairs) {
-      if (!scores.has(v) || !codes.has(w)) throw new Error(`tmaLoss: pair ${v} → ${w} names a view without scores or a view that is not a code view`);
+      if (!scores.has(v) || !codes.has(w))
+        throw new Error(`tmaLoss: pair ${v} → ${w} names a view without scores or a view that is not a code view`);
       if (!logp.has(v)) logp.set(v, scores.get(v)!.div(tau).logSoftmax(1));
       terms.push(codes.get(w)!.mul(logp.get(v)!).sum(1).mean().neg());
     }
@@ -70,22 +83,28 @@ export class EmbeddingQueue {
   private readonly items = new Map<string, Tensor>();
   constructor(readonly size: number) {}
 
-  get(view: string): Tensor | undefined { return this.items.get(view); }
+  get(view: string): Tensor | undefined {
+    return this.items.get(view);
+  }
 
   /** Prepends the batch (detached) and drops the oldest rows beyond `size`. */
   push(view: string, emb: Tensor): void {
     if (this.size <= 0) return;
     const old = this.items.get(view);
-    const next = torch.tidy(() => {
-      const all = old ? torch.cat([emb.detach(), old], 0) : emb.detach().clone();
-      return all.narrow(0, 0, Math.min(this.size, all.size(0))).contiguous();
-    }).keep();
+    const next = torch
+      .tidy(() => {
+        const all = old ? torch.cat([emb.detach(), old], 0) : emb.detach().clone();
+        return all.narrow(0, 0, Math.min(this.size, all.size(0))).contiguous();
+      })
+      .keep();
     old?.dispose();
     this.items.set(view, next);
   }
 
   /** Named tensors for checkpoints (exact resume needs the queue too). */
-  stateDict(): Map<string, Tensor> { return new Map([...this.items].map(([k, t]) => [`queue.${k}`, t])); }
+  stateDict(): Map<string, Tensor> {
+    return new Map([...this.items].map(([k, t]) => [`queue.${k}`, t]));
+  }
   loadStateDict(state: Map<string, Tensor>): void {
     this.dispose();
     for (const [k, t] of state) if (k.startsWith('queue.')) this.items.set(k.slice(6), t.clone().keep());

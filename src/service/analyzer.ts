@@ -17,9 +17,17 @@ import { type EvalRecord } from '../eval/task.js';
 import { evaluateCheckpoint } from '../eval/evaluate-checkpoint.js';
 import { readJsonFile } from '../util/files.js';
 
-export interface Finding { label: string; probability: number; threshold: number | null; positive: boolean | null }
+export interface Finding {
+  label: string;
+  probability: number;
+  threshold: number | null;
+  positive: boolean | null;
+}
 export interface Analysis {
-  scan: string; checkpoint: string; checkpointId: string; preset: string;
+  scan: string;
+  checkpoint: string;
+  checkpointId: string;
+  preset: string;
   /** where the thresholds come from (a zero-shot evaluation record), or null when there are none */
   thresholds: string | null;
   findings: Finding[];
@@ -28,7 +36,10 @@ export interface Analysis {
 }
 
 /** The zero-shot record of this checkpoint, if the run has one. */
-function zeroshotRecord(runDir: string, checkpointId: string): EvalRecord<ClassificationReport & { templates: number }> | undefined {
+function zeroshotRecord(
+  runDir: string,
+  checkpointId: string,
+): EvalRecord<ClassificationReport & { templates: number }> | undefined {
   const path = join(runDir, 'eval', 'zeroshot.json');
   if (!existsSync(path)) return undefined;
   const r = readJsonFile<EvalRecord<ClassificationReport & { templates: number }>>(path);
@@ -36,7 +47,12 @@ function zeroshotRecord(runDir: string, checkpointId: string): EvalRecord<Classi
 }
 
 /** The prompt embeddings, read from `file` when it holds them for this checkpoint, templates and labels; else computed and saved. */
-function cachedPrompts(file: string, key: object, compute: () => Prompts, o: { device?: string; log: (line: string) => void }): Prompts {
+function cachedPrompts(
+  file: string,
+  key: object,
+  compute: () => Prompts,
+  o: { device?: string; log: (line: string) => void },
+): Prompts {
   const k = JSON.stringify(key);
   if (existsSync(file)) {
     const { tensors, metadata } = torch.loadSafetensors(file, { device: o.device });
@@ -54,7 +70,9 @@ function cachedPrompts(file: string, key: object, compute: () => Prompts, o: { d
 
 /** A checkpoint loaded once for many scans: its preset, prompts and thresholds; `analyze` runs one scan. */
 export interface Analyzer {
-  checkpoint: string; checkpointId: string; labelNames: string[];
+  checkpoint: string;
+  checkpointId: string;
+  labelNames: string[];
   /** the checkpoint's training cache (relative index sources live there) */
   cacheDir: string;
   /** per finding, the operating threshold (Infinity: never called), or null without a zero-shot record */
@@ -66,7 +84,11 @@ export interface Analyzer {
   dispose(): void;
 }
 
-export async function openAnalyzer(o: { checkpoint: string; device?: string; log: (line: string) => void }): Promise<Analyzer> {
+export async function openAnalyzer(o: {
+  checkpoint: string;
+  device?: string;
+  log: (line: string) => void;
+}): Promise<Analyzer> {
   const t0 = performance.now();
   const { model, tokenizer, config, dir, preset, transform } = loadT3dCheckpoint(o.checkpoint, o.log);
   let prompts: Prompts | undefined;
@@ -76,17 +98,33 @@ export async function openAnalyzer(o: { checkpoint: string; device?: string; log
     const runDir = dirname(dirname(dir));
     let record = zeroshotRecord(runDir, checkpointId);
     if (!record && existsSync(join(config.data.cache, 'cache.json'))) {
-      o.log(`no zero-shot evaluation of ${dir} yet: choosing the operating thresholds on its validation volumes (once)`);
-      await evaluateCheckpoint({ checkpoint: dir, tasks: ['zeroshot'], config: loadEvalConfig('quick'), device: o.device });
+      o.log(
+        `no zero-shot evaluation of ${dir} yet: choosing the operating thresholds on its validation volumes (once)`,
+      );
+      await evaluateCheckpoint({
+        checkpoint: dir,
+        tasks: ['zeroshot'],
+        config: loadEvalConfig('quick'),
+        device: o.device,
+      });
       record = zeroshotRecord(runDir, checkpointId);
     }
-    const labelNames = record?.result.labelNames ?? (existsSync(join(config.data.cache, 'cache.json')) ? readCacheIndex(config.data.cache).labelNames : undefined);
-    if (!labelNames) throw new Error(`${dir}: no finding names: neither ${join(runDir, 'eval', 'zeroshot.json')} nor the training cache ${config.data.cache} exists; run \`t3d eval zeroshot --checkpoint ${runDir} --data <cache>\``);
+    const labelNames =
+      record?.result.labelNames ??
+      (existsSync(join(config.data.cache, 'cache.json')) ? readCacheIndex(config.data.cache).labelNames : undefined);
+    if (!labelNames)
+      throw new Error(
+        `${dir}: no finding names: neither ${join(runDir, 'eval', 'zeroshot.json')} nor the training cache ${config.data.cache} exists; run \`t3d eval zeroshot --checkpoint ${runDir} --data <cache>\``,
+      );
     model.eval();
     const templates = record?.result.templates ?? 1;
     const scoreStart = performance.now();
-    prompts = cachedPrompts(join(runDir, 'eval', 'zeroshot-prompts.safetensors'), { checkpointId, templates, labelNames },
-      () => zeroShotPrompts(model, tokenizer, labelNames, { templates, device: o.device }), o);
+    prompts = cachedPrompts(
+      join(runDir, 'eval', 'zeroshot-prompts.safetensors'),
+      { checkpointId, templates, labelNames },
+      () => zeroShotPrompts(model, tokenizer, labelNames, { templates, device: o.device }),
+      o,
+    );
     const promptSeconds = (performance.now() - scoreStart) / 1000;
     const loadSeconds = (scoreStart - t0) / 1000;
     const p = prompts;
@@ -96,14 +134,28 @@ export async function openAnalyzer(o: { checkpoint: string; device?: string; log
       return t === undefined ? null : t === null ? Infinity : t; // JSON keeps +Infinity as null
     });
     return {
-      checkpoint: dir, checkpointId, labelNames, thresholds, cacheDir: config.data.cache,
+      checkpoint: dir,
+      checkpointId,
+      labelNames,
+      thresholds,
+      cacheDir: config.data.cache,
       embedTexts: (texts) => {
-        const flat = torch.tidy(() => embedTexts(model, tokenizer, texts, config.data.maxTokens, o.device).to('cpu').to('float32').toArray());
+        const flat = torch.tidy(() =>
+          embedTexts(model, tokenizer, texts, config.data.maxTokens, o.device).to('cpu').to('float32').toArray(),
+        );
         const D = flat.length / texts.length;
         return texts.map((_, i) => flat.slice(i * D, (i + 1) * D));
       },
       async analyze(scan, a = {}) {
-        const clock = (() => { let t = performance.now(); return () => { const now = performance.now(); const s = (now - t) / 1000; t = now; return s; }; })();
+        const clock = (() => {
+          let t = performance.now();
+          return () => {
+            const now = performance.now();
+            const s = (now - t) / 1000;
+            t = now;
+            return s;
+          };
+        })();
         const raw = await readScan(scan, { intercept: a.intercept, rejectGaps: a.rejectGaps, warn: o.log });
         const read = clock();
         let x: torch.Tensor;
@@ -124,13 +176,22 @@ export async function openAnalyzer(o: { checkpoint: string; device?: string; log
         const load = first ? loadSeconds : 0;
         first = false;
         return {
-          scan, checkpoint: dir, checkpointId, preset: preset.name,
+          scan,
+          checkpoint: dir,
+          checkpointId,
+          preset: preset.name,
           thresholds: record ? join(runDir, 'eval', 'zeroshot.json') : null,
           findings: labelNames.map((label, l) => {
             const threshold = thresholds[l]!;
-            return { label, probability: probs[l]!, threshold, positive: threshold === null ? null : probs[l]! >= threshold };
+            return {
+              label,
+              probability: probs[l]!,
+              threshold,
+              positive: threshold === null ? null : probs[l]! >= threshold,
+            };
           }),
-          embedding, seconds: { load, read, preprocess, encode, score },
+          embedding,
+          seconds: { load, read, preprocess, encode, score },
         };
       },
       dispose() {
@@ -146,7 +207,10 @@ export async function openAnalyzer(o: { checkpoint: string; device?: string; log
 }
 
 /** One scan with a checkpoint loaded for it (see openAnalyzer for many). */
-export async function analyzeScan(scan: string, o: { checkpoint: string; intercept?: number; device?: string; log: (line: string) => void }): Promise<Analysis> {
+export async function analyzeScan(
+  scan: string,
+  o: { checkpoint: string; intercept?: number; device?: string; log: (line: string) => void },
+): Promise<Analysis> {
   const analyzer = await openAnalyzer(o);
   try {
     return await analyzer.analyze(scan, { intercept: o.intercept });

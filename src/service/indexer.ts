@@ -1,7 +1,16 @@
 // The embedding index's writers: a preprocessed cache, a folder of scans or a PACS (DICOMweb) → embeddings, reports,
 // labels and zero-shot finding probabilities → one LanceDB table per checkpoint. Incremental (indexed ids are
 // skipped), one atomic append per batch, unreadable volumes quarantined in <db>/quarantine.jsonl.
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.js';
@@ -22,8 +31,14 @@ export function listScans(folder: string): string[] {
   if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new Error(`--scans ${folder}: no such folder`);
   const out: string[] = [];
   const walk = (rel: string) => {
-    const entries = readdirSync(join(folder, rel), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
-    if (rel && entries.some((e) => e.isFile() && !/\.(nii(\.gz)?|json|txt|csv|md)$/i.test(e.name) && !e.name.startsWith('.'))) out.push(rel);
+    const entries = readdirSync(join(folder, rel), { withFileTypes: true }).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    );
+    if (
+      rel &&
+      entries.some((e) => e.isFile() && !/\.(nii(\.gz)?|json|txt|csv|md)$/i.test(e.name) && !e.name.startsWith('.'))
+    )
+      out.push(rel);
     for (const e of entries) {
       const path = rel ? join(rel, e.name) : e.name;
       if (e.isDirectory()) walk(path);
@@ -37,12 +52,17 @@ export function listScans(folder: string): string[] {
 /** Reports a volume that could not be indexed and lists it in <db>/quarantine.jsonl. */
 function quarantine(db: string, id: string, checkpointId: string, err: unknown, log: (line: string) => void): void {
   log(`index: ${id} skipped: ${(err as Error).message}`);
-  appendFileSync(join(db, 'quarantine.jsonl'), JSON.stringify({ id, checkpointId, error: (err as Error).message, at: new Date().toISOString() }) + '\n');
+  appendFileSync(
+    join(db, 'quarantine.jsonl'),
+    JSON.stringify({ id, checkpointId, error: (err as Error).message, at: new Date().toISOString() }) + '\n',
+  );
 }
 
 function progress(done: number, total: number, t0: number, processed: number, print: (line: string) => void): void {
   const rate = processed / ((performance.now() - t0) / 1000);
-  print(`index: ${done}/${total} (${Math.round((100 * done) / total)} %) ${rate.toFixed(1)} volumes/s ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s`);
+  print(
+    `index: ${done}/${total} (${Math.round((100 * done) / total)} %) ${rate.toFixed(1)} volumes/s ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s`,
+  );
 }
 
 interface ScanSource {
@@ -55,13 +75,19 @@ interface ScanSource {
 }
 
 export interface IndexOptions {
-  checkpoint: string; db: string; batch: number; ann: boolean; device?: string;
+  checkpoint: string;
+  db: string;
+  batch: number;
+  ann: boolean;
+  device?: string;
   /** progress lines (default console.log) and warnings (default console.error) */
-  print?: (line: string) => void; log?: (line: string) => void;
+  print?: (line: string) => void;
+  log?: (line: string) => void;
 }
 export type ScanIndexOptions = IndexOptions & { intercept?: number };
 const printer = (o: IndexOptions) => ({
-  print: o.print ?? ((l: string) => console.log(l)), log: o.log ?? ((l: string) => console.error(`t3d: ${l}`)),
+  print: o.print ?? ((l: string) => console.log(l)),
+  log: o.log ?? ((l: string) => console.error(`t3d: ${l}`)),
 });
 
 /** Scans → the checkpoint's analyzer → rows, appended batch by batch; failures quarantined, indexed ids skipped. */
@@ -73,9 +99,12 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
     const index = await VectorIndex.open(o.db, analyzer.checkpointId);
     const done = await index.ids();
     const todo = src.ids.filter((s) => !done.has(s));
-    print(`index: ${src.ids.length} ${src.what}, ${src.ids.length - todo.length} already in table t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`);
+    print(
+      `index: ${src.ids.length} ${src.what}, ${src.ids.length - todo.length} already in table t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`,
+    );
     const t0 = performance.now();
-    let added = 0, quarantined = 0;
+    let added = 0,
+      quarantined = 0;
     for (let at = 0; at < todo.length; at += o.batch) {
       const rows: IndexRow[] = [];
       for (const id of todo.slice(at, at + o.batch)) {
@@ -83,8 +112,16 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
         try {
           opened = await src.open(id);
           const a = await analyzer.analyze(opened.path, { intercept: o.intercept, rejectGaps: true });
-          rows.push({ id, source: opened.source, split: src.split, report: '', labels: a.findings.filter((f) => f.positive).map((f) => f.label),
-            findings: Object.fromEntries(a.findings.map((f) => [f.label, f.probability])), checkpointId: analyzer.checkpointId, vector: a.embedding });
+          rows.push({
+            id,
+            source: opened.source,
+            split: src.split,
+            report: '',
+            labels: a.findings.filter((f) => f.positive).map((f) => f.label),
+            findings: Object.fromEntries(a.findings.map((f) => [f.label, f.probability])),
+            checkpointId: analyzer.checkpointId,
+            vector: a.embedding,
+          });
         } catch (err) {
           quarantined += 1;
           quarantine(o.db, id, analyzer.checkpointId, err, log);
@@ -97,7 +134,9 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
       progress(Math.min(at + o.batch, todo.length), todo.length, t0, added + quarantined, print);
     }
     if (o.ann) await index.createAnnIndex();
-    print(`index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`);
+    print(
+      `index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`,
+    );
   } finally {
     analyzer.dispose();
   }
@@ -107,24 +146,42 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
 export async function indexScans(folder: string, o: ScanIndexOptions): Promise<void> {
   const scans = listScans(folder);
   if (scans.length === 0) throw new Error(`--scans ${folder}: no .nii/.nii.gz files or DICOM series folders in it`);
-  await indexScanSource({ what: `scans in ${folder}`, ids: scans, split: 'scans', open: async (id) => ({ path: join(folder, id), source: join(folder, id) }) }, o);
+  await indexScanSource(
+    {
+      what: `scans in ${folder}`,
+      ids: scans,
+      split: 'scans',
+      open: async (id) => ({ path: join(folder, id), source: join(folder, id) }),
+    },
+    o,
+  );
 }
 
 /** CT series of a DICOMweb server (QIDO-RS), each fetched (WADO-RS) into a temporary folder; id = SeriesInstanceUID. */
 export async function indexDicomWeb(base: string, o: ScanIndexOptions & { timeoutMs: number }): Promise<void> {
   const series = await findSeries(base, { timeoutMs: o.timeoutMs });
   const byUid = new Map(series.map((s) => [s.seriesUid, s]));
-  await indexScanSource({
-    what: `CT series on ${base}`, ids: [...byUid.keys()], split: 'pacs',
-    open: async (uid) => {
-      const s = byUid.get(uid)!;
-      const parts = await fetchSeries(base, s, { timeoutMs: o.timeoutMs });
-      if (s.instances !== undefined && parts.length < s.instances) throw new Error(`partial series: ${parts.length} of ${s.instances} instances arrived`);
-      const dir = mkdtempSync(join(tmpdir(), 't3d-series-'));
-      parts.forEach((p, i) => writeFileSync(join(dir, `${String(i + 1).padStart(5, '0')}.dcm`), p));
-      return { path: dir, source: `${base.replace(/\/+$/, '')}/studies/${s.studyUid}/series/${uid}`, close: () => rmSync(dir, { recursive: true, force: true }) };
+  await indexScanSource(
+    {
+      what: `CT series on ${base}`,
+      ids: [...byUid.keys()],
+      split: 'pacs',
+      open: async (uid) => {
+        const s = byUid.get(uid)!;
+        const parts = await fetchSeries(base, s, { timeoutMs: o.timeoutMs });
+        if (s.instances !== undefined && parts.length < s.instances)
+          throw new Error(`partial series: ${parts.length} of ${s.instances} instances arrived`);
+        const dir = mkdtempSync(join(tmpdir(), 't3d-series-'));
+        parts.forEach((p, i) => writeFileSync(join(dir, `${String(i + 1).padStart(5, '0')}.dcm`), p));
+        return {
+          path: dir,
+          source: `${base.replace(/\/+$/, '')}/studies/${s.studyUid}/series/${uid}`,
+          close: () => rmSync(dir, { recursive: true, force: true }),
+        };
+      },
     },
-  }, o);
+    o,
+  );
 }
 
 /** The volumes of a preprocessed cache (default: the checkpoint's own), optionally some splits only. */
@@ -140,16 +197,26 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
     const { entries, labelNames } = readCacheIndex(cache);
     const splits = o.splits;
     const chosen = entries.filter((e) => !splits || splits.includes(e.split));
-    if (splits && chosen.length === 0) throw new Error(`index: --split ${splits.join(',')}: no such volumes in ${cache} (splits: ${[...new Set(entries.map((e) => e.split))].join(', ')})`);
+    if (splits && chosen.length === 0)
+      throw new Error(
+        `index: --split ${splits.join(',')}: no such volumes in ${cache} (splits: ${[...new Set(entries.map((e) => e.split))].join(', ')})`,
+      );
     mkdirSync(db, { recursive: true });
     const index = await VectorIndex.open(db, checkpointIdOf(ckpt.dir));
     const done = await index.ids();
     const todo = chosen.filter((e) => !done.has(e.name));
-    print(`index: ${chosen.length} volumes in ${cache}, ${chosen.length - todo.length} already in table t3d_${index.checkpointId} of ${db}; ${todo.length} to embed`);
+    print(
+      `index: ${chosen.length} volumes in ${cache}, ${chosen.length - todo.length} already in table t3d_${index.checkpointId} of ${db}; ${todo.length} to embed`,
+    );
     const prompts = zeroShotPrompts(model, tokenizer, labelNames, { templates: 3, device });
     const byName = new Map(entries.map((e) => [e.name, e]));
     const embed = async (names: string[]): Promise<IndexRow[]> => {
-      const e = await embedSplit(model, tokenizer, cache, undefined, { names, batchSize: Math.min(batch, 8), maxTokens: config.data.maxTokens, device });
+      const e = await embedSplit(model, tokenizer, cache, undefined, {
+        names,
+        batchSize: Math.min(batch, 8),
+        maxTokens: config.data.maxTokens,
+        device,
+      });
       try {
         const probs = scoresFromPrompts(model, e.volumes, prompts);
         const vectors = torch.tidy(() => e.volumes.to('cpu').to('float32').toArray());
@@ -157,8 +224,14 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
         return e.names.map((n, i) => {
           const entry = byName.get(n)!;
           return {
-            id: n, source: resolve(cache, entry.file), split: entry.split, report: entry.report, labels: labelNames.filter((_, l) => entry.labels[l] === 1),
-            findings: Object.fromEntries(labelNames.map((l, j) => [l, probs[i]![j]!])), checkpointId: index.checkpointId, vector: vectors.slice(i * D, (i + 1) * D),
+            id: n,
+            source: resolve(cache, entry.file),
+            split: entry.split,
+            report: entry.report,
+            labels: labelNames.filter((_, l) => entry.labels[l] === 1),
+            findings: Object.fromEntries(labelNames.map((l, j) => [l, probs[i]![j]!])),
+            checkpointId: index.checkpointId,
+            vector: vectors.slice(i * D, (i + 1) * D),
           };
         });
       } finally {
@@ -166,7 +239,8 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
       }
     };
     const t0 = performance.now();
-    let added = 0, quarantined = 0;
+    let added = 0,
+      quarantined = 0;
     try {
       for (let at = 0; at < todo.length; at += batch) {
         const names = todo.slice(at, at + batch).map((e) => e.name);
@@ -178,7 +252,7 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
           rows = [];
           for (const n of names) {
             try {
-              rows.push(...await embed([n]));
+              rows.push(...(await embed([n])));
             } catch (err) {
               quarantined += 1;
               quarantine(db, n, index.checkpointId, err, log);
@@ -193,7 +267,9 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
       torch.dispose([prompts.pos, prompts.neg]);
     }
     if (o.ann) await index.createAnnIndex();
-    print(`index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`);
+    print(
+      `index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`,
+    );
   } finally {
     model.dispose();
   }

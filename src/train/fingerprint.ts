@@ -19,7 +19,7 @@ export function settingsDiff(saved: unknown, now: Settings): string | undefined 
     const hash = settingsHash(now);
     return saved === hash ? undefined : `fingerprint ${saved}, now ${hash}`;
   }
-  const got = (typeof saved === 'string' ? JSON.parse(saved) : saved ?? {}) as Settings;
+  const got = (typeof saved === 'string' ? JSON.parse(saved) : (saved ?? {})) as Settings;
   const differs = (k: string) => JSON.stringify(now[k]) !== JSON.stringify(got[k]);
   const diff = [...new Set([...Object.keys(now), ...Object.keys(got)])].filter(differs);
   if (!diff.length) return undefined;

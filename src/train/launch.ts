@@ -4,7 +4,13 @@ import { createServer, type AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 
 /** One node's share of a data-parallel job: `nproc` ranks here, of `nnodes` × `nproc` in all. */
-export interface Launch { nproc: number; nnodes: number; nodeRank: number; masterAddr: string; masterPort?: number }
+export interface Launch {
+  nproc: number;
+  nnodes: number;
+  nodeRank: number;
+  masterAddr: string;
+  masterPort?: number;
+}
 
 /**
  * torchrun's job: starts this node's `nproc` ranks of `node <argv>` with RANK, LOCAL_RANK, NODE_RANK, WORLD_SIZE,
@@ -13,9 +19,14 @@ export interface Launch { nproc: number; nnodes: number; nodeRank: number; maste
  * Other launchers (Slurm, Kubernetes, torchrun-style scripts) set these variables themselves, one process per rank.
  */
 export async function launchRanks(argv: string[], l: Launch): Promise<void> {
-  const port = l.masterPort ?? await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => { const p = (s.address() as AddressInfo).port; s.close(() => resolve(p)); });
-  });
+  const port =
+    l.masterPort ??
+    (await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => resolve(p));
+      });
+    }));
   const world = l.nnodes * l.nproc;
   const threads = process.env.T3D_NUM_THREADS ?? String(Math.max(1, Math.floor(availableParallelism() / l.nproc)));
   const children = Array.from({ length: l.nproc }, (_, local) => {
@@ -23,15 +34,31 @@ export async function launchRanks(argv: string[], l: Launch): Promise<void> {
     return spawn(process.execPath, argv, {
       stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', 'inherit'],
       env: {
-        ...process.env, RANK: String(rank), LOCAL_RANK: String(local), NODE_RANK: String(l.nodeRank), WORLD_SIZE: String(world),
-        MASTER_ADDR: l.masterAddr, MASTER_PORT: String(port), T3D_NUM_THREADS: threads,
+        ...process.env,
+        RANK: String(rank),
+        LOCAL_RANK: String(local),
+        NODE_RANK: String(l.nodeRank),
+        WORLD_SIZE: String(world),
+        MASTER_ADDR: l.masterAddr,
+        MASTER_PORT: String(port),
+        T3D_NUM_THREADS: threads,
       },
     });
   });
-  const codes = await Promise.all(children.map((c) => new Promise<number | null>((resolve) => c.on('close', (code) => {
-    if (code !== 0) children.forEach((o) => o.exitCode === null && o.kill('SIGTERM'));
-    resolve(code);
-  }))));
+  const codes = await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<number | null>((resolve) =>
+          c.on('close', (code) => {
+            if (code !== 0) children.forEach((o) => o.exitCode === null && o.kill('SIGTERM'));
+            resolve(code);
+          }),
+        ),
+    ),
+  );
   const failed = codes.map((c, local) => ({ c, rank: l.nodeRank * l.nproc + local })).filter((x) => x.c !== 0);
-  if (failed.length) throw new Error(`pretrain: rank ${failed[0]!.rank} of ${world} exited with ${failed[0]!.c}; the group was stopped (rerun with --resume to continue from the last checkpoint)`);
+  if (failed.length)
+    throw new Error(
+      `pretrain: rank ${failed[0]!.rank} of ${world} exited with ${failed[0]!.c}; the group was stopped (rerun with --resume to continue from the last checkpoint)`,
+    );
 }

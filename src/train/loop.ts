@@ -22,7 +22,11 @@ export interface LoopState {
 }
 
 export const freshLoopState = (): LoopState => ({
-  step: 0, epoch: 0, batchInEpoch: 0, consecutiveNonFinite: 0, skippedSteps: 0,
+  step: 0,
+  epoch: 0,
+  batchInEpoch: 0,
+  consecutiveNonFinite: 0,
+  skippedSteps: 0,
 });
 
 /** What one batch's forward pass gives: the loss, and anything else the trainer's hooks want to see. */
@@ -100,7 +104,10 @@ export interface LoopSpec<B, X> {
   log: (line: string) => void;
 }
 
-export interface LoopResult { lastLoss: number; checkpoint: string }
+export interface LoopResult {
+  lastLoss: number;
+  checkpoint: string;
+}
 
 export class TrainLoop<B, X> {
   private micro = 0;
@@ -120,7 +127,9 @@ export class TrainLoop<B, X> {
     this.startStep = spec.state.step;
   }
 
-  private get total(): number { return 'steps' in this.spec.length ? this.spec.length.steps : this.spec.length.epochs; }
+  private get total(): number {
+    return 'steps' in this.spec.length ? this.spec.length.steps : this.spec.length.epochs;
+  }
 
   async run(): Promise<LoopResult> {
     const g = this.drive();
@@ -138,7 +147,8 @@ export class TrainLoop<B, X> {
 
   /** `yield x` stands for `await x`. */
   private *drive(): Generator<unknown, LoopResult, unknown> {
-    const { spec } = this, s = spec.state;
+    const { spec } = this,
+      s = spec.state;
     const bySteps = 'steps' in spec.length;
     const done = () => (bySteps ? s.step >= this.total : s.epoch >= this.total);
     while (!done()) {
@@ -162,7 +172,10 @@ export class TrainLoop<B, X> {
       }
       if (bySteps && done()) break;
       const stop = yield spec.afterEpoch?.({
-        state: s, epoch: s.epoch, steps: this.epochSteps, skipped: this.epochSkipped,
+        state: s,
+        epoch: s.epoch,
+        steps: this.epochSteps,
+        skipped: this.epochSkipped,
       });
       this.epochSteps = 0;
       this.epochSkipped = 0;
@@ -183,9 +196,13 @@ export class TrainLoop<B, X> {
     const now = performance.now();
     const s = this.spec.state;
     this.spec.progress!.report({
-      ...step, total: this.total, secsPerStep: (now - this.window) / 1000 / Math.max(1, this.windowSteps),
-      dataWait: this.waited / Math.max(1, now - this.window), meanLoss: this.windowLoss / Math.max(1, this.windowSteps),
-      stepsRun: s.step - this.startStep, elapsed: (now - this.t0) / 1000,
+      ...step,
+      total: this.total,
+      secsPerStep: (now - this.window) / 1000 / Math.max(1, this.windowSteps),
+      dataWait: this.waited / Math.max(1, now - this.window),
+      meanLoss: this.windowLoss / Math.max(1, this.windowSteps),
+      stepsRun: s.step - this.startStep,
+      elapsed: (now - this.t0) / 1000,
     });
     this.waited = 0;
     this.window = now;
@@ -195,7 +212,8 @@ export class TrainLoop<B, X> {
 
   /** Forward and backward of one batch, and the optimiser step when it completes one; the step's info, if taken. */
   private trainBatch(batch: B): StepInfo<X> | undefined {
-    const { spec } = this, s = spec.state;
+    const { spec } = this,
+      s = spec.state;
     const accum = spec.gradAccum ?? 1;
     const reducer = spec.reducer?.reducer;
     const scaler = spec.scaler?.scaler;

@@ -22,7 +22,11 @@ export interface PretrainRun {
   resume?: boolean;
   device?: string;
   /** the validation a run logs every train.validateEvery steps (the app passes zero-shot on the validation split) */
-  validation?: (model: T3dModel, tokenizer: WordPieceTokenizer, config: PretrainConfig) => () => Promise<Record<string, number>>;
+  validation?: (
+    model: T3dModel,
+    tokenizer: WordPieceTokenizer,
+    config: PretrainConfig,
+  ) => () => Promise<Record<string, number>>;
   /** progress lines (rank 0 only); default console.log */
   print?: (line: string) => void;
 }
@@ -70,17 +74,34 @@ export async function runPretraining(o: PretrainRun): Promise<TrainResult> {
   const model = buildT3dModel(cfg.model, inputTransform(preset).inputShape, tokenizer.vocabSize);
   if (device !== 'cpu') model.to({ device });
   const loader = new Loader({
-    cacheDir: cfg.data.cache, split: cfg.data.trainSplit, batchSize: cfg.data.batchSize / world, seed: cfg.train.seed,
-    rank: torch.distributed.rank, worldSize: world, workers: cfg.data.workers, prefetch: cfg.data.prefetch,
+    cacheDir: cfg.data.cache,
+    split: cfg.data.trainSplit,
+    batchSize: cfg.data.batchSize / world,
+    seed: cfg.train.seed,
+    rank: torch.distributed.rank,
+    worldSize: world,
+    workers: cfg.data.workers,
+    prefetch: cfg.data.prefetch,
     views: cfg.data.views,
   });
   if (leader) {
     const ranks = world > 1 ? `, ${world} ranks × ${cfg.data.batchSize / world} volumes per batch` : '';
-    print(`pretrain ${cfg.name}: ${model.numParameters().toLocaleString()} parameters, ${loader.entries.length} training ` +
-      `volumes, ${loader.length} batches/epoch, vocab ${tokenizer.vocabSize}, device ${device}${ranks} → ${outDir}`);
+    print(
+      `pretrain ${cfg.name}: ${model.numParameters().toLocaleString()} parameters, ${loader.entries.length} training ` +
+        `volumes, ${loader.length} batches/epoch, vocab ${tokenizer.vocabSize}, device ${device}${ranks} → ${outDir}`,
+    );
   }
   const onValidate = o.validation?.(model, tokenizer, cfg);
-  const r = await pretrain({ config: cfg, model, tokenizer, loader, outDir, device, resume: o.resume === true, onValidate });
+  const r = await pretrain({
+    config: cfg,
+    model,
+    tokenizer,
+    loader,
+    outDir,
+    device,
+    resume: o.resume === true,
+    onValidate,
+  });
   if (leader) print(`pretrain: finished at step ${r.step}; checkpoint ${r.checkpoint}`);
   if (world > 1) torch.distributed.destroy();
   return r;

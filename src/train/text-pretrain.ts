@@ -28,26 +28,46 @@ export interface TextPretrainOptions {
   checkpointEvery: number;
 }
 
-export interface TextPretrainResult { checkpoint: string; step: number; valLoss: number; valAccuracy: number }
+export interface TextPretrainResult {
+  checkpoint: string;
+  step: number;
+  valLoss: number;
+  valAccuracy: number;
+}
 
 /** Held-out masked-token loss and accuracy (fixed masks, seed 0, no augmentation). */
-function validate(model: BertForMaskedLM, tok: WordPieceTokenizer, reports: string[], o: TextPretrainOptions, special: Set<number>, device: string): { loss: number; accuracy: number } {
+function validate(
+  model: BertForMaskedLM,
+  tok: WordPieceTokenizer,
+  reports: string[],
+  o: TextPretrainOptions,
+  special: Set<number>,
+  device: string,
+): { loss: number; accuracy: number } {
   model.eval();
-  let lossSum = 0, correct = 0, count = 0;
+  let lossSum = 0,
+    correct = 0,
+    count = 0;
   const rng = new Rng(0, 0x7a11d);
   for (let i = 0; i < reports.length; i += o.batchSize) {
     const enc = tok.encodeBatch(reports.slice(i, i + o.batchSize), { maxLength: o.maxTokens, padding: 'longest' });
-    const m = maskTokens(enc.inputIds, { maskProb: o.maskProb, maskId: tok.tokenToId(tok.maskToken)!, vocabSize: tok.vocabSize, specialIds: special }, rng);
+    const m = maskTokens(
+      enc.inputIds,
+      { maskProb: o.maskProb, maskId: tok.tokenToId(tok.maskToken)!, vocabSize: tok.vocabSize, specialIds: special },
+      rng,
+    );
     const n = m.labels.reduce((s, l) => s + (l >= 0 ? 1 : 0), 0);
     if (n === 0) continue;
-    torch.noGrad(() => torch.tidy(() => {
-      const ids = torch.tensor(toBigInt64(m.inputIds), enc.shape, { device });
-      const mask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device });
-      const labels = torch.tensor(toBigInt64(m.labels), enc.shape, { device });
-      lossSum += model.loss(ids, mask, labels).item() * n;
-      const hit = model.logits(ids, mask).argmax(-1).eq(labels).logicalAnd(labels.ge(0));
-      correct += hit.sum().item();
-    }));
+    torch.noGrad(() =>
+      torch.tidy(() => {
+        const ids = torch.tensor(toBigInt64(m.inputIds), enc.shape, { device });
+        const mask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device });
+        const labels = torch.tensor(toBigInt64(m.labels), enc.shape, { device });
+        lossSum += model.loss(ids, mask, labels).item() * n;
+        const hit = model.logits(ids, mask).argmax(-1).eq(labels).logicalAnd(labels.ge(0));
+        correct += hit.sum().item();
+      }),
+    );
     count += n;
   }
   model.train();
@@ -58,8 +78,18 @@ function validate(model: BertForMaskedLM, tok: WordPieceTokenizer, reports: stri
  * Trains (or resumes) MLM on `train` reports, checkpoints to <outDir>/checkpoints, validates on `valid` reports.
  * `bertConfig` must have the tokenizer's vocabulary size.
  */
-export function pretrainText(bertConfig: BertConfig, tok: WordPieceTokenizer, train: string[], valid: string[], outDir: string, o: TextPretrainOptions, log: (l: string) => void, device = 'cpu'): TextPretrainResult {
-  if (train.length < o.batchSize) throw new Error(`pretrain-text: ${train.length} training reports, fewer than one batch of ${o.batchSize}`);
+export function pretrainText(
+  bertConfig: BertConfig,
+  tok: WordPieceTokenizer,
+  train: string[],
+  valid: string[],
+  outDir: string,
+  o: TextPretrainOptions,
+  log: (l: string) => void,
+  device = 'cpu',
+): TextPretrainResult {
+  if (train.length < o.batchSize)
+    throw new Error(`pretrain-text: ${train.length} training reports, fewer than one batch of ${o.batchSize}`);
   const maskId = tok.tokenToId(tok.maskToken);
   if (maskId === undefined) throw new Error(`pretrain-text: the tokenizer has no mask token '${tok.maskToken}'`);
   const special = new Set([tok.clsId, tok.sepId, tok.padId, maskId]);
@@ -68,10 +98,20 @@ export function pretrainText(bertConfig: BertConfig, tok: WordPieceTokenizer, tr
   torch.manualSeed(o.seed);
   const model = new BertForMaskedLM(bertConfig);
   if (device !== 'cpu') model.to({ device });
-  const opt = new optim.AdamW(model.parameters(), { lr: o.lr, weightDecay: o.weightDecay, betas: [0.9, 0.999], eps: 1e-8 });
+  const opt = new optim.AdamW(model.parameters(), {
+    lr: o.lr,
+    weightDecay: o.weightDecay,
+    betas: [0.9, 0.999],
+    eps: 1e-8,
+  });
   const sched = new optim.LRScheduler(opt, optim.warmupCosine(Math.min(o.warmupSteps, o.steps), o.steps, 0.01));
-  const target = { dir: join(outDir, 'checkpoints'), model, optimizer: opt, log,
-    settings: { config, settings, n: train.length } };
+  const target = {
+    dir: join(outDir, 'checkpoints'),
+    model,
+    optimizer: opt,
+    log,
+    settings: { config, settings, n: train.length },
+  };
   let state = freshTrainerState(target.settings);
   const resumed = resumeStepCheckpoint(target);
   if (resumed) {
@@ -95,14 +135,21 @@ export function pretrainText(bertConfig: BertConfig, tok: WordPieceTokenizer, tr
     torch.tensor(toBigInt64(v), shape, { device });
   model.train();
   const loop = new TrainLoop({
-    state, length: { steps: o.steps }, optimizer: opt, scheduler: sched,
+    state,
+    length: { steps: o.steps },
+    optimizer: opt,
+    scheduler: sched,
     clip: { params: model.parameters(), maxNorm: 1 },
-    resumedFrom: resumed?.from, log, batches,
+    resumedFrom: resumed?.from,
+    log,
+    batches,
     forward: (b) => {
       const enc = tok.encodeBatch(b.texts, { maxLength: o.maxTokens, padding: 'longest' });
       const mlm = { maskProb: o.maskProb, maskId, vocabSize: tok.vocabSize, specialIds: special };
       const m = maskTokens(enc.inputIds, mlm, b.mask);
-      return { loss: model.loss(ids(m.inputIds, enc.shape), ids(enc.attentionMask, enc.shape), ids(m.labels, enc.shape)) };
+      return {
+        loss: model.loss(ids(m.inputIds, enc.shape), ids(enc.attentionMask, enc.shape), ids(m.labels, enc.shape)),
+      };
     },
     progress: {
       every: o.logEvery,
@@ -123,7 +170,9 @@ export function pretrainText(bertConfig: BertConfig, tok: WordPieceTokenizer, tr
   try {
     const last = loop.runSync().checkpoint;
     const v = validate(model, tok, valid, o, special, device);
-    log(`pretrain-text: held-out masked-token loss ${v.loss.toFixed(4)}, accuracy ${(100 * v.accuracy).toFixed(1)} % (${valid.length} reports) → ${last}`);
+    log(
+      `pretrain-text: held-out masked-token loss ${v.loss.toFixed(4)}, accuracy ${(100 * v.accuracy).toFixed(1)} % (${valid.length} reports) → ${last}`,
+    );
     return { checkpoint: last, step: state.step, valLoss: v.loss, valAccuracy: v.accuracy };
   } finally {
     model.dispose();

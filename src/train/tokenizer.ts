@@ -10,19 +10,28 @@ import { type PretrainConfig } from './config.js';
 /** The tokenizer: given in the config, or trained on the training reports (and saved next to the run). */
 export function prepareTokenizer(c: PretrainConfig, outDir: string): WordPieceTokenizer {
   if (c.model.tokenizer) {
-    return c.model.tokenizer.endsWith('.json') ? WordPieceTokenizer.fromTokenizerJson(c.model.tokenizer) : WordPieceTokenizer.fromVocabTxt(c.model.tokenizer);
+    return c.model.tokenizer.endsWith('.json')
+      ? WordPieceTokenizer.fromTokenizerJson(c.model.tokenizer)
+      : WordPieceTokenizer.fromVocabTxt(c.model.tokenizer);
   }
   // a pre-trained text encoder brings its vocabulary: a tokenizer trained here would not match its embeddings
   if ('pretrained' in c.model.text) {
     const dir = String(c.model.text.pretrained);
     for (const f of ['tokenizer.json', 'vocab.txt']) {
-      if (existsSync(join(dir, f))) return f === 'tokenizer.json' ? WordPieceTokenizer.fromTokenizerJson(join(dir, f)) : WordPieceTokenizer.fromVocabTxt(join(dir, f));
+      if (existsSync(join(dir, f)))
+        return f === 'tokenizer.json'
+          ? WordPieceTokenizer.fromTokenizerJson(join(dir, f))
+          : WordPieceTokenizer.fromVocabTxt(join(dir, f));
     }
-    throw new Error(`model.text.pretrained ${dir}: no tokenizer.json or vocab.txt there; give one with model.tokenizer`);
+    throw new Error(
+      `model.text.pretrained ${dir}: no tokenizer.json or vocab.txt there; give one with model.tokenizer`,
+    );
   }
   const saved = join(outDir, 'tokenizer.json');
   if (existsSync(saved)) return WordPieceTokenizer.fromTokenizerJson(saved);
-  const reports = readCacheIndex(c.data.cache).entries.filter((e) => e.split === c.data.trainSplit).map((e) => e.report);
+  const reports = readCacheIndex(c.data.cache)
+    .entries.filter((e) => e.split === c.data.trainSplit)
+    .map((e) => e.report);
   const tok = trainWordPiece(reports, { vocabSize: c.model.vocabSize });
   mkdirSync(outDir, { recursive: true });
   tok.saveTokenizerJson(saved);

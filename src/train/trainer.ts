@@ -36,7 +36,12 @@ export interface TrainerDeps {
   lossHook?: (loss: Tensor, step: number) => Tensor;
 }
 
-export interface TrainResult { step: number; skippedSteps: number; lastLoss: number; checkpoint: string }
+export interface TrainResult {
+  step: number;
+  skippedSteps: number;
+  lastLoss: number;
+  checkpoint: string;
+}
 
 /** Settings that must not change across a resume (logging cadence and worker counts may). */
 function fingerprintSettings(c: PretrainConfig): Settings {
@@ -69,7 +74,12 @@ function paramGroups(model: T3dModel, c: PretrainConfig): optim.GroupSpec<optim.
  * gradient, so its sum is divided by the world size.
  */
 function gradientReducer(model: T3dModel): GradientReducer {
-  return torch.distributed.reducer(model.parameters().filter((p) => p.requiresGrad).reverse());
+  return torch.distributed.reducer(
+    model
+      .parameters()
+      .filter((p) => p.requiresGrad)
+      .reverse(),
+  );
 }
 
 /** Data-parallel: every rank starts from rank 0's parameters and buffers. */
@@ -92,19 +102,34 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   const world = torch.distributed.worldSize;
   const leader = torch.distributed.rank === 0;
   // data-parallel: rank 0 logs, writes metrics and checkpoints; every rank trains
-  const log = leader ? d.log ?? ((l: string) => console.log(l)) : () => {};
+  const log = leader ? (d.log ?? ((l: string) => console.log(l))) : () => {};
   mkdirSync(d.outDir, { recursive: true });
   const metricsPath = join(d.outDir, 'metrics.jsonl');
   const deviceType = (d.device ?? 'cpu').startsWith('cuda') ? 'cuda' : 'cpu';
   const amp = c.optim.amp ?? 'off';
-  if (amp === 'fp16' && deviceType === 'cpu') throw new Error("optim.amp 'fp16' needs a CUDA device; on CPU use 'bf16'");
-  const opt = new optim.AdamW(paramGroups(d.model, c), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps, weightDecay: c.optim.weightDecay });
-  const sched = new optim.LRScheduler(opt, optim.warmupCosine(Math.min(c.optim.warmupSteps, c.optim.steps), c.optim.steps, 0.01));
+  if (amp === 'fp16' && deviceType === 'cpu')
+    throw new Error("optim.amp 'fp16' needs a CUDA device; on CPU use 'bf16'");
+  const opt = new optim.AdamW(paramGroups(d.model, c), {
+    lr: c.optim.lr,
+    betas: c.optim.betas,
+    eps: c.optim.eps,
+    weightDecay: c.optim.weightDecay,
+  });
+  const sched = new optim.LRScheduler(
+    opt,
+    optim.warmupCosine(Math.min(c.optim.warmupSteps, c.optim.steps), c.optim.steps, 0.01),
+  );
   const queue = new EmbeddingQueue(c.objective.tma.queue);
   const scaler = amp === 'fp16' ? new optim.GradScaler() : undefined;
   const momentum = c.objective.tma.teacherMomentum ?? 0;
-  const teacher = momentum > 0 && c.objective.tma.weight > 0
-    ? new EmaTeacher(buildT3dModel(c.model, d.loader.globalShape, d.tokenizer.vocabSize).to({ device: d.device ?? 'cpu' }), d.model, momentum) : undefined;
+  const teacher =
+    momentum > 0 && c.objective.tma.weight > 0
+      ? new EmaTeacher(
+          buildT3dModel(c.model, d.loader.globalShape, d.tokenizer.vocabSize).to({ device: d.device ?? 'cpu' }),
+          d.model,
+          momentum,
+        )
+      : undefined;
   const settings = fingerprintSettings(c);
   const target = { dir: join(d.outDir, 'checkpoints'), model: d.model, optimizer: opt, settings, log };
   let state = freshTrainerState(target.settings);
@@ -135,21 +160,32 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     const t0 = performance.now();
     const seed = c.train.seed;
     const loop = new TrainLoop({
-      state, length: { steps: c.optim.steps }, optimizer: opt, scheduler: sched, gradAccum: c.optim.gradAccum,
+      state,
+      length: { steps: c.optim.steps },
+      optimizer: opt,
+      scheduler: sched,
+      gradAccum: c.optim.gradAccum,
       clip: { params: d.model.parameters(), maxNorm: c.optim.clipNorm },
       maxConsecutiveNonFinite: c.train.maxConsecutiveNonFinite,
       autocast: amp === 'off' ? undefined : { deviceType, dtype: amp === 'bf16' ? 'bfloat16' : 'float16' },
       scaler: scaler && { scaler, params: d.model.parameters() },
       reducer: reducer && { reducer, afterReduce: () => d.model.logit_scale.value.grad?.div_(world) },
-      lossHook: d.lossHook, resumedFrom: resumed?.from, log,
+      lossHook: d.lossHook,
+      resumedFrom: resumed?.from,
+      log,
       batches: (epoch, skip) => d.loader.epoch(epoch, skip),
       forward: (raw: RawBatch, _state, autocast) => {
         const views = batchToTensors(raw, d.loader, d.device);
-        const texts = raw.reports.map((r, i) => augmentReport(r, new Rng(seed, state.epoch, raw.indices[i]!, 17), c.data.textAugment));
+        const texts = raw.reports.map((r, i) =>
+          augmentReport(r, new Rng(seed, state.epoch, raw.indices[i]!, 17), c.data.textAugment),
+        );
         const enc = d.tokenizer.encodeBatch(texts, { maxLength: c.data.maxTokens, padding: 'longest' });
         const inputIds = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device: d.device });
         const attentionMask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device: d.device });
-        const sentenceIndex = c.objective.tma.formulation === 'local' ? torch.tensor(toBigInt64(d.tokenizer.sentenceIndex(texts, enc)), enc.shape, { device: d.device }) : undefined;
+        const sentenceIndex =
+          c.objective.tma.formulation === 'local'
+            ? torch.tensor(toBigInt64(d.tokenizer.sentenceIndex(texts, enc)), enc.shape, { device: d.device })
+            : undefined;
         const batch = { global: views.global, locals: views.locals, inputIds, attentionMask, sentenceIndex };
         const forward = () => t3dLoss(d.model, batch, c.objective, state.step, queue, teacher?.model);
         const out = autocast(forward);
@@ -161,14 +197,23 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
         report: (p) => {
           const { parts: lossParts, stats } = p.extra;
           const entry = {
-            step: p.state.step, epoch: p.state.epoch, loss: p.loss, ...lossParts, ...stats, gradNorm: p.gradNorm,
-            lr: sched.currentLrs()[0], volumesPerS: (c.data.batchSize * c.optim.gradAccum) / p.secsPerStep,
+            step: p.state.step,
+            epoch: p.state.epoch,
+            loss: p.loss,
+            ...lossParts,
+            ...stats,
+            gradNorm: p.gradNorm,
+            lr: sched.currentLrs()[0],
+            volumesPerS: (c.data.batchSize * c.optim.gradAccum) / p.secsPerStep,
             dataWait: p.dataWait,
-            liveTensors: torch.memory().numTensors, rssMB: process.memoryUsage().rss / 1e6,
+            liveTensors: torch.memory().numTensors,
+            rssMB: process.memoryUsage().rss / 1e6,
             ...(scaler ? { lossScale: scaler.scale } : {}),
           };
           if (leader) appendFileSync(metricsPath, JSON.stringify(entry) + '\n');
-          const parts = Object.entries(lossParts).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
+          const parts = Object.entries(lossParts)
+            .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+            .join(' ');
           const eta = p.secsPerStep * (c.optim.steps - p.state.step);
           const wait = `data-wait ${(entry.dataWait * 100).toFixed(0)} % ETA ${fmtTime(eta)}`;
           const head = `step ${p.state.step}/${c.optim.steps} loss ${p.loss.toFixed(4)} (${parts})`;
@@ -181,7 +226,11 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
         const m = await d.onValidate(s.step);
         d.model.train();
         appendFileSync(metricsPath, JSON.stringify({ step: s.step, validation: m }) + '\n');
-        log(`validation at step ${s.step}: ${Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+        log(
+          `validation at step ${s.step}: ${Object.entries(m)
+            .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+            .join(', ')}`,
+        );
       },
       checkpoint: leader ? { everySteps: c.train.checkpointEvery, save } : undefined,
     });

@@ -34,6 +34,8 @@ export function synthGeometry(preset: Preset): SynthGeometry {
   const z = preset.spacing[2];
   return {
     inPlane: Math.max(16, 8 * Math.ceil((1.25 * Math.max(h, w)) / 8)),
-    fovMm: [340, 400], sliceThicknessMm: [(z * 2) / 5, z / 2], zExtentMm: [300, 340],
+    fovMm: [340, 400],
+    sliceThicknessMm: [(z * 2) / 5, z / 2],
+    zExtentMm: [300, 340],
   };
 }

@@ -27,7 +27,11 @@ export interface StudyOptions {
   subset?: LabelSubset;
 }
 
-export interface StudyWritten { md: string; mdPath: string; report: string }
+export interface StudyWritten {
+  md: string;
+  mdPath: string;
+  report: string;
+}
 
 /** Writes <out>/study.md and the HTML report; returns the markdown and where both went. */
 export async function writeStudy(runs: string, o: StudyOptions): Promise<StudyWritten> {

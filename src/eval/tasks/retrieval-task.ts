@@ -9,9 +9,11 @@ export const retrievalTask: EvalTask = {
   needsText: true,
   run: async (ctx) => {
     const s = textSetup(ctx);
-    return [await record(ctx, 'retrieval', variantOf(ctx, ''), async () => {
-      const t = await testEmbeddings(ctx, s);
-      return { names: t.names, ...retrievalReport(rows(t.volumes), rows(t.reports), t.labels, s.bootstrap) };
-    })];
+    return [
+      await record(ctx, 'retrieval', variantOf(ctx, ''), async () => {
+        const t = await testEmbeddings(ctx, s);
+        return { names: t.names, ...retrievalReport(rows(t.volumes), rows(t.reports), t.labels, s.bootstrap) };
+      }),
+    ];
   },
 };

@@ -26,7 +26,10 @@ export interface RunState {
 
 /** The run folder: per-epoch state (weights, optimizer, RNG, JSON) and the best weights, each written atomically. */
 export class RunDir {
-  constructor(readonly dir: string | undefined, readonly fingerprint: Record<string, unknown>) {
+  constructor(
+    readonly dir: string | undefined,
+    readonly fingerprint: Record<string, unknown>,
+  ) {
     if (dir) mkdirSync(dir, { recursive: true });
   }
 
@@ -71,7 +74,9 @@ export class RunDir {
     }
     const saved = torch.loadSafetensors(bestFile).tensors;
     try {
-      torch.noGrad(() => { for (const [k, t] of best) t.copy_(saved.get(k)!); });
+      torch.noGrad(() => {
+        for (const [k, t] of best) t.copy_(saved.get(k)!);
+      });
     } finally {
       torch.dispose([...saved.values()]);
     }

@@ -13,21 +13,29 @@ async function transfer(ctx: SuiteContext, task: string, mode: 'linear' | 'finet
   const bootstrap = { resamples: ctx.config.bootstrap.resamples, seed: ctx.config.seed };
   const out: EvalRecord[] = [];
   for (const fraction of ctx.config.transfer.fractions) {
-    out.push(await record(ctx, task, variantOf(ctx, pct(fraction)), async (workDir) => {
-      const r = await runTransfer(ctx.target.makeEncoder, {
-        // beside the cache, so every method and pre-training seed evaluated on it trains on the same labelled volumes
-        cacheDir: ctx.cacheDir, mode, fraction, splits,
-        subsetFile: join(ctx.cacheDir, 'eval-subsets', `labels-${pct(fraction)}-seed${ctx.config.seed}.json`),
-        ...budget, seed: ctx.config.seed, device: ctx.device, outDir: workDir, onProgress: ctx.log,
-        fullResolution: isFull(ctx),
-        featureFile: mode === 'linear'
-          ? join(ctx.outDir, 'work', `${variantOf(ctx, 'probe-features')}.safetensors`)
-          : undefined,
-      });
-      const test = { scores: r.testScores, labels: r.testLabels };
-      const report = classificationReport(labelNames, test, { scores: r.valScores, labels: r.valLabels }, bootstrap);
-      return { ...report, fraction, transfer: r };
-    }));
+    out.push(
+      await record(ctx, task, variantOf(ctx, pct(fraction)), async (workDir) => {
+        const r = await runTransfer(ctx.target.makeEncoder, {
+          // beside the cache, so every method and pre-training seed evaluated on it trains on the same labelled volumes
+          cacheDir: ctx.cacheDir,
+          mode,
+          fraction,
+          splits,
+          subsetFile: join(ctx.cacheDir, 'eval-subsets', `labels-${pct(fraction)}-seed${ctx.config.seed}.json`),
+          ...budget,
+          seed: ctx.config.seed,
+          device: ctx.device,
+          outDir: workDir,
+          onProgress: ctx.log,
+          fullResolution: isFull(ctx),
+          featureFile:
+            mode === 'linear' ? join(ctx.outDir, 'work', `${variantOf(ctx, 'probe-features')}.safetensors`) : undefined,
+        });
+        const test = { scores: r.testScores, labels: r.testLabels };
+        const report = classificationReport(labelNames, test, { scores: r.valScores, labels: r.valLabels }, bootstrap);
+        return { ...report, fraction, transfer: r };
+      }),
+    );
   }
   return out;
 }

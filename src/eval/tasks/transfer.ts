@@ -31,7 +31,10 @@ import { cacheFingerprint, labelSubset, namesFingerprint, type EvalSplits } from
 import { RunDir, type RunState, STATE_FORMAT } from './transfer-run.js';
 
 /** A training batch: its size and its loss. */
-interface TrainBatch { n: number; loss: () => Tensor }
+interface TrainBatch {
+  n: number;
+  loss: () => Tensor;
+}
 
 export interface TransferOptions {
   cacheDir: string;
@@ -92,11 +95,19 @@ export interface TransferResult {
 }
 
 const EVAL_VIEWS: Partial<ViewConfig> = { numLocal: 0, globalIntensity: false, noiseStd: 0 };
-const DEFAULT_AUGMENT = { flipProb: 0.5, intensityScale: [0.9, 1.1] as [number, number], intensityShift: [-0.05, 0.05] as [number, number], noiseStd: 0 };
+const DEFAULT_AUGMENT = {
+  flipProb: 0.5,
+  intensityScale: [0.9, 1.1] as [number, number],
+  intensityShift: [-0.05, 0.05] as [number, number],
+  noiseStd: 0,
+};
 
 /** The head (and, when fine-tuning, the encoder) under one module, so state-dict keys are encoder.* / head.*. */
 class Classifier extends nn.Module {
-  constructor(readonly encoder: VisionEncoder | undefined, readonly head: nn.Linear) {
+  constructor(
+    readonly encoder: VisionEncoder | undefined,
+    readonly head: nn.Linear,
+  ) {
     super();
     if (encoder) this.registerModule('encoder', encoder);
     this.registerModule('head', head);
@@ -107,10 +118,10 @@ class Classifier extends nn.Module {
   }
 }
 
-
 function checkOptions(o: TransferOptions): void {
   const bad: string[] = [];
-  if (o.mode !== 'linear' && o.mode !== 'finetune') bad.push(`mode must be 'linear' or 'finetune', got '${String(o.mode)}'`);
+  if (o.mode !== 'linear' && o.mode !== 'finetune')
+    bad.push(`mode must be 'linear' or 'finetune', got '${String(o.mode)}'`);
   if (!(o.fraction > 0 && o.fraction <= 1)) bad.push(`fraction must be in (0, 1], got ${o.fraction}`);
   for (const k of ['epochs', 'patience', 'batchSize', 'evalBatchSize'] as const) {
     const v = o[k];
@@ -125,10 +136,14 @@ function checkOptions(o: TransferOptions): void {
 
 /** Order-free fingerprint of a module's weights (per tensor: shape, sum, sum of |x|, 12 significant digits). */
 function weightsFingerprint(m: nn.Module): string {
-  const parts = torch.noGrad(() => torch.tidy(() => [...m.stateDict()].map(([k, t]) => {
-    const d = t.to({ dtype: 'float64', device: 'cpu' });
-    return `${k}:${t.shape.join('x')}:${d.sum().item().toPrecision(12)}:${d.abs().sum().item().toPrecision(12)}`;
-  })));
+  const parts = torch.noGrad(() =>
+    torch.tidy(() =>
+      [...m.stateDict()].map(([k, t]) => {
+        const d = t.to({ dtype: 'float64', device: 'cpu' });
+        return `${k}:${t.shape.join('x')}:${d.sum().item().toPrecision(12)}:${d.abs().sum().item().toPrecision(12)}`;
+      }),
+    ),
+  );
   return createHash('sha256').update(parts.sort().join('\n')).digest('hex').slice(0, 16);
 }
 
@@ -142,15 +157,30 @@ function rowsOf(t: Tensor): number[][] {
 async function* batchesOf(loader: Loader, epoch: number): AsyncGenerator<RawBatch> {
   let held: RawBatch | undefined;
   for await (const b of loader.epoch(epoch)) {
-    if (held && b.indices.length === 1) { held = mergeBatches(held, b); continue; }
+    if (held && b.indices.length === 1) {
+      held = mergeBatches(held, b);
+      continue;
+    }
     if (held) yield held;
     held = b;
   }
   if (held) yield held;
 }
 function mergeBatches(a: RawBatch, b: RawBatch): RawBatch {
-  const cat = (x: Float32Array, y: Float32Array) => { const o = new Float32Array(x.length + y.length); o.set(x); o.set(y, x.length); return o; };
-  return { indices: [...a.indices, ...b.indices], names: [...a.names, ...b.names], reports: [...a.reports, ...b.reports], labels: cat(a.labels, b.labels), global: cat(a.global, b.global), locals: [] };
+  const cat = (x: Float32Array, y: Float32Array) => {
+    const o = new Float32Array(x.length + y.length);
+    o.set(x);
+    o.set(y, x.length);
+    return o;
+  };
+  return {
+    indices: [...a.indices, ...b.indices],
+    names: [...a.names, ...b.names],
+    reports: [...a.reports, ...b.reports],
+    labels: cat(a.labels, b.labels),
+    global: cat(a.global, b.global),
+    locals: [],
+  };
 }
 
 /**
@@ -158,13 +188,27 @@ function mergeBatches(a: RawBatch, b: RawBatch): RawBatch {
  * (kept: the caller disposes it).
  */
 async function mapVolumes(o: TransferOptions, names: string[], fn: (x: Tensor) => Tensor): Promise<Tensor> {
-  const loader = new Loader({ cacheDir: o.cacheDir, names, batchSize: o.evalBatchSize ?? 8, seed: o.seed, shuffle: false, dropLast: false, workers: o.workers, views: EVAL_VIEWS, fullResolution: o.fullResolution });
+  const loader = new Loader({
+    cacheDir: o.cacheDir,
+    names,
+    batchSize: o.evalBatchSize ?? 8,
+    seed: o.seed,
+    shuffle: false,
+    dropLast: false,
+    workers: o.workers,
+    views: EVAL_VIEWS,
+    fullResolution: o.fullResolution,
+  });
   const [D, H, W] = loader.globalShape;
   const parts: Tensor[] = [];
   const order: string[] = [];
   try {
     for await (const b of batchesOf(loader, 0)) {
-      parts.push(torch.noGrad(() => torch.tidy(() => fn(torch.tensor(b.global, [b.indices.length, 1, D, H, W], { device: o.device })).keep())));
+      parts.push(
+        torch.noGrad(() =>
+          torch.tidy(() => fn(torch.tensor(b.global, [b.indices.length, 1, D, H, W], { device: o.device })).keep()),
+        ),
+      );
       order.push(...b.names);
     }
   } finally {
@@ -175,7 +219,9 @@ async function mapVolumes(o: TransferOptions, names: string[], fn: (x: Tensor) =
     torch.dispose(parts);
     const at = new Map(order.map((n, i) => [n, i]));
     if (names.every((n, i) => at.get(n) === i)) return all.keep();
-    const idx = torch.tensor(BigInt64Array.from(names.map((n) => BigInt(at.get(n)!))), [names.length], { device: o.device });
+    const idx = torch.tensor(BigInt64Array.from(names.map((n) => BigInt(at.get(n)!))), [names.length], {
+      device: o.device,
+    });
     return all.indexSelect(0, idx).keep();
   });
 }
@@ -191,9 +237,13 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
   const tag = `${o.mode === 'linear' ? 'linear probe' : 'fine-tune'} ${+(o.fraction * 100).toFixed(2)} %`;
   const index = readCacheIndex(o.cacheDir);
   const labelsOf = new Map(index.entries.map((e) => [e.name, e.labels]));
-  for (const [part, names] of [['val', o.splits.val], ['test', o.splits.test]] as const) {
+  for (const [part, names] of [
+    ['val', o.splits.val],
+    ['test', o.splits.test],
+  ] as const) {
     const missing = names.filter((n) => !labelsOf.has(n));
-    if (missing.length) throw new Error(`runTransfer: ${missing.length} ${part} volumes are not in ${o.cacheDir} (e.g. ${missing[0]})`);
+    if (missing.length)
+      throw new Error(`runTransfer: ${missing.length} ${part} volumes are not in ${o.cacheDir} (e.g. ${missing[0]})`);
   }
   const trainNames = labelSubset(o.cacheDir, o.splits, o.fraction, { file: o.subsetFile });
   const L = index.labelNames.length;
@@ -210,13 +260,23 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
   const owned: Tensor[] = [];
   try {
     const fingerprint: Record<string, unknown> = {
-      mode: o.mode, fraction: o.fraction, cache: cacheFingerprint(o.cacheDir, index), train: namesFingerprint(trainNames),
-      val: namesFingerprint(o.splits.val), test: namesFingerprint(o.splits.test), batchSize: o.batchSize, lr: o.lr, weightDecay,
-      seed: o.seed, encoder: weightsFingerprint(encoder), ...(o.mode === 'finetune' ? { augment } : {}),
+      mode: o.mode,
+      fraction: o.fraction,
+      cache: cacheFingerprint(o.cacheDir, index),
+      train: namesFingerprint(trainNames),
+      val: namesFingerprint(o.splits.val),
+      test: namesFingerprint(o.splits.test),
+      batchSize: o.batchSize,
+      lr: o.lr,
+      weightDecay,
+      seed: o.seed,
+      encoder: weightsFingerprint(encoder),
+      ...(o.mode === 'finetune' ? { augment } : {}),
     };
     const run = new RunDir(o.outDir, fingerprint);
     run.check();
-    const labelsTensor = (names: string[]) => torch.tensor(Float32Array.from(names.flatMap((n) => labelsOf.get(n)!)), [names.length, L], { device: o.device });
+    const labelsTensor = (names: string[]) =>
+      torch.tensor(Float32Array.from(names.flatMap((n) => labelsOf.get(n)!)), [names.length, L], { device: o.device });
     if (o.device && o.device !== 'cpu') encoder.to({ device: o.device });
 
     // ---- what one epoch is, per mode: its batches, each with its loss (computed in the loop's tidy scope) ----
@@ -249,14 +309,21 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
           };
         }
       };
-      scores = async (part) => torch.noGrad(() => torch.tidy(() => rowsOf(m.logits(part === 'val' ? feats.val : feats.test).sigmoid())));
+      scores = async (part) =>
+        torch.noGrad(() => torch.tidy(() => rowsOf(m.logits(part === 'val' ? feats.val : feats.test).sigmoid())));
     } else {
       encoder.freeze(false);
       torch.manualSeed(o.seed);
       model = new Classifier(encoder, new nn.Linear(encoder.outChannels, L));
       if (o.device && o.device !== 'cpu') model.to({ device: o.device });
       const m = model;
-      const views: Partial<ViewConfig> = { numLocal: 0, globalIntensity: true, intensityScale: augment.intensityScale, intensityShift: augment.intensityShift, noiseStd: augment.noiseStd };
+      const views: Partial<ViewConfig> = {
+        numLocal: 0,
+        globalIntensity: true,
+        intensityScale: augment.intensityScale,
+        intensityShift: augment.intensityShift,
+        noiseStd: augment.noiseStd,
+      };
       const { cacheDir, batchSize, seed, workers, fullResolution } = o;
       const shuffled = { shuffle: true, dropLast: false, workers, views, fullResolution };
       const train = (loader = new Loader({ cacheDir, names: trainNames, batchSize, seed, ...shuffled }));
@@ -272,7 +339,8 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
                 let x = torch.tensor(b.global, [B, 1, D, H, W], { device: o.device });
                 const flips = b.indices.map((i) => new Rng(o.seed, 0xf119, epoch, i).bool(augment.flipProb));
                 if (flips.some(Boolean)) {
-                  const mask = torch.tensor(Uint8Array.from(flips, Number), [B, 1, 1, 1, 1])
+                  const mask = torch
+                    .tensor(Uint8Array.from(flips, Number), [B, 1, 1, 1, 1])
                     .to({ dtype: 'bool', device: o.device });
                   x = torch.where(mask, x.flip([4]), x);
                 }
@@ -288,7 +356,11 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
       scores = async (part) => {
         m.eval();
         const t = await mapVolumes(o, part === 'val' ? o.splits.val : o.splits.test, (x) => m.logits(x).sigmoid());
-        try { return rowsOf(t); } finally { t.dispose(); }
+        try {
+          return rowsOf(t);
+        } finally {
+          t.dispose();
+        }
       };
     }
     opt = new optim.AdamW(model.parameters(), { lr: o.lr, weightDecay });
@@ -297,15 +369,36 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
     // ---- the epochs, resumable, early-stopped on the val macro-AUROC ----
     const valLabels = o.splits.val.map((n) => labelsOf.get(n)!);
     const state: RunState = run.resume(model, opt, best) ?? {
-      format: STATE_FORMAT, fingerprint, epochsDone: 0, bestEpoch: -1, bestAuroc: -Infinity, trainLoss: [], valAuroc: [], epochSeconds: [], stopped: false,
+      format: STATE_FORMAT,
+      fingerprint,
+      epochsDone: 0,
+      bestEpoch: -1,
+      bestAuroc: -Infinity,
+      trainLoss: [],
+      valAuroc: [],
+      epochSeconds: [],
+      stopped: false,
     };
-    if (state.epochsDone) log(`${tag}: resuming after epoch ${state.epochsDone} (best ${state.bestAuroc.toFixed(4)} at epoch ${state.bestEpoch + 1})`);
+    if (state.epochsDone)
+      log(
+        `${tag}: resuming after epoch ${state.epochsDone} (best ${state.bestAuroc.toFixed(4)} at epoch ${state.bestEpoch + 1})`,
+      );
     const patienceLeft = () => state.epochsDone - 1 - state.bestEpoch < o.patience;
-    let sum = 0, count = 0, improved = false, t0 = performance.now();
+    let sum = 0,
+      count = 0,
+      improved = false,
+      t0 = performance.now();
     const loop = new TrainLoop<TrainBatch, { n: number }>({
-      state: { ...freshLoopState(), epoch: state.epochsDone }, length: { epochs: o.epochs }, optimizer: opt, log,
-      batches, forward: (b) => ({ loss: b.loss(), n: b.n }),
-      afterStep: (s) => { sum += s.extra.n * s.loss; count += s.extra.n; },
+      state: { ...freshLoopState(), epoch: state.epochsDone },
+      length: { epochs: o.epochs },
+      optimizer: opt,
+      log,
+      batches,
+      forward: (b) => ({ loss: b.loss(), n: b.n }),
+      afterStep: (s) => {
+        sum += s.extra.n * s.loss;
+        count += s.extra.n;
+      },
       afterEpoch: async ({ epoch }) => {
         const loss = sum / count;
         const auroc = macroAuroc(await scores('val'), valLabels).value;
@@ -315,7 +408,9 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
         if (improved) {
           state.bestAuroc = auroc;
           state.bestEpoch = epoch;
-          torch.noGrad(() => { for (const [k, t] of model!.stateDict()) best.get(k)!.copy_(t); });
+          torch.noGrad(() => {
+            for (const [k, t] of model!.stateDict()) best.get(k)!.copy_(t);
+          });
         }
         state.trainLoss.push(loss);
         state.valAuroc.push(auroc);
@@ -330,18 +425,33 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
         return state.stopped;
       },
       checkpoint: {
-        save: () => { run.save(model!, opt!, best, state, improved); t0 = performance.now(); return run.dir!; },
+        save: () => {
+          run.save(model!, opt!, best, state, improved);
+          t0 = performance.now();
+          return run.dir!;
+        },
       },
     });
     if (patienceLeft()) await loop.run();
     // ---- the best epoch's scores ----
-    torch.noGrad(() => { for (const [k, t] of model!.stateDict()) t.copy_(best.get(k)!); });
+    torch.noGrad(() => {
+      for (const [k, t] of model!.stateDict()) t.copy_(best.get(k)!);
+    });
     const valScores = await scores('val');
     const testScores = await scores('test');
     return {
-      labelNames: index.labelNames, testNames: [...o.splits.test], testScores, testLabels: o.splits.test.map((n) => labelsOf.get(n)!),
-      valScores, valLabels, bestEpoch: state.bestEpoch, epochsRun: state.epochsDone, trainLoss: state.trainLoss, valAuroc: state.valAuroc,
-      secondsPerEpoch: state.epochSeconds.reduce((a, b) => a + b, 0) / Math.max(1, state.epochSeconds.length), trainCount: trainNames.length,
+      labelNames: index.labelNames,
+      testNames: [...o.splits.test],
+      testScores,
+      testLabels: o.splits.test.map((n) => labelsOf.get(n)!),
+      valScores,
+      valLabels,
+      bestEpoch: state.bestEpoch,
+      epochsRun: state.epochsDone,
+      trainLoss: state.trainLoss,
+      valAuroc: state.valAuroc,
+      secondsPerEpoch: state.epochSeconds.reduce((a, b) => a + b, 0) / Math.max(1, state.epochSeconds.length),
+      trainCount: trainNames.length,
       ...(featureSeconds === undefined ? {} : { featureSeconds }),
     };
   } finally {
@@ -359,7 +469,13 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
  * several label fractions of one encoder share them; each subset is standardised with its own statistics.
  */
 async function probeFeatures(
-  encoder: VisionEncoder, o: TransferOptions, trainNames: string[], run: RunDir, fingerprint: Record<string, unknown>, log: (m: string) => void, tag: string,
+  encoder: VisionEncoder,
+  o: TransferOptions,
+  trainNames: string[],
+  run: RunDir,
+  fingerprint: Record<string, unknown>,
+  log: (m: string) => void,
+  tag: string,
 ): Promise<{ train: Tensor; val: Tensor; test: Tensor; seconds: number }> {
   const file = o.featureFile ?? (run.dir ? join(run.dir, 'features.safetensors') : undefined);
   const names = [...o.splits.train, ...o.splits.val, ...o.splits.test];
@@ -386,7 +502,11 @@ async function probeFeatures(
   }
   const row = new Map(names.map((n, i) => [n, i]));
   const out = torch.tidy(() => {
-    const pick = (ns: string[]) => all!.indexSelect(0, torch.tensor(BigInt64Array.from(ns.map((n) => BigInt(row.get(n)!))), [ns.length], { device: o.device }));
+    const pick = (ns: string[]) =>
+      all!.indexSelect(
+        0,
+        torch.tensor(BigInt64Array.from(ns.map((n) => BigInt(row.get(n)!))), [ns.length], { device: o.device }),
+      );
     const train = pick(trainNames);
     const mean = train.mean(0, true);
     const sd = train.std(0, { correction: 0, keepdim: true });

@@ -28,7 +28,8 @@ export function textSetup(ctx: SuiteContext): TextSetup {
   }
   const columns = labelNames.map((l) => all.indexOf(l));
   return {
-    labelNames, pick: (labels) => labels.map((y) => columns.map((c) => y[c]!)),
+    labelNames,
+    pick: (labels) => labels.map((y) => columns.map((c) => y[c]!)),
     embedOptions: { device: ctx.device, maxTokens: config.data.maxTokens, fullResolution: isFull(ctx) },
     bootstrap: { resamples: ctx.config.bootstrap.resamples, seed: ctx.config.seed },
   };
@@ -37,9 +38,11 @@ export function textSetup(ctx: SuiteContext): TextSetup {
 /** The test volumes and their reports, embedded once per suite run. */
 export function testEmbeddings(ctx: SuiteContext, s: TextSetup): Promise<Embedded> {
   const { model, tokenizer } = ctx.target.loaded;
-  return ctx.shared('test-embeddings',
+  return ctx.shared(
+    'test-embeddings',
     () => embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...s.embedOptions, names: splitsOf(ctx).test }),
-    (e) => torch.dispose([e.volumes, e.reports]));
+    (e) => torch.dispose([e.volumes, e.reports]),
+  );
 }
 
 export const zeroShotTask: EvalTask = {
@@ -48,21 +51,23 @@ export const zeroShotTask: EvalTask = {
   run: async (ctx) => {
     const s = textSetup(ctx);
     const { model, tokenizer } = ctx.target.loaded;
-    return [await record(ctx, 'zeroshot', variantOf(ctx, ''), async () => {
-      const valNames = splitsOf(ctx).val;
-      const val = await embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...s.embedOptions, names: valNames });
-      try {
-        const t = await testEmbeddings(ctx, s);
-        const zo = { templates: ctx.config.zeroshot.templates, device: ctx.device };
-        const valScores = zeroShotScores(model, tokenizer, val.volumes, s.labelNames, zo);
-        const testScores = zeroShotScores(model, tokenizer, t.volumes, s.labelNames, zo);
-        const test = { scores: testScores, labels: s.pick(t.labels) };
-        const valSet = { scores: valScores, labels: s.pick(val.labels) };
-        const report = classificationReport(s.labelNames, test, valSet, s.bootstrap);
-        return { ...report, templates: ctx.config.zeroshot.templates, test: { names: t.names, ...test } };
-      } finally {
-        torch.dispose([val.volumes, val.reports]);
-      }
-    })];
+    return [
+      await record(ctx, 'zeroshot', variantOf(ctx, ''), async () => {
+        const valNames = splitsOf(ctx).val;
+        const val = await embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...s.embedOptions, names: valNames });
+        try {
+          const t = await testEmbeddings(ctx, s);
+          const zo = { templates: ctx.config.zeroshot.templates, device: ctx.device };
+          const valScores = zeroShotScores(model, tokenizer, val.volumes, s.labelNames, zo);
+          const testScores = zeroShotScores(model, tokenizer, t.volumes, s.labelNames, zo);
+          const test = { scores: testScores, labels: s.pick(t.labels) };
+          const valSet = { scores: valScores, labels: s.pick(val.labels) };
+          const report = classificationReport(s.labelNames, test, valSet, s.bootstrap);
+          return { ...report, templates: ctx.config.zeroshot.templates, test: { names: t.names, ...test } };
+        } finally {
+          torch.dispose([val.volumes, val.reports]);
+        }
+      }),
+    ];
   },
 };
