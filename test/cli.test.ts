@@ -12,12 +12,10 @@ const t3d = (...args: string[]) => spawnSync('node', [cli, ...args], { encoding:
 
 test('parseOptions: kinds, repeated lists, --no- flags and hyphenated names come back as declared', () => {
   const spec = {
-    out: 'string',
-    steps: 'number',
-    json: 'boolean',
-    'no-baseline': 'boolean',
-    'max-upload-mb': 'number',
-    set: 'list',
+    string: ['out'],
+    number: ['steps', 'max-upload-mb'],
+    boolean: ['json', 'no-baseline'],
+    list: ['set'],
   } as const;
   assert.deepEqual(
     parseOptions(

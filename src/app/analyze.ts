@@ -41,13 +41,9 @@ export async function runAnalyze(args: string[]): Promise<void> {
   if (!scan || scan.startsWith('--'))
     throw new UsageError('analyze: give a scan (NIfTI file or DICOM series folder) first, then --checkpoint <run>');
   const o = parseOptions(rest, {
-    checkpoint: 'string',
-    json: 'boolean',
-    out: 'string',
-    intercept: 'number',
-    device: 'string',
-    db: 'string',
-    k: 'number',
+    string: ['checkpoint', 'out', 'device', 'db'],
+    number: ['intercept', 'k'],
+    boolean: ['json'],
   });
   if (!o.checkpoint) throw new UsageError('analyze: --checkpoint <run-or-checkpoint> is required');
   const k = o.k ?? 5;

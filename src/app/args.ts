@@ -1,22 +1,29 @@
-// Option parsing for every subcommand, by commander: each command declares its options (name → kind) and gets
-// them back under those names, typed by their kinds. Unknown options, missing values, bad numbers and stray arguments are UsageErrors,
-// which the CLI reports with exit code 2 (failures while running exit with 1).
+// Option parsing for every subcommand, by commander: each command declares its options' names by kind and gets
+// them back under those names, typed. Unknown options, missing values, bad numbers and stray arguments are
+// UsageErrors, which the CLI reports with exit code 2 (failures while running exit with 1).
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 export class UsageError extends Error {}
 
-export type OptionKind = 'string' | 'number' | 'boolean' | 'list';
 interface KindType {
   string: string;
   number: number;
   boolean: boolean;
+  /** repeated: every value given, in order */
   list: string[];
 }
+export type OptionKind = keyof KindType;
+/** A command's options: their names by kind. */
+export type OptionSpec = { readonly [K in OptionKind]?: readonly string[] };
+type Named<S extends OptionSpec, K extends OptionKind> = { [N in NonNullable<S[K]>[number]]?: KindType[K] };
 /** The options a spec declares, each absent unless given. */
-export type Options<S extends Record<string, OptionKind>> = { [K in keyof S]?: KindType[S[K]] };
+export type Options<S extends OptionSpec> = Named<S, 'string'> &
+  Named<S, 'number'> &
+  Named<S, 'boolean'> &
+  Named<S, 'list'>;
 
-/** Parses `args` (options only; a command takes its positional arguments off first). 'list' options repeat. */
-export function parseOptions<const S extends Record<string, OptionKind>>(args: string[], spec: S): Options<S> {
+/** Parses `args` (options only; a command takes its positional arguments off first). */
+export function parseOptions<const S extends OptionSpec>(args: string[], spec: S): Options<S> {
   const cmd = new Command()
     .exitOverride()
     .helpOption(false)
@@ -27,7 +34,10 @@ export function parseOptions<const S extends Record<string, OptionKind>>(args: s
     if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('must be a number.');
     return n;
   };
-  const options = Object.entries(spec).map(([key, kind]) => {
+  const declared = (['string', 'number', 'boolean', 'list'] as const).flatMap((kind) =>
+    (spec[kind] ?? []).map((key) => [key, kind] as const),
+  );
+  const options = declared.map(([key, kind]) => {
     const o = new Option(kind === 'boolean' ? `--${key}` : `--${key} <value>`);
     if (kind === 'number') o.argParser(number);
     if (kind === 'list') o.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v]);
@@ -38,9 +48,7 @@ export function parseOptions<const S extends Record<string, OptionKind>>(args: s
     cmd.parse(args, { from: 'user' });
   } catch (e) {
     if (!(e instanceof CommanderError)) throw e;
-    const allowed = Object.keys(spec)
-      .map((k) => `--${k}`)
-      .join(', ');
+    const allowed = declared.map(([k]) => `--${k}`).join(', ');
     throw new UsageError(
       `${e.message.replace(/^error: /, '')}${e.code === 'commander.unknownOption' ? ` (allowed: ${allowed})` : ''}`,
     );

@@ -7,7 +7,7 @@ export async function runConvert(args: string[]): Promise<void> {
   const [input, out, ...rest] = args;
   if (!input || !out || input.startsWith('--') || out.startsWith('--'))
     throw new Error(`convert needs an input and an output\n\nUsage: ${usage('convert')}`);
-  const o = parseOptions(rest, { modality: 'string', 'allow-gaps': 'boolean' });
+  const o = parseOptions(rest, { string: ['modality'], boolean: ['allow-gaps'] });
   const written = await convertDicomToNifti(input, out, {
     modality: o.modality,
     rejectGaps: !o['allow-gaps'],

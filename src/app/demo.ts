@@ -28,11 +28,10 @@ function runPrefixed(name: string, args: string[], env: Record<string, string>):
 
 export async function runDemo(args: string[]): Promise<void> {
   const o = parseOptions(args, {
-    out: 'string',
-    steps: 'number',
-    'no-baseline': 'boolean',
-    config: 'string',
-    set: 'list',
+    string: ['out', 'config'],
+    number: ['steps'],
+    boolean: ['no-baseline'],
+    list: ['set'],
   });
   const r = await runDemoPipeline({
     out: o.out ?? join('runs', 'demo'),

@@ -7,14 +7,7 @@ import { embedSplit, embedTexts } from '../inference/embed.js';
 import { parseOptions } from './args.js';
 
 export async function runEmbed(args: string[]): Promise<void> {
-  const o = parseOptions(args, {
-    checkpoint: 'string',
-    cache: 'string',
-    split: 'string',
-    reports: 'string',
-    out: 'string',
-    device: 'string',
-  });
+  const o = parseOptions(args, { string: ['checkpoint', 'cache', 'split', 'reports', 'out', 'device'] });
   if (!o.checkpoint || !o.out || (!o.cache && !o.reports))
     throw new Error(
       'embed: --checkpoint <dir>, --out <file.safetensors> and one of --cache <dir> / --reports <file> are required',

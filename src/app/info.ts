@@ -4,7 +4,7 @@ import { blasName, buildInfo, getNumThreads, hostMemory, loadedBlas } from '../t
 import { parseOptions } from './args.js';
 
 export function runInfo(args: string[]): void {
-  const o = parseOptions(args, { json: 'boolean' });
+  const o = parseOptions(args, { boolean: ['json'] });
   const info = buildInfo();
   const facts = {
     libtorch: info.torchVersion,

@@ -8,13 +8,7 @@ import { Progress } from '../util/progress.js';
 import { UsageError, parseOptions } from './args.js';
 
 export async function runPreprocess(args: string[]): Promise<void> {
-  const o = parseOptions(args, {
-    data: 'string',
-    preset: 'string',
-    out: 'string',
-    readers: 'number',
-    prefetch: 'number',
-  });
+  const o = parseOptions(args, { string: ['data', 'preset', 'out'], number: ['readers', 'prefetch'] });
   if (!o.data || !o.out) throw new Error('preprocess: --data <dir|manifest> and --out <cache-dir> are required');
   const preset = loadPreset(o.preset ?? 'cpu-96');
   const source = readSource(o.data);

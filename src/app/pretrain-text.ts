@@ -11,14 +11,9 @@ import { parseOptions } from './args.js';
 
 export async function runPretrainText(args: string[]): Promise<void> {
   const o = parseOptions(args, {
-    config: 'string',
-    out: 'string',
-    steps: 'number',
-    'batch-size': 'number',
-    lr: 'number',
-    'mask-prob': 'number',
-    device: 'string',
-    set: 'list',
+    string: ['config', 'out', 'device'],
+    number: ['steps', 'batch-size', 'lr', 'mask-prob'],
+    list: ['set'],
   });
   const sets = o.set ?? [];
   const cfg = applyOverrides(loadConfig(o.config ?? 'cpu-96'), sets);

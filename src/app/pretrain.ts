@@ -9,17 +9,10 @@ import { zeroShotValidation } from '../eval/validation.js';
 import { UsageError, parseOptions, type Options } from './args.js';
 
 const SPEC = {
-  config: 'string',
-  out: 'string',
-  resume: 'boolean',
-  device: 'string',
-  steps: 'number',
-  set: 'list',
-  'nproc-per-node': 'number',
-  nnodes: 'number',
-  'node-rank': 'number',
-  'master-addr': 'string',
-  'master-port': 'number',
+  string: ['config', 'out', 'device', 'master-addr'],
+  number: ['steps', 'nproc-per-node', 'nnodes', 'node-rank', 'master-port'],
+  boolean: ['resume'],
+  list: ['set'],
 } as const;
 type LaunchFlags = Options<typeof SPEC>;
 const LAUNCH_FLAGS = ['--nproc-per-node', '--nnodes', '--node-rank', '--master-addr', '--master-port'];

@@ -1,13 +1,9 @@
 // `t3d index`, `t3d search`, `t3d similar`: an embedding index of preprocessed volumes (LanceDB, one table per
 // checkpoint; written by service/indexer.ts) and the two questions people ask it — which cases match this text,
 // which cases look like this scan.
-import { existsSync } from 'node:fs';
-import * as torch from '../torch/index.js';
-import { loadT3dCheckpoint } from '../train/factory.js';
-import { embedTexts } from '../inference/embed.js';
-import { openAnalyzer } from '../service/analyzer.js';
-import { checkpointIdOf, indexCache, indexDicomWeb, indexScans } from '../service/indexer.js';
-import { DEFAULT_DB, VectorIndex, type Hit, type SearchFilter } from '../service/vector-index.js';
+import { indexCache, indexDicomWeb, indexScans } from '../service/indexer.js';
+import { searchSimilar, searchText } from '../service/search.js';
+import { DEFAULT_DB, type Hit, type SearchFilter } from '../service/vector-index.js';
 import { reportGist } from '../text/report.js';
 import { UsageError, parseOptions } from './args.js';
 
@@ -15,17 +11,9 @@ const log = (line: string) => console.error(`t3d: ${line}`);
 
 export async function runIndex(args: string[]): Promise<void> {
   const o = parseOptions(args, {
-    checkpoint: 'string',
-    cache: 'string',
-    scans: 'string',
-    dicomweb: 'string',
-    timeout: 'number',
-    db: 'string',
-    split: 'string',
-    batch: 'number',
-    ann: 'boolean',
-    device: 'string',
-    intercept: 'number',
+    string: ['checkpoint', 'cache', 'scans', 'dicomweb', 'db', 'split', 'device'],
+    number: ['timeout', 'batch', 'intercept'],
+    boolean: ['ann'],
   });
   if (!o.checkpoint) throw new UsageError('index: --checkpoint <run-or-checkpoint> is required');
   const batch = o.batch ?? 32;
@@ -69,47 +57,18 @@ function filters(o: { k?: number; label?: string; split?: string }): SearchFilte
   return { k, label: o.label, split: o.split };
 }
 
-async function openIndex(db: string, checkpointId: string, checkpointDir: string): Promise<VectorIndex> {
-  if (!existsSync(db))
-    throw new Error(`--db ${db}: no such index; build one with \`t3d index --checkpoint ${checkpointDir}\``);
-  const index = await VectorIndex.open(db, checkpointId);
-  if ((await index.count()) === 0) {
-    const others = await VectorIndex.checkpoints(db);
-    throw new Error(
-      `--db ${db}: nothing indexed with checkpoint ${index.checkpointId}${others.length ? ` (tables exist for ${others.join(', ')})` : ''}; run \`t3d index --checkpoint ${checkpointDir} --db ${db}\``,
-    );
-  }
-  return index;
-}
-
 export async function runSearch(args: string[]): Promise<void> {
   const [text, ...rest] = args;
   if (!text || text.startsWith('--'))
     throw new UsageError('search: give the query text first, e.g. t3d search "pleural effusion" --checkpoint <run>');
-  const o = parseOptions(rest, {
-    checkpoint: 'string',
-    db: 'string',
-    k: 'number',
-    label: 'string',
-    split: 'string',
-    json: 'boolean',
-  });
-  if (!o.checkpoint)
+  const o = parseOptions(rest, { string: ['checkpoint', 'db', 'label', 'split'], number: ['k'], boolean: ['json'] });
+  if (!o.checkpoint) {
     throw new UsageError(
       'search: --checkpoint <run-or-checkpoint> is required (the index holds one table per checkpoint)',
     );
-  const f = filters(o);
-  const ckpt = loadT3dCheckpoint(o.checkpoint, log);
-  try {
-    const index = await openIndex(o.db ?? DEFAULT_DB, checkpointIdOf(ckpt.dir), ckpt.dir);
-    ckpt.model.eval();
-    const vector = torch.tidy(() =>
-      embedTexts(ckpt.model, ckpt.tokenizer, [text], ckpt.config.data.maxTokens).to('float32').toArray(),
-    );
-    printHits(await index.search(vector, f), !!o.json);
-  } finally {
-    ckpt.model.dispose();
   }
+  const filter = filters(o);
+  printHits(await searchText(text, { checkpoint: o.checkpoint, db: o.db ?? DEFAULT_DB, filter, log }), !!o.json);
 }
 
 export async function runSimilar(args: string[]): Promise<void> {
@@ -117,34 +76,11 @@ export async function runSimilar(args: string[]): Promise<void> {
   if (!query || query.startsWith('--'))
     throw new UsageError('similar: give a scan (NIfTI file or DICOM series folder) or an indexed id first');
   const o = parseOptions(rest, {
-    checkpoint: 'string',
-    db: 'string',
-    k: 'number',
-    label: 'string',
-    split: 'string',
-    json: 'boolean',
-    intercept: 'number',
+    string: ['checkpoint', 'db', 'label', 'split'],
+    number: ['k', 'intercept'],
+    boolean: ['json'],
   });
   if (!o.checkpoint) throw new UsageError('similar: --checkpoint <run-or-checkpoint> is required');
-  const f = filters(o);
-  const db = o.db ?? DEFAULT_DB;
-  let index: VectorIndex;
-  let vector: number[] | undefined;
-  if (existsSync(query)) {
-    // a scan: one analyzer loads the checkpoint, names its table and embeds the scan
-    const analyzer = await openAnalyzer({ checkpoint: o.checkpoint, log });
-    try {
-      index = await openIndex(db, analyzer.checkpointId, analyzer.checkpoint);
-      vector = (await analyzer.analyze(query, { intercept: o.intercept })).embedding;
-    } finally {
-      analyzer.dispose();
-    }
-  } else {
-    const ckpt = loadT3dCheckpoint(o.checkpoint, log);
-    ckpt.model.dispose();
-    index = await openIndex(db, checkpointIdOf(ckpt.dir), ckpt.dir);
-    vector = await index.vectorOf(query);
-    if (!vector) throw new Error(`similar: '${query}' is neither a scan on disk nor an id in the index`);
-  }
-  printHits(await index.search(vector, { ...f, excludeId: existsSync(query) ? undefined : query }), !!o.json);
+  const q = { checkpoint: o.checkpoint, db: o.db ?? DEFAULT_DB, filter: filters(o), intercept: o.intercept, log };
+  printHits(await searchSimilar(query, q), !!o.json);
 }

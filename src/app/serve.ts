@@ -5,13 +5,8 @@ import { UsageError, parseOptions } from './args.js';
 
 export async function runServe(args: string[]): Promise<void> {
   const o = parseOptions(args, {
-    checkpoint: 'string',
-    db: 'string',
-    host: 'string',
-    port: 'number',
-    token: 'string',
-    'max-upload-mb': 'number',
-    device: 'string',
+    string: ['checkpoint', 'db', 'host', 'token', 'device'],
+    number: ['port', 'max-upload-mb'],
   });
   if (!o.checkpoint) throw new UsageError('serve: --checkpoint <run-or-checkpoint> is required');
   const port = o.port ?? 8080;

@@ -7,14 +7,9 @@ import { UsageError, parseOptions } from './args.js';
 
 export async function runSynth(args: string[]): Promise<void> {
   const o = parseOptions(args, {
-    out: 'string',
-    count: 'number',
-    seed: 'number',
-    preset: 'string',
-    storage: 'string',
-    workers: 'number',
-    'valid-fraction': 'number',
-    dicom: 'boolean',
+    string: ['out', 'preset', 'storage'],
+    number: ['count', 'seed', 'workers', 'valid-fraction'],
+    boolean: ['dicom'],
   });
   if (!o.out) throw new UsageError('synth: --out <dir> is required');
   const storage = o.storage ?? 'raw';

@@ -7,13 +7,7 @@ import { trainWordPiece } from '../text/wordpiece-trainer.js';
 import { parseOptions } from './args.js';
 
 export function runVocab(args: string[]): void {
-  const o = parseOptions(args, {
-    data: 'string',
-    size: 'number',
-    split: 'string',
-    out: 'string',
-    'min-frequency': 'number',
-  });
+  const o = parseOptions(args, { string: ['data', 'split', 'out'], number: ['size', 'min-frequency'] });
   if (!o.data || !o.out)
     throw new Error('vocab: --data <dataset|manifest|cache> and --out <tokenizer.json> are required');
   const data = o.data;
