@@ -11,9 +11,10 @@ type AnalysisWithSimilar = Analysis & { similar?: Hit[]; seconds: Analysis['seco
 
 function table(a: AnalysisWithSimilar): string {
   const w = Math.max(...a.findings.map((f) => f.label.length));
+  const threshold = (t: number | null) => (t === null ? '   —' : Number.isFinite(t) ? t.toFixed(3) : ' never');
+  const call = (p: boolean | null) => (p === null ? '' : p ? 'POSITIVE' : 'negative');
   const rows = a.findings.map(
-    (f) =>
-      `  ${f.label.padEnd(w)}  ${f.probability.toFixed(3)}  ${f.threshold === null ? '   —' : Number.isFinite(f.threshold) ? f.threshold.toFixed(3) : ' never'}  ${f.positive === null ? '' : f.positive ? 'POSITIVE' : 'negative'}`,
+    (f) => `  ${f.label.padEnd(w)}  ${f.probability.toFixed(3)}  ${threshold(f.threshold)}  ${call(f.positive)}`,
   );
   const s = a.seconds;
   return [
@@ -28,11 +29,14 @@ function table(a: AnalysisWithSimilar): string {
           '  most similar indexed cases:',
           ...a.similar.map(
             (h, i) =>
-              `  ${String(i + 1).padStart(2)}. ${h.similarity.toFixed(3)} ${h.id} [${h.split}] ${h.labels.join(', ') || 'no findings'}\n      ${reportGist(h.report)}`,
+              `  ${String(i + 1).padStart(2)}. ${h.similarity.toFixed(3)} ${h.id} [${h.split}] ` +
+              `${h.labels.join(', ') || 'no findings'}\n      ${reportGist(h.report)}`,
           ),
         ]
       : []),
-    `  time: read ${s.read.toFixed(2)} s, preprocess ${s.preprocess.toFixed(2)} s, encode ${s.encode.toFixed(2)} s, score ${s.score.toFixed(2)} s${s.search !== undefined ? `, search ${s.search.toFixed(3)} s` : ''} (checkpoint load ${s.load.toFixed(2)} s)`,
+    `  time: read ${s.read.toFixed(2)} s, preprocess ${s.preprocess.toFixed(2)} s, encode ${s.encode.toFixed(2)} s, ` +
+      `score ${s.score.toFixed(2)} s${s.search !== undefined ? `, search ${s.search.toFixed(3)} s` : ''} ` +
+      `(checkpoint load ${s.load.toFixed(2)} s)`,
   ].join('\n');
 }
 
@@ -64,14 +68,15 @@ export async function runAnalyze(args: string[]): Promise<void> {
       a.seconds.search = (performance.now() - t) / 1000;
     } else if (o.db)
       console.error(
-        `t3d: ${db} has no table for checkpoint ${a.checkpointId}; run \`t3d index --checkpoint ${o.checkpoint} --db ${db}\` for similar cases`,
+        `t3d: ${db} has no table for checkpoint ${a.checkpointId}; ` +
+          `run \`t3d index --checkpoint ${o.checkpoint} --db ${db}\` for similar cases`,
       );
   }
   const json = JSON.stringify(a, (_, v: unknown) => (v === Infinity ? 'Infinity' : v));
   if (o.out) writeFileSync(o.out, json + '\n');
   console.log(o.json ? json : `${table(a)}${o.out ? `\n  written: ${o.out}` : ''}`);
-  if (!o.json && !o.out)
-    console.log(
-      `  (--json or --out ${basename(scan).replace(/(\.nii)?(\.gz)?$/, '')}.json for the full result with the embedding)`,
-    );
+  if (!o.json && !o.out) {
+    const stem = basename(scan).replace(/(\.nii)?(\.gz)?$/, '');
+    console.log(`  (--json or --out ${stem}.json for the full result with the embedding)`);
+  }
 }

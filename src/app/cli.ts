@@ -38,7 +38,10 @@ const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = {
 function help(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
   const rows = Object.keys(COMMANDS).map((name) => `  ${name.padEnd(width)}  ${summary(name)}`);
-  return `t3d — 3D medical vision-language pre-training\n\nUsage: t3d <command> [options]\n\nCommands:\n${rows.join('\n')}\n\nRun \`t3d <command> --help\` for a command's options and examples.`;
+  return (
+    't3d — 3D medical vision-language pre-training\n\nUsage: t3d <command> [options]\n\n' +
+    `Commands:\n${rows.join('\n')}\n\nRun \`t3d <command> --help\` for a command's options and examples.`
+  );
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -15,7 +15,8 @@ export async function runConvert(args: string[]): Promise<void> {
   for (const w of written) {
     const spacing = w.spacing.map((s) => +s.toFixed(4)).join(' x ');
     console.log(
-      `wrote ${w.path}: ${w.shape.join(' x ')} ${w.dtype}, ${spacing} mm, ${w.modality ?? '?'} series ${w.seriesInstanceUID}${w.description ? ` "${w.description}"` : ''}`,
+      `wrote ${w.path}: ${w.shape.join(' x ')} ${w.dtype}, ${spacing} mm, ${w.modality ?? '?'} ` +
+        `series ${w.seriesInstanceUID}${w.description ? ` "${w.description}"` : ''}`,
     );
     for (const warning of w.warnings) console.log(`  warning: ${warning}`);
   }

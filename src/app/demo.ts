@@ -43,6 +43,8 @@ export async function runDemo(args: string[]): Promise<void> {
     print: (line) => console.log(line),
   });
   console.log(
-    `${r.lines.map((l) => `  ${l}`).join('\n')}\n\n${r.meaning.map((m) => `  ${m}`).join('\n')}\n\n  report: ${r.report}`,
+    [...r.lines, '', ...r.meaning, '', `report: ${r.report}`]
+      .map((l) => (l ? `  ${l}` : l))
+      .join('\n'),
   );
 }

@@ -29,7 +29,8 @@ export async function runPreprocess(args: string[]): Promise<void> {
   const secs = (Date.now() - t0) / 1000;
   const elsewhere = r.elsewhere ? `, ${r.elsewhere} left to other processes` : '';
   console.log(
-    `preprocess: ${r.done} processed, ${r.skipped} unchanged, ${r.quarantined.length} quarantined${elsewhere} in ${secs.toFixed(1)} s → ${o.out} (preset ${preset.name})`,
+    `preprocess: ${r.done} processed, ${r.skipped} unchanged, ${r.quarantined.length} quarantined${elsewhere} ` +
+      `in ${secs.toFixed(1)} s → ${o.out} (preset ${preset.name})`,
   );
   for (const q of r.quarantined) console.log(`  quarantined ${q.name}: ${q.reason}`);
 }

@@ -46,7 +46,8 @@ function printHits(hits: Hit[], json: boolean): void {
   hits.forEach((h, i) => {
     const report = reportGist(h.report);
     console.log(
-      `${String(i + 1).padStart(3)}. ${h.similarity.toFixed(3)}  ${h.id.padEnd(w)}  [${h.split}] ${h.labels.length ? h.labels.join(', ') : 'no findings'}\n       ${report}`,
+      `${String(i + 1).padStart(3)}. ${h.similarity.toFixed(3)}  ${h.id.padEnd(w)}  [${h.split}] ` +
+        `${h.labels.length ? h.labels.join(', ') : 'no findings'}\n       ${report}`,
     );
   });
 }

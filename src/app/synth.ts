@@ -34,7 +34,8 @@ export async function runSynth(args: string[]): Promise<void> {
   });
   const secs = (Date.now() - t0) / 1000;
   console.log(
-    `synth: ${r.generated} generated, ${r.skipped} already present, in ${secs.toFixed(1)} s → ${o.out}/dataset (preset ${preset.name})`,
+    `synth: ${r.generated} generated, ${r.skipped} already present, in ${secs.toFixed(1)} s → ` +
+      `${o.out}/dataset (preset ${preset.name})`,
   );
   if (r.failed.length)
     throw new Error(`synth: ${r.failed.length} cases failed (rerun to retry):\n  ${r.failed.join('\n  ')}`);

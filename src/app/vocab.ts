@@ -24,6 +24,7 @@ export function runVocab(args: string[]): void {
   const tok = trainWordPiece(reports, { vocabSize: o.size ?? 30000, minFrequency: o['min-frequency'] });
   tok.saveTokenizerJson(o.out);
   console.log(
-    `vocab: ${tok.vocabSize} tokens from ${reports.length} reports in ${((Date.now() - t0) / 1000).toFixed(1)} s → ${o.out}`,
+    `vocab: ${tok.vocabSize} tokens from ${reports.length} reports in ${((Date.now() - t0) / 1000).toFixed(1)} s ` +
+      `→ ${o.out}`,
   );
 }
