@@ -1,8 +1,5 @@
 // `t3d vocab`: trains a WordPiece vocabulary on the reports of a dataset (CT-RATE layout, manifest or cache).
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { readSource } from '../data/sources.js';
-import { readCacheIndex } from '../data/cache.js';
+import { reportsOf } from '../data/ensure-cache.js';
 import { trainWordPiece } from '../text/wordpiece-trainer.js';
 import { parseOptions } from './args.js';
 
@@ -10,15 +7,8 @@ export function runVocab(args: string[]): void {
   const o = parseOptions(args, { string: ['data', 'split', 'out'], number: ['size', 'min-frequency'] });
   if (!o.data || !o.out)
     throw new Error('vocab: --data <dataset|manifest|cache> and --out <tokenizer.json> are required');
-  const data = o.data;
-  const split = o.split;
-  const reports = existsSync(join(data, 'cache.json'))
-    ? readCacheIndex(data)
-        .entries.filter((e) => !split || e.split === split)
-        .map((e) => e.report)
-    : readSource(data)
-        .records.filter((r) => !split || r.split === split)
-        .map((r) => r.report);
+  const { data, split } = o;
+  const reports = reportsOf(data, split);
   if (reports.length === 0) throw new Error(`${data}: no reports${split ? ` in split '${split}'` : ''}`);
   const t0 = Date.now();
   const tok = trainWordPiece(reports, { vocabSize: o.size ?? 30000, minFrequency: o['min-frequency'] });

@@ -2,7 +2,7 @@
 // manifest preprocessed into a cache of its own.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildCache } from './cache.js';
+import { buildCache, readCacheIndex } from './cache.js';
 import { resolvePreset, type Preset } from './presets.js';
 import { readSource } from './sources.js';
 
@@ -23,4 +23,10 @@ export async function ensureCacheFrom(
   const n = r.quarantined.length;
   if (n) o.log?.(`${n} volumes quarantined (see ${join(dir, 'quarantine.jsonl')})`);
   return dir;
+}
+
+/** The reports of a cache, dataset folder or manifest (`data`), of one split when given. */
+export function reportsOf(data: string, split?: string): string[] {
+  const rows = existsSync(join(data, 'cache.json')) ? readCacheIndex(data).entries : readSource(data).records;
+  return rows.filter((r) => !split || r.split === split).map((r) => r.report);
 }
