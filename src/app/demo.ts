@@ -42,9 +42,5 @@ export async function runDemo(args: string[]): Promise<void> {
     run: runPrefixed,
     print: (line) => console.log(line),
   });
-  console.log(
-    [...r.lines, '', ...r.meaning, '', `report: ${r.report}`]
-      .map((l) => (l ? `  ${l}` : l))
-      .join('\n'),
-  );
+  console.log([...r.lines, '', ...r.meaning, '', `report: ${r.report}`].map((l) => (l ? `  ${l}` : l)).join('\n'));
 }

@@ -46,7 +46,10 @@ function zeroshotRecord(
   return r.meta?.checkpointId === checkpointId ? r : undefined;
 }
 
-/** The prompt embeddings, read from `file` when it holds them for this checkpoint, templates and labels; else computed and saved. */
+/**
+ * The prompt embeddings, read from `file` when it holds them for this checkpoint, templates and labels; else computed
+ * and saved.
+ */
 function cachedPrompts(
   file: string,
   key: object,
@@ -114,7 +117,8 @@ export async function openAnalyzer(o: {
       (existsSync(join(config.data.cache, 'cache.json')) ? readCacheIndex(config.data.cache).labelNames : undefined);
     if (!labelNames)
       throw new Error(
-        `${dir}: no finding names: neither ${join(runDir, 'eval', 'zeroshot.json')} nor the training cache ${config.data.cache} exists; run \`t3d eval zeroshot --checkpoint ${runDir} --data <cache>\``,
+        `${dir}: no finding names: neither ${join(runDir, 'eval', 'zeroshot.json')} nor the training cache ` +
+          `${config.data.cache} exists; run \`t3d eval zeroshot --checkpoint ${runDir} --data <cache>\``,
       );
     model.eval();
     const templates = record?.result.templates ?? 1;

@@ -95,13 +95,17 @@ export async function runDemoPipeline(o: DemoOptions): Promise<DemoResult> {
     const z = e.records.find((x) => x.meta.task === 'zeroshot')!.result as ClassificationReport;
     const r2v = (e.records.find((x) => x.meta.task === 'retrieval')!.result as RetrievalReport).reportToVolume;
     return (
-      `${e.name.padEnd(9)} zero-shot macro-AUROC ${fmt(z.macro.auroc)} [95 % CI ${fmt(z.macroCi.auroc[0])}, ${fmt(z.macroCi.auroc[1])}]` +
+      `${e.name.padEnd(9)} zero-shot macro-AUROC ${fmt(z.macro.auroc)} [95 % CI ${fmt(z.macroCi.auroc[0])}, ` +
+      `${fmt(z.macroCi.auroc[1])}]` +
       ` · report→volume ${ks.map((k) => `${k} ${fmt(r2v.recall[k]!)}`).join(' ')}`
     );
   });
   const meaning = [
-    `Zero-shot: each of the ${n} held-out volumes is scored for ${labelsCounted} findings by comparing its embedding with "finding present / absent" prompt embeddings; no labels are used. Chance is a macro-AUROC of 0.5; a CI that excludes 0.5 means the encoder learned the findings from the reports alone.`,
-    `Retrieval: each held-out report ranks all ${n} held-out volumes; R@K is the share whose own volume is in the top K. Chance is K/${n} (${ks.map((k) => `${k} ${fmt(Number(k.slice(2)) / n)}`).join(', ')}).`,
+    `Zero-shot: each of the ${n} held-out volumes is scored for ${labelsCounted} findings by comparing its ` +
+      `embedding with "finding present / absent" prompt embeddings; no labels are used. Chance is a macro-AUROC of ` +
+      `0.5; a CI that excludes 0.5 means the encoder learned the findings from the reports alone.`,
+    `Retrieval: each held-out report ranks all ${n} held-out volumes; R@K is the share whose own volume is in the ` +
+      `top K. Chance is K/${n} (${ks.map((k) => `${k} ${fmt(Number(k.slice(2)) / n)}`).join(', ')}).`,
   ];
   const main = evaluated[0]!;
   const methods = collectStudy(o.out).filter((m) => runs.some((r) => r.name === m.name));

@@ -61,7 +61,8 @@ function quarantine(db: string, id: string, checkpointId: string, err: unknown, 
 function progress(done: number, total: number, t0: number, processed: number, print: (line: string) => void): void {
   const rate = processed / ((performance.now() - t0) / 1000);
   print(
-    `index: ${done}/${total} (${Math.round((100 * done) / total)} %) ${rate.toFixed(1)} volumes/s ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s`,
+    `index: ${done}/${total} (${Math.round((100 * done) / total)} %) ${rate.toFixed(1)} volumes/s ETA ` +
+      `${Math.round((total - done) / Math.max(rate, 1e-9))} s`,
   );
 }
 
@@ -100,7 +101,8 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
     const done = await index.ids();
     const todo = src.ids.filter((s) => !done.has(s));
     print(
-      `index: ${src.ids.length} ${src.what}, ${src.ids.length - todo.length} already in table t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`,
+      `index: ${src.ids.length} ${src.what}, ${src.ids.length - todo.length} already in table ` +
+        `t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`,
     );
     const t0 = performance.now();
     let added = 0,
@@ -135,7 +137,8 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
     }
     if (o.ann) await index.createAnnIndex();
     print(
-      `index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`,
+      `index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ` +
+        `${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`,
     );
   } finally {
     analyzer.dispose();
@@ -199,14 +202,16 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
     const chosen = entries.filter((e) => !splits || splits.includes(e.split));
     if (splits && chosen.length === 0)
       throw new Error(
-        `index: --split ${splits.join(',')}: no such volumes in ${cache} (splits: ${[...new Set(entries.map((e) => e.split))].join(', ')})`,
+        `index: --split ${splits.join(',')}: no such volumes in ${cache} (splits: ` +
+          `${[...new Set(entries.map((e) => e.split))].join(', ')})`,
       );
     mkdirSync(db, { recursive: true });
     const index = await VectorIndex.open(db, checkpointIdOf(ckpt.dir));
     const done = await index.ids();
     const todo = chosen.filter((e) => !done.has(e.name));
     print(
-      `index: ${chosen.length} volumes in ${cache}, ${chosen.length - todo.length} already in table t3d_${index.checkpointId} of ${db}; ${todo.length} to embed`,
+      `index: ${chosen.length} volumes in ${cache}, ${chosen.length - todo.length} already in table ` +
+        `t3d_${index.checkpointId} of ${db}; ${todo.length} to embed`,
     );
     const prompts = zeroShotPrompts(model, tokenizer, labelNames, { templates: 3, device });
     const byName = new Map(entries.map((e) => [e.name, e]));
@@ -268,7 +273,8 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
     }
     if (o.ann) await index.createAnnIndex();
     print(
-      `index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`,
+      `index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ` +
+        `${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`,
     );
   } finally {
     model.dispose();

@@ -23,7 +23,9 @@ async function openIndex(db: string, checkpointId: string, checkpointDir: string
   if ((await index.count()) === 0) {
     const others = await VectorIndex.checkpoints(db);
     throw new Error(
-      `--db ${db}: nothing indexed with checkpoint ${index.checkpointId}${others.length ? ` (tables exist for ${others.join(', ')})` : ''}; run \`t3d index --checkpoint ${checkpointDir} --db ${db}\``,
+      `--db ${db}: nothing indexed with checkpoint ` +
+        `${index.checkpointId}${others.length ? ` (tables exist for ${others.join(', ')})` : ''}; run \`t3d index ` +
+        `--checkpoint ${checkpointDir} --db ${db}\``,
     );
   }
   return index;

@@ -105,7 +105,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   }
   if ((await index.count()) === 0)
     log(
-      `the index ${o.db} has no table for checkpoint ${analyzer.checkpointId}: search and cases stay empty until \`t3d index --checkpoint ${analyzer.checkpoint} --db ${o.db}\``,
+      `the index ${o.db} has no table for checkpoint ${analyzer.checkpointId}: search and cases stay empty until ` +
+        `\`t3d index --checkpoint ${analyzer.checkpoint} --db ${o.db}\``,
     );
   const token = o.token ? Buffer.from(o.token) : undefined;
   const authorized = (req: IncomingMessage, url: URL) => {
@@ -266,7 +267,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => resolve());
   });
   const address = server.address();
-  const url = `http://${o.host && o.host !== '0.0.0.0' ? o.host : '127.0.0.1'}:${typeof address === 'object' && address ? address.port : o.port}`;
+  const host = o.host && o.host !== '0.0.0.0' ? o.host : '127.0.0.1';
+  const url = `http://${host}:${typeof address === 'object' && address ? address.port : o.port}`;
   return {
     url,
     close: () =>

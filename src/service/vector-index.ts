@@ -26,7 +26,10 @@ export interface SearchFilter {
   label?: string;
   split?: string;
   excludeId?: string;
-  /** with an IVF-PQ index: partitions probed (default 20) and how many × k candidates are re-ranked by exact distance (default 10) */
+  /**
+   * with an IVF-PQ index: partitions probed (default 20) and how many × k candidates are re-ranked by exact distance
+   * (default 10)
+   */
   nprobes?: number;
   refineFactor?: number;
 }
@@ -157,7 +160,10 @@ export class VectorIndex {
     });
   }
 
-  /** Rows (without embeddings) in the order they were indexed, optionally filtered by label and split: a page of the index. */
+  /**
+   * Rows (without embeddings) in the order they were indexed, optionally filtered by label and split: a page of the
+   * index.
+   */
   async list(
     f: Omit<SearchFilter, 'k' | 'nprobes' | 'refineFactor'> & { limit?: number; offset?: number } = {},
   ): Promise<Case[]> {

@@ -109,7 +109,9 @@ export function checkCheckpoint(dir: string, requires = MODEL_FILES): { error?: 
     }
   }
   return {
-    warning: `no ${MANIFEST} (written by an older version): checked structurally only, corruption that keeps sizes would go unnoticed`,
+    warning:
+      `no ${MANIFEST} (written by an older version): checked structurally only, corruption that keeps sizes ` +
+      `would go unnoticed`,
   };
 }
 

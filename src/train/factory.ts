@@ -52,7 +52,8 @@ export function buildT3dModel(
 ): T3dModel {
   const text =
     'pretrained' in m.text
-      ? loadBertFromPretrained(String(m.text.pretrained), { allowMissingPooler: true }) // the pooler is unused: T3D takes [CLS] states
+      ? // the pooler is unused: T3D takes [CLS] states
+        loadBertFromPretrained(String(m.text.pretrained), { allowMissingPooler: true })
       : new BertModel(bertConfig({ ...m.text, vocab_size: vocabSize }, 'model.text'));
   if (m.freezeText) text.freeze();
   return new T3dModel(buildVisionEncoder(m, imageShape), text, m);
@@ -106,7 +107,8 @@ export function pretrainedTextDir(given: string): string {
   });
   if (!dir)
     throw new Error(
-      `model.text.pretrained ${given}: neither a model folder (config.json + model.safetensors) nor a pretrain-text run with checkpoints`,
+      `model.text.pretrained ${given}: neither a model folder (config.json + model.safetensors) nor a pretrain-text ` +
+        `run with checkpoints`,
     );
   return dir;
 }

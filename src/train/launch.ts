@@ -96,6 +96,7 @@ export async function launchRanks(argv: string[], l: Launch): Promise<void> {
   const failed = codes.map((c, local) => ({ c, rank: l.nodeRank * l.nproc + local })).filter((x) => x.c !== 0);
   if (failed.length)
     throw new Error(
-      `pretrain: rank ${failed[0]!.rank} of ${world} exited with ${failed[0]!.c}; the group was stopped (rerun with --resume to continue from the last checkpoint)`,
+      `pretrain: rank ${failed[0]!.rank} of ${world} exited with ${failed[0]!.c}; the group was stopped (rerun with ` +
+        `--resume to continue from the last checkpoint)`,
     );
 }

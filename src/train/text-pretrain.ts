@@ -171,7 +171,8 @@ export function pretrainText(
     const last = loop.runSync().checkpoint;
     const v = validate(model, tok, valid, o, special, device);
     log(
-      `pretrain-text: held-out masked-token loss ${v.loss.toFixed(4)}, accuracy ${(100 * v.accuracy).toFixed(1)} % (${valid.length} reports) → ${last}`,
+      `pretrain-text: held-out masked-token loss ${v.loss.toFixed(4)}, accuracy ${(100 * v.accuracy).toFixed(1)} % ` +
+        `(${valid.length} reports) → ${last}`,
     );
     return { checkpoint: last, step: state.step, valLoss: v.loss, valAccuracy: v.accuracy };
   } finally {
