@@ -1,5 +1,6 @@
 // The public surface of the package (`import { … } from 't3d'`): the engine (also as 't3d/torch'), models, the
-// objectives, data and text handling, pre-training, evaluation metrics and tasks, and the embedding index.
+// objectives, data and text handling (with each preset's input transform), pre-training, evaluation metrics and
+// tasks, and the service layer (analyzer, indexers, search, web server).
 // Everything else under dist/ is internal and may change.
 export * as torch from './torch/index.js';
 export { ResNet3d, type ResNet3dConfig } from './models/resnet3d.js';
@@ -14,14 +15,17 @@ export { sinkhorn } from './objectives/sinkhorn.js';
 export { readNifti, writeNifti, type NiftiImage } from './io/nifti.js';
 export { readDicomVolume } from './io/dicom.js';
 export { CT_RATE_LABELS, MASK_CLASSES, type CtRateLabel, type MaskClass } from './domain/ct-rate.js';
-export { loadPreset, presetNames, globalShapeOf, type Preset } from './data/presets.js';
+export { loadPreset, presetNames, globalShapeOf, resolvePreset, type Preset } from './data/presets.js';
+export { inputTransform, type InputTransform } from './data/input-transform.js';
+export { readScan } from './data/scan.js';
 export { buildCache, readCacheIndex, type CacheIndex, type CacheEntry } from './data/cache.js';
 export { preprocessImage } from './data/preprocess-image.js';
 export { writeSynthDataset } from './data/synth/dataset.js';
 export { WordPieceTokenizer, toBigInt64 } from './text/wordpiece.js';
 export { splitSentences, augmentReport } from './text/report.js';
 export { loadConfig, applyOverrides, validateConfig, configNames, type PretrainConfig } from './train/config.js';
-export { buildT3dModel, loadT3dCheckpoint } from './train/factory.js';
+export { buildT3dModel, loadT3dCheckpoint, type LoadedCheckpoint } from './train/factory.js';
+export { runPretraining, type PretrainRun } from './train/run.js';
 export { pretrain } from './train/trainer.js';
 export { pretrainText } from './train/text-pretrain.js';
 export {
@@ -40,3 +44,6 @@ export { type EvalTask, type EvalRecord } from './eval/task.js';
 export { evaluateCheckpoint, type Evaluated } from './eval/evaluate-checkpoint.js';
 export { analyzeScan, openAnalyzer, type Analysis, type Analyzer } from './service/analyzer.js';
 export { VectorIndex, type IndexRow, type Hit, type SearchFilter } from './service/vector-index.js';
+export { indexCache, indexScans, indexDicomWeb } from './service/indexer.js';
+export { searchText, searchSimilar } from './service/search.js';
+export { startServer, type ServeOptions } from './service/server.js';
