@@ -6,14 +6,14 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { optim, type GradientReducer, type Tensor } from '../torch/index.js';
-import { type Loader, batchToTensors } from '../data/loader.js';
+import { type Loader } from '../data/loader.js';
 import { type T3dModel } from '../models/t3d.js';
-import { type WordPieceTokenizer, toBigInt64 } from '../text/wordpiece.js';
-import { augmentReport } from '../text/report.js';
-import { Rng } from '../util/rng.js';
+import { type WordPieceTokenizer } from '../text/wordpiece.js';
 import { fmtTime } from '../util/progress.js';
-import { EmbeddingQueue } from '../objectives/tma.js';
+import { EmbeddingQueue } from '../objectives/tma/shared.js';
+import { tmaFormulation } from '../objectives/tma/index.js';
 import { t3dLoss } from '../objectives/t3d.js';
+import { collator } from './collate.js';
 import { type PretrainConfig } from './config.js';
 import { EmaTeacher } from './ema.js';
 import { buildT3dModel } from './factory.js';
@@ -101,9 +101,12 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   const sched = new optim.LRScheduler(opt, optim.warmupCosine(Math.min(c.optim.warmupSteps, c.optim.steps), c.optim.steps, 0.01));
   const queue = new EmbeddingQueue(c.objective.tma.queue);
   const scaler = amp === 'fp16' ? new optim.GradScaler() : undefined;
-  const momentum = c.objective.tma.teacherMomentum ?? 0;
+  const needs = tmaFormulation(c.objective.tma).needs(c.objective.tma);
+  const momentum = needs.teacherMomentum;
   const teacher = momentum > 0 && c.objective.tma.weight > 0
     ? new EmaTeacher(buildT3dModel(c.model, d.loader.globalShape, d.tokenizer.vocabSize).to({ device: d.device ?? 'cpu' }), d.model, momentum) : undefined;
+  const collate = collator({ tokenizer: d.tokenizer, loader: d.loader, data: c.data, seed: c.train.seed, 
+    needs, device: d.device });
   let state: TrainerState = { step: 0, epoch: 0, batchInEpoch: 0, consecutiveNonFinite: 0, skippedSteps: 0, fingerprint: fingerprint(c) };
   torch.manualSeed(c.train.seed);
 
@@ -146,7 +149,6 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   let waited = 0, window = performance.now(), windowSteps = 0;
   let micro = 0;
   let lastCheckpoint = resumeFrom ?? '';
-  const seed = c.train.seed;
   // the loader's worker threads must stop whatever happens, or the process never exits
   try {
     while (state.step < c.optim.steps) {
@@ -161,13 +163,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
         // the reducer counts gradients in during the backward pass that completes the step
         if (reducer && micro + 1 === c.optim.gradAccum) reducer.arm();
         const result = torch.tidy(() => {
-          const views = batchToTensors(raw, d.loader, d.device);
-          const texts = raw.reports.map((r, i) => augmentReport(r, new Rng(seed, state.epoch, raw.indices[i]!, 17), c.data.textAugment));
-          const enc = d.tokenizer.encodeBatch(texts, { maxLength: c.data.maxTokens, padding: 'longest' });
-          const inputIds = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device: d.device });
-          const attentionMask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device: d.device });
-          const sentenceIndex = c.objective.tma.formulation === 'local' ? torch.tensor(toBigInt64(d.tokenizer.sentenceIndex(texts, enc)), enc.shape, { device: d.device }) : undefined;
-          const batch = { global: views.global, locals: views.locals, inputIds, attentionMask, sentenceIndex };
+          const batch = collate(raw, state.epoch);
           const forward = () => t3dLoss(d.model, batch, c.objective, state.step, queue, teacher?.model);
           const out = amp === 'off' ? forward() : torch.autocast(deviceType, amp === 'bf16' ? 'bfloat16' : 'float16', forward);
           const loss = d.lossHook ? d.lossHook(out.total, state.step) : out.total;
