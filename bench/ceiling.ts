@@ -44,8 +44,26 @@ const cache = resolve(root, process.env.CACHE ?? join(out, 'cache'));
 const init = join(out, 'init');
 const initRun = (dir: string, extra: string[] = []) => {
   if (existsSync(join(dir, 'checkpoints'))) return;
-  run(['pretrain', '--config', 'cpu-mr', '--set', `data.cache=${cache}`, '--set', `data.synth={"count":${count},"seed":0,"validFraction":${validFraction}}`,
-    '--set', 'optim.lr=1e-12', '--set', 'objective.tma.weight=0', '--set', 'train.validateEvery=1', ...extra.flatMap((x) => ['--set', x]), '--steps', '1', '--out', dir]);
+  run([
+    'pretrain',
+    '--config',
+    'cpu-mr',
+    '--set',
+    `data.cache=${cache}`,
+    '--set',
+    `data.synth={"count":${count},"seed":0,"validFraction":${validFraction}}`,
+    '--set',
+    'optim.lr=1e-12',
+    '--set',
+    'objective.tma.weight=0',
+    '--set',
+    'train.validateEvery=1',
+    ...extra.flatMap((x) => ['--set', x]),
+    '--steps',
+    '1',
+    '--out',
+    dir,
+  ]);
 };
 initRun(init);
 const preset = loadPreset(loadConfig('cpu-mr').data.preset);
@@ -55,28 +73,77 @@ if (vision.kind !== 'resnet3d') throw new Error('the ceiling driver expects cpu-
 const [kernel, stride] = [vision.conv1Kernel * factor + 1, vision.conv1Stride * factor];
 const fullLayer1 = `conv1 kernel ${kernel}, stride ${stride}`;
 const initFull = fullNet === 'same' ? init : join(out, 'init-full');
-if (fullNet === 'matched') initRun(initFull, [`model.vision.conv1Kernel=${kernel}`, `model.vision.conv1Stride=${stride}`]);
-const base = JSON.parse(readFileSync(join(root, 'configs', 'eval', 'default.json'), 'utf8')) as Record<string, unknown> & { transfer: { finetune: object } };
+if (fullNet === 'matched')
+  initRun(initFull, [`model.vision.conv1Kernel=${kernel}`, `model.vision.conv1Stride=${stride}`]);
+const base = JSON.parse(readFileSync(join(root, 'configs', 'eval', 'default.json'), 'utf8')) as Record<
+  string,
+  unknown
+> & { transfer: { finetune: object } };
 for (const scale of ['global', 'full'] as const) {
   const config = join(out, `eval-${scale}.json`);
-  writeFileSync(config, JSON.stringify({ ...base, name: `ceiling-${scale}`, scale, transfer: { ...base.transfer, fractions: [1], finetune: { ...base.transfer.finetune, epochs, patience: epochs } } }, null, 2));
-  run(['eval', 'finetune', '--checkpoint', scale === 'full' ? initFull : init, '--init', 'random', '--config', config, '--out', join(out, 'eval')]);
+  writeFileSync(
+    config,
+    JSON.stringify(
+      {
+        ...base,
+        name: `ceiling-${scale}`,
+        scale,
+        transfer: {
+          ...base.transfer,
+          fractions: [1],
+          finetune: { ...base.transfer.finetune, epochs, patience: epochs },
+        },
+      },
+      null,
+      2,
+    ),
+  );
+  run([
+    'eval',
+    'finetune',
+    '--checkpoint',
+    scale === 'full' ? initFull : init,
+    '--init',
+    'random',
+    '--config',
+    config,
+    '--out',
+    join(out, 'eval'),
+  ]);
 }
 
-interface PerLabel { label: string; positives: number; auroc: number }
-interface Transfer { labelNames: string[]; testNames: string[]; testScores: number[][]; testLabels: number[][] }
-interface Rec { meta: Record<string, unknown>; result: { macro: { auroc: number }; perLabel: PerLabel[]; aurocCi: [number, number][]; transfer: Transfer } }
+interface PerLabel {
+  label: string;
+  positives: number;
+  auroc: number;
+}
+interface Transfer {
+  labelNames: string[];
+  testNames: string[];
+  testScores: number[][];
+  testLabels: number[][];
+}
+interface Rec {
+  meta: Record<string, unknown>;
+  result: { macro: { auroc: number }; perLabel: PerLabel[]; aurocCi: [number, number][]; transfer: Transfer };
+}
 const read = (name: string) => JSON.parse(readFileSync(join(out, 'eval', name), 'utf8')) as Rec;
 const [g, f] = [read('finetune-100pct.json'), read('finetune-100pct-full.json')];
 mkdirSync(keep, { recursive: true });
 for (const name of ['finetune-100pct.json', 'finetune-100pct-full.json']) {
   // records name their files relative to the package root: no machine paths in the repository
-  writeFileSync(join(keep, name), readFileSync(join(out, 'eval', name), 'utf8').split(`${root}/`).join(''));
+  writeFileSync(
+    join(keep, name),
+    readFileSync(join(out, 'eval', name), 'utf8')
+      .split(`${root}/`)
+      .join(''),
+  );
 }
 copyFileSync(join(out, 'eval-full.json'), join(keep, 'eval-full.json'));
 // the gain's 95 % CI: a paired bootstrap over the test volumes, which both models scored
 const [gt, ft] = [g.result.transfer, f.result.transfer];
-if (gt.testNames.join() !== ft.testNames.join()) throw new Error('the two ceiling records were tested on different volumes');
+if (gt.testNames.join() !== ft.testNames.join())
+  throw new Error('the two ceiling records were tested on different volumes');
 const column = (t: Transfer, label: string, idx: Int32Array, what: 'testScores' | 'testLabels') => {
   const j = t.labelNames.indexOf(label);
   return Array.from(idx, (i) => t[what][i]![j]!);
@@ -84,18 +151,34 @@ const column = (t: Transfer, label: string, idx: Int32Array, what: 'testScores' 
 const rows = g.result.perLabel.map((p, i) => {
   const full = f.result.perLabel.find((q) => q.label === p.label)!;
   const ci = f.result.aurocCi[f.result.perLabel.indexOf(full)]!;
-  const at = (t: Transfer) => (idx: Int32Array) => auroc(column(t, p.label, idx, 'testScores'), column(gt, p.label, idx, 'testLabels'));
+  const at = (t: Transfer) => (idx: Int32Array) =>
+    auroc(column(t, p.label, idx, 'testScores'), column(gt, p.label, idx, 'testLabels'));
   const d = pairedBootstrapDiff(gt.testNames.length, at(ft), at(gt), { resamples: 1000, seed: 0 });
-  return { label: p.label, positives: p.positives, global: p.auroc, globalCi: g.result.aurocCi[i]!, full: full.auroc, fullCi: ci, gain: full.auroc - p.auroc, gainCi: [d.lo, d.hi] as [number, number] };
+  return {
+    label: p.label,
+    positives: p.positives,
+    global: p.auroc,
+    globalCi: g.result.aurocCi[i]!,
+    full: full.auroc,
+    fullCi: ci,
+    gain: full.auroc - p.auroc,
+    gainCi: [d.lo, d.hi] as [number, number],
+  };
 });
 const learned = f.result.macro.auroc >= g.result.macro.auroc - 0.02;
 const fine = rows.filter((r) => r.gain >= minGain && r.gainCi[0] > 0).map((r) => r.label);
 const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(3) : '—');
 const fullName = `full resolution ${preset.shape.join('×')}${fullNet === 'matched' ? ` (${fullLayer1})` : ''}`;
 const signed = (x: number) => `${x >= 0 ? '+' : ''}${fmt(x)}`;
-const table = [`| label | test positives | global view ${globalShapeOf(preset).join('×')} | ${fullName} | gain [paired 95 % CI] |`, '|---|---|---|---|---|',
-  ...rows.map((r) => `| ${r.label} | ${r.positives} | ${fmt(r.global)} [${fmt(r.globalCi[0])}, ${fmt(r.globalCi[1])}] | ${fmt(r.full)} [${fmt(r.fullCi[0])}, ${fmt(r.fullCi[1])}] | ${signed(r.gain)} [${signed(r.gainCi[0])}, ${signed(r.gainCi[1])}] |`),
-  `| macro | | ${fmt(g.result.macro.auroc)} | ${fmt(f.result.macro.auroc)} | ${signed(f.result.macro.auroc - g.result.macro.auroc)} |`].join('\n');
+const table = [
+  `| label | test positives | global view ${globalShapeOf(preset).join('×')} | ${fullName} | gain [paired 95 % CI] |`,
+  '|---|---|---|---|---|',
+  ...rows.map(
+    (r) =>
+      `| ${r.label} | ${r.positives} | ${fmt(r.global)} [${fmt(r.globalCi[0])}, ${fmt(r.globalCi[1])}] | ${fmt(r.full)} [${fmt(r.fullCi[0])}, ${fmt(r.fullCi[1])}] | ${signed(r.gain)} [${signed(r.gainCi[0])}, ${signed(r.gainCi[1])}] |`,
+  ),
+  `| macro | | ${fmt(g.result.macro.auroc)} | ${fmt(f.result.macro.auroc)} | ${signed(f.result.macro.auroc - g.result.macro.auroc)} |`,
+].join('\n');
 const verdict = learned
   ? `Fine-grained subset (gain ≥ ${minGain} with its paired 95 % CI above 0): ${fine.length ? fine.join(', ') : 'none'}\n`
   : `Inconclusive: the full-resolution model learned less overall (macro ${fmt(f.result.macro.auroc)} vs ${fmt(g.result.macro.auroc)} at the global view), so no subset is defined; rerun with a larger budget (COUNT, EPOCHS).\n`;
@@ -103,5 +186,17 @@ const entries = readCacheIndex(cache).entries;
 const heldOut = entries.filter((e) => e.split === 'valid').length;
 const summary = `# Supervised ceiling per label (cpu-mr, ${entries.length} volumes, ${heldOut} held out, random init, BCE, 100 % of the labels, ${epochs} epochs; full-resolution network: ${fullNet})\n\n${table}\n\n${verdict}`;
 writeFileSync(join(keep, 'ceiling.md'), summary);
-if (learned) writeFileSync(join(keep, 'fine-grained.json'), JSON.stringify({ name: 'fine-grained', rule: `full-resolution AUROC − global-view AUROC ≥ ${minGain}, paired 95 % CI above 0`, labels: fine }, null, 2) + '\n');
+if (learned)
+  writeFileSync(
+    join(keep, 'fine-grained.json'),
+    JSON.stringify(
+      {
+        name: 'fine-grained',
+        rule: `full-resolution AUROC − global-view AUROC ≥ ${minGain}, paired 95 % CI above 0`,
+        labels: fine,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
 console.log(summary);

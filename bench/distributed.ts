@@ -17,13 +17,26 @@ const repeats = Number(process.env.REPEATS ?? 10);
 if (process.env.RANK === undefined) {
   const world = Number(process.env.WORLD ?? 2);
   const port = String(29_000 + Math.floor(Math.random() * 1000));
-  const codes = await Promise.all(Array.from({ length: world }, (_, rank) => new Promise<number | null>((resolve) => {
-    const p = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
-      stdio: rank === 0 ? 'inherit' : 'ignore',
-      env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(world), MASTER_ADDR: '127.0.0.1', MASTER_PORT: port, T3D_NUM_THREADS: '1' },
-    });
-    p.on('close', resolve);
-  })));
+  const codes = await Promise.all(
+    Array.from(
+      { length: world },
+      (_, rank) =>
+        new Promise<number | null>((resolve) => {
+          const p = spawn(process.execPath, [fileURLToPath(import.meta.url)], {
+            stdio: rank === 0 ? 'inherit' : 'ignore',
+            env: {
+              ...process.env,
+              RANK: String(rank),
+              WORLD_SIZE: String(world),
+              MASTER_ADDR: '127.0.0.1',
+              MASTER_PORT: port,
+              T3D_NUM_THREADS: '1',
+            },
+          });
+          p.on('close', resolve);
+        }),
+    ),
+  );
   if (codes.some((c) => c !== 0)) throw new Error(`a rank failed: exit codes ${codes.join(', ')}`);
 } else {
   dist.init({ ...envGroupOptions()!, timeoutMs: 120_000 });
@@ -42,7 +55,10 @@ if (process.env.RANK === undefined) {
     t.dispose();
     const s = times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
     const algbw = (mib * 2 ** 20) / s / 1e9;
-    if (dist.rank === 0) console.log(`${String(mib).padStart(5)} MiB: ${(s * 1000).toFixed(2)} ms, algorithm bandwidth ${algbw.toFixed(2)} GB/s, bus bandwidth ${(algbw * (2 * (n - 1)) / n).toFixed(2)} GB/s`);
+    if (dist.rank === 0)
+      console.log(
+        `${String(mib).padStart(5)} MiB: ${(s * 1000).toFixed(2)} ms, algorithm bandwidth ${algbw.toFixed(2)} GB/s, bus bandwidth ${((algbw * (2 * (n - 1))) / n).toFixed(2)} GB/s`,
+      );
   }
   gradientStep(Number(process.env.INPUT ?? 64));
   dist.destroy();
@@ -56,23 +72,29 @@ function gradientStep(side: number): void {
   const reducer = dist.reducer([...params].reverse());
   const x = torch.randn([1, 1, side, side, side]).keep();
   const y = torch.tensor(new BigInt64Array([BigInt(dist.rank % 2)])).keep();
-  const flat = () => torch.noGrad(() => torch.tidy(() => {
-    const grads = params.map((p) => p.grad!);
-    const buffer = torch.cat(grads.map((g) => g.reshape(-1)));
-    dist.allReduce(buffer);
-    let at = 0;
-    for (const g of grads) {
-      g.copy_(buffer.narrow(0, at, g.numel).reshape(...g.shape));
-      at += g.numel;
-    }
-  }));
+  const flat = () =>
+    torch.noGrad(() =>
+      torch.tidy(() => {
+        const grads = params.map((p) => p.grad!);
+        const buffer = torch.cat(grads.map((g) => g.reshape(-1)));
+        dist.allReduce(buffer);
+        let at = 0;
+        for (const g of grads) {
+          g.copy_(buffer.narrow(0, at, g.numel).reshape(...g.shape));
+          at += g.numel;
+        }
+      }),
+    );
   const bucketed = () => {
     const late = torch.tensor([reducer.wait() ? 1 : 0], [1]);
     dist.allReduce(late, 'max');
     reducer.writeBack(late.item() > 0);
     late.dispose();
   };
-  const times: Record<string, { step: number[]; exposed: number[] }> = { flat: { step: [], exposed: [] }, bucketed: { step: [], exposed: [] } };
+  const times: Record<string, { step: number[]; exposed: number[] }> = {
+    flat: { step: [], exposed: [] },
+    bucketed: { step: [], exposed: [] },
+  };
   for (let i = 0; i < repeats + 1; i++) {
     for (const mode of ['flat', 'bucketed'] as const) {
       params.forEach((p) => p.zeroGrad());
@@ -81,16 +103,27 @@ function gradientStep(side: number): void {
       if (mode === 'bucketed') reducer.arm();
       torch.tidy(() => F.crossEntropy(model.forward(x), y).backward());
       const t1 = performance.now();
-      if (mode === 'flat') flat(); else bucketed();
+      if (mode === 'flat') flat();
+      else bucketed();
       const t2 = performance.now();
-      if (i > 0) { times[mode]!.step.push((t2 - t0) / 1000); times[mode]!.exposed.push((t2 - t1) / 1000); }
+      if (i > 0) {
+        times[mode]!.step.push((t2 - t0) / 1000);
+        times[mode]!.exposed.push((t2 - t1) / 1000);
+      }
     }
   }
   const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
   if (dist.rank === 0) {
-    console.log(`\nResNet3D-50 gradient step, 1×1×${side}³ per rank, ${(bytes / 2 ** 20).toFixed(0)} MiB of gradients, ${reducer.buckets} buckets, median of ${repeats}:`);
-    for (const [mode, t] of Object.entries(times)) console.log(`${mode.padStart(9)}: step ${med(t.step).toFixed(3)} s, exposed communication ${med(t.exposed).toFixed(3)} s`);
-    console.log(`time ratio bucketed/flat: step ${(med(times.bucketed!.step) / med(times.flat!.step)).toFixed(2)}, exposed ${(med(times.bucketed!.exposed) / med(times.flat!.exposed)).toFixed(2)}`);
+    console.log(
+      `\nResNet3D-50 gradient step, 1×1×${side}³ per rank, ${(bytes / 2 ** 20).toFixed(0)} MiB of gradients, ${reducer.buckets} buckets, median of ${repeats}:`,
+    );
+    for (const [mode, t] of Object.entries(times))
+      console.log(
+        `${mode.padStart(9)}: step ${med(t.step).toFixed(3)} s, exposed communication ${med(t.exposed).toFixed(3)} s`,
+      );
+    console.log(
+      `time ratio bucketed/flat: step ${(med(times.bucketed!.step) / med(times.flat!.step)).toFixed(2)}, exposed ${(med(times.bucketed!.exposed) / med(times.flat!.exposed)).toFixed(2)}`,
+    );
   }
   reducer.dispose();
   torch.dispose([x, y]);

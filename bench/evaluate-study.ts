@@ -23,8 +23,10 @@ const spawn = (script: string, args: string[], env: Record<string, string> = {})
   if (r.status !== 0) throw new Error(`${script} ${args.join(' ')} failed (exit ${r.status})`);
 };
 const node = (args: string[]) => spawn(cli, args);
-const compareArgs = [...(process.env.SUBSET ? ['--subset', resolve(root, process.env.SUBSET)] : []),
-  ...(process.env.TREATMENT ? ['--treatment', process.env.TREATMENT] : [])];
+const compareArgs = [
+  ...(process.env.SUBSET ? ['--subset', resolve(root, process.env.SUBSET)] : []),
+  ...(process.env.TREATMENT ? ['--treatment', process.env.TREATMENT] : []),
+];
 
 const methods = process.env.PRETRAIN?.split(',');
 if (methods) {
@@ -47,14 +49,19 @@ if (methods) {
         writeFileSync(join(kept, 'eval', f), relative(readFileSync(join(out, run, 'eval', f), 'utf8')));
       }
       copyFileSync(join(out, run, 'metrics.jsonl'), join(kept, 'metrics.jsonl'));
-      writeFileSync(join(kept, 'complete.json'), JSON.stringify({ tasks, evalConfig: configs.join(','), finishedAt: new Date().toISOString() }) + '\n');
+      writeFileSync(
+        join(kept, 'complete.json'),
+        JSON.stringify({ tasks, evalConfig: configs.join(','), finishedAt: new Date().toISOString() }) + '\n',
+      );
     }
   }
   node(['eval', 'compare', '--runs', keep, ...compareArgs]);
 } else {
   // seeds outer, methods inner: every method has a first seed evaluated before any gets a second
-  const runs = readdirSync(out).filter((d) => /-s\d+$/.test(d) && existsSync(join(out, d, 'checkpoints')))
+  const runs = readdirSync(out)
+    .filter((d) => /-s\d+$/.test(d) && existsSync(join(out, d, 'checkpoints')))
     .sort((a, b) => Number(a.split('-s').pop()) - Number(b.split('-s').pop()) || a.localeCompare(b));
-  for (const run of runs) for (const config of configs) node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
+  for (const run of runs)
+    for (const config of configs) node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
   node(['eval', 'compare', '--runs', out, ...compareArgs]);
 }

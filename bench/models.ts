@@ -4,7 +4,10 @@ import * as torch from '../src/torch/index.js';
 import { F, nn, type Tensor } from '../src/torch/index.js';
 
 class BasicBlock extends nn.Module {
-  readonly conv1: nn.Conv3d; readonly bn1: nn.BatchNorm3d; readonly conv2: nn.Conv3d; readonly bn2: nn.BatchNorm3d;
+  readonly conv1: nn.Conv3d;
+  readonly bn1: nn.BatchNorm3d;
+  readonly conv2: nn.Conv3d;
+  readonly bn2: nn.BatchNorm3d;
   readonly downsample?: nn.Sequential;
   constructor(inC: number, outC: number, stride: number) {
     super();
@@ -13,7 +16,10 @@ class BasicBlock extends nn.Module {
     this.conv2 = this.registerModule('conv2', new nn.Conv3d(outC, outC, 3, { padding: 1, bias: false }));
     this.bn2 = this.registerModule('bn2', new nn.BatchNorm3d(outC));
     if (stride !== 1 || inC !== outC) {
-      this.downsample = this.registerModule('downsample', new nn.Sequential(new nn.Conv3d(inC, outC, 1, { stride }), new nn.BatchNorm3d(outC)));
+      this.downsample = this.registerModule(
+        'downsample',
+        new nn.Sequential(new nn.Conv3d(inC, outC, 1, { stride }), new nn.BatchNorm3d(outC)),
+      );
     }
   }
   forward(x: Tensor): Tensor {
@@ -25,9 +31,15 @@ class BasicBlock extends nn.Module {
 export class SmallResNet3d extends nn.Module {
   readonly conv1 = this.registerModule('conv1', new nn.Conv3d(1, 16, 3, { padding: 1, bias: false }));
   readonly bn1 = this.registerModule('bn1', new nn.BatchNorm3d(16));
-  readonly layers = this.registerModule('layers', new nn.ModuleList([
-    new BasicBlock(16, 16, 1), new BasicBlock(16, 32, 2), new BasicBlock(32, 64, 2), new BasicBlock(64, 128, 2),
-  ]));
+  readonly layers = this.registerModule(
+    'layers',
+    new nn.ModuleList([
+      new BasicBlock(16, 16, 1),
+      new BasicBlock(16, 32, 2),
+      new BasicBlock(32, 64, 2),
+      new BasicBlock(64, 128, 2),
+    ]),
+  );
   readonly fc = this.registerModule('fc', new nn.Linear(128, 10));
   forward(x: Tensor): Tensor {
     let h = F.maxPool3d(this.bn1.forward(this.conv1.forward(x)).relu(), 3, { stride: 2, padding: 1 });
@@ -37,8 +49,11 @@ export class SmallResNet3d extends nn.Module {
 }
 
 class EncoderBlock extends nn.Module {
-  readonly norm1: nn.LayerNorm; readonly attn: nn.MultiheadAttention; readonly norm2: nn.LayerNorm;
-  readonly fc1: nn.Linear; readonly fc2: nn.Linear;
+  readonly norm1: nn.LayerNorm;
+  readonly attn: nn.MultiheadAttention;
+  readonly norm2: nn.LayerNorm;
+  readonly fc1: nn.Linear;
+  readonly fc2: nn.Linear;
   constructor(dim: number, heads: number) {
     super();
     this.norm1 = this.registerModule('norm1', new nn.LayerNorm(dim));
@@ -56,7 +71,10 @@ class EncoderBlock extends nn.Module {
 
 export class SmallViT3d extends nn.Module {
   readonly patch = this.registerModule('patch', new nn.Conv3d(1, 128, 8, { stride: 8 }));
-  readonly blocks = this.registerModule('blocks', new nn.ModuleList(Array.from({ length: 4 }, () => new EncoderBlock(128, 4))));
+  readonly blocks = this.registerModule(
+    'blocks',
+    new nn.ModuleList(Array.from({ length: 4 }, () => new EncoderBlock(128, 4))),
+  );
   readonly norm = this.registerModule('norm', new nn.LayerNorm(128));
   readonly head = this.registerModule('head', new nn.Linear(128, 10));
   constructor() {

@@ -29,7 +29,11 @@ export function minorFaultsOf(fn: () => void): number {
  * `modules`; returns the last stdout line parsed as JSON, or undefined when no such python exists. */
 export function pythonTwin<T>(script: string, args: string[], modules = 'torch'): T | undefined {
   for (const exe of [process.env.T3D_PYTHON, 'python3', '/usr/bin/python3'].filter((p): p is string => !!p)) {
-    try { execFileSync(exe, ['-c', `import ${modules}`], { stdio: 'ignore' }); } catch { continue; }
+    try {
+      execFileSync(exe, ['-c', `import ${modules}`], { stdio: 'ignore' });
+    } catch {
+      continue;
+    }
     const out = execFileSync(exe, [join(packageRoot(), 'bench', script), ...args], { encoding: 'utf8' });
     return JSON.parse(out.trim().split('\n').pop()!) as T;
   }

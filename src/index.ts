@@ -10,7 +10,12 @@ export { T3dModel, type VolumeEncoding, type ReportEncoding } from './models/t3d
 export { clipLoss } from './objectives/clip.js';
 export { t3dLoss, type ObjectiveConfig, type ViewBatch } from './objectives/t3d.js';
 export {
-  tmaTerm, tmaFormulation, TMA_FORMULATIONS, type TmaConfig, type TmaFormulation, type TmaFormulationSpec,
+  tmaTerm,
+  tmaFormulation,
+  TMA_FORMULATIONS,
+  type TmaConfig,
+  type TmaFormulation,
+  type TmaFormulationSpec,
   type TmaNeeds,
 } from './objectives/tma/index.js';
 export { sinkhorn } from './objectives/tma/shared.js';
@@ -26,7 +31,15 @@ export { loadConfig, applyOverrides, validateConfig, configNames, type PretrainC
 export { buildT3dModel, loadT3dCheckpoint } from './train/factory.js';
 export { pretrain } from './train/trainer.js';
 export { pretrainText } from './train/text-pretrain.js';
-export { auroc, macroAuroc, averagePrecision, rocCurve, youdenThreshold, binaryStats, recallAtK } from './eval/metrics/classification.js';
+export {
+  auroc,
+  macroAuroc,
+  averagePrecision,
+  rocCurve,
+  youdenThreshold,
+  binaryStats,
+  recallAtK,
+} from './eval/metrics/classification.js';
 export { embedSplit, embedTexts, zeroShotPrompts, zeroShotScores, scoresFromPrompts } from './eval/tasks/zeroshot.js';
 export { analyzeScan, type Analysis } from './app/analyze.js';
 export { VectorIndex, type IndexRow, type Hit, type SearchFilter } from './search/vector-index.js';

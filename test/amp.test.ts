@@ -30,12 +30,18 @@ test('autocast runs convolutions and matmuls in bfloat16, cross-entropy in float
     });
     assert.equal(torch.isAutocastEnabled('cpu'), false);
     assert.equal(a.matmul(b).dtype, 'float32');
-    assert.throws(() => torch.autocast('cpu', 'bfloat16', () => { throw new Error('boom'); }), /boom/);
+    assert.throws(
+      () =>
+        torch.autocast('cpu', 'bfloat16', () => {
+          throw new Error('boom');
+        }),
+      /boom/,
+    );
     assert.equal(torch.isAutocastEnabled('cpu'), false, 'state restored after an exception');
   });
 });
 
-test('layer and group norm take a bfloat16 input with float32 parameters and compute in float32 (CUDA autocast\'s rule)', () => {
+test("layer and group norm take a bfloat16 input with float32 parameters and compute in float32 (CUDA autocast's rule)", () => {
   const ln = new nn.LayerNorm(6);
   const gn = new nn.GroupNorm(2, 4);
   torch.tidy(() => {
@@ -53,7 +59,9 @@ test('gradients through an autocast region land on the float32 parameters', () =
   torch.manualSeed(1);
   const lin = new nn.Linear(8, 3);
   torch.tidy(() => {
-    const loss = torch.autocast('cpu', 'bfloat16', () => F.crossEntropy(lin.forward(torch.randn([5, 8])), torch.tensor(new BigInt64Array([0n, 1n, 2n, 0n, 1n]))));
+    const loss = torch.autocast('cpu', 'bfloat16', () =>
+      F.crossEntropy(lin.forward(torch.randn([5, 8])), torch.tensor(new BigInt64Array([0n, 1n, 2n, 0n, 1n]))),
+    );
     loss.backward();
     assert.equal(lin.weight.grad!.dtype, 'float32');
     assert.ok(lin.weight.grad!.abs().sum().item() > 0);
@@ -61,7 +69,7 @@ test('gradients through an autocast region land on the float32 parameters', () =
   lin.dispose();
 });
 
-test('the loss scaler unscales gradients, detects overflow, backs off and grows like PyTorch\'s GradScaler', () => {
+test("the loss scaler unscales gradients, detects overflow, backs off and grows like PyTorch's GradScaler", () => {
   const p = torch.zeros([3]).requiresGrad_().keep();
   const s = new optim.GradScaler({ initScale: 1024, growthInterval: 2 });
   torch.tidy(() => s.scaleLoss(p.sum().add(p.mul(2).sum())).backward());

@@ -60,7 +60,10 @@ test("eval outputs equal HF's BertModel (padded batch, default and given token t
     const pair = run(tiny, exp('pair.token_type_ids'));
     assertClose(pair.lastHiddenState, exp('pair.last_hidden_state'), { ...TOL, what: 'pair last_hidden_state' });
     assertClose(pair.pooled!, exp('pair.pooler_output'), { ...TOL, what: 'pair pooler_output' });
-    assertClose(run(tiny, exp('token_type_ids')).lastHiddenState, out.lastHiddenState, { atol: 1e-6, what: 'explicit zero token types' });
+    assertClose(run(tiny, exp('token_type_ids')).lastHiddenState, out.lastHiddenState, {
+      atol: 1e-6,
+      what: 'explicit zero token types',
+    });
   });
 });
 
@@ -76,37 +79,49 @@ test("hidden_act 'gelu_new' (tanh GELU) model equals HF's", () => {
 });
 
 test('BertForMaskedLM checkpoint: bert. prefix stripped, cls.* skipped, missing pooler only on request', () => {
-  assert.throws(() => loadBertFromPretrained(dir('tiny-mlm')),
-    /missing keys \[pooler\.dense\.weight, pooler\.dense\.bias\], unexpected keys \[\].*allowMissingPooler/);
+  assert.throws(
+    () => loadBertFromPretrained(dir('tiny-mlm')),
+    /missing keys \[pooler\.dense\.weight, pooler\.dense\.bias\], unexpected keys \[\].*allowMissingPooler/,
+  );
   const m = loadBertFromPretrained(dir('tiny-mlm'), { allowMissingPooler: true });
-  torch.tidy(() => assertClose(run(m).lastHiddenState, exp('last_hidden_state'), { ...TOL, what: 'last_hidden_state' }));
+  torch.tidy(() =>
+    assertClose(run(m).lastHiddenState, exp('last_hidden_state'), { ...TOL, what: 'last_hidden_state' }),
+  );
   m.dispose();
 });
 
 test("older checkpoints' position_ids buffer is skipped; sharded model.safetensors.index.json loads", () => {
-  withCopy('tiny', (d) => editWeights(d, (t) => t.set('embeddings.position_ids', torch.arange(64).view(1, 64))), (d) => {
-    const m = loadBertFromPretrained(d);
-    torch.tidy(() => assertClose(run(m).pooled!, exp('pooler_output'), { ...TOL, what: 'pooled' }));
-    m.dispose();
-  });
-  withCopy('tiny', (d) => {
-    const { tensors } = torch.loadSafetensors(join(d, 'model.safetensors'));
-    const shards = [new Map<string, Tensor>(), new Map<string, Tensor>()];
-    const weightMap: Record<string, string> = {};
-    for (const [name, t] of tensors) {
-      const i = name.startsWith('encoder.layer.1.') || name.startsWith('pooler.') ? 1 : 0;
-      shards[i]!.set(name, t);
-      weightMap[name] = `model-0000${i + 1}-of-00002.safetensors`;
-    }
-    shards.forEach((s, i) => torch.saveSafetensors(join(d, `model-0000${i + 1}-of-00002.safetensors`), s));
-    writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
-    rmSync(join(d, 'model.safetensors'));
-    torch.dispose([...tensors.values()]);
-  }, (d) => {
-    const m = loadBertFromPretrained(d);
-    torch.tidy(() => assertClose(run(m).pooled!, exp('pooler_output'), { ...TOL, what: 'pooled' }));
-    m.dispose();
-  });
+  withCopy(
+    'tiny',
+    (d) => editWeights(d, (t) => t.set('embeddings.position_ids', torch.arange(64).view(1, 64))),
+    (d) => {
+      const m = loadBertFromPretrained(d);
+      torch.tidy(() => assertClose(run(m).pooled!, exp('pooler_output'), { ...TOL, what: 'pooled' }));
+      m.dispose();
+    },
+  );
+  withCopy(
+    'tiny',
+    (d) => {
+      const { tensors } = torch.loadSafetensors(join(d, 'model.safetensors'));
+      const shards = [new Map<string, Tensor>(), new Map<string, Tensor>()];
+      const weightMap: Record<string, string> = {};
+      for (const [name, t] of tensors) {
+        const i = name.startsWith('encoder.layer.1.') || name.startsWith('pooler.') ? 1 : 0;
+        shards[i]!.set(name, t);
+        weightMap[name] = `model-0000${i + 1}-of-00002.safetensors`;
+      }
+      shards.forEach((s, i) => torch.saveSafetensors(join(d, `model-0000${i + 1}-of-00002.safetensors`), s));
+      writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+      rmSync(join(d, 'model.safetensors'));
+      torch.dispose([...tensors.values()]);
+    },
+    (d) => {
+      const m = loadBertFromPretrained(d);
+      torch.tidy(() => assertClose(run(m).pooled!, exp('pooler_output'), { ...TOL, what: 'pooled' }));
+      m.dispose();
+    },
+  );
 });
 
 test('our WordPiece tokenizer gives the ids and mask HF recorded', () => {
@@ -118,7 +133,10 @@ test('our WordPiece tokenizer gives the ids and mask HF recorded', () => {
   torch.tidy(() => {
     const ids = torch.tensor(toBigInt64(batch.inputIds), batch.shape);
     const mask = torch.tensor(toBigInt64(batch.attentionMask), batch.shape);
-    assertClose(tiny.forward(ids, mask).lastHiddenState, exp('last_hidden_state'), { ...TOL, what: 'from our tokenizer' });
+    assertClose(tiny.forward(ids, mask).lastHiddenState, exp('last_hidden_state'), {
+      ...TOL,
+      what: 'from our tokenizer',
+    });
   });
 });
 
@@ -129,8 +147,14 @@ test("padding does not change the real tokens' states", () => {
     sentences.forEach((s, i) => {
       const e = tok.encode(s);
       const n = e.inputIds.length;
-      const alone = tiny.forward(torch.tensor(e.inputIds, [1, n], { dtype: 'int64' }), torch.ones([1, n], { dtype: 'int64' }));
-      assertClose(alone.lastHiddenState.select(0, 0), batched.lastHiddenState.select(0, i).narrow(0, 0, n), { atol: 1e-5, what: `sentence ${i}` });
+      const alone = tiny.forward(
+        torch.tensor(e.inputIds, [1, n], { dtype: 'int64' }),
+        torch.ones([1, n], { dtype: 'int64' }),
+      );
+      assertClose(alone.lastHiddenState.select(0, 0), batched.lastHiddenState.select(0, i).narrow(0, 0, n), {
+        atol: 1e-5,
+        what: `sentence ${i}`,
+      });
       assertClose(alone.pooled!.select(0, 0), batched.pooled!.select(0, i), { atol: 1e-5, what: `pooled ${i}` });
     });
   });
@@ -139,18 +163,36 @@ test("padding does not change the real tokens' states", () => {
 test('dropout only in train mode', () => {
   torch.tidy(() => {
     tiny.train();
-    const a = run(tiny).lastHiddenState, b = run(tiny).lastHiddenState;
+    const a = run(tiny).lastHiddenState,
+      b = run(tiny).lastHiddenState;
     tiny.eval();
     assert.ok(a.sub(b).abs().max().item() > 1e-3, 'two training passes differ');
-    assert.equal(run(tiny).lastHiddenState.sub(run(tiny).lastHiddenState).abs().max().item(), 0, 'eval is deterministic');
+    assert.equal(
+      run(tiny).lastHiddenState.sub(run(tiny).lastHiddenState).abs().max().item(),
+      0,
+      'eval is deterministic',
+    );
   });
 });
 
 test("initialisation follows HF's _init_weights", () => {
-  const m = new BertModel(bertConfig({ vocab_size: 500, hidden_size: 64, num_hidden_layers: 1, num_attention_heads: 4, intermediate_size: 128, pad_token_id: 3 }));
+  const m = new BertModel(
+    bertConfig({
+      vocab_size: 500,
+      hidden_size: 64,
+      num_hidden_layers: 1,
+      num_attention_heads: 4,
+      intermediate_size: 128,
+      pad_token_id: 3,
+    }),
+  );
   torch.tidy(() => {
     const sd = m.stateDict();
-    for (const key of ['embeddings.word_embeddings.weight', 'encoder.layer.0.intermediate.dense.weight', 'pooler.dense.weight']) {
+    for (const key of [
+      'embeddings.word_embeddings.weight',
+      'encoder.layer.0.intermediate.dense.weight',
+      'pooler.dense.weight',
+    ]) {
       const w = sd.get(key)!;
       assert.ok(Math.abs(w.std().item() - 0.02) < 0.002, `${key} std ${w.std().item()}`);
     }
@@ -189,8 +231,14 @@ test('gradients reach the parameters (not the padding row); none when frozen or 
 test('no tensor leaks over repeated forwards (eval, train + backward, noGrad)', () => {
   const before = torch.memory().numTensors;
   for (let i = 0; i < 5; i++) {
-    torch.tidy(() => { run(tiny); });
-    torch.noGrad(() => torch.tidy(() => { run(tiny); }));
+    torch.tidy(() => {
+      run(tiny);
+    });
+    torch.noGrad(() =>
+      torch.tidy(() => {
+        run(tiny);
+      }),
+    );
     tiny.train();
     torch.tidy(() => run(tiny).pooled!.sum().backward());
     tiny.eval();
@@ -203,49 +251,102 @@ test('no tensor leaks over repeated forwards (eval, train + backward, noGrad)', 
 });
 
 test('config errors are clear and name the file', () => {
-  withCopy('tiny', (d) => editConfig(d, { hidden_size: 30 }), (d) => {
-    assert.throws(() => loadBertFromPretrained(d), (e: Error) => e.message.startsWith(join(d, 'config.json')) && /hidden_size 30 is not a multiple of num_attention_heads 4/.test(e.message));
-  });
-  withCopy('tiny', (d) => writeFileSync(join(d, 'config.json'), '{"hidden_size": 32,'), (d) => {
-    assert.throws(() => loadBertFromPretrained(d), /config\.json: not valid JSON/);
-  });
-  withCopy('tiny', (d) => rmSync(join(d, 'config.json')), (d) => {
-    assert.throws(() => loadBertFromPretrained(d), /config\.json: cannot read BERT config \(ENOENT\)/);
-  });
+  withCopy(
+    'tiny',
+    (d) => editConfig(d, { hidden_size: 30 }),
+    (d) => {
+      assert.throws(
+        () => loadBertFromPretrained(d),
+        (e: Error) =>
+          e.message.startsWith(join(d, 'config.json')) &&
+          /hidden_size 30 is not a multiple of num_attention_heads 4/.test(e.message),
+      );
+    },
+  );
+  withCopy(
+    'tiny',
+    (d) => writeFileSync(join(d, 'config.json'), '{"hidden_size": 32,'),
+    (d) => {
+      assert.throws(() => loadBertFromPretrained(d), /config\.json: not valid JSON/);
+    },
+  );
+  withCopy(
+    'tiny',
+    (d) => rmSync(join(d, 'config.json')),
+    (d) => {
+      assert.throws(() => loadBertFromPretrained(d), /config\.json: cannot read BERT config \(ENOENT\)/);
+    },
+  );
   const path = join(dir('tiny'), 'config.json');
   assert.equal(readBertConfig(path).vocab_size, 700);
-  assert.throws(() => bertConfig({ hidden_act: 'swish' }, path), /config\.json: "hidden_act" must be one of gelu, gelu_new, gelu_pytorch_tanh, got "swish"/);
+  assert.throws(
+    () => bertConfig({ hidden_act: 'swish' }, path),
+    /config\.json: "hidden_act" must be one of gelu, gelu_new, gelu_pytorch_tanh, got "swish"/,
+  );
   assert.throws(() => bertConfig({ num_hidden_layers: 0 }), /"num_hidden_layers" must be an integer ≥ 1, got 0/);
   assert.throws(() => bertConfig({ hidden_dropout_prob: 1 }), /"hidden_dropout_prob" must be a number in \[0, 1\)/);
   assert.throws(() => bertConfig({ pad_token_id: 30522 }), /"pad_token_id" must be null or an integer/);
-  assert.throws(() => bertConfig({ position_embedding_type: 'relative_key' }), /position_embedding_type "relative_key" is not supported/);
+  assert.throws(
+    () => bertConfig({ position_embedding_type: 'relative_key' }),
+    /position_embedding_type "relative_key" is not supported/,
+  );
   assert.throws(() => bertConfig({ is_decoder: true }), /decoder BERTs/);
   assert.equal(bertConfig({ initializer_range: null, pad_token_id: null }).initializer_range, 0.02);
 });
 
 test('weight errors: missing and unexpected keys, shape mismatch, no safetensors file', () => {
-  withCopy('tiny', (d) => editWeights(d, (t) => {
-    t.get('encoder.layer.1.output.dense.bias')!.dispose();
-    t.delete('encoder.layer.1.output.dense.bias');
-    t.set('encoder.layer.2.output.dense.bias', torch.zeros([32]));
-  }), (d) => {
-    assert.throws(() => loadBertFromPretrained(d),
-      /weights do not match BertModel: missing keys \[encoder\.layer\.1\.output\.dense\.bias\], unexpected keys \[encoder\.layer\.2\.output\.dense\.bias\]/);
-  });
-  withCopy('tiny', (d) => editConfig(d, { vocab_size: 800 }), (d) => {
-    assert.throws(() => loadBertFromPretrained(d), /'embeddings\.word_embeddings\.weight' has shape \[700, 32\] but .* \[800, 32\]/);
-  });
-  withCopy('tiny', (d) => { rmSync(join(d, 'model.safetensors')); writeFileSync(join(d, 'pytorch_model.bin'), ''); }, (d) => {
-    assert.throws(() => loadBertFromPretrained(d), /no model\.safetensors; it has pytorch_model\.bin/);
-  });
+  withCopy(
+    'tiny',
+    (d) =>
+      editWeights(d, (t) => {
+        t.get('encoder.layer.1.output.dense.bias')!.dispose();
+        t.delete('encoder.layer.1.output.dense.bias');
+        t.set('encoder.layer.2.output.dense.bias', torch.zeros([32]));
+      }),
+    (d) => {
+      assert.throws(
+        () => loadBertFromPretrained(d),
+        /weights do not match BertModel: missing keys \[encoder\.layer\.1\.output\.dense\.bias\], unexpected keys \[encoder\.layer\.2\.output\.dense\.bias\]/,
+      );
+    },
+  );
+  withCopy(
+    'tiny',
+    (d) => editConfig(d, { vocab_size: 800 }),
+    (d) => {
+      assert.throws(
+        () => loadBertFromPretrained(d),
+        /'embeddings\.word_embeddings\.weight' has shape \[700, 32\] but .* \[800, 32\]/,
+      );
+    },
+  );
+  withCopy(
+    'tiny',
+    (d) => {
+      rmSync(join(d, 'model.safetensors'));
+      writeFileSync(join(d, 'pytorch_model.bin'), '');
+    },
+    (d) => {
+      assert.throws(() => loadBertFromPretrained(d), /no model\.safetensors; it has pytorch_model\.bin/);
+    },
+  );
 });
 
 test('input errors are clear', () => {
   torch.tidy(() => {
     const ids = torch.zeros([1, 65], { dtype: 'int64' });
-    assert.throws(() => tiny.forward(ids, torch.onesLike(ids)), /sequence length 65 exceeds max_position_embeddings 64/);
+    assert.throws(
+      () => tiny.forward(ids, torch.onesLike(ids)),
+      /sequence length 65 exceeds max_position_embeddings 64/,
+    );
     const short = torch.zeros([2, 5], { dtype: 'int64' });
-    assert.throws(() => tiny.forward(short, torch.ones([2, 4])), /attentionMask must have the shape of inputIds \[2, 5\], got \[2, 4\]/);
-    assert.throws(() => tiny.forward(torch.zeros([2, 5]), torch.ones([2, 5])), /inputIds must be a \(batch, length\) int64 tensor, got float32/);
+    assert.throws(
+      () => tiny.forward(short, torch.ones([2, 4])),
+      /attentionMask must have the shape of inputIds \[2, 5\], got \[2, 4\]/,
+    );
+    assert.throws(
+      () => tiny.forward(torch.zeros([2, 5]), torch.ones([2, 5])),
+      /inputIds must be a \(batch, length\) int64 tensor, got float32/,
+    );
   });
 });

@@ -5,7 +5,18 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
@@ -27,7 +38,12 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 const cache = join(tmp, 'cache');
 const presetPath = fixture('pretrain', 'tiny-preset.json');
 const cfg: PretrainConfig = applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), [
-  `data.cache=${cache}`, `data.preset=${presetPath}`, 'optim.steps=12', 'train.checkpointEvery=3', 'train.keepCheckpoints=4', 'train.logEvery=100',
+  `data.cache=${cache}`,
+  `data.preset=${presetPath}`,
+  'optim.steps=12',
+  'train.checkpointEvery=3',
+  'train.keepCheckpoints=4',
+  'train.logEvery=100',
 ]);
 const sha = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 /** a pid that belonged to a process of this host that has exited */
@@ -41,7 +57,13 @@ test('a sealed folder lists every file with its sha256 (as sha256sum computes it
   writeFileSync(join(work, 'b.bin'), Buffer.alloc(10000, 7));
   const m = commitFolder(work, dir);
   assert.ok(!existsSync(work), 'the temporary folder was renamed');
-  assert.deepEqual(m.files.map((f) => [f.name, f.size, f.sha256]), [['a.json', 9, sha(join(dir, 'a.json'))], ['b.bin', 10000, sha(join(dir, 'b.bin'))]]);
+  assert.deepEqual(
+    m.files.map((f) => [f.name, f.size, f.sha256]),
+    [
+      ['a.json', 9, sha(join(dir, 'a.json'))],
+      ['b.bin', 10000, sha(join(dir, 'b.bin'))],
+    ],
+  );
   assert.deepEqual(readManifest(dir), m);
   assert.equal(verifyFolder(dir), undefined);
   const damaged = (name: string, damage: (d: string) => void) => {
@@ -50,12 +72,30 @@ test('a sealed folder lists every file with its sha256 (as sha256sum computes it
     damage(d);
     return verifyFolder(d);
   };
-  assert.equal(damaged('trunc', (d) => truncateSync(join(d, 'b.bin'), 5000)), 'b.bin is 5000 bytes, the manifest says 10000 (truncated)');
-  assert.equal(damaged('flip', (d) => writeFileSync(join(d, 'b.bin'), Buffer.alloc(10000, 0))), `b.bin does not match its sha256 in ${MANIFEST} (corrupted)`);
-  assert.equal(damaged('missing', (d) => rmSync(join(d, 'a.json'))), 'a.json is missing');
-  assert.equal(damaged('emptied', (d) => writeFileSync(join(d, 'a.json'), '')), 'a.json is 0 bytes, the manifest says 9 (truncated)');
-  assert.equal(damaged('nomanifest', (d) => rmSync(join(d, MANIFEST))), `no ${MANIFEST}`);
-  assert.match(damaged('badmanifest', (d) => writeFileSync(join(d, MANIFEST), '')) ?? '', /manifest\.json: empty file, expected JSON/);
+  assert.equal(
+    damaged('trunc', (d) => truncateSync(join(d, 'b.bin'), 5000)),
+    'b.bin is 5000 bytes, the manifest says 10000 (truncated)',
+  );
+  assert.equal(
+    damaged('flip', (d) => writeFileSync(join(d, 'b.bin'), Buffer.alloc(10000, 0))),
+    `b.bin does not match its sha256 in ${MANIFEST} (corrupted)`,
+  );
+  assert.equal(
+    damaged('missing', (d) => rmSync(join(d, 'a.json'))),
+    'a.json is missing',
+  );
+  assert.equal(
+    damaged('emptied', (d) => writeFileSync(join(d, 'a.json'), '')),
+    'a.json is 0 bytes, the manifest says 9 (truncated)',
+  );
+  assert.equal(
+    damaged('nomanifest', (d) => rmSync(join(d, MANIFEST))),
+    `no ${MANIFEST}`,
+  );
+  assert.match(
+    damaged('badmanifest', (d) => writeFileSync(join(d, MANIFEST), '')) ?? '',
+    /manifest\.json: empty file, expected JSON/,
+  );
 });
 
 test('JSON read errors name the file and say what is wrong', () => {
@@ -67,7 +107,7 @@ test('JSON read errors name the file and say what is wrong', () => {
   assert.throws(() => readJsonFile(join(tmp, 'none.json')), /none\.json: unreadable \(ENOENT\)/);
 });
 
-test('stale temporary folders of dead processes are removed; a live writer\'s and another host\'s are left alone', () => {
+test("stale temporary folders of dead processes are removed; a live writer's and another host's are left alone", () => {
   const dir = join(tmp, 'temps');
   mkdirSync(dir);
   const dead = tempName(join(dir, 'step-00000005')).replace(/\d+$/, String(deadPid()));
@@ -84,7 +124,12 @@ test('stale temporary folders of dead processes are removed; a live writer\'s an
 test('setup: the tiny cache and an uninterrupted 12-step run with checkpoints at steps 3, 6, 9 and 12', async () => {
   await ensureCache(cfg);
   await train(join(tmp, 'full'), false);
-  assert.deepEqual(listCheckpoints(join(tmp, 'full', 'checkpoints')), ['step-00000003', 'step-00000006', 'step-00000009', 'step-00000012']);
+  assert.deepEqual(listCheckpoints(join(tmp, 'full', 'checkpoints')), [
+    'step-00000003',
+    'step-00000006',
+    'step-00000009',
+    'step-00000012',
+  ]);
   assert.equal(verifyFolder(join(tmp, 'full', 'checkpoints', 'step-00000012')), undefined);
 });
 
@@ -93,7 +138,14 @@ async function train(out: string, resume: boolean): Promise<string[]> {
   torch.manualSeed(0);
   const tokenizer = prepareTokenizer(cfg, out);
   const model = buildT3dModel(cfg.model, loadPreset(presetPath).shape, tokenizer.vocabSize);
-  const loader = new Loader({ cacheDir: cache, split: 'train', batchSize: cfg.data.batchSize, seed: cfg.train.seed, workers: 1, views: cfg.data.views });
+  const loader = new Loader({
+    cacheDir: cache,
+    split: 'train',
+    batchSize: cfg.data.batchSize,
+    seed: cfg.train.seed,
+    workers: 1,
+    views: cfg.data.views,
+  });
   try {
     await pretrain({ config: cfg, model, tokenizer, loader, outDir: out, resume, log: (l) => lines.push(l) });
   } finally {
@@ -117,13 +169,21 @@ const endState = (run: string) => {
 };
 
 const damages: [string, (step9: string) => void, RegExp][] = [
-  ['truncated', (d) => truncateSync(join(d, 'model.safetensors'), Math.floor(statSync(join(d, 'model.safetensors')).size / 2)), /model\.safetensors is \d+ bytes, the manifest says \d+ \(truncated\)/],
-  ['same-size zeroed tail', (d) => {
-    const p = join(d, 'model.safetensors');
-    const b = readFileSync(p);
-    b.fill(0, b.length - 4096);
-    writeFileSync(p, b);
-  }, /model\.safetensors does not match its sha256/],
+  [
+    'truncated',
+    (d) => truncateSync(join(d, 'model.safetensors'), Math.floor(statSync(join(d, 'model.safetensors')).size / 2)),
+    /model\.safetensors is \d+ bytes, the manifest says \d+ \(truncated\)/,
+  ],
+  [
+    'same-size zeroed tail',
+    (d) => {
+      const p = join(d, 'model.safetensors');
+      const b = readFileSync(p);
+      b.fill(0, b.length - 4096);
+      writeFileSync(p, b);
+    },
+    /model\.safetensors does not match its sha256/,
+  ],
   ['missing file', (d) => rmSync(join(d, 'optimizer.safetensors')), /optimizer\.safetensors is missing/],
   ['empty JSON', (d) => writeFileSync(join(d, 'trainer_state.json'), ''), /trainer_state\.json is 0 bytes/],
 ];
@@ -156,7 +216,10 @@ test('a stale temporary folder of a killed save is removed at the next save, and
 test('loading for inference: a damaged checkpoint given explicitly is an error naming the file; a run folder falls back', () => {
   const run = interrupted('explicit', damages[1]![1]);
   const step9 = join(run, 'checkpoints', 'step-00000009');
-  assert.throws(() => loadT3dCheckpoint(step9, () => undefined), new RegExp(`${step9}: damaged checkpoint, not loaded: model\\.safetensors does not match its sha256`));
+  assert.throws(
+    () => loadT3dCheckpoint(step9, () => undefined),
+    new RegExp(`${step9}: damaged checkpoint, not loaded: model\\.safetensors does not match its sha256`),
+  );
   const lines: string[] = [];
   const { model, dir } = loadT3dCheckpoint(run, (l) => lines.push(l));
   model.dispose();
@@ -166,7 +229,10 @@ test('loading for inference: a damaged checkpoint given explicitly is an error n
   truncateSync(join(run, 'checkpoints', 'step-00000006', 'tokenizer.json'), 0);
   for (const n of ['step-00000003']) rmSync(join(run, 'checkpoints', n, MANIFEST));
   rmSync(join(run, 'checkpoints', 'step-00000003', 'config.json'));
-  assert.throws(() => resolveCheckpoint(run, { log: () => undefined }), /no intact checkpoint \(step-00000009: .*; step-00000006: tokenizer\.json is 0 bytes.*; step-00000003: config\.json is missing\)/);
+  assert.throws(
+    () => resolveCheckpoint(run, { log: () => undefined }),
+    /no intact checkpoint \(step-00000009: .*; step-00000006: tokenizer\.json is 0 bytes.*; step-00000003: config\.json is missing\)/,
+  );
 });
 
 test('a checkpoint from before manifests loads after a structural check, with a warning; an empty JSON in it names the file', () => {
@@ -177,10 +243,16 @@ test('a checkpoint from before manifests loads after a structural check, with a 
   loadT3dCheckpoint(old, (l) => lines.push(l)).model.dispose();
   assert.match(lines.join('\n'), /no manifest\.json \(written by an older version\): checked structurally only/);
   writeFileSync(join(old, 'config.json'), '');
-  assert.throws(() => loadT3dCheckpoint(old, () => undefined), /old-format: damaged checkpoint, not loaded: config\.json: empty file, expected JSON/);
+  assert.throws(
+    () => loadT3dCheckpoint(old, () => undefined),
+    /old-format: damaged checkpoint, not loaded: config\.json: empty file, expected JSON/,
+  );
   truncateSync(join(tmp, 'full', 'checkpoints', 'step-00000003', 'model.safetensors'), 1000);
   rmSync(join(tmp, 'full', 'checkpoints', 'step-00000003', MANIFEST));
-  assert.throws(() => loadT3dCheckpoint(join(tmp, 'full', 'checkpoints', 'step-00000003'), () => undefined), /model\.safetensors: not a valid safetensors file/);
+  assert.throws(
+    () => loadT3dCheckpoint(join(tmp, 'full', 'checkpoints', 'step-00000003'), () => undefined),
+    /model\.safetensors: not a valid safetensors file/,
+  );
 });
 
 test('cache files carry their sha256: the loader refuses a corrupted one by name, and a preprocessing rerun rebuilds exactly it', async () => {
@@ -192,8 +264,23 @@ test('cache files carry their sha256: the loader refuses a corrupted one by name
   const bad = Buffer.from(good);
   bad.fill(0, bad.length - 512);
   writeFileSync(file, bad);
-  const loader = new Loader({ cacheDir: cache, split: 'train', batchSize: index.entries.length, seed: 0, workers: 1, views: cfg.data.views, dropLast: false });
-  await assert.rejects(async () => { for await (const _ of loader.epoch(0)) { /* reading is the test */ } }, new RegExp(`${file}: does not match the sha256 in its cache entry`));
+  const loader = new Loader({
+    cacheDir: cache,
+    split: 'train',
+    batchSize: index.entries.length,
+    seed: 0,
+    workers: 1,
+    views: cfg.data.views,
+    dropLast: false,
+  });
+  await assert.rejects(
+    async () => {
+      for await (const _ of loader.epoch(0)) {
+        /* reading is the test */
+      }
+    },
+    new RegExp(`${file}: does not match the sha256 in its cache entry`),
+  );
   await loader.close();
   const r = await buildCache(readSource(`${cache}-source`), loadPreset(presetPath), cache);
   assert.equal(r.done, 1, 'only the damaged entry is rebuilt');

@@ -41,18 +41,41 @@ const checks: Check[] = [
   ['bmm', (a, b) => a.bmm(b), [r(2, 3, 4), r(2, 4, 2)]],
   ['einsum', (a, b) => torch.einsum('bij,bkj->bik', a, b), [r(2, 3, 4), r(2, 2, 4)]],
   ['linear', (x, w, b) => F.linear(x, w, b), [r(2, 4), r(3, 4), r(3)]],
-  ['conv3d', (x, w, b) => F.conv3d(x, w, b, { stride: [1, 2, 1], padding: 1 }), [r(2, 2, 3, 4, 3), r(3, 2, 3, 3, 3), r(3)]],
-  ['conv3d groups+dilation', (x, w) => F.conv3d(x, w, undefined, { dilation: 2, padding: 2, groups: 2 }), [r(1, 2, 4, 4, 4), r(2, 1, 2, 2, 2)]],
+  [
+    'conv3d',
+    (x, w, b) => F.conv3d(x, w, b, { stride: [1, 2, 1], padding: 1 }),
+    [r(2, 2, 3, 4, 3), r(3, 2, 3, 3, 3), r(3)],
+  ],
+  [
+    'conv3d groups+dilation',
+    (x, w) => F.conv3d(x, w, undefined, { dilation: 2, padding: 2, groups: 2 }),
+    [r(1, 2, 4, 4, 4), r(2, 1, 2, 2, 2)],
+  ],
   ['conv2d', (x, w, b) => F.conv2d(x, w, b, { padding: 1 }), [r(2, 2, 4, 4), r(3, 2, 3, 3), r(3)]],
-  ['convTranspose3d', (x, w, b) => F.convTranspose3d(x, w, b, { stride: 2, padding: 1, outputPadding: 1 }), [r(1, 2, 2, 3, 2), r(2, 2, 3, 3, 3), r(2)]],
+  [
+    'convTranspose3d',
+    (x, w, b) => F.convTranspose3d(x, w, b, { stride: 2, padding: 1, outputPadding: 1 }),
+    [r(1, 2, 2, 3, 2), r(2, 2, 3, 3, 3), r(2)],
+  ],
   ['maxPool3d', (x) => F.maxPool3d(x, 2, { stride: 2 }), [r(1, 2, 4, 4, 4)]],
   ['avgPool3d', (x) => F.avgPool3d(x, 3, { stride: 2, padding: 1 }), [r(1, 2, 4, 5, 4)]],
   ['adaptiveAvgPool3d', (x) => F.adaptiveAvgPool3d(x, [2, 1, 3]), [r(1, 2, 4, 3, 5)]],
-  ['batchNorm (training)', (x, w, b) => F.batchNorm(x, { weight: w, bias: b, training: true }), [r(3, 2, 2, 2, 2), r(2), r(2)]],
+  [
+    'batchNorm (training)',
+    (x, w, b) => F.batchNorm(x, { weight: w, bias: b, training: true }),
+    [r(3, 2, 2, 2, 2), r(2), r(2)],
+  ],
   ['groupNorm', (x, w, b) => F.groupNorm(x, 2, w, b), [r(2, 4, 2, 3, 2), r(4), r(4)]],
   ['layerNorm', (x, w, b) => F.layerNorm(x, [5], w, b), [r(3, 5), r(5), r(5)]],
   ['instanceNorm', (x) => F.instanceNorm(x), [r(2, 2, 3, 2, 2)]],
-  ['dropout (fixed seed)', (x) => { torch.manualSeed(3); return F.dropout(x, 0.4, true); }, [r(10)]],
+  [
+    'dropout (fixed seed)',
+    (x) => {
+      torch.manualSeed(3);
+      return F.dropout(x, 0.4, true);
+    },
+    [r(10)],
+  ],
   ['embedding', (w, i) => F.embedding(w, i), [r(5, 3), long([0, 4, 4, 2])], [0]],
   ['interpolate nearest', (x) => F.interpolate(x, [3, 5, 2]), [r(1, 2, 2, 3, 4)]],
   ['interpolate trilinear', (x) => F.interpolate(x, [3, 5, 2], 'trilinear'), [r(1, 2, 2, 3, 4)]],
@@ -73,7 +96,15 @@ const checks: Check[] = [
   ['sort values', (x) => x.sort(1, true)[0], [r(3, 4)]],
   ['topk values', (x) => x.topk(2, 1)[0], [r(3, 4)]],
   ['cat/stack', (a, b) => torch.cat([a, b], 1).add(torch.stack([a, b], 1).sum(1).repeat(1, 2)), [r(2, 3), r(2, 3)]],
-  ['split/chunk', (x) => { const [a, b] = x.split([1, 3], 1) as [Tensor, Tensor]; const [c, d] = x.chunk(2, 1) as [Tensor, Tensor]; return a.mul(b.sum(1, true)).add(c.mul(d).sum()); }, [r(3, 4)]],
+  [
+    'split/chunk',
+    (x) => {
+      const [a, b] = x.split([1, 3], 1) as [Tensor, Tensor];
+      const [c, d] = x.chunk(2, 1) as [Tensor, Tensor];
+      return a.mul(b.sum(1, true)).add(c.mul(d).sum());
+    },
+    [r(3, 4)],
+  ],
   ['reshape/view/permute/transpose', (x) => x.reshape(4, 6).view(2, 12).T.permute(1, 0).transpose(0, 1), [r(2, 3, 4)]],
   ['squeeze/unsqueeze/expand/flatten', (x) => x.unsqueeze(0).expand(3, 2, 1, 4).squeeze(2).flatten(1), [r(2, 1, 4)]],
   ['flip/roll', (x) => x.flip([0, 2]).roll([1], [1]), [r(2, 3, 4)]],
@@ -85,12 +116,25 @@ const checks: Check[] = [
   ['index', (x, i) => x.index([i]), [r(4, 3), long([2, 0, 2])], [0]],
   ['normalize', (x) => F.normalize(x, 1), [r(3, 4)]],
   ['cosineSimilarity', (a, b) => F.cosineSimilarity(a, b, 1), [r(3, 4), r(3, 4)]],
-  ['crossEntropy + label smoothing', (x, t) => F.crossEntropy(x, t, { labelSmoothing: 0.1 }), [r(4, 5), long([0, 4, 2, 2])], [0]],
+  [
+    'crossEntropy + label smoothing',
+    (x, t) => F.crossEntropy(x, t, { labelSmoothing: 0.1 }),
+    [r(4, 5), long([0, 4, 2, 2])],
+    [0],
+  ],
   ['crossEntropy probabilities', (x, p) => F.crossEntropy(x, p), [r(4, 5), pos(4, 5)]],
-  ['bceWithLogits', (x, y) => F.binaryCrossEntropyWithLogits(x, y), [r(3, 4), torch.rand([3, 4], { dtype: 'float64', generator: g }).keep()]],
+  [
+    'bceWithLogits',
+    (x, y) => F.binaryCrossEntropyWithLogits(x, y),
+    [r(3, 4), torch.rand([3, 4], { dtype: 'float64', generator: g }).keep()],
+  ],
   ['mseLoss', (a, b) => F.mseLoss(a, b), [r(3, 4), r(3, 4)]],
   ['l1Loss', (a, b) => F.l1Loss(a, b, 'sum'), [r(3, 4), r(3, 4)]],
-  ['scaledDotProductAttention', (q, k, v) => F.scaledDotProductAttention(q, k, v), [r(2, 3, 4), r(2, 5, 4), r(2, 5, 4)]],
+  [
+    'scaledDotProductAttention',
+    (q, k, v) => F.scaledDotProductAttention(q, k, v),
+    [r(2, 3, 4), r(2, 5, 4), r(2, 5, 4)],
+  ],
 ];
 
 for (const [name, fn, inputs, wrt] of checks) {

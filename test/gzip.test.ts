@@ -21,7 +21,12 @@ const raw = volumeBytes(600_000);
 const gz = gzipSync(raw);
 
 test('the engine: libdeflate where the build found it (required in CI), else zlib', () => {
-  if (process.env.T3D_REQUIRE_LIBDEFLATE === '1') assert.equal(gunzipEngine, 'libdeflate', 'T3D_REQUIRE_LIBDEFLATE=1 but the gzip addon was not built (Debian: libdeflate-dev)');
+  if (process.env.T3D_REQUIRE_LIBDEFLATE === '1')
+    assert.equal(
+      gunzipEngine,
+      'libdeflate',
+      'T3D_REQUIRE_LIBDEFLATE=1 but the gzip addon was not built (Debian: libdeflate-dev)',
+    );
   assert.ok(gunzipEngine === 'libdeflate' || gunzipEngine === 'zlib');
 });
 
@@ -40,7 +45,10 @@ test('inflates what zlib inflates: one member, concatenated members, zero paddin
 });
 
 test('a stream larger than the capacity, a truncated or corrupt stream, trailing garbage: clear errors', async () => {
-  assert.throws(() => gunzipSync(gz, raw.length - 1), (e: unknown) => e instanceof GunzipCapacityError && /inflates past 1199999 bytes/.test((e as Error).message));
+  assert.throws(
+    () => gunzipSync(gz, raw.length - 1),
+    (e: unknown) => e instanceof GunzipCapacityError && /inflates past 1199999 bytes/.test((e as Error).message),
+  );
   await assert.rejects(gunzip(gz, 1000), GunzipCapacityError);
   const corrupt = Buffer.from(gz);
   corrupt.fill(0xff, 100, 200);
@@ -57,14 +65,20 @@ test('works in a worker thread (preprocessing inflates there)', async () => {
       const out = gunzipSync(workerData.gz, workerData.size);
       parentPort.postMessage({ engine: gunzipEngine, sum: out.reduce((a, b) => (a + b) % 65521, 0), length: out.length });
     });`;
-  const w = new Worker(code, { eval: true, workerData: { module: new URL('../src/io/gzip.js', import.meta.url).href, gz, size: raw.length } });
-  const got = await new Promise<{ engine: string; sum: number; length: number }>((ok, fail) => { w.once('message', ok); w.once('error', fail); });
+  const w = new Worker(code, {
+    eval: true,
+    workerData: { module: new URL('../src/io/gzip.js', import.meta.url).href, gz, size: raw.length },
+  });
+  const got = await new Promise<{ engine: string; sum: number; length: number }>((ok, fail) => {
+    w.once('message', ok);
+    w.once('error', fail);
+  });
   await w.terminate();
   assert.equal(got.engine, gunzipEngine);
   assert.deepEqual([got.length, got.sum], [raw.length, raw.reduce((a, b) => (a + b) % 65521, 0)]);
 });
 
-test('T3D_GZIP=zlib selects Node\'s zlib, with the same results and errors', () => {
+test("T3D_GZIP=zlib selects Node's zlib, with the same results and errors", () => {
   const script = `
     import { gunzipSync, gunzipEngine, GunzipCapacityError } from ${JSON.stringify(new URL('../src/io/gzip.js', import.meta.url).href)};
     import { gzipSync } from 'node:zlib';
@@ -72,7 +86,10 @@ test('T3D_GZIP=zlib selects Node\'s zlib, with the same results and errors', () 
     const ok = Buffer.from(gunzipSync(Buffer.concat([gzipSync(raw), gzipSync(raw)]), 6000)).equals(Buffer.concat([raw, raw]));
     let capacity = false; try { gunzipSync(gzipSync(raw), 10); } catch (e) { capacity = e instanceof GunzipCapacityError; }
     console.log(JSON.stringify({ engine: gunzipEngine, ok, capacity }));`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, T3D_GZIP: 'zlib' }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, T3D_GZIP: 'zlib' },
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.deepEqual(JSON.parse(r.stdout), { engine: 'zlib', ok: true, capacity: true });
 });

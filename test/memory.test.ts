@@ -6,12 +6,21 @@ import * as torch from '../src/torch/index.js';
 import { F, nn, optim, type Tensor } from '../src/torch/index.js';
 
 class Small3dCnn extends nn.Module {
-  readonly body = this.registerModule('body', new nn.Sequential(
-    new nn.Conv3d(1, 4, 3, { padding: 1 }), new nn.BatchNorm3d(4), new nn.ReLU(),
-    new nn.Conv3d(4, 8, 3, { stride: 2, padding: 1 }), new nn.GroupNorm(2, 8), new nn.GELU(),
-  ));
+  readonly body = this.registerModule(
+    'body',
+    new nn.Sequential(
+      new nn.Conv3d(1, 4, 3, { padding: 1 }),
+      new nn.BatchNorm3d(4),
+      new nn.ReLU(),
+      new nn.Conv3d(4, 8, 3, { stride: 2, padding: 1 }),
+      new nn.GroupNorm(2, 8),
+      new nn.GELU(),
+    ),
+  );
   readonly head = this.registerModule('head', new nn.Linear(8, 3));
-  forward(x: Tensor): Tensor { return this.head.forward(F.adaptiveAvgPool3d(this.body.forward(x), 1).flatten(1)); }
+  forward(x: Tensor): Tensor {
+    return this.head.forward(F.adaptiveAvgPool3d(this.body.forward(x), 1).flatten(1));
+  }
 }
 
 test('1,000 training steps of a small 3D CNN: constant live tensors, RSS drift ≤ 5 %', () => {
@@ -40,7 +49,10 @@ test('1,000 training steps of a small 3D CNN: constant live tensors, RSS drift �
     if (i % 100 === 0) counts.push(torch.memory().numTensors);
   }
   const rssEnd = process.memoryUsage().rss;
-  assert.ok(counts.every((c) => c === liveAfterWarmup), `live tensors drifted: ${liveAfterWarmup} → ${counts.join(', ')}`);
+  assert.ok(
+    counts.every((c) => c === liveAfterWarmup),
+    `live tensors drifted: ${liveAfterWarmup} → ${counts.join(', ')}`,
+  );
   assert.equal(torch.memory().numTensors, liveAfterWarmup);
   const drift = (rssEnd - rssAfterWarmup) / rssAfterWarmup;
   assert.ok(drift <= 0.05, `RSS drift ${(drift * 100).toFixed(1)} % (${rssAfterWarmup} → ${rssEnd} bytes)`);
@@ -74,6 +86,9 @@ test('freed host memory is kept for reuse: training steps do not page-fault thei
   assert.equal(system.hostMemory, 'system');
   // each step maps its 113 MB activations and gradients afresh under glibc's defaults: 27,648 pages of 4 KiB apiece
   assert.ok(system.faults >= 300_000, `T3D_MALLOC=system: ${system.faults} page faults in 5 steps`);
-  assert.ok(kept.faults * 5 < system.faults, `kept host memory: ${kept.faults} page faults in 5 steps, against ${system.faults}`);
+  assert.ok(
+    kept.faults * 5 < system.faults,
+    `kept host memory: ${kept.faults} page faults in 5 steps, against ${system.faults}`,
+  );
   assert.throws(() => faultsOfTrainingSteps('always'), /T3D_MALLOC must be 'keep' or 'system' \(got 'always'\)/);
 });

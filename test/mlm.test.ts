@@ -35,13 +35,22 @@ function loadHfMlm(): BertForMaskedLM {
 
 test("BertForMaskedLM: HF's keys exactly, strict load, logits and masked_lm_loss equal transformers'", () => {
   const m = loadHfMlm();
-  const keys = torch.readSafetensorsHeader(join(hfDir, 'model.safetensors')).entries.map((e) => e.name).sort();
+  const keys = torch
+    .readSafetensorsHeader(join(hfDir, 'model.safetensors'))
+    .entries.map((e) => e.name)
+    .sort();
   assert.deepEqual([...m.stateDict().keys()].sort(), keys);
   assert.ok(keys.includes('cls.predictions.bias') && !keys.some((k) => k.includes('decoder') || k.includes('pooler')));
   torch.tidy(() => {
-    const ids = exp('mlm.input_ids'), mask = exp('attention_mask'), labels = exp('mlm.labels');
+    const ids = exp('mlm.input_ids'),
+      mask = exp('attention_mask'),
+      labels = exp('mlm.labels');
     assertClose(m.logits(ids, mask), exp('mlm.logits'), { atol: 1e-4, rtol: 1e-4, what: 'logits' });
-    assertClose(m.loss(ids, mask, labels).reshape(1), exp('mlm.loss'), { atol: 1e-5, rtol: 1e-5, what: 'masked_lm_loss' });
+    assertClose(m.loss(ids, mask, labels).reshape(1), exp('mlm.loss'), {
+      atol: 1e-5,
+      rtol: 1e-5,
+      what: 'masked_lm_loss',
+    });
   });
   m.dispose();
 });
@@ -52,10 +61,15 @@ test('the decoder is tied to the word embeddings: the loss gradient reaches them
   const labels = exp('mlm.labels');
   // a label id that never occurs in the input reaches the embedding table only through the tied decoder
   const inputs = new Set(exp('mlm.input_ids').toArray().map(Number));
-  const onlyLabel = labels.toArray().map(Number).find((l) => l >= 0 && !inputs.has(l));
+  const onlyLabel = labels
+    .toArray()
+    .map(Number)
+    .find((l) => l >= 0 && !inputs.has(l));
   assert.ok(onlyLabel !== undefined, 'fixture has a label id absent from the inputs');
   torch.tidy(() => m.loss(exp('mlm.input_ids'), exp('attention_mask'), labels).backward());
-  torch.tidy(() => assert.ok(emb.grad!.select(0, onlyLabel).abs().sum().item() > 0, 'decoder gradient on its embedding row'));
+  torch.tidy(() =>
+    assert.ok(emb.grad!.select(0, onlyLabel).abs().sum().item() > 0, 'decoder gradient on its embedding row'),
+  );
   m.dispose();
 });
 
@@ -66,10 +80,20 @@ test("maskTokens: HF collator's rates (15 %; of those 80 % [MASK], 10 % random, 
   const n = 200_000;
   const ids = Int32Array.from({ length: n }, (_, i) => (i % 10 === 0 ? 2 : 5 + (i % 600)));
   const { inputIds, labels } = maskTokens(ids, mlmOpts, new Rng(7));
-  let chosen = 0, masked = 0, kept = 0, changed = 0;
+  let chosen = 0,
+    masked = 0,
+    kept = 0,
+    changed = 0;
   for (let i = 0; i < n; i++) {
-    if (ids[i] === 2) { assert.equal(labels[i], IGNORE_INDEX); assert.equal(inputIds[i], 2); continue; }
-    if (labels[i] === IGNORE_INDEX) { assert.equal(inputIds[i], ids[i]); continue; }
+    if (ids[i] === 2) {
+      assert.equal(labels[i], IGNORE_INDEX);
+      assert.equal(inputIds[i], 2);
+      continue;
+    }
+    if (labels[i] === IGNORE_INDEX) {
+      assert.equal(inputIds[i], ids[i]);
+      continue;
+    }
     assert.equal(labels[i], ids[i]);
     chosen++;
     if (inputIds[i] === 4) masked++;
@@ -93,13 +117,37 @@ const sides = ['right', 'left'];
 const corpus = (seed: number, n: number) => {
   const rng = new Rng(seed);
   return Array.from({ length: n }, () => {
-    const f = rng.pick(findings), s = rng.pick(sides);
-    return rng.bool() ? `There is a ${f} in the ${s} lung. Heart size is normal.` : `No ${f} is seen. The ${s} lung is clear.`;
+    const f = rng.pick(findings),
+      s = rng.pick(sides);
+    return rng.bool()
+      ? `There is a ${f} in the ${s} lung. Heart size is normal.`
+      : `No ${f} is seen. The ${s} lung is clear.`;
   });
 };
 const tok = WordPieceTokenizer.fromVocabTxt(fixture('text', 'vocab.txt'));
-const textConfig = bertConfig({ hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 64, vocab_size: tok.vocabSize }, 'test');
-const options: TextPretrainOptions = { steps: 200, batchSize: 8, lr: 1e-2, weightDecay: 0.01, warmupSteps: 5, maskProb: 0.15, maxTokens: 32, seed: 3, logEvery: 50, checkpointEvery: 100 };
+const textConfig = bertConfig(
+  {
+    hidden_size: 32,
+    num_hidden_layers: 1,
+    num_attention_heads: 2,
+    intermediate_size: 64,
+    max_position_embeddings: 64,
+    vocab_size: tok.vocabSize,
+  },
+  'test',
+);
+const options: TextPretrainOptions = {
+  steps: 200,
+  batchSize: 8,
+  lr: 1e-2,
+  weightDecay: 0.01,
+  warmupSteps: 5,
+  maskProb: 0.15,
+  maxTokens: 32,
+  seed: 3,
+  logEvery: 50,
+  checkpointEvery: 100,
+};
 const runDir = join(tmp, 'run');
 const quiet = () => {};
 const checkpoints = (run: string) => listCheckpoints(join(run, 'checkpoints')).map((n) => join(run, 'checkpoints', n));
@@ -108,11 +156,12 @@ const checkpoints = (run: string) => listCheckpoints(join(run, 'checkpoints')).m
 function unigramBaseline(reports: string[]): { entropy: number; topShare: number } {
   const counts = new Map<number, number>();
   let total = 0;
-  for (const r of reports) for (const id of tok.encode(r).inputIds) {
-    if (id === tok.clsId || id === tok.sepId) continue;
-    counts.set(id, (counts.get(id) ?? 0) + 1);
-    total++;
-  }
+  for (const r of reports)
+    for (const id of tok.encode(r).inputIds) {
+      if (id === tok.clsId || id === tok.sepId) continue;
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+      total++;
+    }
   const p = [...counts.values()].map((c) => c / total);
   return { entropy: -p.reduce((s, q) => s + q * Math.log(q), 0), topShare: Math.max(...p) };
 }
@@ -125,8 +174,14 @@ test('pretrainText learns from context (held-out loss below the unigram entropy)
   assert.equal(r.step, 200);
   const base = unigramBaseline(corpus(1, 96)); // 3.17 nats, top token 12 %; measured: 1.86 nats, 41 %
   assert.ok(r.valLoss < base.entropy - 0.8, `held-out loss ${r.valLoss} vs unigram entropy ${base.entropy}`);
-  assert.ok(r.valAccuracy > 2.5 * base.topShare, `held-out accuracy ${r.valAccuracy} vs most frequent token ${base.topShare}`);
-  assert.ok(lines.some((l) => /held-out masked-token loss [\d.]+, accuracy [\d.]+ %/.test(l)), lines.join('\n'));
+  assert.ok(
+    r.valAccuracy > 2.5 * base.topShare,
+    `held-out accuracy ${r.valAccuracy} vs most frequent token ${base.topShare}`,
+  );
+  assert.ok(
+    lines.some((l) => /held-out masked-token loss [\d.]+, accuracy [\d.]+ %/.test(l)),
+    lines.join('\n'),
+  );
   assert.deepEqual(listCheckpoints(join(runDir, 'checkpoints')), ['step-00000100', 'step-00000200']);
 });
 
@@ -139,13 +194,22 @@ test('a resumed run equals the uninterrupted one (≤ 1e-6); other settings in t
   assert.ok(mid!.endsWith('step-00000100'));
   const lines: string[] = [];
   pretrainText(textConfig, tok, corpus(1, 96), corpus(2, 48), resumedDir, options, (l) => lines.push(l));
-  assert.ok(lines.some((l) => /resuming from .*step-00000100 \(step 100\)/.test(l)), lines.join('\n'));
+  assert.ok(
+    lines.some((l) => /resuming from .*step-00000100 \(step 100\)/.test(l)),
+    lines.join('\n'),
+  );
   const resumed = torch.loadSafetensors(join(checkpoints(resumedDir)[1]!, 'model.safetensors')).tensors;
   assert.deepEqual([...resumed.keys()].sort(), [...finalWeights.keys()].sort());
   for (const [k, v] of finalWeights) assertClose(resumed.get(k)!, v, { atol: 1e-6, what: k });
   torch.dispose([...finalWeights.values(), ...resumed.values()]);
-  assert.throws(() => pretrainText(textConfig, tok, corpus(1, 96), corpus(2, 48), resumedDir, { ...options, lr: 1e-3 }, quiet), /written with other settings .* use another --out/);
-  assert.throws(() => pretrainText(textConfig, tok, corpus(1, 4), [], join(tmp, 'few'), options, quiet), /4 training reports, fewer than one batch of 8/);
+  assert.throws(
+    () => pretrainText(textConfig, tok, corpus(1, 96), corpus(2, 48), resumedDir, { ...options, lr: 1e-3 }, quiet),
+    /written with other settings .* use another --out/,
+  );
+  assert.throws(
+    () => pretrainText(textConfig, tok, corpus(1, 4), [], join(tmp, 'few'), options, quiet),
+    /4 training reports, fewer than one batch of 8/,
+  );
 });
 
 test('the text run warm-starts T3D: run folder → newest checkpoint, its tokenizer, its encoder weights', () => {
@@ -155,7 +219,9 @@ test('the text run warm-starts T3D: run folder → newest checkpoint, its tokeni
   assert.throws(() => pretrainedTextDir(join(tmp, 'nothing')), /neither a model folder .* nor a pretrain-text run/);
   // transformers-style consumers read the checkpoint as a BertModel (cls.* unused, no pooler)
   const bert = loadBertFromPretrained(newest, { allowMissingPooler: true });
-  const cfg = applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), [`data.preset=${fixture('pretrain', 'tiny-preset.json')}`]);
+  const cfg = applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), [
+    `data.preset=${fixture('pretrain', 'tiny-preset.json')}`,
+  ]);
   const withText = { ...cfg, model: { ...cfg.model, text: { pretrained: newest } } };
   const t = prepareTokenizer(withText, join(tmp, 'unused'));
   assert.deepEqual(t.encode('no nodule in the right lung'), tok.encode('no nodule in the right lung'));

@@ -10,43 +10,88 @@ import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import {
-  affineToAxcodes, encodeNifti, encodeNiftiHeader, parseNiftiHeader, qformAffine, readNifti, readNiftiSync, sformAffine,
-  writeNifti, writeNiftiSync, type Mat4, type NiftiDatatypeName, type NiftiHeader, type NiftiTypedArray, type NiftiWriteImage,
+  affineToAxcodes,
+  encodeNifti,
+  encodeNiftiHeader,
+  parseNiftiHeader,
+  qformAffine,
+  readNifti,
+  readNiftiSync,
+  sformAffine,
+  writeNifti,
+  writeNiftiSync,
+  type Mat4,
+  type NiftiDatatypeName,
+  type NiftiHeader,
+  type NiftiTypedArray,
+  type NiftiWriteImage,
 } from '../src/io/nifti.js';
 import { gunzipEngine } from '../src/io/gzip.js';
 
 const FIX = fileURLToPath(new URL('../../test/fixtures/nifti/', import.meta.url));
 type Num = number | 'NaN' | 'Infinity' | '-Infinity';
 interface NibRecord {
-  version: 1 | 2; endianness: '<' | '>'; gzip: boolean; shape: number[]; dtype: string;
-  affine: Mat4; affineSource: string; sformCode: number; qformCode: number; sform: Mat4; qform: Mat4 | null;
-  pixdim: number[]; zooms: number[]; xyztUnits: [string, string]; axcodes: (string | null)[]; voxOffset: number;
-  sclSlope: Num; sclInter: Num; slope: number | null; inter: number | null;
+  version: 1 | 2;
+  endianness: '<' | '>';
+  gzip: boolean;
+  shape: number[];
+  dtype: string;
+  affine: Mat4;
+  affineSource: string;
+  sformCode: number;
+  qformCode: number;
+  sform: Mat4;
+  qform: Mat4 | null;
+  pixdim: number[];
+  zooms: number[];
+  xyztUnits: [string, string];
+  axcodes: (string | null)[];
+  voxOffset: number;
+  sclSlope: Num;
+  sclInter: Num;
+  slope: number | null;
+  inter: number | null;
   firstVolume: { shape: number[]; sha256: string; nonFinite: number; samples: [number[], Num][] };
-  allVolumes: { shape: number[]; sha256: string }; rawSha256: string;
+  allVolumes: { shape: number[]; sha256: string };
+  rawSha256: string;
 }
-const nib = JSON.parse(readFileSync(join(FIX, 'nibabel.json'), 'utf8')) as { fixtures: Record<string, NibRecord>; ours: Record<string, NibRecord> };
-const intended = JSON.parse(readFileSync(join(FIX, 'ours', 'intended.json'), 'utf8')) as { specs: { file: string; image: NiftiWriteImage }[] };
+const nib = JSON.parse(readFileSync(join(FIX, 'nibabel.json'), 'utf8')) as {
+  fixtures: Record<string, NibRecord>;
+  ours: Record<string, NibRecord>;
+};
+const intended = JSON.parse(readFileSync(join(FIX, 'ours', 'intended.json'), 'utf8')) as {
+  specs: { file: string; image: NiftiWriteImage }[];
+};
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-nifti-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const sha = (a: NiftiTypedArray): string => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+const sha = (a: NiftiTypedArray): string =>
+  createHash('sha256')
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest('hex');
 const f32sha = (values: ArrayLike<number>): string => sha(Float32Array.from(values));
 /** Fortran-order flat index, the order NIfTI stores voxels in. */
 const flat = (idx: number[], shape: number[]): number => idx.reduceRight((acc, v, k) => acc * shape[k]! + v, 0);
 
 function assertClose(actual: Mat4 | number[], expected: Mat4 | number[], tol: number, msg = ''): void {
-  const a = actual.flat(), e = expected.flat();
+  const a = actual.flat(),
+    e = expected.flat();
   assert.equal(a.length, e.length, msg);
-  a.forEach((v, i) => assert.ok(Math.abs(v - e[i]!) <= tol, `${msg} [${i}]: ${v} vs ${e[i]} (tol ${tol})\n${JSON.stringify(actual)}`));
+  a.forEach((v, i) =>
+    assert.ok(Math.abs(v - e[i]!) <= tol, `${msg} [${i}]: ${v} vs ${e[i]} (tol ${tol})\n${JSON.stringify(actual)}`),
+  );
 }
 
 const deg = (d: number): number => (d * Math.PI) / 180;
 /** R (rotations about z then x) · diag(zooms), plus translation. */
 function makeAffine(rz: number, rx: number, zooms: number[], t: number[]): Mat4 {
   const [cz, sz, cx, sx] = [Math.cos(deg(rz)), Math.sin(deg(rz)), Math.cos(deg(rx)), Math.sin(deg(rx))];
-  const R = [[cz, -sz * cx, sz * sx], [sz, cz * cx, -cz * sx], [0, sx, cx]];
+  const R = [
+    [cz, -sz * cx, sz * sx],
+    [sz, cz * cx, -cz * sx],
+    [0, sx, cx],
+  ];
   return [...R.map((r, i) => [...r.map((v, j) => v * zooms[j]!), t[i]!]), [0, 0, 0, 1]];
 }
 const OBLIQUE = makeAffine(17, -11, [0.8, 0.9, 2.5], [-60.5, 40.25, -12]);
@@ -79,7 +124,8 @@ describe('nibabel-written fixtures read as nibabel reads them', () => {
       assert.deepEqual(img.dataShape, fv.shape);
       assert.ok(img.data instanceof Float32Array);
       assert.equal(sha(img.data), fv.sha256, 'first-volume data hash');
-      for (const [idx, v] of fv.samples) assert.ok(Object.is(img.data[flat(idx, fv.shape)], Math.fround(Number(v))), `voxel ${idx}`);
+      for (const [idx, v] of fv.samples)
+        assert.ok(Object.is(img.data[flat(idx, fv.shape)], Math.fround(Number(v))), `voxel ${idx}`);
 
       const all = await readNifti(path, { allVolumes: true });
       assert.deepEqual(all.dataShape, rec.allVolumes.shape);
@@ -91,7 +137,10 @@ describe('nibabel-written fixtures read as nibabel reads them', () => {
       const sync = readNiftiSync(path, { allVolumes: true });
       assert.deepEqual(sync.data, all.data);
       if (fv.nonFinite > 0) {
-        await assert.rejects(readNifti(path, { rejectNonFinite: true }), new RegExp(`${file}: ${fv.nonFinite} non-finite voxels`));
+        await assert.rejects(
+          readNifti(path, { rejectNonFinite: true }),
+          new RegExp(`${file}: ${fv.nonFinite} non-finite voxels`),
+        );
       } else {
         await readNifti(path, { rejectNonFinite: true });
       }
@@ -101,21 +150,41 @@ describe('nibabel-written fixtures read as nibabel reads them', () => {
   test('fixture set covers the required cases', () => {
     const recs = Object.values(nib.fixtures);
     assert.ok(recs.some((r) => r.version === 2));
-    assert.ok(recs.some((r) => r.endianness === '>' && r.version === 1) && recs.some((r) => r.endianness === '>' && r.version === 2));
+    assert.ok(
+      recs.some((r) => r.endianness === '>' && r.version === 1) &&
+        recs.some((r) => r.endianness === '>' && r.version === 2),
+    );
     assert.ok(recs.some((r) => r.gzip));
     assert.ok(recs.some((r) => r.shape.length === 4));
     assert.ok(recs.some((r) => r.slope !== null && r.dtype === 'int16'));
-    for (const s of ['sform', 'qform', 'fallback']) assert.ok(recs.some((r) => r.affineSource === s), s);
-    assert.ok(recs.some((r) => r.pixdim[0] === -1 && r.affineSource === 'qform'), 'left-handed qform');
+    for (const s of ['sform', 'qform', 'fallback'])
+      assert.ok(
+        recs.some((r) => r.affineSource === s),
+        s,
+      );
+    assert.ok(
+      recs.some((r) => r.pixdim[0] === -1 && r.affineSource === 'qform'),
+      'left-handed qform',
+    );
     const dtypes = new Set(recs.map((r) => r.dtype));
-    for (const d of ['uint8', 'int8', 'int16', 'uint16', 'int32', 'uint32', 'float32', 'float64']) assert.ok(dtypes.has(d), d);
+    for (const d of ['uint8', 'int8', 'int16', 'uint16', 'int32', 'uint32', 'float32', 'float64'])
+      assert.ok(dtypes.has(d), d);
   });
 
   test('nibabel fallback affine: x flipped, origin at the centre, pixdim fixed (abs, 0 -> 1)', async () => {
     const img = await readNifti(join(FIX, 'no_codes.nii'));
     assert.deepEqual(img.header.pixdim.slice(1, 4), [-1.5, 2, 0]);
     assert.deepEqual(img.spacing, [1.5, 2, 1]);
-    assertClose(img.affine, [[-1.5, 0, 0, 3], [0, 2, 0, -3], [0, 0, 1, -1], [0, 0, 0, 1]], 0);
+    assertClose(
+      img.affine,
+      [
+        [-1.5, 0, 0, 3],
+        [0, 2, 0, -3],
+        [0, 0, 1, -1],
+        [0, 0, 0, 1],
+      ],
+      0,
+    );
   });
 });
 
@@ -128,7 +197,11 @@ describe('files from our writer, as nibabel read them', () => {
       assert.ok(rec, `nibabel.json has no record for ours/${file}; rerun make_nifti_fixtures.py`);
       const committed = readFileSync(join(FIX, 'ours', file));
       const bytes = rec.gzip ? gunzipSync(committed) : committed;
-      assert.deepEqual(encodeNifti(image), new Uint8Array(bytes), 'writer output changed: rerun write_nifti_fixtures.mjs and make_nifti_fixtures.py');
+      assert.deepEqual(
+        encodeNifti(image),
+        new Uint8Array(bytes),
+        'writer output changed: rerun write_nifti_fixtures.mjs and make_nifti_fixtures.py',
+      );
 
       assert.equal(rec.version, image.version ?? 1);
       assert.deepEqual(rec.shape, image.shape);
@@ -140,8 +213,13 @@ describe('files from our writer, as nibabel read them', () => {
       assert.equal(rec.pixdim[0], Math.sign(det3(image.affine)));
       assert.deepEqual(rec.axcodes, affineToAxcodes(image.affine));
       assert.deepEqual(rec.xyztUnits, ['mm', image.shape.length > 3 ? 'sec' : 'unknown']);
-      const slope = image.sclSlope ?? 1, inter = image.sclInter ?? 0;
-      assert.equal(rec.allVolumes.sha256, f32sha(Array.from(image.data, (v) => v * slope + inter)), 'nibabel scaled data');
+      const slope = image.sclSlope ?? 1,
+        inter = image.sclInter ?? 0;
+      assert.equal(
+        rec.allVolumes.sha256,
+        f32sha(Array.from(image.data, (v) => v * slope + inter)),
+        'nibabel scaled data',
+      );
 
       // nibabel's qform is our qform, and it equals the affine unless the affine has shear.
       const ours = await readNifti(committed, { raw: true, allVolumes: true, name: file });
@@ -149,7 +227,10 @@ describe('files from our writer, as nibabel read them', () => {
       assertClose(qformAffine(ours.header), rec.qform, 1e-6, 'qform');
       if (file.includes('shear')) assertOrthogonal(rec.qform);
       else assertClose(rec.qform, image.affine, 1e-5, 'qform vs affine');
-      assert.deepEqual(Array.from(ours.data), Array.from(image.data, (v) => (image.datatype === 'float32' ? Math.fround(v) : v)));
+      assert.deepEqual(
+        Array.from(ours.data),
+        Array.from(image.data, (v) => (image.datatype === 'float32' ? Math.fround(v) : v)),
+      );
     });
   }
 });
@@ -160,7 +241,11 @@ const det3 = (m: Mat4): number =>
   m[0]![2]! * (m[1]![0]! * m[2]![1]! - m[1]![1]! * m[2]![0]!);
 function assertOrthogonal(m: Mat4): void {
   const col = (j: number) => [m[0]![j]!, m[1]![j]!, m[2]![j]!];
-  for (const [a, b] of [[0, 1], [0, 2], [1, 2]] as const) {
+  for (const [a, b] of [
+    [0, 1],
+    [0, 2],
+    [1, 2],
+  ] as const) {
     const dot = col(a).reduce((s, v, i) => s + v * col(b)[i]!, 0);
     assert.ok(Math.abs(dot) < 1e-6, `columns ${a},${b} not orthogonal: ${dot}`);
   }
@@ -169,12 +254,20 @@ function assertOrthogonal(m: Mat4): void {
 // -------------------------------------------------------------- round trips
 
 const RANGES: Record<NiftiDatatypeName, [number, number]> = {
-  uint8: [0, 255], int8: [-128, 127], int16: [-32768, 32767], uint16: [0, 65535],
-  int32: [-(2 ** 31), 2 ** 31 - 1], uint32: [0, 2 ** 32 - 1], float32: [-3e38, 3e38], float64: [-1e300, 1e300],
+  uint8: [0, 255],
+  int8: [-128, 127],
+  int16: [-32768, 32767],
+  uint16: [0, 65535],
+  int32: [-(2 ** 31), 2 ** 31 - 1],
+  uint32: [0, 2 ** 32 - 1],
+  float32: [-3e38, 3e38],
+  float64: [-1e300, 1e300],
 };
 function sampleData(dt: NiftiDatatypeName, n: number): number[] {
   const [lo, hi] = RANGES[dt];
-  const out = Array.from({ length: n }, (_, i) => (dt.startsWith('float') ? (i - n / 2) * 1.25 : lo + ((i * 7919) % Math.min(hi - lo + 1, 100_003))));
+  const out = Array.from({ length: n }, (_, i) =>
+    dt.startsWith('float') ? (i - n / 2) * 1.25 : lo + ((i * 7919) % Math.min(hi - lo + 1, 100_003)),
+  );
   out[0] = lo;
   out[1] = hi;
   return dt === 'float32' ? out.map(Math.fround) : out;
@@ -217,11 +310,15 @@ describe('write then read back', () => {
     const b = readNiftiSync(file, { raw: true, inflateInto: small });
     assert.deepEqual(Array.from(b.data), data);
     assert.notEqual(b.data.buffer, small.buffer);
-    assert.ok(small.every((v) => v === 0), 'a buffer too small is left untouched');
+    assert.ok(
+      small.every((v) => v === 0),
+      'a buffer too small is left untouched',
+    );
   });
 
   test('typed array input picks its own datatype; plain arrays default to float32', () => {
-    const p1 = join(tmp, 'infer16.nii'), p2 = join(tmp, 'infer_plain.nii');
+    const p1 = join(tmp, 'infer16.nii'),
+      p2 = join(tmp, 'infer_plain.nii');
     writeNiftiSync(p1, { data: new Int16Array([1, -2, 3, -4]), shape: [2, 2], affine: OBLIQUE });
     writeNiftiSync(p2, { data: [0.5, 1, 2, 3], shape: [4], affine: OBLIQUE });
     assert.equal(readNiftiSync(p1).datatype, 'int16');
@@ -261,7 +358,10 @@ describe('write then read back', () => {
     const data = new Int16Array([-1000, 0, 7, 32767, -32768, 12]);
     await writeNifti(path, { data, shape: [3, 2], affine: OBLIQUE, sclSlope: 0.5, sclInter: -1024 });
     const img = await readNifti(path);
-    assert.deepEqual(Array.from(img.data), Array.from(data, (v) => v * 0.5 - 1024));
+    assert.deepEqual(
+      Array.from(img.data),
+      Array.from(data, (v) => v * 0.5 - 1024),
+    );
     assert.deepEqual(Array.from((await readNifti(path, { raw: true })).data), Array.from(data));
     // slope 0 means "no scaling" in NIfTI, whatever the intercept says.
     writeNiftiSync(path, { data, shape: [3, 2], affine: OBLIQUE, sclSlope: 0, sclInter: 5 });
@@ -293,7 +393,13 @@ describe('write then read back', () => {
   });
 
   test('async and sync writers produce the same bytes; header encode/parse round-trips', async () => {
-    const img: NiftiWriteImage = { data: sampleData('int16', 60), shape: [3, 4, 5], datatype: 'int16', affine: OBLIQUE, description: 'hello' };
+    const img: NiftiWriteImage = {
+      data: sampleData('int16', 60),
+      shape: [3, 4, 5],
+      datatype: 'int16',
+      affine: OBLIQUE,
+      description: 'hello',
+    };
     await writeNifti(join(tmp, 'a.nii'), img);
     writeNiftiSync(join(tmp, 'b.nii'), img);
     assert.deepEqual(readFileSync(join(tmp, 'a.nii')), readFileSync(join(tmp, 'b.nii')));
@@ -332,17 +438,78 @@ describe('write then read back', () => {
 describe('affineToAxcodes', () => {
   const A = (m: number[][]): Mat4 => [...m.map((r, i) => [...r, i]), [0, 0, 0, 1]];
   test('canonical orientations', () => {
-    assert.deepEqual(affineToAxcodes(A([[1, 0, 0], [0, 1, 0], [0, 0, 1]])), ['R', 'A', 'S']);
-    assert.deepEqual(affineToAxcodes(A([[-1, 0, 0], [0, -1, 0], [0, 0, 1]])), ['L', 'P', 'S']);
-    assert.deepEqual(affineToAxcodes(A([[-2, 0, 0], [0, 2, 0], [0, 0, 2]])), ['L', 'A', 'S']);
-    assert.deepEqual(affineToAxcodes(A([[0, 0, 1], [1, 0, 0], [0, 1, 0]])), ['A', 'S', 'R']);
-    assert.deepEqual(affineToAxcodes(A([[0, 0, -3], [0, -1, 0], [-1, 0, 0]])), ['I', 'P', 'L']);
+    assert.deepEqual(
+      affineToAxcodes(
+        A([
+          [1, 0, 0],
+          [0, 1, 0],
+          [0, 0, 1],
+        ]),
+      ),
+      ['R', 'A', 'S'],
+    );
+    assert.deepEqual(
+      affineToAxcodes(
+        A([
+          [-1, 0, 0],
+          [0, -1, 0],
+          [0, 0, 1],
+        ]),
+      ),
+      ['L', 'P', 'S'],
+    );
+    assert.deepEqual(
+      affineToAxcodes(
+        A([
+          [-2, 0, 0],
+          [0, 2, 0],
+          [0, 0, 2],
+        ]),
+      ),
+      ['L', 'A', 'S'],
+    );
+    assert.deepEqual(
+      affineToAxcodes(
+        A([
+          [0, 0, 1],
+          [1, 0, 0],
+          [0, 1, 0],
+        ]),
+      ),
+      ['A', 'S', 'R'],
+    );
+    assert.deepEqual(
+      affineToAxcodes(
+        A([
+          [0, 0, -3],
+          [0, -1, 0],
+          [-1, 0, 0],
+        ]),
+      ),
+      ['I', 'P', 'L'],
+    );
   });
   test('oblique picks the dominant axis; a zero column gives null', () => {
     assert.deepEqual(affineToAxcodes(makeAffine(30, 0, [1, 1, 1], [0, 0, 0])), ['R', 'A', 'S']);
     assert.deepEqual(affineToAxcodes(makeAffine(120, 0, [1, 1, 1], [0, 0, 0])), ['A', 'L', 'S']);
-    assert.deepEqual(affineToAxcodes(A([[1, 0, 0], [0, 1, 0], [0, 0, 0]])), ['R', 'A', null]);
-    assert.throws(() => affineToAxcodes([[1, 0], [0, 1]]), /4x4/);
+    assert.deepEqual(
+      affineToAxcodes(
+        A([
+          [1, 0, 0],
+          [0, 1, 0],
+          [0, 0, 0],
+        ]),
+      ),
+      ['R', 'A', null],
+    );
+    assert.throws(
+      () =>
+        affineToAxcodes([
+          [1, 0],
+          [0, 1],
+        ]),
+      /4x4/,
+    );
   });
 });
 
@@ -362,10 +529,13 @@ describe('malformed files are rejected with the file name and reason', () => {
   };
   const rejects = (bytes: Uint8Array, re: RegExp, opts: { rejectNonFinite?: boolean } = {}): void => {
     const name = 'bad.nii';
-    assert.throws(() => readNiftiSync(bytes, { ...opts, name }), (e: Error) => {
-      assert.match(e.message, new RegExp(`^bad\\.nii: .*${re.source}`));
-      return true;
-    });
+    assert.throws(
+      () => readNiftiSync(bytes, { ...opts, name }),
+      (e: Error) => {
+        assert.match(e.message, new RegExp(`^bad\\.nii: .*${re.source}`));
+        return true;
+      },
+    );
   };
 
   test('empty and truncated files', () => {
@@ -379,7 +549,10 @@ describe('malformed files are rejected with the file name and reason', () => {
 
   test('broken gzip streams', async () => {
     const gz = gzipSync(base());
-    rejects(gz.subarray(0, gz.length - 12), /corrupt or truncated gzip stream \((unexpected end of file|libdeflate: bad or truncated data)\)/);
+    rejects(
+      gz.subarray(0, gz.length - 12),
+      /corrupt or truncated gzip stream \((unexpected end of file|libdeflate: bad or truncated data)\)/,
+    );
     rejects(Uint8Array.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff]), /corrupt gzip stream/);
     rejects(gzipSync(base().subarray(0, 390)), /truncated image data: header needs 400 bytes, got 390/);
     // More than 16 MiB past what the header describes: treated as a gzip bomb, not inflated to the end.
@@ -391,11 +564,17 @@ describe('malformed files are rejected with the file name and reason', () => {
   });
 
   test('not NIfTI: sizeof_hdr and magic', () => {
-    rejects(new TextEncoder().encode('just some text, definitely not a header'), /sizeof_hdr is \d+, expected 348 \(NIfTI-1\) or 540 \(NIfTI-2\)/);
+    rejects(
+      new TextEncoder().encode('just some text, definitely not a header'),
+      /sizeof_hdr is \d+, expected 348 \(NIfTI-1\) or 540 \(NIfTI-2\)/,
+    );
     const b = base();
     new DataView(b.buffer).setInt32(0, 349, true);
     rejects(b, /sizeof_hdr is 349/);
-    for (const [magic, re] of [['abc\0', /bad magic "abc\\u0000", expected "n\+1"/], ['ni1\0', /marks a \.hdr\/\.img pair/]] as const) {
+    for (const [magic, re] of [
+      ['abc\0', /bad magic "abc\\u0000", expected "n\+1"/],
+      ['ni1\0', /marks a \.hdr\/\.img pair/],
+    ] as const) {
       const m = base();
       m.set(new TextEncoder().encode(magic), 344);
       rejects(m, re);
@@ -443,11 +622,18 @@ describe('malformed files are rejected with the file name and reason', () => {
   });
 
   test('non-finite scl_slope means unscaled data (as nibabel); a usable slope needs a finite scl_inter', () => {
-    for (const [sclSlope, version] of [[NaN, 1], [Infinity, 2], [-Infinity, 1]] as const) {
+    for (const [sclSlope, version] of [
+      [NaN, 1],
+      [Infinity, 2],
+      [-Infinity, 1],
+    ] as const) {
       const plain = readNiftiSync(withHeader({ sclSlope: 1, sclInter: 0 }, version)).data;
       const img = readNiftiSync(withHeader({ sclSlope, sclInter: 7 }, version));
       assert.deepEqual(Array.from(img.data), Array.from(plain), `scl_slope ${sclSlope}: raw values`);
-      assert.ok(Array.from(img.data).some((v) => v !== 0), 'the header fixture holds non-zero voxels');
+      assert.ok(
+        Array.from(img.data).some((v) => v !== 0),
+        'the header fixture holds non-zero voxels',
+      );
     }
     rejects(withHeader({ sclSlope: 2, sclInter: NaN }), /scl_inter is NaN with scl_slope 2/);
     readNiftiSync(withHeader({ sclSlope: 0, sclInter: NaN })); // slope 0: intercept unused
@@ -484,10 +670,13 @@ describe('malformed files are rejected with the file name and reason', () => {
 describe('writer input validation', () => {
   const ok: NiftiWriteImage = { data: new Float32Array(8), shape: [2, 2, 2], affine: OBLIQUE };
   const bad = (patch: Partial<NiftiWriteImage>, re: RegExp, file = 'out.nii'): void =>
-    assert.throws(() => writeNiftiSync(join(tmp, file), { ...ok, ...patch }), (e: Error) => {
-      assert.match(e.message, new RegExp(`out\\.nii(\\.gz)?: .*${re.source}`));
-      return true;
-    });
+    assert.throws(
+      () => writeNiftiSync(join(tmp, file), { ...ok, ...patch }),
+      (e: Error) => {
+        assert.match(e.message, new RegExp(`out\\.nii(\\.gz)?: .*${re.source}`));
+        return true;
+      },
+    );
   test('shape and data', () => {
     bad({ shape: [] }, /shape must have 1\.\.7 dimensions/);
     bad({ shape: [1, 1, 1, 1, 1, 1, 1, 1] }, /1\.\.7 dimensions, got 8/);
@@ -496,23 +685,62 @@ describe('writer input validation', () => {
     bad({ data: new Float32Array(7) }, /data has 7 values, shape \[2,2,2\] needs 8/);
   });
   test('values must fit the datatype (no silent rounding or wrapping)', () => {
-    bad({ data: [0, 1, 2, 40000, 4, 5, 6, 7], datatype: 'int16' }, /1 values do not fit int16 \(first at index 3: 40000\)/);
-    bad({ data: [0, 1.5, 2, 3, 4, 5, 6, 7.25], datatype: 'uint8' }, /2 values do not fit uint8 \(first at index 1: 1\.5\)/);
+    bad(
+      { data: [0, 1, 2, 40000, 4, 5, 6, 7], datatype: 'int16' },
+      /1 values do not fit int16 \(first at index 3: 40000\)/,
+    );
+    bad(
+      { data: [0, 1.5, 2, 3, 4, 5, 6, 7.25], datatype: 'uint8' },
+      /2 values do not fit uint8 \(first at index 1: 1\.5\)/,
+    );
     bad({ data: [0, 1, 2, 3, 4, 5, 6, -1], datatype: 'uint32' }, /do not fit uint32/);
     bad({ data: [1e39, 1, 2, 3, 4, 5, 6, 7], datatype: 'float32' }, /do not fit float32/);
   });
   test('affine, scaling, header strings, file name, gzip level', () => {
     bad({ affine: OBLIQUE.map((r, i) => (i === 0 ? [NaN, 0, 0, 0] : r)) }, /affine must be a finite 4x4 matrix/);
-    bad({ affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]] }, /last row must be \[0, 0, 0, 1\]/);
-    bad({ affine: [[1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]] }, /affine column 1 has zero length/);
-    bad({ affine: [[1, 1, 0, 0], [0, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]] }, /affine is singular/);
+    bad(
+      {
+        affine: [
+          [1, 0, 0, 0],
+          [0, 1, 0, 0],
+          [0, 0, 1, 0],
+          [0, 0, 1, 1],
+        ],
+      },
+      /last row must be \[0, 0, 0, 1\]/,
+    );
+    bad(
+      {
+        affine: [
+          [1, 0, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 1, 0],
+          [0, 0, 0, 1],
+        ],
+      },
+      /affine column 1 has zero length/,
+    );
+    bad(
+      {
+        affine: [
+          [1, 1, 0, 0],
+          [0, 0, 0, 0],
+          [0, 0, 1, 0],
+          [0, 0, 0, 1],
+        ],
+      },
+      /affine is singular/,
+    );
     bad({ sclSlope: NaN }, /scl_slope\/scl_inter must be finite/);
     bad({ qformCode: 6 }, /xform code 6 is not one of 0,1,2,3,4,5/);
     bad({ description: 'x'.repeat(81) }, /descrip must be printable ASCII of at most 80 chars/);
     bad({ extraPixdim: [1, 2] }, /2 extraPixdim values for 3 dims/);
     bad({ datatype: 'int64' as NiftiDatatypeName }, /cannot write datatype int64/);
     bad({ gzipLevel: 0 }, /gzipLevel must be 1\.\.9, got 0/, 'out.nii.gz');
-    assert.throws(() => writeNiftiSync(join(tmp, 'out.img'), ok), /out\.img: NIfTI file name must end in \.nii or \.nii\.gz/);
+    assert.throws(
+      () => writeNiftiSync(join(tmp, 'out.img'), ok),
+      /out\.img: NIfTI file name must end in \.nii or \.nii\.gz/,
+    );
     assert.ok(!readdirSync(tmp).some((f) => f.startsWith('out.') || f.startsWith('.out.')));
   });
 });

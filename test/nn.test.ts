@@ -13,10 +13,21 @@ class Block extends nn.Module {
 
 test('state dict names, buffers, train/eval, freeze', () => {
   const m = new Block();
-  assert.deepEqual([...m.stateDict().keys()], [
-    'conv1.weight', 'bn1.weight', 'bn1.bias', 'layers.0.weight', 'layers.0.bias', 'layers.1.weight', 'layers.1.bias',
-    'bn1.running_mean', 'bn1.running_var', 'bn1.num_batches_tracked',
-  ]);
+  assert.deepEqual(
+    [...m.stateDict().keys()],
+    [
+      'conv1.weight',
+      'bn1.weight',
+      'bn1.bias',
+      'layers.0.weight',
+      'layers.0.bias',
+      'layers.1.weight',
+      'layers.1.bias',
+      'bn1.running_mean',
+      'bn1.running_var',
+      'bn1.num_batches_tracked',
+    ],
+  );
   assert.equal(m.numParameters(), 4 * 27 + 8 + 20 + 10);
   m.eval();
   assert.equal(m.bn1.training, false);
@@ -32,7 +43,12 @@ test('state dict names, buffers, train/eval, freeze', () => {
   assert.equal(m.bn1.getBuffer('num_batches_tracked')!.dtype, 'int64', 'integer buffers keep their dtype');
   assert.ok(m.conv1.weight.requiresGrad);
   assert.ok(m.conv1.weight.isLeaf, 'moved parameters are leaves (they receive .grad)');
-  torch.tidy(() => m.conv1.forward(torch.randn([1, 1, 4, 4, 4], { dtype: 'float64' })).sum().backward());
+  torch.tidy(() =>
+    m.conv1
+      .forward(torch.randn([1, 1, 4, 4, 4], { dtype: 'float64' }))
+      .sum()
+      .backward(),
+  );
   assert.ok(m.conv1.weight.grad, 'gradient reaches a moved parameter');
   m.dispose();
 });
@@ -52,7 +68,9 @@ test('default initialisation follows PyTorch bounds', () => {
     nn.init.truncNormal_(t, 0.02);
     assert.ok(t.abs().max().item() <= 2);
     assert.ok(Math.abs(t.std().item() - 0.02) < 0.001);
-    lin.dispose(); conv.dispose(); emb.dispose();
+    lin.dispose();
+    conv.dispose();
+    emb.dispose();
   });
 });
 
@@ -66,7 +84,9 @@ test('layers produce PyTorch shapes', () => {
     d.eval();
     assert.deepEqual(d.forward(x).sub(x).abs().max().item(), 0, 'eval-mode dropout is the identity');
     const mha = new nn.MultiheadAttention(8, 2);
-    const [y, w] = mha.forward(torch.randn([5, 2, 8]), torch.randn([7, 2, 8]), torch.randn([7, 2, 8]), { needWeights: true });
+    const [y, w] = mha.forward(torch.randn([5, 2, 8]), torch.randn([7, 2, 8]), torch.randn([7, 2, 8]), {
+      needWeights: true,
+    });
     assert.deepEqual(y.shape, [5, 2, 8]);
     assert.deepEqual(w!.shape, [2, 5, 7]);
     assert.throws(() => new nn.MultiheadAttention(10, 3), /not divisible/);
@@ -77,7 +97,13 @@ test('parameter groups: per-group weight decay and lr; schedules; state round tr
   const lin = new nn.Linear(3, 2);
   const decay = [...lin.namedParameters()].filter(([n]) => !n.endsWith('bias')).map(([, p]) => p);
   const noDecay = [...lin.namedParameters()].filter(([n]) => n.endsWith('bias')).map(([, p]) => p);
-  const opt = new optim.AdamW([{ params: decay, weightDecay: 0.1 }, { params: noDecay, weightDecay: 0, lr: 0.5 }], { lr: 0.01 });
+  const opt = new optim.AdamW(
+    [
+      { params: decay, weightDecay: 0.1 },
+      { params: noDecay, weightDecay: 0, lr: 0.5 },
+    ],
+    { lr: 0.01 },
+  );
   assert.equal(opt.groups[0]!.options.weightDecay, 0.1);
   assert.equal(opt.groups[1]!.options.lr, 0.5);
   const sched = new optim.LRScheduler(opt, optim.warmupCosine(2, 10, 0.1));
@@ -94,7 +120,14 @@ test('parameter groups: per-group weight decay and lr; schedules; state round tr
 test('clipGradNorm matches the global-norm formula and returns the pre-clip norm', () => {
   const a = torch.tensor([3, 0], undefined, { requiresGrad: true }).keep();
   const b = torch.tensor([0, 4], undefined, { requiresGrad: true }).keep();
-  torch.tidy(() => a.mul(torch.tensor([1, 1])).sum().add(b.mul(torch.tensor([0, 1])).sum()).mul(1).backward());
+  torch.tidy(() =>
+    a
+      .mul(torch.tensor([1, 1]))
+      .sum()
+      .add(b.mul(torch.tensor([0, 1])).sum())
+      .mul(1)
+      .backward(),
+  );
   a.grad = torch.tensor([3, 0]);
   b.grad = torch.tensor([0, 4]);
   const norm = optim.clipGradNorm([a, b], 1);

@@ -56,9 +56,15 @@ test("Sinkhorn with relative ε: ε scales with the scores' spread between sampl
     const colMean = Array.from({ length: K }, (_, k) => v.filter((_, i) => i % K === k).reduce((a, b) => a + b, 0) / B);
     const sd = Math.sqrt(v.reduce((a, x, i) => a + (x - colMean[i % K]!) ** 2, 0) / v.length);
     const relative = sinkhorn(s, { epsilon: 0.3, iterations: 3, relative: true });
-    assertClose(relative, sinkhorn(s, { epsilon: 0.3 * sd, iterations: 3 }), { atol: 1e-9, what: 'relative ε = ε × spread' });
+    assertClose(relative, sinkhorn(s, { epsilon: 0.3 * sd, iterations: 3 }), {
+      atol: 1e-9,
+      what: 'relative ε = ε × spread',
+    });
     const offsets = torch.randn([1, K], { dtype: s.dtype, generator: new torch.Generator(5) });
-    assertClose(sinkhorn(s.mul(0.05).add(offsets), { epsilon: 0.3, iterations: 3, relative: true }), relative, { atol: 1e-9, what: 'scaled and offset scores' });
+    assertClose(sinkhorn(s.mul(0.05).add(offsets), { epsilon: 0.3, iterations: 3, relative: true }), relative, {
+      atol: 1e-9,
+      what: 'scaled and offset scores',
+    });
     // absolute ε gives near-uniform codes on concentrated scores; relative ε keeps them as sharp as before
     const entropy = (q: torch.Tensor) => q.clampMin(1e-30).log().mul(q).sum(1).neg().mean().item();
     assert.ok(entropy(sinkhorn(s.mul(0.05), { epsilon: 0.05 })) > entropy(relative) + 0.5);
@@ -70,7 +76,15 @@ test('TMA swapped-prediction loss and gradients equal the reference; codes carry
     const g = r('s_global').clone().requiresGrad_();
     const l = r('s_local').clone().requiresGrad_();
     const text = r('s_text').clone().requiresGrad_();
-    const { loss, codes } = tmaLoss(new Map([['text', text], ['global', g], ['local0', l]]), ['text'], { temperature: 0.1, epsilon: 0.05, sinkhornIterations: 3 });
+    const { loss, codes } = tmaLoss(
+      new Map([
+        ['text', text],
+        ['global', g],
+        ['local0', l],
+      ]),
+      ['text'],
+      { temperature: 0.1, epsilon: 0.05, sinkhornIterations: 3 },
+    );
     assertClose(loss, r('tma_loss'), { atol: 1e-9, rtol: 1e-7 });
     loss.backward();
     assertClose(g.grad!, r('tma_grad_global'), { atol: 1e-9, rtol: 1e-7 });
@@ -86,9 +100,17 @@ test('TMA gradient matches finite differences (codes from two views and a queue,
   const g = new torch.Generator(3);
   const mk = (...s: number[]) => torch.randn(s, { dtype: 'float64', generator: g }).keep();
   const inputs = [mk(3, 5), mk(3, 5), mk(3, 5)];
-  const views = (a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) => new Map([['text', a], ['global', b], ['local0', c]]);
+  const views = (a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) =>
+    new Map([
+      ['text', a],
+      ['global', b],
+      ['local0', c],
+    ]);
   // codes from constant copies of the code views' scores (and a queue), as the stop-gradient makes them
-  const codeScores = new Map([['text', inputs[0]!.clone().keep()], ['global', inputs[1]!.clone().keep()]]);
+  const codeScores = new Map([
+    ['text', inputs[0]!.clone().keep()],
+    ['global', inputs[1]!.clone().keep()],
+  ]);
   const queue = new Map([['global', mk(4, 5)]]);
   const res = torch.gradcheck((a, b, c) => {
     const out = tmaLoss(views(a, b, c), ['text', 'global'], {}, queue, codeScores);

@@ -21,12 +21,16 @@ import { fixture, freePort } from './helpers.js';
 const orthancBin = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc'].find((p) => existsSync(p));
 const plugin = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
 const available = !!orthancBin && existsSync(plugin);
-if (!available && process.env.T3D_REQUIRE_ORTHANC === '1') throw new Error('T3D_REQUIRE_ORTHANC=1 but Orthanc with its DICOMweb plugin is not installed (apt-get install orthanc orthanc-dicomweb)');
+if (!available && process.env.T3D_REQUIRE_ORTHANC === '1')
+  throw new Error(
+    'T3D_REQUIRE_ORTHANC=1 but Orthanc with its DICOMweb plugin is not installed (apt-get install orthanc orthanc-dicomweb)',
+  );
 const skip = available ? false : 'Orthanc (orthanc, orthanc-dicomweb) is not installed';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-pacs-'));
 const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
-const t3d = (...args: string[]) => spawnSync('node', [cli, ...args], { encoding: 'utf8', env: { ...process.env, T3D_NUM_THREADS: '1' } });
+const t3d = (...args: string[]) =>
+  spawnSync('node', [cli, ...args], { encoding: 'utf8', env: { ...process.env, T3D_NUM_THREADS: '1' } });
 const ok = (...args: string[]) => {
   const r = t3d(...args);
   assert.equal(r.status, 0, `t3d ${args.join(' ')}\n${r.stderr}`);
@@ -40,27 +44,58 @@ let base = '';
 
 before(async () => {
   const preset = fixture('pretrain', 'tiny-preset.json');
-  await ensureCache(applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), [`data.cache=${cache}`, `data.preset=${preset}`]));
-  ok('pretrain', '--config', fixture('pretrain', 'tiny.json'), '--set', `data.cache=${cache}`, '--set', `data.preset=${preset}`, '--steps', '3', '--out', run);
+  await ensureCache(
+    applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), [`data.cache=${cache}`, `data.preset=${preset}`]),
+  );
+  ok(
+    'pretrain',
+    '--config',
+    fixture('pretrain', 'tiny.json'),
+    '--set',
+    `data.cache=${cache}`,
+    '--set',
+    `data.preset=${preset}`,
+    '--steps',
+    '3',
+    '--out',
+    run,
+  );
   ok('synth', '--out', synth, '--count', '4', '--seed', '3', '--preset', preset, '--dicom');
   if (!available) return;
   const port = await freePort();
   const storage = join(tmp, 'orthanc');
   mkdirSync(storage);
-  writeFileSync(join(tmp, 'orthanc.json'), JSON.stringify({
-    Name: 't3d-test', StorageDirectory: storage, IndexDirectory: storage, HttpPort: port, DicomServerEnabled: false, RemoteAccessAllowed: false,
-    AuthenticationEnabled: false, Plugins: [plugin], DicomWeb: { Enable: true, Root: '/dicom-web/' },
-  }));
+  writeFileSync(
+    join(tmp, 'orthanc.json'),
+    JSON.stringify({
+      Name: 't3d-test',
+      StorageDirectory: storage,
+      IndexDirectory: storage,
+      HttpPort: port,
+      DicomServerEnabled: false,
+      RemoteAccessAllowed: false,
+      AuthenticationEnabled: false,
+      Plugins: [plugin],
+      DicomWeb: { Enable: true, Root: '/dicom-web/' },
+    }),
+  );
   orthanc = spawn(orthancBin!, [join(tmp, 'orthanc.json')], { stdio: 'ignore' });
   const rest = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
-    try { if ((await fetch(`${rest}/system`)).ok) break; } catch { /* starting */ }
+    try {
+      if ((await fetch(`${rest}/system`)).ok) break;
+    } catch {
+      /* starting */
+    }
     if (i > 100) throw new Error('Orthanc did not start within 10 s');
     await new Promise((r) => setTimeout(r, 100));
   }
   for (const series of readdirSync(join(synth, 'dicom'))) {
     for (const f of readdirSync(join(synth, 'dicom', series))) {
-      const res = await fetch(`${rest}/instances`, { method: 'POST', body: readFileSync(join(synth, 'dicom', series, f)) });
+      const res = await fetch(`${rest}/instances`, {
+        method: 'POST',
+        body: readFileSync(join(synth, 'dicom', series, f)),
+      });
       assert.ok(res.ok, `upload ${series}/${f}: HTTP ${res.status}`);
     }
   }
@@ -75,55 +110,87 @@ const checkpointIdOf = (out: string) => /table t3d_([0-9a-f]{16})/.exec(out)![1]
 
 test('multipart/related parsing: parts, quoted boundary, and truncated bodies', () => {
   const enc = (s: string) => new TextEncoder().encode(s);
-  const body = enc('--b1\r\nContent-Type: application/dicom\r\n\r\nAAA\r\n--b1\r\nContent-Type: application/dicom\r\nContent-Length: 2\r\n\r\nBB\r\n--b1--\r\n');
-  assert.deepEqual(parseMultipart(body, 'multipart/related; type="application/dicom"; boundary="b1"').map((p) => new TextDecoder().decode(p)), ['AAA', 'BB']);
+  const body = enc(
+    '--b1\r\nContent-Type: application/dicom\r\n\r\nAAA\r\n--b1\r\nContent-Type: application/dicom\r\nContent-Length: 2\r\n\r\nBB\r\n--b1--\r\n',
+  );
+  assert.deepEqual(
+    parseMultipart(body, 'multipart/related; type="application/dicom"; boundary="b1"').map((p) =>
+      new TextDecoder().decode(p),
+    ),
+    ['AAA', 'BB'],
+  );
   assert.deepEqual(parseMultipart(body, 'multipart/related; boundary=b1').length, 2);
-  assert.throws(() => parseMultipart(body.subarray(0, 60), 'multipart/related; boundary=b1'), /part 2 .*(truncated|not closed)/);
+  assert.throws(
+    () => parseMultipart(body.subarray(0, 60), 'multipart/related; boundary=b1'),
+    /part 2 .*(truncated|not closed)/,
+  );
   assert.throws(() => parseMultipart(body, 'application/dicom'), /expected multipart\/related with a boundary/);
 });
 
-test('CT series from Orthanc are found, fetched and indexed once; they embed as their NIfTI files do', { skip }, async () => {
-  const db = join(tmp, 'db');
-  const first = ok('index', '--checkpoint', run, '--dicomweb', base, '--db', db);
-  assert.match(first, /4 CT series on .*; 4 to embed[\s\S]*4 added, 0 quarantined; table t3d_[0-9a-f]{16} holds 4 volumes/);
-  assert.match(ok('index', '--checkpoint', run, '--dicomweb', base, '--db', db), /4 already in table .*; 0 to embed[\s\S]*0 added, 0 quarantined; .* holds 4 volumes/);
-  const index = await VectorIndex.open(db, checkpointIdOf(first));
-  const ids = [...await index.ids()];
-  assert.equal(ids.length, 4);
-  // the same volumes as NIfTI files (raw values + the CT-RATE-style intercept) give the same embeddings
-  const nii = join(tmp, 'nii');
-  mkdirSync(nii);
-  for (const split of ['train', 'valid']) {
-    for (const c of readdirSync(join(synth, 'dataset', split))) {
-      for (const s of readdirSync(join(synth, 'dataset', split, c))) {
-        for (const f of readdirSync(join(synth, 'dataset', split, c, s))) writeFileSync(join(nii, f), readFileSync(join(synth, 'dataset', split, c, s, f)));
+test(
+  'CT series from Orthanc are found, fetched and indexed once; they embed as their NIfTI files do',
+  { skip },
+  async () => {
+    const db = join(tmp, 'db');
+    const first = ok('index', '--checkpoint', run, '--dicomweb', base, '--db', db);
+    assert.match(
+      first,
+      /4 CT series on .*; 4 to embed[\s\S]*4 added, 0 quarantined; table t3d_[0-9a-f]{16} holds 4 volumes/,
+    );
+    assert.match(
+      ok('index', '--checkpoint', run, '--dicomweb', base, '--db', db),
+      /4 already in table .*; 0 to embed[\s\S]*0 added, 0 quarantined; .* holds 4 volumes/,
+    );
+    const index = await VectorIndex.open(db, checkpointIdOf(first));
+    const ids = [...(await index.ids())];
+    assert.equal(ids.length, 4);
+    // the same volumes as NIfTI files (raw values + the CT-RATE-style intercept) give the same embeddings
+    const nii = join(tmp, 'nii');
+    mkdirSync(nii);
+    for (const split of ['train', 'valid']) {
+      for (const c of readdirSync(join(synth, 'dataset', split))) {
+        for (const s of readdirSync(join(synth, 'dataset', split, c))) {
+          for (const f of readdirSync(join(synth, 'dataset', split, c, s)))
+            writeFileSync(join(nii, f), readFileSync(join(synth, 'dataset', split, c, s, f)));
+        }
       }
     }
-  }
-  const dbNii = join(tmp, 'db-nii');
-  ok('index', '--checkpoint', run, '--scans', nii, '--db', dbNii, '--intercept', '-1024');
-  const niiIndex = await VectorIndex.open(dbNii, checkpointIdOf(first));
-  for (const id of ids) {
-    const v = (await index.vectorOf(id))!;
-    const self = (await index.search(v, { k: 1, split: 'pacs' }))[0]!;
-    assert.equal(self.id, id);
-    assert.ok(self.source.startsWith(`${base}/studies/`) && self.source.endsWith(`/series/${id}`), self.source);
-    const match = (await niiIndex.search(v, { k: 1 }))[0]!;
-    assert.ok(match.similarity > 0.999, `series ${id}: nearest NIfTI ${match.id} at cosine ${match.similarity}`);
-  }
-});
+    const dbNii = join(tmp, 'db-nii');
+    ok('index', '--checkpoint', run, '--scans', nii, '--db', dbNii, '--intercept', '-1024');
+    const niiIndex = await VectorIndex.open(dbNii, checkpointIdOf(first));
+    for (const id of ids) {
+      const v = (await index.vectorOf(id))!;
+      const self = (await index.search(v, { k: 1, split: 'pacs' }))[0]!;
+      assert.equal(self.id, id);
+      assert.ok(self.source.startsWith(`${base}/studies/`) && self.source.endsWith(`/series/${id}`), self.source);
+      const match = (await niiIndex.search(v, { k: 1 }))[0]!;
+      assert.ok(match.similarity > 0.999, `series ${id}: nearest NIfTI ${match.id} at cosine ${match.similarity}`);
+    }
+  },
+);
 
 test('a series with a missing slice is quarantined; the others are indexed', { skip }, async () => {
   const rest = base.replace(/\/dicom-web$/, '');
-  const series = (await (await fetch(`${rest}/series?expand`)).json()) as { ID: string; MainDicomTags: { SeriesInstanceUID: string } }[];
+  const series = (await (await fetch(`${rest}/series?expand`)).json()) as {
+    ID: string;
+    MainDicomTags: { SeriesInstanceUID: string };
+  }[];
   const victim = series[0]!;
-  const instances = (await (await fetch(`${rest}/series/${victim.ID}/instances`)).json()) as { ID: string; MainDicomTags: { InstanceNumber: string } }[];
-  const middle = instances.sort((a, b) => Number(a.MainDicomTags.InstanceNumber) - Number(b.MainDicomTags.InstanceNumber))[Math.floor(instances.length / 2)]!;
+  const instances = (await (await fetch(`${rest}/series/${victim.ID}/instances`)).json()) as {
+    ID: string;
+    MainDicomTags: { InstanceNumber: string };
+  }[];
+  const middle = instances.sort(
+    (a, b) => Number(a.MainDicomTags.InstanceNumber) - Number(b.MainDicomTags.InstanceNumber),
+  )[Math.floor(instances.length / 2)]!;
   assert.ok((await fetch(`${rest}/instances/${middle.ID}`, { method: 'DELETE' })).ok);
   const db = join(tmp, 'db-partial');
   const out = ok('index', '--checkpoint', run, '--dicomweb', base, '--db', db);
   assert.match(out, /3 added, 1 quarantined/);
-  const q = readFileSync(join(db, 'quarantine.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; error: string });
+  const q = readFileSync(join(db, 'quarantine.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { id: string; error: string });
   assert.equal(q.length, 1);
   assert.equal(q[0]!.id, victim.MainDicomTags.SeriesInstanceUID);
   assert.match(q[0]!.error, /partial series/);
@@ -131,12 +198,17 @@ test('a series with a missing slice is quarantined; the others are indexed', { s
 
 test('ingestion killed midway resumes: every series indexed exactly once', { skip }, async () => {
   const db = join(tmp, 'db-kill');
-  const child = spawn('node', [cli, 'index', '--checkpoint', run, '--dicomweb', base, '--db', db, '--batch', '1'], { env: { ...process.env, T3D_NUM_THREADS: '1' } });
+  const child = spawn('node', [cli, 'index', '--checkpoint', run, '--dicomweb', base, '--db', db, '--batch', '1'], {
+    env: { ...process.env, T3D_NUM_THREADS: '1' },
+  });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
-      if (/index: 2\/\d+ /.test(out)) { child.kill('SIGKILL'); resolve(); } // after two one-series batches
+      if (/index: 2\/\d+ /.test(out)) {
+        child.kill('SIGKILL');
+        resolve();
+      } // after two one-series batches
     });
     child.on('exit', () => resolve());
     child.on('error', reject);
@@ -149,7 +221,12 @@ test('ingestion killed midway resumes: every series indexed exactly once', { ski
   const ids = await index.ids();
   assert.equal(await index.count(), ids.size, 'no id twice');
   // the series left partial by the previous test is quarantined (again on each run), never indexed
-  const quarantined = new Set(readFileSync(join(db, 'quarantine.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id));
+  const quarantined = new Set(
+    readFileSync(join(db, 'quarantine.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { id: string }).id),
+  );
   assert.equal(quarantined.size, 1);
   assert.ok(![...quarantined].some((q) => ids.has(q)));
   assert.equal(ids.size, 3);
@@ -161,7 +238,15 @@ test('a server that does not answer times out with a clear error; a truncated tr
     if (mode === 'silent') return; // never answers
     if (req.url!.includes('/series?')) {
       res.setHeader('content-type', 'application/dicom+json');
-      res.end(JSON.stringify([{ '0020000D': { vr: 'UI', Value: ['1.2.3'] }, '0020000E': { vr: 'UI', Value: ['1.2.3.4'] }, '00080060': { vr: 'CS', Value: ['CT'] } }]));
+      res.end(
+        JSON.stringify([
+          {
+            '0020000D': { vr: 'UI', Value: ['1.2.3'] },
+            '0020000E': { vr: 'UI', Value: ['1.2.3.4'] },
+            '00080060': { vr: 'CS', Value: ['CT'] },
+          },
+        ]),
+      );
       return;
     }
     res.setHeader('content-type', 'multipart/related; type="application/dicom"; boundary=xyz');
@@ -171,23 +256,38 @@ test('a server that does not answer times out with a clear error; a truncated tr
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/dicom-web`;
   try {
     const t0 = Date.now();
-    const silent = spawnSync('node', [cli, 'index', '--checkpoint', run, '--dicomweb', url, '--db', join(tmp, 'db-silent'), '--timeout', '1'], { encoding: 'utf8' });
+    const silent = spawnSync(
+      'node',
+      [cli, 'index', '--checkpoint', run, '--dicomweb', url, '--db', join(tmp, 'db-silent'), '--timeout', '1'],
+      { encoding: 'utf8' },
+    );
     assert.notEqual(silent.status, 0);
-    assert.match(silent.stderr, /DICOMweb http:\/\/127\.0\.0\.1:\d+\/dicom-web\/series\?Modality=CT.*: no answer within 1 s/);
+    assert.match(
+      silent.stderr,
+      /DICOMweb http:\/\/127\.0\.0\.1:\d+\/dicom-web\/series\?Modality=CT.*: no answer within 1 s/,
+    );
     assert.ok(Date.now() - t0 < 30_000);
     mode = 'truncated';
     const db = join(tmp, 'db-truncated');
     // asynchronously: the stand-in server answers from this process's event loop
     const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
       const c = spawn('node', [cli, 'index', '--checkpoint', run, '--dicomweb', url, '--db', db, '--timeout', '5']);
-      let stdout = '', stderr = '';
-      c.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-      c.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      let stdout = '',
+        stderr = '';
+      c.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      c.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
       c.on('close', (status) => resolve({ status, stdout, stderr }));
     });
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /0 added, 1 quarantined/);
-    assert.match(readFileSync(join(db, 'quarantine.jsonl'), 'utf8'), /"id":"1\.2\.3\.4".*not closed by a delimiter \(truncated transfer\)/);
+    assert.match(
+      readFileSync(join(db, 'quarantine.jsonl'), 'utf8'),
+      /"id":"1\.2\.3\.4".*not closed by a delimiter \(truncated transfer\)/,
+    );
   } finally {
     server.closeAllConnections();
     await new Promise((r) => server.close(r));

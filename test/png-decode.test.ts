@@ -8,7 +8,10 @@ import { fixture } from './helpers.js';
 import { decodePng } from './png-decode.js';
 
 test('decodePng: every filter type, RGB and RGBA, pixel for pixel', () => {
-  const expected = JSON.parse(readFileSync(fixture('png', 'expected.json'), 'utf8')) as Record<string, { width: number; height: number; channels: number; pixels: number[] }>;
+  const expected = JSON.parse(readFileSync(fixture('png', 'expected.json'), 'utf8')) as Record<
+    string,
+    { width: number; height: number; channels: number; pixels: number[] }
+  >;
   for (const [name, e] of Object.entries(expected)) {
     const d = decodePng(readFileSync(fixture('png', `${name}.png`)));
     assert.deepEqual([d.width, d.height, d.channels], [e.width, e.height, e.channels], name);
@@ -16,7 +19,7 @@ test('decodePng: every filter type, RGB and RGBA, pixel for pixel', () => {
   }
 });
 
-test('decodePng reads the project\'s PNG writer back; non-PNG input is refused', () => {
+test("decodePng reads the project's PNG writer back; non-PNG input is refused", () => {
   const px = Uint8Array.from({ length: 4 * 3 * 3 }, (_, i) => (i * 37) % 256);
   const d = decodePng(encodePng(px, 4, 3, 3));
   assert.deepEqual([...d.pixels], [...px]);

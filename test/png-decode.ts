@@ -2,12 +2,20 @@
 // pixel statistics of a screenshot are computed outside the browser that drew it.
 import { inflateSync } from 'node:zlib';
 
-export interface Decoded { width: number; height: number; channels: number; pixels: Uint8Array }
+export interface Decoded {
+  width: number;
+  height: number;
+  channels: number;
+  pixels: Uint8Array;
+}
 
 export function decodePng(png: Uint8Array): Decoded {
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
   if (view.getUint32(0) !== 0x89504e47) throw new Error('not a PNG');
-  let at = 8, width = 0, height = 0, channels = 0;
+  let at = 8,
+    width = 0,
+    height = 0,
+    channels = 0;
   const idat: Uint8Array[] = [];
   while (at < png.length) {
     const len = view.getUint32(at);
@@ -18,7 +26,8 @@ export function decodePng(png: Uint8Array): Decoded {
       height = view.getUint32(at + 12);
       const [depth, color, , , interlace] = data.subarray(8, 13);
       channels = ({ 0: 1, 2: 3, 6: 4 } as Record<number, number>)[color!] ?? 0;
-      if (depth !== 8 || !channels || interlace !== 0) throw new Error(`unsupported PNG: depth ${depth}, color type ${color}, interlace ${interlace}`);
+      if (depth !== 8 || !channels || interlace !== 0)
+        throw new Error(`unsupported PNG: depth ${depth}, color type ${color}, interlace ${interlace}`);
     } else if (type === 'IDAT') idat.push(data);
     at += 12 + len;
   }
@@ -32,7 +41,10 @@ export function decodePng(png: Uint8Array): Decoded {
       const a = x >= channels ? pixels[y * stride + x - channels]! : 0;
       const b = y > 0 ? pixels[(y - 1) * stride + x]! : 0;
       const c = x >= channels && y > 0 ? pixels[(y - 1) * stride + x - channels]! : 0;
-      const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+      const p = a + b - c,
+        pa = Math.abs(p - a),
+        pb = Math.abs(p - b),
+        pc = Math.abs(p - c);
       const predictor = [0, a, b, (a + b) >> 1, pa <= pb && pa <= pc ? a : pb <= pc ? b : c][filter];
       if (predictor === undefined) throw new Error(`PNG filter ${filter} unknown`);
       pixels[y * stride + x] = (line[x]! + predictor) & 0xff;

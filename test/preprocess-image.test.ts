@@ -14,17 +14,30 @@ import { type Volume } from '../src/data/volume.js';
 import { Rng } from '../src/util/rng.js';
 import { assertClose, fixture } from './helpers.js';
 
-interface Expected { target_spacing: [number, number, number]; target_shape: [number, number, number]; window: [number, number]; cases: Record<string, unknown> }
+interface Expected {
+  target_spacing: [number, number, number];
+  target_shape: [number, number, number];
+  window: [number, number];
+  cases: Record<string, unknown>;
+}
 const exp = JSON.parse(readFileSync(fixture('transforms', 'expected.json'), 'utf8')) as Expected;
 const { tensors: ref } = torch.loadSafetensors(fixture('transforms', 'expected.safetensors'));
-const presetOf = (spacing: [number, number, number], shape: [number, number, number], huWindow: [number, number]): Preset =>
-  ({ ...loadPreset('cpu-96'), spacing, shape, huWindow });
+const presetOf = (
+  spacing: [number, number, number],
+  shape: [number, number, number],
+  huWindow: [number, number],
+): Preset => ({ ...loadPreset('cpu-96'), spacing, shape, huWindow });
 
 /** The whole-volume reference: the transforms, then rounding to int16 as the cache stores it. */
 function reference(v: Volume, preset: Preset, rescale: { slope: number; intercept: number }): Volume {
   const f = { ...v, data: v.data.to('float32') };
-  const r = compose(new RescaleHU(rescale.slope, rescale.intercept), new Orient(), new ClipHU(...preset.huWindow), new Resample(preset.spacing),
-    new CenterCropOrPad(preset.shape, preset.huWindow[0])).apply(f);
+  const r = compose(
+    new RescaleHU(rescale.slope, rescale.intercept),
+    new Orient(),
+    new ClipHU(...preset.huWindow),
+    new Resample(preset.spacing),
+    new CenterCropOrPad(preset.shape, preset.huWindow[0]),
+  ).apply(f);
   const rounded = torch.tidy(() => r.data.round().to('int16'));
   r.data.dispose();
   return { ...r, data: rounded };
@@ -32,13 +45,22 @@ function reference(v: Volume, preset: Preset, rescale: { slope: number; intercep
 
 test('bilinear resizing (N, C, H, W) equals trilinear resizing that keeps the depth, which the slab path relies on', () => {
   const x = torch.randn([2, 3, 11, 17], { generator: new torch.Generator(5) });
-  for (const size of [[7, 20], [11, 17], [4, 5]] as [number, number][]) {
+  for (const size of [
+    [7, 20],
+    [11, 17],
+    [4, 5],
+  ] as [number, number][]) {
     const two = F.interpolate(x, size, 'bilinear');
-    const three = torch.tidy(() => F.interpolate(x.view(1, 2, 3, 11, 17), [3, ...size], 'trilinear').view(2, 3, ...size));
+    const three = torch.tidy(() =>
+      F.interpolate(x.view(1, 2, 3, 11, 17), [3, ...size], 'trilinear').view(2, 3, ...size),
+    );
     assertClose(two, three, { atol: 1e-6, what: `bilinear to ${size.join('×')}` });
     torch.dispose([two, three]);
   }
-  assert.throws(() => F.interpolate(x, [2, 3, 4] as unknown as [number, number], 'bilinear'), /size must be 2 positive integers/);
+  assert.throws(
+    () => F.interpolate(x, [2, 3, 4] as unknown as [number, number], 'bilinear'),
+    /size must be 2 positive integers/,
+  );
   x.dispose();
 });
 
@@ -46,11 +68,18 @@ for (const name of Object.keys(exp.cases)) {
   test(`slab-by-slab preprocessing equals the torch/numpy pipeline: ${name}`, async () => {
     const img = await readNifti(fixture('transforms', `${name}.nii.gz`));
     const [x, y, z] = img.dataShape as [number, number, number];
-    const vol: Volume = { data: torch.tensor(img.data, [z, y, x]), spacing: [img.spacing[0]!, img.spacing[1]!, img.spacing[2]!], affine: img.affine };
+    const vol: Volume = {
+      data: torch.tensor(img.data, [z, y, x]),
+      spacing: [img.spacing[0]!, img.spacing[1]!, img.spacing[2]!],
+      affine: img.affine,
+    };
     const out = preprocessImage(vol, presetOf(exp.target_spacing, exp.target_shape, exp.window), name);
     assert.equal(out.data.dtype, 'int16');
     assertClose(out.data, ref.get(`${name}.final`)!, { atol: 1, rtol: 0, what: 'final' });
-    const whole = reference(vol, presetOf(exp.target_spacing, exp.target_shape, exp.window), { slope: 1, intercept: 0 });
+    const whole = reference(vol, presetOf(exp.target_spacing, exp.target_shape, exp.window), {
+      slope: 1,
+      intercept: 0,
+    });
     assertClose(torch.tensor(out.affine.flat()), whole.affine.flat(), { atol: 1e-9, what: 'affine' });
     torch.dispose([vol.data, out.data, whole.data]);
   });
@@ -58,8 +87,15 @@ for (const name of Object.keys(exp.cases)) {
 
 /** An affine whose array axes run along a permutation of the world axes with the given signs. */
 function affineOf(perm: number[], signs: number[], spacing: number[]): Mat4 {
-  const a: Mat4 = [[0, 0, 0, 12.5], [0, 0, 0, -40], [0, 0, 0, 7], [0, 0, 0, 1]];
-  perm.forEach((w, c) => { a[w]![c] = signs[c]! * spacing[c]!; });
+  const a: Mat4 = [
+    [0, 0, 0, 12.5],
+    [0, 0, 0, -40],
+    [0, 0, 0, 7],
+    [0, 0, 0, 1],
+  ];
+  perm.forEach((w, c) => {
+    a[w]![c] = signs[c]! * spacing[c]!;
+  });
   return a;
 }
 
@@ -67,16 +103,53 @@ test('slab-by-slab preprocessing equals the whole-volume transforms: orientation
   const rng = new Rng(7);
   const cases = [
     // (D, H, W), spacing (x, y, z), world axis of (i, j, k), signs, target spacing, target shape, rescale
-    { shape: [300, 128, 128], spacing: [0.9, 0.9, 1], perm: [0, 1, 2], signs: [-1, -1, 1], to: [1.5, 1.5, 2], target: [120, 64, 96], rescale: { slope: 1, intercept: -1024 } },
-    { shape: [40, 60, 50], spacing: [1.2, 0.8, 2.5], perm: [0, 1, 2], signs: [1, 1, -1], to: [1, 1, 1], target: [80, 40, 90], rescale: { slope: 1, intercept: 0 } },
-    { shape: [50, 70, 64], spacing: [1, 1.5, 2], perm: [2, 0, 1], signs: [1, -1, -1], to: [1.25, 1.25, 1.25], target: [64, 64, 64], rescale: { slope: 0.5, intercept: -1000 } },
-    { shape: [33, 47, 29], spacing: [3, 2, 1.5], perm: [1, 2, 0], signs: [-1, 1, -1], to: [2, 2, 2], target: [30, 30, 30], rescale: { slope: 2, intercept: -2048 } },
+    {
+      shape: [300, 128, 128],
+      spacing: [0.9, 0.9, 1],
+      perm: [0, 1, 2],
+      signs: [-1, -1, 1],
+      to: [1.5, 1.5, 2],
+      target: [120, 64, 96],
+      rescale: { slope: 1, intercept: -1024 },
+    },
+    {
+      shape: [40, 60, 50],
+      spacing: [1.2, 0.8, 2.5],
+      perm: [0, 1, 2],
+      signs: [1, 1, -1],
+      to: [1, 1, 1],
+      target: [80, 40, 90],
+      rescale: { slope: 1, intercept: 0 },
+    },
+    {
+      shape: [50, 70, 64],
+      spacing: [1, 1.5, 2],
+      perm: [2, 0, 1],
+      signs: [1, -1, -1],
+      to: [1.25, 1.25, 1.25],
+      target: [64, 64, 64],
+      rescale: { slope: 0.5, intercept: -1000 },
+    },
+    {
+      shape: [33, 47, 29],
+      spacing: [3, 2, 1.5],
+      perm: [1, 2, 0],
+      signs: [-1, 1, -1],
+      to: [2, 2, 2],
+      target: [30, 30, 30],
+      rescale: { slope: 2, intercept: -2048 },
+    },
   ] as const;
   for (const c of cases) {
     const n = c.shape[0] * c.shape[1] * c.shape[2];
     const stored = new Int16Array(n);
-    for (let i = 0; i < n; i++) stored[i] = Math.round((rng.next() * 2600 - 1200 - c.rescale.intercept) / c.rescale.slope);
-    const vol: Volume = { data: torch.tensor(stored, [...c.shape]), spacing: [...c.spacing], affine: affineOf([...c.perm], [...c.signs], [...c.spacing]) };
+    for (let i = 0; i < n; i++)
+      stored[i] = Math.round((rng.next() * 2600 - 1200 - c.rescale.intercept) / c.rescale.slope);
+    const vol: Volume = {
+      data: torch.tensor(stored, [...c.shape]),
+      spacing: [...c.spacing],
+      affine: affineOf([...c.perm], [...c.signs], [...c.spacing]),
+    };
     const preset = presetOf([...c.to], [...c.target], [-1000, 1000]);
     const out = preprocessImage(vol, preset, 'case', c.rescale);
     const whole = reference(vol, preset, c.rescale);

@@ -11,12 +11,17 @@ import { packageRoot } from '../src/util/paths.js';
 
 test('every built-in preset loads; a multi-resolution preset downsamples the cache by 2 per axis for its global view', () => {
   const names = presetNames();
-  for (const name of ['cpu-96', 'cpu-mr', 't3d-224', 't3d-224-mr', 'ct-rate-480', 'ct-rate-480-mr']) assert.ok(names.includes(name), name);
+  for (const name of ['cpu-96', 'cpu-mr', 't3d-224', 't3d-224-mr', 'ct-rate-480', 'ct-rate-480-mr'])
+    assert.ok(names.includes(name), name);
   for (const name of names) {
     const p = loadPreset(name);
     assert.equal(p.name, name);
     if (!p.globalShape) continue;
-    assert.deepEqual(globalShapeOf(p).map((g, i) => p.shape[i]! / g), [2, 2, 2], `${name}: cache ${p.shape} vs global ${p.globalShape}`);
+    assert.deepEqual(
+      globalShapeOf(p).map((g, i) => p.shape[i]! / g),
+      [2, 2, 2],
+      `${name}: cache ${p.shape} vs global ${p.globalShape}`,
+    );
   }
 });
 
@@ -28,14 +33,23 @@ test('every built-in pre-training config validates; multi-resolution configs cut
     if (c.data.views.localSource !== 'cache') continue;
     assert.ok(preset.globalShape, `${name}: native local views need a preset whose global view is downsampled`);
     const local = c.data.views.localShape!;
-    assert.ok(local.every((n, i) => n <= preset.shape[i]! && n >= globalShapeOf(preset)[i]! / 4), `${name}: local views ${local} in cache ${preset.shape}`);
-    assert.equal(c.objective.tma.formulation, 'swapped', `${name}: multi-resolution configs use the leak-free formulation`);
+    assert.ok(
+      local.every((n, i) => n <= preset.shape[i]! && n >= globalShapeOf(preset)[i]! / 4),
+      `${name}: local views ${local} in cache ${preset.shape}`,
+    );
+    assert.equal(
+      c.objective.tma.formulation,
+      'swapped',
+      `${name}: multi-resolution configs use the leak-free formulation`,
+    );
   }
 });
 
 test('every built-in evaluation config loads under its own name; the study pair differs only in scale', () => {
   const dir = join(packageRoot(), 'configs', 'eval');
-  const names = readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
+  const names = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -5));
   for (const name of ['default', 'quick', 'tma-study', 'tma-study-full']) assert.ok(names.includes(name), name);
   for (const name of names) assert.equal(loadEvalConfig(name).name, name);
   const [global, full] = [loadEvalConfig('tma-study'), loadEvalConfig('tma-study-full')];

@@ -29,13 +29,31 @@ const ok = (...args: string[]) => {
   assert.equal(r.status, 0, `t3d ${args.join(' ')}\n${r.err}`);
   return r.out;
 };
-const pretrainArgs = (out: string, seed: number) => ['pretrain', '--config', fixture('pretrain', 'tiny.json'), '--set', `data.cache=${cache}`, '--set', `data.preset=${fixture('pretrain', 'tiny-preset.json')}`,
-  '--set', `train.seed=${seed}`, '--steps', '3', '--out', out];
+const pretrainArgs = (out: string, seed: number) => [
+  'pretrain',
+  '--config',
+  fixture('pretrain', 'tiny.json'),
+  '--set',
+  `data.cache=${cache}`,
+  '--set',
+  `data.preset=${fixture('pretrain', 'tiny-preset.json')}`,
+  '--set',
+  `train.seed=${seed}`,
+  '--steps',
+  '3',
+  '--out',
+  out,
+];
 const run = join(tmp, 'run-a');
 const checkpointId = () => (JSON.parse(readFileSync(join(tmp, 'index-a.json'), 'utf8')) as { id: string }).id;
 
 test('setup: a tiny cache and two checkpoints', async () => {
-  await ensureCache(applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), [`data.cache=${cache}`, `data.preset=${fixture('pretrain', 'tiny-preset.json')}`]));
+  await ensureCache(
+    applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), [
+      `data.cache=${cache}`,
+      `data.preset=${fixture('pretrain', 'tiny-preset.json')}`,
+    ]),
+  );
   ok(...pretrainArgs(run, 0));
   ok(...pretrainArgs(join(tmp, 'run-b'), 1));
 });
@@ -46,7 +64,12 @@ test('`t3d index` embeds every volume once; a rerun skips them all', async () =>
   assert.match(first, new RegExp(`${n} added, 0 quarantined; table t3d_([0-9a-f]{16}) holds ${n} volumes`));
   const id = /table t3d_([0-9a-f]{16})/.exec(first)![1]!;
   writeFileSync(join(tmp, 'index-a.json'), JSON.stringify({ id }));
-  assert.match(ok('index', '--checkpoint', run, '--db', db), new RegExp(`${n} already in table t3d_${id} .*; 0 to embed[\\s\\S]*0 added, 0 quarantined; table t3d_${id} holds ${n} volumes`));
+  assert.match(
+    ok('index', '--checkpoint', run, '--db', db),
+    new RegExp(
+      `${n} already in table t3d_${id} .*; 0 to embed[\\s\\S]*0 added, 0 quarantined; table t3d_${id} holds ${n} volumes`,
+    ),
+  );
   assert.equal(await (await VectorIndex.open(db, id)).count(), n);
 });
 
@@ -62,15 +85,32 @@ test('search ranks exactly as brute-force cosine over `t3d embed` output; label,
   const index = await VectorIndex.open(db, checkpointId());
   const query = vec(0).map((v, j) => v + 0.5 * vec(1)[j]!);
   const norm = Math.hypot(...query);
-  const expected = names.map((name, i) => ({ name, sim: vec(i).reduce((s, v, j) => s + v * query[j]!, 0) / norm })).sort((a, b) => b.sim - a.sim);
+  const expected = names
+    .map((name, i) => ({ name, sim: vec(i).reduce((s, v, j) => s + v * query[j]!, 0) / norm }))
+    .sort((a, b) => b.sim - a.sim);
   const hits = await index.search(query, { k: names.length, split: 'valid' });
-  assert.deepEqual(hits.map((h) => h.id), expected.map((e) => e.name));
-  hits.forEach((h, i) => assert.ok(Math.abs(h.similarity - expected[i]!.sim) < 1e-5, `${h.id}: ${h.similarity} vs ${expected[i]!.sim}`));
-  assert.ok(hits.every((h) => h.split === 'valid' && h.checkpointId === checkpointId() && Object.keys(h.findings).length === readCacheIndex(cache).labelNames.length));
+  assert.deepEqual(
+    hits.map((h) => h.id),
+    expected.map((e) => e.name),
+  );
+  hits.forEach((h, i) =>
+    assert.ok(Math.abs(h.similarity - expected[i]!.sim) < 1e-5, `${h.id}: ${h.similarity} vs ${expected[i]!.sim}`),
+  );
+  assert.ok(
+    hits.every(
+      (h) =>
+        h.split === 'valid' &&
+        h.checkpointId === checkpointId() &&
+        Object.keys(h.findings).length === readCacheIndex(cache).labelNames.length,
+    ),
+  );
   // label filter: exactly the volumes whose labels CSV row has it
   const { entries, labelNames } = readCacheIndex(cache);
   const l = labelNames.findIndex((_, j) => entries.some((e) => e.labels[j] === 1));
-  const withLabel = entries.filter((e) => e.labels[l] === 1).map((e) => e.name).sort();
+  const withLabel = entries
+    .filter((e) => e.labels[l] === 1)
+    .map((e) => e.name)
+    .sort();
   const labelled = await index.search(query, { k: 100, label: labelNames[l] });
   assert.deepEqual(labelled.map((h) => h.id).sort(), withLabel);
   const similar = await index.search(vec(0), { k: 3, excludeId: names[0] });
@@ -79,20 +119,40 @@ test('search ranks exactly as brute-force cosine over `t3d embed` output; label,
 });
 
 test('`t3d search` and `t3d similar` print the ranking (also as JSON); another checkpoint has its own table', () => {
-  const hits = JSON.parse(ok('search', 'pleural effusion', '--checkpoint', run, '--db', db, '--k', '4', '--json')) as { id: string; similarity: number }[];
+  const hits = JSON.parse(ok('search', 'pleural effusion', '--checkpoint', run, '--db', db, '--k', '4', '--json')) as {
+    id: string;
+    similarity: number;
+  }[];
   assert.equal(hits.length, 4);
   assert.ok(hits.every((h, i) => i === 0 || h.similarity <= hits[i - 1]!.similarity));
   const someId = readCacheIndex(cache).entries[0]!.name;
-  const similar = JSON.parse(ok('similar', someId, '--checkpoint', run, '--db', db, '--k', '2', '--json')) as { id: string }[];
+  const similar = JSON.parse(ok('similar', someId, '--checkpoint', run, '--db', db, '--k', '2', '--json')) as {
+    id: string;
+  }[];
   assert.equal(similar.length, 2);
   assert.ok(!similar.some((h) => h.id === someId));
-  assert.match(ok('similar', someId, '--checkpoint', run, '--db', db, '--k', '1'), /^ {2}1\. [0-9.-]+ {2}\S+ {2}\[(train|valid)\]/);
+  assert.match(
+    ok('similar', someId, '--checkpoint', run, '--db', db, '--k', '1'),
+    /^ {2}1\. [0-9.-]+ {2}\S+ {2}\[(train|valid)\]/,
+  );
   const other = t3d('search', 'pleural effusion', '--checkpoint', join(tmp, 'run-b'), '--db', db);
   assert.notEqual(other.status, 0);
-  assert.match(other.err, new RegExp(`nothing indexed with checkpoint [0-9a-f]{16} \\(tables exist for ${checkpointId()}\\)`));
-  assert.match(t3d('search', 'x', '--checkpoint', run, '--db', db, '--k', '0').err, /--k must be a positive integer, got 0/);
-  assert.match(t3d('similar', 'nowhere', '--checkpoint', run, '--db', db).err, /'nowhere' is neither a scan on disk nor an id in the index/);
-  assert.match(t3d('search', 'x', '--checkpoint', run, '--db', join(tmp, 'no-db')).err, /no such index; build one with `t3d index/);
+  assert.match(
+    other.err,
+    new RegExp(`nothing indexed with checkpoint [0-9a-f]{16} \\(tables exist for ${checkpointId()}\\)`),
+  );
+  assert.match(
+    t3d('search', 'x', '--checkpoint', run, '--db', db, '--k', '0').err,
+    /--k must be a positive integer, got 0/,
+  );
+  assert.match(
+    t3d('similar', 'nowhere', '--checkpoint', run, '--db', db).err,
+    /'nowhere' is neither a scan on disk nor an id in the index/,
+  );
+  assert.match(
+    t3d('search', 'x', '--checkpoint', run, '--db', join(tmp, 'no-db')).err,
+    /no such index; build one with `t3d index/,
+  );
 });
 
 test('a volume that cannot be read is quarantined; the others are indexed; nothing is half-written', async () => {
@@ -104,8 +164,14 @@ test('a volume that cannot be read is quarantined; the others are indexed; nothi
   const db2 = join(tmp, 'db2');
   const out = ok('index', '--checkpoint', run, '--cache', broken, '--db', db2, '--batch', '4');
   assert.match(out, new RegExp(`${entries.length - 1} added, 1 quarantined`));
-  const q = readFileSync(join(db2, 'quarantine.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; error: string });
-  assert.deepEqual(q.map((r) => r.id), [victim.name]);
+  const q = readFileSync(join(db2, 'quarantine.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { id: string; error: string });
+  assert.deepEqual(
+    q.map((r) => r.id),
+    [victim.name],
+  );
   const index = await VectorIndex.open(db2, checkpointId());
   assert.equal((await index.ids()).has(victim.name), false);
   assert.equal(await index.count(), entries.length - 1);
@@ -114,7 +180,15 @@ test('a volume that cannot be read is quarantined; the others are indexed; nothi
 
 test('`t3d index --scans`: NIfTI files and DICOM series folders, embedded as `t3d analyze` does (= the cache row of the same volume); unreadable ones quarantined', async () => {
   const scans = join(tmp, 'scans');
-  const nifti = (name: string) => join(`${cache}-source`, 'dataset', 'valid', name.split('_').slice(0, 2).join('_'), name.split('_').slice(0, 3).join('_'), `${name}.nii.gz`);
+  const nifti = (name: string) =>
+    join(
+      `${cache}-source`,
+      'dataset',
+      'valid',
+      name.split('_').slice(0, 2).join('_'),
+      name.split('_').slice(0, 3).join('_'),
+      `${name}.nii.gz`,
+    );
   mkdirSync(join(scans, 'ward', 'series-7'), { recursive: true });
   copyFileSync(nifti('valid_1_a_1'), join(scans, 'first.nii.gz'));
   copyFileSync(nifti('valid_2_a_1'), join(scans, 'ward', 'second.nii.gz'));
@@ -125,15 +199,29 @@ test('`t3d index --scans`: NIfTI files and DICOM series folders, embedded as `t3
   // the synthetic NIfTI files store raw values; HU come from the metadata intercept, as in CT-RATE v1
   const out = ok('index', '--checkpoint', run, '--scans', scans, '--db', db, '--batch', '2', '--intercept', '-1024');
   assert.match(out, /4 scans in .*; 4 to embed[\s\S]*2 added, 2 quarantined/);
-  const q = readFileSync(join(db, 'quarantine.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { id: string }).id);
+  const q = readFileSync(join(db, 'quarantine.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { id: string }).id);
   assert.deepEqual(q.slice(-2), ['broken.nii.gz', 'ward/series-7']);
-  assert.match(ok('index', '--checkpoint', run, '--scans', scans, '--db', db, '--intercept', '-1024'), /2 already in table .*; 2 to embed/, 'quarantined scans are retried, indexed ones skipped');
+  assert.match(
+    ok('index', '--checkpoint', run, '--scans', scans, '--db', db, '--intercept', '-1024'),
+    /2 already in table .*; 2 to embed/,
+    'quarantined scans are retried, indexed ones skipped',
+  );
   const index = await VectorIndex.open(db, checkpointId());
-  const fromScan = (await index.vectorOf('first.nii.gz'))!, fromCache = (await index.vectorOf('valid_1_a_1'))!;
+  const fromScan = (await index.vectorOf('first.nii.gz'))!,
+    fromCache = (await index.vectorOf('valid_1_a_1'))!;
   const cosine = fromScan.reduce((s, v, i) => s + v * fromCache[i]!, 0);
   assert.ok(cosine > 0.999, `the scan and its cache entry embed alike (cosine ${cosine})`);
   const hits = await index.search(fromScan, { k: 2, split: 'scans' });
   assert.deepEqual(hits.map((h) => h.id).sort(), ['first.nii.gz', 'ward/second.nii.gz']);
-  assert.match(t3d('index', '--checkpoint', run, '--scans', scans, '--cache', cache).err, /give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>/);
-  assert.match(t3d('index', '--checkpoint', run, '--scans', scans, '--split', 'valid').err, /--split applies to a preprocessed cache/);
+  assert.match(
+    t3d('index', '--checkpoint', run, '--scans', scans, '--cache', cache).err,
+    /give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>/,
+  );
+  assert.match(
+    t3d('index', '--checkpoint', run, '--scans', scans, '--split', 'valid').err,
+    /--split applies to a preprocessed cache/,
+  );
 });

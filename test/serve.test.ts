@@ -20,7 +20,8 @@ import { decodePng } from './png-decode.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.T3D_REQUIRE_CHROMIUM === '1') throw new Error(`T3D_REQUIRE_CHROMIUM=1 but ${CHROMIUM} is missing (apt-get install chromium)`);
+if (!haveChromium && process.env.T3D_REQUIRE_CHROMIUM === '1')
+  throw new Error(`T3D_REQUIRE_CHROMIUM=1 but ${CHROMIUM} is missing (apt-get install chromium)`);
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-serve-test-'));
 const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
@@ -38,28 +39,62 @@ const LIMIT = 256 * 1024;
 let server: Server;
 const auth = { authorization: `Bearer ${TOKEN}` };
 const api = async (path: string, init: RequestInit = {}) => {
-  const r = await fetch(server.url + path, { ...init, headers: { ...auth, ...(init.headers as Record<string, string> ?? {}) } });
-  return { status: r.status, body: await r.json() as any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const r = await fetch(server.url + path, {
+    ...init,
+    headers: { ...auth, ...((init.headers as Record<string, string>) ?? {}) },
+  });
+  return { status: r.status, body: (await r.json()) as any }; // eslint-disable-line @typescript-eslint/no-explicit-any
 };
 /** A raw request, path sent byte for byte (fetch would normalise `..`). */
-const raw = (path: string) => new Promise<{ status: number; body: string }>((resolve, reject) => {
-  const u = new URL(server.url);
-  const req = request({ host: u.hostname, port: u.port, path, headers: auth }, (res) => {
-    let body = '';
-    res.on('data', (c: Buffer) => (body += c.toString()));
-    res.on('end', () => resolve({ status: res.statusCode!, body }));
+const raw = (path: string) =>
+  new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const u = new URL(server.url);
+    const req = request({ host: u.hostname, port: u.port, path, headers: auth }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
   });
-  req.on('error', reject);
-  req.end();
-});
 /** The synthetic NIfTI scans (HU), as `t3d index --scans` would find them. */
-const niftiScans = () => listScans(join(synth, 'dataset')).filter((p) => p.endsWith('.nii.gz')).map((p) => join(synth, 'dataset', p));
+const niftiScans = () =>
+  listScans(join(synth, 'dataset'))
+    .filter((p) => p.endsWith('.nii.gz'))
+    .map((p) => join(synth, 'dataset', p));
 
 before(async () => {
   const preset = fixture('pretrain', 'tiny-preset.json');
-  ok('synth', '--out', synth, '--count', '8', '--valid-fraction', '0.5', '--seed', '5', '--preset', preset, '--storage', 'hu', '--dicom');
+  ok(
+    'synth',
+    '--out',
+    synth,
+    '--count',
+    '8',
+    '--valid-fraction',
+    '0.5',
+    '--seed',
+    '5',
+    '--preset',
+    preset,
+    '--storage',
+    'hu',
+    '--dicom',
+  );
   ok('preprocess', '--data', join(synth, 'dataset'), '--out', cache, '--preset', preset);
-  ok('pretrain', '--config', fixture('pretrain', 'tiny.json'), '--set', `data.cache=${cache}`, '--set', `data.preset=${preset}`, '--steps', '3', '--out', run);
+  ok(
+    'pretrain',
+    '--config',
+    fixture('pretrain', 'tiny.json'),
+    '--set',
+    `data.cache=${cache}`,
+    '--set',
+    `data.preset=${preset}`,
+    '--steps',
+    '3',
+    '--out',
+    run,
+  );
   ok('index', '--checkpoint', run, '--db', db);
   server = await startServer({ checkpoint: run, db, port: 0, token: TOKEN, maxUploadBytes: LIMIT, log: () => {} });
 });
@@ -70,7 +105,10 @@ after(async () => {
 
 test('the API needs the token; the page itself does not', async () => {
   assert.equal((await fetch(`${server.url}/api/info`)).status, 401);
-  assert.equal((await fetch(`${server.url}/api/info`, { headers: { authorization: 'Bearer wrong-token-xxxx' } })).status, 401);
+  assert.equal(
+    (await fetch(`${server.url}/api/info`, { headers: { authorization: 'Bearer wrong-token-xxxx' } })).status,
+    401,
+  );
   assert.equal((await fetch(`${server.url}/api/info?token=${TOKEN}`)).status, 200);
   const page = await fetch(`${server.url}/`);
   assert.equal(page.status, 200);
@@ -84,10 +122,16 @@ test('cases, case volumes and search answer as the index and the CLI do', async 
   assert.equal(info.body.cases, entries.length);
   assert.deepEqual(info.body.labelNames, labelNames);
   const cases = await api('/api/cases?limit=1000');
-  assert.ok(cases.body.every((c: object) => !('source' in c)), 'no server paths go to the browser');
+  assert.ok(
+    cases.body.every((c: object) => !('source' in c)),
+    'no server paths go to the browser',
+  );
   assert.deepEqual(cases.body.map((c: { id: string }) => c.id).sort(), entries.map((e) => e.name).sort());
   const page = await api('/api/cases?limit=2&offset=2');
-  assert.deepEqual(page.body.map((c: { id: string }) => c.id), cases.body.slice(2, 4).map((c: { id: string }) => c.id));
+  assert.deepEqual(
+    page.body.map((c: { id: string }) => c.id),
+    cases.body.slice(2, 4).map((c: { id: string }) => c.id),
+  );
   // a case's volume is its cache entry as NIfTI: same int16 values, spacing of the preset
   const e = entries[0]!;
   const vol = await fetch(`${server.url}/api/volume?id=${encodeURIComponent(e.name)}`, { headers: auth });
@@ -95,24 +139,47 @@ test('cases, case volumes and search answer as the index and the CLI do', async 
   const img = await readNifti(new Uint8Array(await vol.arrayBuffer()), { raw: true });
   const stored = readSafetensorsRaw(join(cache, e.file), ['image']).get('image')!;
   assert.deepEqual(img.dataShape, [...stored.shape].reverse());
-  assert.deepEqual([...img.data as Int16Array], [...new Int16Array(stored.bytes.buffer, stored.bytes.byteOffset, stored.bytes.byteLength / 2)]);
+  assert.deepEqual(
+    [...(img.data as Int16Array)],
+    [...new Int16Array(stored.bytes.buffer, stored.bytes.byteOffset, stored.bytes.byteLength / 2)],
+  );
   assert.deepEqual(img.spacing.slice(0, 3), [12, 12, 20]);
   // text search ranks as `t3d search`
   const text = 'bilateral pleural effusion';
-  const cliHits = JSON.parse(ok('search', text, '--checkpoint', run, '--db', db, '--k', '4', '--json')) as { id: string; similarity: number }[];
+  const cliHits = JSON.parse(ok('search', text, '--checkpoint', run, '--db', db, '--k', '4', '--json')) as {
+    id: string;
+    similarity: number;
+  }[];
   const hits = await api(`/api/search?q=${encodeURIComponent(text)}&k=4`);
-  assert.deepEqual(hits.body.map((h: { id: string }) => h.id), cliHits.map((h) => h.id));
-  hits.body.forEach((h: { similarity: number }, i: number) => assert.ok(Math.abs(h.similarity - cliHits[i]!.similarity) < 1e-5));
+  assert.deepEqual(
+    hits.body.map((h: { id: string }) => h.id),
+    cliHits.map((h) => h.id),
+  );
+  hits.body.forEach((h: { similarity: number }, i: number) =>
+    assert.ok(Math.abs(h.similarity - cliHits[i]!.similarity) < 1e-5),
+  );
   // concurrent searches get the same answers as one by one
-  const texts = ['cardiomegaly', 'no pleural effusion is seen in either hemithorax', 'lung nodule in the right upper lobe', 'emphysema', 'atelectasis', 'hiatal hernia'];
+  const texts = [
+    'cardiomegaly',
+    'no pleural effusion is seen in either hemithorax',
+    'lung nodule in the right upper lobe',
+    'emphysema',
+    'atelectasis',
+    'hiatal hernia',
+  ];
   const alone: { id: string; similarity: number }[][] = [];
   for (const t of texts) alone.push((await api(`/api/search?q=${encodeURIComponent(t)}&k=4`)).body);
   const together = await Promise.all(texts.map((t) => api(`/api/search?q=${encodeURIComponent(t)}&k=4`)));
   together.forEach((r, i) => {
-    assert.deepEqual(r.body.map((h: { id: string }) => h.id), alone[i]!.map((h) => h.id));
-    r.body.forEach((h: { similarity: number }, j: number) => assert.ok(Math.abs(h.similarity - alone[i]![j]!.similarity) < 1e-5));
+    assert.deepEqual(
+      r.body.map((h: { id: string }) => h.id),
+      alone[i]!.map((h) => h.id),
+    );
+    r.body.forEach((h: { similarity: number }, j: number) =>
+      assert.ok(Math.abs(h.similarity - alone[i]![j]!.similarity) < 1e-5),
+    );
   });
-    // similar cases of an indexed case leave the case out
+  // similar cases of an indexed case leave the case out
   const similar = await api(`/api/similar?id=${encodeURIComponent(e.name)}&k=3`);
   assert.equal(similar.body.length, 3);
   assert.ok(similar.body.every((h: { id: string }) => h.id !== e.name));
@@ -120,24 +187,46 @@ test('cases, case volumes and search answer as the index and the CLI do', async 
 
 test('an uploaded NIfTI or zipped DICOM series gets the findings and similar cases `t3d analyze` gives', async () => {
   const scan = niftiScans()[0]!;
-  const expected = JSON.parse(ok('analyze', scan, '--checkpoint', run, '--json', '--db', db, '--k', '3')) as { findings: { label: string; probability: number }[]; similar: { id: string }[] };
+  const expected = JSON.parse(ok('analyze', scan, '--checkpoint', run, '--json', '--db', db, '--k', '3')) as {
+    findings: { label: string; probability: number }[];
+    similar: { id: string }[];
+  };
   const up = await api('/api/upload', { method: 'POST', body: readFileSync(scan) });
   assert.equal(up.status, 200, JSON.stringify(up.body));
-  assert.deepEqual(up.body.findings.map((f: { label: string }) => f.label), expected.findings.map((f) => f.label));
-  up.body.findings.forEach((f: { probability: number }, i: number) => assert.ok(Math.abs(f.probability - expected.findings[i]!.probability) < 1e-5));
+  assert.deepEqual(
+    up.body.findings.map((f: { label: string }) => f.label),
+    expected.findings.map((f) => f.label),
+  );
+  up.body.findings.forEach((f: { probability: number }, i: number) =>
+    assert.ok(Math.abs(f.probability - expected.findings[i]!.probability) < 1e-5),
+  );
   const volume = await fetch(`${server.url}/api/upload/volume?id=${up.body.id}`, { headers: auth });
   assert.deepEqual(new Uint8Array(await volume.arrayBuffer()), new Uint8Array(readFileSync(scan)));
   // `t3d analyze --db` lists the same similar cases as the server
-  assert.deepEqual((await api(`/api/similar?id=${up.body.id}&k=3`)).body.map((h: { id: string }) => h.id), expected.similar.map((h) => h.id));
-  assert.match(ok('analyze', scan, '--checkpoint', run, '--db', db, '--k', '2'), /most similar indexed cases:\n\s+1\. [-\d.]+ \S+ \[\w+\][\s\S]*\n\s+2\. /);
+  assert.deepEqual(
+    (await api(`/api/similar?id=${up.body.id}&k=3`)).body.map((h: { id: string }) => h.id),
+    expected.similar.map((h) => h.id),
+  );
+  assert.match(
+    ok('analyze', scan, '--checkpoint', run, '--db', db, '--k', '2'),
+    /most similar indexed cases:\n\s+1\. [-\d.]+ \S+ \[\w+\][\s\S]*\n\s+2\. /,
+  );
 
   const series = join(synth, 'dicom', readdirSync(join(synth, 'dicom')).sort()[0]!);
-  const dicomExpected = JSON.parse(ok('analyze', series, '--checkpoint', run, '--json')) as { findings: { probability: number }[] };
-  const zip = zipSync(Object.fromEntries(readdirSync(series).map((f) => [`some/folder/${f}`, new Uint8Array(readFileSync(join(series, f)))])));
+  const dicomExpected = JSON.parse(ok('analyze', series, '--checkpoint', run, '--json')) as {
+    findings: { probability: number }[];
+  };
+  const zip = zipSync(
+    Object.fromEntries(
+      readdirSync(series).map((f) => [`some/folder/${f}`, new Uint8Array(readFileSync(join(series, f)))]),
+    ),
+  );
   assert.ok(zip.length < LIMIT, `the test zip (${zip.length} bytes) must fit the limit`);
   const dz = await api('/api/upload', { method: 'POST', body: zip });
   assert.equal(dz.status, 200, JSON.stringify(dz.body));
-  dz.body.findings.forEach((f: { probability: number }, i: number) => assert.ok(Math.abs(f.probability - dicomExpected.findings[i]!.probability) < 1e-5));
+  dz.body.findings.forEach((f: { probability: number }, i: number) =>
+    assert.ok(Math.abs(f.probability - dicomExpected.findings[i]!.probability) < 1e-5),
+  );
   const dv = await fetch(`${server.url}/api/upload/volume?id=${dz.body.id}`, { headers: auth });
   const img = await readNifti(new Uint8Array(await dv.arrayBuffer()));
   assert.equal(img.dataShape.length, 3);
@@ -155,9 +244,18 @@ test('bad requests get clear 4xx answers and the server stays up', async () => {
   assert.equal(t.status, 422, JSON.stringify(t.body));
   assert.match(t.body.error, /cannot be analysed/);
   assert.doesNotMatch(t.body.error, new RegExp(tmpdir()), 'no server paths in errors');
-  const badZip = await api('/api/upload', { method: 'POST', body: zipSync({ 'a.dcm': new TextEncoder().encode('not dicom') }) });
+  const badZip = await api('/api/upload', {
+    method: 'POST',
+    body: zipSync({ 'a.dcm': new TextEncoder().encode('not dicom') }),
+  });
   assert.equal(badZip.status, 422);
-  for (const path of ['/../../../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/api/volume?id=../../../../etc/passwd', '/app.js/../../package.json', '/web/app.js']) {
+  for (const path of [
+    '/../../../../etc/passwd',
+    '/%2e%2e/%2e%2e/etc/passwd',
+    '/api/volume?id=../../../../etc/passwd',
+    '/app.js/../../package.json',
+    '/web/app.js',
+  ]) {
     const r = await raw(path);
     assert.ok(r.status === 404, `${path}: ${r.status}`);
     assert.doesNotMatch(r.body, /root:|"dependencies"/);
@@ -169,60 +267,80 @@ test('bad requests get clear 4xx answers and the server stays up', async () => {
   assert.equal((await api('/api/info')).status, 200);
 });
 
-test('the page in headless Chromium: a case opens and draws, search and similar cases work, errors show', { skip: haveChromium ? false : `${CHROMIUM} is not installed`, timeout: 180_000 }, async () => {
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync',
-      // WebGL2 for NiiVue through SwiftShader (software), the only renderer without a GPU
-      '--use-angle=swiftshader', '--enable-unsafe-swiftshader'],
-  });
-  try {
-    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    const pageErrors: string[] = [];
-    page.on('pageerror', (e) => pageErrors.push(e.message));
-    await page.goto(`${server.url}/?token=${TOKEN}`);
-    await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
-    const stats = async () => {
-      const { pixels, channels } = decodePng(await page.locator('#viewer').screenshot());
-      const gray: number[] = [];
-      for (let i = 0; i < pixels.length; i += channels) gray.push((pixels[i]! + pixels[i + 1]! + pixels[i + 2]!) / 3);
-      const mean = gray.reduce((a, b) => a + b, 0) / gray.length;
-      const sd = Math.sqrt(gray.reduce((a, b) => a + (b - mean) ** 2, 0) / gray.length);
-      return { mean, sd, levels: new Set(gray.map(Math.round)).size };
-    };
-    const empty = await stats();
-    const first = page.locator('#list li').first();
-    const id = await first.getAttribute('data-id');
-    await first.click();
-    await page.waitForSelector(`#viewer-box[data-loaded="${id}"]`, { timeout: 60_000 });
-    await page.waitForTimeout(500);
-    const shown = await stats();
-    // T3D_TEST_SCREENSHOTS=<dir> keeps a picture of the page, for a person to look at
-    if (process.env.T3D_TEST_SCREENSHOTS) await page.screenshot({ path: join(process.env.T3D_TEST_SCREENSHOTS, 'serve-case.png') });
-    assert.ok(shown.sd > 10 && shown.levels > 20, `the viewer draws the volume: ${JSON.stringify({ empty, shown })}`);
-    assert.ok(shown.sd > 2 * empty.sd, `the drawn canvas differs from the empty one: ${JSON.stringify({ empty, shown })}`);
-    assert.equal(await page.locator('#case-title').textContent(), id);
-    assert.equal(await page.locator('#findings tbody tr').count(), (await api('/api/info')).body.labelNames.length);
-    // text search fills the list with matches
-    await page.fill('#query', 'pleural effusion');
-    await page.click('#search-form button');
-    await page.waitForFunction(() => document.getElementById('list-title')!.textContent!.startsWith('Best matches'));
-    assert.ok(await page.locator('#list li').count() > 0);
-    // follow a similar case
-    const similar = page.locator('#similar li').first();
-    const next = await similar.getAttribute('data-id');
-    assert.ok(next && next !== id);
-    await similar.click();
-    await page.waitForFunction((n) => document.getElementById('case-title')!.textContent === n, next);
-    // an upload over the limit is refused with the reason shown, and the page goes on
-    await page.setInputFiles('#upload', { name: 'big.nii', mimeType: 'application/octet-stream', buffer: Buffer.alloc(LIMIT + 10) });
-    await page.waitForSelector('#error:not([hidden])');
-    assert.match((await page.locator('#error').textContent())!, /limit/);
-    // a path-traversal URL is a 404
-    assert.equal((await page.request.get(`${server.url}/%2e%2e/%2e%2e/etc/passwd`)).status(), 404);
-    assert.deepEqual(pageErrors, []);
-  } finally {
-    await browser.close();
-  }
-});
+test(
+  'the page in headless Chromium: a case opens and draws, search and similar cases work, errors show',
+  { skip: haveChromium ? false : `${CHROMIUM} is not installed`, timeout: 180_000 },
+  async () => {
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+        '--disable-sync',
+        // WebGL2 for NiiVue through SwiftShader (software), the only renderer without a GPU
+        '--use-angle=swiftshader',
+        '--enable-unsafe-swiftshader',
+      ],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      const pageErrors: string[] = [];
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      await page.goto(`${server.url}/?token=${TOKEN}`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+      const stats = async () => {
+        const { pixels, channels } = decodePng(await page.locator('#viewer').screenshot());
+        const gray: number[] = [];
+        for (let i = 0; i < pixels.length; i += channels) gray.push((pixels[i]! + pixels[i + 1]! + pixels[i + 2]!) / 3);
+        const mean = gray.reduce((a, b) => a + b, 0) / gray.length;
+        const sd = Math.sqrt(gray.reduce((a, b) => a + (b - mean) ** 2, 0) / gray.length);
+        return { mean, sd, levels: new Set(gray.map(Math.round)).size };
+      };
+      const empty = await stats();
+      const first = page.locator('#list li').first();
+      const id = await first.getAttribute('data-id');
+      await first.click();
+      await page.waitForSelector(`#viewer-box[data-loaded="${id}"]`, { timeout: 60_000 });
+      await page.waitForTimeout(500);
+      const shown = await stats();
+      // T3D_TEST_SCREENSHOTS=<dir> keeps a picture of the page, for a person to look at
+      if (process.env.T3D_TEST_SCREENSHOTS)
+        await page.screenshot({ path: join(process.env.T3D_TEST_SCREENSHOTS, 'serve-case.png') });
+      assert.ok(shown.sd > 10 && shown.levels > 20, `the viewer draws the volume: ${JSON.stringify({ empty, shown })}`);
+      assert.ok(
+        shown.sd > 2 * empty.sd,
+        `the drawn canvas differs from the empty one: ${JSON.stringify({ empty, shown })}`,
+      );
+      assert.equal(await page.locator('#case-title').textContent(), id);
+      assert.equal(await page.locator('#findings tbody tr').count(), (await api('/api/info')).body.labelNames.length);
+      // text search fills the list with matches
+      await page.fill('#query', 'pleural effusion');
+      await page.click('#search-form button');
+      await page.waitForFunction(() => document.getElementById('list-title')!.textContent!.startsWith('Best matches'));
+      assert.ok((await page.locator('#list li').count()) > 0);
+      // follow a similar case
+      const similar = page.locator('#similar li').first();
+      const next = await similar.getAttribute('data-id');
+      assert.ok(next && next !== id);
+      await similar.click();
+      await page.waitForFunction((n) => document.getElementById('case-title')!.textContent === n, next);
+      // an upload over the limit is refused with the reason shown, and the page goes on
+      await page.setInputFiles('#upload', {
+        name: 'big.nii',
+        mimeType: 'application/octet-stream',
+        buffer: Buffer.alloc(LIMIT + 10),
+      });
+      await page.waitForSelector('#error:not([hidden])');
+      assert.match((await page.locator('#error').textContent())!, /limit/);
+      // a path-traversal URL is a 404
+      assert.equal((await page.request.get(`${server.url}/%2e%2e/%2e%2e/etc/passwd`)).status(), 404);
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await browser.close();
+    }
+  },
+);

@@ -16,7 +16,10 @@ test('factories give the documented shapes, dtypes and values', () => {
     assert.deepEqual(torch.linspace(0, 1, 5).toArray(), [0, 0.25, 0.5, 0.75, 1]);
     assert.deepEqual(torch.eye(2).toArray(), [1, 0, 0, 1]);
     assert.deepEqual(torch.empty([3, 0]).shape, [3, 0]);
-    const perm = torch.randperm(10).toArray().sort((a, b) => a - b);
+    const perm = torch
+      .randperm(10)
+      .toArray()
+      .sort((a, b) => a - b);
     assert.deepEqual(perm, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const ri = torch.randint(3, 7, [1000]);
     assert.ok(ri.min().item() >= 3 && ri.max().item() <= 6);
@@ -93,7 +96,14 @@ test('tidy frees intermediates, keeps returned and kept tensors; nested scopes; 
   });
   assert.equal(torch.memory().numTensors, before + 3, 'result, list[0] and kept survive');
   assert.deepEqual(out.result.toArray(), [7, 7, 7, 7]);
-  assert.throws(() => torch.tidy(() => { torch.ones([2]); throw new Error('boom'); }), /boom/);
+  assert.throws(
+    () =>
+      torch.tidy(() => {
+        torch.ones([2]);
+        throw new Error('boom');
+      }),
+    /boom/,
+  );
   assert.equal(torch.memory().scopeDepth, 0);
   assert.equal(torch.memory().numTensors, before + 3);
   torch.dispose([out, kept]);
@@ -139,7 +149,13 @@ test('shape ops and indexing', () => {
     const x = torch.arange(24).reshape(2, 3, 4);
     assert.deepEqual(x.permute(2, 0, 1).shape, [4, 2, 3]);
     assert.deepEqual(x.transpose(0, 2).contiguous().view(4, 6).shape, [4, 6]);
-    assert.deepEqual(x.split(2, 2).map((t) => t.shape), [[2, 3, 2], [2, 3, 2]]);
+    assert.deepEqual(
+      x.split(2, 2).map((t) => t.shape),
+      [
+        [2, 3, 2],
+        [2, 3, 2],
+      ],
+    );
     assert.deepEqual(x.chunk(3, 1).length, 3);
     assert.deepEqual(x.narrow(2, 1, 2).sum().item(), x.slice(2, 1, 3).sum().item());
     assert.deepEqual(x.flip([2]).select(0, 0).select(0, 0).toArray(), [3, 2, 1, 0]);
@@ -155,7 +171,14 @@ test('shape ops and indexing', () => {
     assert.deepEqual(x.max().item(), 23);
     assert.deepEqual(torch.tensor([1, 5, 2]).argmax().item(), 1);
     assert.deepEqual(torch.oneHot(torch.tensor(new BigInt64Array([2n, 0n])), 3).toArray(), [0, 0, 1, 1, 0, 0]);
-    assert.equal(torch.tensor([1, 2]).eq(torch.tensor([1, 3])).all().item(), 0);
+    assert.equal(
+      torch
+        .tensor([1, 2])
+        .eq(torch.tensor([1, 3]))
+        .all()
+        .item(),
+      0,
+    );
   });
 });
 

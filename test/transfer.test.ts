@@ -23,7 +23,10 @@ const LABELS = ['Bright blob', 'Dark blob', 'Textured blob'];
 function writeCache(dir: string, o: { shuffleLabels?: boolean } = {}): void {
   mkdirSync(join(dir, 'volumes'), { recursive: true });
   const cases: { name: string; split: string; labels: number[]; image: Int16Array }[] = [];
-  for (const [split, n] of [['train', 80], ['valid', 48]] as const) {
+  for (const [split, n] of [
+    ['train', 80],
+    ['valid', 48],
+  ] as const) {
     for (let i = 0; i < n; i++) {
       const rng = new Rng(7, split === 'train' ? 0 : 1, i);
       const labels = LABELS.map(() => (rng.next() < 0.4 ? 1 : 0));
@@ -31,33 +34,55 @@ function writeCache(dir: string, o: { shuffleLabels?: boolean } = {}): void {
       labels.forEach((y, k) => {
         if (!y) return;
         const [z0, y0, x0] = [rng.int(1, S - 5), rng.int(1, S - 5), rng.int(1, S - 5)];
-        for (let z = z0; z < z0 + 4; z++) for (let yy = y0; yy < y0 + 4; yy++) for (let x = x0; x < x0 + 4; x++) {
-          v[(z * S + yy) * S + x] = k === 0 ? 0.6 : k === 1 ? -0.9 : (z + yy + x) % 2 ? 0.4 : -0.8;
-        }
+        for (let z = z0; z < z0 + 4; z++)
+          for (let yy = y0; yy < y0 + 4; yy++)
+            for (let x = x0; x < x0 + 4; x++) {
+              v[(z * S + yy) * S + x] = k === 0 ? 0.6 : k === 1 ? -0.9 : (z + yy + x) % 2 ? 0.4 : -0.8;
+            }
       });
       cases.push({ name: `${split}_${i}_a_1`, split, labels, image: Int16Array.from(v, (x) => Math.round(x * 1000)) });
     }
   }
   if (o.shuffleLabels) {
     const perm = new Rng(99).shuffle(cases.map((c) => c.labels));
-    cases.forEach((c, i) => { c.labels = perm[i]!; });
+    cases.forEach((c, i) => {
+      c.labels = perm[i]!;
+    });
   }
   const lines = cases.map((c) => {
     const file = `volumes/${c.name}.safetensors`;
     const t = torch.tensor(c.image, [S, S, S]);
     torch.saveSafetensors(join(dir, file), { image: t });
     t.dispose();
-    return JSON.stringify({ name: c.name, file, split: c.split, shape: [S, S, S], spacing: [1, 1, 1], sourceHash: c.name, labels: c.labels, report: '', hasMask: false, rescale: 'none' });
+    return JSON.stringify({
+      name: c.name,
+      file,
+      split: c.split,
+      shape: [S, S, S],
+      spacing: [1, 1, 1],
+      sourceHash: c.name,
+      labels: c.labels,
+      report: '',
+      hasMask: false,
+      rescale: 'none',
+    });
   });
   writeFileSync(join(dir, 'index.jsonl'), lines.join('\n') + '\n');
   const preset = {
-    name: 'tiny-16', description: 'test', spacing: [1, 1, 1], shape: [S, S, S], huWindow: [-1000, 1000], scale: 1000, padValue: -1,
+    name: 'tiny-16',
+    description: 'test',
+    spacing: [1, 1, 1],
+    shape: [S, S, S],
+    huWindow: [-1000, 1000],
+    scale: 1000,
+    padValue: -1,
     synth: { inPlane: 16, fovMm: [16, 16], sliceThicknessMm: [1, 1], zExtentMm: [16, 16] },
   };
   writeFileSync(join(dir, 'cache.json'), JSON.stringify({ preset, labelNames: LABELS, count: cases.length }));
 }
 
-const cache = join(tmp, 'cache'), shuffled = join(tmp, 'shuffled');
+const cache = join(tmp, 'cache'),
+  shuffled = join(tmp, 'shuffled');
 writeCache(cache);
 writeCache(shuffled, { shuffleLabels: true });
 const splits = evalSplits(cache);
@@ -83,10 +108,30 @@ const makeEncoder = () => {
 };
 
 const probe = (o: Partial<TransferOptions> = {}): TransferOptions => ({
-  cacheDir: cache, mode: 'linear', fraction: 1, splits, epochs: 60, patience: 10, batchSize: 32, lr: 0.01, seed: 0, workers: 1, ...o,
+  cacheDir: cache,
+  mode: 'linear',
+  fraction: 1,
+  splits,
+  epochs: 60,
+  patience: 10,
+  batchSize: 32,
+  lr: 0.01,
+  seed: 0,
+  workers: 1,
+  ...o,
 });
 const finetune = (o: Partial<TransferOptions> = {}): TransferOptions => ({
-  cacheDir: cache, mode: 'finetune', fraction: 1, splits, epochs: 8, patience: 1, batchSize: 16, lr: 0.3, seed: 0, workers: 1, ...o,
+  cacheDir: cache,
+  mode: 'finetune',
+  fraction: 1,
+  splits,
+  epochs: 8,
+  patience: 1,
+  batchSize: 16,
+  lr: 0.3,
+  seed: 0,
+  workers: 1,
+  ...o,
 });
 const testAuroc = (r: TransferResult) => macroAuroc(r.testScores, r.testLabels).value;
 
@@ -96,9 +141,14 @@ function checkEarlyStopping(r: TransferResult, o: TransferOptions): void {
   assert.equal(r.trainLoss.length, r.epochsRun);
   const best = Math.max(...r.valAuroc);
   assert.equal(r.bestEpoch, r.valAuroc.indexOf(best));
-  if (r.epochsRun < o.epochs) assert.equal(r.epochsRun - 1 - r.bestEpoch, o.patience, 'stopped after exactly `patience` epochs without improvement');
+  if (r.epochsRun < o.epochs)
+    assert.equal(
+      r.epochsRun - 1 - r.bestEpoch,
+      o.patience,
+      'stopped after exactly `patience` epochs without improvement',
+    );
   else assert.ok(r.epochsRun - 1 - r.bestEpoch <= o.patience);
-  assert.ok(Math.abs(macroAuroc(r.valScores, r.valLabels).value - best) < 1e-12, 'val scores are the best epoch\'s');
+  assert.ok(Math.abs(macroAuroc(r.valScores, r.valLabels).value - best) < 1e-12, "val scores are the best epoch's");
 }
 
 test('linear probe separates a separable-by-construction task; shuffled labels give chance', async () => {
@@ -109,7 +159,10 @@ test('linear probe separates a separable-by-construction task; shuffled labels g
   assert.deepEqual(r.testNames, splits.test);
   assert.equal(r.testScores.length, splits.test.length);
   assert.equal(r.valScores.length, splits.val.length);
-  assert.ok(r.testScores.flat().every((p) => p > 0 && p < 1), 'scores are probabilities');
+  assert.ok(
+    r.testScores.flat().every((p) => p > 0 && p < 1),
+    'scores are probabilities',
+  );
   assert.equal(r.trainCount, splits.train.length);
   checkEarlyStopping(r, probe());
   const auc = testAuroc(r);
@@ -117,22 +170,39 @@ test('linear probe separates a separable-by-construction task; shuffled labels g
 
   const s = await runTransfer(makeEncoder, probe({ cacheDir: shuffled, splits: shuffledSplits }));
   const chance = testAuroc(s);
-  assert.ok(Math.abs(chance - 0.5) <= 0.15 && chance < auc - 0.2, `shuffled-label test macro-AUROC ${chance.toFixed(3)} (unshuffled ${auc.toFixed(3)})`);
+  assert.ok(
+    Math.abs(chance - 0.5) <= 0.15 && chance < auc - 0.2,
+    `shuffled-label test macro-AUROC ${chance.toFixed(3)} (unshuffled ${auc.toFixed(3)})`,
+  );
 });
 
 let fineTuned: TransferResult | undefined;
 
-test('fine-tuning lowers the training loss, stops early on time and returns the best epoch\'s scores', async () => {
+test("fine-tuning lowers the training loss, stops early on time and returns the best epoch's scores", async () => {
   const before = torch.memory().numTensors;
   const perEpoch: number[] = [];
-  const o = finetune({ outDir: join(tmp, 'finetune-whole'), onProgress: (m) => { if (/ epoch \d+\//.test(m)) perEpoch.push(torch.memory().numTensors); } });
+  const o = finetune({
+    outDir: join(tmp, 'finetune-whole'),
+    onProgress: (m) => {
+      if (/ epoch \d+\//.test(m)) perEpoch.push(torch.memory().numTensors);
+    },
+  });
   const r = await runTransfer(makeEncoder, o);
   assert.equal(torch.memory().numTensors, before, 'live tensors after fine-tuning');
-  assert.ok(perEpoch.length >= 2 && perEpoch.every((n) => n === perEpoch[0]), `live tensors per epoch ${perEpoch.join(', ')}`);
+  assert.ok(
+    perEpoch.length >= 2 && perEpoch.every((n) => n === perEpoch[0]),
+    `live tensors per epoch ${perEpoch.join(', ')}`,
+  );
   assert.ok(r.trainLoss.at(-1)! < r.trainLoss[0]!, `train loss ${r.trainLoss.map((l) => l.toFixed(3)).join(' → ')}`);
   checkEarlyStopping(r, o);
-  assert.ok(r.epochsRun < o.epochs, `ran all ${r.epochsRun} epochs (val ${r.valAuroc.map((a) => a.toFixed(3)).join(', ')}); the test wants an early stop`);
-  assert.ok(r.bestEpoch < r.epochsRun - 1 && r.valAuroc.at(-1)! < r.valAuroc[r.bestEpoch]!, 'the test wants a best epoch before a worse last one');
+  assert.ok(
+    r.epochsRun < o.epochs,
+    `ran all ${r.epochsRun} epochs (val ${r.valAuroc.map((a) => a.toFixed(3)).join(', ')}); the test wants an early stop`,
+  );
+  assert.ok(
+    r.bestEpoch < r.epochsRun - 1 && r.valAuroc.at(-1)! < r.valAuroc[r.bestEpoch]!,
+    'the test wants a best epoch before a worse last one',
+  );
   assert.ok(testAuroc(r) > 0.75, `fine-tuned test macro-AUROC ${testAuroc(r).toFixed(3)}`);
   fineTuned = r;
 });
@@ -140,8 +210,9 @@ test('fine-tuning lowers the training loss, stops early on time and returns the 
 test('resume: a run stopped after k epochs and continued equals an uninterrupted run', async () => {
   for (const mode of ['linear', 'finetune'] as const) {
     const base = mode === 'linear' ? probe({ epochs: 12, patience: 50 }) : finetune();
-    const whole = mode === 'linear' ? await runTransfer(makeEncoder, { ...base, outDir: join(tmp, 'linear-whole') }) : fineTuned;
-    assert.ok(whole, 'needs the fine-tuning test\'s run');
+    const whole =
+      mode === 'linear' ? await runTransfer(makeEncoder, { ...base, outDir: join(tmp, 'linear-whole') }) : fineTuned;
+    assert.ok(whole, "needs the fine-tuning test's run");
     const dir = join(tmp, `${mode}-resumed`);
     const k = mode === 'linear' ? 5 : 2;
     const first = await runTransfer(makeEncoder, { ...base, epochs: k, outDir: dir });
@@ -150,7 +221,10 @@ test('resume: a run stopped after k epochs and continued equals an uninterrupted
     const logs: string[] = [];
     const resumed = await runTransfer(makeEncoder, { ...base, outDir: dir, onProgress: (m) => logs.push(m) });
     assert.equal(torch.memory().numTensors, before);
-    assert.ok(logs.some((m) => m.includes(`resuming after epoch ${k}`)), logs.join('\n'));
+    assert.ok(
+      logs.some((m) => m.includes(`resuming after epoch ${k}`)),
+      logs.join('\n'),
+    );
     assert.deepEqual(resumed.trainLoss, whole.trainLoss, `${mode}: train loss`);
     assert.deepEqual(resumed.valAuroc, whole.valAuroc, `${mode}: val AUROC`);
     assert.equal(resumed.bestEpoch, whole.bestEpoch);
@@ -162,7 +236,10 @@ test('resume: a run stopped after k epochs and continued equals an uninterrupted
     assert.equal(files.filter((f) => f.startsWith('best-')).length, 1, files.join(', '));
     assert.equal(existsSync(join(dir, 'features.safetensors')), mode === 'linear');
     // other settings in the same folder are refused, not mixed in
-    await assert.rejects(runTransfer(makeEncoder, { ...base, lr: base.lr * 2, outDir: dir }), /holds a transfer run with other settings \(lr: /);
+    await assert.rejects(
+      runTransfer(makeEncoder, { ...base, lr: base.lr * 2, outDir: dir }),
+      /holds a transfer run with other settings \(lr: /,
+    );
   }
 });
 
@@ -172,5 +249,8 @@ test('a label fraction trains on its subset (shared through the subset file); ba
   assert.equal(r.trainCount, Math.round(0.1 * splits.train.length));
   assert.ok(existsSync(file));
   await assert.rejects(runTransfer(makeEncoder, probe({ patience: 0 })), /patience must be an integer ≥ 1, got 0/);
-  await assert.rejects(runTransfer(makeEncoder, probe({ fraction: 0.01, subsetFile: file })), /belongs to another subset: fraction 0\.1/);
+  await assert.rejects(
+    runTransfer(makeEncoder, probe({ fraction: 0.01, subsetFile: file })),
+    /belongs to another subset: fraction 0\.1/,
+  );
 });

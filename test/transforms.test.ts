@@ -5,12 +5,22 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as torch from '../src/torch/index.js';
 import { readNifti } from '../src/io/nifti.js';
-import { CenterCropOrPad, ClipHU, CropForeground, Orient, Resample, compose, needsRescale } from '../src/data/transforms.js';
+import {
+  CenterCropOrPad,
+  ClipHU,
+  CropForeground,
+  Orient,
+  Resample,
+  compose,
+  needsRescale,
+} from '../src/data/transforms.js';
 import { type Volume } from '../src/data/volume.js';
 import { assertClose, fixture } from './helpers.js';
 
 interface Expected {
-  target_spacing: [number, number, number]; target_shape: [number, number, number]; window: [number, number];
+  target_spacing: [number, number, number];
+  target_shape: [number, number, number];
+  window: [number, number];
   cases: Record<string, { oriented_affine: number[][]; oriented_spacing: number[]; resampled_size: number[] }>;
 }
 const exp = JSON.parse(readFileSync(fixture('transforms', 'expected.json'), 'utf8')) as Expected;
@@ -19,7 +29,11 @@ const { tensors: ref } = torch.loadSafetensors(fixture('transforms', 'expected.s
 async function load(name: string): Promise<Volume> {
   const img = await readNifti(fixture('transforms', `${name}.nii.gz`));
   const [x, y, z] = img.dataShape as [number, number, number];
-  return { data: torch.tensor(img.data, [z, y, x]), spacing: [img.spacing[0]!, img.spacing[1]!, img.spacing[2]!], affine: img.affine };
+  return {
+    data: torch.tensor(img.data, [z, y, x]),
+    spacing: [img.spacing[0]!, img.spacing[1]!, img.spacing[2]!],
+    affine: img.affine,
+  };
 }
 
 for (const name of Object.keys(exp.cases)) {
@@ -31,7 +45,12 @@ for (const name of Object.keys(exp.cases)) {
     v.data.dispose();
   });
   test(`Orient → Clip → Resample → CenterCropOrPad equals the torch/numpy pipeline: ${name}`, async () => {
-    const pipeline = compose(new Orient(), new ClipHU(...exp.window), new Resample(exp.target_spacing), new CenterCropOrPad(exp.target_shape, exp.window[0]));
+    const pipeline = compose(
+      new Orient(),
+      new ClipHU(...exp.window),
+      new Resample(exp.target_spacing),
+      new CenterCropOrPad(exp.target_shape, exp.window[0]),
+    );
     const v = pipeline.apply(await load(name));
     assert.deepEqual(v.data.shape, exp.target_shape);
     const rounded = torch.tidy(() => v.data.round().to('int16'));
@@ -41,8 +60,20 @@ for (const name of Object.keys(exp.cases)) {
 }
 
 test('Resample keeps the world position of the volume centre and scales the spacing', () => {
-  const v: Volume = { data: torch.zeros([10, 20, 30]), spacing: [1, 1, 2], affine: [[-1, 0, 0, 15], [0, -1, 0, 10], [0, 0, 2, -9], [0, 0, 0, 1]] };
-  const centre = (a: number[][], n: number[]) => [0, 1, 2].map((r) => a[r]![0]! * (n[0]! - 1) / 2 + a[r]![1]! * (n[1]! - 1) / 2 + a[r]![2]! * (n[2]! - 1) / 2 + a[r]![3]!);
+  const v: Volume = {
+    data: torch.zeros([10, 20, 30]),
+    spacing: [1, 1, 2],
+    affine: [
+      [-1, 0, 0, 15],
+      [0, -1, 0, 10],
+      [0, 0, 2, -9],
+      [0, 0, 0, 1],
+    ],
+  };
+  const centre = (a: number[][], n: number[]) =>
+    [0, 1, 2].map(
+      (r) => (a[r]![0]! * (n[0]! - 1)) / 2 + (a[r]![1]! * (n[1]! - 1)) / 2 + (a[r]![2]! * (n[2]! - 1)) / 2 + a[r]![3]!,
+    );
   const before = centre(v.affine, [30, 20, 10]);
   const r = new Resample([2, 2, 4]).apply(v);
   assert.deepEqual(r.data.shape, [5, 10, 15]);
@@ -52,12 +83,31 @@ test('Resample keeps the world position of the volume centre and scales the spac
 });
 
 test('CenterCropOrPad crops an axis longer by one and pads an axis shorter by one', () => {
-  const v: Volume = { data: torch.arange(5 * 4 * 3).reshape(5, 4, 3).to('float32'), spacing: [1, 1, 1], affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]] };
+  const v: Volume = {
+    data: torch
+      .arange(5 * 4 * 3)
+      .reshape(5, 4, 3)
+      .to('float32'),
+    spacing: [1, 1, 1],
+    affine: [
+      [1, 0, 0, 0],
+      [0, 1, 0, 0],
+      [0, 0, 1, 0],
+      [0, 0, 0, 1],
+    ],
+  };
   const r = new CenterCropOrPad([4, 5, 3], -7).apply(v);
   assert.deepEqual(r.data.shape, [4, 5, 3]);
   torch.tidy(() => {
-    assert.deepEqual(r.data.select(1, 4).toArray(), Array(12).fill(-7), 'the one padded row goes after (floor(1/2) = 0 before)');
-    const original = torch.arange(5 * 4 * 3).reshape(5, 4, 3).to('float32');
+    assert.deepEqual(
+      r.data.select(1, 4).toArray(),
+      Array(12).fill(-7),
+      'the one padded row goes after (floor(1/2) = 0 before)',
+    );
+    const original = torch
+      .arange(5 * 4 * 3)
+      .reshape(5, 4, 3)
+      .to('float32');
     assertClose(r.data.narrow(1, 0, 4), original.narrow(0, 0, 4), { atol: 0, what: 'crop keeps slices 0..3' });
   });
   r.data.dispose();
@@ -67,7 +117,16 @@ test('CropForeground keeps the bounding box of the body plus a margin and moves 
   const data = torch.full([10, 12, 14], -1000);
   const body = data.narrow(0, 3, 4).narrow(1, 2, 5).narrow(2, 6, 3);
   body.fill_(40);
-  const v: Volume = { data, spacing: [1, 1, 2], affine: [[-1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]] };
+  const v: Volume = {
+    data,
+    spacing: [1, 1, 2],
+    affine: [
+      [-1, 0, 0, 0],
+      [0, -1, 0, 0],
+      [0, 0, 2, 0],
+      [0, 0, 0, 1],
+    ],
+  };
   const r = new CropForeground(-500, 2).apply(v);
   assert.deepEqual(r.data.shape, [4 + 2, 5 + 4, 3 + 4], 'margin 2 mm = 1 slice (2 mm) and 2 rows/columns (1 mm)');
   assert.deepEqual([r.affine[0]![3], r.affine[1]![3], r.affine[2]![3]], [-4, 0, 4]);

@@ -13,7 +13,9 @@ const get = (k: string): Tensor => {
   if (!t) throw new Error(`fixture has no '${k}'`);
   return t;
 };
-const weights = new Map([...tensors].filter(([k]) => k.startsWith('sd.')).map(([k, t]) => [k.slice(3), t] as [string, Tensor]));
+const weights = new Map(
+  [...tensors].filter(([k]) => k.startsWith('sd.')).map(([k, t]) => [k.slice(3), t] as [string, Tensor]),
+);
 const withoutPosEmbed = new Map([...weights].filter(([k]) => k !== 'pos_embed'));
 const tiny: ViT3dConfig = { imageSize: [16, 16, 16], patchSize: [4, 4, 4], hiddenSize: 32, depth: 2, numHeads: 4 };
 const sizes = { full: [4, 4, 4], small: [2, 3, 4] } as const;
@@ -32,10 +34,26 @@ for (const kind of ['learnable', 'sincos'] as const) {
           assert.deepEqual(tokens.shape, [2, n, 32]);
           assert.deepEqual(featureMap.shape, [2, 32, ...grid]);
           assertClose(tokens, get(`${kind}.${size}.tokens`), { atol: 1e-5, rtol: 1e-5, what: `${size} tokens` });
-          assertClose(featureMap.flatten(2).transpose(1, 2), get(`${kind}.${size}.tokens`), { atol: 1e-5, rtol: 1e-5, what: `${size} feature map` });
-          assertClose(pooled, get(`${kind}.${size}.pooled_${pooling}`), { atol: 1e-5, rtol: 1e-5, what: `${size} pooled` });
-          assertClose(m.forward(get(`input.${size}`)), get(`${kind}.${size}.pooled_${pooling}`), { atol: 1e-5, rtol: 1e-5, what: `${size} forward` });
-          if (kind === 'sincos') assertClose(m.posEmbedFor([...grid], tokens), get(`sincos.${size}.pos_embed`), { atol: 1e-6, what: `${size} sin-cos table` });
+          assertClose(featureMap.flatten(2).transpose(1, 2), get(`${kind}.${size}.tokens`), {
+            atol: 1e-5,
+            rtol: 1e-5,
+            what: `${size} feature map`,
+          });
+          assertClose(pooled, get(`${kind}.${size}.pooled_${pooling}`), {
+            atol: 1e-5,
+            rtol: 1e-5,
+            what: `${size} pooled`,
+          });
+          assertClose(m.forward(get(`input.${size}`)), get(`${kind}.${size}.pooled_${pooling}`), {
+            atol: 1e-5,
+            rtol: 1e-5,
+            what: `${size} forward`,
+          });
+          if (kind === 'sincos')
+            assertClose(m.posEmbedFor([...grid], tokens), get(`sincos.${size}.pos_embed`), {
+              atol: 1e-6,
+              what: `${size} sin-cos table`,
+            });
         }
       });
       m.dispose();
@@ -50,7 +68,7 @@ test('ViT3d sincos: the table is not in the state dict, so a learnable checkpoin
   m.dispose();
 });
 
-test('ViT3d: gradients through resampled pos_embed, cls_token and patch_embed equal PyTorch\'s', () => {
+test("ViT3d: gradients through resampled pos_embed, cls_token and patch_embed equal PyTorch's", () => {
   const m = new ViT3d({ ...tiny, pooling: 'cls' });
   m.loadStateDict(weights);
   torch.tidy(() => {
@@ -59,7 +77,11 @@ test('ViT3d: gradients through resampled pos_embed, cls_token and patch_embed eq
   });
   // patch_embed's gradient sums over every voxel and token: entries reach ~50, and both float32 results
   // sit ~1e-5 from a float64 reference, hence the wider atol there.
-  for (const [name, atol] of [['pos_embed', 1e-5], ['cls_token', 1e-5], ['patch_embed.proj.weight', 1e-4]] as const) {
+  for (const [name, atol] of [
+    ['pos_embed', 1e-5],
+    ['cls_token', 1e-5],
+    ['patch_embed.proj.weight', 1e-4],
+  ] as const) {
     const grad = m.stateDict().get(name)!.grad;
     assert.ok(grad, `${name} has a gradient`);
     assertClose(grad, get(`grad.${name}`), { atol, rtol: 1e-4, what: `grad ${name}` });
@@ -70,9 +92,25 @@ test('ViT3d: gradients through resampled pos_embed, cls_token and patch_embed eq
 
 test('ViT3d: shapes for other channel counts, scalar patch size and anisotropic images', () => {
   torch.tidy(() => {
-    const m = new ViT3d({ inChannels: 2, imageSize: [8, 16, 24], patchSize: 8, hiddenSize: 12, depth: 1, numHeads: 3, posEmbed: 'sincos', pooling: 'cls' });
+    const m = new ViT3d({
+      inChannels: 2,
+      imageSize: [8, 16, 24],
+      patchSize: 8,
+      hiddenSize: 12,
+      depth: 1,
+      numHeads: 3,
+      posEmbed: 'sincos',
+      pooling: 'cls',
+    });
     const { tokens, featureMap, pooled } = m.encode(torch.randn([3, 2, 8, 16, 24]));
-    assert.deepEqual([tokens.shape, featureMap.shape, pooled.shape], [[3, 6, 12], [3, 12, 1, 2, 3], [3, 12]]);
+    assert.deepEqual(
+      [tokens.shape, featureMap.shape, pooled.shape],
+      [
+        [3, 6, 12],
+        [3, 12, 1, 2, 3],
+        [3, 12],
+      ],
+    );
     assert.deepEqual(m.encode(torch.randn([1, 2, 16, 8, 8])).featureMap.shape, [1, 12, 2, 1, 1]);
     m.dispose();
   });
@@ -83,21 +121,31 @@ test('ViT3d init: trunc_normal(.02) Linear and pos_embed, zero Linear bias, xavi
   const sd = m.stateDict();
   const std = (k: string) => torch.tidy(() => sd.get(k)!.std().item());
   const absMax = (k: string) => torch.tidy(() => sd.get(k)!.abs().max().item());
-  for (const k of ['blocks.0.attn.qkv.weight', 'blocks.1.mlp.fc1.weight', 'pos_embed']) assert.ok(Math.abs(std(k) - 0.02) < 0.002, `${k} std ${std(k)}`);
+  for (const k of ['blocks.0.attn.qkv.weight', 'blocks.1.mlp.fc1.weight', 'pos_embed'])
+    assert.ok(Math.abs(std(k) - 0.02) < 0.002, `${k} std ${std(k)}`);
   for (const k of ['blocks.0.attn.qkv.bias', 'blocks.1.mlp.fc2.bias', 'norm.bias']) assert.equal(absMax(k), 0, k);
-  assert.equal(torch.tidy(() => sd.get('blocks.0.norm1.weight')!.sub(1).abs().max().item()), 0);
+  assert.equal(
+    torch.tidy(() => sd.get('blocks.0.norm1.weight')!.sub(1).abs().max().item()),
+    0,
+  );
   const bound = Math.sqrt(6 / (64 + 32)); // fan_in 1·4·4·4, fan_out 32 on the flattened kernel
   assert.ok(absMax('patch_embed.proj.weight') <= bound && absMax('patch_embed.proj.weight') > 0.9 * bound);
   m.dispose();
 });
 
 test('ViT3d: bad patch sizes, input sizes and head counts are clear errors', () => {
-  assert.throws(() => new ViT3d({ ...tiny, patchSize: [4, 5, 4] }), /patchSize \[4, 5, 4\] must divide the imageSize \[16, 16, 16\] \(axis H: 16 % 5 ≠ 0\)/);
+  assert.throws(
+    () => new ViT3d({ ...tiny, patchSize: [4, 5, 4] }),
+    /patchSize \[4, 5, 4\] must divide the imageSize \[16, 16, 16\] \(axis H: 16 % 5 ≠ 0\)/,
+  );
   assert.throws(() => new ViT3d({ ...tiny, numHeads: 5 }), /hiddenSize 32 is not divisible by numHeads 5/);
   assert.throws(() => new ViT3d({ ...tiny, hiddenSize: 4, numHeads: 1, posEmbed: 'sincos' }), /hiddenSize ≥ 6/);
   const m = new ViT3d(tiny);
   torch.tidy(() => {
-    assert.throws(() => m.encode(torch.zeros([1, 1, 16, 16, 10])), /must divide the input size \[16, 16, 10\] \(axis W/);
+    assert.throws(
+      () => m.encode(torch.zeros([1, 1, 16, 16, 10])),
+      /must divide the input size \[16, 16, 10\] \(axis W/,
+    );
     assert.throws(() => m.encode(torch.zeros([1, 2, 16, 16, 16])), /expected input \(B, 1, D, H, W\)/);
   });
   m.dispose();
@@ -109,7 +157,12 @@ test('ViT3d: no tensor leaks across repeated forwards and backwards', () => {
     const before = torch.memory().numTensors;
     for (let i = 0; i < 3; i++) {
       for (const size of ['full', 'small']) {
-        torch.tidy(() => m.encode(get(`input.${size}`)).pooled.sum().backward());
+        torch.tidy(() =>
+          m
+            .encode(get(`input.${size}`))
+            .pooled.sum()
+            .backward(),
+        );
         m.forward(get(`input.${size}`)).dispose();
       }
     }
@@ -121,9 +174,14 @@ test('ViT3d: no tensor leaks across repeated forwards and backwards', () => {
 
 test('ViT3d: finite-difference gradcheck (float64) at the configured and a resampled size', () => {
   torch.manualSeed(0);
-  const m = new ViT3d({ imageSize: [4, 4, 4], patchSize: 2, hiddenSize: 6, depth: 1, numHeads: 2, mlpRatio: 2 }).to({ dtype: 'float64' });
+  const m = new ViT3d({ imageSize: [4, 4, 4], patchSize: 2, hiddenSize: 6, depth: 1, numHeads: 2, mlpRatio: 2 }).to({
+    dtype: 'float64',
+  });
   const g = new torch.Generator(1);
-  for (const shape of [[1, 1, 4, 4, 4], [1, 1, 2, 4, 6]]) {
+  for (const shape of [
+    [1, 1, 4, 4, 4],
+    [1, 1, 2, 4, 6],
+  ]) {
     const x = torch.randn(shape, { dtype: 'float64', generator: g });
     const res = torch.gradcheck((v) => m.encode(v).tokens, [x], { atol: 1e-5, rtol: 1e-4 });
     assert.ok(res.ok, `[${shape.join(', ')}]: ${res.worst} (max abs error ${res.maxAbsError})`);

@@ -25,7 +25,13 @@ function el(tag, text, cls) {
   return e;
 }
 
-const nv = new niivue.Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: false, isResizeCanvas: true, crosshairColor: [1, 0.2, 0.2, 0.6], crosshairWidth: 1 });
+const nv = new niivue.Niivue({
+  backColor: [0, 0, 0, 1],
+  show3Dcrosshair: false,
+  isResizeCanvas: true,
+  crosshairColor: [1, 0.2, 0.2, 0.6],
+  crosshairWidth: 1,
+});
 
 async function showVolume(url, what) {
   $('status').textContent = `loading ${what}…`;
@@ -33,7 +39,8 @@ async function showVolume(url, what) {
   await nv.loadVolumes([{ url, name: 'volume.nii', headers: auth, cal_min: -1000, cal_max: 400 }]);
   nv.setSliceType(nv.sliceTypeMultiplanar);
   $('viewer-box').dataset.loaded = what;
-  $('status').textContent = `${what}: scroll the mouse wheel over a view to move through its slices; click to move the crosshair.`;
+  $('status').textContent =
+    `${what}: scroll the mouse wheel over a view to move through its slices; click to move the crosshair.`;
 }
 
 function caseItem(c, onOpen) {
@@ -48,18 +55,20 @@ function caseItem(c, onOpen) {
 
 function showFindings(rows) {
   const body = $('findings').tBodies[0];
-  body.replaceChildren(...rows.map((f) => {
-    const tr = el('tr');
-    if (f.positive) tr.className = 'positive';
-    const bar = el('td', undefined, 'bar');
-    const fill = el('span');
-    fill.style.width = `${Math.round(100 * f.probability)}%`;
-    bar.append(fill);
-    bar.title = f.probability.toFixed(3);
-    const call = f.positive === null ? '—' : f.positive ? 'positive' : 'negative';
-    tr.append(el('td', f.label), bar, el('td', `${call} (${f.probability.toFixed(2)})`));
-    return tr;
-  }));
+  body.replaceChildren(
+    ...rows.map((f) => {
+      const tr = el('tr');
+      if (f.positive) tr.className = 'positive';
+      const bar = el('td', undefined, 'bar');
+      const fill = el('span');
+      fill.style.width = `${Math.round(100 * f.probability)}%`;
+      bar.append(fill);
+      bar.title = f.probability.toFixed(3);
+      const call = f.positive === null ? '—' : f.positive ? 'positive' : 'negative';
+      tr.append(el('td', f.label), bar, el('td', `${call} (${f.probability.toFixed(2)})`));
+      return tr;
+    }),
+  );
 }
 
 /** An indexed case's findings: its stored probabilities, called at the checkpoint's validated thresholds. */
@@ -84,7 +93,8 @@ async function openCase(id) {
   $('case-title').textContent = c.id;
   // a cache's cases carry their labels CSV; scans and PACS series have none, their labels are the positive calls
   const labelled = c.split !== 'scans' && c.split !== 'pacs';
-  $('case-meta').textContent = `split ${c.split} · ${labelled ? 'reference labels' : 'called findings'}: ${c.labels.length ? c.labels.join(', ') : 'none'}`;
+  $('case-meta').textContent =
+    `split ${c.split} · ${labelled ? 'reference labels' : 'called findings'}: ${c.labels.length ? c.labels.join(', ') : 'none'}`;
   $('report').textContent = c.report || '(no report)';
   showFindings(findingsOf(c));
   await Promise.all([showVolume(`/api/volume?id=${encodeURIComponent(id)}`, c.id).catch(showError), showSimilar(id)]);
@@ -93,11 +103,16 @@ async function openCase(id) {
 async function upload(file) {
   showError();
   $('status').textContent = `uploading and analysing ${file.name}…`;
-  const a = await api('/api/upload', { method: 'POST', body: file, headers: { 'content-type': 'application/octet-stream' } });
+  const a = await api('/api/upload', {
+    method: 'POST',
+    body: file,
+    headers: { 'content-type': 'application/octet-stream' },
+  });
   $('case').hidden = false;
   $('case-title').textContent = file.name;
   const s = a.seconds;
-  $('case-meta').textContent = `uploaded · preset ${a.preset} · ${(s.read + s.preprocess + s.encode + s.score).toFixed(2)} s`;
+  $('case-meta').textContent =
+    `uploaded · preset ${a.preset} · ${(s.read + s.preprocess + s.encode + s.score).toFixed(2)} s`;
   $('report').textContent = '(an uploaded scan has no report; see the similar cases)';
   showFindings(a.findings);
   await Promise.all([showVolume(`/api/upload/volume?id=${a.id}`, file.name), showSimilar(a.id)]);
@@ -106,17 +121,22 @@ async function upload(file) {
 async function listCases(more) {
   listOffset = more ? listOffset + 50 : 0;
   const label = $('label').value;
-  const cases = await api(`/api/cases?limit=50&offset=${listOffset}${label ? `&label=${encodeURIComponent(label)}` : ''}`);
+  const cases = await api(
+    `/api/cases?limit=50&offset=${listOffset}${label ? `&label=${encodeURIComponent(label)}` : ''}`,
+  );
   $('list-title').textContent = label ? `Cases with ${label}` : 'Cases';
   const items = cases.map((c) => caseItem(c, openCase));
-  if (more) $('list').append(...items); else $('list').replaceChildren(...items);
+  if (more) $('list').append(...items);
+  else $('list').replaceChildren(...items);
   $('more').hidden = cases.length < 50;
 }
 
 async function search(text) {
   showError();
   const label = $('label').value;
-  const hits = await api(`/api/search?q=${encodeURIComponent(text)}&k=20${label ? `&label=${encodeURIComponent(label)}` : ''}`);
+  const hits = await api(
+    `/api/search?q=${encodeURIComponent(text)}&k=20${label ? `&label=${encodeURIComponent(label)}` : ''}`,
+  );
   $('list-title').textContent = `Best matches for “${text}”`;
   $('list').replaceChildren(...hits.map((h) => caseItem(h, openCase)));
   $('more').hidden = true;
@@ -126,17 +146,29 @@ async function main() {
   await nv.attachTo('viewer');
   info = await api('/api/info');
   $('model').textContent = `checkpoint ${info.checkpointId} · ${info.cases} indexed cases`;
-  $('label').append(...info.labelNames.map((l) => { const o = el('option', l); o.value = l; return o; }));
+  $('label').append(
+    ...info.labelNames.map((l) => {
+      const o = el('option', l);
+      o.value = l;
+      return o;
+    }),
+  );
   $('search-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const text = $('query').value.trim();
     (text ? search(text) : listCases(false)).catch(showError);
   });
-  $('label').addEventListener('change', () => ($('query').value.trim() ? search($('query').value.trim()) : listCases(false)).catch(showError));
+  $('label').addEventListener('change', () =>
+    ($('query').value.trim() ? search($('query').value.trim()) : listCases(false)).catch(showError),
+  );
   $('more').addEventListener('click', () => listCases(true).catch(showError));
   $('upload').addEventListener('change', () => {
     const f = $('upload').files[0];
-    if (f) upload(f).catch((e) => { showError(e); $('status').textContent = 'upload failed'; });
+    if (f)
+      upload(f).catch((e) => {
+        showError(e);
+        $('status').textContent = 'upload failed';
+      });
   });
   await listCases(false);
   document.body.dataset.ready = 'true';

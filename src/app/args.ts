@@ -10,7 +10,11 @@ export type Options = Record<string, string | number | boolean | string[]>;
 
 /** Parses `args` (options only; a command takes its positional arguments off first). 'list' options repeat. */
 export function parseOptions(args: string[], spec: Record<string, OptionKind>): Options {
-  const cmd = new Command().exitOverride().helpOption(false).allowExcessArguments(false).configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  const cmd = new Command()
+    .exitOverride()
+    .helpOption(false)
+    .allowExcessArguments(false)
+    .configureOutput({ writeErr: () => {}, writeOut: () => {} });
   const number = (v: string) => {
     const n = Number(v);
     if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('must be a number.');
@@ -27,15 +31,21 @@ export function parseOptions(args: string[], spec: Record<string, OptionKind>): 
     cmd.parse(args, { from: 'user' });
   } catch (e) {
     if (!(e instanceof CommanderError)) throw e;
-    const allowed = Object.keys(spec).map((k) => `--${k}`).join(', ');
-    throw new UsageError(`${e.message.replace(/^error: /, '')}${e.code === 'commander.unknownOption' ? ` (allowed: ${allowed})` : ''}`);
+    const allowed = Object.keys(spec)
+      .map((k) => `--${k}`)
+      .join(', ');
+    throw new UsageError(
+      `${e.message.replace(/^error: /, '')}${e.code === 'commander.unknownOption' ? ` (allowed: ${allowed})` : ''}`,
+    );
   }
   const values = cmd.opts();
   const out: Options = {};
   for (const { key, o } of options) {
     // commander keeps `--no-x` as x = false and camel-cases names: give each back under the name it was declared with
     const v = values[o.attributeName()] as string | number | boolean | string[] | undefined;
-    if (o.negate) { if (v === false) out[key] = true; } else if (v !== undefined) out[key] = v;
+    if (o.negate) {
+      if (v === false) out[key] = true;
+    } else if (v !== undefined) out[key] = v;
   }
   return out;
 }

@@ -26,8 +26,14 @@ import { applyOverrides, loadConfig } from '../train/config.js';
  * intra-op thread gains nothing (7.0 vs 7.2 volumes/s for T3D alone), so two runs at once take the time of one.
  */
 function runPrefixed(name: string, args: string[], env: Record<string, string>): Promise<number | null> {
-  const child = spawn(process.execPath, [fileURLToPath(new URL('./cli.js', import.meta.url)), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  for (const [stream, sink] of [[child.stdout, process.stdout], [child.stderr, process.stderr]] as const) {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./cli.js', import.meta.url)), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  for (const [stream, sink] of [
+    [child.stdout, process.stdout],
+    [child.stderr, process.stderr],
+  ] as const) {
     createInterface({ input: stream }).on('line', (line) => sink.write(`[${name}] ${line}\n`));
   }
   return new Promise((resolve) => child.on('close', (code) => resolve(code)));
@@ -49,7 +55,13 @@ const RUNS = [
 ];
 
 export async function runDemo(args: string[]): Promise<void> {
-  const o = parseOptions(args, { out: 'string', steps: 'number', 'no-baseline': 'boolean', config: 'string', set: 'list' });
+  const o = parseOptions(args, {
+    out: 'string',
+    steps: 'number',
+    'no-baseline': 'boolean',
+    config: 'string',
+    set: 'list',
+  });
   const sets = (o.set as string[] | undefined) ?? [];
   const out = (o.out as string | undefined) ?? join('runs', 'demo');
   const runs = o['no-baseline'] ? RUNS.slice(0, 1) : RUNS;
@@ -59,22 +71,45 @@ export async function runDemo(args: string[]): Promise<void> {
   // the data first, once, so that the runs do not both build it
   await ensureCache(applyOverrides(loadConfig(configName), sets));
   const parallel = Math.max(1, Math.min(runs.length, availableParallelism()));
-  console.log(`\ndemo: [1/2] pre-training ${runs.map((r) => r.name).join(' and ')}${parallel > 1 ? ' side by side, one core each' : ''} (${stamp()} so far)`);
-  const pretrainArgs = (r: (typeof RUNS)[number]) => ['pretrain', '--config', configName, '--out', join(out, `${r.name}-s0`), '--resume',
-    ...(o.steps !== undefined ? ['--steps', String(o.steps)] : []), ...[...sets, ...r.sets].flatMap((x) => ['--set', x])];
+  console.log(
+    `\ndemo: [1/2] pre-training ${runs.map((r) => r.name).join(' and ')}${parallel > 1 ? ' side by side, one core each' : ''} (${stamp()} so far)`,
+  );
+  const pretrainArgs = (r: (typeof RUNS)[number]) => [
+    'pretrain',
+    '--config',
+    configName,
+    '--out',
+    join(out, `${r.name}-s0`),
+    '--resume',
+    ...(o.steps !== undefined ? ['--steps', String(o.steps)] : []),
+    ...[...sets, ...r.sets].flatMap((x) => ['--set', x]),
+  ];
   const queue = [...runs];
   const failed: string[] = [];
-  await Promise.all(Array.from({ length: parallel }, async () => {
-    for (let r = queue.shift(); r; r = queue.shift()) {
-      const code = await runPrefixed(r.name, pretrainArgs(r), parallel > 1 ? { T3D_NUM_THREADS: '1' } : {});
-      if (code !== 0) failed.push(`${r.name} (exit ${code})`);
-    }
-  }));
-  if (failed.length) throw new Error(`demo: pre-training failed: ${failed.join(', ')}; the lines prefixed with its name say why. Rerunning resumes.`);
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      for (let r = queue.shift(); r; r = queue.shift()) {
+        const code = await runPrefixed(r.name, pretrainArgs(r), parallel > 1 ? { T3D_NUM_THREADS: '1' } : {});
+        if (code !== 0) failed.push(`${r.name} (exit ${code})`);
+      }
+    }),
+  );
+  if (failed.length)
+    throw new Error(
+      `demo: pre-training failed: ${failed.join(', ')}; the lines prefixed with its name say why. Rerunning resumes.`,
+    );
   console.log(`\ndemo: [2/2] zero-shot classification and retrieval on the held-out volumes (${stamp()} so far)`);
   const config = loadEvalConfig('quick');
   const evaluated = [];
-  for (const r of runs) evaluated.push({ name: r.name, ...(await evaluateCheckpoint({ checkpoint: join(out, `${r.name}-s0`), tasks: ['zeroshot', 'retrieval'], config })) });
+  for (const r of runs)
+    evaluated.push({
+      name: r.name,
+      ...(await evaluateCheckpoint({
+        checkpoint: join(out, `${r.name}-s0`),
+        tasks: ['zeroshot', 'retrieval'],
+        config,
+      })),
+    });
 
   const first = evaluated[0]!.records;
   const n = (first.find((x) => x.meta.task === 'retrieval')!.result as RetrievalReport).candidates;
@@ -83,8 +118,10 @@ export async function runDemo(args: string[]): Promise<void> {
   const lines = evaluated.map((e) => {
     const z = e.records.find((x) => x.meta.task === 'zeroshot')!.result as ClassificationReport;
     const r2v = (e.records.find((x) => x.meta.task === 'retrieval')!.result as RetrievalReport).reportToVolume;
-    return `${e.name.padEnd(9)} zero-shot macro-AUROC ${fmt(z.macro.auroc)} [95 % CI ${fmt(z.macroCi.auroc[0])}, ${fmt(z.macroCi.auroc[1])}]`
-      + ` · report→volume ${ks.map((k) => `${k} ${fmt(r2v.recall[k]!)}`).join(' ')}`;
+    return (
+      `${e.name.padEnd(9)} zero-shot macro-AUROC ${fmt(z.macro.auroc)} [95 % CI ${fmt(z.macroCi.auroc[0])}, ${fmt(z.macroCi.auroc[1])}]` +
+      ` · report→volume ${ks.map((k) => `${k} ${fmt(r2v.recall[k]!)}`).join(' ')}`
+    );
   });
   const meaning = [
     `Zero-shot: each of the ${n} held-out volumes is scored for ${labelsCounted} findings by comparing its embedding with "finding present / absent" prompt embeddings; no labels are used. Chance is a macro-AUROC of 0.5; a CI that excludes 0.5 means the encoder learned the findings from the reports alone.`,
@@ -93,9 +130,20 @@ export async function runDemo(args: string[]): Promise<void> {
   const main = evaluated[0]!;
   const methods = collectStudy(out).filter((m) => runs.some((r) => r.name === m.name));
   const report = join(out, 'report.html');
-  writeFileSync(report, await targetReportHtml(main.records, {
-    title: 'T3D demo — synthetic chest CT', labelNames: readCacheIndex(main.cacheDir).labelNames, metricsPath: main.target.metricsPath, intro: meaning,
-    comparison: methods.length > 1 ? { methods, table: studyTable(methods, { treatment: 't3d', baseline: 'clip-only' }) } : undefined,
-  }));
-  console.log(`\ndemo: done in ${stamp()} (this session)\n${lines.map((l) => `  ${l}`).join('\n')}\n\n${meaning.map((m) => `  ${m}`).join('\n')}\n\n  report: ${report}`);
+  writeFileSync(
+    report,
+    await targetReportHtml(main.records, {
+      title: 'T3D demo — synthetic chest CT',
+      labelNames: readCacheIndex(main.cacheDir).labelNames,
+      metricsPath: main.target.metricsPath,
+      intro: meaning,
+      comparison:
+        methods.length > 1
+          ? { methods, table: studyTable(methods, { treatment: 't3d', baseline: 'clip-only' }) }
+          : undefined,
+    }),
+  );
+  console.log(
+    `\ndemo: done in ${stamp()} (this session)\n${lines.map((l) => `  ${l}`).join('\n')}\n\n${meaning.map((m) => `  ${m}`).join('\n')}\n\n  report: ${report}`,
+  );
 }

@@ -15,7 +15,8 @@ import { collectStudy, studyMarkdown, studyTable } from '../eval/report/compare.
 import { Progress } from '../util/progress.js';
 import { UsageError, parseOptions } from './args.js';
 
-export const EVAL_SUMMARY = 'downstream evaluation: zero-shot, retrieval, linear probe, fine-tuning, segmentation, report generation; study tables';
+export const EVAL_SUMMARY =
+  'downstream evaluation: zero-shot, retrieval, linear probe, fine-tuning, segmentation, report generation; study tables';
 export const EVAL_USAGE = `t3d eval <${[...TASKS, 'all'].join('|')}>[,<task>...] --checkpoint <run-or-checkpoint> [--data <cache|dataset>] [--out dir] [--config default|quick|file.json]
                 [--init pretrained|random] [--init-seed N] [--seed N] [--labels 'A,B,...'] [--device cpu|cuda] [--report out.html]
 t3d eval compare --runs <study-dir> [--out dir] [--report out.html] [--treatment t3d] [--baseline clip-only] [--subset labels.json]
@@ -51,17 +52,30 @@ async function resolveCache(data: string, preset: string, outDir: string): Promi
 }
 
 async function runCompare(args: string[]): Promise<void> {
-  const o = parseOptions(args, { runs: 'string', out: 'string', report: 'string', treatment: 'string', baseline: 'string', resamples: 'number', subset: 'string' });
+  const o = parseOptions(args, {
+    runs: 'string',
+    out: 'string',
+    report: 'string',
+    treatment: 'string',
+    baseline: 'string',
+    resamples: 'number',
+    subset: 'string',
+  });
   if (!o.runs) throw new UsageError('eval compare: --runs <study-dir> is required');
   let subset: LabelSubset | undefined;
   if (o.subset) {
     const s = readJsonFile<{ name?: string; labels?: unknown }>(o.subset as string);
-    if (!Array.isArray(s.labels) || !s.labels.every((l) => typeof l === 'string')) throw new Error(`--subset ${o.subset}: expected {"name": ..., "labels": ["Lung nodule", ...]}`);
+    if (!Array.isArray(s.labels) || !s.labels.every((l) => typeof l === 'string'))
+      throw new Error(`--subset ${o.subset}: expected {"name": ..., "labels": ["Lung nodule", ...]}`);
     subset = { name: s.name ?? 'subset', labels: s.labels as string[] };
   }
   const methods = collectStudy(o.runs as string, 'eval', subset);
   if (!methods.length) throw new Error(`${o.runs}: no <method>-s<seed>/eval/*.json records found`);
-  const t = studyTable(methods, { treatment: o.treatment as string | undefined, baseline: o.baseline as string | undefined, resamples: o.resamples as number | undefined });
+  const t = studyTable(methods, {
+    treatment: o.treatment as string | undefined,
+    baseline: o.baseline as string | undefined,
+    resamples: o.resamples as number | undefined,
+  });
   const out = (o.out as string | undefined) ?? (o.runs as string);
   mkdirSync(out, { recursive: true });
   const md = studyMarkdown(methods, t, `Study: ${methods.map((m) => m.name).join(', ')}`);
@@ -72,19 +86,37 @@ async function runCompare(args: string[]): Promise<void> {
   log(`study table → ${join(out, 'study.md')}, report → ${report}`);
 }
 
-export interface Evaluated { records: EvalRecord[]; target: EvalTarget; cacheDir: string; outDir: string }
+export interface Evaluated {
+  records: EvalRecord[];
+  target: EvalTarget;
+  cacheDir: string;
+  outDir: string;
+}
 
 /** Runs (or resumes) `tasks` on one checkpoint; records go to `out` (default <run>/eval or <run>/eval-random-s<N>). */
 export async function evaluateCheckpoint(o: {
-  checkpoint: string; tasks: TaskName[]; config: EvalConfig; init?: 'pretrained' | 'random'; initSeed?: number; out?: string; data?: string; device?: string;
+  checkpoint: string;
+  tasks: TaskName[];
+  config: EvalConfig;
+  init?: 'pretrained' | 'random';
+  initSeed?: number;
+  out?: string;
+  data?: string;
+  device?: string;
 }): Promise<Evaluated> {
   const init = o.init ?? 'pretrained';
   const target = evalTarget(o.checkpoint, { init, seed: o.initSeed });
   const runDir = dirname(dirname(target.checkpointDir));
   const outDir = o.out ?? join(runDir, init === 'random' ? `eval-random-s${target.pretrainSeed}` : 'eval');
   mkdirSync(outDir, { recursive: true });
-  const cacheDir = await resolveCache(o.data ?? target.loaded.config.data.cache, target.loaded.config.data.preset, outDir);
-  log(`${o.tasks.join(', ')} on ${cacheDir} for ${target.checkpointDir} (${init}, id ${target.checkpointId}), budget '${o.config.name}' → ${outDir}`);
+  const cacheDir = await resolveCache(
+    o.data ?? target.loaded.config.data.cache,
+    target.loaded.config.data.preset,
+    outDir,
+  );
+  log(
+    `${o.tasks.join(', ')} on ${cacheDir} for ${target.checkpointDir} (${init}, id ${target.checkpointId}), budget '${o.config.name}' → ${outDir}`,
+  );
   const records = await runSuite({ target, config: o.config, cacheDir, outDir, device: o.device, log }, o.tasks);
   return { records, target, cacheDir, outDir };
 }
@@ -92,25 +124,66 @@ export async function evaluateCheckpoint(o: {
 export async function runEval(args: string[]): Promise<void> {
   const [task, ...rest] = args;
   if (task === 'compare') return runCompare(rest);
-  const tasks: TaskName[] = task === 'all' ? [...TASKS] : (task ?? '').split(',') as TaskName[];
-  if (!task || tasks.some((t) => !(TASKS as readonly string[]).includes(t))) throw new UsageError(`eval: first argument must be one of ${[...TASKS, 'all', 'compare'].join(', ')}, or a comma list of tasks (got '${task ?? ''}')`);
-  const o = parseOptions(rest, { checkpoint: 'string', data: 'string', out: 'string', config: 'string', init: 'string', 'init-seed': 'number', seed: 'number', device: 'string', report: 'string', labels: 'string' });
+  const tasks: TaskName[] = task === 'all' ? [...TASKS] : ((task ?? '').split(',') as TaskName[]);
+  if (!task || tasks.some((t) => !(TASKS as readonly string[]).includes(t)))
+    throw new UsageError(
+      `eval: first argument must be one of ${[...TASKS, 'all', 'compare'].join(', ')}, or a comma list of tasks (got '${task ?? ''}')`,
+    );
+  const o = parseOptions(rest, {
+    checkpoint: 'string',
+    data: 'string',
+    out: 'string',
+    config: 'string',
+    init: 'string',
+    'init-seed': 'number',
+    seed: 'number',
+    device: 'string',
+    report: 'string',
+    labels: 'string',
+  });
   if (!o.checkpoint) throw new UsageError('eval: --checkpoint <run-or-checkpoint> is required');
   const init = (o.init as string | undefined) ?? 'pretrained';
-  if (init !== 'pretrained' && init !== 'random') throw new Error(`--init must be 'pretrained' or 'random' (got '${init}')`);
+  if (init !== 'pretrained' && init !== 'random')
+    throw new Error(`--init must be 'pretrained' or 'random' (got '${init}')`);
   let config = loadEvalConfig((o.config as string | undefined) ?? 'default');
   if (o.seed !== undefined) config = { ...config, seed: o.seed as number };
-  if (o.labels) config = { ...config, zeroshot: { ...config.zeroshot, labels: (o.labels as string).split(',').map((l) => l.trim()).filter(Boolean) } };
+  if (o.labels)
+    config = {
+      ...config,
+      zeroshot: {
+        ...config.zeroshot,
+        labels: (o.labels as string)
+          .split(',')
+          .map((l) => l.trim())
+          .filter(Boolean),
+      },
+    };
   const { records, target, cacheDir, outDir } = await evaluateCheckpoint({
-    checkpoint: o.checkpoint as string, tasks, config, init, initSeed: o['init-seed'] as number | undefined,
-    out: o.out as string | undefined, data: o.data as string | undefined, device: o.device as string | undefined,
+    checkpoint: o.checkpoint as string,
+    tasks,
+    config,
+    init,
+    initSeed: o['init-seed'] as number | undefined,
+    out: o.out as string | undefined,
+    data: o.data as string | undefined,
+    device: o.device as string | undefined,
   });
-  const md = markdownSummary(records, `Evaluation of ${target.checkpointDir}${init === 'random' ? ' (random init)' : ''}`);
+  const md = markdownSummary(
+    records,
+    `Evaluation of ${target.checkpointDir}${init === 'random' ? ' (random init)' : ''}`,
+  );
   writeFileSync(join(outDir, task === 'all' ? 'summary.md' : `summary-${tasks.join('-')}.md`), md);
   console.log(md);
   const report = (o.report as string | undefined) ?? (task === 'all' ? join(outDir, 'report.html') : undefined);
   if (report) {
-    writeFileSync(report, await targetReportHtml(records, { title: `T3D evaluation — ${target.checkpointDir}`, metricsPath: target.metricsPath, labelNames: readCacheIndex(cacheDir).labelNames }));
+    writeFileSync(
+      report,
+      await targetReportHtml(records, {
+        title: `T3D evaluation — ${target.checkpointDir}`,
+        metricsPath: target.metricsPath,
+        labelNames: readCacheIndex(cacheDir).labelNames,
+      }),
+    );
     log(`HTML report → ${report}`);
   }
 }

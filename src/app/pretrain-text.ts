@@ -20,22 +20,52 @@ runs/text/<config name>); each is a Hugging Face model folder. Rerunning the sam
 The tokenizer comes with the text checkpoint. The held-out masked-token accuracy on the validation reports is printed.`;
 
 export async function runPretrainText(args: string[]): Promise<void> {
-  const o = parseOptions(args, { config: 'string', out: 'string', steps: 'number', 'batch-size': 'number', lr: 'number', 'mask-prob': 'number', device: 'string', set: 'list' });
+  const o = parseOptions(args, {
+    config: 'string',
+    out: 'string',
+    steps: 'number',
+    'batch-size': 'number',
+    lr: 'number',
+    'mask-prob': 'number',
+    device: 'string',
+    set: 'list',
+  });
   const sets = (o.set as string[] | undefined) ?? [];
   const cfg = applyOverrides(loadConfig((o.config as string | undefined) ?? 'cpu-96'), sets);
   validateConfig(cfg);
-  if ('pretrained' in cfg.model.text) throw new Error('pretrain-text trains model.text from scratch; this config loads a pre-trained text encoder (model.text.pretrained)');
+  if ('pretrained' in cfg.model.text)
+    throw new Error(
+      'pretrain-text trains model.text from scratch; this config loads a pre-trained text encoder (model.text.pretrained)',
+    );
   const outDir = (o.out as string | undefined) ?? join('runs', 'text', cfg.name);
   await ensureCache(cfg);
   const tok = prepareTokenizer(cfg, outDir);
   const entries = readCacheIndex(cfg.data.cache).entries;
   const reports = (split: string) => entries.filter((e) => e.split === split).map((e) => e.report);
-  const train = reports(cfg.data.trainSplit), valid = reports(cfg.data.valSplit);
+  const train = reports(cfg.data.trainSplit),
+    valid = reports(cfg.data.valSplit);
   const steps = (o.steps as number | undefined) ?? 2000;
-  const r = pretrainText(bertConfig({ ...cfg.model.text, vocab_size: tok.vocabSize }, 'model.text'), tok, train, valid, outDir, {
-    steps, batchSize: (o['batch-size'] as number | undefined) ?? 32, lr: (o.lr as number | undefined) ?? 5e-4, weightDecay: 0.01,
-    warmupSteps: Math.min(100, Math.floor(steps / 10)), maskProb: (o['mask-prob'] as number | undefined) ?? 0.15, maxTokens: cfg.data.maxTokens,
-    seed: cfg.train.seed, textAugment: cfg.data.textAugment, logEvery: Math.max(1, Math.min(100, Math.floor(steps / 20))), checkpointEvery: 500,
-  }, (l) => console.log(l), (o.device as string | undefined) ?? 'cpu');
+  const r = pretrainText(
+    bertConfig({ ...cfg.model.text, vocab_size: tok.vocabSize }, 'model.text'),
+    tok,
+    train,
+    valid,
+    outDir,
+    {
+      steps,
+      batchSize: (o['batch-size'] as number | undefined) ?? 32,
+      lr: (o.lr as number | undefined) ?? 5e-4,
+      weightDecay: 0.01,
+      warmupSteps: Math.min(100, Math.floor(steps / 10)),
+      maskProb: (o['mask-prob'] as number | undefined) ?? 0.15,
+      maxTokens: cfg.data.maxTokens,
+      seed: cfg.train.seed,
+      textAugment: cfg.data.textAugment,
+      logEvery: Math.max(1, Math.min(100, Math.floor(steps / 20))),
+      checkpointEvery: 500,
+    },
+    (l) => console.log(l),
+    (o.device as string | undefined) ?? 'cpu',
+  );
   console.log(`pretrain-text: done at step ${r.step}; use it with --set model.text.pretrained=${outDir}`);
 }

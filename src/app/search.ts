@@ -1,6 +1,15 @@
 // `t3d index`, `t3d search`, `t3d similar`: an embedding index of preprocessed volumes (LanceDB, one table per
 // checkpoint) and the two questions people ask it — which cases match this text, which cases look like this scan.
-import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.js';
@@ -61,8 +70,14 @@ export function listScans(folder: string): string[] {
   if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new Error(`--scans ${folder}: no such folder`);
   const out: string[] = [];
   const walk = (rel: string) => {
-    const entries = readdirSync(join(folder, rel), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name));
-    if (rel && entries.some((e) => e.isFile() && !/\.(nii(\.gz)?|json|txt|csv|md)$/i.test(e.name) && !e.name.startsWith('.'))) out.push(rel);
+    const entries = readdirSync(join(folder, rel), { withFileTypes: true }).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    );
+    if (
+      rel &&
+      entries.some((e) => e.isFile() && !/\.(nii(\.gz)?|json|txt|csv|md)$/i.test(e.name) && !e.name.startsWith('.'))
+    )
+      out.push(rel);
     for (const e of entries) {
       const path = rel ? join(rel, e.name) : e.name;
       if (e.isDirectory()) walk(path);
@@ -76,12 +91,17 @@ export function listScans(folder: string): string[] {
 /** Reports a volume that could not be indexed and lists it in <db>/quarantine.jsonl. */
 function quarantine(db: string, id: string, checkpointId: string, err: unknown): void {
   log(`index: ${id} skipped: ${(err as Error).message}`);
-  appendFileSync(join(db, 'quarantine.jsonl'), JSON.stringify({ id, checkpointId, error: (err as Error).message, at: new Date().toISOString() }) + '\n');
+  appendFileSync(
+    join(db, 'quarantine.jsonl'),
+    JSON.stringify({ id, checkpointId, error: (err as Error).message, at: new Date().toISOString() }) + '\n',
+  );
 }
 
 function progress(done: number, total: number, t0: number, processed: number): void {
   const rate = processed / ((performance.now() - t0) / 1000);
-  console.log(`index: ${done}/${total} (${Math.round((100 * done) / total)} %) ${rate.toFixed(1)} volumes/s ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s`);
+  console.log(
+    `index: ${done}/${total} (${Math.round((100 * done) / total)} %) ${rate.toFixed(1)} volumes/s ETA ${Math.round((total - done) / Math.max(rate, 1e-9))} s`,
+  );
 }
 
 interface ScanSource {
@@ -93,7 +113,14 @@ interface ScanSource {
   open(id: string): Promise<{ path: string; source: string; close?: () => void }>;
 }
 
-interface ScanIndexOptions { checkpoint: string; db: string; batch: number; ann: boolean; device?: string; intercept?: number }
+interface ScanIndexOptions {
+  checkpoint: string;
+  db: string;
+  batch: number;
+  ann: boolean;
+  device?: string;
+  intercept?: number;
+}
 
 /** Scans → the checkpoint's analyzer → rows, appended batch by batch; failures quarantined, indexed ids skipped. */
 async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<void> {
@@ -103,9 +130,12 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
     const index = await VectorIndex.open(o.db, analyzer.checkpointId);
     const done = await index.ids();
     const todo = src.ids.filter((s) => !done.has(s));
-    console.log(`index: ${src.ids.length} ${src.what}, ${src.ids.length - todo.length} already in table t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`);
+    console.log(
+      `index: ${src.ids.length} ${src.what}, ${src.ids.length - todo.length} already in table t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`,
+    );
     const t0 = performance.now();
-    let added = 0, quarantined = 0;
+    let added = 0,
+      quarantined = 0;
     for (let at = 0; at < todo.length; at += o.batch) {
       const rows: IndexRow[] = [];
       for (const id of todo.slice(at, at + o.batch)) {
@@ -113,8 +143,16 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
         try {
           opened = await src.open(id);
           const a = await analyzer.analyze(opened.path, { intercept: o.intercept, rejectGaps: true });
-          rows.push({ id, source: opened.source, split: src.split, report: '', labels: a.findings.filter((f) => f.positive).map((f) => f.label),
-            findings: Object.fromEntries(a.findings.map((f) => [f.label, f.probability])), checkpointId: analyzer.checkpointId, vector: a.embedding });
+          rows.push({
+            id,
+            source: opened.source,
+            split: src.split,
+            report: '',
+            labels: a.findings.filter((f) => f.positive).map((f) => f.label),
+            findings: Object.fromEntries(a.findings.map((f) => [f.label, f.probability])),
+            checkpointId: analyzer.checkpointId,
+            vector: a.embedding,
+          });
         } catch (err) {
           quarantined += 1;
           quarantine(o.db, id, analyzer.checkpointId, err);
@@ -127,7 +165,9 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
       progress(Math.min(at + o.batch, todo.length), todo.length, t0, added + quarantined);
     }
     if (o.ann) await index.createAnnIndex();
-    console.log(`index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`);
+    console.log(
+      `index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`,
+    );
   } finally {
     analyzer.dispose();
   }
@@ -136,36 +176,75 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
 async function indexScans(folder: string, o: ScanIndexOptions): Promise<void> {
   const scans = listScans(folder);
   if (scans.length === 0) throw new Error(`--scans ${folder}: no .nii/.nii.gz files or DICOM series folders in it`);
-  await indexScanSource({ what: `scans in ${folder}`, ids: scans, split: 'scans', open: async (id) => ({ path: join(folder, id), source: join(folder, id) }) }, o);
+  await indexScanSource(
+    {
+      what: `scans in ${folder}`,
+      ids: scans,
+      split: 'scans',
+      open: async (id) => ({ path: join(folder, id), source: join(folder, id) }),
+    },
+    o,
+  );
 }
 
 /** CT series of a DICOMweb server (QIDO-RS), each fetched (WADO-RS) into a temporary folder; id = SeriesInstanceUID. */
 async function indexDicomWeb(base: string, o: ScanIndexOptions & { timeoutMs: number }): Promise<void> {
   const series = await findSeries(base, { timeoutMs: o.timeoutMs });
   const byUid = new Map(series.map((s) => [s.seriesUid, s]));
-  await indexScanSource({
-    what: `CT series on ${base}`, ids: [...byUid.keys()], split: 'pacs',
-    open: async (uid) => {
-      const s = byUid.get(uid)!;
-      const parts = await fetchSeries(base, s, { timeoutMs: o.timeoutMs });
-      if (s.instances !== undefined && parts.length < s.instances) throw new Error(`partial series: ${parts.length} of ${s.instances} instances arrived`);
-      const dir = mkdtempSync(join(tmpdir(), 't3d-series-'));
-      parts.forEach((p, i) => writeFileSync(join(dir, `${String(i + 1).padStart(5, '0')}.dcm`), p));
-      return { path: dir, source: `${base.replace(/\/+$/, '')}/studies/${s.studyUid}/series/${uid}`, close: () => rmSync(dir, { recursive: true, force: true }) };
+  await indexScanSource(
+    {
+      what: `CT series on ${base}`,
+      ids: [...byUid.keys()],
+      split: 'pacs',
+      open: async (uid) => {
+        const s = byUid.get(uid)!;
+        const parts = await fetchSeries(base, s, { timeoutMs: o.timeoutMs });
+        if (s.instances !== undefined && parts.length < s.instances)
+          throw new Error(`partial series: ${parts.length} of ${s.instances} instances arrived`);
+        const dir = mkdtempSync(join(tmpdir(), 't3d-series-'));
+        parts.forEach((p, i) => writeFileSync(join(dir, `${String(i + 1).padStart(5, '0')}.dcm`), p));
+        return {
+          path: dir,
+          source: `${base.replace(/\/+$/, '')}/studies/${s.studyUid}/series/${uid}`,
+          close: () => rmSync(dir, { recursive: true, force: true }),
+        };
+      },
     },
-  }, o);
+    o,
+  );
 }
 
 export async function runIndex(args: string[]): Promise<void> {
-  const o = parseOptions(args, { checkpoint: 'string', cache: 'string', scans: 'string', dicomweb: 'string', timeout: 'number', db: 'string', split: 'string', batch: 'number', ann: 'boolean', device: 'string', intercept: 'number' });
+  const o = parseOptions(args, {
+    checkpoint: 'string',
+    cache: 'string',
+    scans: 'string',
+    dicomweb: 'string',
+    timeout: 'number',
+    db: 'string',
+    split: 'string',
+    batch: 'number',
+    ann: 'boolean',
+    device: 'string',
+    intercept: 'number',
+  });
   if (!o.checkpoint) throw new UsageError('index: --checkpoint <run-or-checkpoint> is required');
   const batch = (o.batch as number | undefined) ?? 32;
-  if (!(Number.isInteger(batch) && batch >= 1)) throw new UsageError(`index: --batch must be a positive integer, got ${batch}`);
+  if (!(Number.isInteger(batch) && batch >= 1))
+    throw new UsageError(`index: --batch must be a positive integer, got ${batch}`);
   const db = (o.db as string | undefined) ?? DEFAULT_DB;
   const device = o.device as string | undefined;
-  if ([o.cache, o.scans, o.dicomweb].filter(Boolean).length > 1) throw new UsageError('index: give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>');
+  if ([o.cache, o.scans, o.dicomweb].filter(Boolean).length > 1)
+    throw new UsageError('index: give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>');
   if ((o.scans || o.dicomweb) && o.split) throw new UsageError('index: --split applies to a preprocessed cache');
-  const scanOptions = { checkpoint: o.checkpoint as string, db, batch, ann: !!o.ann, device, intercept: o.intercept as number | undefined };
+  const scanOptions = {
+    checkpoint: o.checkpoint as string,
+    db,
+    batch,
+    ann: !!o.ann,
+    device,
+    intercept: o.intercept as number | undefined,
+  };
   if (o.scans) return indexScans(o.scans as string, scanOptions);
   if (o.dicomweb) {
     const timeout = (o.timeout as number | undefined) ?? 60;
@@ -181,16 +260,26 @@ export async function runIndex(args: string[]): Promise<void> {
     const { entries, labelNames } = readCacheIndex(cache);
     const splits = (o.split as string | undefined)?.split(',');
     const chosen = entries.filter((e) => !splits || splits.includes(e.split));
-    if (splits && chosen.length === 0) throw new Error(`index: --split ${splits.join(',')}: no such volumes in ${cache} (splits: ${[...new Set(entries.map((e) => e.split))].join(', ')})`);
+    if (splits && chosen.length === 0)
+      throw new Error(
+        `index: --split ${splits.join(',')}: no such volumes in ${cache} (splits: ${[...new Set(entries.map((e) => e.split))].join(', ')})`,
+      );
     mkdirSync(db, { recursive: true });
     const index = await VectorIndex.open(db, checkpointIdOf(ckpt));
     const done = await index.ids();
     const todo = chosen.filter((e) => !done.has(e.name));
-    console.log(`index: ${chosen.length} volumes in ${cache}, ${chosen.length - todo.length} already in table t3d_${index.checkpointId} of ${db}; ${todo.length} to embed`);
+    console.log(
+      `index: ${chosen.length} volumes in ${cache}, ${chosen.length - todo.length} already in table t3d_${index.checkpointId} of ${db}; ${todo.length} to embed`,
+    );
     const prompts = zeroShotPrompts(model, tokenizer, labelNames, { templates: 3, device });
     const byName = new Map(entries.map((e) => [e.name, e]));
     const embed = async (names: string[]): Promise<IndexRow[]> => {
-      const e = await embedSplit(model, tokenizer, cache, undefined, { names, batchSize: Math.min(batch, 8), maxTokens: config.data.maxTokens, device });
+      const e = await embedSplit(model, tokenizer, cache, undefined, {
+        names,
+        batchSize: Math.min(batch, 8),
+        maxTokens: config.data.maxTokens,
+        device,
+      });
       try {
         const probs = scoresFromPrompts(model, e.volumes, prompts);
         const vectors = torch.tidy(() => e.volumes.to('cpu').to('float32').toArray());
@@ -198,8 +287,14 @@ export async function runIndex(args: string[]): Promise<void> {
         return e.names.map((n, i) => {
           const entry = byName.get(n)!;
           return {
-            id: n, source: resolve(cache, entry.file), split: entry.split, report: entry.report, labels: labelNames.filter((_, l) => entry.labels[l] === 1),
-            findings: Object.fromEntries(labelNames.map((l, j) => [l, probs[i]![j]!])), checkpointId: index.checkpointId, vector: vectors.slice(i * D, (i + 1) * D),
+            id: n,
+            source: resolve(cache, entry.file),
+            split: entry.split,
+            report: entry.report,
+            labels: labelNames.filter((_, l) => entry.labels[l] === 1),
+            findings: Object.fromEntries(labelNames.map((l, j) => [l, probs[i]![j]!])),
+            checkpointId: index.checkpointId,
+            vector: vectors.slice(i * D, (i + 1) * D),
           };
         });
       } finally {
@@ -207,7 +302,8 @@ export async function runIndex(args: string[]): Promise<void> {
       }
     };
     const t0 = performance.now();
-    let added = 0, quarantined = 0;
+    let added = 0,
+      quarantined = 0;
     try {
       for (let at = 0; at < todo.length; at += batch) {
         const names = todo.slice(at, at + batch).map((e) => e.name);
@@ -219,7 +315,7 @@ export async function runIndex(args: string[]): Promise<void> {
           rows = [];
           for (const n of names) {
             try {
-              rows.push(...await embed([n]));
+              rows.push(...(await embed([n])));
             } catch (err) {
               quarantined += 1;
               quarantine(db, n, index.checkpointId, err);
@@ -234,19 +330,29 @@ export async function runIndex(args: string[]): Promise<void> {
       torch.dispose([prompts.pos, prompts.neg]);
     }
     if (o.ann) await index.createAnnIndex();
-    console.log(`index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`);
+    console.log(
+      `index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`,
+    );
   } finally {
     model.dispose();
   }
 }
 
 function printHits(hits: Hit[], json: boolean): void {
-  if (json) { console.log(JSON.stringify(hits, null, 1)); return; }
-  if (hits.length === 0) { console.log('no matching volumes'); return; }
+  if (json) {
+    console.log(JSON.stringify(hits, null, 1));
+    return;
+  }
+  if (hits.length === 0) {
+    console.log('no matching volumes');
+    return;
+  }
   const w = Math.max(...hits.map((h) => h.id.length));
   hits.forEach((h, i) => {
     const report = reportGist(h.report);
-    console.log(`${String(i + 1).padStart(3)}. ${h.similarity.toFixed(3)}  ${h.id.padEnd(w)}  [${h.split}] ${h.labels.length ? h.labels.join(', ') : 'no findings'}\n       ${report}`);
+    console.log(
+      `${String(i + 1).padStart(3)}. ${h.similarity.toFixed(3)}  ${h.id.padEnd(w)}  [${h.split}] ${h.labels.length ? h.labels.join(', ') : 'no findings'}\n       ${report}`,
+    );
   });
 }
 
@@ -257,26 +363,42 @@ function filters(o: Options): SearchFilter {
 }
 
 async function openIndex(db: string, checkpointId: string, checkpointDir: string): Promise<VectorIndex> {
-  if (!existsSync(db)) throw new Error(`--db ${db}: no such index; build one with \`t3d index --checkpoint ${checkpointDir}\``);
+  if (!existsSync(db))
+    throw new Error(`--db ${db}: no such index; build one with \`t3d index --checkpoint ${checkpointDir}\``);
   const index = await VectorIndex.open(db, checkpointId);
   if ((await index.count()) === 0) {
     const others = await VectorIndex.checkpoints(db);
-    throw new Error(`--db ${db}: nothing indexed with checkpoint ${index.checkpointId}${others.length ? ` (tables exist for ${others.join(', ')})` : ''}; run \`t3d index --checkpoint ${checkpointDir} --db ${db}\``);
+    throw new Error(
+      `--db ${db}: nothing indexed with checkpoint ${index.checkpointId}${others.length ? ` (tables exist for ${others.join(', ')})` : ''}; run \`t3d index --checkpoint ${checkpointDir} --db ${db}\``,
+    );
   }
   return index;
 }
 
 export async function runSearch(args: string[]): Promise<void> {
   const [text, ...rest] = args;
-  if (!text || text.startsWith('--')) throw new UsageError('search: give the query text first, e.g. t3d search "pleural effusion" --checkpoint <run>');
-  const o = parseOptions(rest, { checkpoint: 'string', db: 'string', k: 'number', label: 'string', split: 'string', json: 'boolean' });
-  if (!o.checkpoint) throw new UsageError('search: --checkpoint <run-or-checkpoint> is required (the index holds one table per checkpoint)');
+  if (!text || text.startsWith('--'))
+    throw new UsageError('search: give the query text first, e.g. t3d search "pleural effusion" --checkpoint <run>');
+  const o = parseOptions(rest, {
+    checkpoint: 'string',
+    db: 'string',
+    k: 'number',
+    label: 'string',
+    split: 'string',
+    json: 'boolean',
+  });
+  if (!o.checkpoint)
+    throw new UsageError(
+      'search: --checkpoint <run-or-checkpoint> is required (the index holds one table per checkpoint)',
+    );
   const f = filters(o);
   const ckpt = loadT3dCheckpoint(o.checkpoint as string, log);
   try {
     const index = await openIndex((o.db as string | undefined) ?? DEFAULT_DB, checkpointIdOf(ckpt), ckpt.dir);
     ckpt.model.eval();
-    const vector = torch.tidy(() => embedTexts(ckpt.model, ckpt.tokenizer, [text], ckpt.config.data.maxTokens).to('float32').toArray());
+    const vector = torch.tidy(() =>
+      embedTexts(ckpt.model, ckpt.tokenizer, [text], ckpt.config.data.maxTokens).to('float32').toArray(),
+    );
     printHits(await index.search(vector, f), !!o.json);
   } finally {
     ckpt.model.dispose();
@@ -285,8 +407,17 @@ export async function runSearch(args: string[]): Promise<void> {
 
 export async function runSimilar(args: string[]): Promise<void> {
   const [query, ...rest] = args;
-  if (!query || query.startsWith('--')) throw new UsageError('similar: give a scan (NIfTI file or DICOM series folder) or an indexed id first');
-  const o = parseOptions(rest, { checkpoint: 'string', db: 'string', k: 'number', label: 'string', split: 'string', json: 'boolean', intercept: 'number' });
+  if (!query || query.startsWith('--'))
+    throw new UsageError('similar: give a scan (NIfTI file or DICOM series folder) or an indexed id first');
+  const o = parseOptions(rest, {
+    checkpoint: 'string',
+    db: 'string',
+    k: 'number',
+    label: 'string',
+    split: 'string',
+    json: 'boolean',
+    intercept: 'number',
+  });
   if (!o.checkpoint) throw new UsageError('similar: --checkpoint <run-or-checkpoint> is required');
   const f = filters(o);
   const db = (o.db as string | undefined) ?? DEFAULT_DB;

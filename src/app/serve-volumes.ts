@@ -13,7 +13,12 @@ import { readJsonFile } from '../util/files.js';
 
 /** A request the client got wrong: the server answers it with this status and message. */
 export class ClientError extends Error {
-  constructor(readonly status: number, message: string) { super(message); }
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 /** A cache entry (int16 HU, LPS: i → left, j → posterior, k → superior) as NIfTI, in RAS+ as NIfTI wants. */
@@ -22,7 +27,12 @@ function cacheEntryNifti(file: string): Uint8Array {
   const image = readCachedTensors(file, undefined, ['image']).get('image')!;
   const [d, h, w] = image.shape as [number, number, number];
   const [sx, sy, sz] = preset.spacing;
-  const affine: Mat4 = [[-sx, 0, 0, 0], [0, -sy, 0, 0], [0, 0, sz, 0], [0, 0, 0, 1]];
+  const affine: Mat4 = [
+    [-sx, 0, 0, 0],
+    [0, -sy, 0, 0],
+    [0, 0, sz, 0],
+    [0, 0, 0, 1],
+  ];
   const data = new Int16Array(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength / 2);
   return encodeNifti({ data, shape: [w, h, d], affine, datatype: 'int16', description: 't3d cache entry' });
 }
@@ -32,7 +42,8 @@ function cacheEntryNifti(file: string): Uint8Array {
  * or a DICOM series folder. A source that is not on this machine (a PACS URL) or no longer exists is a 404.
  */
 export async function sourceNifti(source: string, cacheDir: string): Promise<Uint8Array> {
-  if (/^https?:\/\//.test(source)) throw new ClientError(404, `the volume is stored on the PACS (${source}); the viewer shows local volumes only`);
+  if (/^https?:\/\//.test(source))
+    throw new ClientError(404, `the volume is stored on the PACS (${source}); the viewer shows local volumes only`);
   const path = isAbsolute(source) ? source : join(cacheDir, source);
   if (!existsSync(path)) throw new ClientError(404, `the indexed volume's file ${source} no longer exists`);
   if (statSync(path).isDirectory()) return dicomNifti(path);
@@ -49,8 +60,13 @@ async function dicomNifti(dir: string): Promise<Uint8Array> {
  * An upload's bytes → a scan in `dir` (a fresh folder the caller removes): `scan.nii`/`scan.nii.gz`, or
  * `series/` with the DICOM members of a zip. `maxUnzipped` caps the zip's total uncompressed size.
  */
-export function writeUpload(bytes: Uint8Array, dir: string, maxUnzipped: number): { scan: string; kind: 'nifti' | 'dicom' } {
-  const u32 = (at: number) => (bytes.length >= at + 4 ? new DataView(bytes.buffer, bytes.byteOffset + at, 4).getUint32(0, true) : -1);
+export function writeUpload(
+  bytes: Uint8Array,
+  dir: string,
+  maxUnzipped: number,
+): { scan: string; kind: 'nifti' | 'dicom' } {
+  const u32 = (at: number) =>
+    bytes.length >= at + 4 ? new DataView(bytes.buffer, bytes.byteOffset + at, 4).getUint32(0, true) : -1;
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     writeFileSync(join(dir, 'scan.nii.gz'), bytes);
     return { scan: join(dir, 'scan.nii.gz'), kind: 'nifti' };
@@ -59,7 +75,8 @@ export function writeUpload(bytes: Uint8Array, dir: string, maxUnzipped: number)
     writeFileSync(join(dir, 'scan.nii'), bytes);
     return { scan: join(dir, 'scan.nii'), kind: 'nifti' };
   }
-  if (u32(0) !== 0x04034b50) throw new ClientError(400, 'the upload is neither a NIfTI file (.nii, .nii.gz) nor a zip of one DICOM series');
+  if (u32(0) !== 0x04034b50)
+    throw new ClientError(400, 'the upload is neither a NIfTI file (.nii, .nii.gz) nor a zip of one DICOM series');
   let total = 0;
   let members: Record<string, Uint8Array>;
   try {
@@ -67,7 +84,8 @@ export function writeUpload(bytes: Uint8Array, dir: string, maxUnzipped: number)
       filter: (f) => {
         if (f.name.endsWith('/') || /(^|\/)(__MACOSX|\.)/.test(f.name)) return false;
         total += f.originalSize;
-        if (total > maxUnzipped) throw new ClientError(413, `the zip unpacks to more than ${Math.round(maxUnzipped / 2 ** 20)} MiB`);
+        if (total > maxUnzipped)
+          throw new ClientError(413, `the zip unpacks to more than ${Math.round(maxUnzipped / 2 ** 20)} MiB`);
         return true;
       },
     });

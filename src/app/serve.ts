@@ -32,18 +32,35 @@ Examples:
 const MAX_UPLOADS = 16;
 
 export interface ServeOptions {
-  checkpoint: string; db: string; host?: string; port?: number; token?: string; maxUploadBytes?: number; device?: string;
+  checkpoint: string;
+  db: string;
+  host?: string;
+  port?: number;
+  token?: string;
+  maxUploadBytes?: number;
+  device?: string;
   log?: (line: string) => void;
 }
-export interface Server { url: string; close(): Promise<void> }
+export interface Server {
+  url: string;
+  close(): Promise<void>;
+}
 
-interface Upload { dir: string; scan: { scan: string; kind: 'nifti' | 'dicom' }; analysis: Analysis }
+interface Upload {
+  dir: string;
+  scan: { scan: string; kind: 'nifti' | 'dicom' };
+  analysis: Analysis;
+}
 
 /** The static files of the page: a fixed map from route to file, nothing else is served from disk. */
 function assets(): Map<string, { file: string; type: string }> {
   const web = join(packageRoot(), 'web');
   // NiiVue's self-contained browser bundle, found from its package entry (its exports do not list the bundle)
-  const niivue = join(dirname(dirname(dirname(fileURLToPath(import.meta.resolve('@niivue/niivue'))))), 'dist', 'niivue.umd.js');
+  const niivue = join(
+    dirname(dirname(dirname(fileURLToPath(import.meta.resolve('@niivue/niivue'))))),
+    'dist',
+    'niivue.umd.js',
+  );
   return new Map([
     ['/', { file: join(web, 'index.html'), type: 'text/html; charset=utf-8' }],
     ['/app.js', { file: join(web, 'app.js'), type: 'text/javascript; charset=utf-8' }],
@@ -60,7 +77,8 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 /** The request body, refused with 413 as soon as it passes `limit` bytes (the rest is not read). */
 function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
   const declared = Number(req.headers['content-length']);
-  if (declared > limit) return Promise.reject(new ClientError(413, `the upload is ${declared} bytes; the limit is ${limit}`));
+  if (declared > limit)
+    return Promise.reject(new ClientError(413, `the upload is ${declared} bytes; the limit is ${limit}`));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -80,7 +98,8 @@ function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
 function positiveInt(v: string | null, name: string, fallback: number, max: number): number {
   if (v === null || v === '') return fallback;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0 || n > max) throw new ClientError(400, `${name} must be an integer in 0..${max}, got '${v}'`);
+  if (!Number.isInteger(n) || n < 0 || n > max)
+    throw new ClientError(400, `${name} must be an integer in 0..${max}, got '${v}'`);
   return n;
 }
 
@@ -98,15 +117,22 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     analyzer.dispose();
     throw e;
   }
-  if ((await index.count()) === 0) log(`the index ${o.db} has no table for checkpoint ${analyzer.checkpointId}: search and cases stay empty until \`t3d index --checkpoint ${analyzer.checkpoint} --db ${o.db}\``);
+  if ((await index.count()) === 0)
+    log(
+      `the index ${o.db} has no table for checkpoint ${analyzer.checkpointId}: search and cases stay empty until \`t3d index --checkpoint ${analyzer.checkpoint} --db ${o.db}\``,
+    );
   const token = o.token ? Buffer.from(o.token) : undefined;
   const authorized = (req: IncomingMessage, url: URL) => {
     if (!token) return true;
-    const given = Buffer.from(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? url.searchParams.get('token') ?? '');
+    const given = Buffer.from(
+      /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? url.searchParams.get('token') ?? '',
+    );
     return given.length === token.length && timingSafeEqual(given, token);
   };
   const filterOf = (q: URLSearchParams): SearchFilter => ({
-    k: positiveInt(q.get('k'), 'k', 10, 1000) || 10, label: q.get('label') || undefined, split: q.get('split') || undefined,
+    k: positiveInt(q.get('k'), 'k', 10, 1000) || 10,
+    label: q.get('label') || undefined,
+    split: q.get('split') || undefined,
   });
   const caseOf = async (q: URLSearchParams): Promise<Case> => {
     const id = q.get('id');
@@ -117,30 +143,58 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   };
   const uploadOf = (q: URLSearchParams): Upload => {
     const u = uploads.get(q.get('id') ?? '');
-    if (!u) throw new ClientError(404, `no upload '${q.get('id')}' (uploads are kept for the ${MAX_UPLOADS} most recent)`);
+    if (!u)
+      throw new ClientError(404, `no upload '${q.get('id')}' (uploads are kept for the ${MAX_UPLOADS} most recent)`);
     return u;
   };
   // cases go to the browser without their source: a path on this machine or a PACS URL is the server's business
   const shown = <C extends Case>(cases: C[]): Omit<C, 'source'>[] => cases.map(({ source: _, ...c }) => c);
   const nifti = (res: ServerResponse, bytes: Uint8Array): void => {
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length, 'cache-control': 'no-store' }).end(bytes);
+    res
+      .writeHead(200, {
+        'content-type': 'application/octet-stream',
+        'content-length': bytes.length,
+        'cache-control': 'no-store',
+      })
+      .end(bytes);
   };
 
   const api: Record<string, (q: URLSearchParams, req: IncomingMessage, res: ServerResponse) => Promise<void>> = {
-    'GET /api/info': async (_q, _req, res) => sendJson(res, 200, {
-      checkpoint: analyzer.checkpoint, checkpointId: analyzer.checkpointId, labelNames: analyzer.labelNames, thresholds: analyzer.thresholds,
-      cases: await index.count(), maxUploadBytes: maxUpload,
-    }),
-    'GET /api/cases': async (q, _req, res) => sendJson(res, 200, shown(await index.list({
-      label: q.get('label') || undefined, split: q.get('split') || undefined,
-      limit: positiveInt(q.get('limit'), 'limit', 50, 1000), offset: positiveInt(q.get('offset'), 'offset', 0, 1e9),
-    }))),
+    'GET /api/info': async (_q, _req, res) =>
+      sendJson(res, 200, {
+        checkpoint: analyzer.checkpoint,
+        checkpointId: analyzer.checkpointId,
+        labelNames: analyzer.labelNames,
+        thresholds: analyzer.thresholds,
+        cases: await index.count(),
+        maxUploadBytes: maxUpload,
+      }),
+    'GET /api/cases': async (q, _req, res) =>
+      sendJson(
+        res,
+        200,
+        shown(
+          await index.list({
+            label: q.get('label') || undefined,
+            split: q.get('split') || undefined,
+            limit: positiveInt(q.get('limit'), 'limit', 50, 1000),
+            offset: positiveInt(q.get('offset'), 'offset', 0, 1e9),
+          }),
+        ),
+      ),
     'GET /api/case': async (q, _req, res) => sendJson(res, 200, shown([await caseOf(q)])[0]),
-    'GET /api/volume': async (q, _req, res) => nifti(res, await sourceNifti((await caseOf(q)).source, analyzer.cacheDir)),
+    'GET /api/volume': async (q, _req, res) =>
+      nifti(res, await sourceNifti((await caseOf(q)).source, analyzer.cacheDir)),
     'GET /api/similar': async (q, _req, res) => {
       const id = q.get('id') ?? '';
-      const vector = id.startsWith('upload-') ? uploadOf(q).analysis.embedding : await index.vectorOf((await caseOf(q)).id);
-      sendJson(res, 200, shown(await index.search(vector!, { ...filterOf(q), excludeId: id.startsWith('upload-') ? undefined : id })));
+      const vector = id.startsWith('upload-')
+        ? uploadOf(q).analysis.embedding
+        : await index.vectorOf((await caseOf(q)).id);
+      sendJson(
+        res,
+        200,
+        shown(await index.search(vector!, { ...filterOf(q), excludeId: id.startsWith('upload-') ? undefined : id })),
+      );
     },
     'GET /api/search': async (q, _req, res) => {
       const text = (q.get('q') ?? '').trim();
@@ -159,7 +213,10 @@ export async function startServer(o: ServeOptions): Promise<Server> {
         try {
           analysis = await analyzer.analyze(scan.scan);
         } catch (e) {
-          throw new ClientError(422, `the scan cannot be analysed: ${(e as Error).message.split(dir).join('<upload>')}`);
+          throw new ClientError(
+            422,
+            `the scan cannot be analysed: ${(e as Error).message.split(dir).join('<upload>')}`,
+          );
         }
         uploads.set(id, { dir, scan, analysis });
         for (const [old, u] of uploads) {
@@ -191,9 +248,12 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     const route = api[`${req.method} ${url.pathname}`];
     if (!route) {
       const known = Object.keys(api).filter((k) => k.endsWith(` ${url.pathname}`));
-      throw known.length ? new ClientError(405, `${req.method} is not allowed on ${url.pathname}`) : new ClientError(404, `no such page or API route: ${url.pathname}`);
+      throw known.length
+        ? new ClientError(405, `${req.method} is not allowed on ${url.pathname}`)
+        : new ClientError(404, `no such page or API route: ${url.pathname}`);
     }
-    if (!authorized(req, url)) throw new ClientError(401, 'this server needs an access token: Authorization: Bearer <token>');
+    if (!authorized(req, url))
+      throw new ClientError(401, 'this server needs an access token: Authorization: Bearer <token>');
     await route(url.searchParams, req, res);
   };
 
@@ -201,7 +261,10 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     handle(req, res).catch((e: unknown) => {
       const client = e instanceof ClientError;
       if (!client) log(`${req.method} ${req.url}: ${(e as Error).stack ?? e}`);
-      if (res.headersSent) { res.destroy(); return; }
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
       // after a refused upload the rest of the body is not read: close the connection instead of draining it
       if (client && e.status === 413) res.setHeader('connection', 'close');
       sendJson(res, client ? e.status : 500, { error: client ? e.message : `internal error: ${(e as Error).message}` });
@@ -220,28 +283,48 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const url = `http://${o.host && o.host !== '0.0.0.0' ? o.host : '127.0.0.1'}:${typeof address === 'object' && address ? address.port : o.port}`;
   return {
     url,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => {
-        analyzer.dispose();
-        rmSync(tmp, { recursive: true, force: true });
-        resolve();
-      });
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          analyzer.dispose();
+          rmSync(tmp, { recursive: true, force: true });
+          resolve();
+        });
+      }),
   };
 }
 
 export async function runServe(args: string[]): Promise<void> {
-  const o = parseOptions(args, { checkpoint: 'string', db: 'string', host: 'string', port: 'number', token: 'string', 'max-upload-mb': 'number', device: 'string' });
+  const o = parseOptions(args, {
+    checkpoint: 'string',
+    db: 'string',
+    host: 'string',
+    port: 'number',
+    token: 'string',
+    'max-upload-mb': 'number',
+    device: 'string',
+  });
   if (!o.checkpoint) throw new UsageError('serve: --checkpoint <run-or-checkpoint> is required');
   const port = (o.port as number | undefined) ?? 8080;
-  if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new UsageError(`serve: --port must be an integer in 0..65535, got ${port}`);
+  if (!(Number.isInteger(port) && port >= 0 && port < 65536))
+    throw new UsageError(`serve: --port must be an integer in 0..65535, got ${port}`);
   const mb = (o['max-upload-mb'] as number | undefined) ?? 512;
   if (!(mb > 0)) throw new UsageError(`serve: --max-upload-mb must be > 0, got ${mb}`);
   const token = (o.token as string | undefined) ?? process.env.T3D_SERVE_TOKEN;
-  const s = await startServer({ checkpoint: o.checkpoint as string, db: (o.db as string | undefined) ?? DEFAULT_DB, host: o.host as string | undefined, port, token, maxUploadBytes: mb * 2 ** 20, device: o.device as string | undefined });
+  const s = await startServer({
+    checkpoint: o.checkpoint as string,
+    db: (o.db as string | undefined) ?? DEFAULT_DB,
+    host: o.host as string | undefined,
+    port,
+    token,
+    maxUploadBytes: mb * 2 ** 20,
+    device: o.device as string | undefined,
+  });
   console.log(`t3d serve: ${s.url}/${token ? '?token=<token>' : ''} (Ctrl-C stops)`);
-  const stop = () => { void s.close().then(() => process.exit(0)); };
+  const stop = () => {
+    void s.close().then(() => process.exit(0));
+  };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }

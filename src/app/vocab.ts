@@ -7,16 +7,32 @@ import { trainWordPiece } from '../text/wordpiece-trainer.js';
 import { parseOptions } from './args.js';
 
 export function runVocab(args: string[]): void {
-  const o = parseOptions(args, { data: 'string', size: 'number', split: 'string', out: 'string', 'min-frequency': 'number' });
-  if (!o.data || !o.out) throw new Error('vocab: --data <dataset|manifest|cache> and --out <tokenizer.json> are required');
+  const o = parseOptions(args, {
+    data: 'string',
+    size: 'number',
+    split: 'string',
+    out: 'string',
+    'min-frequency': 'number',
+  });
+  if (!o.data || !o.out)
+    throw new Error('vocab: --data <dataset|manifest|cache> and --out <tokenizer.json> are required');
   const data = o.data as string;
   const split = o.split as string | undefined;
   const reports = existsSync(join(data, 'cache.json'))
-    ? readCacheIndex(data).entries.filter((e) => !split || e.split === split).map((e) => e.report)
-    : readSource(data).records.filter((r) => !split || r.split === split).map((r) => r.report);
+    ? readCacheIndex(data)
+        .entries.filter((e) => !split || e.split === split)
+        .map((e) => e.report)
+    : readSource(data)
+        .records.filter((r) => !split || r.split === split)
+        .map((r) => r.report);
   if (reports.length === 0) throw new Error(`${data}: no reports${split ? ` in split '${split}'` : ''}`);
   const t0 = Date.now();
-  const tok = trainWordPiece(reports, { vocabSize: (o.size as number | undefined) ?? 30000, minFrequency: o['min-frequency'] as number | undefined });
+  const tok = trainWordPiece(reports, {
+    vocabSize: (o.size as number | undefined) ?? 30000,
+    minFrequency: o['min-frequency'] as number | undefined,
+  });
   tok.saveTokenizerJson(o.out as string);
-  console.log(`vocab: ${tok.vocabSize} tokens from ${reports.length} reports in ${((Date.now() - t0) / 1000).toFixed(1)} s → ${o.out}`);
+  console.log(
+    `vocab: ${tok.vocabSize} tokens from ${reports.length} reports in ${((Date.now() - t0) / 1000).toFixed(1)} s → ${o.out}`,
+  );
 }

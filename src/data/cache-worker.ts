@@ -37,7 +37,9 @@ export interface WriteTask {
   data: Uint8Array[];
   metadata: Record<string, string>;
 }
-export interface WriteResult { sha256: string }
+export interface WriteResult {
+  sha256: string;
+}
 
 // Source files are read into one buffer that grows as needed and is reused (hashing and inflating read from it):
 // fresh buffers for every volume would be page-faulted in anew.
@@ -61,7 +63,13 @@ let spare: Uint8Array | undefined;
 
 serveTasks<ReadTask | WriteTask, ReadResult | WriteResult>((task) => {
   if (task.kind === 'write') {
-    return { sha256: writeSafetensorsRaw(task.path, task.tensors.map((t, i) => ({ ...t, bytes: () => task.data[i]! })), task.metadata).sha256 };
+    return {
+      sha256: writeSafetensorsRaw(
+        task.path,
+        task.tensors.map((t, i) => ({ ...t, bytes: () => task.data[i]! })),
+        task.metadata,
+      ).sha256,
+    };
   }
   const { path, knownHash } = task;
   if (task.spare) spare = new Uint8Array(task.spare);
@@ -72,11 +80,17 @@ serveTasks<ReadTask | WriteTask, ReadResult | WriteResult>((task) => {
   // file buffer), which leaves that buffer detached here, of length 0: the next volume then gets a new one
   const img = readNiftiSync(file, { name: path, raw: true, inflateInto: spare });
   const [x, y, z] = img.dataShape as [number, number, number];
-  if (img.dataShape.length < 3 || Math.min(x, y, z) < 2) throw new Error(`${path}: need a 3D volume with ≥ 2 voxels per axis, got [${img.dataShape.join(', ')}]`);
+  if (img.dataShape.length < 3 || Math.min(x, y, z) < 2)
+    throw new Error(`${path}: need a 3D volume with ≥ 2 voxels per axis, got [${img.dataShape.join(', ')}]`);
   const h = img.header;
   const scaled = hasScaling(h);
   return {
-    sourceHash, data: img.data, shape: [x, y, z], spacing: [img.spacing[0]!, img.spacing[1]!, img.spacing[2]!], affine: img.affine,
-    slope: scaled ? h.sclSlope : 1, intercept: scaled ? h.sclInter : 0,
+    sourceHash,
+    data: img.data,
+    shape: [x, y, z],
+    spacing: [img.spacing[0]!, img.spacing[1]!, img.spacing[2]!],
+    affine: img.affine,
+    slope: scaled ? h.sclSlope : 1,
+    intercept: scaled ? h.sclInter : 0,
   };
 });

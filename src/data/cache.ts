@@ -34,32 +34,54 @@ export interface CacheEntry {
   /** how stored values became HU, for the record */
   rescale: string;
 }
-export interface CacheIndex { preset: Preset; labelNames: string[]; entries: CacheEntry[] }
+export interface CacheIndex {
+  preset: Preset;
+  labelNames: string[];
+  entries: CacheEntry[];
+}
 
 /** A NIfTI file's bytes → volume (HU as stored, after the header's scaling); `path` names it in errors. */
 export async function loadVolume(path: string, bytes: Uint8Array, mode: 'image' | 'mask'): Promise<Volume> {
   const img = await readNifti(bytes, { name: path, rejectNonFinite: mode === 'image' });
   const [x, y, z] = img.dataShape as [number, number, number];
-  if (img.dataShape.length < 3 || Math.min(x, y, z) < 2) throw new Error(`${path}: need a 3D volume with ≥ 2 voxels per axis, got [${img.dataShape.join(', ')}]`);
-  return { data: torch.tensor(img.data, [z, y, x]), spacing: [img.spacing[0]!, img.spacing[1]!, img.spacing[2]!], affine: img.affine };
+  if (img.dataShape.length < 3 || Math.min(x, y, z) < 2)
+    throw new Error(`${path}: need a 3D volume with ≥ 2 voxels per axis, got [${img.dataShape.join(', ')}]`);
+  return {
+    data: torch.tensor(img.data, [z, y, x]),
+    spacing: [img.spacing[0]!, img.spacing[1]!, img.spacing[2]!],
+    affine: img.affine,
+  };
 }
 
 /** The header's scaling then the dataset's metadata rescale (when the stored values still need it), as one. */
-function storedToHU(r: SourceRecord, img: StoredNifti, minValue: number): { slope: number; intercept: number; rescale: string } {
+function storedToHU(
+  r: SourceRecord,
+  img: StoredNifti,
+  minValue: number,
+): { slope: number; intercept: number; rescale: string } {
   if (r.rescale && needsRescale(minValue, r.rescale.intercept)) {
     return {
-      slope: r.rescale.slope * img.slope, intercept: r.rescale.slope * img.intercept + r.rescale.intercept,
+      slope: r.rescale.slope * img.slope,
+      intercept: r.rescale.slope * img.intercept + r.rescale.intercept,
       rescale: `metadata slope ${r.rescale.slope}, intercept ${r.rescale.intercept}`,
     };
   }
-  const rescale = r.rescale && r.rescale.intercept !== 0 ? `metadata intercept ${r.rescale.intercept} skipped: values already HU (min ${minValue})` : 'none (HU in file)';
+  const rescale =
+    r.rescale && r.rescale.intercept !== 0
+      ? `metadata intercept ${r.rescale.intercept} skipped: values already HU (min ${minValue})`
+      : 'none (HU in file)';
   return { slope: img.slope, intercept: img.intercept, rescale };
 }
 
 type EntryInfo = Omit<CacheEntry, 'name' | 'file' | 'split' | 'sourceHash' | 'labels' | 'report' | 'sha256'>;
 
 /** A decoded source volume (and its mask) → the cache file's contents, as a task for a cache worker. */
-async function processRecord(r: SourceRecord, img: StoredNifti, preset: Preset, outFile: string): Promise<{ info: EntryInfo; write: WriteTask }> {
+async function processRecord(
+  r: SourceRecord,
+  img: StoredNifti,
+  preset: Preset,
+  outFile: string,
+): Promise<{ info: EntryInfo; write: WriteTask }> {
   const [x, y, z] = img.shape;
   const stored = torch.tensor(img.data, [z, y, x]);
   const tensors = new Map<string, torch.Tensor>();
@@ -73,7 +95,8 @@ async function processRecord(r: SourceRecord, img: StoredNifti, preset: Preset, 
     // the range in the header's units (a negative slope swaps the ends)
     const ends = [stored.min().item(), stored.max().item()].map((v) => v * img.slope + img.intercept);
     const [minValue, maxValue] = [Math.min(...ends), Math.max(...ends)];
-    if (maxValue - minValue < 50) throw new Error(`${r.path}: intensities span only ${minValue}..${maxValue}: not a CT volume`);
+    if (maxValue - minValue < 50)
+      throw new Error(`${r.path}: intensities span only ${minValue}..${maxValue}: not a CT volume`);
     const hu = storedToHU(r, img, minValue);
     rescale = hu.rescale;
     const image = preprocessImage({ data: stored, spacing: img.spacing, affine: img.affine }, preset, r.path, hu);
@@ -85,13 +108,19 @@ async function processRecord(r: SourceRecord, img: StoredNifti, preset: Preset, 
   try {
     if (r.maskPath) {
       const maskBytes = await readFile(r.maskPath);
-      const m = compose(new Orient(), new Resample(preset.spacing, 'nearest'), new CenterCropOrPad(preset.shape, 0)).apply(await loadVolume(r.maskPath, maskBytes, 'mask'));
+      const m = compose(
+        new Orient(),
+        new Resample(preset.spacing, 'nearest'),
+        new CenterCropOrPad(preset.shape, 0),
+      ).apply(await loadVolume(r.maskPath, maskBytes, 'mask'));
       tensors.set('mask', m.data.to('uint8'));
       m.data.dispose();
     }
     const list = [...tensors];
     const write: WriteTask = {
-      kind: 'write', path: outFile, metadata: { preset: preset.name, spacing: JSON.stringify(spacing) },
+      kind: 'write',
+      path: outFile,
+      metadata: { preset: preset.name, spacing: JSON.stringify(spacing) },
       tensors: list.map(([name, t]) => ({ name, dtype: t.dtype === 'int16' ? 'I16' : 'U8', shape: t.shape })),
       data: list.map(([, t]) => t.toBytes()),
     };
@@ -102,7 +131,9 @@ async function processRecord(r: SourceRecord, img: StoredNifti, preset: Preset, 
 }
 
 export interface BuildResult {
-  done: number; skipped: number; quarantined: { name: string; path: string; reason: string }[];
+  done: number;
+  skipped: number;
+  quarantined: { name: string; path: string; reason: string }[];
   /** records another process sharing the cache folder was working on (claimed) when this one reached them */
   elsewhere: number;
 }
@@ -115,7 +146,9 @@ export interface BuildResult {
  * resampling by up to `prefetch` volumes.
  */
 export async function buildCache(
-  source: Source, preset: Preset, out: string,
+  source: Source,
+  preset: Preset,
+  out: string,
   o: { prefetch?: number; readers?: number; onProgress?: (done: number, total: number, name: string) => void } = {},
 ): Promise<BuildResult> {
   const volDir = join(out, 'volumes');
@@ -131,13 +164,21 @@ export async function buildCache(
   const result: BuildResult = { done: 0, skipped: 0, quarantined: [], elsewhere: 0 };
   const quarantine = (r: SourceRecord, err: unknown) => {
     const reason = (err as Error).message;
-    result.quarantined.push({ name: r.name, path: r.path, reason: reason.startsWith(r.path) ? reason.slice(r.path.length + 2) : reason });
+    result.quarantined.push({
+      name: r.name,
+      path: r.path,
+      reason: reason.startsWith(r.path) ? reason.slice(r.path.length + 2) : reason,
+    });
   };
   const prefetch = Math.max(1, o.prefetch ?? 2);
   const script = new URL('./cache-worker.js', import.meta.url);
   const readers = new WorkerPool<ReadTask, ReadResult>(script, Math.min(prefetch, Math.max(1, o.readers ?? 1)));
   const writer = new WorkerPool<WriteTask, WriteResult>(script, 1);
-  const paths = (r: SourceRecord) => ({ entry: join(entryDir, `${r.name}.json`), claim: join(entryDir, `${r.name}.claim`), file: join('volumes', `${r.name}.safetensors`) });
+  const paths = (r: SourceRecord) => ({
+    entry: join(entryDir, `${r.name}.json`),
+    claim: join(entryDir, `${r.name}.claim`),
+    file: join('volumes', `${r.name}.safetensors`),
+  });
   const previous = (r: SourceRecord): CacheEntry | undefined => {
     const { entry, file } = paths(r);
     return existsSync(entry) && existsSync(join(out, file)) ? readJsonFile<CacheEntry>(entry) : undefined;
@@ -153,7 +194,10 @@ export async function buildCache(
     // an entry without a data hash (older cache) is rebuilt, so its source is decoded whatever its hash
     const prev = previous(r);
     const task: ReadTask = { kind: 'read', path: r.path, knownHash: prev?.sha256 ? prev.sourceHash : undefined, spare };
-    reads.set(i, readers.submit(task, spare ? [spare] : []).catch((e: Error) => e));
+    reads.set(
+      i,
+      readers.submit(task, spare ? [spare] : []).catch((e: Error) => e),
+    );
     spare = undefined;
   };
   // one cache file is written (hashed, fsynced) by the writer while the next volume is resampled; its entry
@@ -184,9 +228,25 @@ export async function buildCache(
           const { info, write } = await processRecord(r, img, preset, join(out, file));
           spare = img.data.buffer as ArrayBuffer;
           await writing;
-          const entry = (sha256: string): CacheEntry => ({ name: r.name, file, split: r.split, sourceHash: read.sourceHash, labels: r.labels, report: r.report, ...info, sha256 });
-          writing = writer.submit(write, write.data.map((d) => d.buffer as ArrayBuffer))
-            .then((w) => { writeFileAtomic(entryPath, JSON.stringify(entry(w.sha256))); result.done += 1; })
+          const entry = (sha256: string): CacheEntry => ({
+            name: r.name,
+            file,
+            split: r.split,
+            sourceHash: read.sourceHash,
+            labels: r.labels,
+            report: r.report,
+            ...info,
+            sha256,
+          });
+          writing = writer
+            .submit(
+              write,
+              write.data.map((d) => d.buffer as ArrayBuffer),
+            )
+            .then((w) => {
+              writeFileAtomic(entryPath, JSON.stringify(entry(w.sha256)));
+              result.done += 1;
+            })
             .catch((err) => quarantine(r, err))
             .finally(() => rmSync(claim, { force: true }));
           handed = true;
@@ -201,28 +261,50 @@ export async function buildCache(
     await writing;
   } finally {
     // claims taken for reads that never ran (an error above) are released with their reads
-    for (const [i, p] of reads) if (p) { await p; rmSync(paths(source.records[i]!).claim, { force: true }); }
+    for (const [i, p] of reads)
+      if (p) {
+        await p;
+        rmSync(paths(source.records[i]!).claim, { force: true });
+      }
     await writing.catch(() => undefined);
     await Promise.all([readers.close(), writer.close()]);
   }
-  const entries = readdirSync(entryDir).filter((f) => f.endsWith('.json')).sort()
+  const entries = readdirSync(entryDir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
     .map((f) => readJsonFile<CacheEntry>(join(entryDir, f)))
     .filter((e) => names.has(e.name));
-  writeFileAtomic(join(out, 'index.jsonl'), entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''));
-  writeFileAtomic(join(out, 'cache.json'), JSON.stringify({ preset, labelNames: source.labelNames, count: entries.length }, null, 2) + '\n');
-  writeFileAtomic(join(out, 'quarantine.jsonl'), result.quarantined.map((q) => JSON.stringify(q)).join('\n') + (result.quarantined.length ? '\n' : ''));
+  writeFileAtomic(
+    join(out, 'index.jsonl'),
+    entries.map((e) => JSON.stringify(e)).join('\n') + (entries.length ? '\n' : ''),
+  );
+  writeFileAtomic(
+    join(out, 'cache.json'),
+    JSON.stringify({ preset, labelNames: source.labelNames, count: entries.length }, null, 2) + '\n',
+  );
+  writeFileAtomic(
+    join(out, 'quarantine.jsonl'),
+    result.quarantined.map((q) => JSON.stringify(q)).join('\n') + (result.quarantined.length ? '\n' : ''),
+  );
   return result;
 }
 
 /** Reads a built cache's index. */
 export function readCacheIndex(dir: string): CacheIndex {
   const meta = join(dir, 'cache.json');
-  if (!existsSync(meta)) throw new Error(`${dir}: not a preprocessed cache (no cache.json); build one with \`t3d preprocess\``);
+  if (!existsSync(meta))
+    throw new Error(`${dir}: not a preprocessed cache (no cache.json); build one with \`t3d preprocess\``);
   const info = readJsonFile<{ preset: Preset; labelNames: string[] }>(meta);
   const index = join(dir, 'index.jsonl');
-  const lines = readFileSync(index, 'utf8').split('\n').filter((l) => l.trim());
+  const lines = readFileSync(index, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim());
   const entries = lines.map((l, i) => {
-    try { return JSON.parse(l) as CacheEntry; } catch (e) { throw new Error(`${index}: line ${i + 1} is not valid JSON (${(e as Error).message})`); }
+    try {
+      return JSON.parse(l) as CacheEntry;
+    } catch (e) {
+      throw new Error(`${index}: line ${i + 1} is not valid JSON (${(e as Error).message})`);
+    }
   });
   return { preset: info.preset, labelNames: info.labelNames, entries };
 }

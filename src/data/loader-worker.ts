@@ -17,12 +17,23 @@ serveTasks<BatchTask, Omit<RawBatch, 'names' | 'reports' | 'labels'>>((t) => {
     const tensors = readCachedTensors(file, t.sha256[b], t.withMask || anchored ? ['image', 'mask'] : ['image']);
     const image = tensors.get('image')!;
     if (image.dtype !== 'I16' || image.shape.join() !== t.shape.join()) {
-      throw new Error(`${file}: expected int16 image of shape [${t.shape.join(', ')}], found ${image.dtype} [${image.shape.join(', ')}]; rebuild the cache`);
+      throw new Error(
+        `${file}: expected int16 image of shape [${t.shape.join(', ')}], found ${image.dtype} [${image.shape.join(', ')}]; rebuild the cache`,
+      );
     }
     const hu = new Int16Array(image.bytes.buffer, image.bytes.byteOffset, n);
     // a cache without masks fails the read above, naming the file and the missing 'mask'
     const organs = anchored ? tensors.get('mask')!.bytes : undefined;
-    const v = makeViews(hu, t.shape, t.scale, t.pad, t.views, new Rng(t.seed, t.epoch, t.indices[b]!), t.globalShape, organs);
+    const v = makeViews(
+      hu,
+      t.shape,
+      t.scale,
+      t.pad,
+      t.views,
+      new Rng(t.seed, t.epoch, t.indices[b]!),
+      t.globalShape,
+      organs,
+    );
     global.set(v.global, b * g);
     v.locals.forEach((l, k) => {
       locals[k] ??= new Float32Array(B * l.length);

@@ -47,15 +47,29 @@ export interface RawBatch {
 }
 
 export interface BatchTask {
-  files: string[]; /** expected sha256 per file (undefined: an older cache without hashes) */ sha256: (string | undefined)[]; indices: number[]; epoch: number; seed: number;
-  shape: Shape3; globalShape: Shape3; scale: number; pad: number; views: ViewConfig; withMask: boolean;
+  files: string[];
+  /** expected sha256 per file (undefined: an older cache without hashes) */ sha256: (string | undefined)[];
+  indices: number[];
+  epoch: number;
+  seed: number;
+  shape: Shape3;
+  globalShape: Shape3;
+  scale: number;
+  pad: number;
+  views: ViewConfig;
+  withMask: boolean;
 }
 
 /** The indices this rank reads in an epoch: a seeded shuffle, then every worldSize-th item. */
-export function epochOrder(n: number, epoch: number, o: { seed: number; shuffle?: boolean; rank?: number; worldSize?: number }): number[] {
+export function epochOrder(
+  n: number,
+  epoch: number,
+  o: { seed: number; shuffle?: boolean; rank?: number; worldSize?: number },
+): number[] {
   const all = Array.from({ length: n }, (_, i) => i);
   if (o.shuffle ?? true) new Rng(o.seed, 0x5eed, epoch).shuffle(all);
-  const world = o.worldSize ?? 1, rank = o.rank ?? 0;
+  const world = o.worldSize ?? 1,
+    rank = o.rank ?? 0;
   if (rank < 0 || rank >= world) throw new Error(`rank ${rank} is outside world size ${world}`);
   // Equal shard sizes on every rank (as DistributedSampler does, by dropping the remainder).
   const per = Math.floor(n / world);
@@ -80,17 +94,23 @@ export class Loader {
     if (o.names && this.entries.length !== wanted!.size) {
       const have = new Set(this.entries.map((e) => e.name));
       const missing = o.names.filter((n) => !have.has(n));
-      throw new Error(`${o.cacheDir}: ${missing.length} requested volumes are not in the cache${o.split ? ` split '${o.split}'` : ''} (first: ${missing[0]})`);
+      throw new Error(
+        `${o.cacheDir}: ${missing.length} requested volumes are not in the cache${o.split ? ` split '${o.split}'` : ''} (first: ${missing[0]})`,
+      );
     }
-    if (this.entries.length === 0) throw new Error(`${o.cacheDir}: no cached volumes${o.split ? ` in split '${o.split}'` : ''}`);
-    if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`batch size must be a positive integer, got ${o.batchSize}`);
+    if (this.entries.length === 0)
+      throw new Error(`${o.cacheDir}: no cached volumes${o.split ? ` in split '${o.split}'` : ''}`);
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 1)
+      throw new Error(`batch size must be a positive integer, got ${o.batchSize}`);
     this.preset = index.preset; // the cache's own copy: custom preset files need not be findable later
     this.labelNames = index.labelNames;
     this.views = { ...DEFAULT_VIEWS, ...o.views };
     this.globalShape = o.fullResolution ? this.preset.shape : globalShapeOf(this.preset);
     this.localShape = this.views.localShape ?? (this.globalShape.map((n) => Math.max(1, Math.round(n / 2))) as Shape3);
     if (o.withMask && this.globalShape.join() !== this.preset.shape.join()) {
-      throw new Error(`${o.cacheDir}: masks are at the cache's shape [${this.preset.shape.join(', ')}]; load them with fullResolution (global view [${this.globalShape.join(', ')}])`);
+      throw new Error(
+        `${o.cacheDir}: masks are at the cache's shape [${this.preset.shape.join(', ')}]; load them with fullResolution (global view [${this.globalShape.join(', ')}])`,
+      );
     }
   }
 
@@ -102,14 +122,26 @@ export class Loader {
 
   private task(indices: number[], epoch: number): BatchTask {
     return {
-      files: indices.map((i) => join(this.o.cacheDir, this.entries[i]!.file)), sha256: indices.map((i) => this.entries[i]!.sha256), indices, epoch, seed: this.o.seed,
-      shape: this.preset.shape, globalShape: this.globalShape, scale: this.preset.scale, pad: this.preset.padValue, views: this.views, withMask: this.o.withMask ?? false,
+      files: indices.map((i) => join(this.o.cacheDir, this.entries[i]!.file)),
+      sha256: indices.map((i) => this.entries[i]!.sha256),
+      indices,
+      epoch,
+      seed: this.o.seed,
+      shape: this.preset.shape,
+      globalShape: this.globalShape,
+      scale: this.preset.scale,
+      pad: this.preset.padValue,
+      views: this.views,
+      withMask: this.o.withMask ?? false,
     };
   }
 
   /** Yields the epoch's batches from `startBatch` on, keeping `prefetch` batches in flight. */
   async *epoch(epoch: number, startBatch = 0): AsyncGenerator<RawBatch> {
-    this.pool ??= new WorkerPool<BatchTask, RawBatch>(new URL('./loader-worker.js', import.meta.url), this.o.workers ?? Math.max(1, availableParallelism() - 1));
+    this.pool ??= new WorkerPool<BatchTask, RawBatch>(
+      new URL('./loader-worker.js', import.meta.url),
+      this.o.workers ?? Math.max(1, availableParallelism() - 1),
+    );
     const order = epochOrder(this.entries.length, epoch, this.o);
     const bs = this.o.batchSize;
     const batches: number[][] = [];
@@ -117,7 +149,8 @@ export class Loader {
     const prefetch = Math.max(1, this.o.prefetch ?? 2);
     const inflight: Promise<RawBatch>[] = [];
     let next = startBatch;
-    while (next < batches.length && inflight.length < prefetch) inflight.push(this.pool.submit(this.task(batches[next++]!, epoch)));
+    while (next < batches.length && inflight.length < prefetch)
+      inflight.push(this.pool.submit(this.task(batches[next++]!, epoch)));
     while (inflight.length) {
       const raw = await inflight.shift()!;
       if (next < batches.length) inflight.push(this.pool.submit(this.task(batches[next++]!, epoch)));
@@ -136,10 +169,19 @@ export class Loader {
   }
 }
 
-export interface TensorBatch { global: torch.Tensor; locals: torch.Tensor[]; labels: torch.Tensor; mask?: torch.Tensor }
+export interface TensorBatch {
+  global: torch.Tensor;
+  locals: torch.Tensor[];
+  labels: torch.Tensor;
+  mask?: torch.Tensor;
+}
 
 /** Wraps a raw batch of `loader` as NCDHW tensors (one copy into native memory). */
-export function batchToTensors(b: RawBatch, loader: Pick<Loader, 'globalShape' | 'localShape'>, device = 'cpu'): TensorBatch {
+export function batchToTensors(
+  b: RawBatch,
+  loader: Pick<Loader, 'globalShape' | 'localShape'>,
+  device = 'cpu',
+): TensorBatch {
   const B = b.indices.length;
   const [D, H, W] = loader.globalShape;
   const [d, h, w] = loader.localShape;

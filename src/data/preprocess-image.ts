@@ -25,16 +25,27 @@ function linearSource(o: number, inSize: number, outSize: number): [number, numb
  * A volume whose data holds stored values (any dtype; HU = slope · stored + intercept) → the preset's
  * canonical int16 cache grid. The input volume is left as it is; the result's data is a new int16 tensor.
  */
-export function preprocessImage(vol: Volume, preset: Preset, name: string, rescale = { slope: 1, intercept: 0 }): Volume {
+export function preprocessImage(
+  vol: Volume,
+  preset: Preset,
+  name: string,
+  rescale = { slope: 1, intercept: 0 },
+): Volume {
   const [lo, hi] = preset.huWindow;
   const plan = orientPlan(vol.affine, vol.data.shape as [number, number, number]);
   const oriented = vol.data.permute(...plan.permute); // a view: flips are applied per block
   const shape = oriented.shape as [number, number, number];
   const size = resampledSize(shape, spacingOf(plan.affine), preset.spacing);
   const starts = cropPadStarts(size, preset.shape);
-  const affine = shiftedAffine(size.join() === shape.join() ? plan.affine : resampledAffine(plan.affine, shape, size), starts);
+  const affine = shiftedAffine(
+    size.join() === shape.join() ? plan.affine : resampledAffine(plan.affine, shape, size),
+    starts,
+  );
   // per tensor dim: the resampled range kept, and where it lands in the output
-  const keep = size.map((n, d) => (n > preset.shape[d]! ? [starts[d]!, preset.shape[d]!] : [0, n])) as [number, number][];
+  const keep = size.map((n, d) => (n > preset.shape[d]! ? [starts[d]!, preset.shape[d]!] : [0, n])) as [
+    number,
+    number,
+  ][];
   const dst = starts.map((s) => Math.max(0, -s));
   const zFlip = plan.flips.includes(0);
   const planeFlips = plan.flips.filter((d) => d > 0);
@@ -59,9 +70,16 @@ export function preprocessImage(vol: Volume, preset: Preset, name: string, resca
         const t1 = torch.tensor(new Float32Array(src.map((s) => s[2])), [n, 1, 1]);
         const t0 = torch.tensor(new Float32Array(src.map((s) => 1 - s[2])), [n, 1, 1]);
         const mixed = gather(0).mul_(t0).addcmul_(gather(1), t1); // the z-lerp, as PyTorch writes it: t0·v0 + t1·v1
-        const slab = size[1] !== H || size[2] !== W ? F.interpolate(mixed.view(1, n, H, W), [size[1], size[2]], 'bilinear') : mixed;
+        const slab =
+          size[1] !== H || size[2] !== W
+            ? F.interpolate(mixed.view(1, n, H, W), [size[1], size[2]], 'bilinear')
+            : mixed;
         const kept = slab.view(n, size[1], size[2]).narrow(1, keep[1][0], keep[1][1]).narrow(2, keep[2][0], keep[2][1]);
-        out.narrow(0, dst[0]! + z0 - keep[0][0], n).narrow(1, dst[1]!, keep[1][1]).narrow(2, dst[2]!, keep[2][1]).copy_(kept.round());
+        out
+          .narrow(0, dst[0]! + z0 - keep[0][0], n)
+          .narrow(1, dst[1]!, keep[1][1])
+          .narrow(2, dst[2]!, keep[2][1])
+          .copy_(kept.round());
       });
     }
   } catch (err) {

@@ -34,7 +34,11 @@ export interface Preset {
 }
 
 const presetDir = () => join(packageRoot(), 'presets');
-export const presetNames = (): string[] => readdirSync(presetDir()).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+export const presetNames = (): string[] =>
+  readdirSync(presetDir())
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -5))
+    .sort();
 
 /** A preset by name (presets/<name>.json) or by path to a JSON file. */
 export function loadPreset(nameOrPath: string): Preset {
@@ -47,19 +51,34 @@ export function loadPreset(nameOrPath: string): Preset {
     throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
   }
   const p = raw as Preset;
-  const nums = (v: unknown, n: number, positive = true) => Array.isArray(v) && v.length === n && v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
+  const nums = (v: unknown, n: number, positive = true) =>
+    Array.isArray(v) &&
+    v.length === n &&
+    v.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
   const problems: string[] = [];
   if (typeof p.name !== 'string') problems.push('name must be a string');
   if (!nums(p.spacing, 3)) problems.push('spacing must be 3 positive numbers (x, y, z mm)');
-  if (!nums(p.shape, 3) || !p.shape.every(Number.isInteger)) problems.push('shape must be 3 positive integers (D, H, W)');
-  if (p.globalShape !== undefined && !(nums(p.globalShape, 3) && p.globalShape.every((n, i) => Number.isInteger(n) && n <= (p.shape?.[i] ?? 0)))) {
+  if (!nums(p.shape, 3) || !p.shape.every(Number.isInteger))
+    problems.push('shape must be 3 positive integers (D, H, W)');
+  if (
+    p.globalShape !== undefined &&
+    !(nums(p.globalShape, 3) && p.globalShape.every((n, i) => Number.isInteger(n) && n <= (p.shape?.[i] ?? 0)))
+  ) {
     problems.push('globalShape must be 3 positive integers (D, H, W), each at most shape');
   }
-  if (!nums(p.huWindow, 2, false) || p.huWindow[0] >= p.huWindow[1]) problems.push('huWindow must be [low, high] with low < high');
+  if (!nums(p.huWindow, 2, false) || p.huWindow[0] >= p.huWindow[1])
+    problems.push('huWindow must be [low, high] with low < high');
   if (!(typeof p.scale === 'number' && p.scale > 0)) problems.push('scale must be a positive number');
   if (typeof p.padValue !== 'number') problems.push('padValue must be a number');
   const s = p.synth;
-  if (!s || !Number.isInteger(s.inPlane) || s.inPlane < 16 || !nums(s.fovMm, 2) || !nums(s.sliceThicknessMm, 2) || !nums(s.zExtentMm, 2)) {
+  if (
+    !s ||
+    !Number.isInteger(s.inPlane) ||
+    s.inPlane < 16 ||
+    !nums(s.fovMm, 2) ||
+    !nums(s.sliceThicknessMm, 2) ||
+    !nums(s.zExtentMm, 2)
+  ) {
     problems.push('synth must have inPlane (integer ≥ 16), fovMm, sliceThicknessMm and zExtentMm ([min, max] mm)');
   }
   if (problems.length) throw new Error(`${path}: invalid preset: ${problems.join('; ')}`);

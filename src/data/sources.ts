@@ -15,11 +15,26 @@ export interface SourceRecord {
   /** stored → HU, when the dataset's metadata gives it */
   rescale?: { slope: number; intercept: number };
 }
-export interface Source { records: SourceRecord[]; labelNames: string[] }
+export interface Source {
+  records: SourceRecord[];
+  labelNames: string[];
+}
 
 const SPLITS = [
-  { split: 'train', folder: 'train', reports: 'train_reports.csv', metadata: 'train_metadata.csv', labels: 'train_predicted_labels.csv' },
-  { split: 'valid', folder: 'valid', reports: 'validation_reports.csv', metadata: 'validation_metadata.csv', labels: 'valid_predicted_labels.csv' },
+  {
+    split: 'train',
+    folder: 'train',
+    reports: 'train_reports.csv',
+    metadata: 'train_metadata.csv',
+    labels: 'train_predicted_labels.csv',
+  },
+  {
+    split: 'valid',
+    folder: 'valid',
+    reports: 'validation_reports.csv',
+    metadata: 'validation_metadata.csv',
+    labels: 'valid_predicted_labels.csv',
+  },
 ];
 
 function walk(dir: string, out: string[] = []): string[] {
@@ -37,7 +52,10 @@ const stem = (p: string) => basename(p).replace(/\.nii(\.gz)?$/, '');
 export function readCtRate(root: string): Source {
   const ds = existsSync(join(root, 'dataset')) ? join(root, 'dataset') : root;
   const found = SPLITS.filter((s) => existsSync(join(ds, 'radiology_text_reports', s.reports)));
-  if (found.length === 0) throw new Error(`${root}: no CT-RATE layout found (expected dataset/radiology_text_reports/train_reports.csv or validation_reports.csv)`);
+  if (found.length === 0)
+    throw new Error(
+      `${root}: no CT-RATE layout found (expected dataset/radiology_text_reports/train_reports.csv or validation_reports.csv)`,
+    );
   const records: SourceRecord[] = [];
   let labelNames: string[] = [];
   for (const s of found) {
@@ -58,11 +76,16 @@ export function readCtRate(root: string): Source {
       const rel = dirname(path).slice(join(ds, s.folder).length);
       const maskPath = join(ds, 'masks', s.folder, rel, `${name}_mask.nii.gz`);
       records.push({
-        name, path, split: s.split,
+        name,
+        path,
+        split: s.split,
         report: rep ? reportText(reportSections(rep)) : '',
         labels: labels.get(name) ?? [],
         maskPath: existsSync(maskPath) ? maskPath : undefined,
-        rescale: m && m.RescaleSlope !== undefined ? { slope: Number(m.RescaleSlope), intercept: Number(m.RescaleIntercept) } : undefined,
+        rescale:
+          m && m.RescaleSlope !== undefined
+            ? { slope: Number(m.RescaleSlope), intercept: Number(m.RescaleIntercept) }
+            : undefined,
       });
     }
   }
@@ -78,9 +101,16 @@ export function readManifest(file: string): Source {
   const abs = (p: string) => (isAbsolute(p) ? p : join(base, p));
   const text = readFileSync(file, 'utf8');
   const rows: Record<string, unknown>[] = file.endsWith('.jsonl')
-    ? text.split('\n').filter((l) => l.trim()).map((l, i) => {
-      try { return JSON.parse(l) as Record<string, unknown>; } catch (e) { throw new Error(`${file}:${i + 1}: not JSON (${(e as Error).message})`); }
-    })
+    ? text
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l, i) => {
+          try {
+            return JSON.parse(l) as Record<string, unknown>;
+          } catch (e) {
+            throw new Error(`${file}:${i + 1}: not JSON (${(e as Error).message})`);
+          }
+        })
     : csvRows(text, file);
   const fixed = new Set(['path', 'report', 'split', 'mask', 'labels', 'name']);
   const labelNames = file.endsWith('.jsonl')
@@ -88,10 +118,13 @@ export function readManifest(file: string): Source {
     : Object.keys(rows[0] ?? {}).filter((k) => !fixed.has(k));
   const records = rows.map((r, i) => {
     if (typeof r.path !== 'string' || !r.path) throw new Error(`${file}: row ${i + 1} has no path`);
-    const lab = file.endsWith('.jsonl') ? (r.labels as Record<string, number> | undefined) ?? {} : (r as Record<string, string>);
+    const lab = file.endsWith('.jsonl')
+      ? ((r.labels as Record<string, number> | undefined) ?? {})
+      : (r as Record<string, string>);
     return {
       name: typeof r.name === 'string' && r.name ? r.name : stem(r.path),
-      path: abs(r.path), split: typeof r.split === 'string' && r.split ? r.split : 'train',
+      path: abs(r.path),
+      split: typeof r.split === 'string' && r.split ? r.split : 'train',
       report: typeof r.report === 'string' ? r.report : '',
       labels: labelNames.map((l) => Number(lab[l] ?? 0)),
       maskPath: typeof r.mask === 'string' && r.mask ? abs(r.mask) : undefined,

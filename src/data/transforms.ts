@@ -43,21 +43,37 @@ export const spacingOf = (a: Mat4): [number, number, number] => [columnNorm(a, 0
  * How a (D, H, W) tensor with this affine reaches LPS: the tensor dims to permute to, then the dims (of the
  * permuted tensor) to flip, and the affine afterwards.
  */
-export function orientPlan(a: Mat4, shape: [number, number, number]): { permute: [number, number, number]; flips: number[]; affine: Mat4 } {
-  const want = [{ axis: 0, sign: -1 }, { axis: 1, sign: -1 }, { axis: 2, sign: 1 }]; // i→L, j→P, k→S
+export function orientPlan(
+  a: Mat4,
+  shape: [number, number, number],
+): { permute: [number, number, number]; flips: number[]; affine: Mat4 } {
+  const want = [
+    { axis: 0, sign: -1 },
+    { axis: 1, sign: -1 },
+    { axis: 2, sign: 1 },
+  ]; // i→L, j→P, k→S
   // For each array axis (i, j, k): the world axis it mostly runs along and in which direction.
   const dirs = [0, 1, 2].map((c) => {
     const col = [a[0]![c]!, a[1]![c]!, a[2]![c]!];
     const w = col.map(Math.abs).indexOf(Math.max(...col.map(Math.abs)));
     return { w, sign: Math.sign(col[w]!) };
   });
-  if (new Set(dirs.map((d) => d.w)).size !== 3) throw new Error('Orient: the affine does not map array axes to distinct world axes');
+  if (new Set(dirs.map((d) => d.w)).size !== 3)
+    throw new Error('Orient: the affine does not map array axes to distinct world axes');
   const src = want.map((t) => dirs.findIndex((d) => d.w === t.axis)); // array axis feeding target axis t
   const n = [shape[2], shape[1], shape[0]]; // sizes along i, j, k
   // tensor dims are (k, j, i): array axis x lives in tensor dim 2 - x
   const permute: [number, number, number] = [2 - src[2]!, 2 - src[1]!, 2 - src[0]!];
-  const flips = want.map((t, ax) => (dirs[src[ax]!]!.sign !== t.sign ? 2 - ax : -1)).filter((d) => d >= 0).sort();
-  const affine: Mat4 = [[0, 0, 0, a[0]![3]!], [0, 0, 0, a[1]![3]!], [0, 0, 0, a[2]![3]!], [0, 0, 0, 1]];
+  const flips = want
+    .map((t, ax) => (dirs[src[ax]!]!.sign !== t.sign ? 2 - ax : -1))
+    .filter((d) => d >= 0)
+    .sort();
+  const affine: Mat4 = [
+    [0, 0, 0, a[0]![3]!],
+    [0, 0, 0, a[1]![3]!],
+    [0, 0, 0, a[2]![3]!],
+    [0, 0, 0, 1],
+  ];
   want.forEach((t, ax) => {
     const s = src[ax]!;
     const flip = dirs[s]!.sign !== t.sign;
@@ -72,7 +88,12 @@ export function orientPlan(a: Mat4, shape: [number, number, number]): { permute:
 /** HU = slope · stored + intercept. */
 export class RescaleHU implements Transform {
   readonly name: string;
-  constructor(readonly slope: number, readonly intercept: number) { this.name = `RescaleHU(${slope}, ${intercept})`; }
+  constructor(
+    readonly slope: number,
+    readonly intercept: number,
+  ) {
+    this.name = `RescaleHU(${slope}, ${intercept})`;
+  }
   apply(v: Volume): Volume {
     if (this.slope === 1 && this.intercept === 0) return v;
     const scaled = v.data.mul(this.slope);
@@ -95,14 +116,24 @@ export function needsRescale(minStored: number, intercept: number): boolean {
 /** Clips HU to a window (CT-CLIP: [−1000, 1000]). */
 export class ClipHU implements Transform {
   readonly name: string;
-  constructor(readonly low: number, readonly high: number) { this.name = `ClipHU(${low}, ${high})`; }
-  apply(v: Volume): Volume { return withData(v, v.data.clamp(this.low, this.high)); }
+  constructor(
+    readonly low: number,
+    readonly high: number,
+  ) {
+    this.name = `ClipHU(${low}, ${high})`;
+  }
+  apply(v: Volume): Volume {
+    return withData(v, v.data.clamp(this.low, this.high));
+  }
 }
 
 /** Resamples to a voxel spacing (x, y, z mm): trilinear for images, nearest for masks (like CT-CLIP's F.interpolate). */
 export class Resample implements Transform {
   readonly name: string;
-  constructor(readonly spacing: [number, number, number], readonly mode: 'trilinear' | 'nearest' = 'trilinear') {
+  constructor(
+    readonly spacing: [number, number, number],
+    readonly mode: 'trilinear' | 'nearest' = 'trilinear',
+  ) {
     this.name = `Resample(${spacing.join('×')} mm, ${mode})`;
   }
   apply(v: Volume): Volume {
@@ -121,8 +152,16 @@ export class Resample implements Transform {
 }
 
 /** The (D, H, W) size that brings a volume of spacing (x, y, z) mm to the target spacing. */
-export function resampledSize(shape: [number, number, number], spacing: [number, number, number], target: [number, number, number]): [number, number, number] {
-  return [2, 1, 0].map((c, dim) => Math.max(1, Math.round((shape[dim]! * spacing[c]!) / target[c]!))) as [number, number, number];
+export function resampledSize(
+  shape: [number, number, number],
+  spacing: [number, number, number],
+  target: [number, number, number],
+): [number, number, number] {
+  return [2, 1, 0].map((c, dim) => Math.max(1, Math.round((shape[dim]! * spacing[c]!) / target[c]!))) as [
+    number,
+    number,
+    number,
+  ];
 }
 
 /** The affine after resizing (D, H, W) → size with align_corners=False: new voxel centre 0 sits at old index 0.5·(n/m) − 0.5. */
@@ -141,13 +180,20 @@ export function resampledAffine(a: Mat4, shape: [number, number, number], size: 
 /** Centre crop and/or pad each axis to a shape (D, H, W) with a constant. */
 export class CenterCropOrPad implements Transform {
   readonly name: string;
-  constructor(readonly shape: [number, number, number], readonly padValue: number) { this.name = `CenterCropOrPad(${shape.join('×')}, pad ${padValue})`; }
+  constructor(
+    readonly shape: [number, number, number],
+    readonly padValue: number,
+  ) {
+    this.name = `CenterCropOrPad(${shape.join('×')}, pad ${padValue})`;
+  }
   apply(v: Volume): Volume {
     const cur = v.data.shape as [number, number, number];
     const starts = cropPadStarts(cur, this.shape);
     const out = torch.tidy(() => {
       let x = v.data;
-      starts.forEach((s, ax) => { if (cur[ax]! > this.shape[ax]!) x = x.narrow(ax, s, this.shape[ax]!); });
+      starts.forEach((s, ax) => {
+        if (cur[ax]! > this.shape[ax]!) x = x.narrow(ax, s, this.shape[ax]!);
+      });
       const pads: number[] = [];
       for (let ax = 2; ax >= 0; ax--) {
         const need = Math.max(0, this.shape[ax]! - x.size(ax));
@@ -161,7 +207,10 @@ export class CenterCropOrPad implements Transform {
 }
 
 /** Per tensor dim (D, H, W) of a centre crop/pad from `cur` to `target`: > 0 is the crop start, < 0 the padding before. */
-export function cropPadStarts(cur: [number, number, number], target: [number, number, number]): [number, number, number] {
+export function cropPadStarts(
+  cur: [number, number, number],
+  target: [number, number, number],
+): [number, number, number] {
   return cur.map((n, ax) => {
     const t = target[ax]!;
     return n >= t ? Math.floor((n - t) / 2) : -Math.floor((t - n) / 2);
@@ -184,12 +233,24 @@ export function shiftedAffine(a: Mat4, starts: [number, number, number]): Mat4 {
  */
 export class CropForeground implements Transform {
   readonly name: string;
-  constructor(readonly threshold: number, readonly marginMm = 0) { this.name = `CropForeground(> ${threshold}, margin ${marginMm} mm)`; }
+  constructor(
+    readonly threshold: number,
+    readonly marginMm = 0,
+  ) {
+    this.name = `CropForeground(> ${threshold}, margin ${marginMm} mm)`;
+  }
   apply(v: Volume): Volume {
     const ranges = torch.tidy(() => {
       const fg = v.data.gt(this.threshold);
       // per tensor dim (D, H, W): which slices / rows / columns hold any foreground
-      return [0, 1, 2].map((dim) => fg.to('uint8').max([0, 1, 2].filter((d) => d !== dim)).nonzero().flatten().toArray());
+      return [0, 1, 2].map((dim) =>
+        fg
+          .to('uint8')
+          .max([0, 1, 2].filter((d) => d !== dim))
+          .nonzero()
+          .flatten()
+          .toArray(),
+      );
     });
     if (ranges.some((r) => r.length === 0)) return v;
     const spacingOfDim = [v.spacing[2], v.spacing[1], v.spacing[0]];
@@ -197,7 +258,9 @@ export class CropForeground implements Transform {
       const m = Math.ceil(this.marginMm / spacingOfDim[dim]!);
       return [Math.max(0, r[0]! - m), Math.min(v.data.size(dim) - 1, r[r.length - 1]! + m)] as [number, number];
     });
-    const out = torch.tidy(() => bounds.reduce((x, [lo, hi], dim) => x.narrow(dim, lo, hi - lo + 1), v.data).contiguous());
+    const out = torch.tidy(() =>
+      bounds.reduce((x, [lo, hi], dim) => x.narrow(dim, lo, hi - lo + 1), v.data).contiguous(),
+    );
     const affine = v.affine.map((row) => [...row]) as Mat4;
     bounds.forEach(([lo], dim) => {
       for (let r = 0; r < 3; r++) affine[r]![3]! += v.affine[r]![2 - dim]! * lo;
@@ -209,6 +272,10 @@ export class CropForeground implements Transform {
 /** x / scale (CT-CLIP maps clipped HU to [−1, 1] with scale 1000). */
 export class ScaleIntensity implements Transform {
   readonly name: string;
-  constructor(readonly scale: number) { this.name = `ScaleIntensity(1/${scale})`; }
-  apply(v: Volume): Volume { return withData(v, v.data.div(this.scale)); }
+  constructor(readonly scale: number) {
+    this.name = `ScaleIntensity(1/${scale})`;
+  }
+  apply(v: Volume): Volume {
+    return withData(v, v.data.div(this.scale));
+  }
 }

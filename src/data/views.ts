@@ -42,35 +42,67 @@ export interface ViewConfig {
 }
 
 export const DEFAULT_VIEWS: ViewConfig = {
-  numLocal: 4, localScale: [0.3, 0.7], flipProb: 0.5, intensityScale: [0.9, 1.1], intensityShift: [-0.05, 0.05],
-  noiseStd: 0.02, rotateDeg: 0, globalIntensity: true,
+  numLocal: 4,
+  localScale: [0.3, 0.7],
+  flipProb: 0.5,
+  intensityScale: [0.9, 1.1],
+  intensityShift: [-0.05, 0.05],
+  noiseStd: 0.02,
+  rotateDeg: 0,
+  globalIntensity: true,
 };
 
 /** A crop box in source voxels (start and size per axis, D/H/W order) plus in-plane rotation. */
-export interface Box { start: Shape3; size: Shape3; rotateRad: number; flip: [boolean, boolean, boolean] }
+export interface Box {
+  start: Shape3;
+  size: Shape3;
+  rotateRad: number;
+  flip: [boolean, boolean, boolean];
+}
 
 /**
  * Trilinear resampling of `box` of src (D×H×W, normalised values) onto outShape, with align_corners=False
  * sampling (like F.interpolate) and `pad` outside the source.
  */
-export function sampleBox(src: ArrayLike<number>, shape: Shape3, box: Box, out: Shape3, scale: number, pad: number): Float32Array {
+export function sampleBox(
+  src: ArrayLike<number>,
+  shape: Shape3,
+  box: Box,
+  out: Shape3,
+  scale: number,
+  pad: number,
+): Float32Array {
   const [D, H, W] = shape;
   const [od, oh, ow] = out;
   const f = box.size[0] / od;
-  const aligned = box.rotateRad === 0 && (f === 1 || f === 2)
-    && [0, 1, 2].every((i) => box.size[i] === f * out[i]! && Number.isInteger(box.start[i]) && box.start[i]! >= 0 && box.start[i]! + box.size[i]! <= shape[i]!);
+  const aligned =
+    box.rotateRad === 0 &&
+    (f === 1 || f === 2) &&
+    [0, 1, 2].every(
+      (i) =>
+        box.size[i] === f * out[i]! &&
+        Number.isInteger(box.start[i]) &&
+        box.start[i]! >= 0 &&
+        box.start[i]! + box.size[i]! <= shape[i]!,
+    );
   if (aligned) return alignedBox(src, shape, box, out, f, scale);
   const res = new Float32Array(od * oh * ow);
-  const fz = box.size[0] / od, fy = box.size[1] / oh, fx = box.size[2] / ow;
-  const cy = box.start[1] + box.size[1] / 2 - 0.5, cx = box.start[2] + box.size[2] / 2 - 0.5;
-  const cos = Math.cos(box.rotateRad), sin = Math.sin(box.rotateRad);
+  const fz = box.size[0] / od,
+    fy = box.size[1] / oh,
+    fx = box.size[2] / ow;
+  const cy = box.start[1] + box.size[1] / 2 - 0.5,
+    cx = box.start[2] + box.size[2] / 2 - 0.5;
+  const cos = Math.cos(box.rotateRad),
+    sin = Math.sin(box.rotateRad);
   const HW = H * W;
-  const at = (z: number, y: number, x: number) => (z < 0 || y < 0 || x < 0 || z >= D || y >= H || x >= W ? pad : src[z * HW + y * W + x]! / scale);
+  const at = (z: number, y: number, x: number) =>
+    z < 0 || y < 0 || x < 0 || z >= D || y >= H || x >= W ? pad : src[z * HW + y * W + x]! / scale;
   let o = 0;
   for (let a = 0; a < od; a++) {
     const ai = box.flip[0] ? od - 1 - a : a;
     const z = box.start[0] + (ai + 0.5) * fz - 0.5;
-    const z0 = Math.floor(z), tz = z - z0;
+    const z0 = Math.floor(z),
+      tz = z - z0;
     for (let b = 0; b < oh; b++) {
       const bi = box.flip[1] ? oh - 1 - b : b;
       const yl = box.start[1] + (bi + 0.5) * fy - 0.5;
@@ -80,17 +112,23 @@ export function sampleBox(src: ArrayLike<number>, shape: Shape3, box: Box, out: 
         // rotate (y, x) about the crop centre
         const y = cy + (yl - cy) * cos - (xl - cx) * sin;
         const x = cx + (yl - cy) * sin + (xl - cx) * cos;
-        const y0 = Math.floor(y), x0 = Math.floor(x), ty = y - y0, tx = x - x0;
+        const y0 = Math.floor(y),
+          x0 = Math.floor(x),
+          ty = y - y0,
+          tx = x - x0;
         // Inside the volume, clamp to the border like align_corners=False interpolation does.
-        const zc0 = Math.min(Math.max(z0, 0), D - 1), zc1 = Math.min(Math.max(z0 + 1, 0), D - 1);
+        const zc0 = Math.min(Math.max(z0, 0), D - 1),
+          zc1 = Math.min(Math.max(z0 + 1, 0), D - 1);
         const inPlane = y > -1 && y < H && x > -1 && x < W;
-        const yc0 = inPlane ? Math.min(Math.max(y0, 0), H - 1) : y0, yc1 = inPlane ? Math.min(Math.max(y0 + 1, 0), H - 1) : y0 + 1;
-        const xc0 = inPlane ? Math.min(Math.max(x0, 0), W - 1) : x0, xc1 = inPlane ? Math.min(Math.max(x0 + 1, 0), W - 1) : x0 + 1;
+        const yc0 = inPlane ? Math.min(Math.max(y0, 0), H - 1) : y0,
+          yc1 = inPlane ? Math.min(Math.max(y0 + 1, 0), H - 1) : y0 + 1;
+        const xc0 = inPlane ? Math.min(Math.max(x0, 0), W - 1) : x0,
+          xc1 = inPlane ? Math.min(Math.max(x0 + 1, 0), W - 1) : x0 + 1;
         const v00 = at(zc0, yc0, xc0) * (1 - tx) + at(zc0, yc0, xc1) * tx;
         const v01 = at(zc0, yc1, xc0) * (1 - tx) + at(zc0, yc1, xc1) * tx;
         const v10 = at(zc1, yc0, xc0) * (1 - tx) + at(zc1, yc0, xc1) * tx;
         const v11 = at(zc1, yc1, xc0) * (1 - tx) + at(zc1, yc1, xc1) * tx;
-        res[o++] = ((v00 * (1 - ty) + v01 * ty) * (1 - tz)) + ((v10 * (1 - ty) + v11 * ty) * tz);
+        res[o++] = (v00 * (1 - ty) + v01 * ty) * (1 - tz) + (v10 * (1 - ty) + v11 * ty) * tz;
       }
     }
   }
@@ -103,7 +141,14 @@ export function sampleBox(src: ArrayLike<number>, shape: Shape3, box: Box, out: 
  * 2×2×2 block), so the general interpolation reduces to copying or to this arithmetic, in the same order and with the
  * same float results, several times faster.
  */
-function alignedBox(src: ArrayLike<number>, shape: Shape3, box: Box, out: Shape3, f: 1 | 2, scale: number): Float32Array {
+function alignedBox(
+  src: ArrayLike<number>,
+  shape: Shape3,
+  box: Box,
+  out: Shape3,
+  f: 1 | 2,
+  scale: number,
+): Float32Array {
   const [, H, W] = shape;
   const [od, oh, ow] = out;
   const res = new Float32Array(od * oh * ow);
@@ -125,7 +170,7 @@ function alignedBox(src: ArrayLike<number>, shape: Shape3, box: Box, out: Shape3
         const v01 = (src[i + W]! / scale) * 0.5 + (src[i + W + 1]! / scale) * 0.5;
         const v10 = (src[i + HW]! / scale) * 0.5 + (src[i + HW + 1]! / scale) * 0.5;
         const v11 = (src[i + HW + W]! / scale) * 0.5 + (src[i + HW + W + 1]! / scale) * 0.5;
-        res[o++] = ((v00 * 0.5 + v01 * 0.5) * 0.5) + ((v10 * 0.5 + v11 * 0.5) * 0.5);
+        res[o++] = (v00 * 0.5 + v01 * 0.5) * 0.5 + (v10 * 0.5 + v11 * 0.5) * 0.5;
       }
     }
   }
@@ -141,16 +186,27 @@ function augmentIntensity(x: Float32Array, cfg: ViewConfig, rng: Rng): void {
 /** A random crop box: `fixed` voxels per axis, or a random fraction (localScale) of each axis; centred on `centre`
  * (voxel coordinates, shifted to fit) when given, else placed uniformly. */
 export function localBox(shape: Shape3, cfg: ViewConfig, rng: Rng, fixed?: Shape3, centre?: Shape3): Box {
-  const size = fixed ? shape.map((n, i) => Math.min(n, fixed[i]!)) as Shape3
-    : shape.map((n) => Math.max(2, Math.round(n * rng.uniform(cfg.localScale[0], cfg.localScale[1])))) as Shape3;
-  const start = shape.map((n, i) => (centre ? Math.min(Math.max(Math.round(centre[i]! + 0.5 - size[i]! / 2), 0), n - size[i]!) : rng.int(0, n - size[i]!))) as Shape3;
+  const size = fixed
+    ? (shape.map((n, i) => Math.min(n, fixed[i]!)) as Shape3)
+    : (shape.map((n) => Math.max(2, Math.round(n * rng.uniform(cfg.localScale[0], cfg.localScale[1])))) as Shape3);
+  const start = shape.map((n, i) =>
+    centre
+      ? Math.min(Math.max(Math.round(centre[i]! + 0.5 - size[i]! / 2), 0), n - size[i]!)
+      : rng.int(0, n - size[i]!),
+  ) as Shape3;
   return {
-    start, size, rotateRad: cfg.rotateDeg > 0 ? (rng.uniform(-cfg.rotateDeg, cfg.rotateDeg) * Math.PI) / 180 : 0,
+    start,
+    size,
+    rotateRad: cfg.rotateDeg > 0 ? (rng.uniform(-cfg.rotateDeg, cfg.rotateDeg) * Math.PI) / 180 : 0,
     flip: [rng.bool(cfg.flipProb), rng.bool(cfg.flipProb), rng.bool(cfg.flipProb)],
   };
 }
 
-export interface Views { global: Float32Array; locals: Float32Array[]; boxes: Box[] }
+export interface Views {
+  global: Float32Array;
+  locals: Float32Array[];
+  boxes: Box[];
+}
 
 /** `k` voxels (D/H/W coordinates) drawn uniformly, with replacement, from the mask's foreground (class > 0);
  * undefined when the mask has none. */
@@ -162,11 +218,13 @@ export function foregroundVoxels(mask: ArrayLike<number>, shape: Shape3, k: numb
   const order = ranks.map((r, j) => [r, j] as const).sort((a, b) => a[0] - b[0]);
   const out: Shape3[] = new Array(k);
   const HW = shape[1] * shape[2];
-  let seen = -1, o = 0;
+  let seen = -1,
+    o = 0;
   for (let i = 0; i < mask.length && o < k; i++) {
     if (!(mask[i]! > 0)) continue;
     seen++;
-    while (o < k && order[o]![0] === seen) out[order[o++]![1]] = [Math.floor(i / HW), Math.floor((i % HW) / shape[2]), i % shape[2]];
+    while (o < k && order[o]![0] === seen)
+      out[order[o++]![1]] = [Math.floor(i / HW), Math.floor((i % HW) / shape[2]), i % shape[2]];
   }
   return out;
 }
@@ -179,7 +237,13 @@ const whole = (shape: Shape3): Box => ({ start: [0, 0, 0], size: shape, rotateRa
  * itself, or, when `globalShape` is smaller, the whole volume resampled to it (trilinear, align_corners=False,
  * as F.interpolate; at a factor of 2 per axis that is the mean of each 2×2×2 block).
  */
-export function globalView(hu: ArrayLike<number>, shape: Shape3, globalShape: Shape3, scale: number, pad: number): Float32Array {
+export function globalView(
+  hu: ArrayLike<number>,
+  shape: Shape3,
+  globalShape: Shape3,
+  scale: number,
+  pad: number,
+): Float32Array {
   if (globalShape.join() !== shape.join()) return sampleBox(hu, shape, whole(shape), globalShape, scale, pad);
   const g = new Float32Array(hu.length);
   for (let i = 0; i < hu.length; i++) g[i] = hu[i]! / scale;
@@ -192,24 +256,42 @@ export function globalView(hu: ArrayLike<number>, shape: Shape3, globalShape: Sh
  * of the array each local view was cut from) so tests and visualisations can see where each view came from.
  * `mask` (class indices at the cache's shape) is needed by localAnchor 'foreground'.
  */
-export function makeViews(hu: ArrayLike<number>, shape: Shape3, scale: number, pad: number, cfg: ViewConfig, rng: Rng, globalShape: Shape3 = shape, mask?: ArrayLike<number>): Views {
+export function makeViews(
+  hu: ArrayLike<number>,
+  shape: Shape3,
+  scale: number,
+  pad: number,
+  cfg: ViewConfig,
+  rng: Rng,
+  globalShape: Shape3 = shape,
+  mask?: ArrayLike<number>,
+): Views {
   const plain = globalView(hu, shape, globalShape, scale, pad);
   const global = cfg.globalIntensity ? Float32Array.from(plain) : plain;
   if (cfg.globalIntensity) augmentIntensity(global, cfg, rng);
   const native = cfg.localSource === 'cache';
   const same = globalShape.join() === shape.join();
   const localShape = cfg.localShape ?? half(globalShape);
-  if (cfg.localAnchor === 'foreground' && !mask) throw new Error("data.views.localAnchor 'foreground' needs the cache's segmentation masks");
+  if (cfg.localAnchor === 'foreground' && !mask)
+    throw new Error("data.views.localAnchor 'foreground' needs the cache's segmentation masks");
   // anchors in the cache's voxels, mapped onto the global view's grid when crops are cut from it
-  const anchors = cfg.localAnchor === 'foreground' && cfg.numLocal > 0 ? foregroundVoxels(mask!, shape, cfg.numLocal, rng) : undefined;
+  const anchors =
+    cfg.localAnchor === 'foreground' && cfg.numLocal > 0
+      ? foregroundVoxels(mask!, shape, cfg.numLocal, rng)
+      : undefined;
   const onGlobal = (c: Shape3) => c.map((v, i) => ((v + 0.5) * globalShape[i]!) / shape[i]! - 0.5) as Shape3;
   const boxes: Box[] = [];
   const locals = Array.from({ length: cfg.numLocal }, (_, k) => {
     const centre = anchors?.[k];
-    const box = native ? localBox(shape, cfg, rng, localShape, centre) : localBox(globalShape, cfg, rng, undefined, centre && onGlobal(centre));
+    const box = native
+      ? localBox(shape, cfg, rng, localShape, centre)
+      : localBox(globalShape, cfg, rng, undefined, centre && onGlobal(centre));
     boxes.push(box);
     // crops of the global view read the cache directly when the two are the same grid (exactly as before multi-resolution)
-    const v = native || same ? sampleBox(hu, shape, box, localShape, scale, pad) : sampleBox(plain, globalShape, box, localShape, 1, pad);
+    const v =
+      native || same
+        ? sampleBox(hu, shape, box, localShape, scale, pad)
+        : sampleBox(plain, globalShape, box, localShape, 1, pad);
     augmentIntensity(v, cfg, rng);
     return v;
   });

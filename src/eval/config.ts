@@ -25,20 +25,48 @@ export interface EvalConfig {
     finetune: TrainBudget;
   };
   /** classes: mask class names by label value, background first (default: the synthetic generator's organs) */
-  segmentation: { classes?: string[]; fractions: number[]; modes: ('frozen' | 'finetune')[]; epochs: number; batchSize: number; lr: number; patch: [number, number, number]; overlap: number; overlays: number; limitTest?: number };
+  segmentation: {
+    classes?: string[];
+    fractions: number[];
+    modes: ('frozen' | 'finetune')[];
+    epochs: number;
+    batchSize: number;
+    lr: number;
+    patch: [number, number, number];
+    overlap: number;
+    overlays: number;
+    limitTest?: number;
+  };
   reportgen: {
-    epochs: number; batchSize: number; lr: number; freezeEncoder: boolean; maxLength: number; beams: number; limitTest?: number;
+    epochs: number;
+    batchSize: number;
+    lr: number;
+    freezeEncoder: boolean;
+    maxLength: number;
+    beams: number;
+    limitTest?: number;
     decoder: { dModel: number; layers: number; heads: number; ffn: number; dropout: number };
   };
 }
-export interface TrainBudget { epochs: number; patience: number; batchSize: number; lr: number; weightDecay: number }
+export interface TrainBudget {
+  epochs: number;
+  patience: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+}
 
 const dir = () => join(packageRoot(), 'configs', 'eval');
-export const evalConfigNames = (): string[] => readdirSync(dir()).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+export const evalConfigNames = (): string[] =>
+  readdirSync(dir())
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -5))
+    .sort();
 
 export function loadEvalConfig(nameOrPath: string): EvalConfig {
   const path = nameOrPath.endsWith('.json') ? nameOrPath : join(dir(), `${nameOrPath}.json`);
-  if (!existsSync(path)) throw new Error(`evaluation config '${nameOrPath}' not found (built-in: ${evalConfigNames().join(', ')})`);
+  if (!existsSync(path))
+    throw new Error(`evaluation config '${nameOrPath}' not found (built-in: ${evalConfigNames().join(', ')})`);
   let c: EvalConfig;
   try {
     c = JSON.parse(readFileSync(path, 'utf8')) as EvalConfig;
@@ -47,16 +75,30 @@ export function loadEvalConfig(nameOrPath: string): EvalConfig {
   }
   const bad: string[] = [];
   if (!(c.valFraction > 0 && c.valFraction < 1)) bad.push(`valFraction must be in (0, 1) (got ${c.valFraction})`);
-  if (!(Number.isInteger(c.bootstrap?.resamples) && c.bootstrap.resamples >= 100)) bad.push(`bootstrap.resamples must be an integer ≥ 100 (got ${c.bootstrap?.resamples})`);
-  for (const f of [...(c.transfer?.fractions ?? []), ...(c.segmentation?.fractions ?? [])]) if (!(f > 0 && f <= 1)) bad.push(`label fraction ${f} is not in (0, 1]`);
-  if (c.scale !== undefined && c.scale !== 'global' && c.scale !== 'full') bad.push(`scale must be 'global' or 'full' (got ${JSON.stringify(c.scale)})`);
+  if (!(Number.isInteger(c.bootstrap?.resamples) && c.bootstrap.resamples >= 100))
+    bad.push(`bootstrap.resamples must be an integer ≥ 100 (got ${c.bootstrap?.resamples})`);
+  for (const f of [...(c.transfer?.fractions ?? []), ...(c.segmentation?.fractions ?? [])])
+    if (!(f > 0 && f <= 1)) bad.push(`label fraction ${f} is not in (0, 1]`);
+  if (c.scale !== undefined && c.scale !== 'global' && c.scale !== 'full')
+    bad.push(`scale must be 'global' or 'full' (got ${JSON.stringify(c.scale)})`);
   if (bad.length) throw new Error(`${path}: ${bad.join('; ')}`);
   return c;
 }
 
 /** Short, stable fingerprint of a JSON-able value (key order normalised). */
 export function hashJson(v: unknown): string {
-  const canon = (x: unknown): unknown => (Array.isArray(x) ? x.map(canon) : x && typeof x === 'object'
-    ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, canon((x as Record<string, unknown>)[k])])) : x);
-  return createHash('sha256').update(JSON.stringify(canon(v))).digest('hex').slice(0, 16);
+  const canon = (x: unknown): unknown =>
+    Array.isArray(x)
+      ? x.map(canon)
+      : x && typeof x === 'object'
+        ? Object.fromEntries(
+            Object.keys(x)
+              .sort()
+              .map((k) => [k, canon((x as Record<string, unknown>)[k])]),
+          )
+        : x;
+  return createHash('sha256')
+    .update(JSON.stringify(canon(v)))
+    .digest('hex')
+    .slice(0, 16);
 }

@@ -37,7 +37,10 @@ export interface EvalSplits {
 export const FRACTION_LADDER = [0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1] as const;
 
 /** A group of volumes that must stay together, with its positive volumes per label. */
-interface Unit { names: string[]; counts: number[] }
+interface Unit {
+  names: string[];
+  counts: number[];
+}
 
 const CT_RATE_NAME = /^(.+)_[a-z]+_\d+$/;
 /** The patient a volume belongs to (CT-RATE naming); any other name is its own patient. */
@@ -50,7 +53,12 @@ const hash16 = (s: string): string => createHash('sha256').update(s).digest('hex
 /** Identifies a cache's content: label names and each volume's name, split, source hash and labels. */
 export function cacheFingerprint(cacheDir: string, index: CacheIndex = readCacheIndex(cacheDir)): string {
   const entries = [...index.entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return hash16(JSON.stringify({ labels: index.labelNames, entries: entries.map((e) => [e.name, e.split, e.sourceHash, e.labels]) }));
+  return hash16(
+    JSON.stringify({
+      labels: index.labelNames,
+      entries: entries.map((e) => [e.name, e.split, e.sourceHash, e.labels]),
+    }),
+  );
 }
 
 /** Identifies a set of volume names (order-free). */
@@ -63,9 +71,14 @@ function unitsOf(names: readonly string[], labelsOf: (name: string) => number[],
   for (const n of names) {
     const p = patientOf(n);
     let u = byPatient.get(p);
-    if (!u) { u = { names: [], counts: new Array<number>(L).fill(0) }; byPatient.set(p, u); }
+    if (!u) {
+      u = { names: [], counts: new Array<number>(L).fill(0) };
+      byPatient.set(p, u);
+    }
     u.names.push(n);
-    labelsOf(n).forEach((v, l) => { if (v > 0) u!.counts[l]! += 1; });
+    labelsOf(n).forEach((v, l) => {
+      if (v > 0) u!.counts[l]! += 1;
+    });
   }
   return [...byPatient.values()];
 }
@@ -74,10 +87,17 @@ function unitsOf(names: readonly string[], labelsOf: (name: string) => number[],
 class Partition {
   readonly sizes: number[];
   readonly counts: number[][];
-  constructor(readonly units: Unit[], readonly fold: number[], K: number, readonly L: number) {
+  constructor(
+    readonly units: Unit[],
+    readonly fold: number[],
+    K: number,
+    readonly L: number,
+  ) {
     this.sizes = new Array<number>(K).fill(0);
     this.counts = Array.from({ length: K }, () => new Array<number>(L).fill(0));
-    units.forEach((_, i) => { if (fold[i]! >= 0) this.add(i, fold[i]!, 1); });
+    units.forEach((_, i) => {
+      if (fold[i]! >= 0) this.add(i, fold[i]!, 1);
+    });
   }
   private add(i: number, f: number, sign: number): void {
     const u = this.units[i]!;
@@ -94,11 +114,15 @@ class Partition {
 
 /** Picks uniformly among the indices whose key is maximal (keys compared lexicographically). */
 function argmaxRandom(n: number, key: (j: number) => number[], rng: Rng): number {
-  let best: number[] = [], bestKey: number[] | undefined;
+  let best: number[] = [],
+    bestKey: number[] | undefined;
   for (let j = 0; j < n; j++) {
     const k = key(j);
     const cmp = bestKey === undefined ? 1 : compareKeys(k, bestKey);
-    if (cmp > 0) { best = [j]; bestKey = k; } else if (cmp === 0) best.push(j);
+    if (cmp > 0) {
+      best = [j];
+      bestKey = k;
+    } else if (cmp === 0) best.push(j);
   }
   return best.length === 1 ? best[0]! : rng.pick(best);
 }
@@ -127,24 +151,39 @@ function iterativeStratification(units: Unit[], targets: number[], L: number, rn
   const assign = (i: number, f: number) => {
     fold[i] = f;
     want[f]! -= units[i]!.names.length;
-    for (let l = 0; l < L; l++) { wantLabel[f]![l]! -= units[i]!.counts[l]!; remaining[l]! -= units[i]!.counts[l]!; }
+    for (let l = 0; l < L; l++) {
+      wantLabel[f]![l]! -= units[i]!.counts[l]!;
+      remaining[l]! -= units[i]!.counts[l]!;
+    }
   };
   for (;;) {
     // The label with the fewest positives still to place; ties broken at random.
-    let min = Infinity, candidates: number[] = [];
+    let min = Infinity,
+      candidates: number[] = [];
     for (let l = 0; l < L; l++) {
       const r = remaining[l]!;
       if (r <= 0) continue;
-      if (r < min) { min = r; candidates = [l]; } else if (r === min) candidates.push(l);
+      if (r < min) {
+        min = r;
+        candidates = [l];
+      } else if (r === min) candidates.push(l);
     }
     if (!candidates.length) break;
     const l = candidates.length === 1 ? candidates[0]! : rng.pick(candidates);
     for (const i of withLabel[l]!) {
       if (fold[i]! >= 0) continue;
-      assign(i, argmaxRandom(K, (j) => [wantLabel[j]![l]!, want[j]!], rng));
+      assign(
+        i,
+        argmaxRandom(K, (j) => [wantLabel[j]![l]!, want[j]!], rng),
+      );
     }
   }
-  for (const i of order) if (fold[i]! < 0) assign(i, argmaxRandom(K, (j) => [want[j]!], rng));
+  for (const i of order)
+    if (fold[i]! < 0)
+      assign(
+        i,
+        argmaxRandom(K, (j) => [want[j]!], rng),
+      );
   return fold;
 }
 
@@ -154,7 +193,10 @@ function moveCost(p: Partition, i: number, a: number, b: number, wantLabel: numb
   const c = p.units[i]!.counts;
   for (let l = 0; l < p.L; l++) {
     if (!c[l]) continue;
-    const ca = p.counts[a]![l]!, cb = p.counts[b]![l]!, wa = wantLabel[a]![l]!, wb = wantLabel[b]![l]!;
+    const ca = p.counts[a]![l]!,
+      cb = p.counts[b]![l]!,
+      wa = wantLabel[a]![l]!,
+      wb = wantLabel[b]![l]!;
     cost += Math.abs(ca - c[l]! - wa) - Math.abs(ca - wa) + Math.abs(cb + c[l]! - wb) - Math.abs(cb - wb);
   }
   return cost;
@@ -165,10 +207,17 @@ function moveCost(p: Partition, i: number, a: number, b: number, wantLabel: numb
  * allow), each time the unit whose move disturbs the per-label counts least. `frozen` folds neither give
  * nor take.
  */
-function balanceSizes(p: Partition, targets: number[], wantLabel: number[][], rng: Rng, frozen = new Set<number>()): void {
+function balanceSizes(
+  p: Partition,
+  targets: number[],
+  wantLabel: number[][],
+  rng: Rng,
+  frozen = new Set<number>(),
+): void {
   const K = targets.length;
   for (let guard = 0; guard < p.units.length * 2; guard++) {
-    let a = -1, b = -1;
+    let a = -1,
+      b = -1;
     for (let j = 0; j < K; j++) {
       if (frozen.has(j)) continue;
       const d = p.sizes[j]! - targets[j]!;
@@ -177,11 +226,17 @@ function balanceSizes(p: Partition, targets: number[], wantLabel: number[][], rn
     }
     if (a < 0 || b < 0) return;
     const gap = Math.min(p.sizes[a]! - targets[a]!, targets[b]! - p.sizes[b]!);
-    let best = -1, bestCost = Infinity, ties = 0;
+    let best = -1,
+      bestCost = Infinity,
+      ties = 0;
     for (let i = 0; i < p.units.length; i++) {
       if (p.fold[i] !== a || p.units[i]!.names.length > gap) continue;
       const cost = moveCost(p, i, a, b, wantLabel);
-      if (cost < bestCost - 1e-9) { best = i; bestCost = cost; ties = 1; } else if (Math.abs(cost - bestCost) <= 1e-9 && rng.next() < 1 / ++ties) best = i;
+      if (cost < bestCost - 1e-9) {
+        best = i;
+        bestCost = cost;
+        ties = 1;
+      } else if (Math.abs(cost - bestCost) <= 1e-9 && rng.next() < 1 / ++ties) best = i;
     }
     if (best < 0) return; // only patient groups larger than the gap are left
     p.move(best, b);
@@ -203,24 +258,37 @@ function coverLabels(p: Partition, prefixes: number[], lastDonor: number, wantLa
     for (let l = 0; l < L; l++) {
       if (!present[l] || prefixCount(l) > 0) continue;
       const uncovered = Array.from({ length: L }, (_, m) => present[m]! && prefixCount(m) === 0);
-      let give = -1, giveKey: number[] | undefined;
+      let give = -1,
+        giveKey: number[] | undefined;
       for (let i = 0; i < p.units.length; i++) {
         const f = p.fold[i]!;
         if (f <= k || f > lastDonor || !p.units[i]!.counts[l]) continue;
-        const key = [-f, p.units[i]!.counts.filter((c, m) => c > 0 && uncovered[m]).length, -p.units[i]!.names.length, rng.next()];
-        if (!giveKey || compareKeys(key, giveKey) > 0) { give = i; giveKey = key; }
+        const key = [
+          -f,
+          p.units[i]!.counts.filter((c, m) => c > 0 && uncovered[m]).length,
+          -p.units[i]!.names.length,
+          rng.next(),
+        ];
+        if (!giveKey || compareKeys(key, giveKey) > 0) {
+          give = i;
+          giveKey = key;
+        }
       }
       if (give < 0) continue; // positives only in folds this prefix may not draw from
       const donor = p.fold[give]!;
       p.move(give, k);
-      let back = -1, backCost = Infinity;
+      let back = -1,
+        backCost = Infinity;
       const have = Array.from({ length: L }, (_, m) => prefixCount(m));
       for (let i = 0; i < p.units.length; i++) {
         if (i === give || p.fold[i] !== k || p.units[i]!.names.length !== p.units[give]!.names.length) continue;
         const needed = p.units[i]!.counts.some((c, m) => c > 0 && have[m]! - c <= 0);
         if (needed) continue;
         const cost = moveCost(p, i, k, donor, wantLabel) + rng.next() * 1e-6;
-        if (cost < backCost) { back = i; backCost = cost; }
+        if (cost < backCost) {
+          back = i;
+          backCost = cost;
+        }
       }
       if (back >= 0) p.move(back, donor);
     }
@@ -228,7 +296,8 @@ function coverLabels(p: Partition, prefixes: number[], lastDonor: number, wantLa
 }
 
 function checkFraction(what: string, v: number, allowOne: boolean): void {
-  if (!(typeof v === 'number' && v > 0 && (allowOne ? v <= 1 : v < 1))) throw new Error(`${what} must be in (0, ${allowOne ? '1]' : '1)'}, got ${v}`);
+  if (!(typeof v === 'number' && v > 0 && (allowOne ? v <= 1 : v < 1)))
+    throw new Error(`${what} must be in (0, ${allowOne ? '1]' : '1)'}, got ${v}`);
 }
 
 /**
@@ -237,20 +306,33 @@ function checkFraction(what: string, v: number, allowOne: boolean): void {
  * (`valFraction` of its volumes, default 0.2, rounded; patients never straddle the two). Deterministic in
  * (cache, seed, valFraction).
  */
-export function evalSplits(cacheDir: string, o: { seed?: number; valFraction?: number; trainSplit?: string; testSplit?: string } = {}): EvalSplits {
-  const seed = o.seed ?? 0, valFraction = o.valFraction ?? 0.2;
-  const trainSplit = o.trainSplit ?? 'train', testSplit = o.testSplit ?? 'valid';
+export function evalSplits(
+  cacheDir: string,
+  o: { seed?: number; valFraction?: number; trainSplit?: string; testSplit?: string } = {},
+): EvalSplits {
+  const seed = o.seed ?? 0,
+    valFraction = o.valFraction ?? 0.2;
+  const trainSplit = o.trainSplit ?? 'train',
+    testSplit = o.testSplit ?? 'valid';
   checkFraction('evalSplits: valFraction', valFraction, false);
   const index = readCacheIndex(cacheDir);
   const splitNames = [...new Set(index.entries.map((e) => e.split))].join(', ');
   const pool = index.entries.filter((e) => e.split === trainSplit);
   const test = index.entries.filter((e) => e.split === testSplit).map((e) => e.name);
-  if (pool.length < 2) throw new Error(`${cacheDir}: split '${trainSplit}' has ${pool.length} volumes, need ≥ 2 to divide into train and val (splits: ${splitNames})`);
+  if (pool.length < 2)
+    throw new Error(
+      `${cacheDir}: split '${trainSplit}' has ${pool.length} volumes, need ≥ 2 to divide into train and val (splits: ${splitNames})`,
+    );
   if (!test.length) throw new Error(`${cacheDir}: no volumes in test split '${testSplit}' (splits: ${splitNames})`);
   const labels = new Map(pool.map((e) => [e.name, e.labels]));
   const L = index.labelNames.length;
-  const units = unitsOf(pool.map((e) => e.name), (n) => labels.get(n)!, L);
-  if (units.length < 2) throw new Error(`${cacheDir}: split '${trainSplit}' holds a single patient; cannot divide it into train and val`);
+  const units = unitsOf(
+    pool.map((e) => e.name),
+    (n) => labels.get(n)!,
+    L,
+  );
+  if (units.length < 2)
+    throw new Error(`${cacheDir}: split '${trainSplit}' holds a single patient; cannot divide it into train and val`);
   const nVal = Math.min(pool.length - 1, Math.max(1, Math.round(valFraction * pool.length)));
   const targets = [pool.length - nVal, nVal];
   const rng = new Rng(seed, 0x5b117);
@@ -261,7 +343,9 @@ export function evalSplits(cacheDir: string, o: { seed?: number; valFraction?: n
   return {
     train: pool.filter((e) => !inVal.has(e.name)).map((e) => e.name),
     val: pool.filter((e) => inVal.has(e.name)).map((e) => e.name),
-    test, seed, valFraction,
+    test,
+    seed,
+    valFraction,
   };
 }
 
@@ -278,7 +362,13 @@ function prefixSizes(n: number): number[] {
 }
 
 /** The label subset of `train` for `fraction`, computed (see FRACTION_LADDER). */
-function computeSubset(train: string[], labelsOf: (name: string) => number[], L: number, fraction: number, seed: number): string[] {
+function computeSubset(
+  train: string[],
+  labelsOf: (name: string) => number[],
+  L: number,
+  fraction: number,
+  seed: number,
+): string[] {
   if (fraction === 1) return [...train];
   const units = unitsOf(train, labelsOf, L);
   const sizes = prefixSizes(train.length);
@@ -289,7 +379,8 @@ function computeSubset(train: string[], labelsOf: (name: string) => number[], L:
   const wantLabel = wantedCounts(units, targets, L);
   balanceSizes(part, targets, wantLabel, rng);
   coverLabels(part, targets.map((_, k) => k).slice(0, -1), targets.length - 1, wantLabel, rng);
-  const namesIn = (pred: (f: number) => boolean) => new Set(units.filter((_, i) => pred(fold[i]!)).flatMap((u) => u.names));
+  const namesIn = (pred: (f: number) => boolean) =>
+    new Set(units.filter((_, i) => pred(fold[i]!)).flatMap((u) => u.names));
   const step = FRACTION_LADDER.findIndex((f) => Math.abs(f - fraction) < 1e-12);
   if (step >= 0) {
     const chosen = namesIn((f) => f <= step);
@@ -339,15 +430,28 @@ export interface LabelSubsetFile {
  * the same cache, splits, fraction and seed, else an error says which differs), otherwise computed and
  * written atomically, so that every method sees the same subset.
  */
-export function labelSubset(cacheDir: string, splits: EvalSplits, fraction: number, o: { seed?: number; file?: string } = {}): string[] {
+export function labelSubset(
+  cacheDir: string,
+  splits: EvalSplits,
+  fraction: number,
+  o: { seed?: number; file?: string } = {},
+): string[] {
   checkFraction('labelSubset: fraction', fraction, true);
   const seed = o.seed ?? splits.seed;
   const index = readCacheIndex(cacheDir);
-  const expect = { cache: cacheFingerprint(cacheDir, index), fraction, seed, splits: { seed: splits.seed, valFraction: splits.valFraction, train: namesFingerprint(splits.train) } };
+  const expect = {
+    cache: cacheFingerprint(cacheDir, index),
+    fraction,
+    seed,
+    splits: { seed: splits.seed, valFraction: splits.valFraction, train: namesFingerprint(splits.train) },
+  };
   if (o.file && existsSync(o.file)) return readSubsetFile(o.file, expect, splits.train);
   const labels = new Map(index.entries.map((e) => [e.name, e.labels]));
   const missing = splits.train.filter((n) => !labels.has(n));
-  if (missing.length) throw new Error(`labelSubset: ${missing.length} evaluation-train volumes are not in ${cacheDir} (e.g. ${missing[0]}); splits from another cache?`);
+  if (missing.length)
+    throw new Error(
+      `labelSubset: ${missing.length} evaluation-train volumes are not in ${cacheDir} (e.g. ${missing[0]}); splits from another cache?`,
+    );
   if (!splits.train.length) throw new Error('labelSubset: the evaluation-train part is empty');
   const names = computeSubset(splits.train, (n) => labels.get(n)!, index.labelNames.length, fraction, seed);
   if (o.file) {
@@ -358,25 +462,34 @@ export function labelSubset(cacheDir: string, splits: EvalSplits, fraction: numb
   return names;
 }
 
-function readSubsetFile(file: string, expect: Omit<LabelSubsetFile, 'format' | 'count' | 'names'>, train: string[]): string[] {
+function readSubsetFile(
+  file: string,
+  expect: Omit<LabelSubsetFile, 'format' | 'count' | 'names'>,
+  train: string[],
+): string[] {
   let saved: LabelSubsetFile;
   try {
     saved = JSON.parse(readFileSync(file, 'utf8')) as LabelSubsetFile;
   } catch (e) {
     throw new Error(`${file}: not a label-subset file (${(e as Error).message})`);
   }
-  if (saved.format !== 't3d-label-subset/1' || !Array.isArray(saved.names)) throw new Error(`${file}: not a label-subset file (format '${String(saved.format)}')`);
+  if (saved.format !== 't3d-label-subset/1' || !Array.isArray(saved.names))
+    throw new Error(`${file}: not a label-subset file (format '${String(saved.format)}')`);
   const diffs: string[] = [];
   if (saved.cache !== expect.cache) diffs.push(`cache ${saved.cache} (this cache is ${expect.cache})`);
   if (saved.fraction !== expect.fraction) diffs.push(`fraction ${saved.fraction} (asked ${expect.fraction})`);
   if (saved.seed !== expect.seed) diffs.push(`seed ${saved.seed} (asked ${expect.seed})`);
   const s = saved.splits ?? {};
   if (s.train !== expect.splits.train || s.seed !== expect.splits.seed || s.valFraction !== expect.splits.valFraction) {
-    diffs.push(`evaluation splits seed ${s.seed}, valFraction ${s.valFraction}, train ${s.train} (these are seed ${expect.splits.seed}, valFraction ${expect.splits.valFraction}, train ${expect.splits.train})`);
+    diffs.push(
+      `evaluation splits seed ${s.seed}, valFraction ${s.valFraction}, train ${s.train} (these are seed ${expect.splits.seed}, valFraction ${expect.splits.valFraction}, train ${expect.splits.train})`,
+    );
   }
-  if (diffs.length) throw new Error(`${file}: belongs to another subset: ${diffs.join('; ')}. Delete it or give another file.`);
+  if (diffs.length)
+    throw new Error(`${file}: belongs to another subset: ${diffs.join('; ')}. Delete it or give another file.`);
   const inTrain = new Set(train);
   const stray = saved.names.filter((n) => !inTrain.has(n));
-  if (stray.length) throw new Error(`${file}: ${stray.length} names are not in the evaluation-train part (e.g. ${stray[0]})`);
+  if (stray.length)
+    throw new Error(`${file}: ${stray.length} names are not in the evaluation-train part (e.g. ${stray[0]})`);
   return saved.names;
 }

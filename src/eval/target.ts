@@ -31,7 +31,9 @@ export interface EvalTarget {
 function loadPrefixed(module: VisionEncoder, path: string, prefix: string): void {
   const { tensors } = torch.loadSafetensors(path);
   try {
-    module.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t])));
+    module.loadStateDict(
+      new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, t]) => [k.slice(prefix.length), t])),
+    );
   } catch (e) {
     throw new Error(`${path}: ${(e as Error).message}`);
   } finally {
@@ -47,8 +49,12 @@ export function evalTarget(checkpoint: string, o: { init?: 'pretrained' | 'rando
   const randomSeed = o.seed ?? 0;
   const runMetrics = join(dirname(dirname(dir)), 'metrics.jsonl');
   return {
-    init, checkpointDir: dir,
-    checkpointId: init === 'pretrained' ? checkpointFileSha256(dir, 'model.safetensors').slice(0, 16) : `random-${hashJson({ vision: config.model.vision, seed: randomSeed })}`,
+    init,
+    checkpointDir: dir,
+    checkpointId:
+      init === 'pretrained'
+        ? checkpointFileSha256(dir, 'model.safetensors').slice(0, 16)
+        : `random-${hashJson({ vision: config.model.vision, seed: randomSeed })}`,
     configHash: hashJson(config),
     pretrainSeed: init === 'pretrained' ? config.train.seed : randomSeed,
     metricsPath: init === 'pretrained' && existsSync(runMetrics) ? runMetrics : undefined,

@@ -14,5 +14,12 @@
 
 export { DicomError, type DicomErrorKind } from './dicom/errors.js';
 export type { SliceGap } from './dicom/series.js';
-export { readDicomSeries, readDicomVolume, scanDicomSeries, type DicomSeries, type DicomVolume, type ReadDicomOptions } from './dicom/volume.js';
+export {
+  readDicomSeries,
+  readDicomVolume,
+  scanDicomSeries,
+  type DicomSeries,
+  type DicomVolume,
+  type ReadDicomOptions,
+} from './dicom/volume.js';
 export { convertDicomToNifti, type WrittenNifti } from './dicom/to-nifti.js';

@@ -10,7 +10,10 @@ export interface SeriesRef {
   instances?: number;
 }
 
-export interface DicomWebOptions { timeoutMs?: number; fetch?: typeof fetch }
+export interface DicomWebOptions {
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
 
 type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
 const value = (o: DicomJson, tag: string): unknown => o[tag]?.Value?.[0];
@@ -22,8 +25,11 @@ async function get(url: string, accept: string, o: DicomWebOptions): Promise<Res
     res = await (o.fetch ?? fetch)(url, { headers: { accept }, signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
     const e = err as Error;
-    if (e.name === 'TimeoutError' || e.name === 'AbortError') throw new Error(`DICOMweb ${url}: no answer within ${timeoutMs / 1000} s`);
-    throw new Error(`DICOMweb ${url}: ${e.message}${(e as { cause?: Error }).cause ? ` (${(e as { cause?: Error }).cause!.message})` : ''}`);
+    if (e.name === 'TimeoutError' || e.name === 'AbortError')
+      throw new Error(`DICOMweb ${url}: no answer within ${timeoutMs / 1000} s`);
+    throw new Error(
+      `DICOMweb ${url}: ${e.message}${(e as { cause?: Error }).cause ? ` (${(e as { cause?: Error }).cause!.message})` : ''}`,
+    );
   }
   if (!res.ok) throw new Error(`DICOMweb ${url}: HTTP ${res.status} ${res.statusText}`);
   return res;
@@ -36,16 +42,20 @@ export async function findSeries(base: string, o: DicomWebOptions & { modality?:
   const text = await res.text();
   let rows: DicomJson[];
   try {
-    rows = text.trim() ? JSON.parse(text) as DicomJson[] : [];
+    rows = text.trim() ? (JSON.parse(text) as DicomJson[]) : [];
   } catch {
     throw new Error(`DICOMweb ${url}: the answer is not DICOM JSON`);
   }
   if (!Array.isArray(rows)) throw new Error(`DICOMweb ${url}: expected a JSON array of series`);
-  return rows.map((r) => ({
-    studyUid: String(value(r, '0020000D') ?? ''), seriesUid: String(value(r, '0020000E') ?? ''),
-    modality: value(r, '00080060') as string | undefined, description: value(r, '0008103E') as string | undefined,
-    instances: value(r, '00201209') === undefined ? undefined : Number(value(r, '00201209')),
-  })).filter((s) => s.studyUid && s.seriesUid);
+  return rows
+    .map((r) => ({
+      studyUid: String(value(r, '0020000D') ?? ''),
+      seriesUid: String(value(r, '0020000E') ?? ''),
+      modality: value(r, '00080060') as string | undefined,
+      description: value(r, '0008103E') as string | undefined,
+      instances: value(r, '00201209') === undefined ? undefined : Number(value(r, '00201209')),
+    }))
+    .filter((s) => s.studyUid && s.seriesUid);
 }
 
 /** WADO-RS: every instance of a series, as the bytes of its DICOM file. */
@@ -73,7 +83,8 @@ const indexOf = (hay: Uint8Array, needle: Uint8Array, from: number): number => {
 /** The parts of a multipart body (RFC 2046): the bytes between delimiter lines, without their part headers. */
 export function parseMultipart(body: Uint8Array, contentType: string, where = 'multipart body'): Uint8Array[] {
   const m = /boundary="?([^";]+)"?/i.exec(contentType);
-  if (!/^multipart\//i.test(contentType.trim()) || !m) throw new Error(`DICOMweb ${where}: expected multipart/related with a boundary, got '${contentType}'`);
+  if (!/^multipart\//i.test(contentType.trim()) || !m)
+    throw new Error(`DICOMweb ${where}: expected multipart/related with a boundary, got '${contentType}'`);
   const enc = new TextEncoder();
   const delimiter = enc.encode(`--${m[1]}`);
   const crlf2 = enc.encode('\r\n\r\n');
@@ -84,9 +95,11 @@ export function parseMultipart(body: Uint8Array, contentType: string, where = 'm
     const after = at + delimiter.length;
     if (body[after] === 0x2d && body[after + 1] === 0x2d) return parts; // closing delimiter "--boundary--"
     const headersEnd = indexOf(body, crlf2, after);
-    if (headersEnd < 0) throw new Error(`DICOMweb ${where}: part ${parts.length + 1} has no end of headers (truncated?)`);
+    if (headersEnd < 0)
+      throw new Error(`DICOMweb ${where}: part ${parts.length + 1} has no end of headers (truncated?)`);
     const next = indexOf(body, enc.encode(`\r\n--${m[1]}`), headersEnd + 4);
-    if (next < 0) throw new Error(`DICOMweb ${where}: part ${parts.length + 1} is not closed by a delimiter (truncated transfer)`);
+    if (next < 0)
+      throw new Error(`DICOMweb ${where}: part ${parts.length + 1} is not closed by a delimiter (truncated transfer)`);
     parts.push(body.subarray(headersEnd + 4, next));
     at = next + 2;
   }

@@ -40,7 +40,8 @@ function checkedZlib(out: Uint8Array, capacity: number): Uint8Array {
 /** Errors say the same thing whichever engine inflated. */
 function gunzipError(e: unknown, capacity: number): Error {
   const err = e as NodeJS.ErrnoException;
-  if (err.code === 'ERR_BUFFER_TOO_LARGE' || /inflates past/.test(err.message)) return new GunzipCapacityError(`gzip stream inflates past ${capacity} bytes`);
+  if (err.code === 'ERR_BUFFER_TOO_LARGE' || /inflates past/.test(err.message))
+    return new GunzipCapacityError(`gzip stream inflates past ${capacity} bytes`);
   return new Error(`corrupt or truncated gzip stream (${err.message})`);
 }
 
@@ -61,7 +62,9 @@ export async function gunzip(file: Uint8Array, capacity: number): Promise<Uint8A
   try {
     if (!addon) return checkedZlib(await zlibGunzipAsync(file, zlibOpts(capacity)), capacity);
     const out = Buffer.allocUnsafe(capacity);
-    const n = await new Promise<number>((ok, fail) => addon.gunzip(file, out, (err, bytes) => (err ? fail(err) : ok(bytes))));
+    const n = await new Promise<number>((ok, fail) =>
+      addon.gunzip(file, out, (err, bytes) => (err ? fail(err) : ok(bytes))),
+    );
     return out.subarray(0, n);
   } catch (e) {
     throw gunzipError(e, capacity);

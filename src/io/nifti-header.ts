@@ -47,38 +47,84 @@ export interface NiftiHeader {
 type Kind = 'u8' | 'i16' | 'i32' | 'i64' | 'f32' | 'f64' | 'str';
 type NumKey = { [K in keyof NiftiHeader]: NiftiHeader[K] extends number | number[] ? K : never }[keyof NiftiHeader];
 type StrKey = 'descrip' | 'auxFile' | 'intentName';
-type Field = [key: NumKey, kind: Exclude<Kind, 'str'>, offset: number, count?: number] | [key: StrKey, kind: 'str', offset: number, count: number];
+type Field =
+  | [key: NumKey, kind: Exclude<Kind, 'str'>, offset: number, count?: number]
+  | [key: StrKey, kind: 'str', offset: number, count: number];
 
 // Byte offsets from nifti1.h / nifti2.h. Legacy Analyze fields are left zero.
 const V1_FIELDS: Field[] = [
-  ['sizeofHdr', 'i32', 0], ['dimInfo', 'u8', 39], ['dim', 'i16', 40, 8],
-  ['intentP1', 'f32', 56], ['intentP2', 'f32', 60], ['intentP3', 'f32', 64],
-  ['intentCode', 'i16', 68], ['datatype', 'i16', 70], ['bitpix', 'i16', 72],
-  ['sliceStart', 'i16', 74], ['pixdim', 'f32', 76, 8], ['voxOffset', 'f32', 108],
-  ['sclSlope', 'f32', 112], ['sclInter', 'f32', 116], ['sliceEnd', 'i16', 120],
-  ['sliceCode', 'u8', 122], ['xyztUnits', 'u8', 123], ['calMax', 'f32', 124],
-  ['calMin', 'f32', 128], ['sliceDuration', 'f32', 132], ['toffset', 'f32', 136],
-  ['descrip', 'str', 148, 80], ['auxFile', 'str', 228, 24],
-  ['qformCode', 'i16', 252], ['sformCode', 'i16', 254],
-  ['quaternB', 'f32', 256], ['quaternC', 'f32', 260], ['quaternD', 'f32', 264],
-  ['qoffsetX', 'f32', 268], ['qoffsetY', 'f32', 272], ['qoffsetZ', 'f32', 276],
-  ['srowX', 'f32', 280, 4], ['srowY', 'f32', 296, 4], ['srowZ', 'f32', 312, 4],
+  ['sizeofHdr', 'i32', 0],
+  ['dimInfo', 'u8', 39],
+  ['dim', 'i16', 40, 8],
+  ['intentP1', 'f32', 56],
+  ['intentP2', 'f32', 60],
+  ['intentP3', 'f32', 64],
+  ['intentCode', 'i16', 68],
+  ['datatype', 'i16', 70],
+  ['bitpix', 'i16', 72],
+  ['sliceStart', 'i16', 74],
+  ['pixdim', 'f32', 76, 8],
+  ['voxOffset', 'f32', 108],
+  ['sclSlope', 'f32', 112],
+  ['sclInter', 'f32', 116],
+  ['sliceEnd', 'i16', 120],
+  ['sliceCode', 'u8', 122],
+  ['xyztUnits', 'u8', 123],
+  ['calMax', 'f32', 124],
+  ['calMin', 'f32', 128],
+  ['sliceDuration', 'f32', 132],
+  ['toffset', 'f32', 136],
+  ['descrip', 'str', 148, 80],
+  ['auxFile', 'str', 228, 24],
+  ['qformCode', 'i16', 252],
+  ['sformCode', 'i16', 254],
+  ['quaternB', 'f32', 256],
+  ['quaternC', 'f32', 260],
+  ['quaternD', 'f32', 264],
+  ['qoffsetX', 'f32', 268],
+  ['qoffsetY', 'f32', 272],
+  ['qoffsetZ', 'f32', 276],
+  ['srowX', 'f32', 280, 4],
+  ['srowY', 'f32', 296, 4],
+  ['srowZ', 'f32', 312, 4],
   ['intentName', 'str', 328, 16],
 ];
 const V2_FIELDS: Field[] = [
-  ['sizeofHdr', 'i32', 0], ['datatype', 'i16', 12], ['bitpix', 'i16', 14],
-  ['dim', 'i64', 16, 8], ['intentP1', 'f64', 80], ['intentP2', 'f64', 88],
-  ['intentP3', 'f64', 96], ['pixdim', 'f64', 104, 8], ['voxOffset', 'i64', 168],
-  ['sclSlope', 'f64', 176], ['sclInter', 'f64', 184], ['calMax', 'f64', 192],
-  ['calMin', 'f64', 200], ['sliceDuration', 'f64', 208], ['toffset', 'f64', 216],
-  ['sliceStart', 'i64', 224], ['sliceEnd', 'i64', 232],
-  ['descrip', 'str', 240, 80], ['auxFile', 'str', 320, 24],
-  ['qformCode', 'i32', 344], ['sformCode', 'i32', 348],
-  ['quaternB', 'f64', 352], ['quaternC', 'f64', 360], ['quaternD', 'f64', 368],
-  ['qoffsetX', 'f64', 376], ['qoffsetY', 'f64', 384], ['qoffsetZ', 'f64', 392],
-  ['srowX', 'f64', 400, 4], ['srowY', 'f64', 432, 4], ['srowZ', 'f64', 464, 4],
-  ['sliceCode', 'i32', 496], ['xyztUnits', 'i32', 500], ['intentCode', 'i32', 504],
-  ['intentName', 'str', 508, 16], ['dimInfo', 'u8', 524],
+  ['sizeofHdr', 'i32', 0],
+  ['datatype', 'i16', 12],
+  ['bitpix', 'i16', 14],
+  ['dim', 'i64', 16, 8],
+  ['intentP1', 'f64', 80],
+  ['intentP2', 'f64', 88],
+  ['intentP3', 'f64', 96],
+  ['pixdim', 'f64', 104, 8],
+  ['voxOffset', 'i64', 168],
+  ['sclSlope', 'f64', 176],
+  ['sclInter', 'f64', 184],
+  ['calMax', 'f64', 192],
+  ['calMin', 'f64', 200],
+  ['sliceDuration', 'f64', 208],
+  ['toffset', 'f64', 216],
+  ['sliceStart', 'i64', 224],
+  ['sliceEnd', 'i64', 232],
+  ['descrip', 'str', 240, 80],
+  ['auxFile', 'str', 320, 24],
+  ['qformCode', 'i32', 344],
+  ['sformCode', 'i32', 348],
+  ['quaternB', 'f64', 352],
+  ['quaternC', 'f64', 360],
+  ['quaternD', 'f64', 368],
+  ['qoffsetX', 'f64', 376],
+  ['qoffsetY', 'f64', 384],
+  ['qoffsetZ', 'f64', 392],
+  ['srowX', 'f64', 400, 4],
+  ['srowY', 'f64', 432, 4],
+  ['srowZ', 'f64', 464, 4],
+  ['sliceCode', 'i32', 496],
+  ['xyztUnits', 'i32', 500],
+  ['intentCode', 'i32', 504],
+  ['intentName', 'str', 508, 16],
+  ['dimInfo', 'u8', 524],
 ];
 const SIZE = { 1: 348, 2: 540 } as const;
 const WIDTH: Record<Exclude<Kind, 'str'>, number> = { u8: 1, i16: 2, i32: 4, i64: 8, f32: 4, f64: 8 };
@@ -96,23 +142,37 @@ export interface DatatypeInfo {
   array: new (buf: ArrayBuffer, offset: number, length: number) => NiftiTypedArray;
 }
 export type NiftiDatatypeName = 'uint8' | 'int8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
-export type NiftiTypedArray = Uint8Array | Int8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array;
+export type NiftiTypedArray =
+  Uint8Array | Int8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array;
 
 const F32_MAX = 3.4028234663852886e38;
 const DT: [number, NiftiDatatypeName, number, number, number, DatatypeInfo['array']][] = [
-  [2, 'uint8', 1, 0, 255, Uint8Array], [256, 'int8', 1, -128, 127, Int8Array],
-  [4, 'int16', 2, -32768, 32767, Int16Array], [512, 'uint16', 2, 0, 65535, Uint16Array],
-  [8, 'int32', 4, -(2 ** 31), 2 ** 31 - 1, Int32Array], [768, 'uint32', 4, 0, 2 ** 32 - 1, Uint32Array],
-  [16, 'float32', 4, -F32_MAX, F32_MAX, Float32Array], [64, 'float64', 8, -Number.MAX_VALUE, Number.MAX_VALUE, Float64Array],
+  [2, 'uint8', 1, 0, 255, Uint8Array],
+  [256, 'int8', 1, -128, 127, Int8Array],
+  [4, 'int16', 2, -32768, 32767, Int16Array],
+  [512, 'uint16', 2, 0, 65535, Uint16Array],
+  [8, 'int32', 4, -(2 ** 31), 2 ** 31 - 1, Int32Array],
+  [768, 'uint32', 4, 0, 2 ** 32 - 1, Uint32Array],
+  [16, 'float32', 4, -F32_MAX, F32_MAX, Float32Array],
+  [64, 'float64', 8, -Number.MAX_VALUE, Number.MAX_VALUE, Float64Array],
 ];
 export const DATATYPES: ReadonlyMap<number, DatatypeInfo> = new Map(
   DT.map(([code, name, bytes, min, max, array]) => [code, { code, name, bytes, min, max, array }]),
 );
-export const datatypeByName = (name: string): DatatypeInfo | undefined => [...DATATYPES.values()].find((d) => d.name === name);
+export const datatypeByName = (name: string): DatatypeInfo | undefined =>
+  [...DATATYPES.values()].find((d) => d.name === name);
 /** Known NIfTI codes we deliberately do not decode; named in error messages. */
 export const UNSUPPORTED_DATATYPES: Record<number, string> = {
-  0: 'unknown', 1: 'binary', 32: 'complex64', 128: 'RGB24', 1024: 'int64', 1280: 'uint64',
-  1536: 'float128', 1792: 'complex128', 2048: 'complex256', 2304: 'RGBA32',
+  0: 'unknown',
+  1: 'binary',
+  32: 'complex64',
+  128: 'RGB24',
+  1024: 'int64',
+  1280: 'uint64',
+  1536: 'float128',
+  1792: 'complex128',
+  2048: 'complex256',
+  2304: 'RGBA32',
 };
 
 export const SPACE_UNITS = { 0: 'unknown', 1: 'meter', 2: 'mm', 3: 'micron' } as const;
@@ -126,7 +186,8 @@ export function decodeUnits(xyzt: number): { xyz: SpaceUnit; t: TimeUnit } {
   };
 }
 export function encodeUnits(xyz: SpaceUnit, t: TimeUnit): number {
-  const code = (table: Record<number, string>, v: string) => Number(Object.keys(table).find((k) => table[Number(k)] === v));
+  const code = (table: Record<number, string>, v: string) =>
+    Number(Object.keys(table).find((k) => table[Number(k)] === v));
   return code(SPACE_UNITS, xyz) | code(TIME_UNITS, t);
 }
 
@@ -140,7 +201,9 @@ function sniff(bytes: Uint8Array, name: string): { version: 1 | 2; littleEndian:
     if (n === SIZE[1]) return { version: 1, littleEndian };
     if (n === SIZE[2]) return { version: 2, littleEndian };
   }
-  throw new Error(`${name}: sizeof_hdr is ${view.getInt32(0, true)}, expected 348 (NIfTI-1) or 540 (NIfTI-2) in either byte order; not a NIfTI file`);
+  throw new Error(
+    `${name}: sizeof_hdr is ${view.getInt32(0, true)}, expected 348 (NIfTI-1) or 540 (NIfTI-2) in either byte order; not a NIfTI file`,
+  );
 }
 
 const latin1 = new TextDecoder('latin1');
@@ -154,22 +217,32 @@ export function parseNiftiHeader(bytes: Uint8Array, name: string): NiftiHeader {
   const view = new DataView(bytes.buffer, bytes.byteOffset, size);
   const magic = bytes.subarray(version === 1 ? 344 : 4, version === 1 ? 348 : 8);
   const m = cstr(magic);
-  if (m === `ni${version}`) throw new Error(`${name}: magic "ni${version}" marks a .hdr/.img pair; only single-file .nii is supported`);
-  if (m !== `n+${version}` || magic[3] !== 0) throw new Error(`${name}: bad magic ${JSON.stringify(latin1.decode(magic))}, expected "n+${version}"`);
+  if (m === `ni${version}`)
+    throw new Error(`${name}: magic "ni${version}" marks a .hdr/.img pair; only single-file .nii is supported`);
+  if (m !== `n+${version}` || magic[3] !== 0)
+    throw new Error(`${name}: bad magic ${JSON.stringify(latin1.decode(magic))}, expected "n+${version}"`);
   if (version === 2) {
     const eol = [...bytes.subarray(8, 12)];
     if (eol.some((b, i) => b !== EOL_CHECK[i]) && eol.some((b) => b !== 0)) {
-      throw new Error(`${name}: NIfTI-2 EOL check bytes are ${eol.join(',')}, expected 13,10,26,10 (file damaged by text-mode transfer?)`);
+      throw new Error(
+        `${name}: NIfTI-2 EOL check bytes are ${eol.join(',')}, expected 13,10,26,10 (file damaged by text-mode transfer?)`,
+      );
     }
   }
   const read = (kind: Exclude<Kind, 'str'>, o: number): number => {
     switch (kind) {
-      case 'u8': return view.getUint8(o);
-      case 'i16': return view.getInt16(o, littleEndian);
-      case 'i32': return view.getInt32(o, littleEndian);
-      case 'i64': return Number(view.getBigInt64(o, littleEndian)); // >2^53 only in absurd headers, rejected later
-      case 'f32': return view.getFloat32(o, littleEndian);
-      case 'f64': return view.getFloat64(o, littleEndian);
+      case 'u8':
+        return view.getUint8(o);
+      case 'i16':
+        return view.getInt16(o, littleEndian);
+      case 'i32':
+        return view.getInt32(o, littleEndian);
+      case 'i64':
+        return Number(view.getBigInt64(o, littleEndian)); // >2^53 only in absurd headers, rejected later
+      case 'f32':
+        return view.getFloat32(o, littleEndian);
+      case 'f64':
+        return view.getFloat64(o, littleEndian);
     }
   };
   const out: Record<string, unknown> = { version, littleEndian, magic: m };
@@ -188,18 +261,25 @@ export function encodeNiftiHeader(h: NiftiHeader): Uint8Array {
   const view = new DataView(bytes.buffer);
   const write = (kind: Exclude<Kind, 'str'>, o: number, v: number): void => {
     switch (kind) {
-      case 'u8': return view.setUint8(o, v);
-      case 'i16': return view.setInt16(o, v, true);
-      case 'i32': return view.setInt32(o, v, true);
-      case 'i64': return view.setBigInt64(o, BigInt(v), true);
-      case 'f32': return view.setFloat32(o, v, true);
-      case 'f64': return view.setFloat64(o, v, true);
+      case 'u8':
+        return view.setUint8(o, v);
+      case 'i16':
+        return view.setInt16(o, v, true);
+      case 'i32':
+        return view.setInt32(o, v, true);
+      case 'i64':
+        return view.setBigInt64(o, BigInt(v), true);
+      case 'f32':
+        return view.setFloat32(o, v, true);
+      case 'f64':
+        return view.setFloat64(o, v, true);
     }
   };
   for (const [key, kind, offset, count] of h.version === 1 ? V1_FIELDS : V2_FIELDS) {
     if (kind === 'str') {
       const s = h[key];
-      if (s.length > count || /[^\x20-\x7e]/.test(s)) throw new Error(`header ${key} must be printable ASCII of at most ${count} chars`);
+      if (s.length > count || /[^\x20-\x7e]/.test(s))
+        throw new Error(`header ${key} must be printable ASCII of at most ${count} chars`);
       for (let i = 0; i < s.length; i++) bytes[offset + i] = s.charCodeAt(i);
     } else {
       const v = h[key];
@@ -277,7 +357,11 @@ export function bestAffine(h: NiftiHeader, name = 'header'): { affine: Mat4; sou
  * strips shears). With float32 storage (NIfTI-1) b, c, d are rounded jointly,
  * see roundQuaternion32.
  */
-export function affineToQform(affine: Mat4, name = 'affine', float32 = false): { quatern: number[]; offset: number[]; qfac: 1 | -1; zooms: number[] } {
+export function affineToQform(
+  affine: Mat4,
+  name = 'affine',
+  float32 = false,
+): { quatern: number[]; offset: number[]; qfac: 1 | -1; zooms: number[] } {
   const zooms = [0, 1, 2].map((j) => Math.hypot(affine[0]![j]!, affine[1]![j]!, affine[2]![j]!));
   zooms.forEach((z, j) => {
     if (!(z > 0)) throw new Error(`${name}: affine column ${j} has zero length`);
@@ -289,7 +373,12 @@ export function affineToQform(affine: Mat4, name = 'affine', float32 = false): {
   const qfac = det > 0 ? 1 : -1;
   if (qfac < 0) for (const row of R) row[2] = -row[2]!;
   const q = matToQuat(polar(R, 0));
-  return { quatern: float32 ? roundQuaternion32(q) : q.slice(1), offset: [affine[0]![3]!, affine[1]![3]!, affine[2]![3]!], qfac, zooms };
+  return {
+    quatern: float32 ? roundQuaternion32(q) : q.slice(1),
+    offset: [affine[0]![3]!, affine[1]![3]!, affine[2]![3]!],
+    qfac,
+    zooms,
+  };
 }
 
 /** Like nibabel.aff2axcodes: the world axis (RAS+ labels) each voxel axis points along. */
@@ -301,7 +390,11 @@ export function affineToAxcodes(affine: Mat4): (string | null)[] {
     for (let i = 0; i < 3; i++) RS[i]![j]! /= z;
   }
   const R = polar(RS, 1e-7); // rank-deficient parts dropped, as nibabel's SVD threshold does
-  const labels = [['L', 'R'], ['P', 'A'], ['I', 'S']] as const;
+  const labels = [
+    ['L', 'R'],
+    ['P', 'A'],
+    ['I', 'S'],
+  ] as const;
   const codes: (string | null)[] = [];
   for (let j = 0; j < 3; j++) {
     const col = R.map((r) => r[j]!);
@@ -341,13 +434,15 @@ function roundQuaternion32(q: number[]): number[] {
   };
   let best = [Math.fround(q[1]!), Math.fround(q[2]!), Math.fround(q[3]!)];
   let bestErr = Infinity;
-  for (const b of near(q[1]!)) for (const c of near(q[2]!)) for (const d of near(q[3]!)) {
-    const w2 = 1 - (b * b + c * c + d * d);
-    if (w2 < -3 * 2 ** -23) continue;
-    const w = Math.sqrt(Math.max(w2, 0));
-    const err = (w - q[0]!) ** 2 + (b - q[1]!) ** 2 + (c - q[2]!) ** 2 + (d - q[3]!) ** 2;
-    if (err < bestErr) [best, bestErr] = [[b, c, d], err];
-  }
+  for (const b of near(q[1]!))
+    for (const c of near(q[2]!))
+      for (const d of near(q[3]!)) {
+        const w2 = 1 - (b * b + c * c + d * d);
+        if (w2 < -3 * 2 ** -23) continue;
+        const w = Math.sqrt(Math.max(w2, 0));
+        const err = (w - q[0]!) ** 2 + (b - q[1]!) ** 2 + (c - q[2]!) ** 2 + (d - q[3]!) ** 2;
+        if (err < bestErr) [best, bestErr] = [[b, c, d], err];
+      }
   return best;
 }
 
@@ -363,7 +458,12 @@ const transpose3 = (a: number[][]): number[][] => [0, 1, 2].map((i) => [0, 1, 2]
 /** nibabel quat2mat for (w, x, y, z). */
 function quatToMat([w, x, y, z]: number[]): number[][] {
   const n = w! * w! + x! * x! + y! * y! + z! * z!;
-  if (n < Number.EPSILON) return [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
+  if (n < Number.EPSILON)
+    return [
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+    ];
   const s = 2 / n;
   const [X, Y, Z] = [x! * s, y! * s, z! * s];
   return [
@@ -404,7 +504,11 @@ function polar(M: number[][], relTol: number): number[][] {
   const { values, vectors: V } = eigSym3(matmul3(transpose3(M), M));
   const s = values.map((v) => Math.sqrt(Math.max(v, 0)));
   const smax = Math.max(...s);
-  const out = [[0, 0, 0], [0, 0, 0], [0, 0, 0]];
+  const out = [
+    [0, 0, 0],
+    [0, 0, 0],
+    [0, 0, 0],
+  ];
   for (let k = 0; k < 3; k++) {
     if (!(s[k]! > relTol * smax) || s[k] === 0) continue;
     const v = [V[0]![k]!, V[1]![k]!, V[2]![k]!];
@@ -417,18 +521,30 @@ function polar(M: number[][], relTol: number): number[][] {
 /** Cyclic Jacobi eigen-decomposition of a symmetric 3x3 matrix; eigenvectors are columns. */
 function eigSym3(S: number[][]): { values: number[]; vectors: number[][] } {
   let A = S.map((r) => r.slice());
-  let V = [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
+  let V = [
+    [1, 0, 0],
+    [0, 1, 0],
+    [0, 0, 1],
+  ];
   for (let sweep = 0; sweep < 50; sweep++) {
     const off = A[0]![1]! ** 2 + A[0]![2]! ** 2 + A[1]![2]! ** 2;
     const diag = A[0]![0]! ** 2 + A[1]![1]! ** 2 + A[2]![2]! ** 2;
     if (off === 0 || off < 1e-36 * diag) break;
-    for (const [p, q] of [[0, 1], [0, 2], [1, 2]] as const) {
+    for (const [p, q] of [
+      [0, 1],
+      [0, 2],
+      [1, 2],
+    ] as const) {
       const apq = A[p]![q]!;
       if (apq === 0) continue;
       const theta = (A[q]![q]! - A[p]![p]!) / (2 * apq);
       const t = (theta >= 0 ? 1 : -1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
       const c = 1 / Math.sqrt(t * t + 1);
-      const J = [[1, 0, 0], [0, 1, 0], [0, 0, 1]];
+      const J = [
+        [1, 0, 0],
+        [0, 1, 0],
+        [0, 0, 1],
+      ];
       J[p]![p] = c;
       J[q]![q] = c;
       J[p]![q] = t * c;

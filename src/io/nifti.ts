@@ -11,14 +11,45 @@ import { constants as zc, gunzipSync as zlibGunzipSync, gzip, gzipSync } from 'n
 import { constants as bufferConstants } from 'node:buffer';
 import { GunzipCapacityError, gunzip, gunzipSync } from './gzip.js';
 import {
-  DATATYPES, UNSUPPORTED_DATATYPES, affineToQform, bestAffine, datatypeByName, decodeUnits, encodeNiftiHeader,
-  encodeUnits, fixedPixdim, minVoxOffset, parseNiftiHeader,
-  type AffineSource, type DatatypeInfo, type Mat4, type NiftiDatatypeName, type NiftiHeader, type NiftiTypedArray,
-  type SpaceUnit, type TimeUnit,
+  DATATYPES,
+  UNSUPPORTED_DATATYPES,
+  affineToQform,
+  bestAffine,
+  datatypeByName,
+  decodeUnits,
+  encodeNiftiHeader,
+  encodeUnits,
+  fixedPixdim,
+  minVoxOffset,
+  parseNiftiHeader,
+  type AffineSource,
+  type DatatypeInfo,
+  type Mat4,
+  type NiftiDatatypeName,
+  type NiftiHeader,
+  type NiftiTypedArray,
+  type SpaceUnit,
+  type TimeUnit,
 } from './nifti-header.js';
 
-export { affineToAxcodes, bestAffine, fallbackAffine, parseNiftiHeader, encodeNiftiHeader, qformAffine, sformAffine } from './nifti-header.js';
-export type { AffineSource, Mat4, NiftiDatatypeName, NiftiHeader, NiftiTypedArray, SpaceUnit, TimeUnit } from './nifti-header.js';
+export {
+  affineToAxcodes,
+  bestAffine,
+  fallbackAffine,
+  parseNiftiHeader,
+  encodeNiftiHeader,
+  qformAffine,
+  sformAffine,
+} from './nifti-header.js';
+export type {
+  AffineSource,
+  Mat4,
+  NiftiDatatypeName,
+  NiftiHeader,
+  NiftiTypedArray,
+  SpaceUnit,
+  TimeUnit,
+} from './nifti-header.js';
 
 export interface NiftiImage<D extends NiftiTypedArray = Float32Array> {
   header: NiftiHeader;
@@ -95,7 +126,8 @@ function planRead(file: Uint8Array, name: string): Plan {
   const header = parseNiftiHeader(gz ? gunzipPrefix(file, name) : file, name);
   const need = validate(header, name);
   if (!gz) checkSize(file.length, header, need, name);
-  else if (need > bufferConstants.MAX_LENGTH) throw new Error(`${name}: image needs ${need} bytes, more than a Node buffer can hold`);
+  else if (need > bufferConstants.MAX_LENGTH)
+    throw new Error(`${name}: image needs ${need} bytes, more than a Node buffer can hold`);
   return { gz, header, need };
 }
 
@@ -115,7 +147,8 @@ function gunzipPrefix(file: Uint8Array, name: string): Uint8Array {
 /** The most a .nii.gz may inflate to: more than GZIP_SLACK bytes past what its header describes is a gzip bomb. */
 const capacity = (plan: Plan) => Math.min(bufferConstants.MAX_LENGTH, plan.need + GZIP_SLACK);
 function gunzipError(name: string, need: number, e: unknown): Error {
-  if (e instanceof GunzipCapacityError) return new Error(`${name}: gzip stream inflates past the ${need} bytes the header describes`);
+  if (e instanceof GunzipCapacityError)
+    return new Error(`${name}: gzip stream inflates past the ${need} bytes the header describes`);
   return new Error(`${name}: ${(e as Error).message}`);
 }
 async function unzip(name: string, plan: Plan, file: Uint8Array): Promise<Uint8Array> {
@@ -139,7 +172,8 @@ function unzipSync(name: string, plan: Plan, file: Uint8Array, into?: Uint8Array
   return out;
 }
 function checkSize(size: number, h: NiftiHeader, need: number, name: string): void {
-  if (size <= h.voxOffset) throw new Error(`${name}: vox_offset ${h.voxOffset} is beyond the end of the data (${size} bytes)`);
+  if (size <= h.voxOffset)
+    throw new Error(`${name}: vox_offset ${h.voxOffset} is beyond the end of the data (${size} bytes)`);
   if (size < need) throw new Error(`${name}: truncated image data: header needs ${need} bytes, got ${size}`);
 }
 
@@ -159,12 +193,15 @@ function validate(h: NiftiHeader, name: string): number {
     if (voxels > MAX_VOXELS) throw new Error(`${name}: dims ${h.dim.slice(1, ndim + 1).join('x')} exceed 2^31 voxels`);
   }
   const dt = datatypeOf(h.datatype, name);
-  if (h.bitpix !== dt.bytes * 8) throw new Error(`${name}: bitpix ${h.bitpix} does not match datatype ${dt.name} (${dt.bytes * 8})`);
+  if (h.bitpix !== dt.bytes * 8)
+    throw new Error(`${name}: bitpix ${h.bitpix} does not match datatype ${dt.name} (${dt.bytes * 8})`);
   const off = h.voxOffset;
   if (!Number.isInteger(off)) throw new Error(`${name}: vox_offset ${off} is not an integer`);
-  if (off < minVoxOffset(h.version)) throw new Error(`${name}: vox_offset ${off} is inside the header (minimum ${minVoxOffset(h.version)})`);
+  if (off < minVoxOffset(h.version))
+    throw new Error(`${name}: vox_offset ${off} is inside the header (minimum ${minVoxOffset(h.version)})`);
   // nibabel: a zero or non-finite slope means "no scaling"; only a usable slope needs a finite intercept.
-  if (hasScaling(h) && !Number.isFinite(h.sclInter)) throw new Error(`${name}: scl_inter is ${h.sclInter} with scl_slope ${h.sclSlope}`);
+  if (hasScaling(h) && !Number.isFinite(h.sclInter))
+    throw new Error(`${name}: scl_inter is ${h.sclInter} with scl_slope ${h.sclSlope}`);
   return off + voxels * dt.bytes;
 }
 
@@ -183,7 +220,8 @@ function decode(bytes: Uint8Array, h: NiftiHeader, name: string, opts: Opts): Ni
   const dt = datatypeOf(h.datatype, name);
   // The affine is computed before the voxel copy so a bad quaternion fails fast.
   const { affine, source } = bestAffine(h, name);
-  if (affine.flat().some((v) => !Number.isFinite(v))) throw new Error(`${name}: ${source} affine has non-finite entries`);
+  if (affine.flat().some((v) => !Number.isFinite(v)))
+    throw new Error(`${name}: ${source} affine has non-finite entries`);
 
   const start = bytes.byteOffset + h.voxOffset;
   let data: NiftiTypedArray;
@@ -204,8 +242,15 @@ function decode(bytes: Uint8Array, h: NiftiHeader, name: string, opts: Opts): Ni
   }
   const units = decodeUnits(h.xyztUnits);
   return {
-    header: h, shape, dataShape, data, affine, affineSource: source,
-    spacing: fixedPixdim(h).slice(1, ndim + 1), datatype: dt.name, units,
+    header: h,
+    shape,
+    dataShape,
+    data,
+    affine,
+    affineSource: source,
+    spacing: fixedPixdim(h).slice(1, ndim + 1),
+    datatype: dt.name,
+    units,
   };
 }
 
@@ -264,11 +309,14 @@ export interface NiftiWriteImage {
 /** Encodes a complete uncompressed single-file image (little-endian). */
 export function encodeNifti(img: NiftiWriteImage, name = '<image>'): Uint8Array {
   const { shape, data } = img;
-  if (!(shape.length >= 1 && shape.length <= 7)) throw new Error(`${name}: shape must have 1..7 dimensions, got ${shape.length}`);
-  if (!shape.every((d) => Number.isInteger(d) && d >= 1)) throw new Error(`${name}: shape [${shape}] must be positive integers`);
+  if (!(shape.length >= 1 && shape.length <= 7))
+    throw new Error(`${name}: shape must have 1..7 dimensions, got ${shape.length}`);
+  if (!shape.every((d) => Number.isInteger(d) && d >= 1))
+    throw new Error(`${name}: shape [${shape}] must be positive integers`);
   const voxels = shape.reduce((a, b) => a * b, 1);
   if (voxels > MAX_VOXELS) throw new Error(`${name}: shape [${shape}] exceeds 2^31 voxels`);
-  if (data.length !== voxels) throw new Error(`${name}: data has ${data.length} values, shape [${shape}] needs ${voxels}`);
+  if (data.length !== voxels)
+    throw new Error(`${name}: data has ${data.length} values, shape [${shape}] needs ${voxels}`);
   const dtName = img.datatype ?? inferDatatype(data);
   const dt = datatypeByName(dtName);
   if (!dt) throw new Error(`${name}: cannot write datatype ${dtName}`);
@@ -279,28 +327,58 @@ export function encodeNifti(img: NiftiWriteImage, name = '<image>'): Uint8Array 
   if (A[3]!.some((v, i) => v !== (i === 3 ? 1 : 0))) throw new Error(`${name}: affine last row must be [0, 0, 0, 1]`);
   const slope = img.sclSlope ?? 1;
   const inter = img.sclInter ?? 0;
-  if (!Number.isFinite(slope) || !Number.isFinite(inter)) throw new Error(`${name}: scl_slope/scl_inter must be finite`);
+  if (!Number.isFinite(slope) || !Number.isFinite(inter))
+    throw new Error(`${name}: scl_slope/scl_inter must be finite`);
   const extra = img.extraPixdim ?? [];
-  if (extra.length > shape.length - 3 && extra.length > 0) throw new Error(`${name}: ${extra.length} extraPixdim values for ${shape.length} dims`);
+  if (extra.length > shape.length - 3 && extra.length > 0)
+    throw new Error(`${name}: ${extra.length} extraPixdim values for ${shape.length} dims`);
   const version = img.version ?? 1;
   for (const code of [img.qformCode, img.sformCode]) {
-    if (code !== undefined && !XFORM_CODES.includes(code)) throw new Error(`${name}: xform code ${code} is not one of ${XFORM_CODES}`);
+    if (code !== undefined && !XFORM_CODES.includes(code))
+      throw new Error(`${name}: xform code ${code} is not one of ${XFORM_CODES}`);
   }
   const q = affineToQform(A, name, version === 1);
   const pixdim = [q.qfac, ...q.zooms, 1, 1, 1, 1].slice(0, 8);
   extra.forEach((p, i) => (pixdim[4 + i] = p));
   const header: NiftiHeader = {
-    version, littleEndian: true, sizeofHdr: 0, magic: '', dimInfo: 0,
+    version,
+    littleEndian: true,
+    sizeofHdr: 0,
+    magic: '',
+    dimInfo: 0,
     dim: [shape.length, ...shape, 1, 1, 1, 1, 1, 1, 1].slice(0, 8),
-    intentP1: 0, intentP2: 0, intentP3: 0, intentCode: 0, datatype: dt.code, bitpix: dt.bytes * 8,
-    sliceStart: 0, pixdim, voxOffset: minVoxOffset(version), sclSlope: slope, sclInter: inter,
-    sliceEnd: 0, sliceCode: 0,
+    intentP1: 0,
+    intentP2: 0,
+    intentP3: 0,
+    intentCode: 0,
+    datatype: dt.code,
+    bitpix: dt.bytes * 8,
+    sliceStart: 0,
+    pixdim,
+    voxOffset: minVoxOffset(version),
+    sclSlope: slope,
+    sclInter: inter,
+    sliceEnd: 0,
+    sliceCode: 0,
     xyztUnits: encodeUnits(img.xyzUnits ?? 'mm', img.tUnits ?? (shape.length > 3 ? 'sec' : 'unknown')),
-    calMax: 0, calMin: 0, sliceDuration: 0, toffset: 0, descrip: img.description ?? '', auxFile: '',
-    qformCode: img.qformCode ?? 1, sformCode: img.sformCode ?? 1,
-    quaternB: q.quatern[0]!, quaternC: q.quatern[1]!, quaternD: q.quatern[2]!,
-    qoffsetX: q.offset[0]!, qoffsetY: q.offset[1]!, qoffsetZ: q.offset[2]!,
-    srowX: A[0]!.slice(), srowY: A[1]!.slice(), srowZ: A[2]!.slice(), intentName: '',
+    calMax: 0,
+    calMin: 0,
+    sliceDuration: 0,
+    toffset: 0,
+    descrip: img.description ?? '',
+    auxFile: '',
+    qformCode: img.qformCode ?? 1,
+    sformCode: img.sformCode ?? 1,
+    quaternB: q.quatern[0]!,
+    quaternC: q.quatern[1]!,
+    quaternD: q.quatern[2]!,
+    qoffsetX: q.offset[0]!,
+    qoffsetY: q.offset[1]!,
+    qoffsetZ: q.offset[2]!,
+    srowX: A[0]!.slice(),
+    srowY: A[1]!.slice(),
+    srowZ: A[2]!.slice(),
+    intentName: '',
   };
   let head: Uint8Array;
   try {
@@ -332,7 +410,9 @@ function fillChecked(dst: NiftiTypedArray, src: ArrayLike<number>, dt: DatatypeI
     const v = src[i]!;
     dst[i] = v;
     // Floats: only flag finite inputs that overflow (float64 -> float32); NaN/Inf are stored as given.
-    const ok = isInt ? Number.isInteger(v) && v >= dt.min && v <= dt.max : Number.isFinite(dst[i]!) || !Number.isFinite(v);
+    const ok = isInt
+      ? Number.isInteger(v) && v >= dt.min && v <= dt.max
+      : Number.isFinite(dst[i]!) || !Number.isFinite(v);
     if (!ok && bad++ === 0) first = i;
   }
   if (bad > 0) throw new Error(`${name}: ${bad} values do not fit ${dt.name} (first at index ${first}: ${src[first]})`);
@@ -367,7 +447,7 @@ export function writeNiftiSync(path: string, img: NiftiWriteImage): void {
   try {
     const fd = openSync(tmp, 'wx');
     try {
-      for (let off = 0; off < bytes.length; ) off += writeSync(fd, bytes, off);
+      for (let off = 0; off < bytes.length;) off += writeSync(fd, bytes, off);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -383,7 +463,9 @@ function gzipLevel(path: string, img: NiftiWriteImage): number | null {
   if (path.endsWith('.nii')) return null;
   if (!path.endsWith('.nii.gz')) throw new Error(`${path}: NIfTI file name must end in .nii or .nii.gz`);
   const level = img.gzipLevel ?? 1;
-  if (!(Number.isInteger(level) && level >= 1 && level <= 9)) throw new Error(`${path}: gzipLevel must be 1..9, got ${level}`);
+  if (!(Number.isInteger(level) && level >= 1 && level <= 9))
+    throw new Error(`${path}: gzipLevel must be 1..9, got ${level}`);
   return level;
 }
-const tempPath = (path: string): string => join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+const tempPath = (path: string): string =>
+  join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);

@@ -43,13 +43,16 @@ export function encodePng(pixels: Uint8Array, width: number, height: number, cha
   ihdr[9] = channels === 1 ? 0 : 2;
   return Buffer.concat([
     Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(raw)), chunk('IEND', new Uint8Array(0)),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', new Uint8Array(0)),
   ]);
 }
 
 /** Maps values through a window [lo, hi] to 0..255 gray. */
 export function windowToGray(values: ArrayLike<number>, lo: number, hi: number): Uint8Array {
   const out = new Uint8Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = Math.max(0, Math.min(255, Math.round(((values[i]! - lo) / (hi - lo)) * 255)));
+  for (let i = 0; i < values.length; i++)
+    out[i] = Math.max(0, Math.min(255, Math.round(((values[i]! - lo) / (hi - lo)) * 255)));
   return out;
 }

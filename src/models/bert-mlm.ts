@@ -16,7 +16,9 @@ class BertPredictionHeadTransform extends nn.Module {
   }
 
   forward(x: Tensor): Tensor {
-    return torch.tidy(() => this.LayerNorm.forward(this.dense.forward(x).gelu(this.c.hidden_act === 'gelu' ? 'none' : 'tanh')));
+    return torch.tidy(() =>
+      this.LayerNorm.forward(this.dense.forward(x).gelu(this.c.hidden_act === 'gelu' ? 'none' : 'tanh')),
+    );
   }
 }
 
@@ -24,7 +26,10 @@ class BertLMPredictionHead extends nn.Module {
   readonly transform: BertPredictionHeadTransform;
   readonly bias: Tensor;
 
-  constructor(c: BertConfig, private readonly decoderWeight: Tensor) {
+  constructor(
+    c: BertConfig,
+    private readonly decoderWeight: Tensor,
+  ) {
     super();
     this.transform = this.registerModule('transform', new BertPredictionHeadTransform(c));
     this.bias = this.registerParameter('bias', torch.zeros([c.vocab_size]))!;

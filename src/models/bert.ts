@@ -19,9 +19,18 @@ class BertEmbeddings extends nn.Module {
 
   constructor(private readonly c: BertConfig) {
     super();
-    this.word_embeddings = this.registerModule('word_embeddings', new nn.Embedding(c.vocab_size, c.hidden_size, c.pad_token_id ?? undefined));
-    this.position_embeddings = this.registerModule('position_embeddings', new nn.Embedding(c.max_position_embeddings, c.hidden_size));
-    this.token_type_embeddings = this.registerModule('token_type_embeddings', new nn.Embedding(c.type_vocab_size, c.hidden_size));
+    this.word_embeddings = this.registerModule(
+      'word_embeddings',
+      new nn.Embedding(c.vocab_size, c.hidden_size, c.pad_token_id ?? undefined),
+    );
+    this.position_embeddings = this.registerModule(
+      'position_embeddings',
+      new nn.Embedding(c.max_position_embeddings, c.hidden_size),
+    );
+    this.token_type_embeddings = this.registerModule(
+      'token_type_embeddings',
+      new nn.Embedding(c.type_vocab_size, c.hidden_size),
+    );
     this.LayerNorm = this.registerModule('LayerNorm', new nn.LayerNorm(c.hidden_size, c.layer_norm_eps));
   }
 
@@ -29,7 +38,9 @@ class BertEmbeddings extends nn.Module {
     return torch.tidy(() => {
       const words = this.word_embeddings.forward(inputIds);
       // Absent token types are all 0: broadcasting row 0 equals HF's lookup of a zero buffer, gradient included.
-      const types = tokenTypeIds ? this.token_type_embeddings.forward(tokenTypeIds) : this.token_type_embeddings.weight.select(0, 0);
+      const types = tokenTypeIds
+        ? this.token_type_embeddings.forward(tokenTypeIds)
+        : this.token_type_embeddings.weight.select(0, 0);
       // Positions 0..L-1, i.e. the first L rows (HF: position_ids = arange(L)); same sum order as HF.
       const positions = this.position_embeddings.weight.narrow(0, 0, inputIds.size(1));
       const x = this.LayerNorm.forward(words.add(types).add(positions));
@@ -56,8 +67,12 @@ class BertSelfAttention extends nn.Module {
       const [B, L, H] = x.shape as [number, number, number];
       const heads = this.c.num_attention_heads;
       const split = (t: Tensor) => t.view(B, L, heads, H / heads).transpose(1, 2);
-      const ctx = F.scaledDotProductAttention(split(this.query.forward(x)), split(this.key.forward(x)), split(this.value.forward(x)),
-        { mask, dropoutP: this.c.attention_probs_dropout_prob, training: this.training });
+      const ctx = F.scaledDotProductAttention(
+        split(this.query.forward(x)),
+        split(this.key.forward(x)),
+        split(this.value.forward(x)),
+        { mask, dropoutP: this.c.attention_probs_dropout_prob, training: this.training },
+      );
       return ctx.transpose(1, 2).reshape(B, L, H);
     });
   }
@@ -68,14 +83,19 @@ class BertResidualOutput extends nn.Module {
   readonly dense: nn.Linear;
   readonly LayerNorm: nn.LayerNorm;
 
-  constructor(inFeatures: number, private readonly c: BertConfig) {
+  constructor(
+    inFeatures: number,
+    private readonly c: BertConfig,
+  ) {
     super();
     this.dense = this.registerModule('dense', new nn.Linear(inFeatures, c.hidden_size));
     this.LayerNorm = this.registerModule('LayerNorm', new nn.LayerNorm(c.hidden_size, c.layer_norm_eps));
   }
 
   forward(x: Tensor, residual: Tensor): Tensor {
-    return torch.tidy(() => this.LayerNorm.forward(F.dropout(this.dense.forward(x), this.c.hidden_dropout_prob, this.training).add(residual)));
+    return torch.tidy(() =>
+      this.LayerNorm.forward(F.dropout(this.dense.forward(x), this.c.hidden_dropout_prob, this.training).add(residual)),
+    );
   }
 }
 
@@ -132,7 +152,10 @@ class BertEncoder extends nn.Module {
 
   constructor(c: BertConfig) {
     super();
-    this.layer = this.registerModule('layer', new nn.ModuleList(Array.from({ length: c.num_hidden_layers }, () => new BertLayer(c))));
+    this.layer = this.registerModule(
+      'layer',
+      new nn.ModuleList(Array.from({ length: c.num_hidden_layers }, () => new BertLayer(c))),
+    );
   }
 
   forward(x: Tensor, mask: Tensor): Tensor {
@@ -170,7 +193,10 @@ export interface BertModelOutput {
 
 // torch.finfo(dtype).min: the additive value HF puts on padded keys.
 const FINFO_MIN: Partial<Record<DType, number>> = {
-  float32: -3.4028234663852886e38, float64: -Number.MAX_VALUE, float16: -65504, bfloat16: -3.3895313892515355e38,
+  float32: -3.4028234663852886e38,
+  float64: -Number.MAX_VALUE,
+  float16: -65504,
+  bfloat16: -3.3895313892515355e38,
 };
 
 /** HF's extended attention mask: 0 where attended, finfo(dtype).min on padded keys, shaped (B, 1, 1, L). */
@@ -189,7 +215,10 @@ export class BertModel extends nn.Module {
   readonly pooler?: BertPooler;
 
   /** addPoolingLayer false: no pooler, as HF's BertModel(config, add_pooling_layer=False) inside BertForMaskedLM. */
-  constructor(readonly config: BertConfig, o: { addPoolingLayer?: boolean } = {}) {
+  constructor(
+    readonly config: BertConfig,
+    o: { addPoolingLayer?: boolean } = {},
+  ) {
     super();
     this.embeddings = this.registerModule('embeddings', new BertEmbeddings(config));
     this.encoder = this.registerModule('encoder', new BertEncoder(config));
@@ -214,14 +243,23 @@ export class BertModel extends nn.Module {
   private checkInputs(inputIds: Tensor, attentionMask: Tensor, tokenTypeIds?: Tensor): void {
     const shape = inputIds.shape;
     if (shape.length !== 2 || !['int64', 'int32'].includes(inputIds.dtype)) {
-      throw new Error(`BertModel: inputIds must be a (batch, length) int64 tensor, got ${inputIds.dtype} [${shape.join(', ')}]`);
+      throw new Error(
+        `BertModel: inputIds must be a (batch, length) int64 tensor, got ${inputIds.dtype} [${shape.join(', ')}]`,
+      );
     }
     if (shape[1]! > this.config.max_position_embeddings) {
-      throw new Error(`BertModel: sequence length ${shape[1]} exceeds max_position_embeddings ${this.config.max_position_embeddings}; truncate the text`);
+      throw new Error(
+        `BertModel: sequence length ${shape[1]} exceeds max_position_embeddings ${this.config.max_position_embeddings}; truncate the text`,
+      );
     }
-    for (const [name, t] of [['attentionMask', attentionMask], ['tokenTypeIds', tokenTypeIds]] as const) {
+    for (const [name, t] of [
+      ['attentionMask', attentionMask],
+      ['tokenTypeIds', tokenTypeIds],
+    ] as const) {
       if (t && t.shape.join() !== shape.join()) {
-        throw new Error(`BertModel: ${name} must have the shape of inputIds [${shape.join(', ')}], got [${t.shape.join(', ')}]`);
+        throw new Error(
+          `BertModel: ${name} must have the shape of inputIds [${shape.join(', ')}], got [${t.shape.join(', ')}]`,
+        );
       }
     }
   }
@@ -237,7 +275,10 @@ export function initBertWeights(module: nn.Module, config: BertConfig): void {
         m.bias?.zero_();
       } else if (m instanceof nn.Embedding) {
         m.weight.normal_(0, std);
-        if (m.paddingIdx !== undefined) torch.tidy(() => { m.weight.select(0, m.paddingIdx!).zero_(); });
+        if (m.paddingIdx !== undefined)
+          torch.tidy(() => {
+            m.weight.select(0, m.paddingIdx!).zero_();
+          });
       }
     }
   });
@@ -272,17 +313,22 @@ function weightFiles(dir: string): string[] {
   const index = join(dir, 'model.safetensors.index.json');
   if (existsSync(index)) {
     let map: unknown;
-    try { map = (JSON.parse(readFileSync(index, 'utf8')) as { weight_map?: unknown }).weight_map; } catch (e) {
+    try {
+      map = (JSON.parse(readFileSync(index, 'utf8')) as { weight_map?: unknown }).weight_map;
+    } catch (e) {
       throw new Error(`${index}: not valid JSON (${(e as Error).message})`);
     }
     if (typeof map !== 'object' || map === null) throw new Error(`${index}: no "weight_map" object`);
     return [...new Set(Object.values(map).map(String))].map((f) => join(dir, f));
   }
-  const bin = existsSync(join(dir, 'pytorch_model.bin')) ? '; it has pytorch_model.bin, which is read only as safetensors: re-save with save_pretrained(dir, safe_serialization=True)' : '';
+  const bin = existsSync(join(dir, 'pytorch_model.bin'))
+    ? '; it has pytorch_model.bin, which is read only as safetensors: re-save with save_pretrained(dir, safe_serialization=True)'
+    : '';
   throw new Error(`${dir}: no model.safetensors${bin}`);
 }
 
-const listed = (keys: string[]) => `[${keys.slice(0, 8).join(', ')}${keys.length > 8 ? `, … (${keys.length - 8} more)` : ''}]`;
+const listed = (keys: string[]) =>
+  `[${keys.slice(0, 8).join(', ')}${keys.length > 8 ? `, … (${keys.length - 8} more)` : ''}]`;
 
 function loadHfWeights(model: BertModel, dir: string, o: LoadBertOptions): void {
   const own = model.stateDict();
@@ -291,22 +337,35 @@ function loadHfWeights(model: BertModel, dir: string, o: LoadBertOptions): void 
   for (const file of weightFiles(dir)) {
     for (const e of torch.readSafetensorsHeader(file).entries) {
       const key = e.name.startsWith('bert.') ? e.name.slice('bert.'.length) : e.name;
-      if (e.name.startsWith('cls.') || key === 'embeddings.position_ids' || key === 'embeddings.token_type_ids') continue;
+      if (e.name.startsWith('cls.') || key === 'embeddings.position_ids' || key === 'embeddings.token_type_ids')
+        continue;
       const dst = own.get(key);
-      if (!dst) { unexpected.push(e.name); continue; }
-      if (found.has(key)) throw new Error(`${file}: '${key}' is stored twice ('${found.get(key)!.name}' and '${e.name}')`);
+      if (!dst) {
+        unexpected.push(e.name);
+        continue;
+      }
+      if (found.has(key))
+        throw new Error(`${file}: '${key}' is stored twice ('${found.get(key)!.name}' and '${e.name}')`);
       if (e.shape.join() !== dst.shape.join()) {
-        throw new Error(`${file}: '${e.name}' has shape [${e.shape.join(', ')}] but BertModel from config.json expects [${dst.shape.join(', ')}]`);
+        throw new Error(
+          `${file}: '${e.name}' has shape [${e.shape.join(', ')}] but BertModel from config.json expects [${dst.shape.join(', ')}]`,
+        );
       }
       found.set(key, { file, name: e.name });
     }
   }
   const hasPooler = [...found.keys()].some((k) => k.startsWith('pooler.'));
-  const missing = [...own.keys()].filter((k) => !found.has(k) && !(o.allowMissingPooler && !hasPooler && k.startsWith('pooler.')));
+  const missing = [...own.keys()].filter(
+    (k) => !found.has(k) && !(o.allowMissingPooler && !hasPooler && k.startsWith('pooler.')),
+  );
   if (missing.length || unexpected.length) {
-    const poolerHint = missing.every((k) => k.startsWith('pooler.')) && !unexpected.length
-      ? ' (a BertForMaskedLM checkpoint has no pooler: pass { allowMissingPooler: true } to keep a freshly initialised one)' : '';
-    throw new Error(`${dir}: weights do not match BertModel: missing keys ${listed(missing)}, unexpected keys ${listed(unexpected)}${poolerHint}`);
+    const poolerHint =
+      missing.every((k) => k.startsWith('pooler.')) && !unexpected.length
+        ? ' (a BertForMaskedLM checkpoint has no pooler: pass { allowMissingPooler: true } to keep a freshly initialised one)'
+        : '';
+    throw new Error(
+      `${dir}: weights do not match BertModel: missing keys ${listed(missing)}, unexpected keys ${listed(unexpected)}${poolerHint}`,
+    );
   }
   for (const file of new Set([...found.values()].map((f) => f.file))) {
     const entries = [...found].filter(([, f]) => f.file === file);

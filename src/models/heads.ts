@@ -5,7 +5,9 @@ import { F, nn, type Tensor } from '../torch/index.js';
 
 /** Linear, or a 2-layer MLP (Linear-GELU-Linear) when hidden > 0. Names: `0`, `2` as in nn.Sequential. */
 export function projectionHead(inDim: number, outDim: number, hidden = 0): nn.Module & nn.Layer {
-  return hidden > 0 ? new nn.Sequential(new nn.Linear(inDim, hidden), new nn.GELU(), new nn.Linear(hidden, outDim)) : new nn.Linear(inDim, outDim, false);
+  return hidden > 0
+    ? new nn.Sequential(new nn.Linear(inDim, hidden), new nn.GELU(), new nn.Linear(hidden, outDim))
+    : new nn.Linear(inDim, outDim, false);
 }
 
 /**
@@ -19,7 +21,13 @@ export class TextInformedFusion extends nn.Module {
   readonly norm: nn.LayerNorm;
   readonly proj_h: nn.Module & nn.Layer;
 
-  constructor(visionDim: number, textDim: number, readonly dim: number, outDim: number, heads = 8) {
+  constructor(
+    visionDim: number,
+    textDim: number,
+    readonly dim: number,
+    outDim: number,
+    heads = 8,
+  ) {
     super();
     this.proj_u = this.registerModule('proj_u', new nn.Linear(visionDim, dim));
     this.proj_t = this.registerModule('proj_t', new nn.Linear(textDim, dim));
@@ -47,7 +55,13 @@ export class TextInformedFusion extends nn.Module {
       const [VB, N, C] = tokens.shape as [number, number, number];
       const B = VB / views;
       if (!Number.isInteger(B)) throw new Error(`fusion: ${VB} token rows are not ${views} views of equal batches`);
-      const grouped = views === 1 ? tokens : tokens.reshape(views, B, N, C).transpose(0, 1).reshape(B, views * N, C);
+      const grouped =
+        views === 1
+          ? tokens
+          : tokens
+              .reshape(views, B, N, C)
+              .transpose(0, 1)
+              .reshape(B, views * N, C);
       const u = this.proj_u.forward(grouped);
       let fused = u;
       if (text) {
@@ -63,19 +77,30 @@ export class TextInformedFusion extends nn.Module {
 
 /** K learnable prototypes (K, dim), renormalised to unit length before each use (SwAV). */
 export class Prototypes extends nn.Module {
-  constructor(readonly count: number, readonly dim: number) {
+  constructor(
+    readonly count: number,
+    readonly dim: number,
+  ) {
     super();
     const w = this.registerParameter('weight', torch.empty([count, dim]))!;
     nn.init.normal_(w, 0, 1);
     this.normalize_();
   }
-  get weight(): Tensor { return this.getParameter('weight')!; }
+  get weight(): Tensor {
+    return this.getParameter('weight')!;
+  }
   /** In place, outside autograd. */
   normalize_(): void {
-    torch.noGrad(() => torch.tidy(() => { this.weight.copy_(F.normalize(this.weight, 1)); }));
+    torch.noGrad(() =>
+      torch.tidy(() => {
+        this.weight.copy_(F.normalize(this.weight, 1));
+      }),
+    );
   }
   /** scores (B, K) = emb · Cᵀ */
-  scores(emb: Tensor): Tensor { return emb.matmul(this.weight.T); }
+  scores(emb: Tensor): Tensor {
+    return emb.matmul(this.weight.T);
+  }
 }
 
 /** CLIP's learnable temperature, stored as log(scale) (open_clip: `logit_scale`), initialised to log(1/0.07). */
@@ -84,5 +109,7 @@ export class LogitScale extends nn.Module {
     super();
     this.registerParameter('logit_scale', torch.scalar(init));
   }
-  get value(): Tensor { return this.getParameter('logit_scale')!; }
+  get value(): Tensor {
+    return this.getParameter('logit_scale')!;
+  }
 }

@@ -53,8 +53,14 @@ export class TransformerDecoderLayer extends nn.Module {
 
   constructor(dModel: number, heads: number, ffn: number, dropout: number, layerNormEps = 1e-5) {
     super();
-    this.self_attn = this.registerModule('self_attn', new nn.MultiheadAttention(dModel, heads, { dropout, batchFirst: true }));
-    this.multihead_attn = this.registerModule('multihead_attn', new nn.MultiheadAttention(dModel, heads, { dropout, batchFirst: true }));
+    this.self_attn = this.registerModule(
+      'self_attn',
+      new nn.MultiheadAttention(dModel, heads, { dropout, batchFirst: true }),
+    );
+    this.multihead_attn = this.registerModule(
+      'multihead_attn',
+      new nn.MultiheadAttention(dModel, heads, { dropout, batchFirst: true }),
+    );
     this.linear1 = this.registerModule('linear1', new nn.Linear(dModel, ffn));
     this.dropout = this.registerModule('dropout', new nn.Dropout(dropout));
     this.linear2 = this.registerModule('linear2', new nn.Linear(ffn, dModel));
@@ -72,7 +78,10 @@ export class TransformerDecoderLayer extends nn.Module {
    */
   forward(x: Tensor, selfKeys: Tensor, memory: Tensor, o: { attnMask?: Tensor; keyPaddingMask?: Tensor } = {}): Tensor {
     return torch.tidy(() => {
-      const [sa] = this.self_attn.forward(x, selfKeys, selfKeys, { attnMask: o.attnMask, keyPaddingMask: o.keyPaddingMask });
+      const [sa] = this.self_attn.forward(x, selfKeys, selfKeys, {
+        attnMask: o.attnMask,
+        keyPaddingMask: o.keyPaddingMask,
+      });
       const h1 = this.norm1.forward(x.add(this.dropout1.forward(sa)));
       const [ca] = this.multihead_attn.forward(h1, memory, memory);
       const h2 = this.norm2.forward(h1.add(this.dropout2.forward(ca)));
@@ -83,7 +92,10 @@ export class TransformerDecoderLayer extends nn.Module {
 }
 
 /** Incremental decoding state: the memory and, per layer, that layer's inputs at every position so far. */
-interface DecodeCache { memory: Tensor; inputs: Tensor[] }
+interface DecodeCache {
+  memory: Tensor;
+  inputs: Tensor[];
+}
 
 export class ReportDecoder extends nn.Module {
   readonly token_embedding: nn.Embedding;
@@ -97,26 +109,45 @@ export class ReportDecoder extends nn.Module {
     super();
     const c = config;
     const bad: string[] = [];
-    for (const k of ['vocabSize', 'dModel', 'heads', 'layers', 'ffn', 'maxLength', 'visualDim', 'numVisualTokens'] as const) {
+    for (const k of [
+      'vocabSize',
+      'dModel',
+      'heads',
+      'layers',
+      'ffn',
+      'maxLength',
+      'visualDim',
+      'numVisualTokens',
+    ] as const) {
       if (!Number.isInteger(c[k]) || c[k] < 1) bad.push(`${k} must be a positive integer (got ${c[k]})`);
     }
     if (c.dModel % c.heads) bad.push(`dModel ${c.dModel} is not divisible by heads ${c.heads}`);
     if (!(c.dropout >= 0 && c.dropout < 1)) bad.push(`dropout must be in [0, 1) (got ${c.dropout})`);
     if (c.maxLength < 2) bad.push(`maxLength must be ≥ 2 (BOS and EOS), got ${c.maxLength}`);
-    for (const k of ['bosId', 'eosId', 'padId'] as const) if (!(Number.isInteger(c[k]) && c[k] >= 0 && c[k] < c.vocabSize)) bad.push(`${k} ${c[k]} is outside the vocabulary (size ${c.vocabSize})`);
+    for (const k of ['bosId', 'eosId', 'padId'] as const)
+      if (!(Number.isInteger(c[k]) && c[k] >= 0 && c[k] < c.vocabSize))
+        bad.push(`${k} ${c[k]} is outside the vocabulary (size ${c.vocabSize})`);
     if (bad.length) throw new Error(`ReportDecoder: ${bad.join('; ')}`);
     this.token_embedding = this.registerModule('token_embedding', new nn.Embedding(c.vocabSize, c.dModel, c.padId));
     this.position_embedding = this.registerModule('position_embedding', new nn.Embedding(c.maxLength, c.dModel));
     this.visual_proj = this.registerModule('visual_proj', new nn.Linear(c.visualDim, c.dModel));
     this.registerParameter('visual_pos', torch.empty([c.numVisualTokens, c.dModel]).normal_(0, 0.02));
-    this.layers = this.registerModule('layers', new nn.ModuleList(Array.from({ length: c.layers }, () => new TransformerDecoderLayer(c.dModel, c.heads, c.ffn, c.dropout))));
+    this.layers = this.registerModule(
+      'layers',
+      new nn.ModuleList(
+        Array.from({ length: c.layers }, () => new TransformerDecoderLayer(c.dModel, c.heads, c.ffn, c.dropout)),
+      ),
+    );
     this.lm_head = this.registerModule('lm_head', new nn.Linear(c.dModel, c.vocabSize));
     this.embedDropout = this.registerModule('embed_dropout', new nn.Dropout(c.dropout));
   }
 
   /** The visual tokens of a feature map: (B, C, d, h, w) → (B, d·h·w, C). */
   static visualTokens(featureMap: Tensor): Tensor {
-    if (featureMap.ndim !== 5) throw new Error(`ReportDecoder.visualTokens: expected a (B, C, d, h, w) feature map, got [${featureMap.shape.join(', ')}]`);
+    if (featureMap.ndim !== 5)
+      throw new Error(
+        `ReportDecoder.visualTokens: expected a (B, C, d, h, w) feature map, got [${featureMap.shape.join(', ')}]`,
+      );
     return torch.tidy(() => featureMap.flatten(2).transpose(1, 2).contiguous());
   }
 
@@ -130,8 +161,10 @@ export class ReportDecoder extends nn.Module {
   }
 
   private checkIds(inputIds: Tensor): void {
-    if (inputIds.ndim !== 2) throw new Error(`ReportDecoder: inputIds must be (B, L), got [${inputIds.shape.join(', ')}]`);
-    if (inputIds.size(1) > this.config.maxLength) throw new Error(`ReportDecoder: ${inputIds.size(1)} tokens exceed maxLength ${this.config.maxLength}`);
+    if (inputIds.ndim !== 2)
+      throw new Error(`ReportDecoder: inputIds must be (B, L), got [${inputIds.shape.join(', ')}]`);
+    if (inputIds.size(1) > this.config.maxLength)
+      throw new Error(`ReportDecoder: ${inputIds.size(1)} tokens exceed maxLength ${this.config.maxLength}`);
   }
 
   /**
@@ -154,7 +187,8 @@ export class ReportDecoder extends nn.Module {
 
   /** Log-probabilities (B, V) of the next token after appending `tokens` (B) at position `t`; extends `cache`. */
   private step(cache: DecodeCache, tokens: Tensor, t: number): { logProbs: Tensor; cache: DecodeCache } {
-    if (t >= this.config.maxLength) throw new Error(`ReportDecoder: position ${t} is beyond maxLength ${this.config.maxLength}`);
+    if (t >= this.config.maxLength)
+      throw new Error(`ReportDecoder: position ${t} is beyond maxLength ${this.config.maxLength}`);
     return torch.tidy(() => {
       let h = this.token_embedding.forward(tokens).add(this.position_embedding.weight.select(0, t)).unsqueeze(1);
       const inputs: Tensor[] = [];
@@ -176,26 +210,28 @@ export class ReportDecoder extends nn.Module {
     const limit = Math.min(maxLen, this.config.maxLength - 1);
     const out: number[][] = Array.from({ length: B }, () => []);
     const done = new Array<boolean>(B).fill(false);
-    torch.noGrad(() => torch.tidy(() => {
-      let cache: DecodeCache = { memory: this.memory(visualTokens), inputs: [] };
-      let tokens = Array<number>(B).fill(this.config.bosId);
-      for (let t = 0; t < limit && !done.every(Boolean); t++) {
-        const ids = torch.tensor(BigInt64Array.from(tokens, BigInt), [B], { device: visualTokens.device });
-        const next = this.step(cache, ids, t);
-        ids.dispose();
-        for (const x of cache.inputs) x.dispose();
-        cache = next.cache;
-        const best = torch.tidy(() => next.logProbs.argmax(-1).to({ device: 'cpu' }).toArray());
-        next.logProbs.dispose();
-        tokens = best.map((v, b) => {
-          if (!done[b]) {
-            if (v === this.config.eosId) done[b] = true;
-            else out[b]!.push(v);
-          }
-          return done[b] ? this.config.padId : v;
-        });
-      }
-    }));
+    torch.noGrad(() =>
+      torch.tidy(() => {
+        let cache: DecodeCache = { memory: this.memory(visualTokens), inputs: [] };
+        let tokens = Array<number>(B).fill(this.config.bosId);
+        for (let t = 0; t < limit && !done.every(Boolean); t++) {
+          const ids = torch.tensor(BigInt64Array.from(tokens, BigInt), [B], { device: visualTokens.device });
+          const next = this.step(cache, ids, t);
+          ids.dispose();
+          for (const x of cache.inputs) x.dispose();
+          cache = next.cache;
+          const best = torch.tidy(() => next.logProbs.argmax(-1).to({ device: 'cpu' }).toArray());
+          next.logProbs.dispose();
+          tokens = best.map((v, b) => {
+            if (!done[b]) {
+              if (v === this.config.eosId) done[b] = true;
+              else out[b]!.push(v);
+            }
+            return done[b] ? this.config.padId : v;
+          });
+        }
+      }),
+    );
     return out;
   }
 
@@ -203,29 +239,35 @@ export class ReportDecoder extends nn.Module {
   beamSearch(visualTokens: Tensor, o: BeamSearchOptions): number[][] {
     const B = visualTokens.size(0);
     const maxLen = Math.min(o.maxLen ?? this.config.maxLength - 1, this.config.maxLength - 1);
-    return Array.from({ length: B }, (_, b) => torch.noGrad(() => torch.tidy(() => {
-      const memory = this.memory(visualTokens.narrow(0, b, 1));
-      let cache: DecodeCache | undefined;
-      let t = 0;
-      const step = (parents: number[], tokens: number[]): Float64Array[] => {
-        const K = parents.length;
-        const index = torch.tensor(BigInt64Array.from(parents, BigInt), [K], { device: memory.device });
-        const ids = torch.tensor(BigInt64Array.from(tokens, BigInt), [K], { device: memory.device });
-        const current: DecodeCache = {
-          memory: memory.expand(K, memory.size(1), memory.size(2)),
-          inputs: cache ? cache.inputs.map((x) => x.indexSelect(0, index)) : [],
-        };
-        const next = this.step(current, ids, t++);
-        if (cache) for (const x of [...cache.inputs, cache.memory]) x.dispose();
-        for (const x of [...current.inputs, index, ids]) x.dispose();
-        cache = next.cache;
-        const V = this.config.vocabSize;
-        const flat = torch.tidy(() => next.logProbs.to({ dtype: 'float64', device: 'cpu' }).toTypedArray() as Float64Array);
-        next.logProbs.dispose();
-        return Array.from({ length: K }, (_, k) => flat.subarray(k * V, (k + 1) * V));
-      };
-      return beamSearchCore(step, { ...o, maxLen, bosId: this.config.bosId, eosId: this.config.eosId }).tokens;
-    })));
+    return Array.from({ length: B }, (_, b) =>
+      torch.noGrad(() =>
+        torch.tidy(() => {
+          const memory = this.memory(visualTokens.narrow(0, b, 1));
+          let cache: DecodeCache | undefined;
+          let t = 0;
+          const step = (parents: number[], tokens: number[]): Float64Array[] => {
+            const K = parents.length;
+            const index = torch.tensor(BigInt64Array.from(parents, BigInt), [K], { device: memory.device });
+            const ids = torch.tensor(BigInt64Array.from(tokens, BigInt), [K], { device: memory.device });
+            const current: DecodeCache = {
+              memory: memory.expand(K, memory.size(1), memory.size(2)),
+              inputs: cache ? cache.inputs.map((x) => x.indexSelect(0, index)) : [],
+            };
+            const next = this.step(current, ids, t++);
+            if (cache) for (const x of [...cache.inputs, cache.memory]) x.dispose();
+            for (const x of [...current.inputs, index, ids]) x.dispose();
+            cache = next.cache;
+            const V = this.config.vocabSize;
+            const flat = torch.tidy(
+              () => next.logProbs.to({ dtype: 'float64', device: 'cpu' }).toTypedArray() as Float64Array,
+            );
+            next.logProbs.dispose();
+            return Array.from({ length: K }, (_, k) => flat.subarray(k * V, (k + 1) * V));
+          };
+          return beamSearchCore(step, { ...o, maxLen, bosId: this.config.bosId, eosId: this.config.eosId }).tokens;
+        }),
+      ),
+    );
   }
 }
 
@@ -241,11 +283,14 @@ export function beamSearchCore(
   step: (parents: number[], tokens: number[]) => ArrayLike<number>[],
   o: BeamSearchOptions & { maxLen: number; bosId: number; eosId: number },
 ): { tokens: number[]; score: number; sumLogProb: number } {
-  const K = o.beams, alpha = o.lengthPenalty ?? 1;
+  const K = o.beams,
+    alpha = o.lengthPenalty ?? 1;
   if (!Number.isInteger(K) || K < 1) throw new Error(`beam search: beams must be a positive integer, got ${K}`);
-  if (!Number.isInteger(o.maxLen) || o.maxLen < 1) throw new Error(`beam search: maxLen must be a positive integer, got ${o.maxLen}`);
+  if (!Number.isInteger(o.maxLen) || o.maxLen < 1)
+    throw new Error(`beam search: maxLen must be a positive integer, got ${o.maxLen}`);
   let live: { tokens: number[]; sum: number }[] = [{ tokens: [], sum: 0 }];
-  let parents = [0], last = [o.bosId];
+  let parents = [0],
+    last = [o.bosId];
   const finished: { tokens: number[]; score: number; sumLogProb: number }[] = [];
   let t = 0;
   while (t < o.maxLen) {
@@ -270,7 +315,8 @@ export function beamSearchCore(
     live = next.map((c) => ({ tokens: [...live[c.row]!.tokens, c.token], sum: c.sum }));
     parents = next.map((c) => c.row);
     last = next.map((c) => c.token);
-    if (t === o.maxLen) for (const b of live) finished.push({ tokens: b.tokens, score: b.sum / t ** alpha, sumLogProb: b.sum });
+    if (t === o.maxLen)
+      for (const b of live) finished.push({ tokens: b.tokens, score: b.sum / t ** alpha, sumLogProb: b.sum });
   }
   if (finished.length === 0) throw new Error('beam search: no hypothesis finished (vocabulary smaller than 2 tokens?)');
   let best = finished[0]!;

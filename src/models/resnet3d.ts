@@ -29,7 +29,11 @@ const LAYERS: Record<ResNet3dConfig['depth'], { block: 'basic' | 'bottleneck'; l
 };
 
 function makeNorm(kind: NormKind, channels: number): nn.Module & nn.Layer {
-  if (kind === 'group') return new nn.GroupNorm([32, 16, 8, 4, 2, 1].find((g) => channels % g === 0)!, channels);
+  if (kind === 'group')
+    return new nn.GroupNorm(
+      [32, 16, 8, 4, 2, 1].find((g) => channels % g === 0)!,
+      channels,
+    );
   if (kind === 'instance') return new nn.GroupNorm(channels, channels);
   return new nn.BatchNorm3d(channels);
 }
@@ -42,12 +46,22 @@ function conv(inC: number, outC: number, k: number, stride: number, bias = false
 }
 
 class Block extends nn.Module {
-  readonly conv1: nn.Conv3d; readonly bn1: nn.Module & nn.Layer;
-  readonly conv2: nn.Conv3d; readonly bn2: nn.Module & nn.Layer;
-  readonly conv3?: nn.Conv3d; readonly bn3?: nn.Module & nn.Layer;
+  readonly conv1: nn.Conv3d;
+  readonly bn1: nn.Module & nn.Layer;
+  readonly conv2: nn.Conv3d;
+  readonly bn2: nn.Module & nn.Layer;
+  readonly conv3?: nn.Conv3d;
+  readonly bn3?: nn.Module & nn.Layer;
   readonly downsample?: nn.Sequential;
 
-  constructor(inPlanes: number, planes: number, stride: number, bottleneck: boolean, norm: NormKind, downsample: boolean) {
+  constructor(
+    inPlanes: number,
+    planes: number,
+    stride: number,
+    bottleneck: boolean,
+    norm: NormKind,
+    downsample: boolean,
+  ) {
     super();
     const out = bottleneck ? planes * 4 : planes;
     if (bottleneck) {
@@ -63,7 +77,11 @@ class Block extends nn.Module {
       this.conv2 = this.registerModule('conv2', conv(planes, planes, 3, 1));
       this.bn2 = this.registerModule('bn2', makeNorm(norm, planes));
     }
-    if (downsample) this.downsample = this.registerModule('downsample', new nn.Sequential(conv(inPlanes, out, 1, stride, true), makeNorm(norm, out)));
+    if (downsample)
+      this.downsample = this.registerModule(
+        'downsample',
+        new nn.Sequential(conv(inPlanes, out, 1, stride, true), makeNorm(norm, out)),
+      );
   }
 
   forward(x: Tensor): Tensor {
@@ -110,7 +128,9 @@ export class ResNet3d extends nn.Module {
       for (let b = 0; b < n; b++) {
         const stride = b === 0 && li > 0 ? 2 : 1;
         const out = bottleneck ? planes[li]! * 4 : planes[li]!;
-        blocks.push(new Block(inPlanes, planes[li]!, stride, bottleneck, norm, b === 0 && (stride !== 1 || inPlanes !== out)));
+        blocks.push(
+          new Block(inPlanes, planes[li]!, stride, bottleneck, norm, b === 0 && (stride !== 1 || inPlanes !== out)),
+        );
         inPlanes = out;
       }
       this.layers.push(this.registerModule(`layer${li + 1}`, new nn.Sequential(...blocks)));
@@ -124,7 +144,9 @@ export class ResNet3d extends nn.Module {
   }
 
   /** conv1 stride × max-pool × three stride-2 stages */
-  get outputStride(): number { return (this.config.conv1Stride ?? 1) * (this.config.noMaxPool ? 1 : 2) * 8; }
+  get outputStride(): number {
+    return (this.config.conv1Stride ?? 1) * (this.config.noMaxPool ? 1 : 2) * 8;
+  }
 
   /** Input voxels per cell of each encodeStages output (stem, layer1..layer4). */
   get stageStrides(): number[] {

@@ -32,11 +32,19 @@ export class RestorationDecoder extends nn.Module {
     for (let s = 0; s < stages; s++) {
       const next = Math.max(config.minChannels ?? 8, Math.floor(c / 2));
       up.push(new nn.ConvTranspose3d(c, next, [2, 2, 2], { stride: 2 }));
-      norm.push(new nn.GroupNorm([8, 4, 2, 1].find((g) => next % g === 0)!, next));
+      norm.push(
+        new nn.GroupNorm(
+          [8, 4, 2, 1].find((g) => next % g === 0)!,
+          next,
+        ),
+      );
       if (config.textDim > 0) {
         // zero-initialised: FiLM starts as the identity, so text conditioning is learned, not imposed
         const f = new nn.Linear(config.textDim, 2 * next);
-        torch.noGrad(() => { f.weight.zero_(); f.bias!.zero_(); });
+        torch.noGrad(() => {
+          f.weight.zero_();
+          f.bias!.zero_();
+        });
         film.push(f);
       }
       c = next;
@@ -49,13 +57,17 @@ export class RestorationDecoder extends nn.Module {
 
   /** featureMap (B, C, d, h, w), text (B, textDim) or undefined → restored volume (B, 1, ...outShape). */
   forward(featureMap: Tensor, outShape: Triple, text?: Tensor): Tensor {
-    if (text && !this.film) throw new Error('RestorationDecoder: built without text conditioning (textDim 0) but given a report vector');
+    if (text && !this.film)
+      throw new Error('RestorationDecoder: built without text conditioning (textDim 0) but given a report vector');
     return torch.tidy(() => {
       let h = featureMap;
       for (let s = 0; s < this.up.length; s++) {
         h = this.norm.at(s).forward(this.up.at(s).forward(h));
         if (text && this.film) {
-          const [gamma, beta] = this.film.at(s).forward(text).unsqueeze(2).unsqueeze(3).unsqueeze(4).chunk(2, 1) as [Tensor, Tensor];
+          const [gamma, beta] = this.film.at(s).forward(text).unsqueeze(2).unsqueeze(3).unsqueeze(4).chunk(2, 1) as [
+            Tensor,
+            Tensor,
+          ];
           h = h.mul(gamma.add(1)).add(beta);
         }
         h = h.relu();

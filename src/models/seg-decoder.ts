@@ -81,7 +81,9 @@ class ConvBlock extends nn.Module {
     this.norm2 = this.registerModule('norm2', makeNorm(norm, outChannels));
   }
   forward(x: Tensor): Tensor {
-    return torch.tidy(() => this.norm2.forward(this.conv2.forward(this.norm1.forward(this.conv1.forward(x)).relu())).relu());
+    return torch.tidy(() =>
+      this.norm2.forward(this.conv2.forward(this.norm1.forward(this.conv1.forward(x)).relu())).relu(),
+    );
   }
 }
 
@@ -126,7 +128,10 @@ class DecoderBlock extends nn.Module {
   constructor(inChannels: number, skipChannels: number, outChannels: number, scale: number | Triple, norm: SegNorm) {
     super();
     this.up = this.registerModule('up', new nn.ConvTranspose3d(inChannels, outChannels, scale, { stride: scale }));
-    this.conv1 = this.registerModule('conv1', new nn.Conv3d(outChannels + skipChannels, outChannels, 3, { padding: 1, bias: false }));
+    this.conv1 = this.registerModule(
+      'conv1',
+      new nn.Conv3d(outChannels + skipChannels, outChannels, 3, { padding: 1, bias: false }),
+    );
     this.norm1 = this.registerModule('norm1', makeNorm(norm, outChannels));
     this.conv2 = this.registerModule('conv2', new nn.Conv3d(outChannels, outChannels, 3, { padding: 1, bias: false }));
     this.norm2 = this.registerModule('norm2', makeNorm(norm, outChannels));
@@ -153,21 +158,27 @@ export class UNetDecoder extends nn.Module {
     super();
     const { skipChannels: sc, skipStrides: ss } = config;
     if (sc.length < 2 || sc.length !== ss.length) {
-      throw new Error(`UNetDecoder: need ≥ 2 stages with one stride each, got ${sc.length} channel counts and ${ss.length} strides`);
+      throw new Error(
+        `UNetDecoder: need ≥ 2 stages with one stride each, got ${sc.length} channel counts and ${ss.length} strides`,
+      );
     }
-    if (!Number.isInteger(config.numClasses) || config.numClasses < 2) throw new Error(`UNetDecoder: numClasses must be an integer ≥ 2, got ${config.numClasses}`);
+    if (!Number.isInteger(config.numClasses) || config.numClasses < 2)
+      throw new Error(`UNetDecoder: numClasses must be an integer ≥ 2, got ${config.numClasses}`);
     const nBlocks = sc.length - 1;
     const caps = Array.from({ length: nBlocks }, (_, j) => Math.max(8, 256 >> j));
     this.channels = config.channels ?? caps.map((cap, j) => Math.min(sc[nBlocks - 1 - j]!, cap));
     if (this.channels.length !== nBlocks || !this.channels.every((c) => Number.isInteger(c) && c > 0)) {
-      throw new Error(`UNetDecoder: channels must be ${nBlocks} positive integers (one per block), got ${JSON.stringify(config.channels)}`);
+      throw new Error(
+        `UNetDecoder: channels must be ${nBlocks} positive integers (one per block), got ${JSON.stringify(config.channels)}`,
+      );
     }
     const blocks: DecoderBlock[] = [];
     let inC = sc[nBlocks]!;
     for (let j = 0; j < nBlocks; j++) {
       const level = nBlocks - 1 - j;
       const scale = ss[level + 1]! / ss[level]!;
-      if (!Number.isInteger(scale) || scale < 1) throw new Error(`UNetDecoder: stage strides must grow by integer factors, got ${JSON.stringify(ss)}`);
+      if (!Number.isInteger(scale) || scale < 1)
+        throw new Error(`UNetDecoder: stage strides must grow by integer factors, got ${JSON.stringify(ss)}`);
       blocks.push(new DecoderBlock(inC, sc[level]!, this.channels[j]!, scale, config.norm ?? 'instance'));
       inC = this.channels[j]!;
     }
@@ -177,12 +188,15 @@ export class UNetDecoder extends nn.Module {
 
   /** stages (finest first, as encodeStages returns them) → logits (B, numClasses, ...outShape). */
   forward(stages: Tensor[], outShape: Triple): Tensor {
-    if (stages.length !== this.blocks.length + 1) throw new Error(`UNetDecoder: expected ${this.blocks.length + 1} stage outputs, got ${stages.length}`);
+    if (stages.length !== this.blocks.length + 1)
+      throw new Error(`UNetDecoder: expected ${this.blocks.length + 1} stage outputs, got ${stages.length}`);
     return torch.tidy(() => {
       let h = stages[stages.length - 1]!;
       for (let j = 0; j < this.blocks.length; j++) h = this.blocks.at(j).forward(h, stages[stages.length - 2 - j]!);
       const logits = this.head.forward(h);
-      return logits.shape.slice(2).every((s, i) => s === outShape[i]) ? logits : F.interpolate(logits, outShape, 'trilinear');
+      return logits.shape.slice(2).every((s, i) => s === outShape[i])
+        ? logits
+        : F.interpolate(logits, outShape, 'trilinear');
     });
   }
 }
@@ -218,7 +232,8 @@ export class UnetrDecoder extends nn.Module {
     super();
     const { patchSize: p, depth } = config;
     const logs = p.map(log2Int);
-    if (!logs.every((l) => l >= 1)) throw new Error(`UnetrDecoder: every patch size axis must be a power of two ≥ 2, got [${p.join(', ')}]`);
+    if (!logs.every((l) => l >= 1))
+      throw new Error(`UnetrDecoder: every patch size axis must be a power of two ≥ 2, got [${p.join(', ')}]`);
     const L = Math.max(...logs);
     const F = config.featureSize ?? 16;
     const norm = config.norm ?? 'instance';
@@ -230,7 +245,8 @@ export class UnetrDecoder extends nn.Module {
     const skips: SkipPath[] = [];
     for (let l = 1; l < L; l++) {
       const steps: UpStep[] = [];
-      for (let m = L - 1; m >= l; m--) steps.push(new UpStep(m === L - 1 ? config.hiddenSize : F * 2 ** l, F * 2 ** l, step(m), norm));
+      for (let m = L - 1; m >= l; m--)
+        steps.push(new UpStep(m === L - 1 ? config.hiddenSize : F * 2 ** l, F * 2 ** l, step(m), norm));
       skips.push(new SkipPath(steps));
     }
     this.skips = this.registerModule('skips', new nn.ModuleList(skips));
@@ -246,7 +262,8 @@ export class UnetrDecoder extends nn.Module {
 
   /** x: the network input; maps: the ViT's token maps at `depths` → logits (B, numClasses, ...input size). */
   forward(x: Tensor, maps: Tensor[]): Tensor {
-    if (maps.length !== this.depths.length) throw new Error(`UnetrDecoder: expected ${this.depths.length} token maps, got ${maps.length}`);
+    if (maps.length !== this.depths.length)
+      throw new Error(`UnetrDecoder: expected ${this.depths.length} token maps, got ${maps.length}`);
     return torch.tidy(() => {
       const skips = [this.stem.forward(x), ...maps.slice(0, -1).map((m, k) => this.skips.at(k).forward(m))]; // level 0..L-1
       let h = maps[maps.length - 1]!;
@@ -274,18 +291,33 @@ export class SegmentationNet extends nn.Module {
   readonly decoder: UNetDecoder | UnetrDecoder;
   readonly frozenEncoder: boolean;
 
-  constructor(readonly encoder: SkipEncoder | TokenEncoder, o: SegmentationNetOptions) {
+  constructor(
+    readonly encoder: SkipEncoder | TokenEncoder,
+    o: SegmentationNetOptions,
+  ) {
     super();
     this.frozenEncoder = o.frozenEncoder ?? false;
     this.registerModule('encoder', encoder);
     if (isSkipEncoder(encoder)) {
-      this.decoder = new UNetDecoder({ skipChannels: encoder.stageChannels, skipStrides: encoder.stageStrides, numClasses: o.numClasses, ...o.decoder });
+      this.decoder = new UNetDecoder({
+        skipChannels: encoder.stageChannels,
+        skipStrides: encoder.stageStrides,
+        numClasses: o.numClasses,
+        ...o.decoder,
+      });
     } else if (isTokenEncoder(encoder)) {
       this.decoder = new UnetrDecoder({
-        inChannels: encoder.config.inChannels, hiddenSize: encoder.outChannels, depth: encoder.config.depth, patchSize: encoder.patchSize, numClasses: o.numClasses, ...o.unetr,
+        inChannels: encoder.config.inChannels,
+        hiddenSize: encoder.outChannels,
+        depth: encoder.config.depth,
+        patchSize: encoder.patchSize,
+        numClasses: o.numClasses,
+        ...o.unetr,
       });
     } else {
-      throw new Error(`SegmentationNet: the encoder (${(encoder as nn.Module).constructor.name}) exposes neither stage outputs (encodeStages) nor token maps (hiddenMaps)`);
+      throw new Error(
+        `SegmentationNet: the encoder (${(encoder as nn.Module).constructor.name}) exposes neither stage outputs (encodeStages) nor token maps (hiddenMaps)`,
+      );
     }
     this.registerModule('decoder', this.decoder);
     if (this.frozenEncoder) encoder.freeze().eval();
@@ -308,9 +340,17 @@ export class SegmentationNet extends nn.Module {
     const size = x.shape.slice(2) as Triple;
     const encode = <T>(fn: () => T): T => (this.frozenEncoder ? torch.noGrad(fn) : fn());
     return torch.tidy(() => {
-      const enc = this.encoder, dec = this.decoder;
-      if (dec instanceof UnetrDecoder) return dec.forward(x, encode(() => (enc as TokenEncoder).hiddenMaps(x, dec.depths)));
-      return dec.forward(encode(() => (enc as SkipEncoder).encodeStages(x)), size);
+      const enc = this.encoder,
+        dec = this.decoder;
+      if (dec instanceof UnetrDecoder)
+        return dec.forward(
+          x,
+          encode(() => (enc as TokenEncoder).hiddenMaps(x, dec.depths)),
+        );
+      return dec.forward(
+        encode(() => (enc as SkipEncoder).encodeStages(x)),
+        size,
+      );
     });
   }
 }

@@ -34,8 +34,17 @@ export interface T3dHeadsConfig {
   restoration?: boolean;
 }
 
-export interface VolumeEncoding { tokens: Tensor; pooled: Tensor; emb: Tensor }
-export interface ReportEncoding { tokens: Tensor; paddingMask: Tensor; sentence: Tensor; emb: Tensor }
+export interface VolumeEncoding {
+  tokens: Tensor;
+  pooled: Tensor;
+  emb: Tensor;
+}
+export interface ReportEncoding {
+  tokens: Tensor;
+  paddingMask: Tensor;
+  sentence: Tensor;
+  emb: Tensor;
+}
 
 export class T3dModel extends nn.Module {
   readonly visual_projection: nn.Module & nn.Layer;
@@ -45,18 +54,43 @@ export class T3dModel extends nn.Module {
   readonly prototypes: Prototypes;
   readonly restoration_decoder?: RestorationDecoder;
 
-  constructor(readonly visual: VisionEncoder, readonly text: TextEncoder, readonly heads: T3dHeadsConfig) {
+  constructor(
+    readonly visual: VisionEncoder,
+    readonly text: TextEncoder,
+    readonly heads: T3dHeadsConfig,
+  ) {
     super();
     this.registerModule('visual', visual);
     this.registerModule('text', text);
-    this.visual_projection = this.registerModule('visual_projection', projectionHead(visual.outChannels, heads.embedDim, heads.projectionHidden));
-    this.text_projection = this.registerModule('text_projection', projectionHead(text.config.hidden_size, heads.embedDim, heads.projectionHidden));
+    this.visual_projection = this.registerModule(
+      'visual_projection',
+      projectionHead(visual.outChannels, heads.embedDim, heads.projectionHidden),
+    );
+    this.text_projection = this.registerModule(
+      'text_projection',
+      projectionHead(text.config.hidden_size, heads.embedDim, heads.projectionHidden),
+    );
     this.logit_scale = this.registerModule('logit_scale', new LogitScale());
-    this.fusion = this.registerModule('fusion', new TextInformedFusion(visual.outChannels, text.config.hidden_size, heads.fusionDim, heads.embedDim, heads.fusionHeads));
+    this.fusion = this.registerModule(
+      'fusion',
+      new TextInformedFusion(
+        visual.outChannels,
+        text.config.hidden_size,
+        heads.fusionDim,
+        heads.embedDim,
+        heads.fusionHeads,
+      ),
+    );
     this.prototypes = this.registerModule('prototypes', new Prototypes(heads.prototypes, heads.embedDim));
     if (heads.restoration) {
-      this.restoration_decoder = this.registerModule('restoration_decoder',
-        new RestorationDecoder({ inChannels: visual.outChannels, outputStride: visual.outputStride, textDim: text.config.hidden_size }));
+      this.restoration_decoder = this.registerModule(
+        'restoration_decoder',
+        new RestorationDecoder({
+          inChannels: visual.outChannels,
+          outputStride: visual.outputStride,
+          textDim: text.config.hidden_size,
+        }),
+      );
     }
   }
 
@@ -64,7 +98,11 @@ export class T3dModel extends nn.Module {
   encodeVolume(x: Tensor): VolumeEncoding {
     return torch.tidy(() => {
       const { featureMap, pooled } = this.visual.encode(x);
-      return { tokens: featureMap.flatten(2).transpose(1, 2), pooled, emb: F.normalize(this.visual_projection.forward(pooled), -1) };
+      return {
+        tokens: featureMap.flatten(2).transpose(1, 2),
+        pooled,
+        emb: F.normalize(this.visual_projection.forward(pooled), -1),
+      };
     });
   }
 
@@ -73,8 +111,14 @@ export class T3dModel extends nn.Module {
     return torch.tidy(() => {
       const tokens = this.text.forward(inputIds, attentionMask).lastHiddenState;
       const keep = attentionMask.to(tokens.dtype).unsqueeze(2);
-      const sentence = this.heads.textPooling === 'mean' ? tokens.mul(keep).sum(1).div(keep.sum(1).clampMin(1)) : tokens.select(1, 0);
-      return { tokens, paddingMask: attentionMask.eq(0), sentence, emb: F.normalize(this.text_projection.forward(sentence), -1) };
+      const sentence =
+        this.heads.textPooling === 'mean' ? tokens.mul(keep).sum(1).div(keep.sum(1).clampMin(1)) : tokens.select(1, 0);
+      return {
+        tokens,
+        paddingMask: attentionMask.eq(0),
+        sentence,
+        emb: F.normalize(this.text_projection.forward(sentence), -1),
+      };
     });
   }
 }

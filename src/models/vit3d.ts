@@ -68,13 +68,21 @@ class PatchEmbed extends nn.Module {
     flat.dispose();
   }
   /** (B, C, d, h, w) patch features */
-  forward(x: Tensor): Tensor { return this.proj.forward(x); }
+  forward(x: Tensor): Tensor {
+    return this.proj.forward(x);
+  }
 }
 
 class Attention extends nn.Module {
   readonly qkv: nn.Linear;
   readonly proj: nn.Linear;
-  constructor(dim: number, readonly numHeads: number, qkvBias: boolean, readonly attnDrop: number, readonly projDrop: number) {
+  constructor(
+    dim: number,
+    readonly numHeads: number,
+    qkvBias: boolean,
+    readonly attnDrop: number,
+    readonly projDrop: number,
+  ) {
     super();
     this.qkv = this.registerModule('qkv', linear(dim, 3 * dim, qkvBias));
     this.proj = this.registerModule('proj', linear(dim, dim));
@@ -82,7 +90,10 @@ class Attention extends nn.Module {
   forward(x: Tensor): Tensor {
     return torch.tidy(() => {
       const [B, N, C] = x.shape as Triple;
-      const qkv = this.qkv.forward(x).reshape(B, N, 3, this.numHeads, C / this.numHeads).permute(2, 0, 3, 1, 4);
+      const qkv = this.qkv
+        .forward(x)
+        .reshape(B, N, 3, this.numHeads, C / this.numHeads)
+        .permute(2, 0, 3, 1, 4);
       const [q, k, v] = [0, 1, 2].map((i) => qkv.select(0, i)) as [Tensor, Tensor, Tensor]; // (B, heads, N, Dh)
       const ctx = F.scaledDotProductAttention(q, k, v, { dropoutP: this.attnDrop, training: this.training });
       return dropout(this.proj.forward(ctx.transpose(1, 2).reshape(B, N, C)), this.projDrop, this.training);
@@ -93,7 +104,11 @@ class Attention extends nn.Module {
 class Mlp extends nn.Module {
   readonly fc1: nn.Linear;
   readonly fc2: nn.Linear;
-  constructor(dim: number, hidden: number, readonly drop: number) {
+  constructor(
+    dim: number,
+    hidden: number,
+    readonly drop: number,
+  ) {
     super();
     this.fc1 = this.registerModule('fc1', linear(dim, hidden));
     this.fc2 = this.registerModule('fc2', linear(hidden, dim));
@@ -106,7 +121,10 @@ class Mlp extends nn.Module {
   }
 }
 
-type BlockConfig = Pick<Required<ViT3dConfig>, 'hiddenSize' | 'numHeads' | 'mlpRatio' | 'qkvBias' | 'dropout' | 'attnDropout' | 'layerNormEps'>;
+type BlockConfig = Pick<
+  Required<ViT3dConfig>,
+  'hiddenSize' | 'numHeads' | 'mlpRatio' | 'qkvBias' | 'dropout' | 'attnDropout' | 'layerNormEps'
+>;
 
 class Block extends nn.Module {
   readonly norm1: nn.LayerNorm;
@@ -116,7 +134,10 @@ class Block extends nn.Module {
   constructor(c: BlockConfig) {
     super();
     this.norm1 = this.registerModule('norm1', new nn.LayerNorm(c.hiddenSize, c.layerNormEps));
-    this.attn = this.registerModule('attn', new Attention(c.hiddenSize, c.numHeads, c.qkvBias, c.attnDropout, c.dropout));
+    this.attn = this.registerModule(
+      'attn',
+      new Attention(c.hiddenSize, c.numHeads, c.qkvBias, c.attnDropout, c.dropout),
+    );
     this.norm2 = this.registerModule('norm2', new nn.LayerNorm(c.hiddenSize, c.layerNormEps));
     this.mlp = this.registerModule('mlp', new Mlp(c.hiddenSize, Math.round(c.hiddenSize * c.mlpRatio), c.dropout));
   }
@@ -174,13 +195,22 @@ export class ViT3d extends nn.Module {
   constructor(config: ViT3dConfig) {
     super();
     const c: Required<ViT3dConfig> = {
-      inChannels: 1, mlpRatio: 4, qkvBias: true, dropout: 0, attnDropout: 0, posEmbed: 'learnable', pooling: 'mean', layerNormEps: 1e-6, ...config,
+      inChannels: 1,
+      mlpRatio: 4,
+      qkvBias: true,
+      dropout: 0,
+      attnDropout: 0,
+      posEmbed: 'learnable',
+      pooling: 'mean',
+      layerNormEps: 1e-6,
+      ...config,
     };
     this.config = c;
     const p = c.patchSize;
     this.patchSize = typeof p === 'number' ? [p, p, p] : p;
     this.grid = gridOf(c.imageSize, this.patchSize, 'imageSize');
-    if (c.hiddenSize % c.numHeads) throw new Error(`ViT3d: hiddenSize ${c.hiddenSize} is not divisible by numHeads ${c.numHeads}`);
+    if (c.hiddenSize % c.numHeads)
+      throw new Error(`ViT3d: hiddenSize ${c.hiddenSize} is not divisible by numHeads ${c.numHeads}`);
     const C = (this.outChannels = c.hiddenSize);
     const N = this.grid[0] * this.grid[1] * this.grid[2];
 
@@ -188,26 +218,35 @@ export class ViT3d extends nn.Module {
 
     // DeiT / MAE: trunc_normal(std .02) for both (newer timm draws cls_token with std 1e-6).
     nn.init.truncNormal_(this.registerParameter('cls_token', torch.empty([1, 1, C]))!, 0.02);
-    if (c.posEmbed === 'learnable') nn.init.truncNormal_(this.registerParameter('pos_embed', torch.empty([1, 1 + N, C]))!, 0.02);
+    if (c.posEmbed === 'learnable')
+      nn.init.truncNormal_(this.registerParameter('pos_embed', torch.empty([1, 1 + N, C]))!, 0.02);
     else if (C < 6) throw new Error(`ViT3d: sincos position embeddings need hiddenSize ≥ 6, got ${C}`);
 
     this.blocks = this.registerModule('blocks', new nn.ModuleList(Array.from({ length: c.depth }, () => new Block(c))));
     this.norm = this.registerModule('norm', new nn.LayerNorm(C, c.layerNormEps));
   }
 
-  get outputStride(): number { return Math.max(...this.patchSize); }
+  get outputStride(): number {
+    return Math.max(...this.patchSize);
+  }
 
   /** Position embeddings (1, 1 + n, C) for a patch grid, resampled or rebuilt when it isn't the configured one. */
   posEmbedFor(grid: Triple, like: Tensor): Tensor {
     const C = this.outChannels;
     if (this.config.posEmbed === 'sincos') {
       const n = grid[0] * grid[1] * grid[2];
-      return torch.tensor(sincosPosEmbed3d(grid, this.grid, C), [1, 1 + n, C], { dtype: like.dtype, device: like.device });
+      return torch.tensor(sincosPosEmbed3d(grid, this.grid, C), [1, 1 + n, C], {
+        dtype: like.dtype,
+        device: like.device,
+      });
     }
     const pe = this.param('pos_embed');
     if (grid.every((g, i) => g === this.grid[i])) return pe;
     return torch.tidy(() => {
-      const patches = pe.narrow(1, 1, pe.size(1) - 1).reshape(1, ...this.grid, C).permute(0, 4, 1, 2, 3);
+      const patches = pe
+        .narrow(1, 1, pe.size(1) - 1)
+        .reshape(1, ...this.grid, C)
+        .permute(0, 4, 1, 2, 3);
       const resized = F.interpolate(patches, grid, 'trilinear', false).flatten(2).transpose(1, 2);
       return torch.cat([pe.narrow(1, 0, 1), resized], 1);
     });
@@ -224,7 +263,11 @@ export class ViT3d extends nn.Module {
       const [B, C] = fmap.shape as [number, number];
       const patches = fmap.flatten(2).transpose(1, 2); // (B, N, C)
       const cls = this.param('cls_token').expand(B, 1, C);
-      let h = dropout(torch.cat([cls, patches], 1).add(this.posEmbedFor(grid, patches)), this.config.dropout, this.training);
+      let h = dropout(
+        torch.cat([cls, patches], 1).add(this.posEmbedFor(grid, patches)),
+        this.config.dropout,
+        this.training,
+      );
       for (const block of this.blocks) h = block.forward(h);
       h = this.norm.forward(h);
       const tokens = h.narrow(1, 1, h.size(1) - 1);
@@ -243,15 +286,24 @@ export class ViT3d extends nn.Module {
       throw new Error(`ViT3d: expected input (B, ${this.config.inChannels}, D, H, W), got [${x.shape.join(', ')}]`);
     }
     const bad = depths.find((d) => !Number.isInteger(d) || d < 1 || d > this.blocks.length);
-    if (bad !== undefined) throw new Error(`ViT3d.hiddenMaps: depths must be integers in 1..${this.blocks.length}, got ${bad}`);
+    if (bad !== undefined)
+      throw new Error(`ViT3d.hiddenMaps: depths must be integers in 1..${this.blocks.length}, got ${bad}`);
     const grid = gridOf(x.shape.slice(2) as Triple, this.patchSize, 'input size');
     return torch.tidy(() => {
       const fmap = this.patchEmbed.forward(x);
       const [B, C] = fmap.shape as [number, number];
       const patches = fmap.flatten(2).transpose(1, 2);
       const cls = this.param('cls_token').expand(B, 1, C);
-      let h = dropout(torch.cat([cls, patches], 1).add(this.posEmbedFor(grid, patches)), this.config.dropout, this.training);
-      const toMap = (t: Tensor) => t.narrow(1, 1, t.size(1) - 1).transpose(1, 2).reshape(B, C, ...grid);
+      let h = dropout(
+        torch.cat([cls, patches], 1).add(this.posEmbedFor(grid, patches)),
+        this.config.dropout,
+        this.training,
+      );
+      const toMap = (t: Tensor) =>
+        t
+          .narrow(1, 1, t.size(1) - 1)
+          .transpose(1, 2)
+          .reshape(B, C, ...grid);
       const byDepth = new Map<number, Tensor>();
       for (let d = 1; d <= this.blocks.length && d <= Math.max(...depths); d++) {
         h = this.blocks.at(d - 1).forward(h);
@@ -269,11 +321,15 @@ export class ViT3d extends nn.Module {
 
 function gridOf(size: Triple, patch: Triple, what: string): Triple {
   if (size.length !== 3 || patch.length !== 3 || ![...size, ...patch].every((v) => Number.isInteger(v) && v > 0)) {
-    throw new Error(`ViT3d: ${what} and patchSize must be 3 positive integers, got ${JSON.stringify(size)} and ${JSON.stringify(patch)}`);
+    throw new Error(
+      `ViT3d: ${what} and patchSize must be 3 positive integers, got ${JSON.stringify(size)} and ${JSON.stringify(patch)}`,
+    );
   }
   const bad = size.findIndex((s, i) => s % patch[i]! !== 0);
   if (bad >= 0) {
-    throw new Error(`ViT3d: patchSize [${patch.join(', ')}] must divide the ${what} [${size.join(', ')}] (axis ${'DHW'[bad]}: ${size[bad]} % ${patch[bad]} ≠ 0)`);
+    throw new Error(
+      `ViT3d: patchSize [${patch.join(', ')}] must divide the ${what} [${size.join(', ')}] (axis ${'DHW'[bad]}: ${size[bad]} % ${patch[bad]} ≠ 0)`,
+    );
   }
   return size.map((s, i) => s / patch[i]!) as Triple;
 }

@@ -13,7 +13,9 @@ export function logitScaleValue(logScale: Tensor): Tensor {
 /** ½ [CE(image→text) + CE(text→image)] with the diagonal as targets. Inputs must be normalised. */
 export function clipLoss(imageEmb: Tensor, textEmb: Tensor, logScale: Tensor): Tensor {
   if (imageEmb.shape.join() !== textEmb.shape.join()) {
-    throw new Error(`clipLoss: image embeddings [${imageEmb.shape.join(', ')}] and text embeddings [${textEmb.shape.join(', ')}] differ`);
+    throw new Error(
+      `clipLoss: image embeddings [${imageEmb.shape.join(', ')}] and text embeddings [${textEmb.shape.join(', ')}] differ`,
+    );
   }
   return torch.tidy(() => {
     const logits = imageEmb.matmul(textEmb.T).mul(logitScaleValue(logScale));

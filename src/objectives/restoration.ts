@@ -17,7 +17,8 @@ export interface PatchMask {
  */
 export function maskPatches(x: Tensor, ratio: number, patch: number, fill = 0): PatchMask {
   if (!(ratio > 0 && ratio < 1)) throw new Error(`maskPatches: ratio must be in (0, 1), got ${ratio}`);
-  if (!(Number.isInteger(patch) && patch >= 1)) throw new Error(`maskPatches: patch must be a positive integer, got ${patch}`);
+  if (!(Number.isInteger(patch) && patch >= 1))
+    throw new Error(`maskPatches: patch must be a positive integer, got ${patch}`);
   if (x.ndim !== 5) throw new Error(`maskPatches: expected (B, C, D, H, W), got [${x.shape.join(', ')}]`);
   return torch.tidy(() => {
     const [B, , D, H, W] = x.shape as [number, number, number, number, number];
@@ -26,7 +27,10 @@ export function maskPatches(x: Tensor, ratio: number, patch: number, fill = 0): 
     const k = Math.min(n - 1, Math.max(1, Math.round(ratio * n)));
     // rank of each patch's noise within its volume; the k lowest ranks are masked
     const rank = torch.rand([B, n], { device: x.device }).sort(1)[1].sort(1)[1];
-    const coarse = rank.lt(k).to(x.dtype).reshape(B, 1, ...grid);
+    const coarse = rank
+      .lt(k)
+      .to(x.dtype)
+      .reshape(B, 1, ...grid);
     const full = F.interpolate(coarse, grid.map((g) => g * patch) as [number, number, number], 'nearest');
     const mask = full.narrow(2, 0, D).narrow(3, 0, H).narrow(4, 0, W).contiguous();
     return { masked: x.mul(mask.neg().add(1)).add(mask.mul(fill)), mask };

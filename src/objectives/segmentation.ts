@@ -25,16 +25,23 @@ export interface DiceCEOptions {
   lambdaCe?: number;
 }
 
-export interface DiceCEResult { total: Tensor; dice: Tensor; ce: Tensor }
+export interface DiceCEResult {
+  total: Tensor;
+  dice: Tensor;
+  ce: Tensor;
+}
 
 /** logits (B, K, D, H, W) floating, target (B, D, H, W) int64 class indices in [0, K). */
 export function diceCELoss(logits: Tensor, target: Tensor, o: DiceCEOptions = {}): DiceCEResult {
-  if (logits.ndim < 3) throw new Error(`diceCELoss: logits must be (B, K, ...spatial), got [${logits.shape.join(', ')}]`);
+  if (logits.ndim < 3)
+    throw new Error(`diceCELoss: logits must be (B, K, ...spatial), got [${logits.shape.join(', ')}]`);
   const K = logits.size(1);
   if (K < 2) throw new Error(`diceCELoss: need ≥ 2 classes (softmax over channels), got ${K}`);
   const want = [logits.size(0), ...logits.shape.slice(2)];
   if (target.shape.join() !== want.join()) {
-    throw new Error(`diceCELoss: target must be (B, ...spatial) = [${want.join(', ')}] class indices, got [${target.shape.join(', ')}]`);
+    throw new Error(
+      `diceCELoss: target must be (B, ...spatial) = [${want.join(', ')}] class indices, got [${target.shape.join(', ')}]`,
+    );
   }
   if (target.dtype !== 'int64') throw new Error(`diceCELoss: target must be int64 class indices, got ${target.dtype}`);
   return torch.tidy(() => {
@@ -42,8 +49,12 @@ export function diceCELoss(logits: Tensor, target: Tensor, o: DiceCEOptions = {}
     const probs = logits.softmax(1);
     // one_hot puts classes last: move them to dim 1 like the logits
     const order = [0, nd - 1, ...Array.from({ length: nd - 2 }, (_, i) => i + 1)];
-    const onehot = torch.oneHot(target, K).permute(...order).to({ dtype: logits.dtype });
-    let p = probs, g = onehot;
+    const onehot = torch
+      .oneHot(target, K)
+      .permute(...order)
+      .to({ dtype: logits.dtype });
+    let p = probs,
+      g = onehot;
     if (o.includeBackground === false) {
       p = probs.narrow(1, 1, K - 1);
       g = onehot.narrow(1, 1, K - 1);
@@ -52,7 +63,10 @@ export function diceCELoss(logits: Tensor, target: Tensor, o: DiceCEOptions = {}
     const axes = o.batch ? [0, ...spatial] : spatial;
     const intersection = p.mul(g).sum(axes);
     const denominator = g.sum(axes).add(p.sum(axes));
-    const ratio = intersection.mul(2).add(o.smoothNr ?? 1e-5).div(denominator.add(o.smoothDr ?? 1e-5));
+    const ratio = intersection
+      .mul(2)
+      .add(o.smoothNr ?? 1e-5)
+      .div(denominator.add(o.smoothDr ?? 1e-5));
     const dice = ratio.rsub(1).mean();
     const ce = F.crossEntropy(logits, target);
     const total = dice.mul(o.lambdaDice ?? 1).add(ce.mul(o.lambdaCe ?? 1));

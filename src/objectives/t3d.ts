@@ -19,7 +19,11 @@ export interface ObjectiveConfig {
   restoration?: { weight: number; maskRatio: number; patchSize: number; useText: boolean };
 }
 
-export interface LossParts { total: Tensor; parts: Record<string, number>; stats: Record<string, number> }
+export interface LossParts {
+  total: Tensor;
+  parts: Record<string, number>;
+  stats: Record<string, number>;
+}
 
 export interface ViewBatch {
   /** (B, 1, D, H, W) */
@@ -49,7 +53,14 @@ export function simclrLoss(a: Tensor, b: Tensor, temperature: number): Tensor {
 }
 
 /** Computes the loss for one batch (inside the caller's tidy scope); updates the queue. */
-export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig, step: number, queue?: EmbeddingQueue, teacher?: T3dModel): LossParts {
+export function t3dLoss(
+  model: T3dModel,
+  batch: ViewBatch,
+  cfg: ObjectiveConfig,
+  step: number,
+  queue?: EmbeddingQueue,
+  teacher?: T3dModel,
+): LossParts {
   const parts: Record<string, number> = {};
   const stats: Record<string, number> = {};
   const terms: Tensor[] = [];
@@ -58,7 +69,8 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
   const needs = tma?.needs(cfg.tma);
   const rec = cfg.restoration && cfg.restoration.weight > 0 ? cfg.restoration : undefined;
   const needText = cfg.clip.weight > 0 || !!needs?.report || !!rec?.useText;
-  if (needText && (!batch.inputIds || !batch.attentionMask)) throw new Error('t3dLoss: this objective needs tokenised reports');
+  if (needText && (!batch.inputIds || !batch.attentionMask))
+    throw new Error('t3dLoss: this objective needs tokenised reports');
 
   // data-parallel: CLIP, SimCLR and TMA over the global batch (every rank's embeddings or scores gathered, this
   // rank's own keeping their gradient); terms that are means over this rank's volumes count 1/worldSize, so that the
@@ -98,15 +110,29 @@ export function t3dLoss(model: T3dModel, batch: ViewBatch, cfg: ObjectiveConfig,
   }
   if (rec) {
     const decoder = model.restoration_decoder;
-    if (!decoder) throw new Error('t3dLoss: objective.restoration is on but the model has no restoration decoder (model.restoration)');
+    if (!decoder)
+      throw new Error(
+        't3dLoss: objective.restoration is on but the model has no restoration decoder (model.restoration)',
+      );
     const { masked, mask } = maskPatches(batch.global, rec.maskRatio, rec.patchSize);
-    const pred = decoder.forward(model.visual.encode(masked).featureMap, batch.global.shape.slice(2) as [number, number, number], rec.useText ? report?.sentence : undefined);
+    const pred = decoder.forward(
+      model.visual.encode(masked).featureMap,
+      batch.global.shape.slice(2) as [number, number, number],
+      rec.useText ? report?.sentence : undefined,
+    );
     const l = restorationLoss(pred, batch.global, mask);
     parts.rec = l.item();
     terms.push(l.mul(rec.weight / world));
   }
   if (terms.length === 0) throw new Error('t3dLoss: every objective is switched off');
   // Embedding spread: mean pairwise cosine of global embeddings; near 1 means the features collapsed.
-  stats.embCosine = torch.noGrad(() => g.emb.matmul(g.emb.T).sum().sub(B).div(Math.max(1, B * (B - 1))).item());
+  stats.embCosine = torch.noGrad(() =>
+    g.emb
+      .matmul(g.emb.T)
+      .sum()
+      .sub(B)
+      .div(Math.max(1, B * (B - 1)))
+      .item(),
+  );
   return { total: terms.reduce((a, b) => a.add(b)), parts, stats };
 }

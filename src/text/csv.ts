@@ -3,7 +3,10 @@
 import { createReadStream } from 'node:fs';
 
 /** One record and the line (1-based) it starts on. */
-export interface CsvRecord { fields: string[]; line: number }
+export interface CsvRecord {
+  fields: string[];
+  line: number;
+}
 
 type State = 'fieldStart' | 'unquoted' | 'quoted' | 'afterQuote';
 
@@ -27,10 +30,19 @@ export class CsvParser {
 
   push(chunk: string): CsvRecord[] {
     let i = 0;
-    if (this.atStart && chunk.length > 0) { this.atStart = false; if (chunk.charCodeAt(0) === 0xfeff) i = 1; }
+    if (this.atStart && chunk.length > 0) {
+      this.atStart = false;
+      if (chunk.charCodeAt(0) === 0xfeff) i = 1;
+    }
     while (i < chunk.length) {
       const c = chunk[i]!;
-      if (this.skipLf) { this.skipLf = false; if (c === '\n') { i++; continue; } }
+      if (this.skipLf) {
+        this.skipLf = false;
+        if (c === '\n') {
+          i++;
+          continue;
+        }
+      }
       switch (this.state) {
         case 'quoted': {
           const q = chunk.indexOf('"', i);
@@ -42,22 +54,46 @@ export class CsvParser {
           continue;
         }
         case 'afterQuote':
-          if (c === '"') { this.field += '"'; this.state = 'quoted'; i++; continue; }
+          if (c === '"') {
+            this.field += '"';
+            this.state = 'quoted';
+            i++;
+            continue;
+          }
           if (c !== ',' && c !== '\n' && c !== '\r') {
             throw new Error(`${this.source}: line ${this.line}: unexpected ${JSON.stringify(c)} after a closing quote`);
           }
           break;
         case 'fieldStart':
-          if (!this.inRecord) { this.inRecord = true; this.recordLine = this.line; }
-          if (c === '"') { this.state = 'quoted'; this.sawQuote = true; this.quoteLine = this.line; i++; continue; }
+          if (!this.inRecord) {
+            this.inRecord = true;
+            this.recordLine = this.line;
+          }
+          if (c === '"') {
+            this.state = 'quoted';
+            this.sawQuote = true;
+            this.quoteLine = this.line;
+            i++;
+            continue;
+          }
           this.state = 'unquoted';
           break;
         case 'unquoted':
           break;
       }
       // Here the state is 'unquoted' or 'afterQuote' and c may end the field.
-      if (c === ',') { this.endField(); i++; continue; }
-      if (c === '\n' || c === '\r') { this.endRecord(); this.line++; this.skipLf = c === '\r'; i++; continue; }
+      if (c === ',') {
+        this.endField();
+        i++;
+        continue;
+      }
+      if (c === '\n' || c === '\r') {
+        this.endRecord();
+        this.line++;
+        this.skipLf = c === '\r';
+        i++;
+        continue;
+      }
       // A bare quote inside an unquoted field is kept literally (e.g. 5" tube), as Python's csv does.
       let j = i;
       while (j < chunk.length && chunk[j] !== ',' && chunk[j] !== '\n' && chunk[j] !== '\r') j++;
@@ -68,7 +104,8 @@ export class CsvParser {
   }
 
   end(): CsvRecord[] {
-    if (this.state === 'quoted') throw new Error(`${this.source}: unterminated quoted field starting at line ${this.quoteLine}`);
+    if (this.state === 'quoted')
+      throw new Error(`${this.source}: unterminated quoted field starting at line ${this.quoteLine}`);
     if (this.inRecord) this.endRecord();
     return this.take();
   }
@@ -83,10 +120,16 @@ export class CsvParser {
     this.endField();
     const blank = this.fields.length === 1 && this.fields[0] === '' && !this.sawQuote;
     if (!blank) this.out.push({ fields: this.fields, line: this.recordLine });
-    this.fields = []; this.inRecord = false; this.sawQuote = false;
+    this.fields = [];
+    this.inRecord = false;
+    this.sawQuote = false;
   }
 
-  private take(): CsvRecord[] { const done = this.out; this.out = []; return done; }
+  private take(): CsvRecord[] {
+    const done = this.out;
+    this.out = [];
+    return done;
+  }
 }
 
 function countNewlines(s: string, from: number, to: number): number {
@@ -118,7 +161,8 @@ export async function* readCsvRows(path: string): AsyncGenerator<Record<string, 
   let toRow: ((r: CsvRecord) => Record<string, string>) | undefined;
   const rows = function* (records: CsvRecord[]) {
     for (const r of records) {
-      if (toRow) yield toRow(r); else toRow = rowMaker(r, path);
+      if (toRow) yield toRow(r);
+      else toRow = rowMaker(r, path);
     }
   };
   for await (const chunk of createReadStream(path, { encoding: 'utf8' })) yield* rows(parser.push(chunk as string));
@@ -134,7 +178,9 @@ function rowMaker(header: CsvRecord, source: string): (r: CsvRecord) => Record<s
       throw new Error(`${source}: line ${r.line} has ${r.fields.length} fields, the header has ${names.length}`);
     }
     const row: Record<string, string> = {};
-    names.forEach((n, i) => { row[n] = r.fields[i]!; });
+    names.forEach((n, i) => {
+      row[n] = r.fields[i]!;
+    });
     return row;
   };
 }

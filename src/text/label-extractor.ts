@@ -25,7 +25,10 @@ function all(...patterns: RegExp[]): Finder {
   const global = patterns.map((p) => new RegExp(p.source, 'g'));
   // one scan rules out most clauses before the patterns are run one by one
   const any = new RegExp(patterns.map((p) => `(?:${p.source})`).join('|'));
-  return (clause) => (any.test(clause) ? global.flatMap((re) => [...clause.matchAll(re)].map((m): Span => [m.index, m.index + m[0].length])) : []);
+  return (clause) =>
+    any.test(clause)
+      ? global.flatMap((re) => [...clause.matchAll(re)].map((m): Span => [m.index, m.index + m[0].length]))
+      : [];
 }
 /** Mentions of `finder` unless `veto` matches the clause (e.g. a nodule in the thyroid). */
 function unless(finder: Finder, veto: (clause: string, span: Span) => boolean): Finder {
@@ -35,7 +38,8 @@ function unless(finder: Finder, veto: (clause: string, span: Span) => boolean): 
 const LUNG_CONTEXT = /\blungs?\b|pulmonary|parenchym|subpleural|fissur|(?:upper|middle|lower) lobes?|lingula/;
 const OTHER_ORGAN = /thyroid|adrenal|\bliver\b|hepatic|kidney|renal|spleen|splenic|breast|pancrea|skin|subcutaneous/;
 const CORONARY = /coronar|\blad\b|left anterior descending|circumflex/;
-const SYSTEMIC_VESSEL = /\baort\w*|carotid|subclavian|brachiocephalic|iliac|vascular|vessels?\b|great arter|(?<!coronary )\barter(?:y|ies|ial)\b/;
+const SYSTEMIC_VESSEL =
+  /\baort\w*|carotid|subclavian|brachiocephalic|iliac|vascular|vessels?\b|great arter|(?<!coronary )\barter(?:y|ies|ial)\b/;
 const CALCIFIC = /\b(?:calcif\w*|atherosclero\w*|atherom\w*|plaques?)\b/g;
 const ATHERO = /^(?:atherosclero|atherom)/;
 
@@ -44,11 +48,14 @@ const ATHERO = /^(?:atherosclero|atherom)/;
  *  vessel and no atherosclerosis, and give neither. */
 function calcification(which: 'arterial' | 'coronary'): Finder {
   return (clause) => {
-    const coronary = CORONARY.test(clause), systemic = SYSTEMIC_VESSEL.test(clause);
-    return [...clause.matchAll(CALCIFIC)].filter((m) => {
-      if (which === 'coronary') return coronary;
-      return systemic || (!coronary && ATHERO.test(m[0]));
-    }).map((m): Span => [m.index, m.index + m[0].length]);
+    const coronary = CORONARY.test(clause),
+      systemic = SYSTEMIC_VESSEL.test(clause);
+    return [...clause.matchAll(CALCIFIC)]
+      .filter((m) => {
+        if (which === 'coronary') return coronary;
+        return systemic || (!coronary && ATHERO.test(m[0]));
+      })
+      .map((m): Span => [m.index, m.index + m[0].length]);
   };
 }
 
@@ -56,79 +63,147 @@ const before = (clause: string, s: Span, chars: number): string => clause.slice(
 
 const FINDERS: Finder[] = [
   // Medical material
-  all(/\bsternotomy\b/, /\b(?:sternal |surgical |metallic )?wires?\b/, /\bpacemakers?\b/, /\bdefibrillators?\b/, /\bicd\b/,
-    /\bcatheters?\b/, /\bstents?\b/, /\bprosthe(?:sis|ses|tic)\b/, /\b(?:surgical|vascular|metallic) clips?\b/,
-    /\bforeign (?:material|body|bodies)\b/, /\bdevices?\b/, /\belectrodes?\b/, /\bstaples?\b/, /\bsurgical material/,
-    /\b(?:endotracheal|tracheostomy|nasogastric|chest|thoracostomy) tubes?\b/, /\b(?:valve replacement|bypass grafts?|cabg)\b/,
-    /\bembolization coils?\b/, /\bimplants?\b/),
+  all(
+    /\bsternotomy\b/,
+    /\b(?:sternal |surgical |metallic )?wires?\b/,
+    /\bpacemakers?\b/,
+    /\bdefibrillators?\b/,
+    /\bicd\b/,
+    /\bcatheters?\b/,
+    /\bstents?\b/,
+    /\bprosthe(?:sis|ses|tic)\b/,
+    /\b(?:surgical|vascular|metallic) clips?\b/,
+    /\bforeign (?:material|body|bodies)\b/,
+    /\bdevices?\b/,
+    /\belectrodes?\b/,
+    /\bstaples?\b/,
+    /\bsurgical material/,
+    /\b(?:endotracheal|tracheostomy|nasogastric|chest|thoracostomy) tubes?\b/,
+    /\b(?:valve replacement|bypass grafts?|cabg)\b/,
+    /\bembolization coils?\b/,
+    /\bimplants?\b/,
+  ),
   // Arterial wall calcification
   calcification('arterial'),
   // Cardiomegaly
-  all(/\bcardiomegal\w*/, new RegExp(`\\bheart (?:is |was )?${NOT_NEG_WORD}(?:enlarged|increased in size)`),
+  all(
+    /\bcardiomegal\w*/,
+    new RegExp(`\\bheart (?:is |was )?${NOT_NEG_WORD}(?:enlarged|increased in size)`),
     /\benlarge(?:d|ment of the) (?:heart|cardiac (?:silhouette|size|contours?|chambers?))\b/,
-    new RegExp(`\\b(?:heart|cardiac) (?:size|silhouette|dimensions?|contours?) (?:is |are |was |were )?${NOT_NEG_WORD}(?:increased|enlarged)`),
+    new RegExp(
+      `\\b(?:heart|cardiac) (?:size|silhouette|dimensions?|contours?) (?:is |are |was |were )?${NOT_NEG_WORD}(?:increased|enlarged)`,
+    ),
     /\bincreased (?:heart size|cardiac (?:size|dimensions?|silhouette)|cardiothoracic ratio)/,
     new RegExp(`\\bcardiothoracic ratio (?:is |was )?${NOT_NEG_WORD}increased`),
-    /\bincrease in (?:the )?(?:heart size|cardiac (?:size|dimensions?)|cardiothoracic ratio)/),
+    /\bincrease in (?:the )?(?:heart size|cardiac (?:size|dimensions?)|cardiothoracic ratio)/,
+  ),
   // Pericardial effusion
-  all(/\bpericardial (?:(?:thickening|fluid) (?:or|and|\/|-) ?)?(?:effusion|fluid)/, /\b(?:effusion|fluid) (?:in|of) the pericard/),
+  all(
+    /\bpericardial (?:(?:thickening|fluid) (?:or|and|\/|-) ?)?(?:effusion|fluid)/,
+    /\b(?:effusion|fluid) (?:in|of) the pericard/,
+  ),
   // Coronary artery wall calcification
   calcification('coronary'),
   // Hiatal hernia
   all(/\bhiat(?:al|us) hernia/, /\bhernia\w* (?:of|through|at) the (?:esophageal )?hiatus/),
   // Lymphadenopathy
-  all(/\b(?:lymph)?adenopath\w*/, /\blymph ?node (?:enlargement|conglomerat\w*)/,
+  all(
+    /\b(?:lymph)?adenopath\w*/,
+    /\blymph ?node (?:enlargement|conglomerat\w*)/,
     /\b(?:enlarged|pathologic(?:al)?(?:ly enlarged)?|bulky) (?:[a-z]+ ){0,4}?lymph ?nodes?\b/,
-    new RegExp(`\\blymph ?nodes?\\b${GAP(60)}\\b(?:pathologic(?:al)? (?:size|dimension|appearance)|enlarged|increased in size)`)),
+    new RegExp(
+      `\\blymph ?nodes?\\b${GAP(60)}\\b(?:pathologic(?:al)? (?:size|dimension|appearance)|enlarged|increased in size)`,
+    ),
+  ),
   // Emphysema
   all(/\bemphysema\w*/, /\bbull(?:a|ae|ous)\b/),
   // Atelectasis
   all(/atelecta\w*/, /\b(?:lung|lobe|lobar|segmental) collapse\b/, /\bcollapsed (?:lung|lobe)\b/),
   // Lung nodule
-  unless(all(/\b(?:micro)?nodul(?:e|es|i)\b/, /\bnodular (?:lesions?|densit(?:y|ies)|opacit(?:y|ies))\b/, /\bmicronodular\b/,
-    /\b(?:solid|subsolid|part-solid|spiculated|cavitary|cavitating) (?:lesions?|mass(?:es)?)\b/,
-    /\b(?:pulmonary|lung|parenchymal) mass(?:es)?\b/, /\bmass(?:es)?\b(?= [^.;]{0,30}\b(?:lobe|lungs?)\b)/),
-  (clause) => OTHER_ORGAN.test(clause) && !LUNG_CONTEXT.test(clause)),
+  unless(
+    all(
+      /\b(?:micro)?nodul(?:e|es|i)\b/,
+      /\bnodular (?:lesions?|densit(?:y|ies)|opacit(?:y|ies))\b/,
+      /\bmicronodular\b/,
+      /\b(?:solid|subsolid|part-solid|spiculated|cavitary|cavitating) (?:lesions?|mass(?:es)?)\b/,
+      /\b(?:pulmonary|lung|parenchymal) mass(?:es)?\b/,
+      /\bmass(?:es)?\b(?= [^.;]{0,30}\b(?:lobe|lungs?)\b)/,
+    ),
+    (clause) => OTHER_ORGAN.test(clause) && !LUNG_CONTEXT.test(clause),
+  ),
   // Lung opacity
-  all(/\bground[- ]glass\b/, /\bopacit(?:y|ies)\b/, /\binfiltrat\w*/, /\b(?:increased|patchy|hazy|parenchymal|nodular) densit(?:y|ies)\b/,
-    /\bdensity increase\w*/, /\bcrazy[- ]paving\b/),
+  all(
+    /\bground[- ]glass\b/,
+    /\bopacit(?:y|ies)\b/,
+    /\binfiltrat\w*/,
+    /\b(?:increased|patchy|hazy|parenchymal|nodular) densit(?:y|ies)\b/,
+    /\bdensity increase\w*/,
+    /\bcrazy[- ]paving\b/,
+  ),
   // Pulmonary fibrotic sequela
-  all(/\bfibro(?:sis|tic)\b/, /\bsequel(?:a|ae|ar)\b/, /fibroatelecta/, /\bparenchymal bands?\b/, /\bfibrous (?:bands?|strands?)\b/,
-    /\bhoneycomb\w*/),
+  all(
+    /\bfibro(?:sis|tic)\b/,
+    /\bsequel(?:a|ae|ar)\b/,
+    /fibroatelecta/,
+    /\bparenchymal bands?\b/,
+    /\bfibrous (?:bands?|strands?)\b/,
+    /\bhoneycomb\w*/,
+  ),
   // Pleural effusion
-  unless(all(/\bpleural (?:(?:thickening|fluid) (?:or|and|\/|-) ?)?(?:effusions?|fluid)/, /\b(?:effusions?|fluid) (?:in|of) the pleura/,
-    /\bhydrothorax\b/, /\beffusions?\b/),
-  (clause, s) => clause.slice(s[0], s[0] + 8) === 'effusion' && !/pleura/.test(before(clause, s, 12)) && /pericard/.test(clause)),
+  unless(
+    all(
+      /\bpleural (?:(?:thickening|fluid) (?:or|and|\/|-) ?)?(?:effusions?|fluid)/,
+      /\b(?:effusions?|fluid) (?:in|of) the pleura/,
+      /\bhydrothorax\b/,
+      /\beffusions?\b/,
+    ),
+    (clause, s) =>
+      clause.slice(s[0], s[0] + 8) === 'effusion' && !/pleura/.test(before(clause, s, 12)) && /pericard/.test(clause),
+  ),
   // Mosaic attenuation pattern
   all(/\bmosaic\b/),
   // Peribronchial thickening
-  all(/\bperibronch\w* (?:(?:wall|interstitial|interstitium) )?(?:thickening|thickened|cuffing)/,
-    /\bperibronchial and [a-z ]{1,40}?thickening/, /\bbronchial walls? (?:thickening|thickened|(?:is|are) thickened)/,
-    /\bthickening of (?:the )?(?:peri)?bronchial walls?/, /\bthickened (?:peri)?bronchial walls?/),
+  all(
+    /\bperibronch\w* (?:(?:wall|interstitial|interstitium) )?(?:thickening|thickened|cuffing)/,
+    /\bperibronchial and [a-z ]{1,40}?thickening/,
+    /\bbronchial walls? (?:thickening|thickened|(?:is|are) thickened)/,
+    /\bthickening of (?:the )?(?:peri)?bronchial walls?/,
+    /\bthickened (?:peri)?bronchial walls?/,
+  ),
   // Consolidation
   all(/\bconsolidat\w*/, /\bair bronchograms?\b/),
   // Bronchiectasis
   all(/\bbronchiecta\w*/),
   // Interlobular septal thickening
-  unless(all(/\bsept(?:al|a) (?:wall )?thickening/, /\bthickening of (?:the )?(?:interlobular )?sept(?:a|al|um)\b/,
-    /\bthickened (?:interlobular )?septa\b/, /\binterlobular sept(?:a|al)[^.;]{0,25}thicken/),
-  (clause, s) => /(?:atrial|ventricular|nasal) $/.test(before(clause, s, 20))),
+  unless(
+    all(
+      /\bsept(?:al|a) (?:wall )?thickening/,
+      /\bthickening of (?:the )?(?:interlobular )?sept(?:a|al|um)\b/,
+      /\bthickened (?:interlobular )?septa\b/,
+      /\binterlobular sept(?:a|al)[^.;]{0,25}thicken/,
+    ),
+    (clause, s) => /(?:atrial|ventricular|nasal) $/.test(before(clause, s, 20)),
+  ),
 ];
 
 // ---- negation ----------------------------------------------------------------------------------------------------
 
 const PRE_NEGATION = /\b(?:no|without|absence of|absent|negative for|free of|neither|nor|non)\b/g;
 // "no change in the nodule" reports a finding, it does not deny one (NegEx's pseudo-negations).
-const PSEUDO_NEGATION = /^(?:\s*(?:significant|marked|definite|new|interval))?\s*(?:change|increase|decrease|progression|regression|difference|growth)/;
+const PSEUDO_NEGATION =
+  /^(?:\s*(?:significant|marked|definite|new|interval))?\s*(?:change|increase|decrease|progression|regression|difference|growth)/;
 // A negated phrase has ended once its verb has come ("no effusion is seen, mild atelectasis ...") or a new positive
 // phrase begins after a comma ("no pleural effusion, minimal pericardial effusion is present").
-const SCOPE_END = /\b(?:is|are|was|were|has been|have been)\s+(?:\w+\s+)?(?:seen|observed|noted|detected|present|identified|visualized|evident|demonstrated)\b|\b(?:but|however|although|though|whereas|while|except|apart from)\b|,\s*(?:a|an|the|mild|minimal|moderate|severe|marked|small|large|there|with)\b/;
+const SCOPE_END =
+  /\b(?:is|are|was|were|has been|have been)\s+(?:\w+\s+)?(?:seen|observed|noted|detected|present|identified|visualized|evident|demonstrated)\b|\b(?:but|however|although|though|whereas|while|except|apart from)\b|,\s*(?:a|an|the|mild|minimal|moderate|severe|marked|small|large|there|with)\b/;
 // "is not seen" / "was not detected" / "within normal limits" shortly after the mention: its own predicate, unless a
 // predicate asserting something else comes first ("atelectasis is seen, effusion is not").
 const POST_NEGATION = new RegExp(
   '^([^.;]{0,60}?)(?:\\b(?:is|are|was|were|has|have)\\s+(?:not|no longer)\\b|\\bnot\\s+(?:seen|observed|detected|identified|present|visualized|noted|evident|demonstrated)\\b' +
-  '|\\b(?:is|are|was|were|has been|have been)\\s+(?:absent|excluded|ruled out)\\b|\\bwithin normal limits\\b)');
-const ASSERTION = /\b(?:is|are|was|were)\s+(?:\w+\s+)?(?:seen|observed|noted|detected|present|identified|visualized|evident|demonstrated)\b|\bthere (?:is|are)\b/;
+    '|\\b(?:is|are|was|were|has been|have been)\\s+(?:absent|excluded|ruled out)\\b|\\bwithin normal limits\\b)',
+);
+const ASSERTION =
+  /\b(?:is|are|was|were)\s+(?:\w+\s+)?(?:seen|observed|noted|detected|present|identified|visualized|evident|demonstrated)\b|\bthere (?:is|are)\b/;
 
 function isNegated(clause: string, s: Span): boolean {
   const head = clause.slice(0, s[0]);
@@ -143,17 +218,22 @@ function isNegated(clause: string, s: Span): boolean {
 
 /** Lower-case, hyphens and brackets re-joined as written, decimals re-joined ("2. 5 cm" from a detokeniser). */
 function normalise(report: string): string {
-  return report.toLowerCase()
+  return report
+    .toLowerCase()
     .replace(/\b(findings|impressions?)\s*:/g, '. ')
     .replace(/(\w)\s*-\s*(?=\w)/g, '$1-')
     .replace(/(\d)\.\s+(\d)/g, '$1.$2')
-    .replace(/\(\s*/g, '(').replace(/\s*\)/g, ')')
+    .replace(/\(\s*/g, '(')
+    .replace(/\s*\)/g, ')')
     .replace(/\s+/g, ' ');
 }
 
 /** Sentences, then clauses at ';' and at contrastive conjunctions (negation never crosses them). */
 function clauses(report: string): string[] {
-  return normalise(report).split(/[.!?;]+(?:\s+|$)|\s+(?:but|however|whereas|although)\s+/).map((c) => c.trim()).filter((c) => c !== '');
+  return normalise(report)
+    .split(/[.!?;]+(?:\s+|$)|\s+(?:but|however|whereas|although)\s+/)
+    .map((c) => c.trim())
+    .filter((c) => c !== '');
 }
 
 /** The 18 CT-RATE labels (0/1, EXTRACTED_LABELS order) a report states as present, hedged mentions included. */
@@ -171,14 +251,17 @@ export function extractLabels(report: string): number[] {
 
 /** Per-label and overall share of reports where the extracted label equals the given one. */
 export function extractorAgreement(reports: string[], labels: number[][]): { perLabel: number[]; overall: number } {
-  if (reports.length !== labels.length) throw new Error(`extractorAgreement: ${reports.length} reports but ${labels.length} label rows`);
+  if (reports.length !== labels.length)
+    throw new Error(`extractorAgreement: ${reports.length} reports but ${labels.length} label rows`);
   if (reports.length === 0) throw new Error('extractorAgreement: no reports');
   const L = EXTRACTED_LABELS.length;
   const agree = new Array<number>(L).fill(0);
   reports.forEach((r, n) => {
     const row = labels[n]!;
     if (row.length !== L) throw new Error(`extractorAgreement: label row ${n} has ${row.length} values, expected ${L}`);
-    extractLabels(r).forEach((v, i) => { if (v === (row[i]! >= 0.5 ? 1 : 0)) agree[i]!++; });
+    extractLabels(r).forEach((v, i) => {
+      if (v === (row[i]! >= 0.5 ? 1 : 0)) agree[i]!++;
+    });
   });
   const perLabel = agree.map((a) => a / reports.length);
   return { perLabel, overall: perLabel.reduce((s, v) => s + v, 0) / L };

@@ -11,7 +11,11 @@ export interface MlmOptions {
   specialIds: ReadonlySet<number>;
 }
 
-export function maskTokens(inputIds: Int32Array, o: MlmOptions, rng: Rng): { inputIds: Int32Array; labels: Int32Array } {
+export function maskTokens(
+  inputIds: Int32Array,
+  o: MlmOptions,
+  rng: Rng,
+): { inputIds: Int32Array; labels: Int32Array } {
   if (!(o.maskProb > 0 && o.maskProb < 1)) throw new Error(`maskTokens: maskProb ${o.maskProb} must be in (0, 1)`);
   const ids = Int32Array.from(inputIds);
   const labels = new Int32Array(ids.length).fill(-100);

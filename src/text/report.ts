@@ -2,14 +2,20 @@
 // Technique_EN, Findings_EN, Impressions_EN) turned into the text a text encoder trains on.
 import type { Rng } from '../util/rng.js';
 
-export interface ReportSections { findings: string; impressions: string }
+export interface ReportSections {
+  findings: string;
+  impressions: string;
+}
 
 // CT-RATE writes "Not given." for an absent section; pandas round trips turn empty cells into NaN/None.
 const ABSENT = /^(?:not given\.?|nan|none|null|n\/a|na)?$/i;
 
 /** Findings and impressions of a reports-CSV row, with absent values ("Not given.", NaN, empty) as ''. Raw text:
  *  `reportText` cleans it. Throws if the row has neither column (not a CT-RATE reports table). */
-export function reportSections(row: Readonly<Record<string, string | undefined>>, source = row.VolumeName ?? 'report row'): ReportSections {
+export function reportSections(
+  row: Readonly<Record<string, string | undefined>>,
+  source = row.VolumeName ?? 'report row',
+): ReportSections {
   if (row.Findings_EN === undefined && row.Impressions_EN === undefined) {
     throw new Error(`${source}: no Findings_EN or Impressions_EN column (columns: ${Object.keys(row).join(', ')})`);
   }
@@ -26,7 +32,8 @@ const INLINE_MARKER = /([.:;!?])\s+\d{1,2}[.)]\s+(?=[^\d\s])/g;
  *  space before punctuation. Numbers and units ("5 mm", "3.2 cm") and letter case are kept (the tokenizer
  *  lowercases). Lines that were list items get a full stop when they lacked one, so they stay sentences. */
 export function cleanReport(text: string): string {
-  const t = text.normalize('NFC')
+  const t = text
+    .normalize('NFC')
     .replace(/[\u2018\u2019\u201a\u201b\u2032\u00b4`]/g, "'")
     .replace(/[\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb]/g, '"')
     .replace(/[\u2010-\u2015\u2212\ufe58\ufe63\uff0d]/g, '-')
@@ -44,7 +51,8 @@ export function cleanReport(text: string): string {
     if (marked && prev >= 0 && !/[.!?:;,]$/.test(lines[prev]!)) lines[prev] += '.';
     lines.push(line);
   }
-  return lines.join(' ')
+  return lines
+    .join(' ')
     .replace(INLINE_MARKER, '$1 ')
     .replace(/\s+/g, ' ')
     .replace(/ ([,.;:!?])(?= |$)/g, '$1')
@@ -59,15 +67,19 @@ export const IMPRESSIONS_LABEL = 'Impressions:';
  *  encoder (the impression restates the findings' conclusions). A single section comes without a label; '' when the
  *  wanted section is absent (the caller decides whether to skip or fall back). */
 export function reportText(sections: ReportSections, o: { use?: 'findings' | 'impressions' | 'both' } = {}): string {
-  const findings = cleanReport(sections.findings), impressions = cleanReport(sections.impressions);
+  const findings = cleanReport(sections.findings),
+    impressions = cleanReport(sections.impressions);
   switch (o.use ?? 'both') {
-    case 'findings': return findings;
-    case 'impressions': return impressions;
-    case 'both': return [
-      findings && `${FINDINGS_LABEL} ${findings}`,
-      impressions && `${IMPRESSIONS_LABEL} ${impressions}`,
-    ].filter(Boolean).join(' ');
-    default: throw new Error(`reportText: use must be 'findings', 'impressions' or 'both', not ${JSON.stringify(o.use)}`);
+    case 'findings':
+      return findings;
+    case 'impressions':
+      return impressions;
+    case 'both':
+      return [findings && `${FINDINGS_LABEL} ${findings}`, impressions && `${IMPRESSIONS_LABEL} ${impressions}`]
+        .filter(Boolean)
+        .join(' ');
+    default:
+      throw new Error(`reportText: use must be 'findings', 'impressions' or 'both', not ${JSON.stringify(o.use)}`);
   }
 }
 
@@ -81,8 +93,27 @@ export function reportGist(report: string, max = 110): string {
 
 // Abbreviations after which a full stop does not end a sentence (before a lowercase word none does, see below).
 const ABBREVIATIONS = new Set([
-  'e.g', 'i.e', 'eg', 'ie', 'approx', 'appr', 'ca', 'vs', 'cf', 'dr', 'mr', 'mrs', 'ms', 'prof', 'st', 'resp',
-  'incl', 'esp', 'et al', 'al', 'figs',
+  'e.g',
+  'i.e',
+  'eg',
+  'ie',
+  'approx',
+  'appr',
+  'ca',
+  'vs',
+  'cf',
+  'dr',
+  'mr',
+  'mrs',
+  'ms',
+  'prof',
+  'st',
+  'resp',
+  'incl',
+  'esp',
+  'et al',
+  'al',
+  'figs',
 ]);
 // These are abbreviations only before a number ("No. 4 station"): "No." can also be a whole answer.
 const BEFORE_NUMBER = new Set(['no', 'nos', 'nr', 'fig', 'ref', 'vol', 'ser', 'img', 'seg']);
@@ -133,25 +164,46 @@ export interface AugmentOptions {
  *  within each labelled section (labels stay in place; minSentences holds per section). Deterministic given the
  *  Rng's state: take the Rng from (seed, epoch, sample) so a sample's augmentation depends on nothing else. */
 export function augmentReport(text: string, rng: Rng, o: AugmentOptions = {}): string {
-  const shuffleProb = o.shuffleProb ?? 0.5, dropProb = o.dropProb ?? 0.1, minSentences = o.minSentences ?? 1;
-  for (const [name, p] of [['shuffleProb', shuffleProb], ['dropProb', dropProb]] as const) {
+  const shuffleProb = o.shuffleProb ?? 0.5,
+    dropProb = o.dropProb ?? 0.1,
+    minSentences = o.minSentences ?? 1;
+  for (const [name, p] of [
+    ['shuffleProb', shuffleProb],
+    ['dropProb', dropProb],
+  ] as const) {
     if (!(p >= 0 && p <= 1)) throw new Error(`augmentReport: ${name} ${p} must be in [0, 1]`);
   }
   if (!(Number.isInteger(minSentences) && minSentences >= 0)) {
     throw new Error(`augmentReport: minSentences ${minSentences} must be a non-negative integer`);
   }
   const sections = text.split(new RegExp(`(?=(?:^|\\s)(?:${FINDINGS_LABEL}|${IMPRESSIONS_LABEL}) )`));
-  return sections.map((section) => {
-    const label = new RegExp(`^\\s*(${FINDINGS_LABEL}|${IMPRESSIONS_LABEL}) `).exec(section);
-    const body = augmentSentences(splitSentences(label ? section.slice(label[0].length) : section), rng, shuffleProb, dropProb, minSentences);
-    return label ? `${label[1]} ${body}` : body;
-  }).filter((s) => s !== '').join(' ');
+  return sections
+    .map((section) => {
+      const label = new RegExp(`^\\s*(${FINDINGS_LABEL}|${IMPRESSIONS_LABEL}) `).exec(section);
+      const body = augmentSentences(
+        splitSentences(label ? section.slice(label[0].length) : section),
+        rng,
+        shuffleProb,
+        dropProb,
+        minSentences,
+      );
+      return label ? `${label[1]} ${body}` : body;
+    })
+    .filter((s) => s !== '')
+    .join(' ');
 }
 
-function augmentSentences(sentences: string[], rng: Rng, shuffleProb: number, dropProb: number, minSentences: number): string {
+function augmentSentences(
+  sentences: string[],
+  rng: Rng,
+  shuffleProb: number,
+  dropProb: number,
+  minSentences: number,
+): string {
   const keep = sentences.map(() => !rng.bool(dropProb));
   const dropped = rng.shuffle(sentences.map((_, i) => i).filter((i) => !keep[i]));
-  for (let kept = sentences.length - dropped.length; kept < minSentences && dropped.length > 0; kept++) keep[dropped.pop()!] = true;
+  for (let kept = sentences.length - dropped.length; kept < minSentences && dropped.length > 0; kept++)
+    keep[dropped.pop()!] = true;
   const out = sentences.filter((_, i) => keep[i]);
   if (rng.bool(shuffleProb)) rng.shuffle(out);
   return out.join(' ');

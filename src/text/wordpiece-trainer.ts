@@ -34,7 +34,8 @@ export function trainWordPiece(texts: Iterable<string>, o: WordPieceTrainerOptio
   const limitAlphabet = o.limitAlphabet ?? 1000;
   const prefix = o.continuingSubwordPrefix ?? '##';
   const specials = o.specialTokens ?? ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'];
-  if (!(vocabSize > 0 && vocabSize < PAIR)) throw new Error(`trainWordPiece: vocabSize ${vocabSize} must be in 1..${PAIR - 1}`);
+  if (!(vocabSize > 0 && vocabSize < PAIR))
+    throw new Error(`trainWordPiece: vocabSize ${vocabSize} must be in 1..${PAIR - 1}`);
   const normalizer = resolveNormalizer(o);
 
   const wordCounts = new Map<string, number>();
@@ -46,7 +47,11 @@ export function trainWordPiece(texts: Iterable<string>, o: WordPieceTrainerOptio
   const ids = new Map<string, number>();
   const add = (token: string): number => {
     let id = ids.get(token);
-    if (id === undefined) { id = vocab.length; vocab.push(token); ids.set(token, id); }
+    if (id === undefined) {
+      id = vocab.length;
+      vocab.push(token);
+      ids.set(token, id);
+    }
     return id;
   };
   specials.forEach(add);
@@ -60,7 +65,8 @@ export function trainWordPiece(texts: Iterable<string>, o: WordPieceTrainerOptio
       if (!ids.has(c)) continue; // outside the alphabet
       symbols.push(symbols.length === 0 ? ids.get(c)! : add(prefix + c));
     }
-    words.push(symbols); counts.push(count);
+    words.push(symbols);
+    counts.push(count);
   }
 
   const pairCount = new Map<number, number>();
@@ -69,31 +75,47 @@ export function trainWordPiece(texts: Iterable<string>, o: WordPieceTrainerOptio
     pairCount.set(pair, (pairCount.get(pair) ?? 0) + by);
     if (by > 0) {
       let set = pairWords.get(pair);
-      if (!set) pairWords.set(pair, set = new Set());
+      if (!set) pairWords.set(pair, (set = new Set()));
       set.add(word);
     }
   };
-  words.forEach((s, w) => { for (let i = 0; i + 1 < s.length; i++) bump(s[i]! * PAIR + s[i + 1]!, counts[w]!, w); });
+  words.forEach((s, w) => {
+    for (let i = 0; i + 1 < s.length; i++) bump(s[i]! * PAIR + s[i + 1]!, counts[w]!, w);
+  });
 
   const heap = new PairHeap();
   for (const [pair, count] of pairCount) heap.push(count, pair);
   while (vocab.length < vocabSize && heap.size > 0) {
     const [count, pair] = heap.pop();
     const current = pairCount.get(pair) ?? 0;
-    if (count !== current) { if (current > 0) heap.push(current, pair); continue; }
+    if (count !== current) {
+      if (current > 0) heap.push(current, pair);
+      continue;
+    }
     if (count < Math.max(1, minFrequency)) break;
-    const a = Math.floor(pair / PAIR), b = pair % PAIR;
+    const a = Math.floor(pair / PAIR),
+      b = pair % PAIR;
     const right = vocab[b]!;
     const merged = add(vocab[a]! + (right.startsWith(prefix) ? right.slice(prefix.length) : right));
     const changed = new Set<number>();
     for (const w of pairWords.get(pair)!) {
-      const s = words[w]!, c = counts[w]!, out: number[] = [];
+      const s = words[w]!,
+        c = counts[w]!,
+        out: number[] = [];
       for (let i = 0; i < s.length; i++) {
         if (i + 1 < s.length && s[i] === a && s[i + 1] === b) {
           const prev = out[out.length - 1];
-          if (prev !== undefined) { bump(prev * PAIR + a, -c, w); bump(prev * PAIR + merged, c, w); changed.add(prev * PAIR + merged); }
+          if (prev !== undefined) {
+            bump(prev * PAIR + a, -c, w);
+            bump(prev * PAIR + merged, c, w);
+            changed.add(prev * PAIR + merged);
+          }
           const next = s[i + 2];
-          if (next !== undefined) { bump(b * PAIR + next, -c, w); bump(merged * PAIR + next, c, w); changed.add(merged * PAIR + next); }
+          if (next !== undefined) {
+            bump(b * PAIR + next, -c, w);
+            bump(merged * PAIR + next, c, w);
+            changed.add(merged * PAIR + next);
+          }
           out.push(merged);
           i++;
         } else {
@@ -103,8 +125,12 @@ export function trainWordPiece(texts: Iterable<string>, o: WordPieceTrainerOptio
       words[w] = out;
     }
     // Every occurrence was merged (left to right, as HF does for runs like 'aaa').
-    pairCount.delete(pair); pairWords.delete(pair);
-    for (const p of changed) { const n = pairCount.get(p) ?? 0; if (n > 0) heap.push(n, p); }
+    pairCount.delete(pair);
+    pairWords.delete(pair);
+    for (const p of changed) {
+      const n = pairCount.get(p) ?? 0;
+      if (n > 0) heap.push(n, p);
+    }
   }
   return new WordPieceTokenizer(vocab, { ...normalizer, continuingSubwordPrefix: prefix, source: 'trainWordPiece' });
 }
@@ -114,37 +140,49 @@ function alphabet(wordCounts: Map<string, number>, limit: number): string[] {
   const freq = new Map<string, number>();
   for (const [word, count] of wordCounts) for (const c of word) freq.set(c, (freq.get(c) ?? 0) + count);
   const byCodePoint = (x: string, y: string): number => x.codePointAt(0)! - y.codePointAt(0)!;
-  return [...freq].sort((x, y) => y[1] - x[1] || byCodePoint(x[0], y[0])).slice(0, limit).map(([c]) => c).sort(byCodePoint);
+  return [...freq]
+    .sort((x, y) => y[1] - x[1] || byCodePoint(x[0], y[0]))
+    .slice(0, limit)
+    .map(([c]) => c)
+    .sort(byCodePoint);
 }
 
 /** Max-heap of (count, pair): highest count first, then the smallest pair — the order of HF's merge queue. */
 class PairHeap {
   private readonly counts: number[] = [];
   private readonly pairs: number[] = [];
-  get size(): number { return this.counts.length; }
+  get size(): number {
+    return this.counts.length;
+  }
 
   push(count: number, pair: number): void {
-    this.counts.push(count); this.pairs.push(pair);
+    this.counts.push(count);
+    this.pairs.push(pair);
     let i = this.counts.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
       if (!this.before(i, parent)) break;
-      this.swap(i, parent); i = parent;
+      this.swap(i, parent);
+      i = parent;
     }
   }
 
   pop(): [number, number] {
     const top: [number, number] = [this.counts[0]!, this.pairs[0]!];
-    const lastCount = this.counts.pop()!, lastPair = this.pairs.pop()!;
+    const lastCount = this.counts.pop()!,
+      lastPair = this.pairs.pop()!;
     if (this.counts.length > 0) {
-      this.counts[0] = lastCount; this.pairs[0] = lastPair;
+      this.counts[0] = lastCount;
+      this.pairs[0] = lastPair;
       for (let i = 0; ;) {
-        const l = 2 * i + 1, r = l + 1;
+        const l = 2 * i + 1,
+          r = l + 1;
         let best = i;
         if (l < this.counts.length && this.before(l, best)) best = l;
         if (r < this.counts.length && this.before(r, best)) best = r;
         if (best === i) break;
-        this.swap(i, best); i = best;
+        this.swap(i, best);
+        i = best;
       }
     }
     return top;

@@ -5,17 +5,21 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { splitSentences } from './report.js';
 import {
-  normalizeBert, preTokenizeBert, resolveNormalizer, type BertNormalizerOptions, type ResolvedNormalizer,
+  normalizeBert,
+  preTokenizeBert,
+  resolveNormalizer,
+  type BertNormalizerOptions,
+  type ResolvedNormalizer,
 } from './basic-tokenizer.js';
 
 export interface WordPieceOptions extends BertNormalizerOptions {
-  unkToken?: string;          // '[UNK]'
-  clsToken?: string;          // '[CLS]'
-  sepToken?: string;          // '[SEP]'
-  padToken?: string;          // '[PAD]'
-  maskToken?: string;         // '[MASK]' (optional in the vocabulary)
+  unkToken?: string; // '[UNK]'
+  clsToken?: string; // '[CLS]'
+  sepToken?: string; // '[SEP]'
+  padToken?: string; // '[PAD]'
+  maskToken?: string; // '[MASK]' (optional in the vocabulary)
   continuingSubwordPrefix?: string; // '##'
-  maxInputCharsPerWord?: number;    // 100: longer words become [UNK]
+  maxInputCharsPerWord?: number; // 100: longer words become [UNK]
   /** Length used when `encode` truncates or pads to 'max_length' without a `maxLength`. Default 512. */
   modelMaxLength?: number;
   /** Tokens matched verbatim in the raw text before normalisation; `special` ones are dropped by `decode`.
@@ -25,7 +29,10 @@ export interface WordPieceOptions extends BertNormalizerOptions {
   source?: string;
 }
 
-export interface AddedToken { content: string; special: boolean }
+export interface AddedToken {
+  content: string;
+  special: boolean;
+}
 
 export interface EncodeOptions {
   /** Default: the tokenizer's modelMaxLength (512). Counts [CLS] and [SEP]. */
@@ -39,11 +46,18 @@ export interface EncodeOptions {
   addSpecialTokens?: boolean;
 }
 
-export interface Encoding { inputIds: number[]; attentionMask: number[]; tokenTypeIds: number[]; tokens: string[] }
+export interface Encoding {
+  inputIds: number[];
+  attentionMask: number[];
+  tokenTypeIds: number[];
+  tokens: string[];
+}
 
 /** A padded batch as flat row-major arrays of shape [batch, sequence]; see `toBigInt64` for int64 tensors. */
 export interface BatchEncoding {
-  inputIds: Int32Array; attentionMask: Int32Array; tokenTypeIds: Int32Array;
+  inputIds: Int32Array;
+  attentionMask: Int32Array;
+  tokenTypeIds: Int32Array;
   shape: [number, number];
   tokens: string[][];
 }
@@ -56,13 +70,19 @@ const CACHE_LIMIT = 50_000;
 export class WordPieceTokenizer {
   readonly vocab: readonly string[];
   readonly normalizer: ResolvedNormalizer;
-  readonly unkToken: string; readonly clsToken: string; readonly sepToken: string; readonly padToken: string;
+  readonly unkToken: string;
+  readonly clsToken: string;
+  readonly sepToken: string;
+  readonly padToken: string;
   readonly maskToken: string;
   readonly continuingSubwordPrefix: string;
   readonly maxInputCharsPerWord: number;
   readonly modelMaxLength: number;
   readonly addedTokens: readonly AddedToken[];
-  readonly unkId: number; readonly clsId: number; readonly sepId: number; readonly padId: number;
+  readonly unkId: number;
+  readonly clsId: number;
+  readonly sepId: number;
+  readonly padId: number;
   private readonly ids = new Map<string, number>();
   private readonly specialIds: Set<number>;
   private readonly addedPattern: RegExp | null;
@@ -85,21 +105,34 @@ export class WordPieceTokenizer {
       if (id === undefined) throw new Error(`${source}: vocabulary has no ${role} token "${token}"`);
       return id;
     };
-    this.unkToken = o.unkToken ?? '[UNK]'; this.unkId = need(this.unkToken, 'unknown');
-    this.clsToken = o.clsToken ?? '[CLS]'; this.clsId = need(this.clsToken, 'classifier');
-    this.sepToken = o.sepToken ?? '[SEP]'; this.sepId = need(this.sepToken, 'separator');
-    this.padToken = o.padToken ?? '[PAD]'; this.padId = need(this.padToken, 'padding');
+    this.unkToken = o.unkToken ?? '[UNK]';
+    this.unkId = need(this.unkToken, 'unknown');
+    this.clsToken = o.clsToken ?? '[CLS]';
+    this.clsId = need(this.clsToken, 'classifier');
+    this.sepToken = o.sepToken ?? '[SEP]';
+    this.sepId = need(this.sepToken, 'separator');
+    this.padToken = o.padToken ?? '[PAD]';
+    this.padId = need(this.padToken, 'padding');
     this.maskToken = o.maskToken ?? '[MASK]';
-    this.addedTokens = o.addedTokens ?? [this.padToken, this.unkToken, this.clsToken, this.sepToken, this.maskToken]
-      .filter((t) => this.ids.has(t)).map((content) => ({ content, special: true }));
+    this.addedTokens =
+      o.addedTokens ??
+      [this.padToken, this.unkToken, this.clsToken, this.sepToken, this.maskToken]
+        .filter((t) => this.ids.has(t))
+        .map((content) => ({ content, special: true }));
     for (const t of this.addedTokens) need(t.content, 'added');
     this.specialIds = new Set(this.addedTokens.filter((t) => t.special).map((t) => this.ids.get(t.content)!));
     // Longest first at each position: the leftmost-longest match HF's added-token matcher makes.
-    const alternatives = this.addedTokens.map((t) => t.content).filter((t) => t.length > 0)
-      .sort((a, b) => b.length - a.length).map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    const alternatives = this.addedTokens
+      .map((t) => t.content)
+      .filter((t) => t.length > 0)
+      .sort((a, b) => b.length - a.length)
+      .map((t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
     this.addedPattern = alternatives.length > 0 ? new RegExp(alternatives.join('|'), 'g') : null;
     const prefix = this.continuingSubwordPrefix;
-    this.maxPieceLength = vocab.reduce((m, t) => Math.max(m, t.startsWith(prefix) ? t.length - prefix.length : t.length), 1);
+    this.maxPieceLength = vocab.reduce(
+      (m, t) => Math.max(m, t.startsWith(prefix) ? t.length - prefix.length : t.length),
+      1,
+    );
   }
 
   /** Reads a BERT vocab.txt (one token per line, id = line number). */
@@ -108,22 +141,35 @@ export class WordPieceTokenizer {
     const lines = text.split('\n');
     if (lines[lines.length - 1] === '') lines.pop();
     // `tokenizers` trims trailing whitespace, which also makes CRLF files work.
-    return new WordPieceTokenizer(lines.map((l) => l.trimEnd()), { source, ...o });
+    return new WordPieceTokenizer(
+      lines.map((l) => l.trimEnd()),
+      { source, ...o },
+    );
   }
 
   /** Reads a Hugging Face tokenizer.json whose model is WordPiece (BertNormalizer + BertPreTokenizer). */
   static fromTokenizerJson(from: TextSource, o: WordPieceOptions = {}): WordPieceTokenizer {
     const { text, source } = readSource(from, 'tokenizer.json');
     let json: unknown;
-    try { json = JSON.parse(text); } catch (e) { throw new Error(`${source}: not valid JSON (${(e as Error).message})`); }
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`${source}: not valid JSON (${(e as Error).message})`);
+    }
     return new WordPieceTokenizer(...parseTokenizerJson(json, source, o));
   }
 
-  get vocabSize(): number { return this.vocab.length; }
-  tokenToId(token: string): number | undefined { return this.ids.get(token); }
+  get vocabSize(): number {
+    return this.vocab.length;
+  }
+  tokenToId(token: string): number | undefined {
+    return this.ids.get(token);
+  }
 
   /** Word pieces of a text, without [CLS]/[SEP]. */
-  tokenize(text: string): string[] { return this.pieceIds(text).map((id) => this.vocab[id]!); }
+  tokenize(text: string): string[] {
+    return this.pieceIds(text).map((id) => this.vocab[id]!);
+  }
 
   encode(text: string, o: EncodeOptions = {}): Encoding {
     const maxLength = o.maxLength ?? this.modelMaxLength;
@@ -137,27 +183,43 @@ export class WordPieceTokenizer {
     if (special) ids = [this.clsId, ...ids, this.sepId];
     const attentionMask = ids.map(() => 1);
     if (o.padding === 'max_length') {
-      while (ids.length < maxLength) { ids.push(this.padId); attentionMask.push(0); }
+      while (ids.length < maxLength) {
+        ids.push(this.padId);
+        attentionMask.push(0);
+      }
     }
     return { inputIds: ids, attentionMask, tokenTypeIds: ids.map(() => 0), tokens: ids.map((id) => this.vocab[id]!) };
   }
 
   /** Encodes a batch padded to a common length ('longest' by default, or 'max_length'). */
-  encodeBatch(texts: readonly string[], o: Omit<EncodeOptions, 'padding'> & { padding?: 'max_length' | 'longest' } = {}): BatchEncoding {
+  encodeBatch(
+    texts: readonly string[],
+    o: Omit<EncodeOptions, 'padding'> & { padding?: 'max_length' | 'longest' } = {},
+  ): BatchEncoding {
     const rows = texts.map((t) => this.encode(t, { ...o, padding: false }));
-    const width = o.padding === 'max_length' ? o.maxLength ?? this.modelMaxLength
-      : rows.reduce((m, r) => Math.max(m, r.inputIds.length), 0);
+    const width =
+      o.padding === 'max_length'
+        ? (o.maxLength ?? this.modelMaxLength)
+        : rows.reduce((m, r) => Math.max(m, r.inputIds.length), 0);
     const inputIds = new Int32Array(rows.length * width).fill(this.padId);
     const attentionMask = new Int32Array(rows.length * width);
     rows.forEach((r, i) => {
       if (r.inputIds.length > width) {
-        throw new Error(`encodeBatch: text ${i} has ${r.inputIds.length} tokens, more than maxLength ${width}; enable truncation`);
+        throw new Error(
+          `encodeBatch: text ${i} has ${r.inputIds.length} tokens, more than maxLength ${width}; enable truncation`,
+        );
       }
       inputIds.set(r.inputIds, i * width);
       attentionMask.fill(1, i * width, i * width + r.inputIds.length);
     });
     const tokens = rows.map((r) => [...r.tokens, ...Array<string>(width - r.tokens.length).fill(this.padToken)]);
-    return { inputIds, attentionMask, tokenTypeIds: new Int32Array(rows.length * width), shape: [rows.length, width], tokens };
+    return {
+      inputIds,
+      attentionMask,
+      tokenTypeIds: new Int32Array(rows.length * width),
+      shape: [rows.length, width],
+      tokens,
+    };
   }
 
   /** Text from ids, as HF's WordPiece decoder gives it: '##' pieces glued, space before ',', '.', '?', '!' removed. */
@@ -166,11 +228,14 @@ export class WordPieceTokenizer {
     const tokens: string[] = [];
     for (const id of ids) {
       const token = this.vocab[id];
-      if (!Number.isInteger(id) || token === undefined) throw new Error(`decode: id ${id} is outside the vocabulary (size ${this.vocab.length})`);
+      if (!Number.isInteger(id) || token === undefined)
+        throw new Error(`decode: id ${id} is outside the vocabulary (size ${this.vocab.length})`);
       if (!(skip && this.specialIds.has(id))) tokens.push(token);
     }
     const prefix = this.continuingSubwordPrefix;
-    return tokens.map((t, i) => cleanup(i === 0 ? t : t.startsWith(prefix) ? t.slice(prefix.length) : ` ${t}`)).join('');
+    return tokens
+      .map((t, i) => cleanup(i === 0 ? t : t.startsWith(prefix) ? t.slice(prefix.length) : ` ${t}`))
+      .join('');
   }
 
   /**
@@ -188,7 +253,10 @@ export class WordPieceTokenizer {
       splitSentences(text).forEach((sentence, s) => {
         for (let n = this.pieceIds(sentence).length; n > 0 && at < end; n--) out[at++] = s;
       });
-      if (at < end) throw new Error(`sentenceIndex: text ${b} has ${end - b * L - 1} pieces but its sentences only ${at - b * L - 1}`);
+      if (at < end)
+        throw new Error(
+          `sentenceIndex: text ${b} has ${end - b * L - 1} pieces but its sentences only ${at - b * L - 1}`,
+        );
     });
     return out;
   }
@@ -207,19 +275,30 @@ export class WordPieceTokenizer {
       truncation: null,
       padding: null,
       added_tokens: this.addedTokens.map((t) => ({
-        id: this.ids.get(t.content), content: t.content, single_word: false, lstrip: false, rstrip: false,
-        normalized: false, special: t.special,
+        id: this.ids.get(t.content),
+        content: t.content,
+        single_word: false,
+        lstrip: false,
+        rstrip: false,
+        normalized: false,
+        special: t.special,
       })),
       normalizer: {
-        type: 'BertNormalizer', clean_text: n.cleanText, handle_chinese_chars: n.handleChineseChars,
-        strip_accents: n.stripAccents, lowercase: n.lowercase,
+        type: 'BertNormalizer',
+        clean_text: n.cleanText,
+        handle_chinese_chars: n.handleChineseChars,
+        strip_accents: n.stripAccents,
+        lowercase: n.lowercase,
       },
       pre_tokenizer: { type: 'BertPreTokenizer' },
       post_processor: { type: 'BertProcessing', sep: [this.sepToken, this.sepId], cls: [this.clsToken, this.clsId] },
       decoder: { type: 'WordPiece', prefix: this.continuingSubwordPrefix, cleanup: true },
       model: {
-        type: 'WordPiece', unk_token: this.unkToken, continuing_subword_prefix: this.continuingSubwordPrefix,
-        max_input_chars_per_word: this.maxInputCharsPerWord, vocab: Object.fromEntries(this.ids),
+        type: 'WordPiece',
+        unk_token: this.unkToken,
+        continuing_subword_prefix: this.continuingSubwordPrefix,
+        max_input_chars_per_word: this.maxInputCharsPerWord,
+        vocab: Object.fromEntries(this.ids),
       },
     };
   }
@@ -286,8 +365,17 @@ const isLowSurrogate = (c: number): boolean => c >= 0xdc00 && c <= 0xdfff;
 
 // HF's WordPiece decoder cleanup, applied to each (space-prefixed) token as `tokenizers` does.
 const CLEANUP: [string, string][] = [
-  [' .', '.'], [' ?', '?'], [' !', '!'], [' ,', ','], [" ' ", "'"], [" n't", "n't"], [" 'm", "'m"],
-  [' do not', " don't"], [" 's", "'s"], [" 've", "'ve"], [" 're", "'re"],
+  [' .', '.'],
+  [' ?', '?'],
+  [' !', '!'],
+  [' ,', ','],
+  [" ' ", "'"],
+  [" n't", "n't"],
+  [" 'm", "'m"],
+  [' do not', " don't"],
+  [" 's", "'s"],
+  [" 've", "'ve"],
+  [" 're", "'re"],
 ];
 function cleanup(token: string): string {
   for (const [from, to] of CLEANUP) token = token.replaceAll(from, to);
@@ -310,22 +398,27 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 function parseTokenizerJson(json: unknown, source: string, o: WordPieceOptions): [string[], WordPieceOptions] {
   if (!isObject(json) || !isObject(json.model)) throw new Error(`${source}: no "model" object`);
   const model = json.model;
-  if (model.type !== 'WordPiece') throw new Error(`${source}: model.type is ${JSON.stringify(model.type)}; only "WordPiece" is supported`);
+  if (model.type !== 'WordPiece')
+    throw new Error(`${source}: model.type is ${JSON.stringify(model.type)}; only "WordPiece" is supported`);
   if (!isObject(model.vocab)) throw new Error(`${source}: model.vocab must be an object of token → id`);
   // N distinct ids in 0..N-1 leave no gap.
   const entries = Object.entries(model.vocab);
   const vocab = new Array<string>(entries.length);
   for (const [token, id] of entries) {
     if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= entries.length) {
-      throw new Error(`${source}: model.vocab["${token}"] = ${JSON.stringify(id)}; ids must be the integers 0..${entries.length - 1}`);
+      throw new Error(
+        `${source}: model.vocab["${token}"] = ${JSON.stringify(id)}; ids must be the integers 0..${entries.length - 1}`,
+      );
     }
-    if (vocab[id as number] !== undefined) throw new Error(`${source}: model.vocab gives id ${id} to both "${vocab[id as number]}" and "${token}"`);
+    if (vocab[id as number] !== undefined)
+      throw new Error(`${source}: model.vocab gives id ${id} to both "${vocab[id as number]}" and "${token}"`);
     vocab[id as number] = token;
   }
 
   const out: WordPieceOptions = { source };
   if (typeof model.unk_token === 'string') out.unkToken = model.unk_token;
-  if (typeof model.continuing_subword_prefix === 'string') out.continuingSubwordPrefix = model.continuing_subword_prefix;
+  if (typeof model.continuing_subword_prefix === 'string')
+    out.continuingSubwordPrefix = model.continuing_subword_prefix;
   if (typeof model.max_input_chars_per_word === 'number') out.maxInputCharsPerWord = model.max_input_chars_per_word;
 
   const norm = json.normalizer;
@@ -333,22 +426,30 @@ function parseTokenizerJson(json: unknown, source: string, o: WordPieceOptions):
     Object.assign(out, { cleanText: false, handleChineseChars: false, stripAccents: false, lowercase: false });
   } else if (isObject(norm) && norm.type === 'BertNormalizer') {
     Object.assign(out, {
-      cleanText: norm.clean_text !== false, handleChineseChars: norm.handle_chinese_chars !== false,
-      stripAccents: typeof norm.strip_accents === 'boolean' ? norm.strip_accents : null, lowercase: norm.lowercase !== false,
+      cleanText: norm.clean_text !== false,
+      handleChineseChars: norm.handle_chinese_chars !== false,
+      stripAccents: typeof norm.strip_accents === 'boolean' ? norm.strip_accents : null,
+      lowercase: norm.lowercase !== false,
     });
   } else {
-    throw new Error(`${source}: normalizer ${JSON.stringify(isObject(norm) ? norm.type : norm)} is not supported; expected "BertNormalizer"`);
+    throw new Error(
+      `${source}: normalizer ${JSON.stringify(isObject(norm) ? norm.type : norm)} is not supported; expected "BertNormalizer"`,
+    );
   }
   const pre = json.pre_tokenizer;
   if (!isObject(pre) || pre.type !== 'BertPreTokenizer') {
-    throw new Error(`${source}: pre_tokenizer ${JSON.stringify(isObject(pre) ? pre.type : pre)} is not supported; expected "BertPreTokenizer"`);
+    throw new Error(
+      `${source}: pre_tokenizer ${JSON.stringify(isObject(pre) ? pre.type : pre)} is not supported; expected "BertPreTokenizer"`,
+    );
   }
   Object.assign(out, specialTokenNames(json.post_processor));
   if (isObject(json.padding) && typeof json.padding.pad_token === 'string') out.padToken = json.padding.pad_token;
-  if (isObject(json.truncation) && typeof json.truncation.max_length === 'number') out.modelMaxLength = json.truncation.max_length;
+  if (isObject(json.truncation) && typeof json.truncation.max_length === 'number')
+    out.modelMaxLength = json.truncation.max_length;
   if (Array.isArray(json.added_tokens)) {
     out.addedTokens = json.added_tokens.map((t, i) => {
-      if (!isObject(t) || typeof t.content !== 'string') throw new Error(`${source}: added_tokens[${i}] has no "content" string`);
+      if (!isObject(t) || typeof t.content !== 'string')
+        throw new Error(`${source}: added_tokens[${i}] has no "content" string`);
       return { content: t.content, special: t.special === true };
     });
   }
@@ -362,7 +463,11 @@ function specialTokenNames(post: unknown): Pick<WordPieceOptions, 'clsToken' | '
     return { clsToken: String(post.cls[0]), sepToken: String(post.sep[0]) };
   }
   if (post.type === 'TemplateProcessing' && Array.isArray(post.single)) {
-    const names = post.single.filter(isObject).map((p) => p.SpecialToken).filter(isObject).map((s) => String(s.id));
+    const names = post.single
+      .filter(isObject)
+      .map((p) => p.SpecialToken)
+      .filter(isObject)
+      .map((s) => String(s.id));
     if (names.length >= 2) return { clsToken: names[0]!, sepToken: names[names.length - 1]! };
   }
   return {};

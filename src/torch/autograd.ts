@@ -19,7 +19,11 @@ export const isGradEnabled = (): boolean => N.isGradEnabled() as boolean;
 
 /** Backward from several roots at once (torch.autograd.backward). */
 export function backward(roots: Tensor[], grads?: Tensor[], opts: { retainGraph?: boolean } = {}): void {
-  N.backward(roots.map((t) => t.id), grads?.map((t) => t.id), opts.retainGraph ?? false);
+  N.backward(
+    roots.map((t) => t.id),
+    grads?.map((t) => t.id),
+    opts.retainGraph ?? false,
+  );
 }
 
 /** Gradients of outputs w.r.t. inputs without touching .grad (torch.autograd.grad). */
@@ -29,8 +33,12 @@ export function grad(
   opts: { gradOutputs?: Tensor[]; retainGraph?: boolean; createGraph?: boolean; allowUnused?: boolean } = {},
 ): (Tensor | undefined)[] {
   const ids = N.autogradGrad(
-    outputs.map((t) => t.id), inputs.map((t) => t.id), opts.gradOutputs?.map((t) => t.id),
-    opts.retainGraph ?? opts.createGraph ?? false, opts.createGraph ?? false, opts.allowUnused ?? false,
+    outputs.map((t) => t.id),
+    inputs.map((t) => t.id),
+    opts.gradOutputs?.map((t) => t.id),
+    opts.retainGraph ?? opts.createGraph ?? false,
+    opts.createGraph ?? false,
+    opts.allowUnused ?? false,
   ) as (number | undefined)[];
   return ids.map((id) => (id === undefined ? undefined : wrap(id)));
 }

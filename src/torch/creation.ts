@@ -20,16 +20,23 @@ const finish = (t: Tensor, o?: TensorOptions): Tensor => (o?.requiresGrad ? t.re
 
 export function checkShape(shape: readonly number[], what = 'shape'): number[] {
   for (const s of shape) {
-    if (!Number.isInteger(s) || s < 0) throw new Error(`${what} [${shape.join(', ')}]: every size must be an integer ≥ 0`);
+    if (!Number.isInteger(s) || s < 0)
+      throw new Error(`${what} [${shape.join(', ')}]: every size must be an integer ≥ 0`);
   }
   return [...shape];
 }
 
-export const zeros = (shape: number[], o?: TensorOptions) => finish(wrap(N.zeros(checkShape(shape), code(o), o?.device)), o);
-export const ones = (shape: number[], o?: TensorOptions) => finish(wrap(N.ones(checkShape(shape), code(o), o?.device)), o);
-export const empty = (shape: number[], o?: TensorOptions) => finish(wrap(N.empty(checkShape(shape), code(o), o?.device)), o);
+export const zeros = (shape: number[], o?: TensorOptions) =>
+  finish(wrap(N.zeros(checkShape(shape), code(o), o?.device)), o);
+export const ones = (shape: number[], o?: TensorOptions) =>
+  finish(wrap(N.ones(checkShape(shape), code(o), o?.device)), o);
+export const empty = (shape: number[], o?: TensorOptions) =>
+  finish(wrap(N.empty(checkShape(shape), code(o), o?.device)), o);
 export const full = (shape: number[], value: number | boolean, o?: TensorOptions) =>
-  finish(wrap(N.full(checkShape(shape), value, code(o, typeof value === 'boolean' ? 'bool' : 'float32'), o?.device)), o);
+  finish(
+    wrap(N.full(checkShape(shape), value, code(o, typeof value === 'boolean' ? 'bool' : 'float32'), o?.device)),
+    o,
+  );
 /** t's shape, dtype, device and memory layout (as torch.zeros_like), unless `o` says otherwise. */
 export const fullLike = (t: Tensor, value: number, o?: TensorOptions) =>
   finish(wrap(N.fullLike(t.id, value, code(o), o?.device)), o);

@@ -8,7 +8,13 @@ import { cat } from './ops.js';
 
 export type ReduceOp = 'sum' | 'max' | 'min' | 'product';
 
-export interface GroupOptions { rank: number; worldSize: number; masterAddr: string; masterPort: number; timeoutMs?: number }
+export interface GroupOptions {
+  rank: number;
+  worldSize: number;
+  masterAddr: string;
+  masterPort: number;
+  timeoutMs?: number;
+}
 
 let group: Required<GroupOptions> | undefined;
 
@@ -23,7 +29,9 @@ function collective<T>(what: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
-    throw new Error(`distributed.${what} failed on rank ${g.rank} of ${g.worldSize} (a peer died, or did not join within ${g.timeoutMs} ms): ${(e as Error).message.split('\n')[0]}`);
+    throw new Error(
+      `distributed.${what} failed on rank ${g.rank} of ${g.worldSize} (a peer died, or did not join within ${g.timeoutMs} ms): ${(e as Error).message.split('\n')[0]}`,
+    );
   }
 }
 
@@ -32,31 +40,45 @@ export function envGroupOptions(env: NodeJS.ProcessEnv = process.env): GroupOpti
   if (env.WORLD_SIZE === undefined) return undefined;
   const num = (name: string, v: string | undefined, min: number) => {
     const n = Number(v);
-    if (v === undefined || !Number.isInteger(n) || n < min) throw new Error(`distributed: ${name}=${v ?? '(unset)'} must be an integer ≥ ${min}`);
+    if (v === undefined || !Number.isInteger(n) || n < min)
+      throw new Error(`distributed: ${name}=${v ?? '(unset)'} must be an integer ≥ ${min}`);
     return n;
   };
   const worldSize = num('WORLD_SIZE', env.WORLD_SIZE, 1);
   const rank = num('RANK', env.RANK, 0);
   if (rank >= worldSize) throw new Error(`distributed: RANK=${rank} must be below WORLD_SIZE=${worldSize}`);
-  return { rank, worldSize, masterAddr: env.MASTER_ADDR ?? '127.0.0.1', masterPort: num('MASTER_PORT', env.MASTER_PORT ?? '29500', 1) };
+  return {
+    rank,
+    worldSize,
+    masterAddr: env.MASTER_ADDR ?? '127.0.0.1',
+    masterPort: num('MASTER_PORT', env.MASTER_PORT ?? '29500', 1),
+  };
 }
 
 export const distributed = {
   /** Whether the addon was built with Gloo (c10d's CPU backend). */
   isAvailable: (): boolean => N.distAvailable() as boolean,
   isInitialized: (): boolean => group !== undefined,
-  get rank(): number { return group?.rank ?? 0; },
-  get worldSize(): number { return group?.worldSize ?? 1; },
+  get rank(): number {
+    return group?.rank ?? 0;
+  },
+  get worldSize(): number {
+    return group?.worldSize ?? 1;
+  },
 
   /** Joins the group: rank 0 serves the rendezvous at masterAddr:masterPort; returns once every rank has joined. */
   init(o: GroupOptions): void {
-    if (!distributed.isAvailable()) throw new Error('distributed: this build has no Gloo backend (rebuild the addon with libgloo-dev installed)');
+    if (!distributed.isAvailable())
+      throw new Error('distributed: this build has no Gloo backend (rebuild the addon with libgloo-dev installed)');
     const g = { timeoutMs: 300_000, ...o };
-    if (!(Number.isInteger(g.timeoutMs) && g.timeoutMs > 0)) throw new Error(`distributed: timeoutMs must be a positive integer, got ${g.timeoutMs}`);
+    if (!(Number.isInteger(g.timeoutMs) && g.timeoutMs > 0))
+      throw new Error(`distributed: timeoutMs must be a positive integer, got ${g.timeoutMs}`);
     try {
       N.distInit(g.rank, g.worldSize, g.masterAddr, g.masterPort, g.timeoutMs);
     } catch (e) {
-      throw new Error(`distributed.init: rank ${g.rank} of ${g.worldSize} could not join the group at ${g.masterAddr}:${g.masterPort} within ${g.timeoutMs} ms: ${(e as Error).message.split('\n')[0]}`);
+      throw new Error(
+        `distributed.init: rank ${g.rank} of ${g.worldSize} could not join the group at ${g.masterAddr}:${g.masterPort} within ${g.timeoutMs} ms: ${(e as Error).message.split('\n')[0]}`,
+      );
     }
     group = g;
   },
@@ -129,12 +151,24 @@ export class GradientReducer {
   private id: number;
   readonly buckets: number;
   constructor(params: Tensor[], firstBucketBytes: number, bucketBytes: number) {
-    const [id, buckets] = N.distReducerCreate(params.map((p) => p.id), firstBucketBytes, bucketBytes) as [number, number];
+    const [id, buckets] = N.distReducerCreate(
+      params.map((p) => p.id),
+      firstBucketBytes,
+      bucketBytes,
+    ) as [number, number];
     this.id = id;
     this.buckets = buckets;
   }
-  arm(): void { N.distReducerArm(this.id); }
-  wait(): boolean { return collective('allReduce', () => N.distReducerWait(this.id) as boolean); }
-  writeBack(redo: boolean): void { collective('allReduce', () => N.distReducerWriteBack(this.id, redo)); }
-  dispose(): void { N.distReducerDispose(this.id); }
+  arm(): void {
+    N.distReducerArm(this.id);
+  }
+  wait(): boolean {
+    return collective('allReduce', () => N.distReducerWait(this.id) as boolean);
+  }
+  writeBack(redo: boolean): void {
+    collective('allReduce', () => N.distReducerWriteBack(this.id, redo));
+  }
+  dispose(): void {
+    N.distReducerDispose(this.id);
+  }
 }

@@ -5,7 +5,11 @@ import { grad, noGrad } from './autograd.js';
 import { tidy } from './scope.js';
 import { Generator } from './tensor.js';
 
-export interface GradcheckResult { ok: boolean; maxAbsError: number; worst: string }
+export interface GradcheckResult {
+  ok: boolean;
+  maxAbsError: number;
+  worst: string;
+}
 
 /**
  * Compares autograd's gradient of sum(fn(inputs) · w), w random, with central differences, for every
@@ -16,15 +20,26 @@ export function gradcheck(
   inputs: Tensor[],
   o: { wrt?: number[]; eps?: number; atol?: number; rtol?: number; seed?: number } = {},
 ): GradcheckResult {
-  const eps = o.eps ?? 1e-6, atol = o.atol ?? 1e-5, rtol = o.rtol ?? 1e-3;
+  const eps = o.eps ?? 1e-6,
+    atol = o.atol ?? 1e-5,
+    rtol = o.rtol ?? 1e-3;
   const wrt = o.wrt ?? inputs.map((t, i) => (t.dtype === 'float64' ? i : -1)).filter((i) => i >= 0);
-  for (const i of wrt) if (inputs[i]!.dtype !== 'float64') throw new Error(`gradcheck: input ${i} must be float64, got ${inputs[i]!.dtype}`);
+  for (const i of wrt)
+    if (inputs[i]!.dtype !== 'float64')
+      throw new Error(`gradcheck: input ${i} must be float64, got ${inputs[i]!.dtype}`);
   return tidy(() => {
     const leaves = inputs.map((t, i) => (wrt.includes(i) ? t.detach().requiresGrad_(true) : t));
     const out = fn(...leaves);
     const w = randn(out.shape, { dtype: 'float64', generator: new Generator(o.seed ?? 0) });
-    const loss = (xs: Tensor[]) => fn(...xs).mul(w).sum();
-    const analytic = grad([loss(leaves)], wrt.map((i) => leaves[i]!), { allowUnused: true });
+    const loss = (xs: Tensor[]) =>
+      fn(...xs)
+        .mul(w)
+        .sum();
+    const analytic = grad(
+      [loss(leaves)],
+      wrt.map((i) => leaves[i]!),
+      { allowUnused: true },
+    );
     let maxAbsError = 0;
     let worst = '';
     let ok = true;
@@ -33,15 +48,21 @@ export function gradcheck(
       const shape = inputs[inputIndex]!.shape;
       const a = analytic[k] ? (analytic[k]!.toTypedArray() as Float64Array) : new Float64Array(base.length);
       for (let j = 0; j < base.length; j++) {
-        const evalAt = (delta: number) => tidy(() => noGrad(() => {
-          const v = Float64Array.from(base);
-          v[j]! += delta;
-          const xs = leaves.map((t, i) => (i === inputIndex ? tensor(v, shape) : t.detach()));
-          return loss(xs).item();
-        }));
+        const evalAt = (delta: number) =>
+          tidy(() =>
+            noGrad(() => {
+              const v = Float64Array.from(base);
+              v[j]! += delta;
+              const xs = leaves.map((t, i) => (i === inputIndex ? tensor(v, shape) : t.detach()));
+              return loss(xs).item();
+            }),
+          );
         const numeric = (evalAt(eps) - evalAt(-eps)) / (2 * eps);
         const err = Math.abs(numeric - a[j]!);
-        if (err > maxAbsError) { maxAbsError = err; worst = `input ${inputIndex}[${j}]: autograd ${a[j]} vs numeric ${numeric}`; }
+        if (err > maxAbsError) {
+          maxAbsError = err;
+          worst = `input ${inputIndex}[${j}]: autograd ${a[j]} vs numeric ${numeric}`;
+        }
         if (err > atol + rtol * Math.abs(numeric)) ok = false;
       }
     });

@@ -12,7 +12,9 @@ export type NativeBinding = Record<string, NativeFn>;
 function load(): NativeBinding {
   const path = resolve(packageRoot(), 'build', 'Release', 't3d_native.node');
   if (!existsSync(path)) {
-    throw new Error(`t3d: native engine not built (${path} missing). Run \`bash scripts/setup.sh\` or \`npm run build:native\`.`);
+    throw new Error(
+      `t3d: native engine not built (${path} missing). Run \`bash scripts/setup.sh\` or \`npm run build:native\`.`,
+    );
   }
   const binding = createRequire(import.meta.url)(path) as NativeBinding;
   // Debian's libtorch starts with one intra-op thread inside Node; use every core unless told otherwise.

@@ -4,7 +4,12 @@
 // so there is no cost when it is off.
 import { native, type NativeFn } from './native.js';
 
-export interface ProfileRow { op: string; calls: number; ms: number; share: number }
+export interface ProfileRow {
+  op: string;
+  calls: number;
+  ms: number;
+  share: number;
+}
 
 let originals: Map<string, NativeFn> | undefined;
 let totals = new Map<string, { calls: number; ms: number }>();
@@ -37,7 +42,9 @@ export const profiler = {
     for (const [name, fn] of originals) native[name] = fn;
     originals = undefined;
     const all = [...totals.values()].reduce((s, t) => s + t.ms, 0);
-    return [...totals].map(([op, t]) => ({ op, calls: t.calls, ms: t.ms, share: t.ms / all })).sort((a, b) => b.ms - a.ms);
+    return [...totals]
+      .map(([op, t]) => ({ op, calls: t.calls, ms: t.ms, share: t.ms / all }))
+      .sort((a, b) => b.ms - a.ms);
   },
 
   /** The first `top` rows as a Markdown table, times per `per` (e.g. per step). */
@@ -45,8 +52,22 @@ export const profiler = {
     const per = o.per ?? 1;
     const shown = rows.slice(0, o.top ?? 20);
     const rest = rows.slice(shown.length);
-    const line = (op: string, calls: number, ms: number, share: number) => `| ${op} | ${(calls / per).toFixed(1)} | ${(ms / per).toFixed(1)} ms | ${(100 * share).toFixed(1)} % |`;
-    return ['| op | calls | time | share |', '|---|---|---|---|', ...shown.map((r) => line(r.op, r.calls, r.ms, r.share)),
-      ...(rest.length ? [line(`${rest.length} other ops`, rest.reduce((s, r) => s + r.calls, 0), rest.reduce((s, r) => s + r.ms, 0), rest.reduce((s, r) => s + r.share, 0))] : [])].join('\n');
+    const line = (op: string, calls: number, ms: number, share: number) =>
+      `| ${op} | ${(calls / per).toFixed(1)} | ${(ms / per).toFixed(1)} ms | ${(100 * share).toFixed(1)} % |`;
+    return [
+      '| op | calls | time | share |',
+      '|---|---|---|---|',
+      ...shown.map((r) => line(r.op, r.calls, r.ms, r.share)),
+      ...(rest.length
+        ? [
+            line(
+              `${rest.length} other ops`,
+              rest.reduce((s, r) => s + r.calls, 0),
+              rest.reduce((s, r) => s + r.ms, 0),
+              rest.reduce((s, r) => s + r.share, 0),
+            ),
+          ]
+        : []),
+    ].join('\n');
   },
 };

@@ -7,15 +7,26 @@ import { fromBytes } from './creation.js';
 import { type Tensor } from './tensor.js';
 
 const TO_ST: Record<DType, string> = {
-  bool: 'BOOL', uint8: 'U8', int8: 'I8', int16: 'I16', int32: 'I32', int64: 'I64',
-  float16: 'F16', bfloat16: 'BF16', float32: 'F32', float64: 'F64',
+  bool: 'BOOL',
+  uint8: 'U8',
+  int8: 'I8',
+  int16: 'I16',
+  int32: 'I32',
+  int64: 'I64',
+  float16: 'F16',
+  bfloat16: 'BF16',
+  float32: 'F32',
+  float64: 'F64',
 };
 const FROM_ST = new Map(Object.entries(TO_ST).map(([k, v]) => [v, k as DType]));
 
 export { readSafetensorsHeader } from '../util/safetensors-file.js';
 
 /** Loads tensors (all, or those named) one at a time; they are CPU tensors unless device is given. */
-export function loadSafetensors(path: string, o: { names?: string[]; device?: string } = {}): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
+export function loadSafetensors(
+  path: string,
+  o: { names?: string[]; device?: string } = {},
+): { tensors: Map<string, Tensor>; metadata: Record<string, string> } {
   const fd = openSync(path, 'r');
   const tensors = new Map<string, Tensor>();
   try {
@@ -46,7 +57,15 @@ export function loadSafetensors(path: string, o: { names?: string[]; device?: st
 }
 
 /** Writes tensors atomically and durably (util/safetensors-file.ts); returns the file's sha256 (hex) and size. */
-export function saveSafetensors(path: string, tensors: Map<string, Tensor> | Record<string, Tensor>, metadata: Record<string, string> = {}): { sha256: string; size: number } {
+export function saveSafetensors(
+  path: string,
+  tensors: Map<string, Tensor> | Record<string, Tensor>,
+  metadata: Record<string, string> = {},
+): { sha256: string; size: number } {
   const list = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
-  return writeSafetensorsRaw(path, list.map(([name, t]) => ({ name, dtype: TO_ST[t.dtype], shape: t.shape, bytes: () => t.toBytes() })), metadata);
+  return writeSafetensorsRaw(
+    path,
+    list.map(([name, t]) => ({ name, dtype: TO_ST[t.dtype], shape: t.shape, bytes: () => t.toBytes() })),
+    metadata,
+  );
 }

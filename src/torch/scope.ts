@@ -3,11 +3,20 @@ import { native as N } from './native.js';
 import { Tensor } from './tensor.js';
 
 function collect(value: unknown, out: Tensor[], seen: Set<unknown>): void {
-  if (value instanceof Tensor) { out.push(value); return; }
+  if (value instanceof Tensor) {
+    out.push(value);
+    return;
+  }
   if (value === null || typeof value !== 'object' || seen.has(value)) return;
   seen.add(value);
-  if (Array.isArray(value)) { for (const v of value) collect(v, out, seen); return; }
-  if (value instanceof Map) { for (const v of value.values()) collect(v, out, seen); return; }
+  if (Array.isArray(value)) {
+    for (const v of value) collect(v, out, seen);
+    return;
+  }
+  if (value instanceof Map) {
+    for (const v of value.values()) collect(v, out, seen);
+    return;
+  }
   if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) collect(v, out, seen);
 }
 
@@ -35,7 +44,9 @@ export function tidy<T>(fn: () => T): T {
 }
 
 /** Marks tensors as long-lived: scopes never free them; dispose() does. */
-export function keep<T extends Tensor>(t: T): T { return t.keep(); }
+export function keep<T extends Tensor>(t: T): T {
+  return t.keep();
+}
 
 /** Disposes tensors found in any nesting of arrays / plain objects / Maps. */
 export function dispose(value: unknown): void {

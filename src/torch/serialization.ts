@@ -5,7 +5,11 @@ import { type Optimizer, type OptimizerState } from './optim/optimizer.js';
 import { dispose } from './scope.js';
 
 /** Returns the written file's sha256 and size. */
-export function saveModule(module: Module, path: string, metadata: Record<string, string> = {}): { sha256: string; size: number } {
+export function saveModule(
+  module: Module,
+  path: string,
+  metadata: Record<string, string> = {},
+): { sha256: string; size: number } {
   return saveSafetensors(path, module.stateDict(), { format: 'pt', ...metadata });
 }
 

@@ -4,8 +4,12 @@ import { native as N } from './native.js';
 import { type Tensor, wrap } from './tensor.js';
 import { dtypeCode } from './dtype.js';
 
-export const manualSeed = (seed: number): void => { N.manualSeed(seed); };
-export const setNumThreads = (n: number): void => { N.setNumThreads(n); };
+export const manualSeed = (seed: number): void => {
+  N.manualSeed(seed);
+};
+export const setNumThreads = (n: number): void => {
+  N.setNumThreads(n);
+};
 export const getNumThreads = (): number => N.getNumThreads() as number;
 
 // PyTorch honours OMP_NUM_THREADS for its intra-op pool; libtorch loaded into Node does not read it itself.
@@ -34,7 +38,7 @@ export type AutocastDtype = 'bfloat16' | 'float16';
  */
 export function autocast<T>(deviceType: 'cpu' | 'cuda', dtype: AutocastDtype, fn: () => T): T {
   if (deviceType === 'cpu' && dtype === 'float16' && buildInfo().torchVersionMajor < 2) {
-    throw new Error("autocast: float16 on CPU needs libtorch ≥ 2 (this build has bfloat16 only on CPU)");
+    throw new Error('autocast: float16 on CPU needs libtorch ≥ 2 (this build has bfloat16 only on CPU)');
   }
   const [wasOn, prev] = N.autocastGet(deviceType) as [boolean, number];
   N.autocastSet(deviceType, true, dtypeCode(dtype));
@@ -47,12 +51,15 @@ export function autocast<T>(deviceType: 'cpu' | 'cuda', dtype: AutocastDtype, fn
   }
 }
 
-export const isAutocastEnabled = (deviceType: 'cpu' | 'cuda'): boolean => (N.autocastGet(deviceType) as [boolean, number])[0];
+export const isAutocastEnabled = (deviceType: 'cpu' | 'cuda'): boolean =>
+  (N.autocastGet(deviceType) as [boolean, number])[0];
 
 export const cuda = {
   isAvailable: (): boolean => N.cudaIsAvailable() as boolean,
   deviceCount: (): number => N.cudaDeviceCount() as number,
-  synchronize: (): void => { N.cudaSynchronize(); },
+  synchronize: (): void => {
+    N.cudaSynchronize();
+  },
   /** bytes held by live tensors on a CUDA device (PyTorch's torch.cuda.memory_allocated); the build needs the
    * CUDA runtime headers, and throws without them */
   memoryAllocated: (device = 0): number => N.cudaMemoryAllocated(device, false) as number,
@@ -98,13 +105,25 @@ export function loadedBlas(): { kind: BlasKind; path?: string } {
   } catch {
     return { kind: 'unknown' };
   }
-  const libs = [...new Set(maps.split('\n').map((l) => l.split(/\s+/)[5] ?? '').filter((p) => /lib(open)?blas|mkl|blis/.test(p)))];
+  const libs = [
+    ...new Set(
+      maps
+        .split('\n')
+        .map((l) => l.split(/\s+/)[5] ?? '')
+        .filter((p) => /lib(open)?blas|mkl|blis/.test(p)),
+    ),
+  ];
   const find = (re: RegExp) => libs.find((p) => re.test(p));
   const path = find(/openblas/) ?? find(/mkl/) ?? find(/blis/) ?? find(/\/blas\/libblas\.so/);
   if (!path) return { kind: 'unknown' };
-  return { kind: /openblas/.test(path) ? 'openblas' : /mkl/.test(path) ? 'mkl' : /blis/.test(path) ? 'blis' : 'reference', path };
+  return {
+    kind: /openblas/.test(path) ? 'openblas' : /mkl/.test(path) ? 'mkl' : /blis/.test(path) ? 'blis' : 'reference',
+    path,
+  };
 }
 
 /** The default CPU generator's state (uint8 tensor), for exact resume. */
 export const getDefaultGeneratorState = (): Tensor => wrap(N.generatorGetState(-1));
-export const setDefaultGeneratorState = (state: Tensor): void => { N.generatorSetState(-1, state.id); };
+export const setDefaultGeneratorState = (state: Tensor): void => {
+  N.generatorSetState(-1, state.id);
+};

@@ -41,7 +41,9 @@ const NAME = /^step-(\d{8})$/;
 export const MODEL_FILES = ['config.json', 'model.safetensors', 'tokenizer.json'];
 export const TRAINING_FILES = [...MODEL_FILES, 'optimizer.safetensors', 'trainer_state.json'];
 
-export function checkpointName(step: number): string { return `step-${String(step).padStart(8, '0')}`; }
+export function checkpointName(step: number): string {
+  return `step-${String(step).padStart(8, '0')}`;
+}
 
 /**
  * Writes <dir>/step-XXXXXXXX durably and keeps only the newest `keep` checkpoints. Temporary folders left by
@@ -58,19 +60,25 @@ export function saveCheckpoint(dir: string, p: CheckpointParts, keep = 2, log?: 
   const written = new Map([['model.safetensors', torch.saveModule(p.model, join(tmp, 'model.safetensors'))]]);
   const opt = p.optimizer.stateDict();
   const tensors = new Map([...opt.tensors, ...p.extra]);
-  written.set('optimizer.safetensors', torch.saveSafetensors(join(tmp, 'optimizer.safetensors'), tensors, { optimizer: JSON.stringify(opt.meta) }));
+  written.set(
+    'optimizer.safetensors',
+    torch.saveSafetensors(join(tmp, 'optimizer.safetensors'), tensors, { optimizer: JSON.stringify(opt.meta) }),
+  );
   writeFileSync(join(tmp, 'tokenizer.json'), JSON.stringify(p.tokenizerJson));
   writeFileSync(join(tmp, 'trainer_state.json'), JSON.stringify(p.state, null, 2) + '\n');
   commitFolder(tmp, final, written);
   const all = listCheckpoints(dir);
-  for (const old of all.slice(0, Math.max(0, all.length - keep))) rmSync(join(dir, old), { recursive: true, force: true });
+  for (const old of all.slice(0, Math.max(0, all.length - keep)))
+    rmSync(join(dir, old), { recursive: true, force: true });
   return final;
 }
 
 /** Checkpoint folders (intact or not), oldest first; temporary folders are not among them. */
 export function listCheckpoints(dir: string): string[] {
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((n) => NAME.test(n)).sort();
+  return readdirSync(dir)
+    .filter((n) => NAME.test(n))
+    .sort();
 }
 
 /**
@@ -100,7 +108,9 @@ export function checkCheckpoint(dir: string, requires = MODEL_FILES): { error?: 
       return { error: (e as Error).message.replace(`${dir}/`, '') };
     }
   }
-  return { warning: `no ${MANIFEST} (written by an older version): checked structurally only, corruption that keeps sizes would go unnoticed` };
+  return {
+    warning: `no ${MANIFEST} (written by an older version): checked structurally only, corruption that keeps sizes would go unnoticed`,
+  };
 }
 
 /**
@@ -108,10 +118,16 @@ export function checkCheckpoint(dir: string, requires = MODEL_FILES): { error?: 
  * (or its checkpoints/ folder), whose newest intact checkpoint is taken; skipped ones are reported through `log`.
  * Undefined only for a run folder with no checkpoints at all.
  */
-export function resolveCheckpoint(given: string, o: { requires?: string[]; log: (line: string) => void }): string | undefined {
+export function resolveCheckpoint(
+  given: string,
+  o: { requires?: string[]; log: (line: string) => void },
+): string | undefined {
   const requires = o.requires ?? MODEL_FILES;
   const dir = existsSync(join(given, 'checkpoints')) ? join(given, 'checkpoints') : given;
-  const isCheckpoint = dir === given && !listCheckpoints(given).length && [MANIFEST, ...TRAINING_FILES].some((f) => existsSync(join(given, f)));
+  const isCheckpoint =
+    dir === given &&
+    !listCheckpoints(given).length &&
+    [MANIFEST, ...TRAINING_FILES].some((f) => existsSync(join(given, f)));
   if (isCheckpoint) {
     const c = checkCheckpoint(given, requires);
     if (c.error) throw new Error(`${given}: damaged checkpoint, not loaded: ${c.error}`);
@@ -141,7 +157,11 @@ export function checkpointFileSha256(dir: string, name: string): string {
 }
 
 /** Loads weights, optimizer state and extra tensors into existing objects; returns the trainer state. */
-export function loadCheckpoint(path: string, model: nn.Module, optimizer: torch.optim.Optimizer<object>): { state: TrainerState; extra: Map<string, Tensor> } {
+export function loadCheckpoint(
+  path: string,
+  model: nn.Module,
+  optimizer: torch.optim.Optimizer<object>,
+): { state: TrainerState; extra: Map<string, Tensor> } {
   const state = readJsonFile<TrainerState>(join(path, 'trainer_state.json'));
   torch.loadModule(model, join(path, 'model.safetensors'));
   const { tensors, metadata } = torch.loadSafetensors(join(path, 'optimizer.safetensors'));
@@ -149,7 +169,13 @@ export function loadCheckpoint(path: string, model: nn.Module, optimizer: torch.
   const extra = new Map([...tensors].filter(([k]) => !k.startsWith('state.')));
   try {
     let meta: unknown;
-    try { meta = JSON.parse(metadata.optimizer ?? 'null'); } catch (e) { throw new Error(`${join(path, 'optimizer.safetensors')}: optimizer metadata is not valid JSON (${(e as Error).message})`); }
+    try {
+      meta = JSON.parse(metadata.optimizer ?? 'null');
+    } catch (e) {
+      throw new Error(
+        `${join(path, 'optimizer.safetensors')}: optimizer metadata is not valid JSON (${(e as Error).message})`,
+      );
+    }
     optimizer.loadStateDict({ tensors: optTensors, meta: meta as OptimizerState['meta'] });
   } catch (err) {
     torch.dispose([...extra.values()]);

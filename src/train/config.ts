@@ -31,7 +31,17 @@ export interface PretrainConfig {
     maxTokens: number;
   };
   model: {
-    vision: { kind: 'resnet3d'; depth: 10 | 18 | 34 | 50; widenFactor: number; conv1Kernel: number; conv1Stride: number; noMaxPool: boolean; norm: 'batch' | 'group' | 'instance'; memoryFormat?: MemoryFormat }
+    vision:
+      | {
+          kind: 'resnet3d';
+          depth: 10 | 18 | 34 | 50;
+          widenFactor: number;
+          conv1Kernel: number;
+          conv1Stride: number;
+          noMaxPool: boolean;
+          norm: 'batch' | 'group' | 'instance';
+          memoryFormat?: MemoryFormat;
+        }
       | { kind: 'vit3d'; patchSize: [number, number, number]; hiddenSize: number; depth: number; numHeads: number };
     /** BERT config (HF keys) for a from-scratch text encoder, or a folder with config.json + model.safetensors */
     text: Record<string, number | string> | { pretrained: string };
@@ -42,15 +52,34 @@ export interface PretrainConfig {
   } & T3dHeadsConfig;
   objective: ObjectiveConfig;
   optim: {
-    lr: number; weightDecay: number; betas: [number, number]; eps: number; warmupSteps: number; steps: number; gradAccum: number; clipNorm: number; textLrScale: number;
+    lr: number;
+    weightDecay: number;
+    betas: [number, number];
+    eps: number;
+    warmupSteps: number;
+    steps: number;
+    gradAccum: number;
+    clipNorm: number;
+    textLrScale: number;
     /** mixed precision: autocast to bfloat16 (CPU and CUDA) or float16 with dynamic loss scaling (CUDA); default off */
     amp?: 'off' | 'bf16' | 'fp16';
   };
-  train: { seed: number; logEvery: number; checkpointEvery: number; validateEvery: number; keepCheckpoints: number; maxConsecutiveNonFinite: number };
+  train: {
+    seed: number;
+    logEvery: number;
+    checkpointEvery: number;
+    validateEvery: number;
+    keepCheckpoints: number;
+    maxConsecutiveNonFinite: number;
+  };
 }
 
 const configDir = () => join(packageRoot(), 'configs', 'pretrain');
-export const configNames = (): string[] => readdirSync(configDir()).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).sort();
+export const configNames = (): string[] =>
+  readdirSync(configDir())
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.slice(0, -5))
+    .sort();
 
 /** A preset by name or a JSON file path. */
 export function loadConfig(nameOrPath: string): PretrainConfig {
@@ -72,25 +101,50 @@ export function applyOverrides(cfg: PretrainConfig, overrides: string[]): Pretra
     const keys = o.slice(0, eq).split('.');
     const raw = o.slice(eq + 1);
     let value: unknown;
-    try { value = JSON.parse(raw); } catch { value = raw; }
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = raw;
+    }
     let node = out;
     for (let i = 0; i < keys.length - 1; i++) {
       const next = node[keys[i]!];
-      if (typeof next !== 'object' || next === null) throw new Error(`--set ${o}: '${keys.slice(0, i + 1).join('.')}' is not a section of the config`);
+      if (typeof next !== 'object' || next === null)
+        throw new Error(`--set ${o}: '${keys.slice(0, i + 1).join('.')}' is not a section of the config`);
       node = next as Record<string, unknown>;
     }
     const last = keys[keys.length - 1]!;
-    if (!(last in node) && !isOptionalKey(keys.join('.'))) throw new Error(`--set ${o}: unknown key '${keys.join('.')}'`);
+    if (!(last in node) && !isOptionalKey(keys.join('.')))
+      throw new Error(`--set ${o}: unknown key '${keys.join('.')}'`);
     node[last] = value;
   }
   return out as unknown as PretrainConfig;
 }
-const isOptionalKey = (k: string) => ['data.synth', 'model.tokenizer', 'model.textPooling', 'model.restoration', 'objective.restoration', 'objective.tma.formulation', 'objective.tma.teacherCodes', 'objective.tma.relativeEpsilon', 'objective.tma.startStep', 'optim.amp', 'model.vision.memoryFormat'].includes(k) || k.startsWith('data.views.') || k.startsWith('model.text.');
+const isOptionalKey = (k: string) =>
+  [
+    'data.synth',
+    'model.tokenizer',
+    'model.textPooling',
+    'model.restoration',
+    'objective.restoration',
+    'objective.tma.formulation',
+    'objective.tma.teacherCodes',
+    'objective.tma.relativeEpsilon',
+    'objective.tma.startStep',
+    'optim.amp',
+    'model.vision.memoryFormat',
+  ].includes(k) ||
+  k.startsWith('data.views.') ||
+  k.startsWith('model.text.');
 
 export function validateConfig(c: PretrainConfig): void {
   const problems: string[] = [];
-  const pos = (v: unknown, k: string) => { if (!(typeof v === 'number' && v > 0)) problems.push(`${k} must be > 0 (got ${JSON.stringify(v)})`); };
-  const nonneg = (v: unknown, k: string) => { if (!(typeof v === 'number' && v >= 0)) problems.push(`${k} must be ≥ 0 (got ${JSON.stringify(v)})`); };
+  const pos = (v: unknown, k: string) => {
+    if (!(typeof v === 'number' && v > 0)) problems.push(`${k} must be > 0 (got ${JSON.stringify(v)})`);
+  };
+  const nonneg = (v: unknown, k: string) => {
+    if (!(typeof v === 'number' && v >= 0)) problems.push(`${k} must be ≥ 0 (got ${JSON.stringify(v)})`);
+  };
   pos(c.data?.batchSize, 'data.batchSize');
   pos(c.optim?.lr, 'optim.lr');
   pos(c.optim?.steps, 'optim.steps');
@@ -98,32 +152,46 @@ export function validateConfig(c: PretrainConfig): void {
   nonneg(c.objective?.clip?.weight, 'objective.clip.weight');
   nonneg(c.objective?.tma?.weight, 'objective.tma.weight');
   const start = c.objective?.tma?.startStep;
-  if (start !== undefined && !(Number.isInteger(start) && start >= 0)) problems.push(`objective.tma.startStep must be an integer ≥ 0 (got ${JSON.stringify(start)})`);
+  if (start !== undefined && !(Number.isInteger(start) && start >= 0))
+    problems.push(`objective.tma.startStep must be an integer ≥ 0 (got ${JSON.stringify(start)})`);
   nonneg(c.objective?.ssl?.weight, 'objective.ssl.weight');
   const rec = c.objective?.restoration;
   if (rec) {
     nonneg(rec.weight, 'objective.restoration.weight');
-    if (!(rec.maskRatio > 0 && rec.maskRatio < 1)) problems.push(`objective.restoration.maskRatio must be in (0, 1) (got ${JSON.stringify(rec.maskRatio)})`);
-    if (!(Number.isInteger(rec.patchSize) && rec.patchSize >= 1)) problems.push(`objective.restoration.patchSize must be a positive integer (got ${JSON.stringify(rec.patchSize)})`);
+    if (!(rec.maskRatio > 0 && rec.maskRatio < 1))
+      problems.push(`objective.restoration.maskRatio must be in (0, 1) (got ${JSON.stringify(rec.maskRatio)})`);
+    if (!(Number.isInteger(rec.patchSize) && rec.patchSize >= 1))
+      problems.push(
+        `objective.restoration.patchSize must be a positive integer (got ${JSON.stringify(rec.patchSize)})`,
+      );
   }
   pos(c.model?.embedDim, 'model.embedDim');
   pos(c.model?.prototypes, 'model.prototypes');
   pos(c.train?.checkpointEvery, 'train.checkpointEvery');
-  if (c.data?.batchSize < 2 && (c.objective?.clip?.weight ?? 0) > 0) problems.push('data.batchSize must be ≥ 2 for a contrastive loss');
-  if (c.optim?.amp !== undefined && !['off', 'bf16', 'fp16'].includes(c.optim.amp)) problems.push(`optim.amp must be 'off', 'bf16' or 'fp16' (got ${JSON.stringify(c.optim.amp)})`);
-  if (!['resnet3d', 'vit3d'].includes(c.model?.vision?.kind)) problems.push(`model.vision.kind must be 'resnet3d' or 'vit3d'`);
+  if (c.data?.batchSize < 2 && (c.objective?.clip?.weight ?? 0) > 0)
+    problems.push('data.batchSize must be ≥ 2 for a contrastive loss');
+  if (c.optim?.amp !== undefined && !['off', 'bf16', 'fp16'].includes(c.optim.amp))
+    problems.push(`optim.amp must be 'off', 'bf16' or 'fp16' (got ${JSON.stringify(c.optim.amp)})`);
+  if (!['resnet3d', 'vit3d'].includes(c.model?.vision?.kind))
+    problems.push(`model.vision.kind must be 'resnet3d' or 'vit3d'`);
   const mf = (c.model?.vision as { memoryFormat?: unknown } | undefined)?.memoryFormat;
   if (mf !== undefined && (c.model.vision.kind !== 'resnet3d' || (mf !== 'channels-last' && mf !== 'contiguous'))) {
-    problems.push(`model.vision.memoryFormat must be 'channels-last' or 'contiguous', for a resnet3d encoder (got ${JSON.stringify(mf)})`);
+    problems.push(
+      `model.vision.memoryFormat must be 'channels-last' or 'contiguous', for a resnet3d encoder (got ${JSON.stringify(mf)})`,
+    );
   }
   if (c.objective?.tma) problems.push(...tmaProblems(c.objective.tma as unknown as Record<string, unknown>));
   const re = c.objective?.tma?.relativeEpsilon;
-  if (re !== undefined && typeof re !== 'boolean') problems.push(`objective.tma.relativeEpsilon must be true or false (got ${JSON.stringify(re)})`);
+  if (re !== undefined && typeof re !== 'boolean')
+    problems.push(`objective.tma.relativeEpsilon must be true or false (got ${JSON.stringify(re)})`);
   const keep = c.data?.synth?.keepSource;
-  if (keep !== undefined && typeof keep !== 'boolean') problems.push(`data.synth.keepSource must be true or false (got ${JSON.stringify(keep)})`);
+  if (keep !== undefined && typeof keep !== 'boolean')
+    problems.push(`data.synth.keepSource must be true or false (got ${JSON.stringify(keep)})`);
   const src = c.data?.views?.localSource;
-  if (src !== undefined && src !== 'global' && src !== 'cache') problems.push(`data.views.localSource must be 'global' or 'cache' (got ${JSON.stringify(src)})`);
+  if (src !== undefined && src !== 'global' && src !== 'cache')
+    problems.push(`data.views.localSource must be 'global' or 'cache' (got ${JSON.stringify(src)})`);
   const anchor = c.data?.views?.localAnchor;
-  if (anchor !== undefined && anchor !== 'uniform' && anchor !== 'foreground') problems.push(`data.views.localAnchor must be 'uniform' or 'foreground' (got ${JSON.stringify(anchor)})`);
+  if (anchor !== undefined && anchor !== 'uniform' && anchor !== 'foreground')
+    problems.push(`data.views.localAnchor must be 'uniform' or 'foreground' (got ${JSON.stringify(anchor)})`);
   if (problems.length) throw new Error(`invalid pre-training config '${c.name}': ${problems.join('; ')}`);
 }

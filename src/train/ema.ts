@@ -6,9 +6,15 @@ import { type T3dModel } from '../models/t3d.js';
 
 export class EmaTeacher {
   /** `model` is a fresh instance of the student's architecture; it is overwritten with the student's state. */
-  constructor(readonly model: T3dModel, student: T3dModel, readonly momentum: number) {
+  constructor(
+    readonly model: T3dModel,
+    student: T3dModel,
+    readonly momentum: number,
+  ) {
     if (!(momentum > 0 && momentum < 1)) throw new Error(`EMA teacher: momentum must be in (0, 1), got ${momentum}`);
-    torch.noGrad(() => { for (const [k, t] of model.stateDict()) t.copy_(student.stateDict().get(k)!); });
+    torch.noGrad(() => {
+      for (const [k, t] of model.stateDict()) t.copy_(student.stateDict().get(k)!);
+    });
     model.freeze();
     model.eval(); // no dropout; BatchNorm uses its (averaged) running statistics
   }
@@ -24,7 +30,9 @@ export class EmaTeacher {
   }
 
   /** Tensors for checkpoints, named `teacher.<state-dict name>` (exact resume needs them). */
-  stateDict(): Map<string, Tensor> { return new Map([...this.model.stateDict()].map(([k, t]) => [`teacher.${k}`, t])); }
+  stateDict(): Map<string, Tensor> {
+    return new Map([...this.model.stateDict()].map(([k, t]) => [`teacher.${k}`, t]));
+  }
   loadStateDict(state: Map<string, Tensor>): void {
     const own = this.model.stateDict();
     torch.noGrad(() => {

@@ -11,9 +11,15 @@ const EPOCH_DIR = /^epoch-\d{4,}$/;
 const STATE = 'state.json';
 
 /** The newest epoch folder that verifies, or undefined; damaged ones are reported through `log` and skipped. */
-export function latestEpochDir(dir: string | undefined, log: (line: string) => void = (l) => console.error(`t3d: ${l}`)): string | undefined {
+export function latestEpochDir(
+  dir: string | undefined,
+  log: (line: string) => void = (l) => console.error(`t3d: ${l}`),
+): string | undefined {
   if (!dir || !existsSync(dir)) return undefined;
-  for (const n of readdirSync(dir).filter((x) => EPOCH_DIR.test(x)).sort().reverse()) {
+  for (const n of readdirSync(dir)
+    .filter((x) => EPOCH_DIR.test(x))
+    .sort()
+    .reverse()) {
     const bad = verifyFolder(join(dir, n));
     if (!bad) return join(dir, n);
     log(`skipping ${join(dir, n)}: ${bad}`);
@@ -40,6 +46,7 @@ export function saveEpochDir(dir: string, epoch: number, state: unknown, writeFi
   writeFiles(tmp);
   writeFileSync(join(tmp, STATE), JSON.stringify(state, null, 2) + '\n');
   commitFolder(tmp, final);
-  for (const n of readdirSync(dir)) if (EPOCH_DIR.test(n) && join(dir, n) !== final) rmSync(join(dir, n), { recursive: true, force: true });
+  for (const n of readdirSync(dir))
+    if (EPOCH_DIR.test(n) && join(dir, n) !== final) rmSync(join(dir, n), { recursive: true, force: true });
   return final;
 }

@@ -22,38 +22,71 @@ export const DEFAULT_MEMORY_FORMAT: torch.MemoryFormat = 'channels-last';
 export function buildVisionEncoder(m: PretrainConfig['model'], imageShape: [number, number, number]): VisionEncoder {
   const v = m.vision;
   if (v.kind === 'resnet3d') {
-    const encoder = new ResNet3d({ depth: v.depth, widenFactor: v.widenFactor, conv1Kernel: v.conv1Kernel, conv1Stride: v.conv1Stride, noMaxPool: v.noMaxPool, norm: v.norm });
+    const encoder = new ResNet3d({
+      depth: v.depth,
+      widenFactor: v.widenFactor,
+      conv1Kernel: v.conv1Kernel,
+      conv1Stride: v.conv1Stride,
+      noMaxPool: v.noMaxPool,
+      norm: v.norm,
+    });
     // configs from before the option have none and get the default
     const memoryFormat = v.memoryFormat ?? DEFAULT_MEMORY_FORMAT;
     return memoryFormat === 'channels-last' ? encoder.to({ memoryFormat }) : encoder;
   }
-  return new ViT3d({ imageSize: imageShape, patchSize: v.patchSize, hiddenSize: v.hiddenSize, depth: v.depth, numHeads: v.numHeads });
+  return new ViT3d({
+    imageSize: imageShape,
+    patchSize: v.patchSize,
+    hiddenSize: v.hiddenSize,
+    depth: v.depth,
+    numHeads: v.numHeads,
+  });
 }
 
 /** The model; `vocabSize` sizes a from-scratch BERT's embedding table to the tokenizer. */
-export function buildT3dModel(m: PretrainConfig['model'], imageShape: [number, number, number], vocabSize: number): T3dModel {
-  const text = 'pretrained' in m.text
-    ? loadBertFromPretrained(String(m.text.pretrained), { allowMissingPooler: true }) // the pooler is unused: T3D takes [CLS] states
-    : new BertModel(bertConfig({ ...m.text, vocab_size: vocabSize }, 'model.text'));
+export function buildT3dModel(
+  m: PretrainConfig['model'],
+  imageShape: [number, number, number],
+  vocabSize: number,
+): T3dModel {
+  const text =
+    'pretrained' in m.text
+      ? loadBertFromPretrained(String(m.text.pretrained), { allowMissingPooler: true }) // the pooler is unused: T3D takes [CLS] states
+      : new BertModel(bertConfig({ ...m.text, vocab_size: vocabSize }, 'model.text'));
   if (m.freezeText) text.freeze();
   return new T3dModel(buildVisionEncoder(m, imageShape), text, m);
 }
 
-export interface LoadedCheckpoint { config: PretrainConfig; model: T3dModel; tokenizer: WordPieceTokenizer; /** the checkpoint folder loaded */ dir: string }
+export interface LoadedCheckpoint {
+  config: PretrainConfig;
+  model: T3dModel;
+  tokenizer: WordPieceTokenizer;
+  /** the checkpoint folder loaded */ dir: string;
+}
 
 /**
  * A checkpoint folder (verified) or a run folder (its newest intact checkpoint) → model in eval mode + tokenizer.
  * Skipped damaged checkpoints and unverifiable old ones are reported through `log` (default: stderr).
  */
-export function loadT3dCheckpoint(given: string, log = (line: string) => console.error(`t3d: ${line}`)): LoadedCheckpoint {
+export function loadT3dCheckpoint(
+  given: string,
+  log = (line: string) => console.error(`t3d: ${line}`),
+): LoadedCheckpoint {
   if (!existsSync(given)) throw new Error(`${given}: no such checkpoint or run folder`);
   const dir = resolveCheckpoint(given, { requires: MODEL_FILES, log });
   if (!dir) throw new Error(`${given}: neither a checkpoint folder nor a run folder with checkpoints`);
   const config = readJsonFile<PretrainConfig>(join(dir, 'config.json'));
   const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(dir, 'tokenizer.json'));
   // The text encoder's weights come from the checkpoint, never from the original pretrained folder.
-  const text = 'pretrained' in config.model.text ? { ...readPretrainedConfig(String(config.model.text.pretrained)) } : config.model.text;
-  const model = buildT3dModel({ ...config.model, text, freezeText: false }, globalShapeOf(loadPreset(config.data.preset)), tokenizer.vocabSize);
+  const text =
+    'pretrained' in config.model.text
+      ? { ...readPretrainedConfig(String(config.model.text.pretrained)) }
+      : config.model.text;
+  const model = buildT3dModel(
+    { ...config.model, text, freezeText: false },
+    globalShapeOf(loadPreset(config.data.preset)),
+    tokenizer.vocabSize,
+  );
   torch.loadModule(model, join(dir, 'model.safetensors'));
   model.eval();
   return { config, model, tokenizer, dir };
@@ -63,8 +96,14 @@ export function loadT3dCheckpoint(given: string, log = (line: string) => console
 export function pretrainedTextDir(given: string): string {
   // a Hugging Face folder (perhaps sharded) has no manifest; sealed checkpoint folders are verified
   if (existsSync(join(given, 'config.json')) && !existsSync(join(given, MANIFEST))) return given;
-  const dir = resolveCheckpoint(given, { requires: ['config.json', 'model.safetensors'], log: (l) => console.error(`t3d: ${l}`) });
-  if (!dir) throw new Error(`model.text.pretrained ${given}: neither a model folder (config.json + model.safetensors) nor a pretrain-text run with checkpoints`);
+  const dir = resolveCheckpoint(given, {
+    requires: ['config.json', 'model.safetensors'],
+    log: (l) => console.error(`t3d: ${l}`),
+  });
+  if (!dir)
+    throw new Error(
+      `model.text.pretrained ${given}: neither a model folder (config.json + model.safetensors) nor a pretrain-text run with checkpoints`,
+    );
   return dir;
 }
 

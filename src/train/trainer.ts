@@ -34,12 +34,20 @@ export interface TrainerDeps {
   lossHook?: (loss: Tensor, step: number) => Tensor;
 }
 
-export interface TrainResult { step: number; skippedSteps: number; lastLoss: number; checkpoint: string }
+export interface TrainResult {
+  step: number;
+  skippedSteps: number;
+  lastLoss: number;
+  checkpoint: string;
+}
 
 /** Settings that must not change across a resume (logging cadence and worker counts may). */
 export function fingerprint(c: PretrainConfig): string {
   const { workers: _w, prefetch: _p, ...data } = c.data;
-  return createHash('sha256').update(JSON.stringify({ data, model: c.model, objective: c.objective, optim: c.optim, seed: c.train.seed })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify({ data, model: c.model, objective: c.objective, optim: c.optim, seed: c.train.seed }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /** open_clip's rule: no weight decay on biases, norms, gains, the logit scale and prototypes. */
@@ -67,7 +75,12 @@ function paramGroups(model: T3dModel, c: PretrainConfig): optim.GroupSpec<optim.
  * gradient, so its sum is divided by the world size.
  */
 function gradientReducer(model: T3dModel): GradientReducer {
-  return torch.distributed.reducer(model.parameters().filter((p) => p.requiresGrad).reverse());
+  return torch.distributed.reducer(
+    model
+      .parameters()
+      .filter((p) => p.requiresGrad)
+      .reverse(),
+  );
 }
 
 /** Data-parallel: every rank starts from rank 0's parameters and buffers. */
@@ -90,24 +103,52 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   const world = torch.distributed.worldSize;
   const leader = torch.distributed.rank === 0;
   // data-parallel: rank 0 logs, writes metrics and checkpoints; every rank trains
-  const log = leader ? d.log ?? ((l: string) => console.log(l)) : () => {};
+  const log = leader ? (d.log ?? ((l: string) => console.log(l))) : () => {};
   const ckptDir = join(d.outDir, 'checkpoints');
   mkdirSync(d.outDir, { recursive: true });
   const metricsPath = join(d.outDir, 'metrics.jsonl');
   const deviceType = (d.device ?? 'cpu').startsWith('cuda') ? 'cuda' : 'cpu';
   const amp = c.optim.amp ?? 'off';
-  if (amp === 'fp16' && deviceType === 'cpu') throw new Error("optim.amp 'fp16' needs a CUDA device; on CPU use 'bf16'");
-  const opt = new optim.AdamW(paramGroups(d.model, c), { lr: c.optim.lr, betas: c.optim.betas, eps: c.optim.eps, weightDecay: c.optim.weightDecay });
-  const sched = new optim.LRScheduler(opt, optim.warmupCosine(Math.min(c.optim.warmupSteps, c.optim.steps), c.optim.steps, 0.01));
+  if (amp === 'fp16' && deviceType === 'cpu')
+    throw new Error("optim.amp 'fp16' needs a CUDA device; on CPU use 'bf16'");
+  const opt = new optim.AdamW(paramGroups(d.model, c), {
+    lr: c.optim.lr,
+    betas: c.optim.betas,
+    eps: c.optim.eps,
+    weightDecay: c.optim.weightDecay,
+  });
+  const sched = new optim.LRScheduler(
+    opt,
+    optim.warmupCosine(Math.min(c.optim.warmupSteps, c.optim.steps), c.optim.steps, 0.01),
+  );
   const queue = new EmbeddingQueue(c.objective.tma.queue);
   const scaler = amp === 'fp16' ? new optim.GradScaler() : undefined;
   const needs = tmaFormulation(c.objective.tma).needs(c.objective.tma);
   const momentum = needs.teacherMomentum;
-  const teacher = momentum > 0 && c.objective.tma.weight > 0
-    ? new EmaTeacher(buildT3dModel(c.model, d.loader.globalShape, d.tokenizer.vocabSize).to({ device: d.device ?? 'cpu' }), d.model, momentum) : undefined;
-  const collate = collator({ tokenizer: d.tokenizer, loader: d.loader, data: c.data, seed: c.train.seed, 
-    needs, device: d.device });
-  let state: TrainerState = { step: 0, epoch: 0, batchInEpoch: 0, consecutiveNonFinite: 0, skippedSteps: 0, fingerprint: fingerprint(c) };
+  const teacher =
+    momentum > 0 && c.objective.tma.weight > 0
+      ? new EmaTeacher(
+          buildT3dModel(c.model, d.loader.globalShape, d.tokenizer.vocabSize).to({ device: d.device ?? 'cpu' }),
+          d.model,
+          momentum,
+        )
+      : undefined;
+  const collate = collator({
+    tokenizer: d.tokenizer,
+    loader: d.loader,
+    data: c.data,
+    seed: c.train.seed,
+    needs,
+    device: d.device,
+  });
+  let state: TrainerState = {
+    step: 0,
+    epoch: 0,
+    batchInEpoch: 0,
+    consecutiveNonFinite: 0,
+    skippedSteps: 0,
+    fingerprint: fingerprint(c),
+  };
   torch.manualSeed(c.train.seed);
 
   const resumeFrom = d.resume ? resolveCheckpoint(ckptDir, { requires: TRAINING_FILES, log }) : undefined;
@@ -117,7 +158,9 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
       torch.dispose([...extra.values()]);
       opt.dispose();
       teacher?.model.dispose();
-      throw new Error(`${resumeFrom}: was trained with different settings (fingerprint ${s.fingerprint}, now ${state.fingerprint}); use a new --out to start over`);
+      throw new Error(
+        `${resumeFrom}: was trained with different settings (fingerprint ${s.fingerprint}, now ${state.fingerprint}); use a new --out to start over`,
+      );
     }
     state = s;
     if (scaler && s.gradScaler) scaler.loadStateDict(s.gradScaler);
@@ -132,10 +175,19 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
 
   const save = (): string => {
     const rng = torch.getDefaultGeneratorState();
-    const extra = new Map<string, Tensor>([['rng.torch_cpu', rng], ...queue.stateDict(), ...(teacher?.stateDict() ?? [])]);
+    const extra = new Map<string, Tensor>([
+      ['rng.torch_cpu', rng],
+      ...queue.stateDict(),
+      ...(teacher?.stateDict() ?? []),
+    ]);
     if (scaler) state.gradScaler = scaler.stateDict();
     try {
-      return saveCheckpoint(ckptDir, { config: c, model: d.model, optimizer: opt, extra, tokenizerJson: d.tokenizer.toTokenizerJson(), state }, c.train.keepCheckpoints, log);
+      return saveCheckpoint(
+        ckptDir,
+        { config: c, model: d.model, optimizer: opt, extra, tokenizerJson: d.tokenizer.toTokenizerJson(), state },
+        c.train.keepCheckpoints,
+        log,
+      );
     } finally {
       rng.dispose();
     }
@@ -146,7 +198,9 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   d.model.train();
   const t0 = performance.now();
   let lastLoss = NaN;
-  let waited = 0, window = performance.now(), windowSteps = 0;
+  let waited = 0,
+    window = performance.now(),
+    windowSteps = 0;
   let micro = 0;
   let lastCheckpoint = resumeFrom ?? '';
   // the loader's worker threads must stop whatever happens, or the process never exits
@@ -165,7 +219,8 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
         const result = torch.tidy(() => {
           const batch = collate(raw, state.epoch);
           const forward = () => t3dLoss(d.model, batch, c.objective, state.step, queue, teacher?.model);
-          const out = amp === 'off' ? forward() : torch.autocast(deviceType, amp === 'bf16' ? 'bfloat16' : 'float16', forward);
+          const out =
+            amp === 'off' ? forward() : torch.autocast(deviceType, amp === 'bf16' ? 'bfloat16' : 'float16', forward);
           const loss = d.lossHook ? d.lossHook(out.total, state.step) : out.total;
           const value = loss.item();
           if (!Number.isFinite(value)) return { value, parts: out.parts, stats: out.stats };
@@ -204,9 +259,13 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
           opt.zeroGrad();
           state.consecutiveNonFinite += 1;
           state.skippedSteps += 1;
-          log(`step ${state.step}: non-finite loss or gradient (loss ${result.value}); step skipped (${state.consecutiveNonFinite} in a row)`);
+          log(
+            `step ${state.step}: non-finite loss or gradient (loss ${result.value}); step skipped (${state.consecutiveNonFinite} in a row)`,
+          );
           if (state.consecutiveNonFinite >= c.train.maxConsecutiveNonFinite) {
-            throw new Error(`stopping: ${state.consecutiveNonFinite} consecutive non-finite steps at step ${state.step}; the last good checkpoint is ${lastCheckpoint || '(none yet)'}`);
+            throw new Error(
+              `stopping: ${state.consecutiveNonFinite} consecutive non-finite steps at step ${state.step}; the last good checkpoint is ${lastCheckpoint || '(none yet)'}`,
+            );
           }
           continue;
         }
@@ -223,24 +282,44 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
           const now = performance.now();
           const secsPerStep = (now - window) / 1000 / Math.max(1, windowSteps);
           const entry = {
-            step: state.step, epoch: state.epoch, loss: result.value, ...result.parts, ...result.stats, gradNorm, lr: sched.currentLrs()[0],
-            volumesPerS: (c.data.batchSize * c.optim.gradAccum) / secsPerStep, dataWait: waited / Math.max(1, now - window), liveTensors: torch.memory().numTensors, rssMB: process.memoryUsage().rss / 1e6,
+            step: state.step,
+            epoch: state.epoch,
+            loss: result.value,
+            ...result.parts,
+            ...result.stats,
+            gradNorm,
+            lr: sched.currentLrs()[0],
+            volumesPerS: (c.data.batchSize * c.optim.gradAccum) / secsPerStep,
+            dataWait: waited / Math.max(1, now - window),
+            liveTensors: torch.memory().numTensors,
+            rssMB: process.memoryUsage().rss / 1e6,
             ...(scaler ? { lossScale: scaler.scale } : {}),
           };
           if (leader) appendFileSync(metricsPath, JSON.stringify(entry) + '\n');
-          const parts = Object.entries(result.parts).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
+          const parts = Object.entries(result.parts)
+            .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+            .join(' ');
           const eta = secsPerStep * (c.optim.steps - state.step);
-          log(`step ${state.step}/${c.optim.steps} loss ${result.value.toFixed(4)} (${parts}) lr ${entry.lr!.toExponential(2)} ${entry.volumesPerS.toFixed(1)} vol/s data-wait ${(entry.dataWait * 100).toFixed(0)} % ETA ${fmtTime(eta)}`);
-          waited = 0; window = now; windowSteps = 0;
+          log(
+            `step ${state.step}/${c.optim.steps} loss ${result.value.toFixed(4)} (${parts}) lr ${entry.lr!.toExponential(2)} ${entry.volumesPerS.toFixed(1)} vol/s data-wait ${(entry.dataWait * 100).toFixed(0)} % ETA ${fmtTime(eta)}`,
+          );
+          waited = 0;
+          window = now;
+          windowSteps = 0;
         }
         if (leader && d.onValidate && (state.step % c.train.validateEvery === 0 || state.step === c.optim.steps)) {
           d.model.eval();
           const m = await d.onValidate(state.step);
           d.model.train();
           appendFileSync(metricsPath, JSON.stringify({ step: state.step, validation: m }) + '\n');
-          log(`validation at step ${state.step}: ${Object.entries(m).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(', ')}`);
+          log(
+            `validation at step ${state.step}: ${Object.entries(m)
+              .map(([k, v]) => `${k} ${v.toFixed(4)}`)
+              .join(', ')}`,
+          );
         }
-        if (leader && (state.step % c.train.checkpointEvery === 0 || state.step === c.optim.steps)) lastCheckpoint = save();
+        if (leader && (state.step % c.train.checkpointEvery === 0 || state.step === c.optim.steps))
+          lastCheckpoint = save();
         if (state.step >= c.optim.steps) break;
       }
       if (state.step >= c.optim.steps) break;
@@ -254,6 +333,8 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     queue.dispose();
     teacher?.model.dispose();
   }
-  log(`done: ${state.step} steps in ${fmtTime((performance.now() - t0) / 1000)}, ${state.skippedSteps} skipped; checkpoint ${lastCheckpoint}`);
+  log(
+    `done: ${state.step} steps in ${fmtTime((performance.now() - t0) / 1000)}, ${state.skippedSteps} skipped; checkpoint ${lastCheckpoint}`,
+  );
   return { step: state.step, skippedSteps: state.skippedSteps, lastLoss, checkpoint: lastCheckpoint };
 }

@@ -2,7 +2,18 @@
 // Durability order (as the ext4/XFS documentation asks): fsync a file's data, rename it into place, then fsync
 // the folder so the rename itself is on disk.
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -25,7 +36,11 @@ export function readJsonFile<T>(path: string): T {
 /** fsync of a folder: makes creations, renames and deletions inside it durable. */
 export function fsyncDir(dir: string): void {
   const fd = openSync(dir, 'r');
-  try { fsyncSync(fd); } finally { closeSync(fd); }
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Writes `data` to `path` and fsyncs it (no rename: callers write inside a temporary folder). */
@@ -74,7 +89,9 @@ export function hashFile(path: string, o: { sync?: boolean } = {}): { sha256: st
 const HOST = hostname().replace(/[^A-Za-z0-9.]/g, '_');
 const TEMP = /\.tmp-([A-Za-z0-9._]+)-(\d+)$/;
 
-export function tempName(path: string): string { return `${path}.tmp-${HOST}-${process.pid}`; }
+export function tempName(path: string): string {
+  return `${path}.tmp-${HOST}-${process.pid}`;
+}
 
 function alive(pid: number): boolean {
   try {
@@ -88,7 +105,11 @@ function alive(pid: number): boolean {
 /** Removes the temporary files and folders in `dir` left by dead processes of this host; returns their names. */
 export function removeStaleTemps(dir: string): string[] {
   let names: string[];
-  try { names = readdirSync(dir); } catch { return []; }
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
   const removed: string[] = [];
   for (const n of names) {
     const m = TEMP.exec(n);
@@ -113,10 +134,15 @@ export function tryClaim(path: string): boolean {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(path, 'wx');
-      try { writeSync(fd, `${HOST} ${process.pid}\n`); } finally { closeSync(fd); }
+      try {
+        writeSync(fd, `${HOST} ${process.pid}\n`);
+      } finally {
+        closeSync(fd);
+      }
       return true;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`${path}: cannot create claim (${(e as Error).message})`);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new Error(`${path}: cannot create claim (${(e as Error).message})`);
     }
     let holder: string[];
     let age: number;

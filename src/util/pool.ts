@@ -2,8 +2,15 @@
 // Typed-array results are transferred (not copied) back to the caller.
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 
-interface Request<T> { id: number; task: T }
-interface Reply<R> { id: number; result?: R; error?: string }
+interface Request<T> {
+  id: number;
+  task: T;
+}
+interface Reply<R> {
+  id: number;
+  result?: R;
+  error?: string;
+}
 
 /** ArrayBuffers of typed arrays found in an object's values (one level, and arrays of them). */
 function transferables(value: unknown): ArrayBuffer[] {
@@ -35,7 +42,10 @@ export class WorkerPool<T, R> {
   private readonly workers: Worker[];
   private readonly idle: Worker[] = [];
   private readonly queue: { id: number; task: T; transfer: ArrayBuffer[] }[] = [];
-  private readonly pending = new Map<number, { resolve: (r: R) => void; reject: (e: Error) => void; worker?: Worker }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: R) => void; reject: (e: Error) => void; worker?: Worker }
+  >();
   private nextId = 0;
   private closed = false;
 
@@ -53,7 +63,12 @@ export class WorkerPool<T, R> {
       });
       w.on('error', (err) => {
         // A crashed worker fails its own task and everything still queued: the run cannot go on correctly.
-        for (const [id, p] of this.pending) { if (!p.worker || p.worker === w) { p.reject(new Error(`worker crashed: ${err.message}`)); this.pending.delete(id); } }
+        for (const [id, p] of this.pending) {
+          if (!p.worker || p.worker === w) {
+            p.reject(new Error(`worker crashed: ${err.message}`));
+            this.pending.delete(id);
+          }
+        }
       });
       return w;
     });
@@ -92,22 +107,32 @@ export class WorkerPool<T, R> {
   }
 }
 
-export interface PoolResult<T, R> { task: T; result?: R; error?: string }
+export interface PoolResult<T, R> {
+  task: T;
+  result?: R;
+  error?: string;
+}
 
 /**
  * Runs every task on `size` workers and calls onResult as each finishes (completion order). A task's
  * error is reported, not thrown, so one bad input never stops the run.
  */
 export async function runPool<T, R>(
-  script: URL, tasks: T[], o: { size: number; init?: unknown; onResult: (r: PoolResult<T, R>) => void },
+  script: URL,
+  tasks: T[],
+  o: { size: number; init?: unknown; onResult: (r: PoolResult<T, R>) => void },
 ): Promise<void> {
   if (tasks.length === 0) return;
   const pool = new WorkerPool<T, R>(script, Math.min(o.size, tasks.length), o.init);
   try {
-    await Promise.all(tasks.map((task) => pool.submit(task).then(
-      (result) => o.onResult({ task, result }),
-      (err: Error) => o.onResult({ task, error: err.message }),
-    )));
+    await Promise.all(
+      tasks.map((task) =>
+        pool.submit(task).then(
+          (result) => o.onResult({ task, result }),
+          (err: Error) => o.onResult({ task, error: err.message }),
+        ),
+      ),
+    );
   } finally {
     await pool.close();
   }

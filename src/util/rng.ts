@@ -11,30 +11,47 @@ function mix(h: number, v: number): number {
 }
 
 export class Rng {
-  private s0: number; private s1: number; private s2: number; private s3: number;
+  private s0: number;
+  private s1: number;
+  private s2: number;
+  private s3: number;
 
   /** A stream determined by a seed and any number of integer keys (e.g. epoch, sample index). */
   constructor(seed: number, ...keys: number[]) {
     let h = mix(0x9e3779b9, seed);
     for (const k of keys) h = mix(h, k);
-    this.s0 = mix(h, 1); this.s1 = mix(h, 2); this.s2 = mix(h, 3); this.s3 = mix(h, 4) | 1;
+    this.s0 = mix(h, 1);
+    this.s1 = mix(h, 2);
+    this.s2 = mix(h, 3);
+    this.s3 = mix(h, 4) | 1;
   }
 
   /** xoshiro128** step: uniform 32-bit integer. */
   nextUint32(): number {
     const r = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
     const t = this.s1 << 9;
-    this.s2 ^= this.s0; this.s3 ^= this.s1; this.s1 ^= this.s2; this.s0 ^= this.s3;
+    this.s2 ^= this.s0;
+    this.s3 ^= this.s1;
+    this.s1 ^= this.s2;
+    this.s0 ^= this.s3;
     this.s2 ^= t;
     this.s3 = rotl(this.s3, 11);
     return r;
   }
   /** Uniform in [0, 1). */
-  next(): number { return this.nextUint32() / 4294967296; }
-  uniform(lo: number, hi: number): number { return lo + (hi - lo) * this.next(); }
+  next(): number {
+    return this.nextUint32() / 4294967296;
+  }
+  uniform(lo: number, hi: number): number {
+    return lo + (hi - lo) * this.next();
+  }
   /** Integer in [lo, hi] inclusive. */
-  int(lo: number, hi: number): number { return lo + Math.floor(this.next() * (hi - lo + 1)); }
-  bool(p = 0.5): boolean { return this.next() < p; }
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+  bool(p = 0.5): boolean {
+    return this.next() < p;
+  }
   /** Standard normal (Box–Muller). */
   normal(mean = 0, std = 1): number {
     const u = 1 - this.next();

@@ -7,11 +7,32 @@ import { dirname } from 'node:path';
 import { fsyncDir, tempName } from './files.js';
 
 /** Bytes per element of each safetensors dtype this project reads and writes. */
-export const ST_ELEMENT_SIZE: Record<string, number> = { BOOL: 1, U8: 1, I8: 1, I16: 2, I32: 4, I64: 8, F16: 2, BF16: 2, F32: 4, F64: 8 };
+export const ST_ELEMENT_SIZE: Record<string, number> = {
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  I16: 2,
+  I32: 4,
+  I64: 8,
+  F16: 2,
+  BF16: 2,
+  F32: 4,
+  F64: 8,
+};
 const MAX_HEADER = 100 * 1024 * 1024;
 
-export interface SafetensorsEntry { name: string; dtype: string; shape: number[]; begin: number; end: number }
-export interface SafetensorsHeader { entries: SafetensorsEntry[]; metadata: Record<string, string>; dataStart: number }
+export interface SafetensorsEntry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+export interface SafetensorsHeader {
+  entries: SafetensorsEntry[];
+  metadata: Record<string, string>;
+  dataStart: number;
+}
 
 function bad(path: string, reason: string): Error {
   return new Error(`${path}: not a valid safetensors file: ${reason}`);
@@ -32,7 +53,8 @@ export function parseHeader(fd: number, path: string): SafetensorsHeader {
   const size = fstatSync(fd).size;
   if (size < 8) throw bad(path, `file is ${size} bytes, shorter than the 8-byte header length`);
   const n = readExactly(fd, 8, 0, path).readBigUInt64LE(0);
-  if (n > BigInt(Math.min(MAX_HEADER, size - 8))) throw bad(path, `header length ${n} exceeds the file (${size} bytes) or the 100 MB limit`);
+  if (n > BigInt(Math.min(MAX_HEADER, size - 8)))
+    throw bad(path, `header length ${n} exceeds the file (${size} bytes) or the 100 MB limit`);
   const headerLen = Number(n);
   let json: unknown;
   try {
@@ -55,8 +77,13 @@ export function parseHeader(fd: number, path: string): SafetensorsHeader {
     }
     const e = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const dtype = typeof e?.dtype === 'string' && e.dtype in ST_ELEMENT_SIZE ? e.dtype : undefined;
-    if (!dtype) throw bad(path, `tensor '${name}' has unsupported dtype ${JSON.stringify(e?.dtype)} (supported: ${Object.keys(ST_ELEMENT_SIZE).join(', ')})`);
-    if (!Array.isArray(e.shape) || !e.shape.every((s) => Number.isSafeInteger(s) && s >= 0)) throw bad(path, `tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
+    if (!dtype)
+      throw bad(
+        path,
+        `tensor '${name}' has unsupported dtype ${JSON.stringify(e?.dtype)} (supported: ${Object.keys(ST_ELEMENT_SIZE).join(', ')})`,
+      );
+    if (!Array.isArray(e.shape) || !e.shape.every((s) => Number.isSafeInteger(s) && s >= 0))
+      throw bad(path, `tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);
     const offs = e.data_offsets;
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) {
       throw bad(path, `tensor '${name}' has invalid data_offsets ${JSON.stringify(offs)}`);
@@ -64,24 +91,34 @@ export function parseHeader(fd: number, path: string): SafetensorsHeader {
     const [begin, end] = offs as [number, number];
     const shape = e.shape as number[];
     const need = shape.reduce((a, b) => a * b, 1) * ST_ELEMENT_SIZE[dtype]!;
-    if (end < begin || end - begin !== need) throw bad(path, `tensor '${name}' spans ${end - begin} bytes but ${dtype}[${shape.join(', ')}] needs ${need}`);
-    if (end > dataLen) throw bad(path, `tensor '${name}' ends at byte ${end} beyond the ${dataLen} data bytes (truncated file?)`);
+    if (end < begin || end - begin !== need)
+      throw bad(path, `tensor '${name}' spans ${end - begin} bytes but ${dtype}[${shape.join(', ')}] needs ${need}`);
+    if (end > dataLen)
+      throw bad(path, `tensor '${name}' ends at byte ${end} beyond the ${dataLen} data bytes (truncated file?)`);
     entries.push({ name, dtype, shape, begin, end });
   }
   const sorted = [...entries].sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i]!.begin < sorted[i - 1]!.end) throw bad(path, `tensors '${sorted[i - 1]!.name}' and '${sorted[i]!.name}' overlap`);
+    if (sorted[i]!.begin < sorted[i - 1]!.end)
+      throw bad(path, `tensors '${sorted[i - 1]!.name}' and '${sorted[i]!.name}' overlap`);
   }
   return { entries, metadata, dataStart };
 }
 
 export function readSafetensorsHeader(path: string): SafetensorsHeader {
   const fd = openSync(path, 'r');
-  try { return parseHeader(fd, path); } finally { closeSync(fd); }
+  try {
+    return parseHeader(fd, path);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Raw bytes of the named tensors (8-byte aligned copies, so typed-array views always work). */
-export function readSafetensorsRaw(path: string, names: string[]): Map<string, { dtype: string; shape: number[]; bytes: Uint8Array }> {
+export function readSafetensorsRaw(
+  path: string,
+  names: string[],
+): Map<string, { dtype: string; shape: number[]; bytes: Uint8Array }> {
   const fd = openSync(path, 'r');
   try {
     const h = parseHeader(fd, path);
@@ -105,13 +142,22 @@ export function readSafetensorsRaw(path: string, names: string[]): Map<string, {
 }
 
 /** A tensor to write: its bytes are asked for one tensor at a time, so a writer holds one copy at most. */
-export interface RawTensorSource { name: string; dtype: string; shape: number[]; bytes: () => Uint8Array }
+export interface RawTensorSource {
+  name: string;
+  dtype: string;
+  shape: number[];
+  bytes: () => Uint8Array;
+}
 
 /**
  * Writes tensors atomically and durably (temp file, fsync, rename, fsync of the folder), one at a time; returns
  * the file's sha256 (hex, hashed as it is written) and size.
  */
-export function writeSafetensorsRaw(path: string, list: RawTensorSource[], metadata: Record<string, string> = {}): { sha256: string; size: number } {
+export function writeSafetensorsRaw(
+  path: string,
+  list: RawTensorSource[],
+  metadata: Record<string, string> = {},
+): { sha256: string; size: number } {
   const header: Record<string, unknown> = {};
   if (Object.keys(metadata).length) header.__metadata__ = metadata;
   let offset = 0;
@@ -142,7 +188,11 @@ export function writeSafetensorsRaw(path: string, list: RawTensorSource[], metad
     closeSync(fd);
     renameSync(tmp, path);
   } catch (err) {
-    try { closeSync(fd); } catch { /* already closed */ }
+    try {
+      closeSync(fd);
+    } catch {
+      /* already closed */
+    }
     rmSync(tmp, { force: true });
     throw err;
   }

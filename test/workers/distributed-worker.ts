@@ -29,8 +29,14 @@ if (kase === 'collectives') {
   dist.barrier();
 } else if (kase === 'gather-grad') {
   // rank r holds rows r of a fixed matrix; the loss is a contrastive-style function of all rows
-  const all = torch.tensor(Array.from({ length: worldSize * 2 * 3 }, (_, i) => Math.sin(i + 1)), [worldSize * 2, 3]);
-  const x = all.narrow(0, rank * 2, 2).clone().requiresGrad_(true);
+  const all = torch.tensor(
+    Array.from({ length: worldSize * 2 * 3 }, (_, i) => Math.sin(i + 1)),
+    [worldSize * 2, 3],
+  );
+  const x = all
+    .narrow(0, rank * 2, 2)
+    .clone()
+    .requiresGrad_(true);
   const full = dist.gatherWithLocalGrad(x);
   const logits = full.matmul(full.T).mul(3);
   const n = worldSize * 2;
@@ -43,25 +49,39 @@ if (kase === 'collectives') {
   // step 0 and gets its gradient from a second backward pass at steps 1 and 2: at step 1 its bucket has started
   // without it (the reducer waited only for B), so the reduction must be redone; at step 2 it is waited for.
   const shapes = [[3], [2, 4], [5], [4, 4]];
-  const init = (k: number, s: number[]) => torch.tensor(Array.from({ length: s.reduce((a, b) => a * b) }, (_, i) => Math.sin(k * 10 + i + 1)), s);
+  const init = (k: number, s: number[]) =>
+    torch.tensor(
+      Array.from({ length: s.reduce((a, b) => a * b) }, (_, i) => Math.sin(k * 10 + i + 1)),
+      s,
+    );
   const params = shapes.map((s, k) => init(k, s).requiresGrad_(true));
   const twins = shapes.map((s, k) => init(k, s).requiresGrad_(true)); // the same local gradients, without a reducer
   const r = dist.reducer(params, { firstBucketBytes: 16, bucketBytes: 80 });
   out.buckets = r.buckets;
-  const loss = (ps: torch.Tensor[], step: number, k: number) => ps[k]!.mul(torch.full(ps[k]!.shape, rank + 1 + step * 0.5 + k)).pow(2).sum();
+  const loss = (ps: torch.Tensor[], step: number, k: number) =>
+    ps[k]!.mul(torch.full(ps[k]!.shape, rank + 1 + step * 0.5 + k))
+      .pow(2)
+      .sum();
   const steps: { late: boolean; reduced: (number[] | null)[]; local: (number[] | null)[] }[] = [];
   for (const step of [0, 1, 2]) {
     [...params, ...twins].forEach((p) => p.zeroGrad());
     r.arm();
     for (const ps of [params, twins]) {
-      loss(ps, step, 0).add(loss(ps, step, 2)).add(loss(ps, step, 3)).backward();
+      loss(ps, step, 0)
+        .add(loss(ps, step, 2))
+        .add(loss(ps, step, 3))
+        .backward();
       if (step > 0) loss(ps, step, 1).backward();
     }
     const mine = r.wait();
     const flag = torch.tensor([mine ? 1 : 0], [1]);
     dist.allReduce(flag, 'max');
     r.writeBack(flag.item() > 0);
-    steps.push({ late: mine, reduced: params.map((p) => p.grad?.toArray() ?? null), local: twins.map((p) => p.grad?.toArray() ?? null) });
+    steps.push({
+      late: mine,
+      reduced: params.map((p) => p.grad?.toArray() ?? null),
+      local: twins.map((p) => p.grad?.toArray() ?? null),
+    });
   }
   out.steps = steps;
   r.dispose();

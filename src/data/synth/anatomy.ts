@@ -4,7 +4,15 @@ import { capsule, ellipsoid, ellipticCylinder, type Grid, type Vec3 } from './ra
 
 /** Voxel labels written to the organ masks (0 = outside the body). */
 export const ORGAN_LABELS = {
-  body: 1, lungRight: 2, lungLeft: 3, heart: 4, aorta: 5, spine: 6, airway: 7, bone: 8, liver: 9,
+  body: 1,
+  lungRight: 2,
+  lungLeft: 3,
+  heart: 4,
+  aorta: 5,
+  spine: 6,
+  airway: 7,
+  bone: 8,
+  liver: 9,
 } as const;
 export const MASK_CLASSES = ['background', 'lung_right', 'lung_left', 'heart', 'aorta', 'spine', 'airway'] as const;
 const L = ORGAN_LABELS;
@@ -13,19 +21,26 @@ const SOFT: ReadonlySet<number> = new Set([L.body]);
 
 /** Patient geometry: everything a finding or a report needs to know about where things are. */
 export interface Body {
-  a: number; b: number; // body half-width (x) and half-depth (y), mm
-  zTop: number; zBottom: number;
+  a: number;
+  b: number; // body half-width (x) and half-depth (y), mm
+  zTop: number;
+  zBottom: number;
   lungCentre: [Vec3, Vec3]; // right, left
   lungRadii: Vec3;
-  heartCentre: Vec3; heartRadii: Vec3;
-  aortaPath: Vec3[]; aortaRadius: number;
-  carina: Vec3; hila: [Vec3, Vec3];
+  heartCentre: Vec3;
+  heartRadii: Vec3;
+  aortaPath: Vec3[];
+  aortaRadius: number;
+  carina: Vec3;
+  hila: [Vec3, Vec3];
   spineY: number;
 }
 
 export function sampleBody(rng: Rng, zExtent: number): Body {
-  const a = rng.uniform(135, 170), b = rng.uniform(90, 120);
-  const zTop = zExtent / 2, zBottom = -zExtent / 2;
+  const a = rng.uniform(135, 170),
+    b = rng.uniform(90, 120);
+  const zTop = zExtent / 2,
+    zBottom = -zExtent / 2;
   const lungRadii: Vec3 = [a * rng.uniform(0.34, 0.4), b * rng.uniform(0.58, 0.68), zExtent * rng.uniform(0.36, 0.42)];
   const lungZ = zTop - lungRadii[2] * 0.85;
   const lx = a * rng.uniform(0.42, 0.48);
@@ -36,13 +51,30 @@ export function sampleBody(rng: Rng, zExtent: number): Body {
   const arch: Vec3 = [22, b * 0.1, lungZ + lungRadii[2] * 0.5];
   const descTop: Vec3 = [28, b * 0.42, lungZ + lungRadii[2] * 0.35];
   return {
-    a, b, zTop, zBottom,
-    lungCentre: [[-lx, -b * 0.02, lungZ], [lx, -b * 0.02, lungZ]],
-    lungRadii, heartCentre, heartRadii,
-    aortaPath: [[heartCentre[0] - 20, heartCentre[1] + 5, heartCentre[2] + 25], ascTop, arch, descTop, [26, b * 0.45, zBottom]],
+    a,
+    b,
+    zTop,
+    zBottom,
+    lungCentre: [
+      [-lx, -b * 0.02, lungZ],
+      [lx, -b * 0.02, lungZ],
+    ],
+    lungRadii,
+    heartCentre,
+    heartRadii,
+    aortaPath: [
+      [heartCentre[0] - 20, heartCentre[1] + 5, heartCentre[2] + 25],
+      ascTop,
+      arch,
+      descTop,
+      [26, b * 0.45, zBottom],
+    ],
     aortaRadius,
     carina: [0, -b * 0.05, lungZ + lungRadii[2] * 0.25],
-    hila: [[-lx * 0.55, 0, lungZ + lungRadii[2] * 0.05], [lx * 0.55, 0, lungZ + lungRadii[2] * 0.05]],
+    hila: [
+      [-lx * 0.55, 0, lungZ + lungRadii[2] * 0.05],
+      [lx * 0.55, 0, lungZ + lungRadii[2] * 0.05],
+    ],
     spineY: b * 0.62,
   };
 }
@@ -57,7 +89,10 @@ export function paintAnatomy(g: Grid, body: Body, rng: Rng): void {
 
   // Lungs, denser towards the back (gravity-dependent perfusion).
   body.lungCentre.forEach((c, side) => {
-    ellipsoid(g, c, body.lungRadii, (r) => -860 + 25 * r, { within: SOFT, setLabel: side === 0 ? L.lungRight : L.lungLeft });
+    ellipsoid(g, c, body.lungRadii, (r) => -860 + 25 * r, {
+      within: SOFT,
+      setLabel: side === 0 ? L.lungRight : L.lungLeft,
+    });
   });
   g.forBox([-a, 0, zBottom], [a, b, zTop], (idx, _x, y) => {
     if (LUNGS.has(g.label[idx]!)) g.hu[idx]! += 60 * (y / b);
@@ -103,14 +138,21 @@ function paintSkeleton(g: Grid, body: Body, rng: Rng): void {
       let prev: Vec3 | undefined;
       for (let deg = 18; deg <= 175; deg += 12) {
         const t = (deg * Math.PI) / 180;
-        const p: Vec3 = [side * a * 0.86 * Math.sin(t), -b * 0.84 * Math.cos(t), z - 28 * (1 - Math.cos(t - Math.PI)) / 2 + 10];
+        const p: Vec3 = [
+          side * a * 0.86 * Math.sin(t),
+          -b * 0.84 * Math.cos(t),
+          z - (28 * (1 - Math.cos(t - Math.PI))) / 2 + 10,
+        ];
         if (prev) capsule(g, prev, p, 4.5, 620, { setLabel: L.bone });
         prev = p;
       }
     }
   }
   g.forBox([-14, -b, zBottom + (zTop - zBottom) * 0.35], [14, -b * 0.78, zTop], (idx, _x, y) => {
-    if (y > -b * 0.94) { g.hu[idx] = 380; g.label[idx] = L.bone; }
+    if (y > -b * 0.94) {
+      g.hu[idx] = 380;
+      g.label[idx] = L.bone;
+    }
   }); // sternum
 }
 
@@ -127,7 +169,17 @@ function paintAirways(g: Grid, body: Body, rng: Rng): void {
 }
 
 /** Recursive branching tubes inside the lungs (airways or vessels), thinning with each generation. */
-export function branch(g: Grid, rng: Rng, from: Vec3, dir: Vec3, depth: number, radius: number, hu: number, label: number | undefined, wall = 0): void {
+export function branch(
+  g: Grid,
+  rng: Rng,
+  from: Vec3,
+  dir: Vec3,
+  depth: number,
+  radius: number,
+  hu: number,
+  label: number | undefined,
+  wall = 0,
+): void {
   if (depth === 0 || radius < 0.8) return;
   const len = rng.uniform(25, 45) * (radius / 3 + 0.5);
   const n = Math.hypot(...dir) || 1;
@@ -136,7 +188,17 @@ export function branch(g: Grid, rng: Rng, from: Vec3, dir: Vec3, depth: number, 
   capsule(g, from, to, radius, hu, { within: wall > 0 ? undefined : LUNGS, setLabel: label });
   for (let k = 0; k < 2; k++) {
     const jitter = (): number => rng.uniform(-0.7, 0.7);
-    branch(g, rng, to, [dir[0] / n + jitter(), dir[1] / n + jitter(), dir[2] / n + jitter()], depth - 1, radius * 0.72, hu, label, wall * 0.7);
+    branch(
+      g,
+      rng,
+      to,
+      [dir[0] / n + jitter(), dir[1] / n + jitter(), dir[2] / n + jitter()],
+      depth - 1,
+      radius * 0.72,
+      hu,
+      label,
+      wall * 0.7,
+    );
   }
 }
 

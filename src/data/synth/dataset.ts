@@ -28,12 +28,26 @@ export interface SynthOptions {
   onProgress?: (done: number, total: number, name: string) => void;
 }
 
-export interface CaseTask { index: number; split: 'train' | 'valid'; name: string; volumePath: string; maskPath: string; recordPath: string; dicomDir: string }
-export interface WorkerInit { seed: number; preset: Preset; storage: HuStorage; dicom: boolean }
+export interface CaseTask {
+  index: number;
+  split: 'train' | 'valid';
+  name: string;
+  volumePath: string;
+  maskPath: string;
+  recordPath: string;
+  dicomDir: string;
+}
+export interface WorkerInit {
+  seed: number;
+  preset: Preset;
+  storage: HuStorage;
+  dicom: boolean;
+}
 
 /** What each case contributes to the CSVs. */
 interface CaseRecord {
-  name: string; split: 'train' | 'valid';
+  name: string;
+  split: 'train' | 'valid';
   report: { clinical: string; technique: string; findings: string; impressions: string };
   labels: number[];
   metadata: { slope: number; intercept: number; xy: number; z: number; position: number[] };
@@ -43,12 +57,14 @@ interface CaseRecord {
 export function caseTasks(out: string, count: number, validFraction: number): CaseTask[] {
   const nValid = Math.round(count * validFraction);
   return Array.from({ length: count }, (_, index) => {
-    const split = index < count - nValid ? 'train' as const : 'valid' as const;
+    const split = index < count - nValid ? ('train' as const) : ('valid' as const);
     const n = split === 'train' ? index + 1 : index - (count - nValid) + 1;
     const name = `${split}_${n}_a_1`;
     const rel = join(split, `${split}_${n}`, `${split}_${n}_a`);
     return {
-      index, split, name,
+      index,
+      split,
+      name,
       volumePath: join(out, 'dataset', rel, `${name}.nii.gz`),
       maskPath: join(out, 'dataset', 'masks', rel, `${name}_mask.nii.gz`),
       recordPath: join(out, '.synth', `${index}.json`),
@@ -75,20 +91,42 @@ export function generateCaseFiles(task: CaseTask, init: WorkerInit): CaseRecord 
   const affine = lpsArrayAffine(c.shape, c.spacing);
   mkdirSync(dirname(task.volumePath), { recursive: true });
   mkdirSync(dirname(task.maskPath), { recursive: true });
-  writeNiftiSync(task.maskPath, { data: c.mask, shape: [w, h, d], affine, datatype: 'uint8', description: MASK_CLASSES.join(',') });
+  writeNiftiSync(task.maskPath, {
+    data: c.mask,
+    shape: [w, h, d],
+    affine,
+    datatype: 'uint8',
+    description: MASK_CLASSES.join(','),
+  });
   writeNiftiSync(task.volumePath, { data: c.stored, shape: [w, h, d], affine, datatype: 'int16' });
   if (init.dicom) {
     // A series appears under its final name only once every slice is written.
     const tmp = `${task.dicomDir}.tmp-${process.pid}`;
     rmSync(tmp, { recursive: true, force: true });
-    writeCtSeries(tmp, { data: c.stored, shape: [w, h, d], affine, rescaleSlope: c.rescaleSlope, rescaleIntercept: c.rescaleIntercept, patientId: task.name });
+    writeCtSeries(tmp, {
+      data: c.stored,
+      shape: [w, h, d],
+      affine,
+      rescaleSlope: c.rescaleSlope,
+      rescaleIntercept: c.rescaleIntercept,
+      patientId: task.name,
+    });
     rmSync(task.dicomDir, { recursive: true, force: true });
     renameSync(tmp, task.dicomDir);
   }
   const record: CaseRecord = {
-    name: task.name, split: task.split, report: c.report, labels: c.labels,
+    name: task.name,
+    split: task.split,
+    report: c.report,
+    labels: c.labels,
     // DICOM ImagePositionPatient is LPS: the RAS origin with x and y negated.
-    metadata: { slope: c.rescaleSlope, intercept: c.rescaleIntercept, xy: c.spacing[0], z: c.spacing[2], position: [-affine[0]![3]!, -affine[1]![3]!, affine[2]![3]!] },
+    metadata: {
+      slope: c.rescaleSlope,
+      intercept: c.rescaleIntercept,
+      xy: c.spacing[0],
+      z: c.spacing[2],
+      position: [-affine[0]![3]!, -affine[1]![3]!, affine[2]![3]!],
+    },
   };
   mkdirSync(dirname(task.recordPath), { recursive: true });
   writeAtomic(task.recordPath, JSON.stringify(record));
@@ -111,38 +149,89 @@ function writeCsvs(out: string, records: CaseRecord[]): void {
     mkdirSync(join(out, 'dataset', 'radiology_text_reports'), { recursive: true });
     mkdirSync(join(out, 'dataset', 'metadata'), { recursive: true });
     mkdirSync(join(out, 'dataset', 'multi_abnormality_labels'), { recursive: true });
-    writeAtomic(file('radiology_text_reports', `${tag}_reports.csv`), toCsv(rows.map((r) => ({
-      VolumeName: `${r.name}.nii.gz`, ClinicalInformation_EN: r.report.clinical, Technique_EN: r.report.technique,
-      Findings_EN: r.report.findings, Impressions_EN: r.report.impressions,
-    })), ['VolumeName', 'ClinicalInformation_EN', 'Technique_EN', 'Findings_EN', 'Impressions_EN']));
-    writeAtomic(file('metadata', `${tag}_metadata.csv`), toCsv(rows.map((r) => ({
-      VolumeName: `${r.name}.nii.gz`, RescaleSlope: fmt(r.metadata.slope), RescaleIntercept: fmt(r.metadata.intercept),
-      XYSpacing: `[${fmt(r.metadata.xy)}, ${fmt(r.metadata.xy)}]`, ZSpacing: fmt(r.metadata.z),
-      ImagePositionPatient: `[${r.metadata.position.map(fmt).join(', ')}]`, ImageOrientationPatient: '[1, 0, 0, 0, 1, 0]',
-    })), ['VolumeName', 'RescaleSlope', 'RescaleIntercept', 'XYSpacing', 'ZSpacing', 'ImagePositionPatient', 'ImageOrientationPatient']));
-    writeAtomic(file('multi_abnormality_labels', `${split === 'train' ? 'train' : 'valid'}_predicted_labels.csv`), toCsv(rows.map((r) => ({
-      VolumeName: `${r.name}.nii.gz`, ...Object.fromEntries(LABELS.map((l, i) => [l, String(r.labels[i])])),
-    })), ['VolumeName', ...LABELS]));
+    writeAtomic(
+      file('radiology_text_reports', `${tag}_reports.csv`),
+      toCsv(
+        rows.map((r) => ({
+          VolumeName: `${r.name}.nii.gz`,
+          ClinicalInformation_EN: r.report.clinical,
+          Technique_EN: r.report.technique,
+          Findings_EN: r.report.findings,
+          Impressions_EN: r.report.impressions,
+        })),
+        ['VolumeName', 'ClinicalInformation_EN', 'Technique_EN', 'Findings_EN', 'Impressions_EN'],
+      ),
+    );
+    writeAtomic(
+      file('metadata', `${tag}_metadata.csv`),
+      toCsv(
+        rows.map((r) => ({
+          VolumeName: `${r.name}.nii.gz`,
+          RescaleSlope: fmt(r.metadata.slope),
+          RescaleIntercept: fmt(r.metadata.intercept),
+          XYSpacing: `[${fmt(r.metadata.xy)}, ${fmt(r.metadata.xy)}]`,
+          ZSpacing: fmt(r.metadata.z),
+          ImagePositionPatient: `[${r.metadata.position.map(fmt).join(', ')}]`,
+          ImageOrientationPatient: '[1, 0, 0, 0, 1, 0]',
+        })),
+        [
+          'VolumeName',
+          'RescaleSlope',
+          'RescaleIntercept',
+          'XYSpacing',
+          'ZSpacing',
+          'ImagePositionPatient',
+          'ImageOrientationPatient',
+        ],
+      ),
+    );
+    writeAtomic(
+      file('multi_abnormality_labels', `${split === 'train' ? 'train' : 'valid'}_predicted_labels.csv`),
+      toCsv(
+        rows.map((r) => ({
+          VolumeName: `${r.name}.nii.gz`,
+          ...Object.fromEntries(LABELS.map((l, i) => [l, String(r.labels[i])])),
+        })),
+        ['VolumeName', ...LABELS],
+      ),
+    );
   }
 }
 
 /** Generates (or completes) a dataset; returns how many cases were generated in this run. */
-export async function writeSynthDataset(o: SynthOptions): Promise<{ generated: number; skipped: number; failed: string[] }> {
+export async function writeSynthDataset(
+  o: SynthOptions,
+): Promise<{ generated: number; skipped: number; failed: string[] }> {
   if (!Number.isInteger(o.count) || o.count < 1) throw new Error(`--count must be a positive integer, got ${o.count}`);
   const tasks = caseTasks(o.out, o.count, o.validFraction ?? 0.2);
   const records = new Map<number, CaseRecord>();
   const todo: CaseTask[] = [];
   for (const t of tasks) {
-    if (existsSync(t.recordPath) && existsSync(t.volumePath) && existsSync(t.maskPath) && (!o.dicom || existsSync(t.dicomDir))) {
+    if (
+      existsSync(t.recordPath) &&
+      existsSync(t.volumePath) &&
+      existsSync(t.maskPath) &&
+      (!o.dicom || existsSync(t.dicomDir))
+    ) {
       records.set(t.index, readJsonFile<CaseRecord>(t.recordPath));
     } else todo.push(t);
   }
   const infoPath = join(o.out, 'dataset', 'synth.json');
-  const info = { generator: 't3d synth', seed: o.seed, preset: o.preset.name, count: o.count, storage: o.storage ?? 'raw', labels: LABELS, maskClasses: MASK_CLASSES };
+  const info = {
+    generator: 't3d synth',
+    seed: o.seed,
+    preset: o.preset.name,
+    count: o.count,
+    storage: o.storage ?? 'raw',
+    labels: LABELS,
+    maskClasses: MASK_CLASSES,
+  };
   if (existsSync(infoPath)) {
     const prev = readJsonFile<typeof info>(infoPath);
     if (prev.seed !== info.seed || prev.preset !== info.preset || prev.storage !== info.storage) {
-      throw new Error(`${o.out}: holds a dataset made with seed ${prev.seed}, preset ${prev.preset}, storage ${prev.storage}; use another --out or the same settings to resume`);
+      throw new Error(
+        `${o.out}: holds a dataset made with seed ${prev.seed}, preset ${prev.preset}, storage ${prev.storage}; use another --out or the same settings to resume`,
+      );
     }
   }
   mkdirSync(join(o.out, 'dataset'), { recursive: true });
@@ -159,6 +248,10 @@ export async function writeSynthDataset(o: SynthOptions): Promise<{ generated: n
       o.onProgress?.(done, tasks.length, r.task.name);
     },
   });
-  if (failed.length === 0) writeCsvs(o.out, tasks.map((t) => records.get(t.index)!));
+  if (failed.length === 0)
+    writeCsvs(
+      o.out,
+      tasks.map((t) => records.get(t.index)!),
+    );
   return { generated: todo.length - failed.length, skipped: tasks.length - todo.length, failed };
 }

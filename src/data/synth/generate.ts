@@ -28,9 +28,12 @@ export interface SynthCase {
 export type HuStorage = 'raw' | 'hu';
 
 const MASK_OF_LABEL = new Map<number, number>([
-  [ORGAN_LABELS.lungRight, MASK_CLASSES.indexOf('lung_right')], [ORGAN_LABELS.lungLeft, MASK_CLASSES.indexOf('lung_left')],
-  [ORGAN_LABELS.heart, MASK_CLASSES.indexOf('heart')], [ORGAN_LABELS.aorta, MASK_CLASSES.indexOf('aorta')],
-  [ORGAN_LABELS.spine, MASK_CLASSES.indexOf('spine')], [ORGAN_LABELS.airway, MASK_CLASSES.indexOf('airway')],
+  [ORGAN_LABELS.lungRight, MASK_CLASSES.indexOf('lung_right')],
+  [ORGAN_LABELS.lungLeft, MASK_CLASSES.indexOf('lung_left')],
+  [ORGAN_LABELS.heart, MASK_CLASSES.indexOf('heart')],
+  [ORGAN_LABELS.aorta, MASK_CLASSES.indexOf('aorta')],
+  [ORGAN_LABELS.spine, MASK_CLASSES.indexOf('spine')],
+  [ORGAN_LABELS.airway, MASK_CLASSES.indexOf('airway')],
 ]);
 
 /** Deterministic in (seed, index): the same case comes out on any worker, in any order. */
@@ -48,7 +51,9 @@ export function generateCase(seed: number, index: number, geo: SynthGeometry, st
   paintAnatomy(g, body, rng);
   const patient = samplePatient(rng);
   // Cardiomegaly reshapes the heart that other cardiac findings are drawn on.
-  const ordered = [...patient.findings].sort((a, b) => Number(b.label === 'Cardiomegaly') - Number(a.label === 'Cardiomegaly'));
+  const ordered = [...patient.findings].sort(
+    (a, b) => Number(b.label === 'Cardiomegaly') - Number(a.label === 'Cardiomegaly'),
+  );
   for (const f of ordered) renderFinding(g, body, f, rng);
   smooth(g, 1);
   addNoise(g, rng, rng.uniform(8, 20));
@@ -60,8 +65,16 @@ export function generateCase(seed: number, index: number, geo: SynthGeometry, st
   for (let i = 0; i < g.n; i++) mask[i] = MASK_OF_LABEL.get(g.label[i]!) ?? 0;
   const present = new Set(patient.findings.map((f) => f.label));
   return {
-    shape: g.shape, spacing: g.spacing, stored, rescaleSlope: 1, rescaleIntercept: intercept, mask,
-    labels: LABELS.map((l) => (present.has(l) ? 1 : 0)), findings: patient.findings,
-    report: writeReport(patient, rng, thickness), age: patient.age, sex: patient.sex,
+    shape: g.shape,
+    spacing: g.spacing,
+    stored,
+    rescaleSlope: 1,
+    rescaleIntercept: intercept,
+    mask,
+    labels: LABELS.map((l) => (present.has(l) ? 1 : 0)),
+    findings: patient.findings,
+    report: writeReport(patient, rng, thickness),
+    age: patient.age,
+    sex: patient.sex,
   };
 }

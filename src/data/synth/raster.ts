@@ -11,7 +11,10 @@ export class Grid {
   readonly label: Uint8Array;
   readonly n: number;
 
-  constructor(readonly shape: [d: number, h: number, w: number], readonly spacing: Vec3 /* (x, y, z) mm */) {
+  constructor(
+    readonly shape: [d: number, h: number, w: number],
+    readonly spacing: Vec3 /* (x, y, z) mm */,
+  ) {
     this.n = shape[0] * shape[1] * shape[2];
     this.hu = new Float32Array(this.n).fill(-1000);
     this.label = new Uint8Array(this.n);
@@ -20,7 +23,11 @@ export class Grid {
   /** Patient mm of voxel centre (i, j, k); the volume is centred on the origin. */
   mm(i: number, j: number, k: number): Vec3 {
     const [d, h, w] = this.shape;
-    return [(i - (w - 1) / 2) * this.spacing[0], (j - (h - 1) / 2) * this.spacing[1], (k - (d - 1) / 2) * this.spacing[2]];
+    return [
+      (i - (w - 1) / 2) * this.spacing[0],
+      (j - (h - 1) / 2) * this.spacing[1],
+      (k - (d - 1) / 2) * this.spacing[2],
+    ];
   }
 
   /** Voxel index range [lo, hi] covering mm interval [a, b] along axis 0=x, 1=y, 2=z. */
@@ -70,7 +77,13 @@ function apply(g: Grid, idx: number, value: number, o: PaintOptions): void {
 }
 
 /** Axis-aligned ellipsoid; `value` may vary with the normalised radius r ∈ [0, 1]. */
-export function ellipsoid(g: Grid, c: Vec3, r: Vec3, value: number | ((r: number) => number), o: PaintOptions = {}): void {
+export function ellipsoid(
+  g: Grid,
+  c: Vec3,
+  r: Vec3,
+  value: number | ((r: number) => number),
+  o: PaintOptions = {},
+): void {
   g.forBox([c[0] - r[0], c[1] - r[1], c[2] - r[2]], [c[0] + r[0], c[1] + r[1], c[2] + r[2]], (idx, x, y, z) => {
     const q = ((x - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((z - c[2]) / r[2]) ** 2;
     if (q <= 1) apply(g, idx, typeof value === 'number' ? value : value(Math.sqrt(q)), o);
@@ -78,21 +91,40 @@ export function ellipsoid(g: Grid, c: Vec3, r: Vec3, value: number | ((r: number
 }
 
 /** Capsule (cylinder with round caps) from a to b, radius rad; value may vary with the distance ratio. */
-export function capsule(g: Grid, a: Vec3, b: Vec3, rad: number, value: number | ((r: number) => number), o: PaintOptions = {}): void {
+export function capsule(
+  g: Grid,
+  a: Vec3,
+  b: Vec3,
+  rad: number,
+  value: number | ((r: number) => number),
+  o: PaintOptions = {},
+): void {
   const ab: Vec3 = [b[0] - a[0], b[1] - a[1], b[2] - a[2]];
   const len2 = ab[0] ** 2 + ab[1] ** 2 + ab[2] ** 2 || 1e-9;
   const min: Vec3 = [Math.min(a[0], b[0]) - rad, Math.min(a[1], b[1]) - rad, Math.min(a[2], b[2]) - rad];
   const max: Vec3 = [Math.max(a[0], b[0]) + rad, Math.max(a[1], b[1]) + rad, Math.max(a[2], b[2]) + rad];
   g.forBox(min, max, (idx, x, y, z) => {
     const t = Math.max(0, Math.min(1, ((x - a[0]) * ab[0] + (y - a[1]) * ab[1] + (z - a[2]) * ab[2]) / len2));
-    const dx = x - a[0] - t * ab[0], dy = y - a[1] - t * ab[1], dz = z - a[2] - t * ab[2];
+    const dx = x - a[0] - t * ab[0],
+      dy = y - a[1] - t * ab[1],
+      dz = z - a[2] - t * ab[2];
     const d2 = dx * dx + dy * dy + dz * dz;
     if (d2 <= rad * rad) apply(g, idx, typeof value === 'number' ? value : value(Math.sqrt(d2) / rad), o);
   });
 }
 
 /** Elliptic cylinder along z (cross-section radii rx, ry) between z0 and z1. */
-export function ellipticCylinder(g: Grid, cx: number, cy: number, rx: number, ry: number, z0: number, z1: number, value: number, o: PaintOptions = {}): void {
+export function ellipticCylinder(
+  g: Grid,
+  cx: number,
+  cy: number,
+  rx: number,
+  ry: number,
+  z0: number,
+  z1: number,
+  value: number,
+  o: PaintOptions = {},
+): void {
   g.forBox([cx - rx, cy - ry, z0], [cx + rx, cy + ry, z1], (idx, x, y) => {
     if (((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1) apply(g, idx, value, o);
   });
@@ -106,7 +138,8 @@ export function smooth(g: Grid, passes = 1): void {
   const sizes = [w, h, d];
   for (let p = 0; p < passes; p++) {
     for (let axis = 0; axis < 3; axis++) {
-      const s = strides[axis]!, size = sizes[axis]!;
+      const s = strides[axis]!,
+        size = sizes[axis]!;
       const src = g.hu;
       for (let idx = 0; idx < g.n; idx++) {
         const pos = Math.floor(idx / s) % size;

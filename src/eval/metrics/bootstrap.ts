@@ -17,16 +17,22 @@ export interface BootstrapOptions {
  */
 export function quantileSorted(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return NaN;
-  const h = (sorted.length - 1) * q, i = Math.floor(h), t = h - i;
-  const a = sorted[i]!, b = sorted[Math.min(i + 1, sorted.length - 1)]!;
+  const h = (sorted.length - 1) * q,
+    i = Math.floor(h),
+    t = h - i;
+  const a = sorted[i]!,
+    b = sorted[Math.min(i + 1, sorted.length - 1)]!;
   if (a === b) return a; // also keeps ±Infinity out of Infinity − Infinity
   return t < 0.5 ? a + (b - a) * t : b - (b - a) * (1 - t);
 }
 
 function checkOptions(fn: string, n: number, o: BootstrapOptions): { resamples: number; seed: number; alpha: number } {
-  const resamples = o.resamples ?? 1000, seed = o.seed ?? 0, alpha = o.alpha ?? 0.05;
+  const resamples = o.resamples ?? 1000,
+    seed = o.seed ?? 0,
+    alpha = o.alpha ?? 0.05;
   if (!Number.isInteger(n) || n < 1) throw new Error(`${fn}: n must be a positive integer (number of items), got ${n}`);
-  if (!Number.isInteger(resamples) || resamples < 1) throw new Error(`${fn}: resamples must be a positive integer, got ${resamples}`);
+  if (!Number.isInteger(resamples) || resamples < 1)
+    throw new Error(`${fn}: resamples must be a positive integer, got ${resamples}`);
   if (!(alpha > 0 && alpha < 1)) throw new Error(`${fn}: alpha must lie in (0, 1), got ${alpha}`);
   return { resamples, seed, alpha };
 }
@@ -40,23 +46,39 @@ function drawIndices(rng: Rng, n: number): Int32Array {
 /** The alpha/2 and 1 − alpha/2 percentiles of the non-NaN values, how many those were and how many were NaN. */
 function interval(values: number[], alpha: number): { lo: number; hi: number; used: number; skipped: number } {
   const kept = Float64Array.from(values.filter((v) => !Number.isNaN(v))).sort();
-  return { lo: quantileSorted(kept, alpha / 2), hi: quantileSorted(kept, 1 - alpha / 2), used: kept.length, skipped: values.length - kept.length };
+  return {
+    lo: quantileSorted(kept, alpha / 2),
+    hi: quantileSorted(kept, 1 - alpha / 2),
+    used: kept.length,
+    skipped: values.length - kept.length,
+  };
 }
 
-function bootstrapColumns(fn: string, n: number, statistic: (idx: Int32Array) => ArrayLike<number>, o: BootstrapOptions): { lo: number[]; hi: number[]; resamples: number[]; skipped: number[] } {
+function bootstrapColumns(
+  fn: string,
+  n: number,
+  statistic: (idx: Int32Array) => ArrayLike<number>,
+  o: BootstrapOptions,
+): { lo: number[]; hi: number[]; resamples: number[]; skipped: number[] } {
   const { resamples, seed, alpha } = checkOptions(fn, n, o);
   const rng = new Rng(seed);
   const columns: number[][] = [];
   for (let r = 0; r < resamples; r++) {
     const v = statistic(drawIndices(rng, n));
     if (r === 0) for (let i = 0; i < v.length; i++) columns.push([]);
-    if (v.length !== columns.length) throw new Error(`${fn}: statistic returned ${v.length} values on resample ${r} but ${columns.length} on the first`);
+    if (v.length !== columns.length)
+      throw new Error(
+        `${fn}: statistic returned ${v.length} values on resample ${r} but ${columns.length} on the first`,
+      );
     for (let i = 0; i < v.length; i++) columns[i]!.push(v[i]!);
   }
   const out = { lo: [] as number[], hi: [] as number[], resamples: [] as number[], skipped: [] as number[] };
   for (const column of columns) {
     const c = interval(column, alpha);
-    out.lo.push(c.lo); out.hi.push(c.hi); out.resamples.push(c.used); out.skipped.push(c.skipped);
+    out.lo.push(c.lo);
+    out.hi.push(c.hi);
+    out.resamples.push(c.used);
+    out.skipped.push(c.skipped);
   }
   return out;
 }
@@ -67,7 +89,11 @@ function bootstrapColumns(fn: string, n: number, statistic: (idx: Int32Array) =>
  * all intervals rest on the same resampled volumes. Each statistic skips, and counts, its own NaN resamples.
  * Entry i of lo/hi/resamples/skipped belongs to statistic i; resamples[i] + skipped[i] = requested.
  */
-export function bootstrapCis(n: number, statistic: (idx: Int32Array) => ArrayLike<number>, o: BootstrapOptions = {}): { lo: number[]; hi: number[]; resamples: number[]; skipped: number[] } {
+export function bootstrapCis(
+  n: number,
+  statistic: (idx: Int32Array) => ArrayLike<number>,
+  o: BootstrapOptions = {},
+): { lo: number[]; hi: number[]; resamples: number[]; skipped: number[] } {
   return bootstrapColumns('bootstrapCis', n, statistic, o);
 }
 
@@ -77,7 +103,11 @@ export function bootstrapCis(n: number, statistic: (idx: Int32Array) => ArrayLik
  * NaN (e.g. no positive label drawn) are skipped and counted. Returns the interval, the number of resamples it
  * rests on and the number skipped (resamples + skipped = requested); lo = hi = NaN when all were skipped.
  */
-export function bootstrapCi(n: number, statistic: (idx: Int32Array) => number, o: BootstrapOptions = {}): { lo: number; hi: number; resamples: number; skipped: number } {
+export function bootstrapCi(
+  n: number,
+  statistic: (idx: Int32Array) => number,
+  o: BootstrapOptions = {},
+): { lo: number; hi: number; resamples: number; skipped: number } {
   const c = bootstrapColumns('bootstrapCi', n, (idx) => [statistic(idx)], o);
   return { lo: c.lo[0]!, hi: c.hi[0]!, resamples: c.resamples[0]!, skipped: c.skipped[0]! };
 }
@@ -104,9 +134,14 @@ export function pairedBootstrapDiff(
   o: PairedBootstrapOptions = {},
 ): { diff: number; lo: number; hi: number; exceedsNoise: boolean; resamples: number; skipped: number } {
   const { resamples, seed, alpha } = checkOptions('pairedBootstrapDiff', n, o);
-  const runsA = o.runs?.a ?? 1, runsB = o.runs?.b ?? 1;
-  for (const [name, v] of [['runs.a', runsA], ['runs.b', runsB]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new Error(`pairedBootstrapDiff: ${name} must be a positive integer, got ${v}`);
+  const runsA = o.runs?.a ?? 1,
+    runsB = o.runs?.b ?? 1;
+  for (const [name, v] of [
+    ['runs.a', runsA],
+    ['runs.b', runsB],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 1)
+      throw new Error(`pairedBootstrapDiff: ${name} must be a positive integer, got ${v}`);
   }
   const all = (m: number) => Int32Array.from({ length: m }, (_, i) => i);
   const items = all(n);

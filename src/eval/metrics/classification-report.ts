@@ -5,13 +5,21 @@
 import { auroc, averagePrecision, binaryStats, rocCurve, youdenThreshold } from './classification.js';
 import { bootstrapCis } from './bootstrap.js';
 
-export const THRESHOLD_RULE = "per label, Youden's J (max TPR − FPR) on the validation volumes, applied unchanged to the test volumes";
+export const THRESHOLD_RULE =
+  "per label, Youden's J (max TPR − FPR) on the validation volumes, applied unchanged to the test volumes";
 export const METRICS = ['auroc', 'ap', 'f1', 'precision', 'recall', 'accuracy'] as const;
 export type MetricName = (typeof METRICS)[number];
 export type Ci = [number, number];
 
-export interface Scored { scores: number[][]; labels: number[][] }
-export interface LabelMetrics extends Record<MetricName, number> { label: string; positives: number; threshold: number }
+export interface Scored {
+  scores: number[][];
+  labels: number[][];
+}
+export interface LabelMetrics extends Record<MetricName, number> {
+  label: string;
+  positives: number;
+  threshold: number;
+}
 export interface ClassificationReport {
   labelNames: string[];
   thresholdRule: string;
@@ -30,13 +38,25 @@ const column = (m: number[][], l: number, idx?: Int32Array): number[] =>
   idx ? Array.from(idx, (i) => m[i]![l]!) : m.map((r) => r[l]!);
 
 function labelMetrics(test: Scored, l: number, threshold: number, idx?: Int32Array): Record<MetricName, number> {
-  const s = column(test.scores, l, idx), y = column(test.labels, l, idx);
+  const s = column(test.scores, l, idx),
+    y = column(test.labels, l, idx);
   const st = binaryStats(s, y, threshold);
-  return { auroc: auroc(s, y), ap: averagePrecision(s, y), f1: st.f1, precision: st.precision, recall: st.recall, accuracy: st.accuracy };
+  return {
+    auroc: auroc(s, y),
+    ap: averagePrecision(s, y),
+    f1: st.f1,
+    precision: st.precision,
+    recall: st.recall,
+    accuracy: st.accuracy,
+  };
 }
 
 /** Per-label metrics and their means over the labels with both classes in the (resampled) test set. */
-function evaluate(test: Scored, thresholds: number[], idx?: Int32Array): { macro: Record<MetricName, number>; perLabel: Record<MetricName, number>[] } {
+function evaluate(
+  test: Scored,
+  thresholds: number[],
+  idx?: Int32Array,
+): { macro: Record<MetricName, number>; perLabel: Record<MetricName, number>[] } {
   const sums = Object.fromEntries(METRICS.map((m) => [m, 0])) as Record<MetricName, number>;
   let counted = 0;
   const perLabel = thresholds.map((thr, l) => {
@@ -61,22 +81,42 @@ export function chooseThresholds(val: Scored, L: number): number[] {
   });
 }
 
-export function classificationReport(labelNames: string[], test: Scored, val: Scored, o: { resamples?: number; seed?: number } = {}): ClassificationReport {
+export function classificationReport(
+  labelNames: string[],
+  test: Scored,
+  val: Scored,
+  o: { resamples?: number; seed?: number } = {},
+): ClassificationReport {
   const L = labelNames.length;
-  for (const [what, s] of [['test', test], ['validation', val]] as const) {
-    if (s.scores.length !== s.labels.length) throw new Error(`classification: ${what} has ${s.scores.length} score rows but ${s.labels.length} label rows`);
-    if (s.scores.some((r) => r.length !== L) || s.labels.some((r) => r.length !== L)) throw new Error(`classification: every ${what} row must have ${L} labels`);
+  for (const [what, s] of [
+    ['test', test],
+    ['validation', val],
+  ] as const) {
+    if (s.scores.length !== s.labels.length)
+      throw new Error(`classification: ${what} has ${s.scores.length} score rows but ${s.labels.length} label rows`);
+    if (s.scores.some((r) => r.length !== L) || s.labels.some((r) => r.length !== L))
+      throw new Error(`classification: every ${what} row must have ${L} labels`);
   }
   if (test.scores.length < 2) throw new Error(`classification: need ≥ 2 test volumes, got ${test.scores.length}`);
-  const resamples = o.resamples ?? 1000, seed = o.seed ?? 0;
+  const resamples = o.resamples ?? 1000,
+    seed = o.seed ?? 0;
   const thresholds = chooseThresholds(val, L);
   const point = evaluate(test, thresholds);
-  const perLabel = labelNames.map((label, l) => ({ label, positives: column(test.labels, l).filter(Boolean).length, threshold: thresholds[l]!, ...point.perLabel[l]! }));
+  const perLabel = labelNames.map((label, l) => ({
+    label,
+    positives: column(test.labels, l).filter(Boolean).length,
+    threshold: thresholds[l]!,
+    ...point.perLabel[l]!,
+  }));
   // One bootstrap pass: the macro metrics, then each label's AUROC, from the same resampled volumes.
-  const ci = bootstrapCis(test.scores.length, (idx) => {
-    const e = evaluate(test, thresholds, idx);
-    return [...METRICS.map((m) => e.macro[m]), ...e.perLabel.map((p) => p.auroc)];
-  }, { resamples, seed });
+  const ci = bootstrapCis(
+    test.scores.length,
+    (idx) => {
+      const e = evaluate(test, thresholds, idx);
+      return [...METRICS.map((m) => e.macro[m]), ...e.perLabel.map((p) => p.auroc)];
+    },
+    { resamples, seed },
+  );
   const pair = (i: number): Ci => [ci.lo[i]!, ci.hi[i]!];
   const macroCi = Object.fromEntries(METRICS.map((m, i) => [m, pair(i)])) as Record<MetricName, Ci>;
   const aurocCi = labelNames.map((_, l) => pair(METRICS.length + l));
@@ -87,7 +127,14 @@ export function classificationReport(labelNames: string[], test: Scored, val: Sc
     return { label, fpr: c.fpr, tpr: c.tpr };
   });
   return {
-    labelNames, thresholdRule: THRESHOLD_RULE, labelsCounted: perLabel.filter((p) => Number.isFinite(p.auroc)).length,
-    macro: point.macro, macroCi, perLabel, aurocCi, roc, bootstrap: { resamples, seed, skipped: ci.skipped[0]! },
+    labelNames,
+    thresholdRule: THRESHOLD_RULE,
+    labelsCounted: perLabel.filter((p) => Number.isFinite(p.auroc)).length,
+    macro: point.macro,
+    macroCi,
+    perLabel,
+    aurocCi,
+    roc,
+    bootstrap: { resamples, seed, skipped: ci.skipped[0]! },
   };
 }

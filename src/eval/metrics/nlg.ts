@@ -12,7 +12,8 @@ export function tokenizeForNlg(text: string): string[] {
 }
 
 function checkCorpus(fn: string, references: string[][][], hypotheses: string[][]): void {
-  if (references.length !== hypotheses.length) throw new Error(`${fn}: ${hypotheses.length} hypotheses but ${references.length} reference lists`);
+  if (references.length !== hypotheses.length)
+    throw new Error(`${fn}: ${hypotheses.length} hypotheses but ${references.length} reference lists`);
   const empty = references.findIndex((refs) => refs.length === 0);
   if (empty >= 0) throw new Error(`${fn}: hypothesis ${empty} has no reference`);
 }
@@ -33,16 +34,22 @@ function ngramCounts(tokens: string[], n: number): Map<string, number> {
  * is exactly 0 when no unigram matches, and an order with no match enters as the smallest normal double
  * (≈2.2e-308), so BLEU-n is then ≈1e-77 rather than 0 — indistinguishable from 0 in any report.
  */
-export function corpusBleu(references: string[][][], hypotheses: string[][]): { bleu1: number; bleu2: number; bleu3: number; bleu4: number } {
+export function corpusBleu(
+  references: string[][][],
+  hypotheses: string[][],
+): { bleu1: number; bleu2: number; bleu3: number; bleu4: number } {
   checkCorpus('corpusBleu', references, hypotheses);
-  const num = [0, 0, 0, 0], den = [0, 0, 0, 0];
-  let hypLen = 0, refLen = 0;
+  const num = [0, 0, 0, 0],
+    den = [0, 0, 0, 0];
+  let hypLen = 0,
+    refLen = 0;
   hypotheses.forEach((hyp, h) => {
     const refs = references[h]!;
     for (let n = 1; n <= 4; n++) {
       const counts = ngramCounts(hyp, n);
       const refCounts = refs.map((r) => ngramCounts(r, n));
-      let matched = 0, total = 0;
+      let matched = 0,
+        total = 0;
       for (const [gram, c] of counts) {
         matched += Math.min(c, Math.max(0, ...refCounts.map((rc) => rc.get(gram) ?? 0)));
         total += c;
@@ -51,10 +58,13 @@ export function corpusBleu(references: string[][][], hypotheses: string[][]): { 
       den[n - 1] += Math.max(1, total); // nltk's per-sentence floor of 1 keeps short hypotheses from dividing by 0
     }
     hypLen += hyp.length;
-    refLen += refs.map((r) => r.length).reduce((best, l) => {
-      const d = Math.abs(l - hyp.length), bd = Math.abs(best - hyp.length);
-      return d < bd || (d === bd && l < best) ? l : best;
-    });
+    refLen += refs
+      .map((r) => r.length)
+      .reduce((best, l) => {
+        const d = Math.abs(l - hyp.length),
+          bd = Math.abs(best - hyp.length);
+        return d < bd || (d === bd && l < best) ? l : best;
+      });
   });
   if (num[0] === 0) return { bleu1: 0, bleu2: 0, bleu3: 0, bleu4: 0 };
   const bp = hypLen > refLen ? 1 : hypLen === 0 ? 0 : Math.exp(1 - refLen / hypLen);
@@ -69,9 +79,11 @@ export function corpusBleu(references: string[][][], hypotheses: string[][]): { 
 }
 
 function lcsLength(a: string[], b: string[]): number {
-  let prev = new Int32Array(b.length + 1), cur = new Int32Array(b.length + 1);
+  let prev = new Int32Array(b.length + 1),
+    cur = new Int32Array(b.length + 1);
   for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) cur[j] = a[i - 1] === b[j - 1] ? prev[j - 1]! + 1 : Math.max(prev[j]!, cur[j - 1]!);
+    for (let j = 1; j <= b.length; j++)
+      cur[j] = a[i - 1] === b[j - 1] ? prev[j - 1]! + 1 : Math.max(prev[j]!, cur[j - 1]!);
     [prev, cur] = [cur, prev];
   }
   return prev[b.length]!;
@@ -88,7 +100,8 @@ export function rougeL(references: string[][][], hypotheses: string[][]): number
   const beta2 = 1.2 ** 2;
   let sum = 0;
   hypotheses.forEach((hyp, h) => {
-    let p = 0, r = 0;
+    let p = 0,
+      r = 0;
     for (const ref of references[h]!) {
       const lcs = lcsLength(ref, hyp);
       if (hyp.length) p = Math.max(p, lcs / hyp.length);
@@ -118,17 +131,24 @@ function matchEnums(hyp: Enum[], ref: Enum[]): [number, number][] {
 }
 
 function singleMeteor(reference: string[], hypothesis: string[]): number {
-  const alpha = 0.9, beta = 3, gamma = 0.5;
+  const alpha = 0.9,
+    beta = 3,
+    gamma = 0.5;
   const hyp: Enum[] = hypothesis.map((w, i) => [i, w.toLowerCase()]);
   const ref: Enum[] = reference.map((w, i) => [i, w.toLowerCase()]);
-  const hypLen = hyp.length, refLen = ref.length;
+  const hypLen = hyp.length,
+    refLen = ref.length;
   const exact = matchEnums(hyp, ref);
   // stage 2 works on stems of what stage 1 left; indices still point into the original sentences
-  const stemmed = matchEnums(hyp.map(([i, w]) => [i, porterStem(w)]), ref.map(([i, w]) => [i, porterStem(w)]));
+  const stemmed = matchEnums(
+    hyp.map(([i, w]) => [i, porterStem(w)]),
+    ref.map(([i, w]) => [i, porterStem(w)]),
+  );
   const matches = [...exact, ...stemmed].sort((a, b) => a[0] - b[0]);
   const m = matches.length;
   if (m === 0 || hypLen === 0 || refLen === 0) return 0;
-  const precision = m / hypLen, recall = m / refLen;
+  const precision = m / hypLen,
+    recall = m / refLen;
   const fmean = (precision * recall) / (alpha * precision + (1 - alpha) * recall);
   let chunks = 1;
   for (let i = 0; i + 1 < m; i++) {
@@ -146,16 +166,31 @@ export function meteor(references: string[][][], hypotheses: string[][]): number
   checkCorpus('meteor', references, hypotheses);
   if (hypotheses.length === 0) throw new Error('meteor: no hypotheses');
   let sum = 0;
-  hypotheses.forEach((hyp, h) => { sum += Math.max(...references[h]!.map((ref) => singleMeteor(ref, hyp))); });
+  hypotheses.forEach((hyp, h) => {
+    sum += Math.max(...references[h]!.map((ref) => singleMeteor(ref, hyp)));
+  });
   return sum / hypotheses.length;
 }
 
 // ---- Porter stemmer, nltk's PorterStemmer() in its default NLTK_EXTENSIONS mode ----
 
 const IRREGULAR: Record<string, string> = {
-  sky: 'sky', skies: 'sky', dying: 'die', lying: 'lie', tying: 'tie', news: 'news', innings: 'inning',
-  inning: 'inning', outings: 'outing', outing: 'outing', cannings: 'canning', canning: 'canning', howe: 'howe',
-  proceed: 'proceed', exceed: 'exceed', succeed: 'succeed',
+  sky: 'sky',
+  skies: 'sky',
+  dying: 'die',
+  lying: 'lie',
+  tying: 'tie',
+  news: 'news',
+  innings: 'inning',
+  inning: 'inning',
+  outings: 'outing',
+  outing: 'outing',
+  cannings: 'canning',
+  canning: 'canning',
+  howe: 'howe',
+  proceed: 'proceed',
+  exceed: 'exceed',
+  succeed: 'succeed',
 };
 
 function isConsonant(w: string, i: number): boolean {
@@ -184,8 +219,14 @@ function endsDoubleConsonant(w: string): boolean {
 /** *o: ends consonant-vowel-consonant, the last not w/x/y; NLTK also accepts a two-letter vowel-consonant word. */
 function endsCvc(w: string): boolean {
   const n = w.length;
-  return (n >= 3 && isConsonant(w, n - 3) && !isConsonant(w, n - 2) && isConsonant(w, n - 1) && !'wxy'.includes(w[n - 1]!))
-    || (n === 2 && !isConsonant(w, 0) && isConsonant(w, 1));
+  return (
+    (n >= 3 &&
+      isConsonant(w, n - 3) &&
+      !isConsonant(w, n - 2) &&
+      isConsonant(w, n - 1) &&
+      !'wxy'.includes(w[n - 1]!)) ||
+    (n === 2 && !isConsonant(w, 0) && isConsonant(w, 1))
+  );
 }
 
 type Rule = [suffix: string, replacement: string, condition: ((stem: string) => boolean) | null];
@@ -210,7 +251,12 @@ const aboveOne = (stem: string) => measure(stem) > 1;
 
 function step1a(w: string): string {
   if (w.endsWith('ies') && w.length === 4) return w.slice(0, -3) + 'ie';
-  return applyRules(w, [['sses', 'ss', null], ['ies', 'i', null], ['ss', 'ss', null], ['s', '', null]]);
+  return applyRules(w, [
+    ['sses', 'ss', null],
+    ['ies', 'i', null],
+    ['ss', 'ss', null],
+    ['s', '', null],
+  ]);
 }
 
 function step1b(w: string): string {
@@ -221,12 +267,17 @@ function step1b(w: string): string {
   }
   let stem: string | undefined;
   for (const suffix of ['ed', 'ing']) {
-    if (w.endsWith(suffix) && containsVowel(w.slice(0, -suffix.length))) { stem = w.slice(0, -suffix.length); break; }
+    if (w.endsWith(suffix) && containsVowel(w.slice(0, -suffix.length))) {
+      stem = w.slice(0, -suffix.length);
+      break;
+    }
   }
   if (stem === undefined) return w;
   const last = stem[stem.length - 1]!;
   return applyRules(stem, [
-    ['at', 'ate', null], ['bl', 'ble', null], ['iz', 'ize', null],
+    ['at', 'ate', null],
+    ['bl', 'ble', null],
+    ['iz', 'ize', null],
     ['*d', last, () => !'lsz'.includes(last)],
     ['', 'e', (s) => measure(s) === 1 && endsCvc(s)],
   ]);
@@ -239,11 +290,26 @@ function step1c(w: string): string {
 function step2(w: string): string {
   if (w.endsWith('alli') && positive(w.slice(0, -4))) return step2(w.slice(0, -4) + 'al');
   return applyRules(w, [
-    ['ational', 'ate', positive], ['tional', 'tion', positive], ['enci', 'ence', positive], ['anci', 'ance', positive],
-    ['izer', 'ize', positive], ['bli', 'ble', positive], ['alli', 'al', positive], ['entli', 'ent', positive],
-    ['eli', 'e', positive], ['ousli', 'ous', positive], ['ization', 'ize', positive], ['ation', 'ate', positive],
-    ['ator', 'ate', positive], ['alism', 'al', positive], ['iveness', 'ive', positive], ['fulness', 'ful', positive],
-    ['ousness', 'ous', positive], ['aliti', 'al', positive], ['iviti', 'ive', positive], ['biliti', 'ble', positive],
+    ['ational', 'ate', positive],
+    ['tional', 'tion', positive],
+    ['enci', 'ence', positive],
+    ['anci', 'ance', positive],
+    ['izer', 'ize', positive],
+    ['bli', 'ble', positive],
+    ['alli', 'al', positive],
+    ['entli', 'ent', positive],
+    ['eli', 'e', positive],
+    ['ousli', 'ous', positive],
+    ['ization', 'ize', positive],
+    ['ation', 'ate', positive],
+    ['ator', 'ate', positive],
+    ['alism', 'al', positive],
+    ['iveness', 'ive', positive],
+    ['fulness', 'ful', positive],
+    ['ousness', 'ous', positive],
+    ['aliti', 'al', positive],
+    ['iviti', 'ive', positive],
+    ['biliti', 'ble', positive],
     ['fulli', 'ful', positive],
     ['logi', 'log', () => positive(w.slice(0, -3))], // the 'l' counts with the stem, so geo-/theo- stems qualify
   ]);
@@ -251,24 +317,44 @@ function step2(w: string): string {
 
 function step3(w: string): string {
   return applyRules(w, [
-    ['icate', 'ic', positive], ['ative', '', positive], ['alize', 'al', positive], ['iciti', 'ic', positive],
-    ['ical', 'ic', positive], ['ful', '', positive], ['ness', '', positive],
+    ['icate', 'ic', positive],
+    ['ative', '', positive],
+    ['alize', 'al', positive],
+    ['iciti', 'ic', positive],
+    ['ical', 'ic', positive],
+    ['ful', '', positive],
+    ['ness', '', positive],
   ]);
 }
 
 function step4(w: string): string {
   return applyRules(w, [
-    ['al', '', aboveOne], ['ance', '', aboveOne], ['ence', '', aboveOne], ['er', '', aboveOne], ['ic', '', aboveOne],
-    ['able', '', aboveOne], ['ible', '', aboveOne], ['ant', '', aboveOne], ['ement', '', aboveOne], ['ment', '', aboveOne],
-    ['ent', '', aboveOne], ['ion', '', (s) => aboveOne(s) && (s.endsWith('s') || s.endsWith('t'))], ['ou', '', aboveOne],
-    ['ism', '', aboveOne], ['ate', '', aboveOne], ['iti', '', aboveOne], ['ous', '', aboveOne], ['ive', '', aboveOne],
+    ['al', '', aboveOne],
+    ['ance', '', aboveOne],
+    ['ence', '', aboveOne],
+    ['er', '', aboveOne],
+    ['ic', '', aboveOne],
+    ['able', '', aboveOne],
+    ['ible', '', aboveOne],
+    ['ant', '', aboveOne],
+    ['ement', '', aboveOne],
+    ['ment', '', aboveOne],
+    ['ent', '', aboveOne],
+    ['ion', '', (s) => aboveOne(s) && (s.endsWith('s') || s.endsWith('t'))],
+    ['ou', '', aboveOne],
+    ['ism', '', aboveOne],
+    ['ate', '', aboveOne],
+    ['iti', '', aboveOne],
+    ['ous', '', aboveOne],
+    ['ive', '', aboveOne],
     ['ize', '', aboveOne],
   ]);
 }
 
 function step5a(w: string): string {
   if (!w.endsWith('e')) return w;
-  const stem = w.slice(0, -1), m = measure(stem);
+  const stem = w.slice(0, -1),
+    m = measure(stem);
   return m > 1 || (m === 1 && !endsCvc(stem)) ? stem : w;
 }
 

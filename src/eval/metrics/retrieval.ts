@@ -10,7 +10,8 @@
  */
 export function retrievalRanks(sim: ReadonlyArray<ArrayLike<number>>): number[] {
   return sim.map((row, q) => {
-    if (row.length <= q) throw new Error(`retrievalRanks: row ${q} has ${row.length} candidates; the correct one is candidate ${q}`);
+    if (row.length <= q)
+      throw new Error(`retrievalRanks: row ${q} has ${row.length} candidates; the correct one is candidate ${q}`);
     const own = row[q]!;
     let rank = 1;
     for (let c = 0; c < row.length; c++) {
@@ -25,7 +26,11 @@ export function retrievalRanks(sim: ReadonlyArray<ArrayLike<number>>): number[] 
  * Recall@K (fraction of queries whose rank ≤ K), median and mean rank. Recall is reported as 'R@K' only for the
  * K that do not exceed the number of candidates (default: as many as there are queries, i.e. a square matrix).
  */
-export function rankSummary(ranks: number[], ks: number[] = [1, 5, 10, 50, 100], candidates = ranks.length): { recall: Record<string, number>; medianRank: number; meanRank: number } {
+export function rankSummary(
+  ranks: number[],
+  ks: number[] = [1, 5, 10, 50, 100],
+  candidates = ranks.length,
+): { recall: Record<string, number>; medianRank: number; meanRank: number } {
   if (ranks.length === 0) throw new Error('rankSummary: no ranks');
   const bad = ranks.findIndex((r) => !Number.isInteger(r) || r < 1 || r > candidates);
   if (bad >= 0) throw new Error(`rankSummary: ranks[${bad}] = ${ranks[bad]} is not a rank in 1..${candidates}`);
@@ -50,16 +55,19 @@ export function rankSummary(ranks: number[], ks: number[] = [1, 5, 10, 50, 100],
 export function mapAtK(embeddings: number[][], labels: number[][], ks: number[]): Record<string, number> {
   const n = embeddings.length;
   if (labels.length !== n) throw new Error(`mapAtK: ${n} embeddings but ${labels.length} label rows`);
-  for (const k of ks) if (!Number.isInteger(k) || k < 1) throw new Error(`mapAtK: K must be a positive integer, got ${k}`);
+  for (const k of ks)
+    if (!Number.isInteger(k) || k < 1) throw new Error(`mapAtK: K must be a positive integer, got ${k}`);
   const norms = embeddings.map((e, i) => {
-    if (e.length !== embeddings[0]!.length) throw new Error(`mapAtK: embedding ${i} has ${e.length} dimensions, embedding 0 has ${embeddings[0]!.length}`);
+    if (e.length !== embeddings[0]!.length)
+      throw new Error(`mapAtK: embedding ${i} has ${e.length} dimensions, embedding 0 has ${embeddings[0]!.length}`);
     let s = 0;
     for (const x of e) s += x * x;
     if (!(s > 0)) throw new Error(`mapAtK: embedding ${i} has zero or NaN norm`);
     return Math.sqrt(s);
   });
   const positives = labels.map((l, i) => {
-    if (l.length !== labels[0]!.length) throw new Error(`mapAtK: label row ${i} has ${l.length} labels, row 0 has ${labels[0]!.length}`);
+    if (l.length !== labels[0]!.length)
+      throw new Error(`mapAtK: label row ${i} has ${l.length} labels, row 0 has ${labels[0]!.length}`);
     return l.map((v, j) => (v ? j : -1)).filter((j) => j >= 0);
   });
   const pool = positives.map((p, i) => (p.length ? i : -1)).filter((i) => i >= 0);

@@ -16,32 +16,85 @@ async function render(spec: TopLevelSpec): Promise<string> {
 }
 
 /** Lines of y over x, one per series. */
-export function linePlot(rows: Row[], o: { x: string; y: string; series: string; title: string; xTitle?: string; yTitle?: string; logX?: boolean; yDomain?: [number, number]; width?: number; height?: number; diagonal?: boolean }): Promise<string> {
+export function linePlot(
+  rows: Row[],
+  o: {
+    x: string;
+    y: string;
+    series: string;
+    title: string;
+    xTitle?: string;
+    yTitle?: string;
+    logX?: boolean;
+    yDomain?: [number, number];
+    width?: number;
+    height?: number;
+    diagonal?: boolean;
+  },
+): Promise<string> {
   const line = {
     mark: { type: 'line' as const, strokeWidth: 1.5 },
     encoding: {
-      x: { field: o.x, type: 'quantitative' as const, title: o.xTitle ?? o.x, scale: o.logX ? { type: 'log' as const } : { zero: true } },
-      y: { field: o.y, type: 'quantitative' as const, title: o.yTitle ?? o.y, ...(o.yDomain ? { scale: { domain: o.yDomain } } : {}) },
+      x: {
+        field: o.x,
+        type: 'quantitative' as const,
+        title: o.xTitle ?? o.x,
+        scale: o.logX ? { type: 'log' as const } : { zero: true },
+      },
+      y: {
+        field: o.y,
+        type: 'quantitative' as const,
+        title: o.yTitle ?? o.y,
+        ...(o.yDomain ? { scale: { domain: o.yDomain } } : {}),
+      },
       color: { field: o.series, type: 'nominal' as const, title: null, scale: { scheme: 'category20' } },
     },
   };
   const layers: object[] = [line];
-  if (o.diagonal) layers.push({ data: { values: [{ d: 0 }, { d: 1 }] }, mark: { type: 'line', strokeDash: [4, 4], color: '#999' }, encoding: { x: { field: 'd', type: 'quantitative' }, y: { field: 'd', type: 'quantitative' } } });
+  if (o.diagonal)
+    layers.push({
+      data: { values: [{ d: 0 }, { d: 1 }] },
+      mark: { type: 'line', strokeDash: [4, 4], color: '#999' },
+      encoding: { x: { field: 'd', type: 'quantitative' }, y: { field: 'd', type: 'quantitative' } },
+    });
   return render({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title: o.title, width: o.width ?? 320, height: o.height ?? 260,
-    data: { values: rows }, layer: layers,
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: o.title,
+    width: o.width ?? 320,
+    height: o.height ?? 260,
+    data: { values: rows },
+    layer: layers,
   } as TopLevelSpec);
 }
 
 /** Horizontal bars with a 95 % CI rule, one per category. */
-export function barWithCi(rows: { name: string; value: number; lo?: number; hi?: number }[], o: { title: string; xTitle: string; domain?: [number, number] }): Promise<string> {
+export function barWithCi(
+  rows: { name: string; value: number; lo?: number; hi?: number }[],
+  o: { title: string; xTitle: string; domain?: [number, number] },
+): Promise<string> {
   return render({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json', title: o.title, width: 320, height: Math.max(60, 22 * rows.length),
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: o.title,
+    width: 320,
+    height: Math.max(60, 22 * rows.length),
     data: { values: rows },
     encoding: { y: { field: 'name', type: 'nominal', title: null, sort: null } },
     layer: [
-      { mark: { type: 'bar', color: '#7aa6c2' }, encoding: { x: { field: 'value', type: 'quantitative', title: o.xTitle, ...(o.domain ? { scale: { domain: o.domain } } : {}) } } },
-      { mark: { type: 'rule', color: '#222' }, encoding: { x: { field: 'lo', type: 'quantitative' }, x2: { field: 'hi' } } },
+      {
+        mark: { type: 'bar', color: '#7aa6c2' },
+        encoding: {
+          x: {
+            field: 'value',
+            type: 'quantitative',
+            title: o.xTitle,
+            ...(o.domain ? { scale: { domain: o.domain } } : {}),
+          },
+        },
+      },
+      {
+        mark: { type: 'rule', color: '#222' },
+        encoding: { x: { field: 'lo', type: 'quantitative' }, x2: { field: 'hi' } },
+      },
     ],
   } as TopLevelSpec);
 }

@@ -26,7 +26,12 @@ import { type ViewConfig } from '../../data/views.js';
 import { type VisionEncoder } from '../../models/t3d.js';
 import { ReportDecoder } from '../../models/report-decoder.js';
 import { type WordPieceTokenizer } from '../../text/wordpiece.js';
-import { EXTRACTED_LABELS, LABEL_EXTRACTOR_VERSION, extractLabels, extractorAgreement } from '../../text/label-extractor.js';
+import {
+  EXTRACTED_LABELS,
+  LABEL_EXTRACTOR_VERSION,
+  extractLabels,
+  extractorAgreement,
+} from '../../text/label-extractor.js';
 import { corpusBleu, meteor, rougeL, tokenizeForNlg } from '../metrics/nlg.js';
 
 export interface ReportGenOptions {
@@ -58,13 +63,22 @@ export interface ReportGenOptions {
 }
 
 export interface ClinicalEfficacy {
-  microPrecision: number; microRecall: number; microF1: number;
-  macroPrecision: number; macroRecall: number; macroF1: number;
+  microPrecision: number;
+  microRecall: number;
+  microF1: number;
+  macroPrecision: number;
+  macroRecall: number;
+  macroF1: number;
   perLabel: { label: string; precision: number; recall: number; f1: number }[];
 }
 
 export interface ReportGenResult {
-  bleu1: number; bleu2: number; bleu3: number; bleu4: number; rougeL: number; meteor: number;
+  bleu1: number;
+  bleu2: number;
+  bleu3: number;
+  bleu4: number;
+  rougeL: number;
+  meteor: number;
   meteorVariant: string;
   clinical: ClinicalEfficacy;
   /** overall agreement of the extractor's labels on the reference reports with the cache's labels (NaN without them) */
@@ -76,17 +90,24 @@ export interface ReportGenResult {
   decoding: string;
 }
 
-export const METEOR_VARIANT = 'nltk meteor_score (α 0.9, β 3, γ 0.5), exact + Porter-stem matching, no WordNet synonyms';
+export const METEOR_VARIANT =
+  'nltk meteor_score (α 0.9, β 3, γ 0.5), exact + Porter-stem matching, no WordNet synonyms';
 const WEIGHT_DECAY = 0.01;
 const CLIP_NORM = 1;
 const IGNORE = -100;
 const EVAL_VIEWS: Partial<ViewConfig> = { numLocal: 0, globalIntensity: false, noiseStd: 0 };
 
 /** Teacher-forcing tensors for reports: input = [CLS] t1 … tn, target = t1 … tn [SEP] (padding → ignore index). */
-export function encodeTargets(tokenizer: WordPieceTokenizer, reports: string[], maxLength: number, device?: string): { input: Tensor; target: Tensor } {
+export function encodeTargets(
+  tokenizer: WordPieceTokenizer,
+  reports: string[],
+  maxLength: number,
+  device?: string,
+): { input: Tensor; target: Tensor } {
   const enc = tokenizer.encodeBatch(reports, { maxLength, padding: 'longest' });
   const [B, W] = enc.shape;
-  const input = new BigInt64Array(B * (W - 1)), target = new BigInt64Array(B * (W - 1));
+  const input = new BigInt64Array(B * (W - 1)),
+    target = new BigInt64Array(B * (W - 1));
   for (let b = 0; b < B; b++) {
     for (let i = 0; i < W - 1; i++) {
       input[b * (W - 1) + i] = BigInt(enc.inputIds[b * W + i]!);
@@ -97,32 +118,49 @@ export function encodeTargets(tokenizer: WordPieceTokenizer, reports: string[], 
 }
 
 /** Mean next-token cross-entropy over the non-padding targets. */
-export function teacherForcingLoss(decoder: ReportDecoder, visualTokens: Tensor, input: Tensor, target: Tensor): Tensor {
+export function teacherForcingLoss(
+  decoder: ReportDecoder,
+  visualTokens: Tensor,
+  input: Tensor,
+  target: Tensor,
+): Tensor {
   return torch.tidy(() => {
     const logits = decoder.forward(visualTokens, input);
-    return torch.F.crossEntropy(logits.reshape(-1, decoder.config.vocabSize), target.reshape(-1), { ignoreIndex: IGNORE });
+    return torch.F.crossEntropy(logits.reshape(-1, decoder.config.vocabSize), target.reshape(-1), {
+      ignoreIndex: IGNORE,
+    });
   });
 }
 
 /** Text of generated ids: the tokenizer's decode, without the spaces WordPiece cleanup leaves in "2. 5", "ground - glass". */
 export function detokenize(tokenizer: WordPieceTokenizer, ids: number[]): string {
-  return tokenizer.decode(ids)
+  return tokenizer
+    .decode(ids)
     .replace(/(\d)\. (\d)/g, '$1.$2')
     .replace(/(\w) - (?=\w)/g, '$1-')
-    .replace(/\( /g, '(').replace(/ \)/g, ')')
+    .replace(/\( /g, '(')
+    .replace(/ \)/g, ')')
     .replace(/ ([:;])/g, '$1');
 }
 
 const ratio = (a: number, b: number): number => (b > 0 ? a / b : 0);
 
 /** Micro / macro precision, recall and F1 of generated labels against reference labels (zero_division = 0). */
-export function clinicalEfficacy(reference: number[][], generated: number[][], labelNames: readonly string[] = EXTRACTED_LABELS): ClinicalEfficacy {
-  if (reference.length !== generated.length) throw new Error(`clinicalEfficacy: ${reference.length} reference rows but ${generated.length} generated rows`);
+export function clinicalEfficacy(
+  reference: number[][],
+  generated: number[][],
+  labelNames: readonly string[] = EXTRACTED_LABELS,
+): ClinicalEfficacy {
+  if (reference.length !== generated.length)
+    throw new Error(`clinicalEfficacy: ${reference.length} reference rows but ${generated.length} generated rows`);
   const L = labelNames.length;
-  const tp = new Array<number>(L).fill(0), fp = new Array<number>(L).fill(0), fn = new Array<number>(L).fill(0);
+  const tp = new Array<number>(L).fill(0),
+    fp = new Array<number>(L).fill(0),
+    fn = new Array<number>(L).fill(0);
   reference.forEach((ref, n) => {
     const gen = generated[n]!;
-    if (ref.length !== L || gen.length !== L) throw new Error(`clinicalEfficacy: row ${n} has ${ref.length} / ${gen.length} labels, expected ${L}`);
+    if (ref.length !== L || gen.length !== L)
+      throw new Error(`clinicalEfficacy: row ${n} has ${ref.length} / ${gen.length} labels, expected ${L}`);
     for (let i = 0; i < L; i++) {
       if (gen[i] && ref[i]) tp[i]!++;
       else if (gen[i]) fp[i]!++;
@@ -130,14 +168,24 @@ export function clinicalEfficacy(reference: number[][], generated: number[][], l
     }
   });
   const perLabel = labelNames.map((label, i) => ({
-    label, precision: ratio(tp[i]!, tp[i]! + fp[i]!), recall: ratio(tp[i]!, tp[i]! + fn[i]!), f1: ratio(2 * tp[i]!, 2 * tp[i]! + fp[i]! + fn[i]!),
+    label,
+    precision: ratio(tp[i]!, tp[i]! + fp[i]!),
+    recall: ratio(tp[i]!, tp[i]! + fn[i]!),
+    f1: ratio(2 * tp[i]!, 2 * tp[i]! + fp[i]! + fn[i]!),
   }));
   const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-  const TP = sum(tp), FP = sum(fp), FN = sum(fn);
+  const TP = sum(tp),
+    FP = sum(fp),
+    FN = sum(fn);
   const mean = (k: 'precision' | 'recall' | 'f1') => (L ? sum(perLabel.map((p) => p[k])) / L : 0);
   return {
-    microPrecision: ratio(TP, TP + FP), microRecall: ratio(TP, TP + FN), microF1: ratio(2 * TP, 2 * TP + FP + FN),
-    macroPrecision: mean('precision'), macroRecall: mean('recall'), macroF1: mean('f1'), perLabel,
+    microPrecision: ratio(TP, TP + FP),
+    microRecall: ratio(TP, TP + FN),
+    microF1: ratio(2 * TP, 2 * TP + FP + FN),
+    macroPrecision: mean('precision'),
+    macroRecall: mean('recall'),
+    macroF1: mean('f1'),
+    perLabel,
   };
 }
 
@@ -146,30 +194,53 @@ class FeatureCache {
   private readonly kept = new Map<string, Tensor>();
   private bytes = 0;
   constructor(private readonly budget: number) {}
-  get(name: string): Tensor | undefined { return this.kept.get(name); }
+  get(name: string): Tensor | undefined {
+    return this.kept.get(name);
+  }
   put(name: string, features: Tensor): void {
     const size = features.numel * 4;
     if (this.kept.has(name) || this.bytes + size > this.budget) return;
     this.kept.set(name, features.clone().keep());
     this.bytes += size;
   }
-  dispose(): void { torch.dispose([...this.kept.values()]); this.kept.clear(); }
+  dispose(): void {
+    torch.dispose([...this.kept.values()]);
+    this.kept.clear();
+  }
 }
 
 /** Visual tokens (B, N, C) of a batch, through the frozen cache or with gradients when fine-tuning. */
-function visualTokensOf(encoder: VisionEncoder, x: () => Tensor, names: string[], frozen: boolean, cache?: FeatureCache): Tensor {
+function visualTokensOf(
+  encoder: VisionEncoder,
+  x: () => Tensor,
+  names: string[],
+  frozen: boolean,
+  cache?: FeatureCache,
+): Tensor {
   if (!frozen) return ReportDecoder.visualTokens(encoder.encode(x()).featureMap);
-  return torch.noGrad(() => torch.tidy(() => {
-    const hits = names.map((n) => cache?.get(n));
-    if (hits.every((h) => h !== undefined)) return torch.stack(hits as Tensor[], 0);
-    const tokens = ReportDecoder.visualTokens(encoder.encode(x()).featureMap);
-    names.forEach((n, i) => cache?.put(n, tokens.select(0, i)));
-    return tokens;
-  }));
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const hits = names.map((n) => cache?.get(n));
+      if (hits.every((h) => h !== undefined)) return torch.stack(hits as Tensor[], 0);
+      const tokens = ReportDecoder.visualTokens(encoder.encode(x()).featureMap);
+      names.forEach((n, i) => cache?.put(n, tokens.select(0, i)));
+      return tokens;
+    }),
+  );
 }
 
-interface GenState { epoch: number; trainLoss: number[]; fingerprint: string }
-function saveEpoch(dir: string, decoder: ReportDecoder, encoder: VisionEncoder | undefined, opt: optim.Optimizer<object>, state: GenState): void {
+interface GenState {
+  epoch: number;
+  trainLoss: number[];
+  fingerprint: string;
+}
+function saveEpoch(
+  dir: string,
+  decoder: ReportDecoder,
+  encoder: VisionEncoder | undefined,
+  opt: optim.Optimizer<object>,
+  state: GenState,
+): void {
   saveEpochDir(dir, state.epoch, state, (tmp) => {
     torch.saveModule(decoder, join(tmp, 'decoder.safetensors'), { config: JSON.stringify(decoder.config) });
     if (encoder) torch.saveModule(encoder, join(tmp, 'encoder.safetensors'));
@@ -180,11 +251,14 @@ function saveEpoch(dir: string, decoder: ReportDecoder, encoder: VisionEncoder |
 function validate(o: ReportGenOptions): void {
   const bad: string[] = [];
   if (!Number.isInteger(o.epochs) || o.epochs < 0) bad.push(`epochs must be an integer ≥ 0 (got ${o.epochs})`);
-  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) bad.push(`batchSize must be a positive integer (got ${o.batchSize})`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1)
+    bad.push(`batchSize must be a positive integer (got ${o.batchSize})`);
   if (!(o.lr > 0)) bad.push(`lr must be > 0 (got ${o.lr})`);
-  if (!Number.isInteger(o.maxLength) || o.maxLength < 2) bad.push(`maxLength must be an integer ≥ 2 (got ${o.maxLength})`);
+  if (!Number.isInteger(o.maxLength) || o.maxLength < 2)
+    bad.push(`maxLength must be an integer ≥ 2 (got ${o.maxLength})`);
   if (!Number.isInteger(o.beams) || o.beams < 1) bad.push(`beams must be a positive integer (got ${o.beams})`);
-  if (o.limitTest !== undefined && !(Number.isInteger(o.limitTest) && o.limitTest >= 1)) bad.push(`limitTest must be a positive integer (got ${o.limitTest})`);
+  if (o.limitTest !== undefined && !(Number.isInteger(o.limitTest) && o.limitTest >= 1))
+    bad.push(`limitTest must be a positive integer (got ${o.limitTest})`);
   if (bad.length) throw new Error(`report generation: ${bad.join('; ')}`);
 }
 
@@ -192,14 +266,20 @@ function validate(o: ReportGenOptions): void {
  * Trains a report decoder over `encoder` (the caller's; it is left in eval mode, fine-tuned when freezeEncoder is
  * false) on the cache's training reports, generates a report for each test volume and scores them.
  */
-export async function runReportGeneration(encoder: VisionEncoder, tokenizer: WordPieceTokenizer, o: ReportGenOptions): Promise<ReportGenResult> {
+export async function runReportGeneration(
+  encoder: VisionEncoder,
+  tokenizer: WordPieceTokenizer,
+  o: ReportGenOptions,
+): Promise<ReportGenResult> {
   validate(o);
   const log = o.onProgress ?? (() => {});
   const device = o.device ?? 'cpu';
-  const trainSplit = o.trainSplit ?? 'train', testSplit = o.testSplit ?? 'valid';
+  const trainSplit = o.trainSplit ?? 'train',
+    testSplit = o.testSplit ?? 'valid';
   const index = readCacheIndex(o.cacheDir);
   for (const split of [trainSplit, testSplit]) {
-    if (!index.entries.some((e) => e.split === split)) throw new Error(`${o.cacheDir}: no cached volumes in split '${split}'`);
+    if (!index.entries.some((e) => e.split === split))
+      throw new Error(`${o.cacheDir}: no cached volumes in split '${split}'`);
   }
   if (o.outDir) mkdirSync(o.outDir, { recursive: true });
   const frozen = o.freezeEncoder;
@@ -207,27 +287,48 @@ export async function runReportGeneration(encoder: VisionEncoder, tokenizer: Wor
 
   torch.manualSeed(o.seed);
   encoder.eval();
-  const [C, N] = torch.noGrad(() => torch.tidy(() => {
-    const probe = ReportDecoder.visualTokens(encoder.encode(torch.zeros([1, 1, ...globalShapeOf(index.preset)], { device })).featureMap);
-    return [probe.size(2), probe.size(1)];
-  }));
+  const [C, N] = torch.noGrad(() =>
+    torch.tidy(() => {
+      const probe = ReportDecoder.visualTokens(
+        encoder.encode(torch.zeros([1, 1, ...globalShapeOf(index.preset)], { device })).featureMap,
+      );
+      return [probe.size(2), probe.size(1)];
+    }),
+  );
   const decoder = new ReportDecoder({
-    vocabSize: tokenizer.vocabSize, ...o.decoder, maxLength: o.maxLength, visualDim: C, numVisualTokens: N,
-    bosId: tokenizer.clsId, eosId: tokenizer.sepId, padId: tokenizer.padId,
+    vocabSize: tokenizer.vocabSize,
+    ...o.decoder,
+    maxLength: o.maxLength,
+    visualDim: C,
+    numVisualTokens: N,
+    bosId: tokenizer.clsId,
+    eosId: tokenizer.sepId,
+    padId: tokenizer.padId,
   });
   const cache = frozen ? new FeatureCache((o.featureCacheMb ?? 1024) * 2 ** 20) : undefined;
   let opt: optim.AdamW | undefined;
   try {
     if (device !== 'cpu') decoder.to({ device });
     const params = [...decoder.parameters(), ...(frozen ? [] : encoder.parameters())];
-    opt = new optim.AdamW([
-      { params: decoder.parameters(), lr: o.lr },
-      ...(frozen ? [] : [{ params: encoder.parameters(), lr: o.lr / 10 }]),
-    ], { weightDecay: WEIGHT_DECAY });
+    opt = new optim.AdamW(
+      [
+        { params: decoder.parameters(), lr: o.lr },
+        ...(frozen ? [] : [{ params: encoder.parameters(), lr: o.lr / 10 }]),
+      ],
+      { weightDecay: WEIGHT_DECAY },
+    );
 
     const fingerprint = JSON.stringify({
-      trainSplit, batchSize: o.batchSize, lr: o.lr, freezeEncoder: frozen, decoder: o.decoder, maxLength: o.maxLength, seed: o.seed,
-      vocabSize: tokenizer.vocabSize, encoder: encoder.constructor.name, visualTokens: [N, C],
+      trainSplit,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      freezeEncoder: frozen,
+      decoder: o.decoder,
+      maxLength: o.maxLength,
+      seed: o.seed,
+      vocabSize: tokenizer.vocabSize,
+      encoder: encoder.constructor.name,
+      visualTokens: [N, C],
     });
     let trainLoss: number[] = [];
     let startEpoch = 0;
@@ -235,7 +336,10 @@ export async function runReportGeneration(encoder: VisionEncoder, tokenizer: Wor
     const resumeFrom = latestEpochDir(ckptDir);
     if (resumeFrom) {
       const state = readEpochState<GenState>(resumeFrom);
-      if (state.fingerprint !== fingerprint) throw new Error(`${resumeFrom}: checkpoint made with other settings (${state.fingerprint}); use another outDir`);
+      if (state.fingerprint !== fingerprint)
+        throw new Error(
+          `${resumeFrom}: checkpoint made with other settings (${state.fingerprint}); use another outDir`,
+        );
       torch.loadModule(decoder, join(resumeFrom, 'decoder.safetensors'));
       if (!frozen) torch.loadModule(encoder, join(resumeFrom, 'encoder.safetensors'));
       torch.loadOptimizer(opt, join(resumeFrom, 'optimizer.safetensors'));
@@ -245,18 +349,37 @@ export async function runReportGeneration(encoder: VisionEncoder, tokenizer: Wor
     }
 
     const shape = globalShapeOf(index.preset);
-    log(`report generation (${frozen ? 'frozen' : 'fine-tuned'} encoder): ${N} visual tokens × ${C}, ${decoder.numParameters().toLocaleString()} decoder parameters`);
+    log(
+      `report generation (${frozen ? 'frozen' : 'fine-tuned'} encoder): ${N} visual tokens × ${C}, ${decoder.numParameters().toLocaleString()} decoder parameters`,
+    );
     if (startEpoch < o.epochs) {
-      const loader = new Loader({ cacheDir: o.cacheDir, split: trainSplit, batchSize: o.batchSize, seed: o.seed, shuffle: true, dropLast: false, workers: 1, views: EVAL_VIEWS });
+      const loader = new Loader({
+        cacheDir: o.cacheDir,
+        split: trainSplit,
+        batchSize: o.batchSize,
+        seed: o.seed,
+        shuffle: true,
+        dropLast: false,
+        workers: 1,
+        views: EVAL_VIEWS,
+      });
       try {
         for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
           decoder.train();
           if (!frozen) encoder.train();
           const t0 = Date.now();
-          let sum = 0, steps = 0, skipped = 0;
+          let sum = 0,
+            steps = 0,
+            skipped = 0;
           for await (const b of loader.epoch(epoch)) {
             const value = torch.tidy(() => {
-              const tokens = visualTokensOf(encoder, () => torch.tensor(b.global, [b.indices.length, 1, ...shape], { device }), b.names, frozen, cache);
+              const tokens = visualTokensOf(
+                encoder,
+                () => torch.tensor(b.global, [b.indices.length, 1, ...shape], { device }),
+                b.names,
+                frozen,
+                cache,
+              );
               const { input, target } = encodeTargets(tokenizer, b.reports, o.maxLength, device);
               const loss = teacherForcingLoss(decoder, tokens, input, target);
               const v = loss.item();
@@ -274,8 +397,15 @@ export async function runReportGeneration(encoder: VisionEncoder, tokenizer: Wor
           }
           if (steps === 0) throw new Error(`report generation: every step of epoch ${epoch + 1} had a non-finite loss`);
           trainLoss.push(sum / steps);
-          log(`epoch ${epoch + 1}/${o.epochs}: loss ${(sum / steps).toFixed(4)} over ${steps} steps${skipped ? ` (${skipped} non-finite skipped)` : ''}, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-          if (ckptDir) saveEpoch(ckptDir, decoder, frozen ? undefined : encoder, opt, { epoch: epoch + 1, trainLoss, fingerprint });
+          log(
+            `epoch ${epoch + 1}/${o.epochs}: loss ${(sum / steps).toFixed(4)} over ${steps} steps${skipped ? ` (${skipped} non-finite skipped)` : ''}, ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+          );
+          if (ckptDir)
+            saveEpoch(ckptDir, decoder, frozen ? undefined : encoder, opt, {
+              epoch: epoch + 1,
+              trainLoss,
+              fingerprint,
+            });
         }
       } finally {
         await loader.close();
@@ -285,26 +415,49 @@ export async function runReportGeneration(encoder: VisionEncoder, tokenizer: Wor
 
     decoder.eval();
     encoder.eval();
-    const decoding = o.beams === 1 ? 'greedy' : `beam search (${o.beams} beams, length penalty ${o.lengthPenalty ?? 1}, early stopping)`;
+    const decoding =
+      o.beams === 1
+        ? 'greedy'
+        : `beam search (${o.beams} beams, length penalty ${o.lengthPenalty ?? 1}, early stopping)`;
     const nTest = Math.min(index.entries.filter((e) => e.split === testSplit).length, o.limitTest ?? Infinity);
     const samples: ReportGenResult['samples'] = [];
     const cachedLabels: number[][] = [];
-    const testLoader = new Loader({ cacheDir: o.cacheDir, split: testSplit, batchSize: o.batchSize, seed: o.seed, shuffle: false, dropLast: false, workers: 1, views: EVAL_VIEWS });
+    const testLoader = new Loader({
+      cacheDir: o.cacheDir,
+      split: testSplit,
+      batchSize: o.batchSize,
+      seed: o.seed,
+      shuffle: false,
+      dropLast: false,
+      workers: 1,
+      views: EVAL_VIEWS,
+    });
     const labelColumns = EXTRACTED_LABELS.map((l) => testLoader.labelNames.indexOf(l));
     try {
       for await (const b of testLoader.epoch(0)) {
         const take = Math.min(b.indices.length, nTest - samples.length);
-        const ids = torch.noGrad(() => torch.tidy(() => {
-          const x = torch.tensor(b.global.subarray(0, take * shape[0] * shape[1] * shape[2]), [take, 1, ...shape], { device });
-          const tokens = ReportDecoder.visualTokens(encoder.encode(x).featureMap);
-          return o.beams === 1 ? decoder.greedy(tokens, o.maxLength - 1)
-            : decoder.beamSearch(tokens, { beams: o.beams, maxLen: o.maxLength - 1, lengthPenalty: o.lengthPenalty });
-        }));
+        const ids = torch.noGrad(() =>
+          torch.tidy(() => {
+            const x = torch.tensor(b.global.subarray(0, take * shape[0] * shape[1] * shape[2]), [take, 1, ...shape], {
+              device,
+            });
+            const tokens = ReportDecoder.visualTokens(encoder.encode(x).featureMap);
+            return o.beams === 1
+              ? decoder.greedy(tokens, o.maxLength - 1)
+              : decoder.beamSearch(tokens, { beams: o.beams, maxLen: o.maxLength - 1, lengthPenalty: o.lengthPenalty });
+          }),
+        );
         const L = b.labels.length / b.indices.length;
         for (let i = 0; i < take; i++) {
           const generated = detokenize(tokenizer, ids[i]!);
           const reference = b.reports[i]!;
-          samples.push({ name: b.names[i]!, reference, generated, refLabels: extractLabels(reference), genLabels: extractLabels(generated) });
+          samples.push({
+            name: b.names[i]!,
+            reference,
+            generated,
+            refLabels: extractLabels(reference),
+            genLabels: extractLabels(generated),
+          });
           cachedLabels.push(labelColumns.map((c) => (c >= 0 ? b.labels[i * L + c]! : NaN)));
         }
         log(`generated ${samples.length}/${nTest}`);
@@ -320,15 +473,34 @@ export async function runReportGeneration(encoder: VisionEncoder, tokenizer: Wor
     const bleu = corpusBleu(refs, hyps);
     const haveLabels = labelColumns.every((c) => c >= 0);
     const result: ReportGenResult = {
-      ...bleu, rougeL: rougeL(refs, hyps), meteor: meteor(refs, hyps), meteorVariant: METEOR_VARIANT,
-      clinical: clinicalEfficacy(samples.map((s) => s.refLabels), samples.map((s) => s.genLabels)),
-      extractorAgreementOnReferences: haveLabels ? extractorAgreement(samples.map((s) => s.reference), cachedLabels).overall : NaN,
-      samples, trainLoss, epochs: o.epochs, decoding,
+      ...bleu,
+      rougeL: rougeL(refs, hyps),
+      meteor: meteor(refs, hyps),
+      meteorVariant: METEOR_VARIANT,
+      clinical: clinicalEfficacy(
+        samples.map((s) => s.refLabels),
+        samples.map((s) => s.genLabels),
+      ),
+      extractorAgreementOnReferences: haveLabels
+        ? extractorAgreement(
+            samples.map((s) => s.reference),
+            cachedLabels,
+          ).overall
+        : NaN,
+      samples,
+      trainLoss,
+      epochs: o.epochs,
+      decoding,
     };
-    log(`BLEU-1 ${result.bleu1.toFixed(3)}, BLEU-4 ${result.bleu4.toFixed(3)}, ROUGE-L ${result.rougeL.toFixed(3)}, METEOR ${result.meteor.toFixed(3)}, ` +
-      `CE micro-F1 ${result.clinical.microF1.toFixed(3)} (labels by extractor ${LABEL_EXTRACTOR_VERSION}, agreement with the cache's labels ${result.extractorAgreementOnReferences.toFixed(3)})`);
+    log(
+      `BLEU-1 ${result.bleu1.toFixed(3)}, BLEU-4 ${result.bleu4.toFixed(3)}, ROUGE-L ${result.rougeL.toFixed(3)}, METEOR ${result.meteor.toFixed(3)}, ` +
+        `CE micro-F1 ${result.clinical.microF1.toFixed(3)} (labels by extractor ${LABEL_EXTRACTOR_VERSION}, agreement with the cache's labels ${result.extractorAgreementOnReferences.toFixed(3)})`,
+    );
     if (o.outDir) {
-      writeFileSync(join(o.outDir, 'results.json'), JSON.stringify({ labelExtractor: LABEL_EXTRACTOR_VERSION, ...result }, null, 2) + '\n');
+      writeFileSync(
+        join(o.outDir, 'results.json'),
+        JSON.stringify({ labelExtractor: LABEL_EXTRACTOR_VERSION, ...result }, null, 2) + '\n',
+      );
     }
     return result;
   } finally {

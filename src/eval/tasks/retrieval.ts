@@ -7,7 +7,13 @@ import { type Ci } from '../metrics/classification-report.js';
 export const RECALL_KS = [1, 5, 10, 50, 100];
 export const MAP_KS = [1, 5, 10, 50];
 
-export interface DirectionReport { recall: Record<string, number>; recallCi: Record<string, Ci>; medianRank: number; meanRank: number; ranks: number[] }
+export interface DirectionReport {
+  recall: Record<string, number>;
+  recallCi: Record<string, Ci>;
+  medianRank: number;
+  meanRank: number;
+  ranks: number[];
+}
 export interface RetrievalReport {
   candidates: number;
   reportToVolume: DirectionReport;
@@ -23,17 +29,36 @@ function direction(sim: number[][], ks: number[], o: { resamples: number; seed: 
   const ranks = retrievalRanks(sim);
   const s = rankSummary(ranks, ks);
   const keys = Object.keys(s.recall);
-  const ci = bootstrapCis(ranks.length, (idx) => {
-    const r = rankSummary(Array.from(idx, (i) => ranks[i]!), ks).recall;
-    return keys.map((k) => r[k]!);
-  }, o);
-  return { recall: s.recall, recallCi: Object.fromEntries(keys.map((k, i) => [k, [ci.lo[i]!, ci.hi[i]!] as Ci])), medianRank: s.medianRank, meanRank: s.meanRank, ranks };
+  const ci = bootstrapCis(
+    ranks.length,
+    (idx) => {
+      const r = rankSummary(
+        Array.from(idx, (i) => ranks[i]!),
+        ks,
+      ).recall;
+      return keys.map((k) => r[k]!);
+    },
+    o,
+  );
+  return {
+    recall: s.recall,
+    recallCi: Object.fromEntries(keys.map((k, i) => [k, [ci.lo[i]!, ci.hi[i]!] as Ci])),
+    medianRank: s.medianRank,
+    meanRank: s.meanRank,
+    ranks,
+  };
 }
 
 /** Embeddings are L2-normalised rows; report i belongs to volume i. */
-export function retrievalReport(volumes: number[][], reports: number[][], labels: number[][], o: { resamples?: number; seed?: number } = {}): RetrievalReport {
+export function retrievalReport(
+  volumes: number[][],
+  reports: number[][],
+  labels: number[][],
+  o: { resamples?: number; seed?: number } = {},
+): RetrievalReport {
   const n = volumes.length;
-  if (reports.length !== n || labels.length !== n) throw new Error(`retrieval: ${n} volumes, ${reports.length} reports and ${labels.length} label rows must match`);
+  if (reports.length !== n || labels.length !== n)
+    throw new Error(`retrieval: ${n} volumes, ${reports.length} reports and ${labels.length} label rows must match`);
   if (n < 2) throw new Error(`retrieval: need ≥ 2 test volumes, got ${n}`);
   const r2v = reports.map((r) => volumes.map((v) => dot(r, v)));
   const v2r = volumes.map((v) => reports.map((r) => dot(v, r)));
@@ -48,8 +73,18 @@ export function retrievalReport(volumes: number[][], reports: number[][], labels
     return hits.map((h) => (cum += h) / n);
   };
   return {
-    candidates: n, reportToVolume, volumeToReport,
-    volumeToVolumeMap: mapAtK(volumes, labels, MAP_KS.filter((k) => k < n)),
-    curve: { k: Array.from({ length: n }, (_, i) => i + 1), reportToVolume: curveAt(reportToVolume.ranks), volumeToReport: curveAt(volumeToReport.ranks) },
+    candidates: n,
+    reportToVolume,
+    volumeToReport,
+    volumeToVolumeMap: mapAtK(
+      volumes,
+      labels,
+      MAP_KS.filter((k) => k < n),
+    ),
+    curve: {
+      k: Array.from({ length: n }, (_, i) => i + 1),
+      reportToVolume: curveAt(reportToVolume.ranks),
+      volumeToReport: curveAt(volumeToReport.ranks),
+    },
   };
 }

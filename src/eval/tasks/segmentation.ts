@@ -90,23 +90,37 @@ export interface SegmentationResult {
   volumesPerSecond: number;
 }
 
-interface CaseData { image: Int16Array; mask: Uint8Array; shape: Triple }
+interface CaseData {
+  image: Int16Array;
+  mask: Uint8Array;
+  shape: Triple;
+}
 
 /** Reads cached image + mask pairs, keeping decoded volumes in memory up to a byte budget. */
 class VolumeReader {
   private readonly kept = new Map<string, CaseData>();
   private bytes = 0;
-  constructor(private readonly cacheDir: string, private readonly budget = 1 << 30) {}
+  constructor(
+    private readonly cacheDir: string,
+    private readonly budget = 1 << 30,
+  ) {}
   read(e: CacheEntry): CaseData {
     const hit = this.kept.get(e.name);
     if (hit) return hit;
     const file = join(this.cacheDir, e.file);
     const t = readCachedTensors(file, e.sha256, ['image', 'mask']);
-    const img = t.get('image')!, msk = t.get('mask')!;
+    const img = t.get('image')!,
+      msk = t.get('mask')!;
     if (img.dtype !== 'I16' || msk.dtype !== 'U8' || img.shape.length !== 3 || img.shape.join() !== msk.shape.join()) {
-      throw new Error(`${file}: expected an int16 image and a uint8 mask of one (D, H, W) shape, found ${img.dtype} [${img.shape.join(', ')}] and ${msk.dtype} [${msk.shape.join(', ')}]`);
+      throw new Error(
+        `${file}: expected an int16 image and a uint8 mask of one (D, H, W) shape, found ${img.dtype} [${img.shape.join(', ')}] and ${msk.dtype} [${msk.shape.join(', ')}]`,
+      );
     }
-    const c: CaseData = { image: new Int16Array(img.bytes.buffer, img.bytes.byteOffset, img.bytes.byteLength / 2), mask: msk.bytes, shape: img.shape as Triple };
+    const c: CaseData = {
+      image: new Int16Array(img.bytes.buffer, img.bytes.byteOffset, img.bytes.byteLength / 2),
+      mask: msk.bytes,
+      shape: img.shape as Triple,
+    };
     const size = img.bytes.byteLength + msk.bytes.byteLength;
     if (this.bytes + size <= this.budget) {
       this.kept.set(e.name, c);
@@ -117,7 +131,16 @@ class VolumeReader {
 }
 
 /** Crops (or pads: image with `pad`, mask with background) a patch starting at `start` (may be negative). */
-function cropPatch(c: CaseData, start: Triple, patch: Triple, scale: number, pad: number, image: Float32Array, mask: Uint8Array, offset: number): void {
+function cropPatch(
+  c: CaseData,
+  start: Triple,
+  patch: Triple,
+  scale: number,
+  pad: number,
+  image: Float32Array,
+  mask: Uint8Array,
+  offset: number,
+): void {
   const [D, H, W] = c.shape;
   const [pd, ph, pw] = patch;
   let o = offset;
@@ -127,7 +150,11 @@ function cropPatch(c: CaseData, start: Triple, patch: Triple, scale: number, pad
       const sy = start[1] + y;
       for (let x = 0; x < pw; x++, o++) {
         const sx = start[2] + x;
-        if (sz < 0 || sy < 0 || sx < 0 || sz >= D || sy >= H || sx >= W) { image[o] = pad; mask[o] = 0; continue; }
+        if (sz < 0 || sy < 0 || sx < 0 || sz >= D || sy >= H || sx >= W) {
+          image[o] = pad;
+          mask[o] = 0;
+          continue;
+        }
         const i = (sz * H + sy) * W + sx;
         image[o] = c.image[i]! / scale;
         mask[o] = c.mask[i]!;
@@ -142,7 +169,13 @@ function randomStart(shape: Triple, patch: Triple, rng: Rng): Triple {
 }
 
 /** One optimisation step on a batch: image (B, 1, ...) float, mask (B, ...) int64. Returns the loss. */
-export function segmentationStep(net: SegmentationNet, opt: optim.Optimizer<object>, image: Tensor, mask: Tensor, loss: DiceCEOptions = {}): number {
+export function segmentationStep(
+  net: SegmentationNet,
+  opt: optim.Optimizer<object>,
+  image: Tensor,
+  mask: Tensor,
+  loss: DiceCEOptions = {},
+): number {
   const value = torch.tidy(() => {
     const { total } = diceCELoss(net.forward(image), mask, loss);
     const v = total.item();
@@ -155,12 +188,21 @@ export function segmentationStep(net: SegmentationNet, opt: optim.Optimizer<obje
 }
 
 /** Class-index prediction (D, H, W) of one volume (HU / scale) by sliding-window inference. */
-export function predictVolume(net: SegmentationNet, volume: Float32Array, shape: Triple, o: { roi: Triple; overlap: number; blend?: BlendMode; swBatchSize?: number; padValue?: number; device?: string }): Uint8Array {
+export function predictVolume(
+  net: SegmentationNet,
+  volume: Float32Array,
+  shape: Triple,
+  o: { roi: Triple; overlap: number; blend?: BlendMode; swBatchSize?: number; padValue?: number; device?: string },
+): Uint8Array {
   return torch.tidy(() => {
     let x = torch.tensor(volume, [1, 1, ...shape]);
     if (o.device && o.device !== 'cpu') x = x.to({ device: o.device });
     const logits = slidingWindowInference(x, (w) => net.forward(w), {
-      roiSize: o.roi, overlap: o.overlap, mode: o.blend ?? 'gaussian', swBatchSize: o.swBatchSize ?? 2, padValue: o.padValue ?? 0,
+      roiSize: o.roi,
+      overlap: o.overlap,
+      mode: o.blend ?? 'gaussian',
+      swBatchSize: o.swBatchSize ?? 2,
+      padValue: o.padValue ?? 0,
     });
     return logits.argmax(1).squeeze(0).to({ dtype: 'uint8', device: 'cpu' }).toTypedArray() as Uint8Array;
   });
@@ -182,17 +224,26 @@ function maskSubset(train: CacheEntry[], o: SegmentationOptions): CacheEntry[] {
     if (existsSync(path)) {
       const saved = readJsonFile<{ names: string[] }>(path);
       if (saved.names.join('\n') !== names.join('\n')) {
-        throw new Error(`${path}: the saved mask subset differs from the one maskFraction ${o.maskFraction} and seed ${o.seed} give for this cache; use another outDir`);
+        throw new Error(
+          `${path}: the saved mask subset differs from the one maskFraction ${o.maskFraction} and seed ${o.seed} give for this cache; use another outDir`,
+        );
       }
     } else {
-      writeFileSync(path, JSON.stringify({ maskFraction: o.maskFraction, seed: o.seed, of: train.length, names }, null, 2) + '\n');
+      writeFileSync(
+        path,
+        JSON.stringify({ maskFraction: o.maskFraction, seed: o.seed, of: train.length, names }, null, 2) + '\n',
+      );
     }
   }
   const byName = new Map(train.map((e) => [e.name, e]));
   return names.map((nm) => byName.get(nm)!);
 }
 
-interface SegState { epoch: number; trainLoss: number[]; fingerprint: string }
+interface SegState {
+  epoch: number;
+  trainLoss: number[];
+  fingerprint: string;
+}
 function saveEpoch(dir: string, net: SegmentationNet, opt: optim.Optimizer<object>, state: SegState): void {
   saveEpochDir(dir, state.epoch, state, (tmp) => {
     torch.saveModule(net, join(tmp, 'model.safetensors'));
@@ -200,7 +251,17 @@ function saveEpoch(dir: string, net: SegmentationNet, opt: optim.Optimizer<objec
   });
 }
 
-const PALETTE: Triple[] = [[0, 0, 0], [230, 60, 60], [60, 200, 80], [70, 120, 255], [250, 210, 40], [220, 70, 220], [40, 220, 230], [255, 140, 30], [150, 100, 255]];
+const PALETTE: Triple[] = [
+  [0, 0, 0],
+  [230, 60, 60],
+  [60, 200, 80],
+  [70, 120, 255],
+  [250, 210, 40],
+  [220, 70, 220],
+  [40, 220, 230],
+  [255, 140, 30],
+  [150, 100, 255],
+];
 
 /**
  * Truth | prediction mid slices of one case as three PNGs (image in gray, classes in colour), resampled
@@ -209,7 +270,8 @@ const PALETTE: Triple[] = [[0, 0, 0], [230, 60, 60], [60, 200, 80], [70, 120, 25
 function writeOverlays(dir: string, name: string, c: CaseData, pred: Uint8Array, spacing: Triple): string[] {
   const [D, H, W] = c.shape;
   const [sd, sh, sw] = spacing;
-  const lo = -1000, hi = 400; // HU window (the cache stores HU) that shows lungs and soft tissue together
+  const lo = -1000,
+    hi = 400; // HU window (the cache stores HU) that shows lungs and soft tissue together
   const at = (z: number, y: number, x: number) => (z * H + y) * W + x;
   // rows × cols (with their spacings) → voxel index; D is flipped so that superior is up (LPS: +z is superior)
   const planes: [string, number, number, number, number, (r: number, q: number) => number][] = [
@@ -220,8 +282,10 @@ function writeOverlays(dir: string, name: string, c: CaseData, pred: Uint8Array,
   const out: string[] = [];
   for (const [plane, rows, cols, sr, sc, idx] of planes) {
     const px = Math.min(sr, sc, Math.max(rows * sr, cols * sc) / 256);
-    const outRows = Math.max(1, Math.round((rows * sr) / px)), outCols = Math.max(1, Math.round((cols * sc) / px));
-    const gap = 4, width = 2 * outCols + gap;
+    const outRows = Math.max(1, Math.round((rows * sr) / px)),
+      outCols = Math.max(1, Math.round((cols * sc) / px));
+    const gap = 4,
+      width = 2 * outCols + gap;
     const pixels = new Uint8Array(outRows * width * 3);
     for (let r = 0; r < outRows; r++) {
       const vr = Math.min(rows - 1, Math.floor(((r + 0.5) * px) / sr));
@@ -246,12 +310,19 @@ function writeOverlays(dir: string, name: string, c: CaseData, pred: Uint8Array,
  * Trains a segmentation decoder over `makeEncoder()` (frozen or fine-tuned) on the cached training masks and scores
  * the test split. makeEncoder returns a fresh encoder each call (pre-trained weights loaded, or random init).
  */
-export async function runSegmentation(makeEncoder: () => VisionEncoder, o: SegmentationOptions): Promise<SegmentationResult> {
+export async function runSegmentation(
+  makeEncoder: () => VisionEncoder,
+  o: SegmentationOptions,
+): Promise<SegmentationResult> {
   const log = o.onProgress ?? (() => {});
-  if (o.mode !== 'frozen' && o.mode !== 'finetune') throw new Error(`segmentation: mode must be 'frozen' or 'finetune', got '${String(o.mode)}'`);
-  if (!(o.maskFraction > 0 && o.maskFraction <= 1)) throw new Error(`segmentation: maskFraction must be in (0, 1], got ${o.maskFraction}`);
-  if (!Number.isInteger(o.epochs) || o.epochs < 0) throw new Error(`segmentation: epochs must be an integer ≥ 0, got ${o.epochs}`);
-  if (!Number.isInteger(o.batchSize) || o.batchSize < 1) throw new Error(`segmentation: batchSize must be a positive integer, got ${o.batchSize}`);
+  if (o.mode !== 'frozen' && o.mode !== 'finetune')
+    throw new Error(`segmentation: mode must be 'frozen' or 'finetune', got '${String(o.mode)}'`);
+  if (!(o.maskFraction > 0 && o.maskFraction <= 1))
+    throw new Error(`segmentation: maskFraction must be in (0, 1], got ${o.maskFraction}`);
+  if (!Number.isInteger(o.epochs) || o.epochs < 0)
+    throw new Error(`segmentation: epochs must be an integer ≥ 0, got ${o.epochs}`);
+  if (!Number.isInteger(o.batchSize) || o.batchSize < 1)
+    throw new Error(`segmentation: batchSize must be a positive integer, got ${o.batchSize}`);
   if (!(o.lr > 0)) throw new Error(`segmentation: lr must be > 0, got ${o.lr}`);
   if (!Array.isArray(o.patch) || o.patch.length !== 3 || !o.patch.every((p) => Number.isInteger(p) && p > 0)) {
     throw new Error(`segmentation: patch must be 3 positive integers (D, H, W), got ${JSON.stringify(o.patch)}`);
@@ -262,7 +333,8 @@ export async function runSegmentation(makeEncoder: () => VisionEncoder, o: Segme
   const classes = o.classes ?? [...MASK_CLASSES];
   const index = readCacheIndex(o.cacheDir);
   const preset: Preset = index.preset;
-  const trainSplit = o.trainSplit ?? 'train', testSplit = o.testSplit ?? 'valid';
+  const trainSplit = o.trainSplit ?? 'train',
+    testSplit = o.testSplit ?? 'valid';
   const train = index.entries.filter((e) => e.split === trainSplit && e.hasMask);
   let test = index.entries.filter((e) => e.split === testSplit && e.hasMask);
   if (o.limitTest !== undefined) test = test.slice(0, o.limitTest);
@@ -275,25 +347,42 @@ export async function runSegmentation(makeEncoder: () => VisionEncoder, o: Segme
   const encoder = makeEncoder();
   if (!isSkipEncoder(encoder) && !isTokenEncoder(encoder)) {
     encoder.dispose();
-    throw new Error(`segmentation supports ResNet3D (U-Net decoder) and ViT3D (UNETR decoder) encoders, got ${encoder.constructor.name}`);
+    throw new Error(
+      `segmentation supports ResNet3D (U-Net decoder) and ViT3D (UNETR decoder) encoders, got ${encoder.constructor.name}`,
+    );
   }
   if (isTokenEncoder(encoder) && o.patch.some((n, a) => n % encoder.patchSize[a]! !== 0)) {
     encoder.dispose();
-    throw new Error(`segmentation: patch [${o.patch.join(', ')}] must be divisible by the ViT's patch size [${encoder.patchSize.join(', ')}] (the sliding windows take this size too)`);
+    throw new Error(
+      `segmentation: patch [${o.patch.join(', ')}] must be divisible by the ViT's patch size [${encoder.patchSize.join(', ')}] (the sliding windows take this size too)`,
+    );
   }
   const net = new SegmentationNet(encoder, { numClasses: classes.length, frozenEncoder: o.mode === 'frozen' });
   let opt: optim.AdamW | undefined;
   try {
     if (device !== 'cpu') net.to({ device });
     const params = net.trainableParameters();
-    const optimizer = (opt = new optim.AdamW([
-      { params: params.decoder, lr: o.lr },
-      ...(params.encoder.length ? [{ params: params.encoder, lr: o.lr / 10 }] : []),
-    ], { weightDecay: o.weightDecay ?? 1e-5 }));
+    const optimizer = (opt = new optim.AdamW(
+      [
+        { params: params.decoder, lr: o.lr },
+        ...(params.encoder.length ? [{ params: params.encoder, lr: o.lr / 10 }] : []),
+      ],
+      { weightDecay: o.weightDecay ?? 1e-5 },
+    ));
 
     const fingerprint = JSON.stringify({
-      mode: o.mode, maskFraction: o.maskFraction, trainSplit, patch: o.patch, batchSize: o.batchSize, lr: o.lr, seed: o.seed,
-      classes, patchesPerVolume: o.patchesPerVolume ?? 1, weightDecay: o.weightDecay ?? 1e-5, loss: o.loss ?? {}, encoder: encoder.constructor.name,
+      mode: o.mode,
+      maskFraction: o.maskFraction,
+      trainSplit,
+      patch: o.patch,
+      batchSize: o.batchSize,
+      lr: o.lr,
+      seed: o.seed,
+      classes,
+      patchesPerVolume: o.patchesPerVolume ?? 1,
+      weightDecay: o.weightDecay ?? 1e-5,
+      loss: o.loss ?? {},
+      encoder: encoder.constructor.name,
     });
     let trainLoss: number[] = [];
     let startEpoch = 0;
@@ -301,7 +390,10 @@ export async function runSegmentation(makeEncoder: () => VisionEncoder, o: Segme
     const resumeFrom = latestEpochDir(ckptDir);
     if (resumeFrom) {
       const state = readEpochState<SegState>(resumeFrom);
-      if (state.fingerprint !== fingerprint) throw new Error(`${resumeFrom}: checkpoint made with other settings (${state.fingerprint}); use another outDir`);
+      if (state.fingerprint !== fingerprint)
+        throw new Error(
+          `${resumeFrom}: checkpoint made with other settings (${state.fingerprint}); use another outDir`,
+        );
       torch.loadModule(net, join(resumeFrom, 'model.safetensors'));
       torch.loadOptimizer(optimizer, join(resumeFrom, 'optimizer.safetensors'));
       trainLoss = state.trainLoss;
@@ -313,13 +405,17 @@ export async function runSegmentation(makeEncoder: () => VisionEncoder, o: Segme
     const patch = o.patch;
     const per = o.patchesPerVolume ?? 1;
     const nPatch = patch[0] * patch[1] * patch[2];
-    log(`segmentation (${o.mode}): ${subset.length}/${train.length} training masks, ${test.length} test volumes, ${net.decoder.numParameters().toLocaleString()} decoder parameters`);
+    log(
+      `segmentation (${o.mode}): ${subset.length}/${train.length} training masks, ${test.length} test volumes, ${net.decoder.numParameters().toLocaleString()} decoder parameters`,
+    );
     for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
       net.train();
       const t0 = Date.now();
       const rng = new Rng(o.seed, 0xe90c, epoch);
       const order = rng.shuffle(Array.from({ length: subset.length * per }, (_, i) => i % subset.length));
-      let sum = 0, steps = 0, skipped = 0;
+      let sum = 0,
+        steps = 0,
+        skipped = 0;
       for (let b = 0; b < order.length; b += o.batchSize) {
         const items = order.slice(b, b + o.batchSize);
         const image = new Float32Array(items.length * nPatch);
@@ -334,12 +430,17 @@ export async function runSegmentation(makeEncoder: () => VisionEncoder, o: Segme
           const y = torch.tensor(mask, [items.length, ...patch]).to({ dtype: 'int64', device });
           return segmentationStep(net, optimizer, x, y, o.loss);
         });
-        if (Number.isFinite(value)) { sum += value; steps += 1; } else skipped += 1;
+        if (Number.isFinite(value)) {
+          sum += value;
+          steps += 1;
+        } else skipped += 1;
         await new Promise((r) => setImmediate(r)); // let the event loop breathe between steps
       }
       if (steps === 0) throw new Error(`segmentation: every step of epoch ${epoch + 1} had a non-finite loss`);
       trainLoss.push(sum / steps);
-      log(`epoch ${epoch + 1}/${o.epochs}: loss ${(sum / steps).toFixed(4)} over ${steps} steps${skipped ? ` (${skipped} non-finite skipped)` : ''}, ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      log(
+        `epoch ${epoch + 1}/${o.epochs}: loss ${(sum / steps).toFixed(4)} over ${steps} steps${skipped ? ` (${skipped} non-finite skipped)` : ''}, ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      );
       if (ckptDir) saveEpoch(ckptDir, net, optimizer, { epoch: epoch + 1, trainLoss, fingerprint });
     }
 
@@ -355,7 +456,14 @@ export async function runSegmentation(makeEncoder: () => VisionEncoder, o: Segme
       const volume = new Float32Array(c.image.length);
       for (let v = 0; v < volume.length; v++) volume[v] = c.image[v]! / preset.scale;
       const t0 = process.hrtime.bigint();
-      const pred = predictVolume(net, volume, c.shape, { roi: patch, overlap: o.overlap, blend: o.blend, swBatchSize: o.swBatchSize, padValue: preset.padValue, device });
+      const pred = predictVolume(net, volume, c.shape, {
+        roi: patch,
+        overlap: o.overlap,
+        blend: o.blend,
+        swBatchSize: o.swBatchSize,
+        padValue: preset.padValue,
+        device,
+      });
       inferSeconds += Number(process.hrtime.bigint() - t0) / 1e9;
       const [sx, sy, sz] = e.spacing as Triple;
       const spacing: Triple = [sz, sy, sx]; // cache spacing is (x, y, z); arrays are (D, H, W) = (z, y, x)
@@ -367,7 +475,9 @@ export async function runSegmentation(makeEncoder: () => VisionEncoder, o: Segme
       await new Promise((r) => setImmediate(r));
     }
 
-    const perClassDice: Record<string, number> = {}, perClassHd: Record<string, number> = {}, infinite: Record<string, number> = {};
+    const perClassDice: Record<string, number> = {},
+      perClassHd: Record<string, number> = {},
+      infinite: Record<string, number> = {};
     fg.forEach((name, k) => {
       perClassDice[name] = finiteMean(perCase.map((p) => p.dice[k]!));
       const hd = perCase.map((p) => p.hd95[k]!);
@@ -378,11 +488,17 @@ export async function runSegmentation(makeEncoder: () => VisionEncoder, o: Segme
       classes: fg,
       dice: { mean: finiteMean(Object.values(perClassDice)), perClass: perClassDice },
       hd95: { mean: finiteMean(Object.values(perClassHd)), perClass: perClassHd, infinite },
-      perCase, trainLoss, overlays, volumesPerSecond: test.length / Math.max(inferSeconds, 1e-9),
+      perCase,
+      trainLoss,
+      overlays,
+      volumesPerSecond: test.length / Math.max(inferSeconds, 1e-9),
     };
     if (o.outDir) {
       // JSON has no NaN / Infinity: they are written as null (see hd95.infinite for the Infinity counts)
-      writeFileSync(join(o.outDir, 'results.json'), JSON.stringify({ mode: o.mode, maskFraction: o.maskFraction, epochs: o.epochs, ...result }, null, 2) + '\n');
+      writeFileSync(
+        join(o.outDir, 'results.json'),
+        JSON.stringify({ mode: o.mode, maskFraction: o.maskFraction, epochs: o.epochs, ...result }, null, 2) + '\n',
+      );
     }
     return result;
   } finally {

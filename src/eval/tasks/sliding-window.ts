@@ -44,7 +44,8 @@ export function scanInterval(imageSize: Triple, roiSize: Triple, overlap: number
 /** Window start corners, row-major over (D, H, W) starts (MONAI's dense_patch_slices). */
 export function windowStarts(imageSize: Triple, roiSize: Triple, interval: Triple): Triple[] {
   const perAxis = imageSize.map((n, i) => {
-    const roi = roiSize[i]!, step = interval[i]!;
+    const roi = roiSize[i]!,
+      step = interval[i]!;
     const starts: number[] = [];
     for (let s = 0; ; s += step) {
       starts.push(s - Math.max(s + roi - n, 0));
@@ -58,8 +59,14 @@ export function windowStarts(imageSize: Triple, roiSize: Triple, interval: Tripl
 }
 
 /** The (D, H, W) weight of a window's voxels (MONAI's compute_importance_map, with its floor at max(min, 1e-3)). */
-export function importanceMap(roiSize: Triple, mode: BlendMode = 'constant', sigmaScale: number | Triple = 0.125, device = 'cpu'): Tensor {
-  if (mode !== 'constant' && mode !== 'gaussian') throw new Error(`importanceMap: mode must be 'constant' or 'gaussian', got '${String(mode)}'`);
+export function importanceMap(
+  roiSize: Triple,
+  mode: BlendMode = 'constant',
+  sigmaScale: number | Triple = 0.125,
+  device = 'cpu',
+): Tensor {
+  if (mode !== 'constant' && mode !== 'gaussian')
+    throw new Error(`importanceMap: mode must be 'constant' or 'gaussian', got '${String(mode)}'`);
   const n = roiSize[0] * roiSize[1] * roiSize[2];
   const w = new Float32Array(n).fill(1);
   if (mode === 'gaussian') {
@@ -72,7 +79,9 @@ export function importanceMap(roiSize: Triple, mode: BlendMode = 'constant', sig
       });
     });
     let o = 0;
-    for (let i = 0; i < roiSize[0]; i++) for (let j = 0; j < roiSize[1]; j++) for (let k = 0; k < roiSize[2]; k++) w[o++] = Math.fround(axes[0]![i]! * axes[1]![j]! * axes[2]![k]!);
+    for (let i = 0; i < roiSize[0]; i++)
+      for (let j = 0; j < roiSize[1]; j++)
+        for (let k = 0; k < roiSize[2]; k++) w[o++] = Math.fround(axes[0]![i]! * axes[1]![j]! * axes[2]![k]!);
     let min = Infinity;
     for (const v of w) if (v !== 0 && v < min) min = v;
     const floor = Math.max(min, 1e-3);
@@ -85,12 +94,19 @@ export function importanceMap(roiSize: Triple, mode: BlendMode = 'constant', sig
  * Runs `predictor` over windows of `inputs` (B, C, D, H, W) and stitches its outputs (n, K, ...roi) back into
  * a (B, K, D, H, W) float tensor. The predictor must keep the window's spatial size.
  */
-export function slidingWindowInference(inputs: Tensor, predictor: (windows: Tensor) => Tensor, o: SlidingWindowOptions): Tensor {
-  if (inputs.ndim !== 5) throw new Error(`slidingWindowInference: inputs must be (B, C, D, H, W), got [${inputs.shape.join(', ')}]`);
+export function slidingWindowInference(
+  inputs: Tensor,
+  predictor: (windows: Tensor) => Tensor,
+  o: SlidingWindowOptions,
+): Tensor {
+  if (inputs.ndim !== 5)
+    throw new Error(`slidingWindowInference: inputs must be (B, C, D, H, W), got [${inputs.shape.join(', ')}]`);
   const overlap = triple(o.overlap ?? 0.25);
-  if (!overlap.every((v) => v >= 0 && v < 1)) throw new Error(`slidingWindowInference: overlap must be in [0, 1), got ${JSON.stringify(o.overlap)}`);
+  if (!overlap.every((v) => v >= 0 && v < 1))
+    throw new Error(`slidingWindowInference: overlap must be in [0, 1), got ${JSON.stringify(o.overlap)}`);
   const swBatch = o.swBatchSize ?? 1;
-  if (!Number.isInteger(swBatch) || swBatch < 1) throw new Error(`slidingWindowInference: swBatchSize must be a positive integer, got ${swBatch}`);
+  if (!Number.isInteger(swBatch) || swBatch < 1)
+    throw new Error(`slidingWindowInference: swBatchSize must be a positive integer, got ${swBatch}`);
   const given = o.roiSize;
   if (!Array.isArray(given) || given.length !== 3 || !given.every(Number.isInteger)) {
     throw new Error(`slidingWindowInference: roiSize must be 3 integers, got ${JSON.stringify(given)}`);
@@ -116,27 +132,47 @@ export function slidingWindowInference(inputs: Tensor, predictor: (windows: Tens
     const count = torch.zeros([1, 1, ...imageSize], { device: inputs.device });
     try {
       for (const s of starts) {
-        torch.tidy(() => { count.narrow(2, s[0], roi[0]).narrow(3, s[1], roi[1]).narrow(4, s[2], roi[2]).add_(weight); });
+        torch.tidy(() => {
+          count.narrow(2, s[0], roi[0]).narrow(3, s[1], roi[1]).narrow(4, s[2], roi[2]).add_(weight);
+        });
       }
       for (let first = 0; first < total; first += swBatch) {
         const ids = Array.from({ length: Math.min(swBatch, total - first) }, (_, i) => first + i);
         torch.tidy(() => {
-          const crop = (t: Tensor, b: number, s: Triple) => t.narrow(0, b, 1).narrow(2, s[0], roi[0]).narrow(3, s[1], roi[1]).narrow(4, s[2], roi[2]);
-          const windows = torch.cat(ids.map((id) => crop(x, Math.floor(id / starts.length), starts[id % starts.length]!)), 0);
+          const crop = (t: Tensor, b: number, s: Triple) =>
+            t.narrow(0, b, 1).narrow(2, s[0], roi[0]).narrow(3, s[1], roi[1]).narrow(4, s[2], roi[2]);
+          const windows = torch.cat(
+            ids.map((id) => crop(x, Math.floor(id / starts.length), starts[id % starts.length]!)),
+            0,
+          );
           const pred = predictor(windows);
           const want = [ids.length, roi[0], roi[1], roi[2]];
           if (pred.ndim !== 5 || [pred.size(0), ...pred.shape.slice(2)].join() !== want.join()) {
-            throw new Error(`slidingWindowInference: the predictor returned [${pred.shape.join(', ')}] for windows [${windows.shape.join(', ')}]; it must return (n, K, ${roi.join(', ')})`);
+            throw new Error(
+              `slidingWindowInference: the predictor returned [${pred.shape.join(', ')}] for windows [${windows.shape.join(', ')}]; it must return (n, K, ${roi.join(', ')})`,
+            );
           }
-          if (!output) output = torch.zeros([B, pred.size(1), ...imageSize], { device: inputs.device, dtype: pred.dtype === 'float64' ? 'float64' : 'float32' }).keep();
+          if (!output)
+            output = torch
+              .zeros([B, pred.size(1), ...imageSize], {
+                device: inputs.device,
+                dtype: pred.dtype === 'float64' ? 'float64' : 'float32',
+              })
+              .keep();
           const weighted = pred.mul(weight);
-          ids.forEach((id, i) => crop(output!, Math.floor(id / starts.length), starts[id % starts.length]!).add_(weighted.narrow(0, i, 1)));
+          ids.forEach((id, i) =>
+            crop(output!, Math.floor(id / starts.length), starts[id % starts.length]!).add_(weighted.narrow(0, i, 1)),
+          );
         });
       }
       return torch.tidy(() => {
         const blended = output!.div(count);
         if (!padded) return blended;
-        return blended.narrow(2, pads[4]!, spatial[0]).narrow(3, pads[2]!, spatial[1]).narrow(4, pads[0]!, spatial[2]).contiguous();
+        return blended
+          .narrow(2, pads[4]!, spatial[0])
+          .narrow(3, pads[2]!, spatial[1])
+          .narrow(4, pads[0]!, spatial[2])
+          .contiguous();
       });
     } finally {
       output?.dispose();

@@ -92,12 +92,20 @@ export interface TransferResult {
 }
 
 const EVAL_VIEWS: Partial<ViewConfig> = { numLocal: 0, globalIntensity: false, noiseStd: 0 };
-const DEFAULT_AUGMENT = { flipProb: 0.5, intensityScale: [0.9, 1.1] as [number, number], intensityShift: [-0.05, 0.05] as [number, number], noiseStd: 0 };
+const DEFAULT_AUGMENT = {
+  flipProb: 0.5,
+  intensityScale: [0.9, 1.1] as [number, number],
+  intensityShift: [-0.05, 0.05] as [number, number],
+  noiseStd: 0,
+};
 const STATE_FORMAT = 't3d-transfer-state/1';
 
 /** The head (and, when fine-tuning, the encoder) under one module, so state-dict keys are encoder.* / head.*. */
 class Classifier extends nn.Module {
-  constructor(readonly encoder: VisionEncoder | undefined, readonly head: nn.Linear) {
+  constructor(
+    readonly encoder: VisionEncoder | undefined,
+    readonly head: nn.Linear,
+  ) {
     super();
     if (encoder) this.registerModule('encoder', encoder);
     this.registerModule('head', head);
@@ -124,7 +132,8 @@ interface RunState {
 
 function checkOptions(o: TransferOptions): void {
   const bad: string[] = [];
-  if (o.mode !== 'linear' && o.mode !== 'finetune') bad.push(`mode must be 'linear' or 'finetune', got '${String(o.mode)}'`);
+  if (o.mode !== 'linear' && o.mode !== 'finetune')
+    bad.push(`mode must be 'linear' or 'finetune', got '${String(o.mode)}'`);
   if (!(o.fraction > 0 && o.fraction <= 1)) bad.push(`fraction must be in (0, 1], got ${o.fraction}`);
   for (const k of ['epochs', 'patience', 'batchSize', 'evalBatchSize'] as const) {
     const v = o[k];
@@ -139,10 +148,14 @@ function checkOptions(o: TransferOptions): void {
 
 /** Order-free fingerprint of a module's weights (per tensor: shape, sum, sum of |x|, 12 significant digits). */
 function weightsFingerprint(m: nn.Module): string {
-  const parts = torch.noGrad(() => torch.tidy(() => [...m.stateDict()].map(([k, t]) => {
-    const d = t.to({ dtype: 'float64', device: 'cpu' });
-    return `${k}:${t.shape.join('x')}:${d.sum().item().toPrecision(12)}:${d.abs().sum().item().toPrecision(12)}`;
-  })));
+  const parts = torch.noGrad(() =>
+    torch.tidy(() =>
+      [...m.stateDict()].map(([k, t]) => {
+        const d = t.to({ dtype: 'float64', device: 'cpu' });
+        return `${k}:${t.shape.join('x')}:${d.sum().item().toPrecision(12)}:${d.abs().sum().item().toPrecision(12)}`;
+      }),
+    ),
+  );
   return createHash('sha256').update(parts.sort().join('\n')).digest('hex').slice(0, 16);
 }
 
@@ -156,15 +169,30 @@ function rowsOf(t: Tensor): number[][] {
 async function* batchesOf(loader: Loader, epoch: number): AsyncGenerator<RawBatch> {
   let held: RawBatch | undefined;
   for await (const b of loader.epoch(epoch)) {
-    if (held && b.indices.length === 1) { held = mergeBatches(held, b); continue; }
+    if (held && b.indices.length === 1) {
+      held = mergeBatches(held, b);
+      continue;
+    }
     if (held) yield held;
     held = b;
   }
   if (held) yield held;
 }
 function mergeBatches(a: RawBatch, b: RawBatch): RawBatch {
-  const cat = (x: Float32Array, y: Float32Array) => { const o = new Float32Array(x.length + y.length); o.set(x); o.set(y, x.length); return o; };
-  return { indices: [...a.indices, ...b.indices], names: [...a.names, ...b.names], reports: [...a.reports, ...b.reports], labels: cat(a.labels, b.labels), global: cat(a.global, b.global), locals: [] };
+  const cat = (x: Float32Array, y: Float32Array) => {
+    const o = new Float32Array(x.length + y.length);
+    o.set(x);
+    o.set(y, x.length);
+    return o;
+  };
+  return {
+    indices: [...a.indices, ...b.indices],
+    names: [...a.names, ...b.names],
+    reports: [...a.reports, ...b.reports],
+    labels: cat(a.labels, b.labels),
+    global: cat(a.global, b.global),
+    locals: [],
+  };
 }
 
 /**
@@ -172,13 +200,27 @@ function mergeBatches(a: RawBatch, b: RawBatch): RawBatch {
  * (kept: the caller disposes it).
  */
 async function mapVolumes(o: TransferOptions, names: string[], fn: (x: Tensor) => Tensor): Promise<Tensor> {
-  const loader = new Loader({ cacheDir: o.cacheDir, names, batchSize: o.evalBatchSize ?? 8, seed: o.seed, shuffle: false, dropLast: false, workers: o.workers, views: EVAL_VIEWS, fullResolution: o.fullResolution });
+  const loader = new Loader({
+    cacheDir: o.cacheDir,
+    names,
+    batchSize: o.evalBatchSize ?? 8,
+    seed: o.seed,
+    shuffle: false,
+    dropLast: false,
+    workers: o.workers,
+    views: EVAL_VIEWS,
+    fullResolution: o.fullResolution,
+  });
   const [D, H, W] = loader.globalShape;
   const parts: Tensor[] = [];
   const order: string[] = [];
   try {
     for await (const b of batchesOf(loader, 0)) {
-      parts.push(torch.noGrad(() => torch.tidy(() => fn(torch.tensor(b.global, [b.indices.length, 1, D, H, W], { device: o.device })).keep())));
+      parts.push(
+        torch.noGrad(() =>
+          torch.tidy(() => fn(torch.tensor(b.global, [b.indices.length, 1, D, H, W], { device: o.device })).keep()),
+        ),
+      );
       order.push(...b.names);
     }
   } finally {
@@ -189,14 +231,19 @@ async function mapVolumes(o: TransferOptions, names: string[], fn: (x: Tensor) =
     torch.dispose(parts);
     const at = new Map(order.map((n, i) => [n, i]));
     if (names.every((n, i) => at.get(n) === i)) return all.keep();
-    const idx = torch.tensor(BigInt64Array.from(names.map((n) => BigInt(at.get(n)!))), [names.length], { device: o.device });
+    const idx = torch.tensor(BigInt64Array.from(names.map((n) => BigInt(at.get(n)!))), [names.length], {
+      device: o.device,
+    });
     return all.indexSelect(0, idx).keep();
   });
 }
 
 /** The run folder: per-epoch state (weights, optimizer, RNG, JSON) and the best weights, each written atomically. */
 class RunDir {
-  constructor(readonly dir: string | undefined, readonly fingerprint: Record<string, unknown>) {
+  constructor(
+    readonly dir: string | undefined,
+    readonly fingerprint: Record<string, unknown>,
+  ) {
     if (dir) mkdirSync(dir, { recursive: true });
   }
 
@@ -210,10 +257,15 @@ class RunDir {
     this.found = null;
     if (!at) return undefined;
     const state = readEpochState<RunState>(at);
-    const want = this.fingerprint, got = state.fingerprint ?? {};
-    const diff = [...new Set([...Object.keys(want), ...Object.keys(got)])].filter((k) => JSON.stringify(want[k]) !== JSON.stringify(got[k]));
+    const want = this.fingerprint,
+      got = state.fingerprint ?? {};
+    const diff = [...new Set([...Object.keys(want), ...Object.keys(got)])].filter(
+      (k) => JSON.stringify(want[k]) !== JSON.stringify(got[k]),
+    );
     if (state.format !== STATE_FORMAT || diff.length) {
-      throw new Error(`${this.dir}: holds a transfer run with other settings (${diff.map((k) => `${k}: ${JSON.stringify(got[k])} there, ${JSON.stringify(want[k])} now`).join('; ') || 'format'}); use another outDir or delete it`);
+      throw new Error(
+        `${this.dir}: holds a transfer run with other settings (${diff.map((k) => `${k}: ${JSON.stringify(got[k])} there, ${JSON.stringify(want[k])} now`).join('; ') || 'format'}); use another outDir or delete it`,
+      );
     }
     this.found = { at, state };
     return state;
@@ -227,24 +279,38 @@ class RunDir {
     torch.loadModule(model, join(at, 'weights.safetensors'));
     const { tensors, metadata } = torch.loadSafetensors(join(at, 'optimizer.safetensors'));
     try {
-      opt.loadStateDict({ tensors: new Map([...tensors].filter(([k]) => k.startsWith('state.'))), meta: JSON.parse(metadata.optimizer!) });
+      opt.loadStateDict({
+        tensors: new Map([...tensors].filter(([k]) => k.startsWith('state.'))),
+        meta: JSON.parse(metadata.optimizer!),
+      });
       const rng = tensors.get('rng.default');
       if (rng) torch.setDefaultGeneratorState(rng);
     } finally {
       torch.dispose([...tensors.values()]);
     }
     const bestFile = join(this.dir!, bestName(state.bestEpoch));
-    if (state.bestSha256 && hashFile(bestFile).sha256 !== state.bestSha256) throw new Error(`${bestFile}: does not match the sha256 recorded in ${at}/state.json (corrupted); delete ${this.dir} to recompute`);
+    if (state.bestSha256 && hashFile(bestFile).sha256 !== state.bestSha256)
+      throw new Error(
+        `${bestFile}: does not match the sha256 recorded in ${at}/state.json (corrupted); delete ${this.dir} to recompute`,
+      );
     const saved = torch.loadSafetensors(bestFile).tensors;
     try {
-      torch.noGrad(() => { for (const [k, t] of best) t.copy_(saved.get(k)!); });
+      torch.noGrad(() => {
+        for (const [k, t] of best) t.copy_(saved.get(k)!);
+      });
     } finally {
       torch.dispose([...saved.values()]);
     }
     return state;
   }
 
-  save(model: nn.Module, opt: optim.Optimizer<object>, best: Map<string, Tensor>, state: RunState, improved: boolean): void {
+  save(
+    model: nn.Module,
+    opt: optim.Optimizer<object>,
+    best: Map<string, Tensor>,
+    state: RunState,
+    improved: boolean,
+  ): void {
     if (!this.dir) return;
     if (improved) state.bestSha256 = torch.saveSafetensors(join(this.dir, bestName(state.bestEpoch)), best).sha256;
     saveEpochDir(this.dir, state.epochsDone, state, (tmp) => {
@@ -252,7 +318,9 @@ class RunDir {
       const s = opt.stateDict();
       const rng = torch.getDefaultGeneratorState();
       try {
-        torch.saveSafetensors(join(tmp, 'optimizer.safetensors'), new Map([...s.tensors, ['rng.default', rng]]), { optimizer: JSON.stringify(s.meta) });
+        torch.saveSafetensors(join(tmp, 'optimizer.safetensors'), new Map([...s.tensors, ['rng.default', rng]]), {
+          optimizer: JSON.stringify(s.meta),
+        });
       } finally {
         rng.dispose();
       }
@@ -276,9 +344,13 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
   const tag = `${o.mode === 'linear' ? 'linear probe' : 'fine-tune'} ${+(o.fraction * 100).toFixed(2)} %`;
   const index = readCacheIndex(o.cacheDir);
   const labelsOf = new Map(index.entries.map((e) => [e.name, e.labels]));
-  for (const [part, names] of [['val', o.splits.val], ['test', o.splits.test]] as const) {
+  for (const [part, names] of [
+    ['val', o.splits.val],
+    ['test', o.splits.test],
+  ] as const) {
     const missing = names.filter((n) => !labelsOf.has(n));
-    if (missing.length) throw new Error(`runTransfer: ${missing.length} ${part} volumes are not in ${o.cacheDir} (e.g. ${missing[0]})`);
+    if (missing.length)
+      throw new Error(`runTransfer: ${missing.length} ${part} volumes are not in ${o.cacheDir} (e.g. ${missing[0]})`);
   }
   const trainNames = labelSubset(o.cacheDir, o.splits, o.fraction, { file: o.subsetFile });
   const L = index.labelNames.length;
@@ -294,13 +366,23 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
   const owned: Tensor[] = [];
   try {
     const fingerprint: Record<string, unknown> = {
-      mode: o.mode, fraction: o.fraction, cache: cacheFingerprint(o.cacheDir, index), train: namesFingerprint(trainNames),
-      val: namesFingerprint(o.splits.val), test: namesFingerprint(o.splits.test), batchSize: o.batchSize, lr: o.lr, weightDecay,
-      seed: o.seed, encoder: weightsFingerprint(encoder), ...(o.mode === 'finetune' ? { augment } : {}),
+      mode: o.mode,
+      fraction: o.fraction,
+      cache: cacheFingerprint(o.cacheDir, index),
+      train: namesFingerprint(trainNames),
+      val: namesFingerprint(o.splits.val),
+      test: namesFingerprint(o.splits.test),
+      batchSize: o.batchSize,
+      lr: o.lr,
+      weightDecay,
+      seed: o.seed,
+      encoder: weightsFingerprint(encoder),
+      ...(o.mode === 'finetune' ? { augment } : {}),
     };
     const run = new RunDir(o.outDir, fingerprint);
     run.check();
-    const labelsTensor = (names: string[]) => torch.tensor(Float32Array.from(names.flatMap((n) => labelsOf.get(n)!)), [names.length, L], { device: o.device });
+    const labelsTensor = (names: string[]) =>
+      torch.tensor(Float32Array.from(names.flatMap((n) => labelsOf.get(n)!)), [names.length, L], { device: o.device });
     if (o.device && o.device !== 'cpu') encoder.to({ device: o.device });
 
     // ---- what one epoch is, per mode ----
@@ -325,44 +407,74 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
         let sum = 0;
         for (let s = 0; s < N; s += o.batchSize) {
           const idx = order.slice(s, s + o.batchSize);
-          sum += idx.length * torch.tidy(() => {
-            const i = torch.tensor(BigInt64Array.from(idx.map(BigInt)), [idx.length], { device: o.device });
-            const loss = F.binaryCrossEntropyWithLogits(m.logits(feats.train.indexSelect(0, i)), yTrain.indexSelect(0, i));
-            loss.backward();
-            return loss.item();
-          });
+          sum +=
+            idx.length *
+            torch.tidy(() => {
+              const i = torch.tensor(BigInt64Array.from(idx.map(BigInt)), [idx.length], { device: o.device });
+              const loss = F.binaryCrossEntropyWithLogits(
+                m.logits(feats.train.indexSelect(0, i)),
+                yTrain.indexSelect(0, i),
+              );
+              loss.backward();
+              return loss.item();
+            });
           opt!.step();
           opt!.zeroGrad();
         }
         return sum / N;
       };
-      scores = async (part) => torch.noGrad(() => torch.tidy(() => rowsOf(m.logits(part === 'val' ? feats.val : feats.test).sigmoid())));
+      scores = async (part) =>
+        torch.noGrad(() => torch.tidy(() => rowsOf(m.logits(part === 'val' ? feats.val : feats.test).sigmoid())));
     } else {
       encoder.freeze(false);
       torch.manualSeed(o.seed);
       model = new Classifier(encoder, new nn.Linear(encoder.outChannels, L));
       if (o.device && o.device !== 'cpu') model.to({ device: o.device });
       const m = model;
-      const views: Partial<ViewConfig> = { numLocal: 0, globalIntensity: true, intensityScale: augment.intensityScale, intensityShift: augment.intensityShift, noiseStd: augment.noiseStd };
-      const loader = new Loader({ cacheDir: o.cacheDir, names: trainNames, batchSize: o.batchSize, seed: o.seed, shuffle: true, dropLast: false, workers: o.workers, views, fullResolution: o.fullResolution });
+      const views: Partial<ViewConfig> = {
+        numLocal: 0,
+        globalIntensity: true,
+        intensityScale: augment.intensityScale,
+        intensityShift: augment.intensityShift,
+        noiseStd: augment.noiseStd,
+      };
+      const loader = new Loader({
+        cacheDir: o.cacheDir,
+        names: trainNames,
+        batchSize: o.batchSize,
+        seed: o.seed,
+        shuffle: true,
+        dropLast: false,
+        workers: o.workers,
+        views,
+        fullResolution: o.fullResolution,
+      });
       const [D, H, W] = loader.globalShape;
       trainEpoch = async (epoch) => {
         m.train();
-        let sum = 0, count = 0;
+        let sum = 0,
+          count = 0;
         try {
           for await (const b of batchesOf(loader, epoch)) {
             const B = b.indices.length;
-            sum += B * torch.tidy(() => {
-              let x = torch.tensor(b.global, [B, 1, D, H, W], { device: o.device });
-              const flips = b.indices.map((i) => new Rng(o.seed, 0xf119, epoch, i).bool(augment.flipProb));
-              if (flips.some(Boolean)) {
-                const mask = torch.tensor(Uint8Array.from(flips, Number), [B, 1, 1, 1, 1]).to({ dtype: 'bool', device: o.device });
-                x = torch.where(mask, x.flip([4]), x);
-              }
-              const loss = F.binaryCrossEntropyWithLogits(m.logits(x), torch.tensor(b.labels, [B, L], { device: o.device }));
-              loss.backward();
-              return loss.item();
-            });
+            sum +=
+              B *
+              torch.tidy(() => {
+                let x = torch.tensor(b.global, [B, 1, D, H, W], { device: o.device });
+                const flips = b.indices.map((i) => new Rng(o.seed, 0xf119, epoch, i).bool(augment.flipProb));
+                if (flips.some(Boolean)) {
+                  const mask = torch
+                    .tensor(Uint8Array.from(flips, Number), [B, 1, 1, 1, 1])
+                    .to({ dtype: 'bool', device: o.device });
+                  x = torch.where(mask, x.flip([4]), x);
+                }
+                const loss = F.binaryCrossEntropyWithLogits(
+                  m.logits(x),
+                  torch.tensor(b.labels, [B, L], { device: o.device }),
+                );
+                loss.backward();
+                return loss.item();
+              });
             count += B;
             opt!.step();
             opt!.zeroGrad();
@@ -375,7 +487,11 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
       scores = async (part) => {
         m.eval();
         const t = await mapVolumes(o, part === 'val' ? o.splits.val : o.splits.test, (x) => m.logits(x).sigmoid());
-        try { return rowsOf(t); } finally { t.dispose(); }
+        try {
+          return rowsOf(t);
+        } finally {
+          t.dispose();
+        }
       };
     }
     opt = new optim.AdamW(model.parameters(), { lr: o.lr, weightDecay });
@@ -385,20 +501,36 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
     // ---- the epoch loop, resumable ----
     const valLabels = o.splits.val.map((n) => labelsOf.get(n)!);
     const state: RunState = run.resume(model, opt, best) ?? {
-      format: STATE_FORMAT, fingerprint, epochsDone: 0, bestEpoch: -1, bestAuroc: -Infinity, trainLoss: [], valAuroc: [], epochSeconds: [], stopped: false,
+      format: STATE_FORMAT,
+      fingerprint,
+      epochsDone: 0,
+      bestEpoch: -1,
+      bestAuroc: -Infinity,
+      trainLoss: [],
+      valAuroc: [],
+      epochSeconds: [],
+      stopped: false,
     };
-    if (state.epochsDone) log(`${tag}: resuming after epoch ${state.epochsDone} (best ${state.bestAuroc.toFixed(4)} at epoch ${state.bestEpoch + 1})`);
+    if (state.epochsDone)
+      log(
+        `${tag}: resuming after epoch ${state.epochsDone} (best ${state.bestAuroc.toFixed(4)} at epoch ${state.bestEpoch + 1})`,
+      );
     while (state.epochsDone < o.epochs && state.epochsDone - 1 - state.bestEpoch < o.patience) {
       const t0 = performance.now();
       const epoch = state.epochsDone;
       const loss = await trainEpoch(epoch);
       const auroc = macroAuroc(await scores('val'), valLabels).value;
-      if (Number.isNaN(auroc)) throw new Error(`runTransfer: no label has both classes in the ${o.splits.val.length} validation volumes; early stopping needs some`);
+      if (Number.isNaN(auroc))
+        throw new Error(
+          `runTransfer: no label has both classes in the ${o.splits.val.length} validation volumes; early stopping needs some`,
+        );
       const improved = auroc > state.bestAuroc;
       if (improved) {
         state.bestAuroc = auroc;
         state.bestEpoch = epoch;
-        torch.noGrad(() => { for (const [k, t] of model!.stateDict()) best.get(k)!.copy_(t); });
+        torch.noGrad(() => {
+          for (const [k, t] of model!.stateDict()) best.get(k)!.copy_(t);
+        });
       }
       state.trainLoss.push(loss);
       state.valAuroc.push(auroc);
@@ -406,17 +538,30 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
       state.epochsDone = epoch + 1;
       state.stopped = state.epochsDone - 1 - state.bestEpoch >= o.patience;
       run.save(model, opt, best, state, improved);
-      log(`${tag}: epoch ${epoch + 1}/${o.epochs} loss ${loss.toFixed(4)} val macro-AUROC ${auroc.toFixed(4)} (best ${state.bestAuroc.toFixed(4)} at ${state.bestEpoch + 1}) ${state.epochSeconds.at(-1)!.toFixed(1)} s${state.stopped ? '; early stop' : ''}`);
+      log(
+        `${tag}: epoch ${epoch + 1}/${o.epochs} loss ${loss.toFixed(4)} val macro-AUROC ${auroc.toFixed(4)} (best ${state.bestAuroc.toFixed(4)} at ${state.bestEpoch + 1}) ${state.epochSeconds.at(-1)!.toFixed(1)} s${state.stopped ? '; early stop' : ''}`,
+      );
     }
 
     // ---- the best epoch's scores ----
-    torch.noGrad(() => { for (const [k, t] of model!.stateDict()) t.copy_(best.get(k)!); });
+    torch.noGrad(() => {
+      for (const [k, t] of model!.stateDict()) t.copy_(best.get(k)!);
+    });
     const valScores = await scores('val');
     const testScores = await scores('test');
     return {
-      labelNames: index.labelNames, testNames: [...o.splits.test], testScores, testLabels: o.splits.test.map((n) => labelsOf.get(n)!),
-      valScores, valLabels, bestEpoch: state.bestEpoch, epochsRun: state.epochsDone, trainLoss: state.trainLoss, valAuroc: state.valAuroc,
-      secondsPerEpoch: state.epochSeconds.reduce((a, b) => a + b, 0) / Math.max(1, state.epochSeconds.length), trainCount: trainNames.length,
+      labelNames: index.labelNames,
+      testNames: [...o.splits.test],
+      testScores,
+      testLabels: o.splits.test.map((n) => labelsOf.get(n)!),
+      valScores,
+      valLabels,
+      bestEpoch: state.bestEpoch,
+      epochsRun: state.epochsDone,
+      trainLoss: state.trainLoss,
+      valAuroc: state.valAuroc,
+      secondsPerEpoch: state.epochSeconds.reduce((a, b) => a + b, 0) / Math.max(1, state.epochSeconds.length),
+      trainCount: trainNames.length,
       ...(featureSeconds === undefined ? {} : { featureSeconds }),
     };
   } finally {
@@ -433,7 +578,13 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
  * several label fractions of one encoder share them; each subset is standardised with its own statistics.
  */
 async function probeFeatures(
-  encoder: VisionEncoder, o: TransferOptions, trainNames: string[], run: RunDir, fingerprint: Record<string, unknown>, log: (m: string) => void, tag: string,
+  encoder: VisionEncoder,
+  o: TransferOptions,
+  trainNames: string[],
+  run: RunDir,
+  fingerprint: Record<string, unknown>,
+  log: (m: string) => void,
+  tag: string,
 ): Promise<{ train: Tensor; val: Tensor; test: Tensor; seconds: number }> {
   const file = o.featureFile ?? (run.dir ? join(run.dir, 'features.safetensors') : undefined);
   const names = [...o.splits.train, ...o.splits.val, ...o.splits.test];
@@ -460,7 +611,11 @@ async function probeFeatures(
   }
   const row = new Map(names.map((n, i) => [n, i]));
   const out = torch.tidy(() => {
-    const pick = (ns: string[]) => all!.indexSelect(0, torch.tensor(BigInt64Array.from(ns.map((n) => BigInt(row.get(n)!))), [ns.length], { device: o.device }));
+    const pick = (ns: string[]) =>
+      all!.indexSelect(
+        0,
+        torch.tensor(BigInt64Array.from(ns.map((n) => BigInt(row.get(n)!))), [ns.length], { device: o.device }),
+      );
     const train = pick(trainNames);
     const mean = train.mean(0, true);
     const sd = train.std(0, { correction: 0, keepdim: true });

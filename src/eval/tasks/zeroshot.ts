@@ -7,35 +7,79 @@ import { type WordPieceTokenizer, toBigInt64 } from '../../text/wordpiece.js';
 import { Loader } from '../../data/loader.js';
 import { macroAuroc, recallAtK } from '../metrics/classification.js';
 
-export interface Embedded { names: string[]; volumes: Tensor; reports: Tensor; labels: number[][]; reportTexts: string[] }
+export interface Embedded {
+  names: string[];
+  volumes: Tensor;
+  reports: Tensor;
+  labels: number[][];
+  reportTexts: string[];
+}
 
 /** Normalised report embeddings (B, D) for a list of texts. */
-export function embedTexts(model: T3dModel, tokenizer: WordPieceTokenizer, texts: string[], maxTokens: number, device?: string): Tensor {
-  return torch.noGrad(() => torch.tidy(() => {
-    const enc = tokenizer.encodeBatch(texts, { maxLength: maxTokens, padding: 'longest' });
-    const ids = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device });
-    const mask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device });
-    return model.encodeReport(ids, mask).emb;
-  }));
+export function embedTexts(
+  model: T3dModel,
+  tokenizer: WordPieceTokenizer,
+  texts: string[],
+  maxTokens: number,
+  device?: string,
+): Tensor {
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const enc = tokenizer.encodeBatch(texts, { maxLength: maxTokens, padding: 'longest' });
+      const ids = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device });
+      const mask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device });
+      return model.encodeReport(ids, mask).emb;
+    }),
+  );
 }
 
 /** Embeds every volume (no augmentation) and its report from a cache split (or named volumes). The caller disposes the tensors. */
-export async function embedSplit(model: T3dModel, tokenizer: WordPieceTokenizer, cacheDir: string, split: string | undefined, o: { names?: string[]; batchSize?: number; maxTokens?: number; device?: string; limit?: number; fullResolution?: boolean } = {}): Promise<Embedded> {
+export async function embedSplit(
+  model: T3dModel,
+  tokenizer: WordPieceTokenizer,
+  cacheDir: string,
+  split: string | undefined,
+  o: {
+    names?: string[];
+    batchSize?: number;
+    maxTokens?: number;
+    device?: string;
+    limit?: number;
+    fullResolution?: boolean;
+  } = {},
+): Promise<Embedded> {
   const loader = new Loader({
-    cacheDir, split, names: o.names, batchSize: o.batchSize ?? 8, seed: 0, shuffle: false, dropLast: false, workers: 1, fullResolution: o.fullResolution,
+    cacheDir,
+    split,
+    names: o.names,
+    batchSize: o.batchSize ?? 8,
+    seed: 0,
+    shuffle: false,
+    dropLast: false,
+    workers: 1,
+    fullResolution: o.fullResolution,
     views: { numLocal: 0, globalIntensity: false, noiseStd: 0 },
   });
-  const vols: Tensor[] = [], reps: Tensor[] = [];
-  const names: string[] = [], labels: number[][] = [], reportTexts: string[] = [];
+  const vols: Tensor[] = [],
+    reps: Tensor[] = [];
+  const names: string[] = [],
+    labels: number[][] = [],
+    reportTexts: string[] = [];
   try {
     for await (const b of loader.epoch(0)) {
       const L = b.labels.length / b.indices.length;
-      torch.noGrad(() => torch.tidy(() => {
-        const x = torch.tensor(b.global, [b.indices.length, 1, ...loader.globalShape], { device: o.device });
-        vols.push(model.encodeVolume(x).emb.keep());
-      }));
+      torch.noGrad(() =>
+        torch.tidy(() => {
+          const x = torch.tensor(b.global, [b.indices.length, 1, ...loader.globalShape], { device: o.device });
+          vols.push(model.encodeVolume(x).emb.keep());
+        }),
+      );
       reps.push(embedTexts(model, tokenizer, b.reports, o.maxTokens ?? 256, o.device).keep());
-      b.names.forEach((n, i) => { names.push(n); reportTexts.push(b.reports[i]!); labels.push(Array.from(b.labels.subarray(i * L, (i + 1) * L))); });
+      b.names.forEach((n, i) => {
+        names.push(n);
+        reportTexts.push(b.reports[i]!);
+        labels.push(Array.from(b.labels.subarray(i * L, (i + 1) * L)));
+      });
       if (o.limit && names.length >= o.limit) break;
     }
   } finally {
@@ -54,20 +98,39 @@ export const PROMPT_TEMPLATES: readonly { present: (l: string) => string; absent
 ];
 
 /** Prompt embedding per label: templates averaged in embedding space, then renormalised (as CLIP's ensembles). */
-function promptEmbeddings(model: T3dModel, tokenizer: WordPieceTokenizer, labelNames: string[], polarity: 'present' | 'absent', templates: number, maxTokens: number, device?: string): Tensor {
+function promptEmbeddings(
+  model: T3dModel,
+  tokenizer: WordPieceTokenizer,
+  labelNames: string[],
+  polarity: 'present' | 'absent',
+  templates: number,
+  maxTokens: number,
+  device?: string,
+): Tensor {
   return torch.tidy(() => {
-    const per = PROMPT_TEMPLATES.slice(0, templates).map((t) => embedTexts(model, tokenizer, labelNames.map(t[polarity]), maxTokens, device));
+    const per = PROMPT_TEMPLATES.slice(0, templates).map((t) =>
+      embedTexts(model, tokenizer, labelNames.map(t[polarity]), maxTokens, device),
+    );
     return F.normalize(torch.stack(per, 0).mean(0), -1);
   });
 }
 
 /** Present/absent prompt embeddings, (L, D) each; the same for every volume, so services compute them once. */
-export interface Prompts { pos: Tensor; neg: Tensor }
+export interface Prompts {
+  pos: Tensor;
+  neg: Tensor;
+}
 
 /** `templates` = how many of PROMPT_TEMPLATES to ensemble (1 = the single CT-CLIP pair). The caller disposes. */
-export function zeroShotPrompts(model: T3dModel, tokenizer: WordPieceTokenizer, labelNames: string[], o: { templates?: number; maxTokens?: number; device?: string } = {}): Prompts {
+export function zeroShotPrompts(
+  model: T3dModel,
+  tokenizer: WordPieceTokenizer,
+  labelNames: string[],
+  o: { templates?: number; maxTokens?: number; device?: string } = {},
+): Prompts {
   const templates = o.templates ?? 1;
-  if (!(Number.isInteger(templates) && templates >= 1 && templates <= PROMPT_TEMPLATES.length)) throw new Error(`zero-shot: templates must be 1..${PROMPT_TEMPLATES.length}, got ${templates}`);
+  if (!(Number.isInteger(templates) && templates >= 1 && templates <= PROMPT_TEMPLATES.length))
+    throw new Error(`zero-shot: templates must be 1..${PROMPT_TEMPLATES.length}, got ${templates}`);
   return torch.noGrad(() => ({
     pos: promptEmbeddings(model, tokenizer, labelNames, 'present', templates, o.maxTokens ?? 64, o.device).keep(),
     neg: promptEmbeddings(model, tokenizer, labelNames, 'absent', templates, o.maxTokens ?? 64, o.device).keep(),
@@ -76,14 +139,23 @@ export function zeroShotPrompts(model: T3dModel, tokenizer: WordPieceTokenizer, 
 
 /** Positive-prompt probability per volume and label: softmax over (present, absent) of scaled similarities. */
 export function scoresFromPrompts(model: T3dModel, volumes: Tensor, p: Prompts): number[][] {
-  return torch.noGrad(() => torch.tidy(() => {
-    const scale = model.logit_scale.value.exp().clamp(undefined, 100);
-    const sp = volumes.matmul(p.pos.T).mul(scale), sn = volumes.matmul(p.neg.T).mul(scale); // (N, L)
-    return rows(torch.stack([sp, sn], 2).softmax(2).select(2, 0));
-  }));
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const scale = model.logit_scale.value.exp().clamp(undefined, 100);
+      const sp = volumes.matmul(p.pos.T).mul(scale),
+        sn = volumes.matmul(p.neg.T).mul(scale); // (N, L)
+      return rows(torch.stack([sp, sn], 2).softmax(2).select(2, 0));
+    }),
+  );
 }
 
-export function zeroShotScores(model: T3dModel, tokenizer: WordPieceTokenizer, volumes: Tensor, labelNames: string[], o: { templates?: number; maxTokens?: number; device?: string } = {}): number[][] {
+export function zeroShotScores(
+  model: T3dModel,
+  tokenizer: WordPieceTokenizer,
+  volumes: Tensor,
+  labelNames: string[],
+  o: { templates?: number; maxTokens?: number; device?: string } = {},
+): number[][] {
   const p = zeroShotPrompts(model, tokenizer, labelNames, o);
   try {
     return scoresFromPrompts(model, volumes, p);
@@ -99,17 +171,31 @@ export function rows(t: Tensor): number[][] {
   return Array.from({ length: t.size(0) }, (_, i) => flat.slice(i * C, (i + 1) * C));
 }
 
-export interface ZeroShotResult { macroAuroc: number; labelsCounted: number; perLabel: Record<string, number>; recallReportToVolume: Record<number, number>; recallVolumeToReport: Record<number, number> }
+export interface ZeroShotResult {
+  macroAuroc: number;
+  labelsCounted: number;
+  perLabel: Record<string, number>;
+  recallReportToVolume: Record<number, number>;
+  recallVolumeToReport: Record<number, number>;
+}
 
-export function evaluateEmbedded(model: T3dModel, tokenizer: WordPieceTokenizer, e: Embedded, labelNames: string[], device?: string): ZeroShotResult {
+export function evaluateEmbedded(
+  model: T3dModel,
+  tokenizer: WordPieceTokenizer,
+  e: Embedded,
+  labelNames: string[],
+  device?: string,
+): ZeroShotResult {
   const scores = zeroShotScores(model, tokenizer, e.volumes, labelNames, { device });
   const m = macroAuroc(scores, e.labels);
   const sim = torch.noGrad(() => torch.tidy(() => rows(e.reports.matmul(e.volumes.T))));
   const transpose = sim.map((_, i) => sim.map((row) => row[i]!));
   const ks = [1, 5, 10].filter((k) => k <= sim.length);
   return {
-    macroAuroc: m.value, labelsCounted: m.labelsCounted,
+    macroAuroc: m.value,
+    labelsCounted: m.labelsCounted,
     perLabel: Object.fromEntries(labelNames.map((l, i) => [l, m.perLabel[i]!])),
-    recallReportToVolume: recallAtK(sim, ks), recallVolumeToReport: recallAtK(transpose, ks),
+    recallReportToVolume: recallAtK(sim, ks),
+    recallVolumeToReport: recallAtK(transpose, ks),
   };
 }

@@ -19,14 +19,16 @@ type ReadSeries = typeof import('@itk-wasm/dicom').readImageDicomFileSeriesNode;
 let reader: Promise<ReadSeries> | undefined;
 
 /** The Emscripten runtime stores its exit status in process.exitCode (0, or 1 after a C++ exception): keep ours. */
-const keepExitCode = (read: ReadSeries): ReadSeries => async (options) => {
-  const code = process.exitCode;
-  try {
-    return await read(options);
-  } finally {
-    process.exitCode = code;
-  }
-};
+const keepExitCode =
+  (read: ReadSeries): ReadSeries =>
+  async (options) => {
+    const code = process.exitCode;
+    try {
+      return await read(options);
+    } finally {
+      process.exitCode = code;
+    }
+  };
 
 function loadReader(): Promise<ReadSeries> {
   reader ??= import('@itk-wasm/dicom').then(
@@ -40,7 +42,12 @@ function loadReader(): Promise<ReadSeries> {
 }
 
 /** Decodes the slices and writes their rescaled values at out[index·rows·columns ..]. */
-export async function decodeCompressed(slices: CompressedSlice[], f: PixelFormat, out: Float32Array, series: string): Promise<void> {
+export async function decodeCompressed(
+  slices: CompressedSlice[],
+  f: PixelFormat,
+  out: Float32Array,
+  series: string,
+): Promise<void> {
   const read = await loadReader();
   const n = f.rows * f.columns;
   const groups = new Map<string, CompressedSlice[]>();
@@ -61,8 +68,16 @@ export async function decodeCompressed(slices: CompressedSlice[], f: PixelFormat
     const { outputImage: img, sortedFilenames } = result;
     const names = sortedFilenames as string[];
     const data = img.data;
-    if (!data || data instanceof BigInt64Array || data instanceof BigUint64Array || data.length !== n * group.length || names.length !== group.length) {
-      throw new Error(`series ${series}: GDCM returned an image of size [${img.size}] for ${group.length} files of ${f.columns}x${f.rows}`);
+    if (
+      !data ||
+      data instanceof BigInt64Array ||
+      data instanceof BigUint64Array ||
+      data.length !== n * group.length ||
+      names.length !== group.length
+    ) {
+      throw new Error(
+        `series ${series}: GDCM returned an image of size [${img.size}] for ${group.length} files of ${f.columns}x${f.rows}`,
+      );
     }
     names.forEach((name, s) => {
       const index = byPath.get(name);
@@ -73,9 +88,15 @@ export async function decodeCompressed(slices: CompressedSlice[], f: PixelFormat
 }
 
 /** GDCM fails a whole call without naming the file: decode one at a time (failure path only) to find it. */
-async function culprit(read: ReadSeries, group: CompressedSlice[], series: string, groupError: unknown): Promise<Error> {
+async function culprit(
+  read: ReadSeries,
+  group: CompressedSlice[],
+  series: string,
+  groupError: unknown,
+): Promise<Error> {
   // A release-built pipeline throws a bare number for C++ exceptions (and prints a note of its own).
-  const reason = (e: unknown): string => (e instanceof Error && e.message.trim() ? e.message.trim() : 'corrupt or unsupported stream');
+  const reason = (e: unknown): string =>
+    e instanceof Error && e.message.trim() ? e.message.trim() : 'corrupt or unsupported stream';
   for (const s of group) {
     try {
       await read({ inputImages: [resolve(s.path)], singleSortedSeries: true });
@@ -83,5 +104,7 @@ async function culprit(read: ReadSeries, group: CompressedSlice[], series: strin
       return new DicomError(s.path, `GDCM could not decode the compressed pixel data (${reason(e)})`);
     }
   }
-  return new Error(`${series}: GDCM could not decode ${group.length} compressed files together (${reason(groupError)})`);
+  return new Error(
+    `${series}: GDCM could not decode ${group.length} compressed files together (${reason(groupError)})`,
+  );
 }

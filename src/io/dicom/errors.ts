@@ -5,7 +5,11 @@
 export type DicomErrorKind = 'not-dicom' | 'no-pixels' | 'unreadable' | 'invalid';
 
 export class DicomError extends Error {
-  constructor(readonly path: string, readonly reason: string, readonly kind: DicomErrorKind = 'invalid') {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+    readonly kind: DicomErrorKind = 'invalid',
+  ) {
     super(`${path}: ${reason}`);
     this.name = 'DicomError';
   }

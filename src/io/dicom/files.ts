@@ -31,7 +31,11 @@ export async function readBytes(path: string): Promise<Uint8Array> {
 export async function listInputs(input: string | string[]): Promise<InputFiles> {
   if (Array.isArray(input)) {
     if (input.length === 0) throw new DicomError('<file list>', 'no input files');
-    return { files: input, where: input.length === 1 ? input[0]! : `${input.length} files (first ${input[0]})`, folder: false };
+    return {
+      files: input,
+      where: input.length === 1 ? input[0]! : `${input.length} files (first ${input[0]})`,
+      folder: false,
+    };
   }
   let isDir: boolean;
   try {
@@ -58,7 +62,14 @@ async function walk(dir: string): Promise<string[]> {
   for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     const path = join(dir, e.name);
     if (e.isDirectory()) out.push(...(await walk(path)));
-    else if (!(e.isSymbolicLink() && (await stat(path).then((s) => s.isDirectory(), () => false)))) out.push(path);
+    else if (!(
+      e.isSymbolicLink() &&
+      (await stat(path).then(
+        (s) => s.isDirectory(),
+        () => false,
+      ))
+    ))
+      out.push(path);
   }
   return out;
 }

@@ -33,7 +33,9 @@ export interface DicomHeader {
 }
 
 /** Where the pixel data lies in `ParsedDicom.bytes`: one native block, or the fragments of one frame. */
-export type PixelLocation = { kind: 'native'; offset: number; length: number } | { kind: 'encapsulated'; fragments: { offset: number; length: number }[] };
+export type PixelLocation =
+  | { kind: 'native'; offset: number; length: number }
+  | { kind: 'encapsulated'; fragments: { offset: number; length: number }[] };
 
 export interface ParsedDicom {
   header: DicomHeader;
@@ -51,33 +53,86 @@ const MAX_DEPTH = 64; // nested sequences deeper than this are a corrupt or host
 const MAX_INFLATED = 2 ** 31 - 1;
 // VRs whose explicit header has 2 reserved bytes and a 4-byte length.
 const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
-const ALL_VRS = new Set([...LONG_VRS, 'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM', 'UI', 'UL', 'US']);
+const ALL_VRS = new Set([
+  ...LONG_VRS,
+  'AE',
+  'AS',
+  'AT',
+  'CS',
+  'DA',
+  'DS',
+  'DT',
+  'FD',
+  'FL',
+  'IS',
+  'LO',
+  'LT',
+  'PN',
+  'SH',
+  'SL',
+  'SS',
+  'ST',
+  'TM',
+  'UI',
+  'UL',
+  'US',
+]);
 const latin1 = new TextDecoder('latin1');
 
 const TAG = {
-  transferSyntax: 0x00020010, modality: 0x00080060, description: 0x0008103e, sliceThickness: 0x00180050,
-  seriesInstanceUID: 0x0020000e, seriesNumber: 0x00200011, instanceNumber: 0x00200013, position: 0x00200032,
-  orientation: 0x00200037, samplesPerPixel: 0x00280002, photometric: 0x00280004, frames: 0x00280008,
-  rows: 0x00280010, columns: 0x00280011, pixelSpacing: 0x00280030, bitsAllocated: 0x00280100,
-  bitsStored: 0x00280101, pixelRepresentation: 0x00280103, intercept: 0x00281052, slope: 0x00281053,
+  transferSyntax: 0x00020010,
+  modality: 0x00080060,
+  description: 0x0008103e,
+  sliceThickness: 0x00180050,
+  seriesInstanceUID: 0x0020000e,
+  seriesNumber: 0x00200011,
+  instanceNumber: 0x00200013,
+  position: 0x00200032,
+  orientation: 0x00200037,
+  samplesPerPixel: 0x00280002,
+  photometric: 0x00280004,
+  frames: 0x00280008,
+  rows: 0x00280010,
+  columns: 0x00280011,
+  pixelSpacing: 0x00280030,
+  bitsAllocated: 0x00280100,
+  bitsStored: 0x00280101,
+  pixelRepresentation: 0x00280103,
+  intercept: 0x00281052,
+  slope: 0x00281053,
 } as const;
 const WANTED: ReadonlySet<number> = new Set(Object.values(TAG));
 
-interface Element { tag: number; vr: string; length: number; value: number }
+interface Element {
+  tag: number;
+  vr: string;
+  length: number;
+  value: number;
+}
 
 /** Reads elements of one encoding from one buffer; `fail` names the file in every error. */
 class Reader {
   readonly view: DataView;
-  constructor(readonly bytes: Uint8Array, readonly le: boolean, readonly explicit: boolean, readonly fail: (why: string) => never) {
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly le: boolean,
+    readonly explicit: boolean,
+    readonly fail: (why: string) => never,
+  ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
 
   need(pos: number, n: number, what: string): void {
-    if (pos + n > this.bytes.length) this.fail(`truncated: ${what} at offset ${pos} needs ${n} bytes, ${Math.max(0, this.bytes.length - pos)} remain`);
+    if (pos + n > this.bytes.length)
+      this.fail(`truncated: ${what} at offset ${pos} needs ${n} bytes, ${Math.max(0, this.bytes.length - pos)} remain`);
   }
 
-  u16(pos: number): number { return this.view.getUint16(pos, this.le); }
-  u32(pos: number): number { return this.view.getUint32(pos, this.le); }
+  u16(pos: number): number {
+    return this.view.getUint16(pos, this.le);
+  }
+  u32(pos: number): number {
+    return this.view.getUint32(pos, this.le);
+  }
 
   element(pos: number, explicit = this.explicit): Element {
     this.need(pos, 8, 'element header');
@@ -125,26 +180,34 @@ class Reader {
     for (let first = true; ; first = false) {
       const item = this.element(pos, false);
       if (item.tag === SEQUENCE_END) return out;
-      if (item.tag !== ITEM || item.length === UNDEFINED) this.fail(`bad encapsulated pixel data item ${tagName(item.tag)} at offset ${pos}`);
+      if (item.tag !== ITEM || item.length === UNDEFINED)
+        this.fail(`bad encapsulated pixel data item ${tagName(item.tag)} at offset ${pos}`);
       pos = this.skip(item);
       if (!first) out.push({ offset: item.value, length: item.length });
     }
   }
 }
 
-const tagName = (tag: number): string => `(${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')})`.toUpperCase();
+const tagName = (tag: number): string =>
+  `(${(tag >>> 16).toString(16).padStart(4, '0')},${(tag & 0xffff).toString(16).padStart(4, '0')})`.toUpperCase();
 
 /**
  * Parses a DICOM file. Files without the 128-byte preamble and 'DICM' marker are accepted when they start
  * like a dataset (group 0002 or 0008): old ACR-NEMA-style exports are implicit VR little endian.
  */
 export function parseDicom(file: Uint8Array, path: string): ParsedDicom {
-  const fail = (why: string): never => { throw new DicomError(path, why); };
+  const fail = (why: string): never => {
+    throw new DicomError(path, why);
+  };
   const hasMarker = file.length >= 132 && latin1.decode(file.subarray(128, 132)) === 'DICM';
   const start = hasMarker ? 132 : 0;
   const raw = hasMarker ? undefined : rawEncoding(file);
   if (!hasMarker && !raw) {
-    throw new DicomError(path, `not a DICOM file (no 'DICM' marker at byte 128 and no dataset at the start; ${file.length} bytes)`, 'not-dicom');
+    throw new DicomError(
+      path,
+      `not a DICOM file (no 'DICM' marker at byte 128 and no dataset at the start; ${file.length} bytes)`,
+      'not-dicom',
+    );
   }
   const metaReader = new Reader(file, true, raw !== 'implicit-le', fail);
   let pos = start;
@@ -177,14 +240,16 @@ export function parseDicom(file: Uint8Array, path: string): ParsedDicom {
   while (pos < bytes.length) {
     const el = r.element(pos);
     if (el.tag === PIXEL_DATA) {
-      pixels = el.length === UNDEFINED
-        ? { kind: 'encapsulated', fragments: r.fragments(el.value) }
-        : { kind: 'native', offset: el.value, length: el.length };
+      pixels =
+        el.length === UNDEFINED
+          ? { kind: 'encapsulated', fragments: r.fragments(el.value) }
+          : { kind: 'native', offset: el.value, length: el.length };
       if (pixels.kind === 'native') r.skip(el);
       break;
     }
     const next = r.skipValue(el, r.explicit, 0);
-    if (WANTED.has(el.tag) && el.length !== UNDEFINED) values.set(el.tag, { vr: el.vr, value: bytes.subarray(el.value, next) });
+    if (WANTED.has(el.tag) && el.length !== UNDEFINED)
+      values.set(el.tag, { vr: el.vr, value: bytes.subarray(el.value, next) });
     pos = next;
   }
   return { header: header(values, ts, r), bytes, pixels };
@@ -200,7 +265,11 @@ function rawEncoding(file: Uint8Array): 'implicit-le' | 'explicit-le' | undefine
   return length <= file.length - 8 ? 'implicit-le' : undefined;
 }
 
-const text = (b: Uint8Array): string => latin1.decode(b).replace(/[\0 ]+$/, '').trim();
+const text = (b: Uint8Array): string =>
+  latin1
+    .decode(b)
+    .replace(/[\0 ]+$/, '')
+    .trim();
 
 function header(values: Map<number, { vr: string; value: Uint8Array }>, ts: TransferSyntax, r: Reader): DicomHeader {
   const str = (tag: number): string | undefined => {

@@ -15,11 +15,14 @@ export interface PixelFormat {
 export function pixelFormat(h: DicomHeader): PixelFormat | string {
   const { rows, columns, bitsAllocated } = h;
   if (!rows || !columns) return `missing or zero Rows/Columns (${rows}x${columns})`;
-  if (bitsAllocated !== 8 && bitsAllocated !== 16 && bitsAllocated !== 32) return `BitsAllocated ${bitsAllocated} is not 8, 16 or 32`;
+  if (bitsAllocated !== 8 && bitsAllocated !== 16 && bitsAllocated !== 32)
+    return `BitsAllocated ${bitsAllocated} is not 8, 16 or 32`;
   const bitsStored = h.bitsStored ?? bitsAllocated;
-  if (bitsStored < 1 || bitsStored > bitsAllocated) return `BitsStored ${bitsStored} does not fit BitsAllocated ${bitsAllocated}`;
+  if (bitsStored < 1 || bitsStored > bitsAllocated)
+    return `BitsStored ${bitsStored} does not fit BitsAllocated ${bitsAllocated}`;
   if (h.samplesPerPixel !== 1) return `SamplesPerPixel ${h.samplesPerPixel}: only grayscale images make a volume`;
-  if (h.photometric && !h.photometric.startsWith('MONOCHROME')) return `PhotometricInterpretation ${h.photometric} is not grayscale`;
+  if (h.photometric && !h.photometric.startsWith('MONOCHROME'))
+    return `PhotometricInterpretation ${h.photometric} is not grayscale`;
   if (h.frames !== 1) return `NumberOfFrames ${h.frames}: multi-frame images are not supported`;
   if (h.slope === 0) return 'RescaleSlope is 0';
   return { rows, columns, bitsAllocated, bitsStored, signed: h.pixelRepresentation === 1 };
@@ -31,11 +34,15 @@ export function decodeSlice(p: ParsedDicom, f: PixelFormat, out: Float32Array, o
   const size = n * (f.bitsAllocated / 8);
   const loc = p.pixels!;
   const ts = p.header.transferSyntax;
-  if ((ts.codec === 'native') !== (loc.kind === 'native')) throw new Error(`${ts.name} pixel data must ${ts.codec === 'native' ? 'not ' : ''}be encapsulated`);
+  if ((ts.codec === 'native') !== (loc.kind === 'native'))
+    throw new Error(`${ts.name} pixel data must ${ts.codec === 'native' ? 'not ' : ''}be encapsulated`);
   let le = ts.encoding !== 'explicit-be';
   let bytes: Uint8Array;
   if (loc.kind === 'native') {
-    if (loc.length < size) throw new Error(`pixel data has ${loc.length} bytes, ${f.columns}x${f.rows}x${f.bitsAllocated / 8} needs ${size}`);
+    if (loc.length < size)
+      throw new Error(
+        `pixel data has ${loc.length} bytes, ${f.columns}x${f.rows}x${f.bitsAllocated / 8} needs ${size}`,
+      );
     bytes = p.bytes.subarray(loc.offset, loc.offset + size);
   } else {
     bytes = decodeRle(joinFragments(p.bytes, loc.fragments), f.bitsAllocated / 8, n);
@@ -66,8 +73,13 @@ function storedView(bytes: Uint8Array, f: PixelFormat, le: boolean): ArrayLike<n
   const signed = f.signed && f.bitsStored === f.bitsAllocated;
   const count = bytes.length / width;
   if (width === 1) return signed ? new Int8Array(own.buffer, own.byteOffset, count) : own;
-  if (width === 2) return signed ? new Int16Array(own.buffer, own.byteOffset, count) : new Uint16Array(own.buffer, own.byteOffset, count);
-  return signed ? new Int32Array(own.buffer, own.byteOffset, count) : new Uint32Array(own.buffer, own.byteOffset, count);
+  if (width === 2)
+    return signed
+      ? new Int16Array(own.buffer, own.byteOffset, count)
+      : new Uint16Array(own.buffer, own.byteOffset, count);
+  return signed
+    ? new Int32Array(own.buffer, own.byteOffset, count)
+    : new Uint32Array(own.buffer, own.byteOffset, count);
 }
 
 function byteswapped(bytes: Uint8Array, width: number): Uint8Array {
@@ -96,23 +108,25 @@ export function decodeRle(frame: Uint8Array, width: number, n: number): Uint8Arr
   if (frame.length < 64) throw new Error(`RLE frame of ${frame.length} bytes is shorter than its 64-byte header`);
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const segments = view.getUint32(0, true);
-  if (segments !== width) throw new Error(`RLE frame has ${segments} segments, expected ${width} for ${width * 8}-bit grayscale`);
+  if (segments !== width)
+    throw new Error(`RLE frame has ${segments} segments, expected ${width} for ${width * 8}-bit grayscale`);
   const out = new Uint8Array(n * width);
   for (let s = 0; s < segments; s++) {
     const start = view.getUint32(4 + 4 * s, true);
     const end = s + 1 < segments ? view.getUint32(8 + 4 * s, true) : frame.length;
-    if (start < 64 || end > frame.length || start > end) throw new Error(`RLE segment ${s} offsets ${start}..${end} lie outside the ${frame.length}-byte frame`);
+    if (start < 64 || end > frame.length || start > end)
+      throw new Error(`RLE segment ${s} offsets ${start}..${end} lie outside the ${frame.length}-byte frame`);
     const plane = width - 1 - s; // segment 0 holds the most significant bytes
     let o = 0;
-    for (let i = start; i < end && o < n; ) {
+    for (let i = start; i < end && o < n;) {
       const c = (frame[i++]! << 24) >> 24;
       if (c >= 0) {
         if (i + c + 1 > end) throw new Error(`RLE segment ${s} literal run overruns the segment`);
-        for (let k = 0; k <= c && o < n; k++) out[(o++) * width + plane] = frame[i++]!;
+        for (let k = 0; k <= c && o < n; k++) out[o++ * width + plane] = frame[i++]!;
       } else if (c !== -128) {
         if (i >= end) throw new Error(`RLE segment ${s} ends inside a replicate run`);
         const v = frame[i++]!;
-        for (let k = 0; k < 1 - c && o < n; k++) out[(o++) * width + plane] = v;
+        for (let k = 0; k < 1 - c && o < n; k++) out[o++ * width + plane] = v;
       }
     }
     if (o < n) throw new Error(`RLE segment ${s} decodes to ${o} of ${n} bytes`);

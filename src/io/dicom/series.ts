@@ -43,9 +43,14 @@ const SHEAR_WARN_DEG = 0.5;
 const MAX_VOXELS = 2 ** 31; // as NIfTI writing; also bounds the allocation a hostile header could ask for
 
 const dot = (a: number[], b: number[]): number => a[0]! * b[0]! + a[1]! * b[1]! + a[2]! * b[2]!;
-const cross = (a: number[], b: number[]): Vec3 => [a[1]! * b[2]! - a[2]! * b[1]!, a[2]! * b[0]! - a[0]! * b[2]!, a[0]! * b[1]! - a[1]! * b[0]!];
+const cross = (a: number[], b: number[]): Vec3 => [
+  a[1]! * b[2]! - a[2]! * b[1]!,
+  a[2]! * b[0]! - a[0]! * b[2]!,
+  a[0]! * b[1]! - a[1]! * b[0]!,
+];
 const norm = (a: number[]): number => Math.sqrt(dot(a, a));
-const close = (a: number[], b: number[], tol: number): boolean => a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) <= tol);
+const close = (a: number[], b: number[], tol: number): boolean =>
+  a.length === b.length && a.every((v, i) => Math.abs(v - b[i]!) <= tol);
 const fmt = (v: number[]): string => `[${v.map((x) => +x.toFixed(6)).join(', ')}]`;
 
 export function seriesLabel(uid: string, h: DicomHeader): string {
@@ -58,7 +63,11 @@ export function planVolume(where: string, uid: string, slices: SliceInfo[], opts
   const label = seriesLabel(uid, first.header);
   const format = checkFormats(slices);
   const voxels = format.rows * format.columns * slices.length;
-  if (voxels > MAX_VOXELS) throw new DicomError(where, `${label}: ${format.columns}x${format.rows}x${slices.length} voxels is more than the 2^31 a volume may hold`);
+  if (voxels > MAX_VOXELS)
+    throw new DicomError(
+      where,
+      `${label}: ${format.columns}x${format.rows}x${slices.length} voxels is more than the 2^31 a volume may hold`,
+    );
   const { row, col } = checkOrientation(slices);
   const ps = checkPixelSpacing(slices);
   const warnings: string[] = [];
@@ -66,14 +75,18 @@ export function planVolume(where: string, uid: string, slices: SliceInfo[], opts
   const normal = cross(row, col);
   const sorted = slices
     .map((s) => {
-      if (!s.header.position) throw new DicomError(s.path, 'missing ImagePositionPatient (0020,0032), needed to place the slice');
+      if (!s.header.position)
+        throw new DicomError(s.path, 'missing ImagePositionPatient (0020,0032), needed to place the slice');
       return { s, d: dot(s.header.position, normal) };
     })
     .sort((a, b) => a.d - b.d);
   const steps = sorted.slice(1).map((x, k) => x.d - sorted[k]!.d);
   steps.forEach((step, k) => {
     if (step < DUPLICATE_TOL) {
-      throw new DicomError(sorted[k + 1]!.s.path, `${label}: slice at ${sorted[k]!.d.toFixed(3)} mm along the normal has the same position as ${sorted[k]!.s.path} (duplicate slice or two acquisitions in one series)`);
+      throw new DicomError(
+        sorted[k + 1]!.s.path,
+        `${label}: slice at ${sorted[k]!.d.toFixed(3)} mm along the normal has the same position as ${sorted[k]!.s.path} (duplicate slice or two acquisitions in one series)`,
+      );
     }
   });
   const gaps = findGaps(steps);
@@ -87,14 +100,19 @@ export function planVolume(where: string, uid: string, slices: SliceInfo[], opts
   let step: Vec3;
   if (sorted.length === 1) {
     const dz = first.header.sliceThickness && first.header.sliceThickness > 0 ? first.header.sliceThickness : 1;
-    warnings.push(`${label}: a single slice; through-plane spacing ${dz} mm taken from ${first.header.sliceThickness ? 'SliceThickness' : 'a default'}`);
+    warnings.push(
+      `${label}: a single slice; through-plane spacing ${dz} mm taken from ${first.header.sliceThickness ? 'SliceThickness' : 'a default'}`,
+    );
     step = normal.map((v) => v * dz) as Vec3;
   } else {
     // The mean step between the end slices keeps the volume's true extent (and any gantry-tilt shear).
     const pn = sorted[sorted.length - 1]!.s.header.position!;
     step = [0, 1, 2].map((i) => (pn[i]! - p0[i]!) / (sorted.length - 1)) as Vec3;
     const shear = (Math.asin(Math.min(1, norm(cross(step, normal)) / norm(step))) * 180) / Math.PI;
-    if (shear > SHEAR_WARN_DEG) warnings.push(`${label}: slices are sheared ${shear.toFixed(2)}° from the slice normal (gantry tilt?); the affine keeps the shear`);
+    if (shear > SHEAR_WARN_DEG)
+      warnings.push(
+        `${label}: slices are sheared ${shear.toFixed(2)}° from the slice normal (gantry tilt?); the affine keeps the shear`,
+      );
   }
   // LPS columns, then RAS by negating x and y (DICOM patient axes point left/posterior, NIfTI's right/anterior).
   const columns = [row.map((v) => v * ps[1]), col.map((v) => v * ps[0]), step, p0];
@@ -109,7 +127,9 @@ function findGaps(steps: number[]): SliceGap[] {
   const s = [...steps].sort((a, b) => a - b);
   const expected = s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
   const tol = Math.max(0.02, 0.01 * expected);
-  return steps.flatMap((distance, index) => (Math.abs(distance - expected) > tol ? [{ index, distance, expected }] : []));
+  return steps.flatMap((distance, index) =>
+    Math.abs(distance - expected) > tol ? [{ index, distance, expected }] : [],
+  );
 }
 
 function checkFormats(slices: SliceInfo[]): PixelFormat {
@@ -119,9 +139,19 @@ function checkFormats(slices: SliceInfo[]): PixelFormat {
     if (typeof f === 'string') throw new DicomError(s.path, f);
     if (!ref) ref = { path: s.path, f };
     else if (f.rows !== ref.f.rows || f.columns !== ref.f.columns) {
-      throw new DicomError(s.path, `${f.columns}x${f.rows} pixels (columns x rows) differ from ${ref.f.columns}x${ref.f.rows} of ${ref.path} in the same series`);
-    } else if (f.bitsAllocated !== ref.f.bitsAllocated || f.bitsStored !== ref.f.bitsStored || f.signed !== ref.f.signed) {
-      throw new DicomError(s.path, `pixel format ${f.bitsStored}/${f.bitsAllocated} bits ${f.signed ? 'signed' : 'unsigned'} differs from that of ${ref.path} in the same series`);
+      throw new DicomError(
+        s.path,
+        `${f.columns}x${f.rows} pixels (columns x rows) differ from ${ref.f.columns}x${ref.f.rows} of ${ref.path} in the same series`,
+      );
+    } else if (
+      f.bitsAllocated !== ref.f.bitsAllocated ||
+      f.bitsStored !== ref.f.bitsStored ||
+      f.signed !== ref.f.signed
+    ) {
+      throw new DicomError(
+        s.path,
+        `pixel format ${f.bitsStored}/${f.bitsAllocated} bits ${f.signed ? 'signed' : 'unsigned'} differs from that of ${ref.path} in the same series`,
+      );
     }
   }
   return ref!.f;
@@ -138,7 +168,10 @@ function checkOrientation(slices: SliceInfo[]): { row: Vec3; col: Vec3 } {
       throw new DicomError(s.path, `ImageOrientationPatient ${fmt(o)} is not two orthogonal unit vectors`);
     }
     if (!close(o, first.header.orientation!, ORIENTATION_TOL)) {
-      throw new DicomError(s.path, `orientation ${fmt(o)} differs from ${fmt(first.header.orientation!)} of ${first.path} in the same series`);
+      throw new DicomError(
+        s.path,
+        `orientation ${fmt(o)} differs from ${fmt(first.header.orientation!)} of ${first.path} in the same series`,
+      );
     }
   }
   // Re-orthonormalise: cosines written with few digits are not exactly unit or orthogonal.
@@ -155,7 +188,10 @@ function checkPixelSpacing(slices: SliceInfo[]): [number, number] {
   if (!(ps[0]! > 0 && ps[1]! > 0)) throw new DicomError(first.path, `PixelSpacing ${fmt(ps)} must be positive`);
   for (const s of slices) {
     if (!close(s.header.pixelSpacing ?? [1, 1], ps, SPACING_TOL)) {
-      throw new DicomError(s.path, `PixelSpacing ${fmt(s.header.pixelSpacing ?? [])} differs from ${fmt(ps)} of ${first.path} in the same series`);
+      throw new DicomError(
+        s.path,
+        `PixelSpacing ${fmt(s.header.pixelSpacing ?? [])} differs from ${fmt(ps)} of ${first.path} in the same series`,
+      );
     }
   }
   return [ps[0]!, ps[1]!];

@@ -19,7 +19,13 @@ const table: [string, string, DatasetEncoding, PixelCodec, boolean][] = [
   ['1.2.840.10008.1.2.2', 'Explicit VR Big Endian', 'explicit-be', 'native', false],
   ['1.2.840.10008.1.2.5', 'RLE Lossless', 'explicit-le', 'rle', false],
   ['1.2.840.10008.1.2.4.57', 'JPEG Lossless (Process 14)', 'explicit-le', 'jpeg-lossless', false],
-  ['1.2.840.10008.1.2.4.70', 'JPEG Lossless SV1 (Process 14, Selection Value 1)', 'explicit-le', 'jpeg-lossless', false],
+  [
+    '1.2.840.10008.1.2.4.70',
+    'JPEG Lossless SV1 (Process 14, Selection Value 1)',
+    'explicit-le',
+    'jpeg-lossless',
+    false,
+  ],
   ['1.2.840.10008.1.2.4.80', 'JPEG-LS Lossless', 'explicit-le', 'jpeg-ls', false],
   ['1.2.840.10008.1.2.4.81', 'JPEG-LS Near-Lossless', 'explicit-le', 'jpeg-ls', true],
   ['1.2.840.10008.1.2.4.90', 'JPEG 2000 Lossless', 'explicit-le', 'jpeg2000', false],
@@ -46,5 +52,7 @@ export function transferSyntax(uid: string): TransferSyntax {
   const ts = TRANSFER_SYNTAXES.get(uid);
   if (ts) return ts;
   const known = UNSUPPORTED[uid];
-  throw new Error(`unsupported transfer syntax ${uid}${known ? ` (${known})` : ''}; supported: ${[...TRANSFER_SYNTAXES.values()].map((t) => t.name).join(', ')}`);
+  throw new Error(
+    `unsupported transfer syntax ${uid}${known ? ` (${known})` : ''}; supported: ${[...TRANSFER_SYNTAXES.values()].map((t) => t.name).join(', ')}`,
+  );
 }

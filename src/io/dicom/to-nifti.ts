@@ -19,7 +19,11 @@ export interface WrittenNifti {
  * One series goes to `outPath`; several go to `<stem>_1.nii.gz`, `<stem>_2.nii.gz`, … in SeriesNumber order.
  * Every series is checked before the first file is written, and volumes are decoded one at a time.
  */
-export async function convertDicomToNifti(input: string | string[], outPath: string, opts: ReadDicomOptions = {}): Promise<WrittenNifti[]> {
+export async function convertDicomToNifti(
+  input: string | string[],
+  outPath: string,
+  opts: ReadDicomOptions = {},
+): Promise<WrittenNifti[]> {
   const m = /^(.*?)(\.nii(?:\.gz)?)$/.exec(outPath);
   if (!m) throw new Error(`${outPath}: output name must end in .nii or .nii.gz`);
   const series = await scanDicomSeries(input, opts);
@@ -31,8 +35,14 @@ export async function convertDicomToNifti(input: string | string[], outPath: str
     const description = (v.description ?? v.modality ?? '').replace(/[^\x20-\x7e]/g, '?').slice(0, 79);
     await writeNifti(path, { data: v.data, shape: v.shape, affine: v.affine, description });
     written.push({
-      path, seriesInstanceUID: v.seriesInstanceUID, description: v.description, modality: v.modality,
-      shape: v.shape, spacing: v.spacing, dtype: v.data instanceof Int16Array ? 'int16' : 'float32', warnings: v.warnings,
+      path,
+      seriesInstanceUID: v.seriesInstanceUID,
+      description: v.description,
+      modality: v.modality,
+      shape: v.shape,
+      spacing: v.spacing,
+      dtype: v.data instanceof Int16Array ? 'int16' : 'float32',
+      warnings: v.warnings,
     });
   }
   return written;

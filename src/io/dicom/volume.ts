@@ -70,24 +70,40 @@ export async function scanDicomSeries(input: string | string[], opts: ReadDicomO
     if (!groups.has(uid)) groups.set(uid, []);
     groups.get(uid)!.push({ path, header });
   }
-  if (groups.size === 0) throw new DicomError(where, `no DICOM images among ${files.length} file${files.length > 1 ? 's' : ''}: ${brief(skipped)}`);
-  let uids = [...groups.keys()].sort((a, b) => (groups.get(a)![0]!.header.seriesNumber ?? 0) - (groups.get(b)![0]!.header.seriesNumber ?? 0) || (a < b ? -1 : 1));
+  if (groups.size === 0)
+    throw new DicomError(
+      where,
+      `no DICOM images among ${files.length} file${files.length > 1 ? 's' : ''}: ${brief(skipped)}`,
+    );
+  let uids = [...groups.keys()].sort(
+    (a, b) =>
+      (groups.get(a)![0]!.header.seriesNumber ?? 0) - (groups.get(b)![0]!.header.seriesNumber ?? 0) || (a < b ? -1 : 1),
+  );
   if (opts.seriesInstanceUID !== undefined) {
-    if (!groups.has(opts.seriesInstanceUID)) throw new DicomError(where, `no series ${opts.seriesInstanceUID}; found ${listSeries(uids, groups)}`);
+    if (!groups.has(opts.seriesInstanceUID))
+      throw new DicomError(where, `no series ${opts.seriesInstanceUID}; found ${listSeries(uids, groups)}`);
     uids = [opts.seriesInstanceUID];
   }
-  const skipNote = skipped.length ? [`skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} that hold no DICOM image: ${brief(skipped)}`] : [];
+  const skipNote = skipped.length
+    ? [`skipped ${skipped.length} file${skipped.length > 1 ? 's' : ''} that hold no DICOM image: ${brief(skipped)}`]
+    : [];
   return uids.map((uid) => {
     const slices = groups.get(uid)!;
     const h = slices[0]!.header;
     if (opts.modality && (h.modality ?? '').toUpperCase() !== opts.modality.toUpperCase()) {
-      throw new DicomError(where, `${seriesLabel(uid, h)} (${slices.length} files, first ${slices[0]!.path}) has modality ${h.modality ?? '(none)'}, expected ${opts.modality}`);
+      throw new DicomError(
+        where,
+        `${seriesLabel(uid, h)} (${slices.length} files, first ${slices[0]!.path}) has modality ${h.modality ?? '(none)'}, expected ${opts.modality}`,
+      );
     }
     const plan = planVolume(where, uid, slices, opts);
     plan.warnings.unshift(...skipNote);
     if (!uid) plan.warnings.push(`${slices.length} files have no SeriesInstanceUID; they were grouped as one series`);
     return {
-      seriesInstanceUID: uid, seriesNumber: h.seriesNumber, modality: h.modality, description: h.description,
+      seriesInstanceUID: uid,
+      seriesNumber: h.seriesNumber,
+      modality: h.modality,
+      description: h.description,
       files: plan.slices.map((s) => s.path),
       shape: [plan.format.columns, plan.format.rows, plan.slices.length],
       read: () => readVolume(uid, plan),
@@ -107,19 +123,30 @@ export async function readDicomVolume(input: string | string[], opts: ReadDicomO
   const series = await scanDicomSeries(input, opts);
   if (series.length > 1) {
     const where = Array.isArray(input) ? `${input.length} files` : input;
-    const names = series.map((s) => `${s.seriesInstanceUID} "${s.description ?? ''}" (${s.modality ?? '?'}, ${s.files.length} files)`);
-    throw new DicomError(where, `found ${series.length} series, expected one: ${names.join('; ')}; choose one with seriesInstanceUID`);
+    const names = series.map(
+      (s) => `${s.seriesInstanceUID} "${s.description ?? ''}" (${s.modality ?? '?'}, ${s.files.length} files)`,
+    );
+    throw new DicomError(
+      where,
+      `found ${series.length} series, expected one: ${names.join('; ')}; choose one with seriesInstanceUID`,
+    );
   }
   return series[0]!.read();
 }
 
 function imageHeader(bytes: Uint8Array, path: string): DicomHeader {
   const p = parseDicom(bytes, path);
-  if (!p.pixels) throw new DicomError(path, 'no pixel data (7FE0,0010): not an image (a DICOMDIR, report or presentation state?)', 'no-pixels');
+  if (!p.pixels)
+    throw new DicomError(
+      path,
+      'no pixel data (7FE0,0010): not an image (a DICOMDIR, report or presentation state?)',
+      'no-pixels',
+    );
   return p.header;
 }
 
-const brief = (reasons: string[]): string => reasons.slice(0, 3).join('; ') + (reasons.length > 3 ? `; and ${reasons.length - 3} more` : '');
+const brief = (reasons: string[]): string =>
+  reasons.slice(0, 3).join('; ') + (reasons.length > 3 ? `; and ${reasons.length - 3} more` : '');
 
 function listSeries(uids: string[], groups: Map<string, SliceInfo[]>): string {
   return uids.map((u) => `${seriesLabel(u, groups.get(u)![0]!.header)} (${groups.get(u)!.length} files)`).join('; ');
@@ -133,7 +160,8 @@ async function readVolume(uid: string, plan: VolumePlan): Promise<DicomVolume> {
   const compressed: CompressedSlice[] = [];
   const warnings = [...plan.warnings];
   const lossy = slices.filter((s) => s.header.transferSyntax.lossy);
-  if (lossy.length) warnings.push(`${lossy.length} slices use the lossy ${lossy[0]!.header.transferSyntax.name} syntax`);
+  if (lossy.length)
+    warnings.push(`${lossy.length} slices use the lossy ${lossy[0]!.header.transferSyntax.name} syntax`);
   for (const [k, s] of slices.entries()) {
     const { codec } = s.header.transferSyntax;
     if (codec !== 'native' && codec !== 'rle') {

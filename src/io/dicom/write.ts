@@ -26,7 +26,8 @@ class Writer {
     head.write(vr, 4, 'latin1');
     if (long) head.writeUInt32LE(v.length, 8);
     else {
-      if (v.length > 0xffff) throw new Error(`DICOM element (${group.toString(16)},${elem.toString(16)}) too long for ${vr}`);
+      if (v.length > 0xffff)
+        throw new Error(`DICOM element (${group.toString(16)},${elem.toString(16)}) too long for ${vr}`);
       head.writeUInt16LE(v.length, 6);
     }
     this.chunks.push(head, v);
@@ -36,7 +37,9 @@ class Writer {
     b.writeUInt16LE(n);
     this.element(group, elem, 'US', b);
   }
-  bytes(): Buffer { return Buffer.concat(this.chunks); }
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
 }
 
 const ds = (v: number) => String(Math.round(v * 1e6) / 1e6);
@@ -111,7 +114,10 @@ export function writeCtSeries(dir: string, o: CtSeriesOptions): string[] {
     w.element(0x7fe0, 0x0010, 'OW', Buffer.from(o.data.buffer, o.data.byteOffset + k * n * 2, n * 2));
     const file = join(dir, `IM${String(k + 1).padStart(4, '0')}.dcm`);
     const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), group.bytes(), metaBytes, w.bytes()]));
+    writeFileSync(
+      tmp,
+      Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), group.bytes(), metaBytes, w.bytes()]),
+    );
     renameSync(tmp, file);
     files.push(file);
   }

@@ -6,8 +6,15 @@
 import * as torch from '../../torch/index.js';
 import { type Tensor } from '../../torch/index.js';
 import {
-  type SwappedSetup, type TmaBaseConfig, type TmaFormulationSpec, type TmaOption, prototypeText, roll,
-  swappedPrediction, teacherEmbeddings, teacherMomentumOption,
+  type SwappedSetup,
+  type TmaBaseConfig,
+  type TmaFormulationSpec,
+  type TmaOption,
+  prototypeText,
+  roll,
+  swappedPrediction,
+  teacherEmbeddings,
+  teacherMomentumOption,
 } from './shared.js';
 
 export interface FusedTmaConfig extends TmaBaseConfig {
@@ -23,14 +30,18 @@ const codeViewsOption: TmaOption = {
   key: 'codeViews',
   // the presets carry codeViews whatever the formulation: never an error elsewhere
   inUse: () => false,
-  check: (views) => [...(views as unknown[])].filter((v) => v !== 'text' && v !== 'global')
-    .map((v) => `objective.tma.codeViews: '${String(v)}' is not 'text' or 'global'`),
+  check: (views) =>
+    [...(views as unknown[])]
+      .filter((v) => v !== 'text' && v !== 'global')
+      .map((v) => `objective.tma.codeViews: '${String(v)}' is not 'text' or 'global'`),
 };
 
 export const fused: TmaFormulationSpec<FusedTmaConfig> = {
   options: [codeViewsOption, teacherMomentumOption],
   needs: (cfg) => ({
-    report: cfg.useText || cfg.codeViews.includes('text'), sentenceIndex: false, localViews: true,
+    report: cfg.useText || cfg.codeViews.includes('text'),
+    sentenceIndex: false,
+    localViews: true,
     teacherMomentum: cfg.teacherMomentum ?? 0,
   }),
   validate: () => [],
@@ -61,9 +72,12 @@ export const fused: TmaFormulationSpec<FusedTmaConfig> = {
       for (const v of codeViews) codeEmb.set(v, emb.get(v)!);
     }
     if (text && codeViews.includes('text')) {
-      const rolled = () => torch.noGrad(() => torch.tidy(() => {
-        return p.scores(model.fusion.forward(roll(x.global.tokens), text));
-      }));
+      const rolled = () =>
+        torch.noGrad(() =>
+          torch.tidy(() => {
+            return p.scores(model.fusion.forward(roll(x.global.tokens), text));
+          }),
+        );
       s.leak = { view: 'global', codeView: 'text', rolled };
     }
     return swappedPrediction(model, s, cfg, x.global.emb.size(0), queue);

@@ -4,7 +4,11 @@
 // one is a new file and a line in FORMULATIONS.
 import { type T3dModel } from '../../models/t3d.js';
 import {
-  type EmbeddingQueue, type TmaFormulationSpec, type TmaInputs, type TmaOption, type TmaTerm,
+  type EmbeddingQueue,
+  type TmaFormulationSpec,
+  type TmaInputs,
+  type TmaOption,
+  type TmaTerm,
 } from './shared.js';
 import { fused } from './fused.js';
 import { swapped } from './swapped.js';
@@ -34,7 +38,11 @@ export function tmaTerm(model: T3dModel, x: TmaInputs, cfg: TmaConfig, queue?: E
   return tmaFormulation(cfg).term(model, x, cfg, queue);
 }
 
-const quoteList = (names: string[]) => names.map((n) => `'${n}'`).join(', ').replace(/, ([^,]*)$/, ' and $1');
+const quoteList = (names: string[]) =>
+  names
+    .map((n) => `'${n}'`)
+    .join(', ')
+    .replace(/, ([^,]*)$/, ' and $1');
 
 /** Problems with objective.tma (as read from JSON) that depend on the formulation: its own checks, the values of the
  * variant options, and options set that the formulation would ignore. */

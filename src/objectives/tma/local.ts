@@ -6,30 +6,40 @@ import * as torch from '../../torch/index.js';
 import { F, type Tensor } from '../../torch/index.js';
 import { type TmaBaseConfig, type TmaFormulationSpec } from './shared.js';
 
-export interface LocalTmaConfig extends TmaBaseConfig { formulation: 'local' }
+export interface LocalTmaConfig extends TmaBaseConfig {
+  formulation: 'local';
+}
 
 /** Temperature τ both sharpens the attention over views and scales the scores. The leak gap is the reports'
  * cross-entropy of the next patient's volume minus their own. */
 export const local: TmaFormulationSpec<LocalTmaConfig> = {
   options: [],
   needs: (cfg) => ({ report: cfg.useText, sentenceIndex: true, localViews: true, teacherMomentum: 0 }),
-  validate: (tma) => (tma.useText === false
-    ? ["objective.tma.formulation 'local' aligns local views with the report's sentences: "
-      + 'it needs objective.tma.useText true'] : []),
+  validate: (tma) =>
+    tma.useText === false
+      ? [
+          "objective.tma.formulation 'local' aligns local views with the report's sentences: " +
+            'it needs objective.tma.useText true',
+        ]
+      : [],
   term(model, x, cfg) {
     const tau = cfg.temperature;
     if (!x.report || !x.sentenceIndex) {
-      throw new Error("objective.tma.formulation 'local' needs tokenised reports and their sentence indices "
-        + '(objective.tma.useText true)');
+      throw new Error(
+        "objective.tma.formulation 'local' needs tokenised reports and their sentence indices " +
+          '(objective.tma.useText true)',
+      );
     }
     if (!x.locals || x.numLocal < 1) {
       throw new Error("objective.tma.formulation 'local' needs local views (data.views.numLocal ≥ 1)");
     }
-    const V = x.numLocal, D = x.locals.emb.size(1);
+    const V = x.numLocal,
+      D = x.locals.emb.size(1);
     const { tokens } = x.report;
     const world = torch.distributed.worldSize;
     let S = Math.max(1, x.sentenceIndex.max().item() + 1);
-    if (world > 1) { // every rank pads its reports to the global batch's sentence count, so they can be gathered
+    if (world > 1) {
+      // every rank pads its reports to the global batch's sentence count, so they can be gathered
       const s = torch.tensor([S], [1], { dtype: 'int64' });
       torch.distributed.allReduce(s, 'max');
       S = s.item();
@@ -49,8 +59,16 @@ export const local: TmaFormulationSpec<LocalTmaConfig> = {
       count = torch.cat(torch.distributed.allGather(count), 0);
     }
     const B = sentences.size(0);
-    const sim = sentences.reshape(B * S, D).matmul(views.reshape(B * V, D).T).view(B, S, B, V);
-    const context = sim.div(tau).softmax(-1).unsqueeze(-1).mul(views.view(1, 1, B, V, D)).sum(3); // (B, S, B, D)
+    const sim = sentences
+      .reshape(B * S, D)
+      .matmul(views.reshape(B * V, D).T)
+      .view(B, S, B, V);
+    const context = sim
+      .div(tau)
+      .softmax(-1)
+      .unsqueeze(-1)
+      .mul(views.view(1, 1, B, V, D))
+      .sum(3); // (B, S, B, D)
     const cosine = F.normalize(context, -1).mul(sentences.unsqueeze(2)).sum(-1); // (B, S, B)
     const present = count.gt(0).to(tokens.dtype).unsqueeze(2);
     const logits = cosine.mul(present).sum(1).div(present.sum(1).clampMin(1)).div(tau); // (reports, volumes)
@@ -58,11 +76,16 @@ export const local: TmaFormulationSpec<LocalTmaConfig> = {
     const loss = F.crossEntropy(logits, target).add(F.crossEntropy(logits.T, target)).mul(0.5);
     const stats: Record<string, number> = {};
     if (B > 1) {
-      stats.tmaLeakGap = torch.noGrad(() => torch.tidy(() => {
-        const logp = logits.detach().logSoftmax(1);
-        const at = (t: Tensor) => logp.gather(1, t.unsqueeze(1)).squeeze(1);
-        return at(target).sub(at(target.add(1).remainder(B))).mean().item();
-      }));
+      stats.tmaLeakGap = torch.noGrad(() =>
+        torch.tidy(() => {
+          const logp = logits.detach().logSoftmax(1);
+          const at = (t: Tensor) => logp.gather(1, t.unsqueeze(1)).squeeze(1);
+          return at(target)
+            .sub(at(target.add(1).remainder(B)))
+            .mean()
+            .item();
+        }),
+      );
     }
     return { loss, stats };
   },

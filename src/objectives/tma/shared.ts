@@ -40,7 +40,11 @@ export interface TmaNeeds {
 }
 
 /** A batch as the teacher encodes it (ViewBatch's fields). */
-export interface TeacherBatch { global: Tensor; inputIds?: Tensor; attentionMask?: Tensor }
+export interface TeacherBatch {
+  global: Tensor;
+  inputIds?: Tensor;
+  attentionMask?: Tensor;
+}
 
 export interface TmaInputs {
   global: VolumeEncoding;
@@ -54,7 +58,10 @@ export interface TmaInputs {
   teacher?: { model: T3dModel; batch: TeacherBatch };
 }
 
-export interface TmaTerm { loss: Tensor; stats: Record<string, number> }
+export interface TmaTerm {
+  loss: Tensor;
+  stats: Record<string, number>;
+}
 
 /** An option that only some formulations read. Set (inUse) on another formulation it would be silently ignored,
  * so the registry reports it; check gives the problems with a value whatever the formulation. */
@@ -79,8 +86,10 @@ export interface TmaFormulationSpec<C extends TmaBaseConfig> {
 export const teacherMomentumOption: TmaOption = {
   key: 'teacherMomentum',
   inUse: (m) => ((m as number | undefined) ?? 0) > 0,
-  check: (m) => (typeof m === 'number' && m >= 0 && m < 1 ? []
-    : [`objective.tma.teacherMomentum must be in [0, 1) (got ${JSON.stringify(m)})`]),
+  check: (m) =>
+    typeof m === 'number' && m >= 0 && m < 1
+      ? []
+      : [`objective.tma.teacherMomentum must be in [0, 1) (got ${JSON.stringify(m)})`],
 };
 
 export interface TmaOptions {
@@ -103,7 +112,10 @@ export interface TmaOptions {
  * (e.g. a teacher's). The returned codes are kept tensors: the caller disposes them.
  */
 export function tmaLoss(
-  scores: Map<string, Tensor>, codeViews: string[], o: TmaOptions = {}, queue?: Map<string, Tensor>,
+  scores: Map<string, Tensor>,
+  codeViews: string[],
+  o: TmaOptions = {},
+  queue?: Map<string, Tensor>,
   codeScores?: Map<string, Tensor>,
 ): { loss: Tensor; codes: Map<string, Tensor> } {
   const tau = o.temperature ?? 0.1;
@@ -156,22 +168,28 @@ export class EmbeddingQueue {
   private readonly items = new Map<string, Tensor>();
   constructor(readonly size: number) {}
 
-  get(view: string): Tensor | undefined { return this.items.get(view); }
+  get(view: string): Tensor | undefined {
+    return this.items.get(view);
+  }
 
   /** Prepends the batch (detached) and drops the oldest rows beyond `size`. */
   push(view: string, emb: Tensor): void {
     if (this.size <= 0) return;
     const old = this.items.get(view);
-    const next = torch.tidy(() => {
-      const all = old ? torch.cat([emb.detach(), old], 0) : emb.detach().clone();
-      return all.narrow(0, 0, Math.min(this.size, all.size(0))).contiguous();
-    }).keep();
+    const next = torch
+      .tidy(() => {
+        const all = old ? torch.cat([emb.detach(), old], 0) : emb.detach().clone();
+        return all.narrow(0, 0, Math.min(this.size, all.size(0))).contiguous();
+      })
+      .keep();
     old?.dispose();
     this.items.set(view, next);
   }
 
   /** Named tensors for checkpoints (exact resume needs the queue too). */
-  stateDict(): Map<string, Tensor> { return new Map([...this.items].map(([k, t]) => [`queue.${k}`, t])); }
+  stateDict(): Map<string, Tensor> {
+    return new Map([...this.items].map(([k, t]) => [`queue.${k}`, t]));
+  }
   loadStateDict(state: Map<string, Tensor>): void {
     this.dispose();
     for (const [k, t] of state) if (k.startsWith('queue.')) this.items.set(k.slice(6), t.clone().keep());
@@ -199,21 +217,27 @@ export function prototypeText(model: T3dModel, x: TmaInputs, cfg: TmaBaseConfig)
  * the report by cross-attention, or (codes 'embedding') the normalised sum of the global view's z and the
  * report's e. */
 export function teacherEmbeddings(
-  teacher: T3dModel, batch: TeacherBatch, views: string[], useText: boolean, codes: 'fusion' | 'embedding',
+  teacher: T3dModel,
+  batch: TeacherBatch,
+  views: string[],
+  useText: boolean,
+  codes: 'fusion' | 'embedding',
 ): Map<string, Tensor> {
-  return torch.noGrad(() => torch.tidy(() => {
-    const out = new Map<string, Tensor>();
-    const { inputIds, attentionMask } = batch;
-    const report = inputIds && attentionMask ? teacher.encodeReport(inputIds, attentionMask) : undefined;
-    if (views.includes('text') && report) out.set('text', report.emb);
-    if (views.includes('global')) {
-      const g = teacher.encodeVolume(batch.global);
-      const text = useText && report ? { tokens: report.tokens, paddingMask: report.paddingMask } : undefined;
-      if (codes === 'fusion') out.set('global', teacher.fusion.forward(g.tokens, text));
-      else out.set('global', text ? F.normalize(g.emb.add(report!.emb), -1) : g.emb);
-    }
-    return out;
-  }));
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const out = new Map<string, Tensor>();
+      const { inputIds, attentionMask } = batch;
+      const report = inputIds && attentionMask ? teacher.encodeReport(inputIds, attentionMask) : undefined;
+      if (views.includes('text') && report) out.set('text', report.emb);
+      if (views.includes('global')) {
+        const g = teacher.encodeVolume(batch.global);
+        const text = useText && report ? { tokens: report.tokens, paddingMask: report.paddingMask } : undefined;
+        if (codes === 'fusion') out.set('global', teacher.fusion.forward(g.tokens, text));
+        else out.set('global', text ? F.normalize(g.emb.add(report!.emb), -1) : g.emb);
+      }
+      return out;
+    }),
+  );
 }
 
 /** Which views a prototype formulation scores, whose codes are the targets and who predicts them. */
@@ -236,7 +260,11 @@ export interface SwappedSetup {
  * minus that with the true volume; near 0 means TMA is solved without looking at the image.
  */
 export function swappedPrediction(
-  model: T3dModel, s: SwappedSetup, cfg: TmaBaseConfig, batchSize: number, queue?: EmbeddingQueue,
+  model: T3dModel,
+  s: SwappedSetup,
+  cfg: TmaBaseConfig,
+  batchSize: number,
+  queue?: EmbeddingQueue,
 ): TmaTerm {
   const { scores, codeViews, codeEmb } = s;
   let codeScores = s.codes?.scores;
@@ -255,11 +283,18 @@ export function swappedPrediction(
   const queued = new Map<string, Tensor>();
   for (const v of codeViews) {
     const q = queue?.get(v);
-    if (q) queued.set(v, torch.noGrad(() => codePrototypes.scores(q)));
+    if (q)
+      queued.set(
+        v,
+        torch.noGrad(() => codePrototypes.scores(q)),
+      );
   }
   const o: TmaOptions = {
-    temperature: cfg.temperature, epsilon: cfg.epsilon, relativeEpsilon: cfg.relativeEpsilon,
-    sinkhornIterations: cfg.sinkhornIterations, pairs: s.pairs,
+    temperature: cfg.temperature,
+    epsilon: cfg.epsilon,
+    relativeEpsilon: cfg.relativeEpsilon,
+    sinkhornIterations: cfg.sinkhornIterations,
+    pairs: s.pairs,
   };
   const { loss, codes } = tmaLoss(scores, codeViews, o, queued, codeScores);
   for (const v of codeViews) if (codeEmb.has(v)) queue?.push(v, codeEmb.get(v)!);
@@ -285,23 +320,26 @@ export function swappedPrediction(
  * in CLIP training their mean pairwise cosine is 0.98, and absolute-ε codes are close to uniform) as when they spread.
  */
 export function sinkhorn(
-  scores: Tensor, o: { epsilon?: number; iterations?: number; relative?: boolean } = {},
+  scores: Tensor,
+  o: { epsilon?: number; iterations?: number; relative?: boolean } = {},
 ): Tensor {
   const iters = o.iterations ?? 3;
-  return torch.noGrad(() => torch.tidy(() => {
-    const [B, K] = scores.shape as [number, number];
-    const s = scores.detach().to('float64');
-    const spread = () => Math.max(s.sub(s.mean(0, true)).pow(2).mean().sqrt().item(), 1e-12);
-    const eps = (o.epsilon ?? 0.05) * (o.relative && B > 1 ? spread() : 1);
-    // Log-domain iterations: the same fixed point as SwAV's, but no row can underflow to all zeros when
-    // scores/epsilon are large (which would turn the codes into NaN).
-    let logQ = s.div(eps).T; // (K, B)
-    logQ = logQ.sub(logQ.logsumexp([0, 1]));
-    for (let i = 0; i < iters; i++) {
-      logQ = logQ.sub(logQ.logsumexp(1, true)).sub(Math.log(K)); // each prototype gets 1/K of the mass
-      logQ = logQ.sub(logQ.logsumexp(0, true)).sub(Math.log(B)); // each sample has 1/B of the mass
-    }
-    const q = logQ.exp();
-    return q.mul(B).T.to(scores.dtype);
-  }));
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const [B, K] = scores.shape as [number, number];
+      const s = scores.detach().to('float64');
+      const spread = () => Math.max(s.sub(s.mean(0, true)).pow(2).mean().sqrt().item(), 1e-12);
+      const eps = (o.epsilon ?? 0.05) * (o.relative && B > 1 ? spread() : 1);
+      // Log-domain iterations: the same fixed point as SwAV's, but no row can underflow to all zeros when
+      // scores/epsilon are large (which would turn the codes into NaN).
+      let logQ = s.div(eps).T; // (K, B)
+      logQ = logQ.sub(logQ.logsumexp([0, 1]));
+      for (let i = 0; i < iters; i++) {
+        logQ = logQ.sub(logQ.logsumexp(1, true)).sub(Math.log(K)); // each prototype gets 1/K of the mass
+        logQ = logQ.sub(logQ.logsumexp(0, true)).sub(Math.log(B)); // each sample has 1/B of the mass
+      }
+      const q = logQ.exp();
+      return q.mul(B).T.to(scores.dtype);
+    }),
+  );
 }

@@ -5,10 +5,17 @@
 import * as torch from '../../torch/index.js';
 import { type Tensor } from '../../torch/index.js';
 import {
-  type SwappedSetup, type TmaBaseConfig, type TmaFormulationSpec, prototypeText, roll, swappedPrediction,
+  type SwappedSetup,
+  type TmaBaseConfig,
+  type TmaFormulationSpec,
+  prototypeText,
+  roll,
+  swappedPrediction,
 } from './shared.js';
 
-export interface SwappedTmaConfig extends TmaBaseConfig { formulation: 'swapped' }
+export interface SwappedTmaConfig extends TmaBaseConfig {
+  formulation: 'swapped';
+}
 
 export const swapped: TmaFormulationSpec<SwappedTmaConfig> = {
   options: [],
@@ -28,15 +35,19 @@ export const swapped: TmaFormulationSpec<SwappedTmaConfig> = {
       scores.set('text', p.scores(x.report!.emb));
       codeEmb.set('text', x.report!.emb);
       const pairs: [string, string][] = [
-        ['global', 'text'], ...localNames.map((v): [string, string] => [v, 'text']), ['text', 'global'],
+        ['global', 'text'],
+        ...localNames.map((v): [string, string] => [v, 'text']),
+        ['text', 'global'],
       ];
       const rolled = () => torch.noGrad(() => roll(scores.get('global')!.detach()));
       const leak = { view: 'global', codeView: 'text', rolled };
       s = { scores, codeViews: ['text', 'global'], codeEmb, pairs, leak };
     } else {
       if (!localNames.length) {
-        throw new Error('objective.tma: the vision-only swapped formulation (useText false) needs local views '
-          + '(data.views.numLocal ≥ 1)');
+        throw new Error(
+          'objective.tma: the vision-only swapped formulation (useText false) needs local views ' +
+            '(data.views.numLocal ≥ 1)',
+        );
       }
       s = { scores, codeViews: ['global'], codeEmb, pairs: localNames.map((v): [string, string] => [v, 'global']) };
     }

@@ -8,8 +8,14 @@
 import * as torch from '../../torch/index.js';
 import { type Tensor } from '../../torch/index.js';
 import {
-  type TmaBaseConfig, type TmaFormulationSpec, type TmaOption, prototypeText, roll, swappedPrediction,
-  teacherEmbeddings, teacherMomentumOption,
+  type TmaBaseConfig,
+  type TmaFormulationSpec,
+  type TmaOption,
+  prototypeText,
+  roll,
+  swappedPrediction,
+  teacherEmbeddings,
+  teacherMomentumOption,
 } from './shared.js';
 
 export interface TeacherTmaConfig extends TmaBaseConfig {
@@ -23,29 +29,41 @@ export interface TeacherTmaConfig extends TmaBaseConfig {
 const teacherCodesOption: TmaOption = {
   key: 'teacherCodes',
   inUse: (v) => v !== undefined,
-  check: (v) => (v === 'fusion' || v === 'embedding' ? []
-    : [`objective.tma.teacherCodes must be 'fusion' or 'embedding' (got ${JSON.stringify(v)})`]),
+  check: (v) =>
+    v === 'fusion' || v === 'embedding'
+      ? []
+      : [`objective.tma.teacherCodes must be 'fusion' or 'embedding' (got ${JSON.stringify(v)})`],
 };
 
 export const teacher: TmaFormulationSpec<TeacherTmaConfig> = {
   options: [teacherMomentumOption, teacherCodesOption],
   needs: (cfg) => ({
-    report: cfg.useText, sentenceIndex: false, localViews: true, teacherMomentum: cfg.teacherMomentum ?? 0,
+    report: cfg.useText,
+    sentenceIndex: false,
+    localViews: true,
+    teacherMomentum: cfg.teacherMomentum ?? 0,
   }),
-  validate: (tma) => (((tma.teacherMomentum as number | undefined) ?? 0) > 0 ? []
-    : ["objective.tma.formulation 'teacher' takes its codes from an EMA teacher: "
-      + 'set objective.tma.teacherMomentum in (0, 1), e.g. 0.99']),
+  validate: (tma) =>
+    ((tma.teacherMomentum as number | undefined) ?? 0) > 0
+      ? []
+      : [
+          "objective.tma.formulation 'teacher' takes its codes from an EMA teacher: " +
+            'set objective.tma.teacherMomentum in (0, 1), e.g. 0.99',
+        ],
   term(model, x, cfg, queue) {
     prototypeText(model, x, cfg);
     if (!x.teacher) {
-      throw new Error("objective.tma.formulation 'teacher' needs an EMA teacher: "
-        + 'set objective.tma.teacherMomentum > 0');
+      throw new Error(
+        "objective.tma.formulation 'teacher' needs an EMA teacher: " + 'set objective.tma.teacherMomentum > 0',
+      );
     }
     const V = x.numLocal;
     const localNames = Array.from({ length: x.locals ? V : 0 }, (_, v) => `local${v}`);
     if (!x.locals || !localNames.length) {
-      throw new Error("objective.tma.formulation 'teacher' needs local views (data.views.numLocal ≥ 1): "
-        + "they predict the teacher's codes of the global view");
+      throw new Error(
+        "objective.tma.formulation 'teacher' needs local views (data.views.numLocal ≥ 1): " +
+          "they predict the teacher's codes of the global view",
+      );
     }
     const p = model.prototypes;
     const scores = new Map<string, Tensor>();
@@ -57,13 +75,19 @@ export const teacher: TmaFormulationSpec<TeacherTmaConfig> = {
     t.prototypes.normalize_();
     const emb = teacherEmbeddings(t, x.teacher.batch, ['global'], cfg.useText, cfg.teacherCodes ?? 'fusion');
     const teacherGlobal = emb.get('global')!;
-    return swappedPrediction(model, {
-      scores,
-      codeViews: ['global'],
-      codeEmb: new Map([['global', teacherGlobal]]),
-      pairs: localNames.map((v): [string, string] => [v, 'global']),
-      codes: { scores: new Map([['global', t.prototypes.scores(teacherGlobal)]]), prototypes: t.prototypes },
-      leak: { view: localNames[0]!, codeView: 'global', rolled },
-    }, cfg, x.global.emb.size(0), queue);
+    return swappedPrediction(
+      model,
+      {
+        scores,
+        codeViews: ['global'],
+        codeEmb: new Map([['global', teacherGlobal]]),
+        pairs: localNames.map((v): [string, string] => [v, 'global']),
+        codes: { scores: new Map([['global', t.prototypes.scores(teacherGlobal)]]), prototypes: t.prototypes },
+        leak: { view: localNames[0]!, codeView: 'global', rolled },
+      },
+      cfg,
+      x.global.emb.size(0),
+      queue,
+    );
   },
 };

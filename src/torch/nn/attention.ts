@@ -20,9 +20,14 @@ export class MultiheadAttention extends Module {
   readonly headDim: number;
   readonly outProj: Linear;
 
-  constructor(readonly embedDim: number, readonly numHeads: number, readonly o: { dropout?: number; bias?: boolean; batchFirst?: boolean } = {}) {
+  constructor(
+    readonly embedDim: number,
+    readonly numHeads: number,
+    readonly o: { dropout?: number; bias?: boolean; batchFirst?: boolean } = {},
+  ) {
     super();
-    if (embedDim % numHeads) throw new Error(`MultiheadAttention: embedDim ${embedDim} not divisible by numHeads ${numHeads}`);
+    if (embedDim % numHeads)
+      throw new Error(`MultiheadAttention: embedDim ${embedDim} not divisible by numHeads ${numHeads}`);
     this.headDim = embedDim / numHeads;
     xavierUniform_(this.registerParameter('in_proj_weight', empty([3 * embedDim, embedDim]))!);
     if (o.bias ?? true) this.registerParameter('in_proj_bias', zeros([3 * embedDim]));
@@ -37,14 +42,18 @@ export class MultiheadAttention extends Module {
   forward(query: Tensor, key: Tensor, value: Tensor, opts: AttentionOptions = {}): [Tensor, Tensor | undefined] {
     return tidy(() => {
       const bf = this.o.batchFirst ?? false;
-      const [q0, k0, v0] = bf ? [query, key, value] : [query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)];
+      const [q0, k0, v0] = bf
+        ? [query, key, value]
+        : [query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1)];
       const [B, L, E] = q0.shape as [number, number, number];
       const S = k0.size(1);
-      if (E !== this.embedDim) throw new Error(`MultiheadAttention: query has embedding size ${E}, expected ${this.embedDim}`);
+      if (E !== this.embedDim)
+        throw new Error(`MultiheadAttention: query has embedding size ${E}, expected ${this.embedDim}`);
       const [wq, wk, wv] = this.param('in_proj_weight').chunk(3, 0) as [Tensor, Tensor, Tensor];
       const bias = this.getParameter('in_proj_bias');
       const [bq, bk, bv] = bias ? (bias.chunk(3, 0) as [Tensor, Tensor, Tensor]) : [undefined, undefined, undefined];
-      const H = this.numHeads, Dh = this.headDim;
+      const H = this.numHeads,
+        Dh = this.headDim;
       const heads = (x: Tensor, n: number) => x.view(B, n, H, Dh).transpose(1, 2); // (B, H, n, Dh)
       const q = heads(F.linear(q0, wq, bq), L);
       const k = heads(F.linear(k0, wk, bk), S);
@@ -57,7 +66,9 @@ export class MultiheadAttention extends Module {
       }
       if (opts.keyPaddingMask) {
         if (opts.keyPaddingMask.shape.join() !== `${B},${S}`) {
-          throw new Error(`MultiheadAttention: keyPaddingMask must be (${B}, ${S}), got [${opts.keyPaddingMask.shape.join(', ')}]`);
+          throw new Error(
+            `MultiheadAttention: keyPaddingMask must be (${B}, ${S}), got [${opts.keyPaddingMask.shape.join(', ')}]`,
+          );
         }
         const pad = opts.keyPaddingMask.dtype === 'bool' ? opts.keyPaddingMask : opts.keyPaddingMask.ne(0);
         scores = scores.maskedFill(pad.view(B, 1, 1, S), -Infinity);

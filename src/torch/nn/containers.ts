@@ -14,13 +14,17 @@ export class ModuleList<M extends Module = Module> extends Module {
     this.items.push(m);
     return this;
   }
-  get length(): number { return this.items.length; }
+  get length(): number {
+    return this.items.length;
+  }
   at(i: number): M {
     const m = this.items[i < 0 ? i + this.items.length : i];
     if (!m) throw new Error(`ModuleList: index ${i} out of range (length ${this.items.length})`);
     return m;
   }
-  [Symbol.iterator](): Iterator<M> { return this.items[Symbol.iterator](); }
+  [Symbol.iterator](): Iterator<M> {
+    return this.items[Symbol.iterator]();
+  }
 }
 
 /**
@@ -28,7 +32,9 @@ export class ModuleList<M extends Module = Module> extends Module {
  * outside tidy() does not leak; an Identity layer's pass-through is kept.
  */
 export class Sequential extends ModuleList<Module & Layer> implements Layer {
-  constructor(...layers: (Module & Layer)[]) { super(layers); }
+  constructor(...layers: (Module & Layer)[]) {
+    super(layers);
+  }
   forward(x: Tensor): Tensor {
     let h = x;
     for (const layer of this) {

@@ -10,10 +10,14 @@ export function fans(shape: number[]): { fanIn: number; fanOut: number } {
 
 export function gain(nonlinearity: 'linear' | 'relu' | 'leaky_relu' | 'tanh' | 'sigmoid', param = 0.01): number {
   switch (nonlinearity) {
-    case 'relu': return Math.SQRT2;
-    case 'leaky_relu': return Math.sqrt(2 / (1 + param * param));
-    case 'tanh': return 5 / 3;
-    default: return 1;
+    case 'relu':
+      return Math.SQRT2;
+    case 'leaky_relu':
+      return Math.sqrt(2 / (1 + param * param));
+    case 'tanh':
+      return 5 / 3;
+    default:
+      return 1;
   }
 }
 
@@ -22,13 +26,21 @@ export const normal_ = (t: Tensor, mean: number, std: number, g?: Generator): Te
 export const zeros_ = (t: Tensor): Tensor => t.zero_();
 export const ones_ = (t: Tensor): Tensor => t.fill_(1);
 
-export function kaimingUniform_(t: Tensor, o: { a?: number; mode?: 'fan_in' | 'fan_out'; nonlinearity?: 'relu' | 'leaky_relu' } = {}, g?: Generator): Tensor {
+export function kaimingUniform_(
+  t: Tensor,
+  o: { a?: number; mode?: 'fan_in' | 'fan_out'; nonlinearity?: 'relu' | 'leaky_relu' } = {},
+  g?: Generator,
+): Tensor {
   const f = fans(t.shape);
   const fan = o.mode === 'fan_out' ? f.fanOut : f.fanIn;
   const bound = gain(o.nonlinearity ?? 'leaky_relu', o.a ?? 0) * Math.sqrt(3 / fan);
   return t.uniform_(-bound, bound, g);
 }
-export function kaimingNormal_(t: Tensor, o: { a?: number; mode?: 'fan_in' | 'fan_out'; nonlinearity?: 'relu' | 'leaky_relu' } = {}, g?: Generator): Tensor {
+export function kaimingNormal_(
+  t: Tensor,
+  o: { a?: number; mode?: 'fan_in' | 'fan_out'; nonlinearity?: 'relu' | 'leaky_relu' } = {},
+  g?: Generator,
+): Tensor {
   const f = fans(t.shape);
   const fan = o.mode === 'fan_out' ? f.fanOut : f.fanIn;
   return t.normal_(0, gain(o.nonlinearity ?? 'leaky_relu', o.a ?? 0) / Math.sqrt(fan), g);
@@ -44,7 +56,9 @@ export function truncNormal_(t: Tensor, std = 0.02, mean = 0, a = -2, b = 2, g?:
   const lo = cdf((a - mean) / std);
   const hi = cdf((b - mean) / std);
   t.uniform_(2 * lo - 1, 2 * hi - 1, g);
-  t.erfinv_().mul_(std * Math.SQRT2).add_(mean);
+  t.erfinv_()
+    .mul_(std * Math.SQRT2)
+    .add_(mean);
   return t.clampMin_(a).clampMax_(b);
 }
 
@@ -52,7 +66,8 @@ export function truncNormal_(t: Tensor, std = 0.02, mean = 0, a = -2, b = 2, g?:
 function erf(x: number): number {
   const ax = Math.abs(x);
   if (ax < 2.5) {
-    let sum = ax, term = ax;
+    let sum = ax,
+      term = ax;
     for (let n = 1; n < 100; n++) {
       term *= (-ax * ax) / n;
       const next = term / (2 * n + 1);
@@ -62,7 +77,7 @@ function erf(x: number): number {
     return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
   }
   let f = 0;
-  for (let n = 60; n >= 1; n--) f = (n / 2) / (ax + f);
+  for (let n = 60; n >= 1; n--) f = n / 2 / (ax + f);
   const erfc = Math.exp(-ax * ax) / Math.sqrt(Math.PI) / (ax + f);
   return Math.sign(x) * (1 - erfc);
 }

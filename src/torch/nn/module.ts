@@ -3,7 +3,11 @@
 import { type MemoryFormat, type Tensor } from '../tensor.js';
 import { noGrad } from '../autograd.js';
 
-export interface MoveTarget { device?: string; dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16'; memoryFormat?: MemoryFormat }
+export interface MoveTarget {
+  device?: string;
+  dtype?: 'float32' | 'float64' | 'float16' | 'bfloat16';
+  memoryFormat?: MemoryFormat;
+}
 
 export abstract class Module {
   training = true;
@@ -36,11 +40,19 @@ export abstract class Module {
     return m;
   }
 
-  getParameter(name: string): Tensor | undefined { return this.params.get(name); }
-  getBuffer(name: string): Tensor | undefined { return this.bufs.get(name); }
-  getSubmodule(name: string): Module | undefined { return this.children.get(name); }
+  getParameter(name: string): Tensor | undefined {
+    return this.params.get(name);
+  }
+  getBuffer(name: string): Tensor | undefined {
+    return this.bufs.get(name);
+  }
+  getSubmodule(name: string): Module | undefined {
+    return this.children.get(name);
+  }
 
-  *namedChildren(): Iterable<[string, Module]> { yield* this.children; }
+  *namedChildren(): Iterable<[string, Module]> {
+    yield* this.children;
+  }
   *namedModules(prefix = ''): Iterable<[string, Module]> {
     yield [prefix, this];
     for (const [n, m] of this.children) yield* m.namedModules(prefix ? `${prefix}.${n}` : n);
@@ -53,14 +65,20 @@ export abstract class Module {
     for (const [n, b] of this.bufs) if (b) yield [prefix ? `${prefix}.${n}` : n, b];
     for (const [n, m] of this.children) yield* m.namedBuffers(prefix ? `${prefix}.${n}` : n);
   }
-  parameters(): Tensor[] { return [...this.namedParameters()].map(([, p]) => p); }
-  numParameters(): number { return this.parameters().reduce((s, p) => s + p.numel, 0); }
+  parameters(): Tensor[] {
+    return [...this.namedParameters()].map(([, p]) => p);
+  }
+  numParameters(): number {
+    return this.parameters().reduce((s, p) => s + p.numel, 0);
+  }
 
   train(mode = true): this {
     for (const [, m] of this.namedModules()) m.training = mode;
     return this;
   }
-  eval(): this { return this.train(false); }
+  eval(): this {
+    return this.train(false);
+  }
 
   /** Stops gradients to every parameter (e.g. a frozen text encoder). */
   freeze(frozen = true): this {
@@ -68,7 +86,9 @@ export abstract class Module {
     return this;
   }
 
-  zeroGrad(): void { for (const p of this.parameters()) p.zeroGrad(); }
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.zeroGrad();
+  }
 
   /** Parameters and buffers by dotted name. The tensors are the module's own (not copies). */
   stateDict(): Map<string, Tensor> {
@@ -84,13 +104,17 @@ export abstract class Module {
     const missing = [...own.keys()].filter((k) => !state.has(k));
     const unexpected = [...state.keys()].filter((k) => !own.has(k));
     if (strict && (missing.length || unexpected.length)) {
-      throw new Error(`loadStateDict: missing keys [${missing.join(', ')}], unexpected keys [${unexpected.join(', ')}]`);
+      throw new Error(
+        `loadStateDict: missing keys [${missing.join(', ')}], unexpected keys [${unexpected.join(', ')}]`,
+      );
     }
     for (const [k, dst] of own) {
       const src = state.get(k);
       if (!src) continue;
       if (src.shape.join(',') !== dst.shape.join(',')) {
-        throw new Error(`loadStateDict: '${k}' has shape [${src.shape.join(', ')}] but the module expects [${dst.shape.join(', ')}]`);
+        throw new Error(
+          `loadStateDict: '${k}' has shape [${src.shape.join(', ')}] but the module expects [${dst.shape.join(', ')}]`,
+        );
       }
     }
     noGrad(() => {
@@ -109,7 +133,9 @@ export abstract class Module {
    */
   to(target: MoveTarget): this {
     // Outside autograd, so moved parameters are new leaves that accumulate .grad.
-    noGrad(() => { for (const [, m] of this.namedModules()) m.moveOwn(target); });
+    noGrad(() => {
+      for (const [, m] of this.namedModules()) m.moveOwn(target);
+    });
     return this;
   }
   private moveOwn(target: MoveTarget): void {
@@ -118,7 +144,8 @@ export abstract class Module {
         if (!t) continue;
         const isFloat = t.dtype.startsWith('float') || t.dtype === 'bfloat16';
         const cast = t.to({ device: target.device, dtype: isFloat ? target.dtype : undefined });
-        const laidOut = target.memoryFormat && (t.ndim === 4 || t.ndim === 5) ? cast.contiguous(target.memoryFormat) : cast;
+        const laidOut =
+          target.memoryFormat && (t.ndim === 4 || t.ndim === 5) ? cast.contiguous(target.memoryFormat) : cast;
         if (laidOut !== cast) cast.dispose();
         const moved = laidOut.keep();
         if (map === this.params) moved.requiresGrad_(t.requiresGrad);

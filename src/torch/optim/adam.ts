@@ -5,7 +5,12 @@ import { zerosLike } from '../creation.js';
 import { native as N } from '../native.js';
 import { type GroupSpec, Optimizer, type ParamUpdate } from './optimizer.js';
 
-export interface AdamOptions { lr: number; betas: [number, number]; eps: number; weightDecay: number }
+export interface AdamOptions {
+  lr: number;
+  betas: [number, number];
+  eps: number;
+  weightDecay: number;
+}
 
 abstract class AdamBase extends Optimizer<AdamOptions> {
   protected abstract readonly decoupled: boolean;
@@ -22,8 +27,20 @@ abstract class AdamBase extends Optimizer<AdamOptions> {
     for (const [step, group] of bySteps) {
       const m = group.map((it) => this.stateTensor(it.state, 'exp_avg', () => zerosLike(it.param)).id);
       const v = group.map((it) => this.stateTensor(it.state, 'exp_avg_sq', () => zerosLike(it.param)).id);
-      N.adamStep(group.map((it) => it.param.id), group.map((it) => it.grad.id), m, v, h.lr, beta1, beta2, h.eps, h.weightDecay,
-        this.decoupled, -h.lr / (1 - beta1 ** step), Math.sqrt(1 - beta2 ** step));
+      N.adamStep(
+        group.map((it) => it.param.id),
+        group.map((it) => it.grad.id),
+        m,
+        v,
+        h.lr,
+        beta1,
+        beta2,
+        h.eps,
+        h.weightDecay,
+        this.decoupled,
+        -h.lr / (1 - beta1 ** step),
+        Math.sqrt(1 - beta2 ** step),
+      );
     }
   }
 }

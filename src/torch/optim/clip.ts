@@ -11,7 +11,11 @@ export function clipGradNorm(params: Tensor[], maxNorm: number, normType = 2): n
     if (g) grads.push(g);
   }
   try {
-    return N.clipGradNorm(grads.map((g) => g.id), maxNorm, normType) as number;
+    return N.clipGradNorm(
+      grads.map((g) => g.id),
+      maxNorm,
+      normType,
+    ) as number;
   } finally {
     for (const g of grads) g.dispose();
   }

@@ -6,8 +6,16 @@ import { tidy } from '../scope.js';
 import { stack } from '../ops.js';
 import { type Tensor } from '../tensor.js';
 
-export interface GradScalerOptions { initScale?: number; growthFactor?: number; backoffFactor?: number; growthInterval?: number }
-export interface GradScalerState { scale: number; growthTracker: number }
+export interface GradScalerOptions {
+  initScale?: number;
+  growthFactor?: number;
+  backoffFactor?: number;
+  growthInterval?: number;
+}
+export interface GradScalerState {
+  scale: number;
+  growthTracker: number;
+}
 
 export class GradScaler {
   private s: number;
@@ -23,19 +31,27 @@ export class GradScaler {
     this.growthInterval = o.growthInterval ?? 2000;
   }
 
-  get scale(): number { return this.s; }
+  get scale(): number {
+    return this.s;
+  }
 
-  scaleLoss(loss: Tensor): Tensor { return loss.mul(this.s); }
+  scaleLoss(loss: Tensor): Tensor {
+    return loss.mul(this.s);
+  }
 
   /** Divides every gradient by the scale in place; returns true when any gradient is inf or NaN. */
   unscale(params: Tensor[]): boolean {
-    return noGrad(() => tidy(() => {
-      const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined);
-      if (grads.length === 0) return false;
-      for (const g of grads) g.mul_(1 / this.s);
-      // one host sync for all gradients (a sync per tensor would stall CUDA every step)
-      return !stack(grads.map((g) => g.isfinite().all())).all().item();
-    }));
+    return noGrad(() =>
+      tidy(() => {
+        const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== undefined);
+        if (grads.length === 0) return false;
+        for (const g of grads) g.mul_(1 / this.s);
+        // one host sync for all gradients (a sync per tensor would stall CUDA every step)
+        return !stack(grads.map((g) => g.isfinite().all()))
+          .all()
+          .item();
+      }),
+    );
   }
 
   /** After each step attempt: back off on overflow, grow after `growthInterval` clean steps in a row. */
@@ -49,6 +65,11 @@ export class GradScaler {
     }
   }
 
-  stateDict(): GradScalerState { return { scale: this.s, growthTracker: this.tracker }; }
-  loadStateDict(s: GradScalerState): void { this.s = s.scale; this.tracker = s.growthTracker; }
+  stateDict(): GradScalerState {
+    return { scale: this.s, growthTracker: this.tracker };
+  }
+  loadStateDict(s: GradScalerState): void {
+    this.s = s.scale;
+    this.tracker = s.growthTracker;
+  }
 }

@@ -13,7 +13,12 @@ export interface ParamGroup<H> {
 }
 export type GroupSpec<H> = { params: Tensor[] } & Partial<H> & { lr?: number };
 /** One parameter's share of a step: its gradient, its state and its step count (1 at its first update). */
-export interface ParamUpdate { param: Tensor; grad: Tensor; state: Map<string, Tensor>; step: number }
+export interface ParamUpdate {
+  param: Tensor;
+  grad: Tensor;
+  state: Map<string, Tensor>;
+  step: number;
+}
 
 /** Saved optimizer state: tensors by name plus JSON-able scalars. */
 export interface OptimizerState {
@@ -27,7 +32,11 @@ export abstract class Optimizer<H extends object> {
   protected readonly state = new Map<number, Map<string, Tensor>>();
   protected readonly steps = new Map<number, number>();
 
-  protected constructor(params: Tensor[] | GroupSpec<H>[], defaults: H & { lr: number }, readonly kind: string) {
+  protected constructor(
+    params: Tensor[] | GroupSpec<H>[],
+    defaults: H & { lr: number },
+    readonly kind: string,
+  ) {
     const specs = (params.length > 0 && !isGroup(params[0]) ? [{ params }] : params) as GroupSpec<H>[];
     this.groups = specs.map((spec) => {
       const { params: ps, ...over } = spec;
@@ -96,15 +105,20 @@ export abstract class Optimizer<H extends object> {
 
   /** Restores state saved by stateDict() of an optimizer over the same parameters. Copies tensors. */
   loadStateDict(saved: OptimizerState): void {
-    if (saved.meta.kind !== this.kind) throw new Error(`loadStateDict: state is for ${saved.meta.kind}, this optimizer is ${this.kind}`);
+    if (saved.meta.kind !== this.kind)
+      throw new Error(`loadStateDict: state is for ${saved.meta.kind}, this optimizer is ${this.kind}`);
     const count = this.groups.reduce((n, g) => n + g.params.length, 0);
     if (saved.meta.step.length !== count || saved.meta.groups.length !== this.groups.length) {
-      throw new Error(`loadStateDict: saved state has ${saved.meta.step.length} parameters in ${saved.meta.groups.length} groups, optimizer has ${count} in ${this.groups.length}`);
+      throw new Error(
+        `loadStateDict: saved state has ${saved.meta.step.length} parameters in ${saved.meta.groups.length} groups, optimizer has ${count} in ${this.groups.length}`,
+      );
     }
     for (const s of this.state.values()) for (const t of s.values()) t.dispose();
     this.state.clear();
     this.steps.clear();
-    saved.meta.step.forEach((n, i) => { if (n > 0) this.steps.set(i, n); });
+    saved.meta.step.forEach((n, i) => {
+      if (n > 0) this.steps.set(i, n);
+    });
     saved.meta.groups.forEach((h, gi) => {
       const { initial_lr: initialLr, ...options } = h as { initial_lr: number } & Record<string, unknown>;
       const group = this.groups[gi]!;
@@ -120,7 +134,8 @@ export abstract class Optimizer<H extends object> {
       const s = this.state.get(i) ?? new Map<string, Tensor>();
       // moments take their parameter's layout (channels-last too), as when created: the fused CPU step needs it
       const p = params[i]!;
-      const same = t.shape.length === p.shape.length && t.shape.every((n, d) => n === p.shape[d]) && t.dtype === p.dtype;
+      const same =
+        t.shape.length === p.shape.length && t.shape.every((n, d) => n === p.shape[d]) && t.dtype === p.dtype;
       s.set(m[2]!, (same ? noGrad(() => zerosLike(p).copy_(t)) : t.clone()).keep());
       this.state.set(i, s);
     }

@@ -15,18 +15,36 @@ export function warmupCosine(warmupSteps: number, totalSteps: number, minFactor 
   };
 }
 /** Multiplies by gamma every stepSize steps (StepLR). */
-export const stepDecay = (stepSize: number, gamma = 0.1): LrFactor => (step) => gamma ** Math.floor(step / stepSize);
+export const stepDecay =
+  (stepSize: number, gamma = 0.1): LrFactor =>
+  (step) =>
+    gamma ** Math.floor(step / stepSize);
 export const constant = (): LrFactor => () => 1;
 
 /** Applies a factor schedule to an optimizer; call step() once per optimizer step. */
 export class LRScheduler {
   private count = 0;
-  constructor(private readonly optimizer: Optimizer<object>, private readonly factor: LrFactor) { this.apply(); }
-  step(): void { this.count += 1; this.apply(); }
-  get lastStep(): number { return this.count; }
+  constructor(
+    private readonly optimizer: Optimizer<object>,
+    private readonly factor: LrFactor,
+  ) {
+    this.apply();
+  }
+  step(): void {
+    this.count += 1;
+    this.apply();
+  }
+  get lastStep(): number {
+    return this.count;
+  }
   /** Resume at a given step (the optimizer's group lrs are recomputed). */
-  setStep(step: number): void { this.count = step; this.apply(); }
-  currentLrs(): number[] { return this.optimizer.groups.map((g) => g.options.lr); }
+  setStep(step: number): void {
+    this.count = step;
+    this.apply();
+  }
+  currentLrs(): number[] {
+    return this.optimizer.groups.map((g) => g.options.lr);
+  }
   private apply(): void {
     const f = this.factor(this.count);
     for (const g of this.optimizer.groups) g.options.lr = g.initialLr * f;

@@ -2,7 +2,13 @@
 import { type Tensor } from '../tensor.js';
 import { type GroupSpec, Optimizer, type ParamUpdate } from './optimizer.js';
 
-export interface SGDOptions { lr: number; momentum: number; dampening: number; nesterov: boolean; weightDecay: number }
+export interface SGDOptions {
+  lr: number;
+  momentum: number;
+  dampening: number;
+  nesterov: boolean;
+  weightDecay: number;
+}
 
 export class SGD extends Optimizer<SGDOptions> {
   constructor(params: Tensor[] | GroupSpec<SGDOptions>[], o: Partial<SGDOptions> & { lr: number }) {
