@@ -8,7 +8,7 @@ import { type Tensor } from '../src/torch/index.js';
 import { loadT3dCheckpoint } from '../src/train/factory.js';
 import { Loader } from '../src/data/loader.js';
 import { toBigInt64 } from '../src/text/wordpiece.js';
-import { sinkhorn } from '../src/objectives/sinkhorn.js';
+import { sinkhorn } from '../src/objectives/tma/shared.js';
 
 const [dir, batchesArg] = process.argv.slice(2);
 if (!dir) throw new Error('usage: node dist/bench/tma-leak.js <run-or-checkpoint> [batches]');

@@ -19,7 +19,7 @@ import { DEFAULT_MEMORY_FORMAT, buildT3dModel } from '../src/train/factory.js';
 import { loadConfig } from '../src/train/config.js';
 import { globalShapeOf, resolvePreset } from '../src/data/presets.js';
 import { t3dLoss } from '../src/objectives/t3d.js';
-import { EmbeddingQueue } from '../src/objectives/tma.js';
+import { EmbeddingQueue } from '../src/objectives/tma/shared.js';
 import { packageRoot } from '../src/util/paths.js';
 import { minorFaultsOf, pythonTwin, timed } from './timing.js';
 

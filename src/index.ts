@@ -10,8 +10,16 @@ export { BertForMaskedLM } from './models/bert-mlm.js';
 export { T3dModel, type VolumeEncoding, type ReportEncoding } from './models/t3d.js';
 export { clipLoss } from './objectives/clip.js';
 export { t3dLoss, type ObjectiveConfig, type ViewBatch } from './objectives/t3d.js';
-export { tmaTerm, TMA_FORMULATIONS, type TmaConfig, type TmaFormulation } from './objectives/t3d-tma.js';
-export { sinkhorn } from './objectives/sinkhorn.js';
+export {
+  tmaTerm,
+  tmaFormulation,
+  TMA_FORMULATIONS,
+  type TmaConfig,
+  type TmaFormulation,
+  type TmaFormulationSpec,
+  type TmaNeeds,
+} from './objectives/tma/index.js';
+export { sinkhorn } from './objectives/tma/shared.js';
 export { readNifti, writeNifti, type NiftiImage } from './io/nifti.js';
 export { readDicomVolume } from './io/dicom.js';
 export { CT_RATE_LABELS, MASK_CLASSES, type CtRateLabel, type MaskClass } from './domain/ct-rate.js';

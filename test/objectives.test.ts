@@ -3,8 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as torch from '../src/torch/index.js';
 import { clipLoss, logitScaleValue } from '../src/objectives/clip.js';
-import { sinkhorn } from '../src/objectives/sinkhorn.js';
-import { EmbeddingQueue, codeUsageEntropy, tmaLoss } from '../src/objectives/tma.js';
+import { EmbeddingQueue, codeUsageEntropy, sinkhorn, tmaLoss } from '../src/objectives/tma/shared.js';
 import { assertClose, fixture } from './helpers.js';
 
 const { tensors: ref } = torch.loadSafetensors(fixture('objectives', 'reference.safetensors'));

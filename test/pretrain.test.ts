@@ -20,6 +20,7 @@ import { readCacheIndex } from '../src/data/cache.js';
 import { packageRoot } from '../src/util/paths.js';
 import { assertClose, fixture } from './helpers.js';
 
+type Tma = ObjectiveConfig['tma'];
 const tmp = mkdtempSync(join(tmpdir(), 't3d-pretrain-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 const cache = join(tmp, 'cache');
@@ -123,11 +124,8 @@ test('objective gradients (CLIP + text-informed TMA + SSL, mean-pooled text) mat
   model.eval(); // fixed BatchNorm statistics and no dropout: a deterministic function of the inputs
   const ids = torch.tensor(new BigInt64Array([2n, 7n, 9n, 3n, 2n, 11n, 3n, 0n]), [2, 4]).keep();
   const mask = torch.tensor(new BigInt64Array([1n, 1n, 1n, 1n, 1n, 1n, 1n, 0n]), [2, 4]).keep();
-  const objective: ObjectiveConfig = {
-    ...cfg.objective,
-    tma: { ...cfg.objective.tma, weight: 0.5, warmupSteps: 0, codeViews: ['text'], queue: 0 },
-    ssl: { weight: 0.3, temperature: 0.2 },
-  };
+  const tma = { ...cfg.objective.tma, weight: 0.5, warmupSteps: 0, codeViews: ['text'], queue: 0 } as Tma;
+  const objective: ObjectiveConfig = { ...cfg.objective, tma, ssl: { weight: 0.3, temperature: 0.2 } };
   const g = new torch.Generator(5);
   const x = torch.randn([2, 1, 4, 4, 4], { dtype: 'float64', generator: g }).keep();
   const l0 = torch.randn([2, 1, 2, 2, 2], { dtype: 'float64', generator: g }).keep();

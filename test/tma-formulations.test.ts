@@ -9,21 +9,20 @@ import { applyOverrides, loadConfig } from '../src/train/config.js';
 import { buildT3dModel } from '../src/train/factory.js';
 import { type T3dModel } from '../src/models/t3d.js';
 import { t3dLoss, type ObjectiveConfig } from '../src/objectives/t3d.js';
-import { type TmaFormulation } from '../src/objectives/t3d-tma.js';
-import { tmaLoss } from '../src/objectives/tma.js';
+import { type TmaFormulation } from '../src/objectives/tma/index.js';
+import { tmaLoss } from '../src/objectives/tma/shared.js';
 import { EmaTeacher } from '../src/train/ema.js';
 import { validateConfig } from '../src/train/config.js';
 import { TextInformedFusion } from '../src/models/heads.js';
 import { assertClose, fixture } from './helpers.js';
 
+/** the test objectives switch formulations by spreading, so they are asserted to the union */
+type Tma = ObjectiveConfig['tma'];
 const config = () => applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), ['model.textPooling="mean"']);
 const objectiveFor = (formulation: TmaFormulation, useText = true, clip = 0): ObjectiveConfig => {
   const c = config().objective;
-  return {
-    ...c,
-    clip: { weight: clip },
-    tma: { ...c.tma, formulation, useText, weight: 1, warmupSteps: 0, queue: 0, codeViews: ['text'] },
-  };
+  const tma = { ...c.tma, formulation, useText, weight: 1, warmupSteps: 0, queue: 0, codeViews: ['text'] } as Tma;
+  return { ...c, clip: { weight: clip }, tma };
 };
 const ids = () => torch.tensor(new BigInt64Array([2n, 7n, 9n, 3n, 2n, 11n, 3n, 0n, 2n, 5n, 8n, 3n]), [3, 4]).keep();
 const mask = () => torch.tensor(new BigInt64Array([1n, 1n, 1n, 1n, 1n, 1n, 1n, 0n, 1n, 1n, 1n, 1n]), [3, 4]).keep();
@@ -155,10 +154,8 @@ for (const useText of [true, false]) {
 test("teacher formulation with embedding codes: gradient w.r.t. a local view matches finite differences; the report and the teacher's global embedding set the codes, the fusion head takes no part", () => {
   const { model, teacher, i, m, x, l0, l1 } = teacherFixture();
   const fusionCodes = objectiveFor('teacher');
-  const objective: ObjectiveConfig = {
-    ...fusionCodes,
-    tma: { ...fusionCodes.tma, teacherCodes: 'embedding', relativeEpsilon: true, epsilon: 0.3 },
-  };
+  const embeddingCodes = { ...fusionCodes.tma, teacherCodes: 'embedding', relativeEpsilon: true, epsilon: 0.3 } as Tma;
+  const objective: ObjectiveConfig = { ...fusionCodes, tma: embeddingCodes };
   const batch = (local: torch.Tensor) => ({ global: x, locals: [local, l1], inputIds: i, attentionMask: m });
   const res = torch.gradcheck(
     (local) => t3dLoss(model, batch(local), objective, 10, undefined, teacher.model).total,
@@ -170,11 +167,8 @@ test("teacher formulation with embedding codes: gradient w.r.t. a local view mat
     torch.tidy(() => t3dLoss(model, b, o, 10, undefined, teacher.model).total.item());
   const other = torch.tensor(new BigInt64Array([2n, 13n, 4n, 3n, 2n, 6n, 3n, 0n, 2n, 17n, 19n, 3n]), [3, 4]).keep();
   assert.notEqual(loss(objective, { ...batch(l0), inputIds: other }), loss(objective), 'the report sets the codes');
-  assert.notEqual(
-    loss(objective),
-    loss({ ...objective, tma: { ...objective.tma, teacherCodes: 'fusion' } }),
-    'embedding and fusion codes differ',
-  );
+  const withFusionCodes = { ...objective, tma: { ...objective.tma, teacherCodes: 'fusion' } as Tma };
+  assert.notEqual(loss(objective), loss(withFusionCodes), 'embedding and fusion codes differ');
   // the teacher's fusion head does not enter the embedding codes
   const before = loss(objective);
   torch.noGrad(() => {
@@ -297,7 +291,7 @@ function trainedLeakGap(formulation: TmaFormulation, tma: Partial<ObjectiveConfi
   const attentionMask = torch.tensor(new BigInt64Array(B * 4).fill(1n), [B, 4]).keep();
   const sentenceIndex = torch.tensor(BigInt64Array.from(cls.flatMap(() => [-1n, 0n, 0n, -1n])), [B, 4]).keep();
   const base = objectiveFor(formulation);
-  const objective = { ...base, tma: { ...base.tma, ...tma } };
+  const objective = { ...base, tma: { ...base.tma, ...tma } as Tma };
   const opt = new optim.AdamW(model.parameters(), { lr: 3e-3 });
   const teacher =
     formulation === 'teacher' ? new EmaTeacher(buildT3dModel(config().model, [8, 8, 8], 40), model, 0.9) : undefined;

@@ -1,4 +1,5 @@
-// The full pre-training objective (DESIGN §4): L = w_clip·L_clip + λ_tma(step)·L_tma + w_ssl·L_ssl + w_rec·L_rec.
+// The full pre-training objective (docs/ARCHITECTURE.md):
+// L = w_clip·L_clip + λ_tma(step)·L_tma + w_ssl·L_ssl + w_rec·L_rec.
 // Every part can be switched off, which gives the baselines: CLIP-only (tma.weight 0), TMA without text
 // (tma.useText false), vision-only SSL (clip off, ssl on: SimCLR between views; or restoration alone with
 // restoration.useText false).
@@ -6,8 +7,8 @@ import * as torch from '../torch/index.js';
 import { F, type Tensor } from '../torch/index.js';
 import { type T3dModel } from '../models/t3d.js';
 import { clipLoss } from './clip.js';
-import { type EmbeddingQueue } from './tma.js';
-import { type TmaConfig, tmaTerm } from './t3d-tma.js';
+import { type EmbeddingQueue } from './tma/shared.js';
+import { type TmaConfig, tmaFormulation } from './tma/index.js';
 import { maskPatches, restorationLoss } from './restoration.js';
 
 export interface ObjectiveConfig {
@@ -32,7 +33,7 @@ export interface ViewBatch {
   /** tokenised reports (B, L) int64 and mask (B, L); absent for vision-only SSL */
   inputIds?: Tensor;
   attentionMask?: Tensor;
-  /** each token's sentence number (B, L) int64, -1 for special tokens; needed by the 'local' TMA formulation */
+  /** each token's sentence number (B, L) int64, -1 for special tokens; when the TMA formulation needs them */
   sentenceIndex?: Tensor;
 }
 
@@ -51,32 +52,6 @@ export function simclrLoss(a: Tensor, b: Tensor, temperature: number): Tensor {
   });
 }
 
-/** The code views' embeddings from the teacher (no gradient): the report's e and the global view's h — fused with
- * the report by cross-attention, or (codes 'embedding') the normalised sum of the global view's z and the report's e. */
-function teacherEmbeddings(
-  teacher: T3dModel,
-  batch: ViewBatch,
-  views: string[],
-  useText: boolean,
-  codes: 'fusion' | 'embedding',
-): Map<string, Tensor> {
-  return torch.noGrad(() =>
-    torch.tidy(() => {
-      const out = new Map<string, Tensor>();
-      const report =
-        batch.inputIds && batch.attentionMask ? teacher.encodeReport(batch.inputIds, batch.attentionMask) : undefined;
-      if (views.includes('text') && report) out.set('text', report.emb);
-      if (views.includes('global')) {
-        const g = teacher.encodeVolume(batch.global);
-        const text = useText && report ? { tokens: report.tokens, paddingMask: report.paddingMask } : undefined;
-        if (codes === 'fusion') out.set('global', teacher.fusion.forward(g.tokens, text));
-        else out.set('global', text ? F.normalize(g.emb.add(report!.emb), -1) : g.emb);
-      }
-      return out;
-    }),
-  );
-}
-
 /** Computes the loss for one batch (inside the caller's tidy scope); updates the queue. */
 export function t3dLoss(
   model: T3dModel,
@@ -90,12 +65,10 @@ export function t3dLoss(
   const stats: Record<string, number> = {};
   const terms: Tensor[] = [];
   const lambda = tmaWeight(cfg.tma, step);
+  const tma = lambda > 0 ? tmaFormulation(cfg.tma) : undefined;
+  const needs = tma?.needs(cfg.tma);
   const rec = cfg.restoration && cfg.restoration.weight > 0 ? cfg.restoration : undefined;
-  const needText =
-    cfg.clip.weight > 0 ||
-    (lambda > 0 &&
-      (cfg.tma.useText || ((cfg.tma.formulation ?? 'fused') === 'fused' && cfg.tma.codeViews.includes('text')))) ||
-    !!rec?.useText;
+  const needText = cfg.clip.weight > 0 || !!needs?.report || !!rec?.useText;
   if (needText && (!batch.inputIds || !batch.attentionMask))
     throw new Error('t3dLoss: this objective needs tokenised reports');
 
@@ -116,25 +89,17 @@ export function t3dLoss(
 
   const V = batch.locals.length;
   const B = batch.global.size(0);
-  const locals =
-    V > 0 && (lambda > 0 || cfg.ssl.weight > 0) ? model.encodeVolume(torch.cat(batch.locals, 0)) : undefined;
+  const encodeLocals = V > 0 && (!!needs?.localViews || cfg.ssl.weight > 0);
+  const locals = encodeLocals ? model.encodeVolume(torch.cat(batch.locals, 0)) : undefined;
 
-  if (lambda > 0) {
-    const teacherViews = cfg.tma.formulation === 'teacher' ? ['global'] : cfg.tma.codeViews;
-    const teacherEmb =
-      teacher && (report || !cfg.tma.useText)
-        ? () => teacherEmbeddings(teacher, batch, teacherViews, cfg.tma.useText, cfg.tma.teacherCodes ?? 'fusion')
-        : undefined;
-    const tma = tmaTerm(
-      model,
-      { global: g, locals, numLocal: V, report, sentenceIndex: batch.sentenceIndex, teacher, teacherEmb },
-      cfg.tma,
-      queue,
-    );
-    Object.assign(stats, tma.stats);
-    parts.tma = tma.loss.item();
+  if (tma) {
+    const { sentenceIndex } = batch;
+    const x = { global: g, locals, numLocal: V, report, sentenceIndex, teacher: teacher && { model: teacher, batch } };
+    const term = tma.term(model, x, cfg.tma, queue);
+    Object.assign(stats, term.stats);
+    parts.tma = term.loss.item();
     stats.tmaWeight = lambda;
-    terms.push(tma.loss.mul(lambda));
+    terms.push(term.loss.mul(lambda));
   }
 
   if (cfg.ssl.weight > 0 && locals && V >= 1) {

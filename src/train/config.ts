@@ -4,7 +4,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../util/paths.js';
 import { type ObjectiveConfig } from '../objectives/t3d.js';
-import { TMA_FORMULATIONS } from '../objectives/t3d-tma.js';
+import { tmaProblems } from '../objectives/tma/index.js';
 import { type ViewConfig } from '../data/views.js';
 import { type T3dHeadsConfig } from '../models/t3d.js';
 import { type MemoryFormat } from '../torch/tensor.js';
@@ -157,9 +157,6 @@ export function validateConfig(c: PretrainConfig): void {
   if (start !== undefined && !(Number.isInteger(start) && start >= 0))
     problems.push(`objective.tma.startStep must be an integer ≥ 0 (got ${JSON.stringify(start)})`);
   nonneg(c.objective?.ssl?.weight, 'objective.ssl.weight');
-  const m = c.objective?.tma?.teacherMomentum;
-  if (m !== undefined && !(typeof m === 'number' && m >= 0 && m < 1))
-    problems.push(`objective.tma.teacherMomentum must be in [0, 1) (got ${JSON.stringify(m)})`);
   const rec = c.objective?.restoration;
   if (rec) {
     nonneg(rec.weight, 'objective.restoration.weight');
@@ -185,26 +182,7 @@ export function validateConfig(c: PretrainConfig): void {
       `model.vision.memoryFormat must be 'channels-last' or 'contiguous', for a resnet3d encoder (got ${JSON.stringify(mf)})`,
     );
   }
-  const f = c.objective?.tma?.formulation;
-  if (f !== undefined && !TMA_FORMULATIONS.includes(f))
-    problems.push(`objective.tma.formulation must be one of ${TMA_FORMULATIONS.join(', ')} (got ${JSON.stringify(f)})`);
-  if (f === 'local' && c.objective?.tma?.useText === false)
-    problems.push(
-      "objective.tma.formulation 'local' aligns local views with the report's sentences: it needs objective.tma.useText true",
-    );
-  if ((f === 'swapped' || f === 'local') && (m ?? 0) > 0)
-    problems.push(
-      `objective.tma.teacherMomentum applies to the 'fused' and 'teacher' formulations (formulation is '${f}')`,
-    );
-  if (f === 'teacher' && !((m ?? 0) > 0))
-    problems.push(
-      "objective.tma.formulation 'teacher' takes its codes from an EMA teacher: set objective.tma.teacherMomentum in (0, 1), e.g. 0.99",
-    );
-  const tc = c.objective?.tma?.teacherCodes;
-  if (tc !== undefined && tc !== 'fusion' && tc !== 'embedding')
-    problems.push(`objective.tma.teacherCodes must be 'fusion' or 'embedding' (got ${JSON.stringify(tc)})`);
-  if (tc !== undefined && f !== 'teacher')
-    problems.push(`objective.tma.teacherCodes applies to the 'teacher' formulation (formulation is '${f ?? 'fused'}')`);
+  if (c.objective?.tma) problems.push(...tmaProblems(c.objective.tma as unknown as Record<string, unknown>));
   const re = c.objective?.tma?.relativeEpsilon;
   if (re !== undefined && typeof re !== 'boolean')
     problems.push(`objective.tma.relativeEpsilon must be true or false (got ${JSON.stringify(re)})`);
@@ -217,8 +195,5 @@ export function validateConfig(c: PretrainConfig): void {
   const anchor = c.data?.views?.localAnchor;
   if (anchor !== undefined && anchor !== 'uniform' && anchor !== 'foreground')
     problems.push(`data.views.localAnchor must be 'uniform' or 'foreground' (got ${JSON.stringify(anchor)})`);
-  for (const v of c.objective?.tma?.codeViews ?? [])
-    if (v !== 'text' && v !== 'global')
-      problems.push(`objective.tma.codeViews: '${String(v)}' is not 'text' or 'global'`);
   if (problems.length) throw new Error(`invalid pre-training config '${c.name}': ${problems.join('; ')}`);
 }

@@ -6,14 +6,14 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { optim, type GradientReducer, type Tensor } from '../torch/index.js';
-import { type Loader, type RawBatch, batchToTensors } from '../data/loader.js';
+import { type Loader, type RawBatch } from '../data/loader.js';
 import { type T3dModel } from '../models/t3d.js';
-import { type WordPieceTokenizer, toBigInt64 } from '../text/wordpiece.js';
-import { augmentReport } from '../text/report.js';
-import { Rng } from '../util/rng.js';
+import { type WordPieceTokenizer } from '../text/wordpiece.js';
 import { fmtTime } from '../util/progress.js';
-import { EmbeddingQueue } from '../objectives/tma.js';
+import { EmbeddingQueue } from '../objectives/tma/shared.js';
+import { tmaFormulation } from '../objectives/tma/index.js';
 import { t3dLoss } from '../objectives/t3d.js';
+import { collator } from './collate.js';
 import { type PretrainConfig } from './config.js';
 import { EmaTeacher } from './ema.js';
 import { buildT3dModel } from './factory.js';
@@ -121,7 +121,8 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   );
   const queue = new EmbeddingQueue(c.objective.tma.queue);
   const scaler = amp === 'fp16' ? new optim.GradScaler() : undefined;
-  const momentum = c.objective.tma.teacherMomentum ?? 0;
+  const needs = tmaFormulation(c.objective.tma).needs(c.objective.tma);
+  const momentum = needs.teacherMomentum;
   const teacher =
     momentum > 0 && c.objective.tma.weight > 0
       ? new EmaTeacher(
@@ -130,6 +131,14 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
           momentum,
         )
       : undefined;
+  const collate = collator({
+    tokenizer: d.tokenizer,
+    loader: d.loader,
+    data: c.data,
+    seed: c.train.seed,
+    needs,
+    device: d.device,
+  });
   const settings = fingerprintSettings(c);
   const target = { dir: join(d.outDir, 'checkpoints'), model: d.model, optimizer: opt, settings, log };
   let state = freshTrainerState(target.settings);
@@ -158,7 +167,6 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     reducer = world > 1 ? gradientReducer(d.model) : undefined;
     d.model.train();
     const t0 = performance.now();
-    const seed = c.train.seed;
     const loop = new TrainLoop({
       state,
       length: { steps: c.optim.steps },
@@ -175,18 +183,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
       log,
       batches: (epoch, skip) => d.loader.epoch(epoch, skip),
       forward: (raw: RawBatch, _state, autocast) => {
-        const views = batchToTensors(raw, d.loader, d.device);
-        const texts = raw.reports.map((r, i) =>
-          augmentReport(r, new Rng(seed, state.epoch, raw.indices[i]!, 17), c.data.textAugment),
-        );
-        const enc = d.tokenizer.encodeBatch(texts, { maxLength: c.data.maxTokens, padding: 'longest' });
-        const inputIds = torch.tensor(toBigInt64(enc.inputIds), enc.shape, { device: d.device });
-        const attentionMask = torch.tensor(toBigInt64(enc.attentionMask), enc.shape, { device: d.device });
-        const sentenceIndex =
-          c.objective.tma.formulation === 'local'
-            ? torch.tensor(toBigInt64(d.tokenizer.sentenceIndex(texts, enc)), enc.shape, { device: d.device })
-            : undefined;
-        const batch = { global: views.global, locals: views.locals, inputIds, attentionMask, sentenceIndex };
+        const batch = collate(raw, state.epoch);
         const forward = () => t3dLoss(d.model, batch, c.objective, state.step, queue, teacher?.model);
         const out = autocast(forward);
         return { loss: out.total, parts: out.parts, stats: out.stats };
