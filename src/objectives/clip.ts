@@ -14,7 +14,8 @@ export function logitScaleValue(logScale: Tensor): Tensor {
 export function clipLoss(imageEmb: Tensor, textEmb: Tensor, logScale: Tensor): Tensor {
   if (imageEmb.shape.join() !== textEmb.shape.join()) {
     throw new Error(
-      `clipLoss: image embeddings [${imageEmb.shape.join(', ')}] and text embeddings [${textEmb.shape.join(', ')}] differ`,
+      `clipLoss: image embeddings [${imageEmb.shape.join(', ')}] and text embeddings [${textEmb.shape.join(', ')}] ` +
+        `differ`,
     );
   }
   return torch.tidy(() => {

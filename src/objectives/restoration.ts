@@ -1,5 +1,5 @@
-// Masked-volume restoration (DESIGN §4.5): a fixed fraction of non-overlapping 3D patches of each volume is
-// blanked, the encoder sees the masked volume, and a light decoder restores it; the loss is L1 on the masked
+// Masked-volume restoration (docs/ARCHITECTURE.md §3): a fixed fraction of non-overlapping 3D patches of each
+// volume is blanked, the encoder sees the masked volume, and a light decoder restores it; the loss is L1 on the masked
 // voxels only (as in MAE, the visible voxels would be a trivial copy task).
 import * as torch from '../torch/index.js';
 import { F, type Tensor } from '../torch/index.js';

@@ -40,7 +40,8 @@ export function diceCELoss(logits: Tensor, target: Tensor, o: DiceCEOptions = {}
   const want = [logits.size(0), ...logits.shape.slice(2)];
   if (target.shape.join() !== want.join()) {
     throw new Error(
-      `diceCELoss: target must be (B, ...spatial) = [${want.join(', ')}] class indices, got [${target.shape.join(', ')}]`,
+      `diceCELoss: target must be (B, ...spatial) = [${want.join(', ')}] class indices, got ` +
+        `[${target.shape.join(', ')}]`,
     );
   }
   if (target.dtype !== 'int64') throw new Error(`diceCELoss: target must be int64 class indices, got ${target.dtype}`);

@@ -1,4 +1,4 @@
-// The full pre-training objective (docs/ARCHITECTURE.md):
+// The full pre-training objective (docs/ARCHITECTURE.md §3):
 // L = w_clip·L_clip + λ_tma(step)·L_tma + w_ssl·L_ssl + w_rec·L_rec.
 // Every part can be switched off, which gives the baselines: CLIP-only (tma.weight 0), TMA without text
 // (tma.useText false), vision-only SSL (clip off, ssl on: SimCLR between views; or restoration alone with

@@ -1,4 +1,4 @@
-// Checkpoints (DESIGN §6): a folder per save — config.json, model.safetensors, tokenizer.json,
+// Checkpoints (docs/ARCHITECTURE.md §2): a folder per save — config.json, model.safetensors, tokenizer.json,
 // optimizer.safetensors, trainer_state.json and, written last, manifest.json with every file's size and sha256.
 // The folder is written under a temporary name, fsynced and renamed when complete, so neither a kill nor a power
 // loss leaves something that looks complete; loading verifies the manifest first, so damage at rest (truncation,

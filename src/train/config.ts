@@ -179,7 +179,8 @@ export function validateConfig(c: PretrainConfig): void {
   const mf = (c.model?.vision as { memoryFormat?: unknown } | undefined)?.memoryFormat;
   if (mf !== undefined && (c.model.vision.kind !== 'resnet3d' || (mf !== 'channels-last' && mf !== 'contiguous'))) {
     problems.push(
-      `model.vision.memoryFormat must be 'channels-last' or 'contiguous', for a resnet3d encoder (got ${JSON.stringify(mf)})`,
+      `model.vision.memoryFormat must be 'channels-last' or 'contiguous', for a resnet3d encoder (got ` +
+        `${JSON.stringify(mf)})`,
     );
   }
   if (c.objective?.tma) problems.push(...tmaProblems(c.objective.tma as unknown as Record<string, unknown>));

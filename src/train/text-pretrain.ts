@@ -1,4 +1,4 @@
-// Masked-language-model pre-training of the report encoder (docs/ARCHITECTURE.md: the text encoder may know
+// Masked-language-model pre-training of the report encoder (docs/ARCHITECTURE.md §3: the text encoder may know
 // the reports before alignment starts). BertForMaskedLM with HF's names; every checkpoint folder is also a Hugging
 // Face model folder (config.json as BertConfig, model.safetensors with bert.* and cls.predictions.*), loadable by
 // transformers and by `model.text.pretrained`. Trained on the shared loop (loop.ts), which resumes exactly.

@@ -1,4 +1,4 @@
-// The TMA term of the T3D objective (docs/ARCHITECTURE.md): the formulations by name. The rule: a predictor never
+// The TMA term of the T3D objective (docs/ARCHITECTURE.md §4): the formulations by name. The rule: a predictor never
 // sees the report; text may shape only the targets. 'fused' breaks it and is kept as the ablation that showed why.
 // Each formulation lives in its own file, with its config variant, its needs, its validation and its term; adding
 // one is a new file and a line in FORMULATIONS.

@@ -1,4 +1,4 @@
-// What the TMA formulations share (docs/ARCHITECTURE.md): the config fields every formulation reads, the interface a
+// What the TMA formulations share (docs/ARCHITECTURE.md §4): the config fields every formulation reads, the interface a
 // formulation implements, and the swapped prediction over prototypes (SwAV): every view is scored against K
 // prototypes; codes come from Sinkhorn-Knopp on the code views; predictor views predict them. A queue of recent
 // scores stabilises Sinkhorn with small batches. Which views predict which codes is the formulation's choice (one
