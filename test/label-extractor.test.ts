@@ -15,7 +15,7 @@ import {
   extractLabels,
   extractorAgreement,
 } from '../src/text/label-extractor.js';
-import { detokenize } from '../src/eval/tasks/report-generation.js';
+import { detokenize } from '../src/eval/tasks/report-text.js';
 
 function synthetic(n: number, seed: number): { reports: string[]; labels: number[][] } {
   const reports: string[] = [],

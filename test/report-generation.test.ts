@@ -13,13 +13,9 @@ import { ReportDecoder, beamSearchCore, type ReportDecoderConfig } from '../src/
 import { trainWordPiece } from '../src/text/wordpiece-trainer.js';
 import { type WordPieceTokenizer } from '../src/text/wordpiece.js';
 import { EXTRACTED_LABELS } from '../src/text/label-extractor.js';
-import {
-  clinicalEfficacy,
-  detokenize,
-  encodeTargets,
-  runReportGeneration,
-  teacherForcingLoss,
-} from '../src/eval/tasks/report-generation.js';
+import { runReportGeneration } from '../src/eval/tasks/report-generation.js';
+import { detokenize, encodeTargets, teacherForcingLoss } from '../src/eval/tasks/report-text.js';
+import { clinicalEfficacy } from '../src/eval/tasks/clinical-efficacy.js';
 import { applyOverrides, loadConfig } from '../src/train/config.js';
 import { ensureCache } from '../src/data/synth-cache.js';
 import { readCacheIndex } from '../src/data/cache.js';

@@ -12,11 +12,10 @@
 // - generated ids are detokenised by the tokenizer's decode, with the spaces its WordPiece cleanup leaves inside
 //   decimals, hyphenated words, brackets and before ':' / ';' removed;
 // - with outDir: a checkpoint after every epoch (checkpoints/epoch-NNNN: decoder, encoder when fine-tuned,
-//   optimizer, state.json; written atomically, only the newest kept) and results.json; a rerun resumes from the
-//   newest checkpoint and refuses one made with other settings.
+//   optimizer, state.json; written atomically, only the newest kept; epoch-trainer.ts) and results.json; a rerun
+//   resumes from the newest checkpoint and refuses one made with other settings.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { latestEpochDir, readEpochState, saveEpochDir } from '../../train/epoch-checkpoint.js';
 import * as torch from '../../torch/index.js';
 import { optim, type Tensor } from '../../torch/index.js';
 import { readCacheIndex } from '../../data/cache.js';
@@ -33,6 +32,9 @@ import {
   extractorAgreement,
 } from '../../text/label-extractor.js';
 import { corpusBleu, meteor, rougeL, tokenizeForNlg } from '../metrics/nlg.js';
+import { type ClinicalEfficacy, clinicalEfficacy } from './clinical-efficacy.js';
+import { EpochTrainer } from './epoch-trainer.js';
+import { detokenize, encodeTargets, teacherForcingLoss } from './report-text.js';
 
 export interface ReportGenOptions {
   cacheDir: string;
@@ -62,16 +64,6 @@ export interface ReportGenOptions {
   featureCacheMb?: number;
 }
 
-export interface ClinicalEfficacy {
-  microPrecision: number;
-  microRecall: number;
-  microF1: number;
-  macroPrecision: number;
-  macroRecall: number;
-  macroF1: number;
-  perLabel: { label: string; precision: number; recall: number; f1: number }[];
-}
-
 export interface ReportGenResult {
   bleu1: number;
   bleu2: number;
@@ -81,7 +73,10 @@ export interface ReportGenResult {
   meteor: number;
   meteorVariant: string;
   clinical: ClinicalEfficacy;
-  /** overall agreement of the extractor's labels on the reference reports with the cache's labels (NaN without them) */
+  /**
+   * overall agreement of the extractor's labels on the reference reports with the cache's labels (NaN without
+   * them)
+   */
   extractorAgreementOnReferences: number;
   samples: { name: string; reference: string; generated: string; refLabels: number[]; genLabels: number[] }[];
   /** mean training loss of each epoch */
@@ -94,100 +89,7 @@ export const METEOR_VARIANT =
   'nltk meteor_score (α 0.9, β 3, γ 0.5), exact + Porter-stem matching, no WordNet synonyms';
 const WEIGHT_DECAY = 0.01;
 const CLIP_NORM = 1;
-const IGNORE = -100;
 const EVAL_VIEWS: Partial<ViewConfig> = { numLocal: 0, globalIntensity: false, noiseStd: 0 };
-
-/** Teacher-forcing tensors for reports: input = [CLS] t1 … tn, target = t1 … tn [SEP] (padding → ignore index). */
-export function encodeTargets(
-  tokenizer: WordPieceTokenizer,
-  reports: string[],
-  maxLength: number,
-  device?: string,
-): { input: Tensor; target: Tensor } {
-  const enc = tokenizer.encodeBatch(reports, { maxLength, padding: 'longest' });
-  const [B, W] = enc.shape;
-  const input = new BigInt64Array(B * (W - 1)),
-    target = new BigInt64Array(B * (W - 1));
-  for (let b = 0; b < B; b++) {
-    for (let i = 0; i < W - 1; i++) {
-      input[b * (W - 1) + i] = BigInt(enc.inputIds[b * W + i]!);
-      target[b * (W - 1) + i] = BigInt(enc.attentionMask[b * W + i + 1] ? enc.inputIds[b * W + i + 1]! : IGNORE);
-    }
-  }
-  return { input: torch.tensor(input, [B, W - 1], { device }), target: torch.tensor(target, [B, W - 1], { device }) };
-}
-
-/** Mean next-token cross-entropy over the non-padding targets. */
-export function teacherForcingLoss(
-  decoder: ReportDecoder,
-  visualTokens: Tensor,
-  input: Tensor,
-  target: Tensor,
-): Tensor {
-  return torch.tidy(() => {
-    const logits = decoder.forward(visualTokens, input);
-    return torch.F.crossEntropy(logits.reshape(-1, decoder.config.vocabSize), target.reshape(-1), {
-      ignoreIndex: IGNORE,
-    });
-  });
-}
-
-/** Text of generated ids: the tokenizer's decode, without the spaces WordPiece cleanup leaves in "2. 5", "ground - glass". */
-export function detokenize(tokenizer: WordPieceTokenizer, ids: number[]): string {
-  return tokenizer
-    .decode(ids)
-    .replace(/(\d)\. (\d)/g, '$1.$2')
-    .replace(/(\w) - (?=\w)/g, '$1-')
-    .replace(/\( /g, '(')
-    .replace(/ \)/g, ')')
-    .replace(/ ([:;])/g, '$1');
-}
-
-const ratio = (a: number, b: number): number => (b > 0 ? a / b : 0);
-
-/** Micro / macro precision, recall and F1 of generated labels against reference labels (zero_division = 0). */
-export function clinicalEfficacy(
-  reference: number[][],
-  generated: number[][],
-  labelNames: readonly string[] = EXTRACTED_LABELS,
-): ClinicalEfficacy {
-  if (reference.length !== generated.length)
-    throw new Error(`clinicalEfficacy: ${reference.length} reference rows but ${generated.length} generated rows`);
-  const L = labelNames.length;
-  const tp = new Array<number>(L).fill(0),
-    fp = new Array<number>(L).fill(0),
-    fn = new Array<number>(L).fill(0);
-  reference.forEach((ref, n) => {
-    const gen = generated[n]!;
-    if (ref.length !== L || gen.length !== L)
-      throw new Error(`clinicalEfficacy: row ${n} has ${ref.length} / ${gen.length} labels, expected ${L}`);
-    for (let i = 0; i < L; i++) {
-      if (gen[i] && ref[i]) tp[i]!++;
-      else if (gen[i]) fp[i]!++;
-      else if (ref[i]) fn[i]!++;
-    }
-  });
-  const perLabel = labelNames.map((label, i) => ({
-    label,
-    precision: ratio(tp[i]!, tp[i]! + fp[i]!),
-    recall: ratio(tp[i]!, tp[i]! + fn[i]!),
-    f1: ratio(2 * tp[i]!, 2 * tp[i]! + fp[i]! + fn[i]!),
-  }));
-  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-  const TP = sum(tp),
-    FP = sum(fp),
-    FN = sum(fn);
-  const mean = (k: 'precision' | 'recall' | 'f1') => (L ? sum(perLabel.map((p) => p[k])) / L : 0);
-  return {
-    microPrecision: ratio(TP, TP + FP),
-    microRecall: ratio(TP, TP + FN),
-    microF1: ratio(2 * TP, 2 * TP + FP + FN),
-    macroPrecision: mean('precision'),
-    macroRecall: mean('recall'),
-    macroF1: mean('f1'),
-    perLabel,
-  };
-}
 
 /** Frozen-encoder features per volume, kept (on the device) up to a byte budget. */
 class FeatureCache {
@@ -227,25 +129,6 @@ function visualTokensOf(
       return tokens;
     }),
   );
-}
-
-interface GenState {
-  epoch: number;
-  trainLoss: number[];
-  fingerprint: string;
-}
-function saveEpoch(
-  dir: string,
-  decoder: ReportDecoder,
-  encoder: VisionEncoder | undefined,
-  opt: optim.Optimizer<object>,
-  state: GenState,
-): void {
-  saveEpochDir(dir, state.epoch, state, (tmp) => {
-    torch.saveModule(decoder, join(tmp, 'decoder.safetensors'), { config: JSON.stringify(decoder.config) });
-    if (encoder) torch.saveModule(encoder, join(tmp, 'encoder.safetensors'));
-    torch.saveOptimizer(opt, join(tmp, 'optimizer.safetensors'));
-  });
 }
 
 function validate(o: ReportGenOptions): void {
@@ -310,49 +193,47 @@ export async function runReportGeneration(
   try {
     if (device !== 'cpu') decoder.to({ device });
     const params = [...decoder.parameters(), ...(frozen ? [] : encoder.parameters())];
-    opt = new optim.AdamW(
+    const optimizer = (opt = new optim.AdamW(
       [
         { params: decoder.parameters(), lr: o.lr },
         ...(frozen ? [] : [{ params: encoder.parameters(), lr: o.lr / 10 }]),
       ],
       { weightDecay: WEIGHT_DECAY },
-    );
+    ));
 
-    const fingerprint = JSON.stringify({
-      trainSplit,
-      batchSize: o.batchSize,
-      lr: o.lr,
-      freezeEncoder: frozen,
-      decoder: o.decoder,
-      maxLength: o.maxLength,
-      seed: o.seed,
-      vocabSize: tokenizer.vocabSize,
-      encoder: encoder.constructor.name,
-      visualTokens: [N, C],
+    const trainer = new EpochTrainer({
+      task: 'report generation',
+      outDir: o.outDir,
+      settings: {
+        trainSplit,
+        batchSize: o.batchSize,
+        lr: o.lr,
+        freezeEncoder: frozen,
+        decoder: o.decoder,
+        maxLength: o.maxLength,
+        seed: o.seed,
+        vocabSize: tokenizer.vocabSize,
+        encoder: encoder.constructor.name,
+        visualTokens: [N, C],
+      },
+      save: (dir) => {
+        torch.saveModule(decoder, join(dir, 'decoder.safetensors'), { config: JSON.stringify(decoder.config) });
+        if (!frozen) torch.saveModule(encoder, join(dir, 'encoder.safetensors'));
+        torch.saveOptimizer(optimizer, join(dir, 'optimizer.safetensors'));
+      },
+      load: (dir) => {
+        torch.loadModule(decoder, join(dir, 'decoder.safetensors'));
+        if (!frozen) torch.loadModule(encoder, join(dir, 'encoder.safetensors'));
+        torch.loadOptimizer(optimizer, join(dir, 'optimizer.safetensors'));
+      },
+      log,
     });
-    let trainLoss: number[] = [];
-    let startEpoch = 0;
-    const ckptDir = o.outDir ? join(o.outDir, 'checkpoints') : undefined;
-    const resumeFrom = latestEpochDir(ckptDir);
-    if (resumeFrom) {
-      const state = readEpochState<GenState>(resumeFrom);
-      if (state.fingerprint !== fingerprint)
-        throw new Error(
-          `${resumeFrom}: checkpoint made with other settings (${state.fingerprint}); use another outDir`,
-        );
-      torch.loadModule(decoder, join(resumeFrom, 'decoder.safetensors'));
-      if (!frozen) torch.loadModule(encoder, join(resumeFrom, 'encoder.safetensors'));
-      torch.loadOptimizer(opt, join(resumeFrom, 'optimizer.safetensors'));
-      trainLoss = state.trainLoss;
-      startEpoch = state.epoch;
-      log(`resumed from ${resumeFrom} (epoch ${startEpoch})`);
-    }
 
     const shape = globalShapeOf(index.preset);
-    log(
-      `report generation (${frozen ? 'frozen' : 'fine-tuned'} encoder): ${N} visual tokens × ${C}, ${decoder.numParameters().toLocaleString()} decoder parameters`,
-    );
-    if (startEpoch < o.epochs) {
+    const how = frozen ? 'frozen' : 'fine-tuned';
+    const decoderParams = decoder.numParameters().toLocaleString();
+    log(`report generation (${how} encoder): ${N} visual tokens × ${C}, ${decoderParams} decoder parameters`);
+    if (trainer.startEpoch < o.epochs) {
       const loader = new Loader({
         cacheDir: o.cacheDir,
         split: trainSplit,
@@ -364,53 +245,27 @@ export async function runReportGeneration(
         views: EVAL_VIEWS,
       });
       try {
-        for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
-          decoder.train();
-          if (!frozen) encoder.train();
-          const t0 = Date.now();
-          let sum = 0,
-            steps = 0,
-            skipped = 0;
-          for await (const b of loader.epoch(epoch)) {
-            const value = torch.tidy(() => {
-              const tokens = visualTokensOf(
-                encoder,
-                () => torch.tensor(b.global, [b.indices.length, 1, ...shape], { device }),
-                b.names,
-                frozen,
-                cache,
-              );
-              const { input, target } = encodeTargets(tokenizer, b.reports, o.maxLength, device);
-              const loss = teacherForcingLoss(decoder, tokens, input, target);
-              const v = loss.item();
-              if (Number.isFinite(v)) loss.backward();
-              return v;
-            });
-            if (Number.isFinite(value)) {
-              optim.clipGradNorm(params, CLIP_NORM);
-              opt.step();
-              sum += value;
-              steps++;
-            } else skipped++;
-            opt.zeroGrad();
-            await new Promise((r) => setImmediate(r));
-          }
-          if (steps === 0) throw new Error(`report generation: every step of epoch ${epoch + 1} had a non-finite loss`);
-          trainLoss.push(sum / steps);
-          log(
-            `epoch ${epoch + 1}/${o.epochs}: loss ${(sum / steps).toFixed(4)} over ${steps} steps${skipped ? ` (${skipped} non-finite skipped)` : ''}, ${((Date.now() - t0) / 1000).toFixed(1)} s`,
-          );
-          if (ckptDir)
-            saveEpoch(ckptDir, decoder, frozen ? undefined : encoder, opt, {
-              epoch: epoch + 1,
-              trainLoss,
-              fingerprint,
-            });
-        }
+        await trainer.train({
+          epochs: o.epochs,
+          optimizer,
+          clip: { params, maxNorm: CLIP_NORM },
+          batches: (epoch) => {
+            decoder.train();
+            if (!frozen) encoder.train();
+            return loader.epoch(epoch);
+          },
+          loss: (b) => {
+            const x = () => torch.tensor(b.global, [b.indices.length, 1, ...shape], { device });
+            const tokens = visualTokensOf(encoder, x, b.names, frozen, cache);
+            const { input, target } = encodeTargets(tokenizer, b.reports, o.maxLength, device);
+            return teacherForcingLoss(decoder, tokens, input, target);
+          },
+        });
       } finally {
         await loader.close();
       }
     }
+    const { trainLoss } = trainer;
     cache?.dispose();
 
     decoder.eval();
@@ -493,8 +348,10 @@ export async function runReportGeneration(
       decoding,
     };
     log(
-      `BLEU-1 ${result.bleu1.toFixed(3)}, BLEU-4 ${result.bleu4.toFixed(3)}, ROUGE-L ${result.rougeL.toFixed(3)}, METEOR ${result.meteor.toFixed(3)}, ` +
-        `CE micro-F1 ${result.clinical.microF1.toFixed(3)} (labels by extractor ${LABEL_EXTRACTOR_VERSION}, agreement with the cache's labels ${result.extractorAgreementOnReferences.toFixed(3)})`,
+      `BLEU-1 ${result.bleu1.toFixed(3)}, BLEU-4 ${result.bleu4.toFixed(3)}, ROUGE-L ${result.rougeL.toFixed(3)}, ` +
+        `METEOR ${result.meteor.toFixed(3)}, CE micro-F1 ${result.clinical.microF1.toFixed(3)} ` +
+        `(labels by extractor ${LABEL_EXTRACTOR_VERSION}, ` +
+        `agreement with the cache's labels ${result.extractorAgreementOnReferences.toFixed(3)})`,
     );
     if (o.outDir) {
       writeFileSync(

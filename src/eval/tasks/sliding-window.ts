@@ -149,7 +149,8 @@ export function slidingWindowInference(
           const want = [ids.length, roi[0], roi[1], roi[2]];
           if (pred.ndim !== 5 || [pred.size(0), ...pred.shape.slice(2)].join() !== want.join()) {
             throw new Error(
-              `slidingWindowInference: the predictor returned [${pred.shape.join(', ')}] for windows [${windows.shape.join(', ')}]; it must return (n, K, ${roi.join(', ')})`,
+              `slidingWindowInference: the predictor returned [${pred.shape.join(', ')}] ` +
+                `for windows [${windows.shape.join(', ')}]; it must return (n, K, ${roi.join(', ')})`,
             );
           }
           if (!output)
