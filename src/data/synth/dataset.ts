@@ -4,7 +4,8 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
-import { writeNiftiSync, type Mat4 } from '../../io/nifti.js';
+import { type Mat4 } from '../../io/nifti.js';
+import { writeNiftiSync } from '../../io/nifti-write.js';
 import { writeCtSeries } from '../../io/dicom/write.js';
 import { toCsv } from '../../text/csv.js';
 import { runPool } from '../../util/pool.js';
