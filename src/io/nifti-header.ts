@@ -200,7 +200,8 @@ function sniff(bytes: Uint8Array, name: string): { version: 1 | 2; littleEndian:
     if (n === SIZE[2]) return { version: 2, littleEndian };
   }
   throw new Error(
-    `${name}: sizeof_hdr is ${view.getInt32(0, true)}, expected 348 (NIfTI-1) or 540 (NIfTI-2) in either byte order; not a NIfTI file`,
+    `${name}: sizeof_hdr is ${view.getInt32(0, true)}, expected 348 (NIfTI-1) or 540 (NIfTI-2) in either byte order; ` +
+      'not a NIfTI file',
   );
 }
 
@@ -223,7 +224,8 @@ export function parseNiftiHeader(bytes: Uint8Array, name: string): NiftiHeader {
     const eol = [...bytes.subarray(8, 12)];
     if (eol.some((b, i) => b !== EOL_CHECK[i]) && eol.some((b) => b !== 0)) {
       throw new Error(
-        `${name}: NIfTI-2 EOL check bytes are ${eol.join(',')}, expected 13,10,26,10 (file damaged by text-mode transfer?)`,
+        `${name}: NIfTI-2 EOL check bytes are ${eol.join(',')}, expected 13,10,26,10 ` +
+          '(file damaged by text-mode transfer?)',
       );
     }
   }
