@@ -80,13 +80,15 @@ export function parseTokenizerJson(json: unknown, source: string, o: WordPieceOp
     });
   } else {
     throw new Error(
-      `${source}: normalizer ${JSON.stringify(isObject(norm) ? norm.type : norm)} is not supported; expected "BertNormalizer"`,
+      `${source}: normalizer ${JSON.stringify(isObject(norm) ? norm.type : norm)} is not supported; ` +
+        'expected "BertNormalizer"',
     );
   }
   const pre = json.pre_tokenizer;
   if (!isObject(pre) || pre.type !== 'BertPreTokenizer') {
     throw new Error(
-      `${source}: pre_tokenizer ${JSON.stringify(isObject(pre) ? pre.type : pre)} is not supported; expected "BertPreTokenizer"`,
+      `${source}: pre_tokenizer ${JSON.stringify(isObject(pre) ? pre.type : pre)} is not supported; ` +
+        'expected "BertPreTokenizer"',
     );
   }
   Object.assign(out, specialTokenNames(json.post_processor));

@@ -249,7 +249,8 @@ export class WordPieceTokenizer {
     if (texts.length !== B) throw new Error(`sentenceIndex: ${texts.length} texts for a batch of ${B}`);
     const out = new Int32Array(B * L).fill(-1);
     texts.forEach((text, b) => {
-      const end = b * L + enc.attentionMask.subarray(b * L, (b + 1) * L).reduce((n, m) => n + m, 0) - 1; // [SEP] or the last kept token
+      // [SEP] or the last kept token
+      const end = b * L + enc.attentionMask.subarray(b * L, (b + 1) * L).reduce((n, m) => n + m, 0) - 1;
       let at = b * L + 1; // after [CLS]
       splitSentences(text).forEach((sentence, s) => {
         for (let n = this.pieceIds(sentence).length; n > 0 && at < end; n--) out[at++] = s;
