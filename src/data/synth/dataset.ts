@@ -231,7 +231,8 @@ export async function writeSynthDataset(
     const prev = readJsonFile<typeof info>(infoPath);
     if (prev.seed !== info.seed || prev.preset !== info.preset || prev.storage !== info.storage) {
       throw new Error(
-        `${o.out}: holds a dataset made with seed ${prev.seed}, preset ${prev.preset}, storage ${prev.storage}; use another --out or the same settings to resume`,
+        `${o.out}: holds a dataset made with seed ${prev.seed}, preset ${prev.preset}, storage ${prev.storage}; ` +
+          'use another --out or the same settings to resume',
       );
     }
   }
