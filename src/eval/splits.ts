@@ -82,7 +82,8 @@ export function evalSplits(
   const test = index.entries.filter((e) => e.split === testSplit).map((e) => e.name);
   if (pool.length < 2)
     throw new Error(
-      `${cacheDir}: split '${trainSplit}' has ${pool.length} volumes, need ≥ 2 to divide into train and val (splits: ${splitNames})`,
+      `${cacheDir}: split '${trainSplit}' has ${pool.length} volumes, need ≥ 2 to divide into train and val ` +
+        `(splits: ${splitNames})`,
     );
   if (!test.length) throw new Error(`${cacheDir}: no volumes in test split '${testSplit}' (splits: ${splitNames})`);
   const labels = new Map(pool.map((e) => [e.name, e.labels]));
@@ -205,7 +206,8 @@ export function labelSubset(
   const missing = splits.train.filter((n) => !labels.has(n));
   if (missing.length)
     throw new Error(
-      `labelSubset: ${missing.length} evaluation-train volumes are not in ${cacheDir} (e.g. ${missing[0]}); splits from another cache?`,
+      `labelSubset: ${missing.length} evaluation-train volumes are not in ${cacheDir} (e.g. ${missing[0]}); ` +
+        'splits from another cache?',
     );
   if (!splits.train.length) throw new Error('labelSubset: the evaluation-train part is empty');
   const names = computeSubset(splits.train, (n) => labels.get(n)!, index.labelNames.length, fraction, seed);
@@ -237,7 +239,9 @@ function readSubsetFile(
   const s = saved.splits ?? {};
   if (s.train !== expect.splits.train || s.seed !== expect.splits.seed || s.valFraction !== expect.splits.valFraction) {
     diffs.push(
-      `evaluation splits seed ${s.seed}, valFraction ${s.valFraction}, train ${s.train} (these are seed ${expect.splits.seed}, valFraction ${expect.splits.valFraction}, train ${expect.splits.train})`,
+      `evaluation splits seed ${s.seed}, valFraction ${s.valFraction}, train ${s.train} ` +
+        `(these are seed ${expect.splits.seed}, valFraction ${expect.splits.valFraction}, ` +
+        `train ${expect.splits.train})`,
     );
   }
   if (diffs.length)
