@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, w
 import { gunzipSync } from 'node:zlib';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeNiftiSync } from '../src/io/nifti.js';
+import { writeNiftiSync } from '../src/io/nifti-write.js';
 import { gunzipEngine, gunzipSync as gunzipInto } from '../src/io/gzip.js';
 import { loadPreset } from '../src/data/presets.js';
 import { generateCase } from '../src/data/synth/generate.js';

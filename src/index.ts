@@ -20,7 +20,8 @@ export {
   type TmaNeeds,
 } from './objectives/tma/index.js';
 export { sinkhorn } from './objectives/tma/shared.js';
-export { readNifti, writeNifti, type NiftiImage } from './io/nifti.js';
+export { readNifti, type NiftiImage } from './io/nifti.js';
+export { writeNifti } from './io/nifti-write.js';
 export { readDicomVolume } from './io/dicom.js';
 export { CT_RATE_LABELS, MASK_CLASSES, type CtRateLabel, type MaskClass } from './domain/ct-rate.js';
 export { loadPreset, presetNames, globalShapeOf, resolvePreset, type Preset } from './data/presets.js';

@@ -16,7 +16,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { readNiftiSync, encodeNifti } from '../src/io/nifti.js';
+import { readNiftiSync } from '../src/io/nifti.js';
+import { encodeNifti } from '../src/io/nifti-write.js';
 import { loadPreset } from '../src/data/presets.js';
 import { writeSynthDataset } from '../src/data/synth/dataset.js';
 import { generateCase } from '../src/data/synth/generate.js';

@@ -11,21 +11,18 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import {
   affineToAxcodes,
-  encodeNifti,
   encodeNiftiHeader,
   parseNiftiHeader,
   qformAffine,
   readNifti,
   readNiftiSync,
   sformAffine,
-  writeNifti,
-  writeNiftiSync,
   type Mat4,
   type NiftiDatatypeName,
   type NiftiHeader,
   type NiftiTypedArray,
-  type NiftiWriteImage,
 } from '../src/io/nifti.js';
+import { encodeNifti, writeNifti, writeNiftiSync, type NiftiWriteImage } from '../src/io/nifti-write.js';
 import { gunzipEngine } from '../src/io/gzip.js';
 
 const FIX = fileURLToPath(new URL('../../test/fixtures/nifti/', import.meta.url));

@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { evalSplits, labelSubset, patientOf, FRACTION_LADDER } from '../src/eval/splits.js';
+import { evalSplits, labelSubset, FRACTION_LADDER } from '../src/eval/splits.js';
+import { patientOf } from '../src/eval/stratification.js';
 import { Rng } from '../src/util/rng.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-splits-'));

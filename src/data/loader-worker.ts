@@ -18,7 +18,8 @@ serveTasks<BatchTask, Omit<RawBatch, 'names' | 'reports' | 'labels'>>((t) => {
     const image = tensors.get('image')!;
     if (image.dtype !== 'I16' || image.shape.join() !== t.shape.join()) {
       throw new Error(
-        `${file}: expected int16 image of shape [${t.shape.join(', ')}], found ${image.dtype} [${image.shape.join(', ')}]; rebuild the cache`,
+        `${file}: expected int16 image of shape [${t.shape.join(', ')}], ` +
+          `found ${image.dtype} [${image.shape.join(', ')}]; rebuild the cache`,
       );
     }
     const hu = new Int16Array(image.bytes.buffer, image.bytes.byteOffset, n);

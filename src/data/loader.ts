@@ -95,7 +95,8 @@ export class Loader {
       const have = new Set(this.entries.map((e) => e.name));
       const missing = o.names.filter((n) => !have.has(n));
       throw new Error(
-        `${o.cacheDir}: ${missing.length} requested volumes are not in the cache${o.split ? ` split '${o.split}'` : ''} (first: ${missing[0]})`,
+        `${o.cacheDir}: ${missing.length} requested volumes are not in the cache` +
+          `${o.split ? ` split '${o.split}'` : ''} (first: ${missing[0]})`,
       );
     }
     if (this.entries.length === 0)
@@ -109,7 +110,8 @@ export class Loader {
     this.localShape = this.views.localShape ?? (this.globalShape.map((n) => Math.max(1, Math.round(n / 2))) as Shape3);
     if (o.withMask && this.globalShape.join() !== this.preset.shape.join()) {
       throw new Error(
-        `${o.cacheDir}: masks are at the cache's shape [${this.preset.shape.join(', ')}]; load them with fullResolution (global view [${this.globalShape.join(', ')}])`,
+        `${o.cacheDir}: masks are at the cache's shape [${this.preset.shape.join(', ')}]; ` +
+          `load them with fullResolution (global view [${this.globalShape.join(', ')}])`,
       );
     }
   }

@@ -54,7 +54,8 @@ export function readCtRate(root: string): Source {
   const found = SPLITS.filter((s) => existsSync(join(ds, 'radiology_text_reports', s.reports)));
   if (found.length === 0)
     throw new Error(
-      `${root}: no CT-RATE layout found (expected dataset/radiology_text_reports/train_reports.csv or validation_reports.csv)`,
+      `${root}: no CT-RATE layout found ` +
+        '(expected dataset/radiology_text_reports/train_reports.csv or validation_reports.csv)',
     );
   const records: SourceRecord[] = [];
   let labelNames: string[] = [];

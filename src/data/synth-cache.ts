@@ -36,7 +36,8 @@ export async function ensureCache(c: { data: CacheSpec }): Promise<void> {
   });
   if (synth.failed.length)
     throw new Error(
-      `${source}: generating ${synth.failed.length} of ${c.data.synth.count} synthetic cases failed (first: ${synth.failed[0]}); rerun to retry them`,
+      `${source}: generating ${synth.failed.length} of ${c.data.synth.count} synthetic cases failed ` +
+        `(first: ${synth.failed[0]}); rerun to retry them`,
     );
   const src = readSource(source);
   const p2 = new Progress('preprocess', src.records.length);

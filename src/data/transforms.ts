@@ -127,7 +127,10 @@ export class ClipHU implements Transform {
   }
 }
 
-/** Resamples to a voxel spacing (x, y, z mm): trilinear for images, nearest for masks (like CT-CLIP's F.interpolate). */
+/**
+ * Resamples to a voxel spacing (x, y, z mm): trilinear for images, nearest for masks (like CT-CLIP's
+ * F.interpolate).
+ */
 export class Resample implements Transform {
   readonly name: string;
   constructor(
@@ -164,7 +167,10 @@ export function resampledSize(
   ];
 }
 
-/** The affine after resizing (D, H, W) → size with align_corners=False: new voxel centre 0 sits at old index 0.5·(n/m) − 0.5. */
+/**
+ * The affine after resizing (D, H, W) → size with align_corners=False: new voxel centre 0 sits at old index
+ * 0.5·(n/m) − 0.5.
+ */
 export function resampledAffine(a: Mat4, shape: [number, number, number], size: [number, number, number]): Mat4 {
   const affine = a.map((row) => [...row]) as Mat4;
   for (let c = 0; c < 3; c++) {
@@ -206,7 +212,10 @@ export class CenterCropOrPad implements Transform {
   }
 }
 
-/** Per tensor dim (D, H, W) of a centre crop/pad from `cur` to `target`: > 0 is the crop start, < 0 the padding before. */
+/**
+ * Per tensor dim (D, H, W) of a centre crop/pad from `cur` to `target`: > 0 is the crop start, < 0 the padding
+ * before.
+ */
 export function cropPadStarts(
   cur: [number, number, number],
   target: [number, number, number],

@@ -1,5 +1,5 @@
-// T3D's views of one volume (docs/ARCHITECTURE.md §4): a global view (the whole cached volume, downsampled to the global
-// shape when the cache is finer, light intensity augmentation) and V local views, each with its own flips /
+// T3D's views of one volume (docs/ARCHITECTURE.md §4): a global view (the whole cached volume, downsampled to the
+// global shape when the cache is finer, light intensity augmentation) and V local views, each with its own flips /
 // intensity / noise / optional in-plane rotation. Local views are either crops of the global view covering a
 // fraction of each axis, resized (single resolution), or crops of the cache at its own resolution (multi-
 // resolution: they show detail the global view cannot). Pure TypeScript on typed arrays so it runs in loader
@@ -287,7 +287,8 @@ export function makeViews(
       ? localBox(shape, cfg, rng, localShape, centre)
       : localBox(globalShape, cfg, rng, undefined, centre && onGlobal(centre));
     boxes.push(box);
-    // crops of the global view read the cache directly when the two are the same grid (exactly as before multi-resolution)
+    // crops of the global view read the cache directly when the two are the same grid (exactly as before
+    // multi-resolution)
     const v =
       native || same
         ? sampleBox(hu, shape, box, localShape, scale, pad)

@@ -27,9 +27,8 @@ async function get(url: string, accept: string, o: DicomWebOptions): Promise<Res
     const e = err as Error;
     if (e.name === 'TimeoutError' || e.name === 'AbortError')
       throw new Error(`DICOMweb ${url}: no answer within ${timeoutMs / 1000} s`);
-    throw new Error(
-      `DICOMweb ${url}: ${e.message}${(e as { cause?: Error }).cause ? ` (${(e as { cause?: Error }).cause!.message})` : ''}`,
-    );
+    const cause = (e as { cause?: Error }).cause;
+    throw new Error(`DICOMweb ${url}: ${e.message}${cause ? ` (${cause.message})` : ''}`);
   }
   if (!res.ok) throw new Error(`DICOMweb ${url}: HTTP ${res.status} ${res.statusText}`);
   return res;
@@ -37,7 +36,9 @@ async function get(url: string, accept: string, o: DicomWebOptions): Promise<Res
 
 /** QIDO-RS: the series of a modality (default CT) on the server at `base` (e.g. http://host:8042/dicom-web). */
 export async function findSeries(base: string, o: DicomWebOptions & { modality?: string } = {}): Promise<SeriesRef[]> {
-  const url = `${base.replace(/\/+$/, '')}/series?Modality=${encodeURIComponent(o.modality ?? 'CT')}&includefield=0008103E&includefield=00201209`;
+  const url =
+    `${base.replace(/\/+$/, '')}/series?Modality=${encodeURIComponent(o.modality ?? 'CT')}` +
+    '&includefield=0008103E&includefield=00201209';
   const res = await get(url, 'application/dicom+json', o);
   const text = await res.text();
   let rows: DicomJson[];
@@ -60,7 +61,9 @@ export async function findSeries(base: string, o: DicomWebOptions & { modality?:
 
 /** WADO-RS: every instance of a series, as the bytes of its DICOM file. */
 export async function fetchSeries(base: string, s: SeriesRef, o: DicomWebOptions = {}): Promise<Uint8Array[]> {
-  const url = `${base.replace(/\/+$/, '')}/studies/${encodeURIComponent(s.studyUid)}/series/${encodeURIComponent(s.seriesUid)}`;
+  const url =
+    `${base.replace(/\/+$/, '')}/studies/${encodeURIComponent(s.studyUid)}` +
+    `/series/${encodeURIComponent(s.seriesUid)}`;
   const res = await get(url, 'multipart/related; type="application/dicom"', o);
   const type = res.headers.get('content-type') ?? '';
   let body: Uint8Array;

@@ -85,13 +85,15 @@ export function bertConfig(values: Record<string, unknown> = {}, source = 'BERT 
   }
   if ((c.hidden_size as number) % (c.num_attention_heads as number) !== 0) {
     throw new Error(
-      `${source}: hidden_size ${String(c.hidden_size)} is not a multiple of num_attention_heads ${String(c.num_attention_heads)}`,
+      `${source}: hidden_size ${String(c.hidden_size)} is not a multiple of ` +
+        `num_attention_heads ${String(c.num_attention_heads)}`,
     );
   }
   // Variants with other math that this encoder does not implement: refuse rather than compute something else.
   if (values.position_embedding_type !== undefined && values.position_embedding_type !== 'absolute') {
     throw new Error(
-      `${source}: position_embedding_type ${JSON.stringify(values.position_embedding_type)} is not supported (only "absolute")`,
+      `${source}: position_embedding_type ${JSON.stringify(values.position_embedding_type)} ` +
+        'is not supported (only "absolute")',
     );
   }
   if (values.is_decoder === true || values.add_cross_attention === true) {

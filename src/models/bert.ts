@@ -187,7 +187,10 @@ class BertPooler extends nn.Module {
 export interface BertModelOutput {
   /** (B, L, H) token states; padded positions hold values too (as in HF) and should be masked by the caller. */
   lastHiddenState: Tensor;
-  /** (B, H) tanh(dense([CLS] state)), HF's pooler_output; absent without a pooling layer (BertForMaskedLM's encoder). */
+  /**
+   * (B, H) tanh(dense([CLS] state)), HF's pooler_output; absent without a pooling layer (BertForMaskedLM's
+   * encoder).
+   */
   pooled?: Tensor;
 }
 
@@ -249,7 +252,8 @@ export class BertModel extends nn.Module {
     }
     if (shape[1]! > this.config.max_position_embeddings) {
       throw new Error(
-        `BertModel: sequence length ${shape[1]} exceeds max_position_embeddings ${this.config.max_position_embeddings}; truncate the text`,
+        `BertModel: sequence length ${shape[1]} exceeds ` +
+          `max_position_embeddings ${this.config.max_position_embeddings}; truncate the text`,
       );
     }
     for (const [name, t] of [
@@ -265,7 +269,10 @@ export class BertModel extends nn.Module {
   }
 }
 
-/** HF's BertPreTrainedModel._init_weights: N(0, initializer_range) weights, zero biases and padding row, unit LayerNorms. */
+/**
+ * HF's BertPreTrainedModel._init_weights: N(0, initializer_range) weights, zero biases and padding row, unit
+ * LayerNorms.
+ */
 export function initBertWeights(module: nn.Module, config: BertConfig): void {
   const std = config.initializer_range;
   torch.noGrad(() => {
@@ -322,7 +329,8 @@ function weightFiles(dir: string): string[] {
     return [...new Set(Object.values(map).map(String))].map((f) => join(dir, f));
   }
   const bin = existsSync(join(dir, 'pytorch_model.bin'))
-    ? '; it has pytorch_model.bin, which is read only as safetensors: re-save with save_pretrained(dir, safe_serialization=True)'
+    ? '; it has pytorch_model.bin, which is read only as safetensors: ' +
+      're-save with save_pretrained(dir, safe_serialization=True)'
     : '';
   throw new Error(`${dir}: no model.safetensors${bin}`);
 }
@@ -348,7 +356,8 @@ function loadHfWeights(model: BertModel, dir: string, o: LoadBertOptions): void 
         throw new Error(`${file}: '${key}' is stored twice ('${found.get(key)!.name}' and '${e.name}')`);
       if (e.shape.join() !== dst.shape.join()) {
         throw new Error(
-          `${file}: '${e.name}' has shape [${e.shape.join(', ')}] but BertModel from config.json expects [${dst.shape.join(', ')}]`,
+          `${file}: '${e.name}' has shape [${e.shape.join(', ')}] ` +
+            `but BertModel from config.json expects [${dst.shape.join(', ')}]`,
         );
       }
       found.set(key, { file, name: e.name });
@@ -361,10 +370,12 @@ function loadHfWeights(model: BertModel, dir: string, o: LoadBertOptions): void 
   if (missing.length || unexpected.length) {
     const poolerHint =
       missing.every((k) => k.startsWith('pooler.')) && !unexpected.length
-        ? ' (a BertForMaskedLM checkpoint has no pooler: pass { allowMissingPooler: true } to keep a freshly initialised one)'
+        ? ' (a BertForMaskedLM checkpoint has no pooler: ' +
+          'pass { allowMissingPooler: true } to keep a freshly initialised one)'
         : '';
     throw new Error(
-      `${dir}: weights do not match BertModel: missing keys ${listed(missing)}, unexpected keys ${listed(unexpected)}${poolerHint}`,
+      `${dir}: weights do not match BertModel: missing keys ${listed(missing)}, ` +
+        `unexpected keys ${listed(unexpected)}${poolerHint}`,
     );
   }
   for (const file of new Set([...found.values()].map((f) => f.file))) {

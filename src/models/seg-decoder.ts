@@ -169,7 +169,8 @@ export class UNetDecoder extends nn.Module {
     this.channels = config.channels ?? caps.map((cap, j) => Math.min(sc[nBlocks - 1 - j]!, cap));
     if (this.channels.length !== nBlocks || !this.channels.every((c) => Number.isInteger(c) && c > 0)) {
       throw new Error(
-        `UNetDecoder: channels must be ${nBlocks} positive integers (one per block), got ${JSON.stringify(config.channels)}`,
+        `UNetDecoder: channels must be ${nBlocks} positive integers (one per block), ` +
+          `got ${JSON.stringify(config.channels)}`,
       );
     }
     const blocks: DecoderBlock[] = [];
@@ -265,7 +266,8 @@ export class UnetrDecoder extends nn.Module {
     if (maps.length !== this.depths.length)
       throw new Error(`UnetrDecoder: expected ${this.depths.length} token maps, got ${maps.length}`);
     return torch.tidy(() => {
-      const skips = [this.stem.forward(x), ...maps.slice(0, -1).map((m, k) => this.skips.at(k).forward(m))]; // level 0..L-1
+      // level 0..L-1
+      const skips = [this.stem.forward(x), ...maps.slice(0, -1).map((m, k) => this.skips.at(k).forward(m))];
       let h = maps[maps.length - 1]!;
       for (let j = 0; j < this.blocks.length; j++) h = this.blocks.at(j).forward(h, skips[skips.length - 1 - j]!);
       return this.head.forward(h);
@@ -316,7 +318,8 @@ export class SegmentationNet extends nn.Module {
       });
     } else {
       throw new Error(
-        `SegmentationNet: the encoder (${(encoder as nn.Module).constructor.name}) exposes neither stage outputs (encodeStages) nor token maps (hiddenMaps)`,
+        `SegmentationNet: the encoder (${(encoder as nn.Module).constructor.name}) exposes neither stage outputs ` +
+          '(encodeStages) nor token maps (hiddenMaps)',
       );
     }
     this.registerModule('decoder', this.decoder);

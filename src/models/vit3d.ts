@@ -322,13 +322,15 @@ export class ViT3d extends nn.Module {
 function gridOf(size: Triple, patch: Triple, what: string): Triple {
   if (size.length !== 3 || patch.length !== 3 || ![...size, ...patch].every((v) => Number.isInteger(v) && v > 0)) {
     throw new Error(
-      `ViT3d: ${what} and patchSize must be 3 positive integers, got ${JSON.stringify(size)} and ${JSON.stringify(patch)}`,
+      `ViT3d: ${what} and patchSize must be 3 positive integers, ` +
+        `got ${JSON.stringify(size)} and ${JSON.stringify(patch)}`,
     );
   }
   const bad = size.findIndex((s, i) => s % patch[i]! !== 0);
   if (bad >= 0) {
     throw new Error(
-      `ViT3d: patchSize [${patch.join(', ')}] must divide the ${what} [${size.join(', ')}] (axis ${'DHW'[bad]}: ${size[bad]} % ${patch[bad]} ≠ 0)`,
+      `ViT3d: patchSize [${patch.join(', ')}] must divide the ${what} [${size.join(', ')}] ` +
+        `(axis ${'DHW'[bad]}: ${size[bad]} % ${patch[bad]} ≠ 0)`,
     );
   }
   return size.map((s, i) => s / patch[i]!) as Triple;

@@ -7,7 +7,8 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { unzipSync } from 'fflate';
 import { readCachedTensors } from '../data/cache-read.js';
 import { type Preset } from '../data/presets.js';
-import { encodeNifti, type Mat4 } from '../io/nifti.js';
+import { type Mat4 } from '../io/nifti.js';
+import { encodeNifti } from '../io/nifti-write.js';
 import { readDicomVolume } from '../io/dicom.js';
 import { readJsonFile } from '../util/files.js';
 

@@ -31,8 +31,11 @@ const PLAIN_ASCII = /^[\x20-\x7e\t\n\r]*$/;
 const CONTROL = /[^\P{C}\t\n\r]|\ufffd/gu;
 const WHITESPACE = /[\p{White_Space}\t\n\r]/gu;
 // CJK ideograph blocks exactly as `tokenizers` lists them (its extension-C start, 0x2B920, differs from Python's).
-const CJK =
-  /[\u{4E00}-\u{9FFF}\u{3400}-\u{4DBF}\u{20000}-\u{2A6DF}\u{2A700}-\u{2B73F}\u{2B740}-\u{2B81F}\u{2B920}-\u{2CEAF}\u{F900}-\u{FAFF}\u{2F800}-\u{2FA1F}]/gu;
+const CJK = new RegExp(
+  String.raw`[\u{4E00}-\u{9FFF}\u{3400}-\u{4DBF}\u{20000}-\u{2A6DF}\u{2A700}-\u{2B73F}\u{2B740}-\u{2B81F}` +
+    String.raw`\u{2B920}-\u{2CEAF}\u{F900}-\u{FAFF}\u{2F800}-\u{2FA1F}]`,
+  'gu',
+);
 const NONSPACING_MARK = /\p{Mn}/gu;
 
 /** BertNormalizer: clean, isolate CJK, strip accents, lowercase — in that order, as `tokenizers` applies them. */

@@ -38,8 +38,10 @@ function unless(finder: Finder, veto: (clause: string, span: Span) => boolean): 
 const LUNG_CONTEXT = /\blungs?\b|pulmonary|parenchym|subpleural|fissur|(?:upper|middle|lower) lobes?|lingula/;
 const OTHER_ORGAN = /thyroid|adrenal|\bliver\b|hepatic|kidney|renal|spleen|splenic|breast|pancrea|skin|subcutaneous/;
 const CORONARY = /coronar|\blad\b|left anterior descending|circumflex/;
-const SYSTEMIC_VESSEL =
-  /\baort\w*|carotid|subclavian|brachiocephalic|iliac|vascular|vessels?\b|great arter|(?<!coronary )\barter(?:y|ies|ial)\b/;
+const SYSTEMIC_VESSEL = new RegExp(
+  String.raw`\baort\w*|carotid|subclavian|brachiocephalic|iliac|vascular|vessels?\b|great arter|` +
+    String.raw`(?<!coronary )\barter(?:y|ies|ial)\b`,
+);
 const CALCIFIC = /\b(?:calcif\w*|atherosclero\w*|atherom\w*|plaques?)\b/g;
 const ATHERO = /^(?:atherosclero|atherom)/;
 
@@ -91,7 +93,8 @@ const FINDERS: Finder[] = [
     new RegExp(`\\bheart (?:is |was )?${NOT_NEG_WORD}(?:enlarged|increased in size)`),
     /\benlarge(?:d|ment of the) (?:heart|cardiac (?:silhouette|size|contours?|chambers?))\b/,
     new RegExp(
-      `\\b(?:heart|cardiac) (?:size|silhouette|dimensions?|contours?) (?:is |are |was |were )?${NOT_NEG_WORD}(?:increased|enlarged)`,
+      `\\b(?:heart|cardiac) (?:size|silhouette|dimensions?|contours?) ` +
+        `(?:is |are |was |were )?${NOT_NEG_WORD}(?:increased|enlarged)`,
     ),
     /\bincreased (?:heart size|cardiac (?:size|dimensions?|silhouette)|cardiothoracic ratio)/,
     new RegExp(`\\bcardiothoracic ratio (?:is |was )?${NOT_NEG_WORD}increased`),
@@ -190,20 +193,30 @@ const FINDERS: Finder[] = [
 
 const PRE_NEGATION = /\b(?:no|without|absence of|absent|negative for|free of|neither|nor|non)\b/g;
 // "no change in the nodule" reports a finding, it does not deny one (NegEx's pseudo-negations).
-const PSEUDO_NEGATION =
-  /^(?:\s*(?:significant|marked|definite|new|interval))?\s*(?:change|increase|decrease|progression|regression|difference|growth)/;
+const PSEUDO_NEGATION = new RegExp(
+  String.raw`^(?:\s*(?:significant|marked|definite|new|interval))?\s*` +
+    '(?:change|increase|decrease|progression|regression|difference|growth)',
+);
 // A negated phrase has ended once its verb has come ("no effusion is seen, mild atelectasis ...") or a new positive
 // phrase begins after a comma ("no pleural effusion, minimal pericardial effusion is present").
-const SCOPE_END =
-  /\b(?:is|are|was|were|has been|have been)\s+(?:\w+\s+)?(?:seen|observed|noted|detected|present|identified|visualized|evident|demonstrated)\b|\b(?:but|however|although|though|whereas|while|except|apart from)\b|,\s*(?:a|an|the|mild|minimal|moderate|severe|marked|small|large|there|with)\b/;
+const SCOPE_END = new RegExp(
+  String.raw`\b(?:is|are|was|were|has been|have been)\s+(?:\w+\s+)?` +
+    String.raw`(?:seen|observed|noted|detected|present|identified|visualized|evident|demonstrated)\b` +
+    String.raw`|\b(?:but|however|although|though|whereas|while|except|apart from)\b` +
+    String.raw`|,\s*(?:a|an|the|mild|minimal|moderate|severe|marked|small|large|there|with)\b`,
+);
 // "is not seen" / "was not detected" / "within normal limits" shortly after the mention: its own predicate, unless a
 // predicate asserting something else comes first ("atelectasis is seen, effusion is not").
 const POST_NEGATION = new RegExp(
-  '^([^.;]{0,60}?)(?:\\b(?:is|are|was|were|has|have)\\s+(?:not|no longer)\\b|\\bnot\\s+(?:seen|observed|detected|identified|present|visualized|noted|evident|demonstrated)\\b' +
+  '^([^.;]{0,60}?)(?:\\b(?:is|are|was|were|has|have)\\s+(?:not|no longer)\\b' +
+    '|\\bnot\\s+(?:seen|observed|detected|identified|present|visualized|noted|evident|demonstrated)\\b' +
     '|\\b(?:is|are|was|were|has been|have been)\\s+(?:absent|excluded|ruled out)\\b|\\bwithin normal limits\\b)',
 );
-const ASSERTION =
-  /\b(?:is|are|was|were)\s+(?:\w+\s+)?(?:seen|observed|noted|detected|present|identified|visualized|evident|demonstrated)\b|\bthere (?:is|are)\b/;
+const ASSERTION = new RegExp(
+  String.raw`\b(?:is|are|was|were)\s+(?:\w+\s+)?` +
+    String.raw`(?:seen|observed|noted|detected|present|identified|visualized|evident|demonstrated)\b` +
+    String.raw`|\bthere (?:is|are)\b`,
+);
 
 function isNegated(clause: string, s: Span): boolean {
   const head = clause.slice(0, s[0]);

@@ -11,6 +11,7 @@ import {
   type BertNormalizerOptions,
   type ResolvedNormalizer,
 } from './basic-tokenizer.js';
+import { parseTokenizerJson, tokenizerJsonOf } from './wordpiece-json.js';
 
 export interface WordPieceOptions extends BertNormalizerOptions {
   unkToken?: string; // '[UNK]'
@@ -248,7 +249,8 @@ export class WordPieceTokenizer {
     if (texts.length !== B) throw new Error(`sentenceIndex: ${texts.length} texts for a batch of ${B}`);
     const out = new Int32Array(B * L).fill(-1);
     texts.forEach((text, b) => {
-      const end = b * L + enc.attentionMask.subarray(b * L, (b + 1) * L).reduce((n, m) => n + m, 0) - 1; // [SEP] or the last kept token
+      // [SEP] or the last kept token
+      const end = b * L + enc.attentionMask.subarray(b * L, (b + 1) * L).reduce((n, m) => n + m, 0) - 1;
       let at = b * L + 1; // after [CLS]
       splitSentences(text).forEach((sentence, s) => {
         for (let n = this.pieceIds(sentence).length; n > 0 && at < end; n--) out[at++] = s;
@@ -269,38 +271,7 @@ export class WordPieceTokenizer {
 
   /** A tokenizer.json that HF's `tokenizers` (and transformers' BertTokenizer) load as this same tokenizer. */
   toTokenizerJson(): Record<string, unknown> {
-    const n = this.normalizer;
-    return {
-      version: '1.0',
-      truncation: null,
-      padding: null,
-      added_tokens: this.addedTokens.map((t) => ({
-        id: this.ids.get(t.content),
-        content: t.content,
-        single_word: false,
-        lstrip: false,
-        rstrip: false,
-        normalized: false,
-        special: t.special,
-      })),
-      normalizer: {
-        type: 'BertNormalizer',
-        clean_text: n.cleanText,
-        handle_chinese_chars: n.handleChineseChars,
-        strip_accents: n.stripAccents,
-        lowercase: n.lowercase,
-      },
-      pre_tokenizer: { type: 'BertPreTokenizer' },
-      post_processor: { type: 'BertProcessing', sep: [this.sepToken, this.sepId], cls: [this.clsToken, this.clsId] },
-      decoder: { type: 'WordPiece', prefix: this.continuingSubwordPrefix, cleanup: true },
-      model: {
-        type: 'WordPiece',
-        unk_token: this.unkToken,
-        continuing_subword_prefix: this.continuingSubwordPrefix,
-        max_input_chars_per_word: this.maxInputCharsPerWord,
-        vocab: Object.fromEntries(this.ids),
-      },
-    };
+    return tokenizerJsonOf(this, this.ids);
   }
 
   saveTokenizerJson(path: string): void {
@@ -389,86 +360,4 @@ function readSource(from: TextSource, what: string): { text: string; source: str
   } catch (e) {
     throw new Error(`${from}: cannot read ${what} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-}
-
-type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Constructor arguments from a parsed tokenizer.json; rejects what this tokenizer cannot reproduce. */
-function parseTokenizerJson(json: unknown, source: string, o: WordPieceOptions): [string[], WordPieceOptions] {
-  if (!isObject(json) || !isObject(json.model)) throw new Error(`${source}: no "model" object`);
-  const model = json.model;
-  if (model.type !== 'WordPiece')
-    throw new Error(`${source}: model.type is ${JSON.stringify(model.type)}; only "WordPiece" is supported`);
-  if (!isObject(model.vocab)) throw new Error(`${source}: model.vocab must be an object of token → id`);
-  // N distinct ids in 0..N-1 leave no gap.
-  const entries = Object.entries(model.vocab);
-  const vocab = new Array<string>(entries.length);
-  for (const [token, id] of entries) {
-    if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= entries.length) {
-      throw new Error(
-        `${source}: model.vocab["${token}"] = ${JSON.stringify(id)}; ids must be the integers 0..${entries.length - 1}`,
-      );
-    }
-    if (vocab[id as number] !== undefined)
-      throw new Error(`${source}: model.vocab gives id ${id} to both "${vocab[id as number]}" and "${token}"`);
-    vocab[id as number] = token;
-  }
-
-  const out: WordPieceOptions = { source };
-  if (typeof model.unk_token === 'string') out.unkToken = model.unk_token;
-  if (typeof model.continuing_subword_prefix === 'string')
-    out.continuingSubwordPrefix = model.continuing_subword_prefix;
-  if (typeof model.max_input_chars_per_word === 'number') out.maxInputCharsPerWord = model.max_input_chars_per_word;
-
-  const norm = json.normalizer;
-  if (norm === null || norm === undefined) {
-    Object.assign(out, { cleanText: false, handleChineseChars: false, stripAccents: false, lowercase: false });
-  } else if (isObject(norm) && norm.type === 'BertNormalizer') {
-    Object.assign(out, {
-      cleanText: norm.clean_text !== false,
-      handleChineseChars: norm.handle_chinese_chars !== false,
-      stripAccents: typeof norm.strip_accents === 'boolean' ? norm.strip_accents : null,
-      lowercase: norm.lowercase !== false,
-    });
-  } else {
-    throw new Error(
-      `${source}: normalizer ${JSON.stringify(isObject(norm) ? norm.type : norm)} is not supported; expected "BertNormalizer"`,
-    );
-  }
-  const pre = json.pre_tokenizer;
-  if (!isObject(pre) || pre.type !== 'BertPreTokenizer') {
-    throw new Error(
-      `${source}: pre_tokenizer ${JSON.stringify(isObject(pre) ? pre.type : pre)} is not supported; expected "BertPreTokenizer"`,
-    );
-  }
-  Object.assign(out, specialTokenNames(json.post_processor));
-  if (isObject(json.padding) && typeof json.padding.pad_token === 'string') out.padToken = json.padding.pad_token;
-  if (isObject(json.truncation) && typeof json.truncation.max_length === 'number')
-    out.modelMaxLength = json.truncation.max_length;
-  if (Array.isArray(json.added_tokens)) {
-    out.addedTokens = json.added_tokens.map((t, i) => {
-      if (!isObject(t) || typeof t.content !== 'string')
-        throw new Error(`${source}: added_tokens[${i}] has no "content" string`);
-      return { content: t.content, special: t.special === true };
-    });
-  }
-  return [vocab, { ...out, ...o }];
-}
-
-/** [CLS]/[SEP] names from a BertProcessing or TemplateProcessing post-processor. */
-function specialTokenNames(post: unknown): Pick<WordPieceOptions, 'clsToken' | 'sepToken'> {
-  if (!isObject(post)) return {};
-  if (post.type === 'BertProcessing' && Array.isArray(post.cls) && Array.isArray(post.sep)) {
-    return { clsToken: String(post.cls[0]), sepToken: String(post.sep[0]) };
-  }
-  if (post.type === 'TemplateProcessing' && Array.isArray(post.single)) {
-    const names = post.single
-      .filter(isObject)
-      .map((p) => p.SpecialToken)
-      .filter(isObject)
-      .map((s) => String(s.id));
-    if (names.length >= 2) return { clsToken: names[0]!, sepToken: names[names.length - 1]! };
-  }
-  return {};
 }

@@ -1,7 +1,8 @@
 // Tensor factories (torch.zeros, torch.randn, torch.from_numpy-like copies, ...).
 import { native as N } from './native.js';
 import { type DType, dtypeCode, dtypeOfTypedArray, isFloating } from './dtype.js';
-import { type Device, Generator, type Tensor, wrap } from './tensor.js';
+import type { Generator } from './generator.js';
+import { type Device, type Tensor, wrap } from './tensor.js';
 
 export interface TensorOptions {
   dtype?: DType;

@@ -30,7 +30,8 @@ function collective<T>(what: string, fn: () => T): T {
     return fn();
   } catch (e) {
     throw new Error(
-      `distributed.${what} failed on rank ${g.rank} of ${g.worldSize} (a peer died, or did not join within ${g.timeoutMs} ms): ${(e as Error).message.split('\n')[0]}`,
+      `distributed.${what} failed on rank ${g.rank} of ${g.worldSize} ` +
+        `(a peer died, or did not join within ${g.timeoutMs} ms): ${(e as Error).message.split('\n')[0]}`,
     );
   }
 }
@@ -77,7 +78,8 @@ export const distributed = {
       N.distInit(g.rank, g.worldSize, g.masterAddr, g.masterPort, g.timeoutMs);
     } catch (e) {
       throw new Error(
-        `distributed.init: rank ${g.rank} of ${g.worldSize} could not join the group at ${g.masterAddr}:${g.masterPort} within ${g.timeoutMs} ms: ${(e as Error).message.split('\n')[0]}`,
+        `distributed.init: rank ${g.rank} of ${g.worldSize} could not join the group ` +
+          `at ${g.masterAddr}:${g.masterPort} within ${g.timeoutMs} ms: ${(e as Error).message.split('\n')[0]}`,
       );
     }
     group = g;

@@ -3,7 +3,7 @@ import { type Tensor } from './tensor.js';
 import { randn, tensor } from './creation.js';
 import { grad, noGrad } from './autograd.js';
 import { tidy } from './scope.js';
-import { Generator } from './tensor.js';
+import { Generator } from './generator.js';
 
 export interface GradcheckResult {
   ok: boolean;

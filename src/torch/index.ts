@@ -1,5 +1,6 @@
 // The engine's public surface: `import * as torch from './torch/index.js'`.
-export { Tensor, Generator, type Device, type Scalar, type Reduction, type MemoryFormat } from './tensor.js';
+export { Generator } from './generator.js';
+export { Tensor, type Device, type Scalar, type Reduction, type MemoryFormat } from './tensor.js';
 export * from './dtype.js';
 export * from './creation.js';
 export * from './ops.js';

@@ -21,7 +21,8 @@ export interface Manifest {
 
 /**
  * Seals the finished temporary folder `tmp` and renames it to `final` (replacing it); returns the manifest.
- * `written` holds hashes of files their writer already hashed and fsynced (saveSafetensors), so they are not read again.
+ * `written` holds hashes of files their writer already hashed and fsynced (saveSafetensors), so they are not read
+ * again.
  */
 export function commitFolder(
   tmp: string,

@@ -14,7 +14,9 @@ export class Progress {
     const rate = done / Math.max(elapsed, 1e-3);
     const eta = done > 0 ? (this.total - done) / rate : NaN;
     const pct = this.total > 0 ? (100 * done) / this.total : 100;
-    const text = `${this.label} ${done}/${this.total} (${pct.toFixed(0)} %) ${rate.toFixed(1)}/s ETA ${fmtTime(eta)}${note ? `  ${note}` : ''}`;
+    const text =
+      `${this.label} ${done}/${this.total} (${pct.toFixed(0)} %) ${rate.toFixed(1)}/s ` +
+      `ETA ${fmtTime(eta)}${note ? `  ${note}` : ''}`;
     if (this.stream.isTTY) {
       const width = 24;
       const fill = Math.round((width * pct) / 100);

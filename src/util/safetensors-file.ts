@@ -80,7 +80,8 @@ export function parseHeader(fd: number, path: string): SafetensorsHeader {
     if (!dtype)
       throw bad(
         path,
-        `tensor '${name}' has unsupported dtype ${JSON.stringify(e?.dtype)} (supported: ${Object.keys(ST_ELEMENT_SIZE).join(', ')})`,
+        `tensor '${name}' has unsupported dtype ${JSON.stringify(e?.dtype)} ` +
+          `(supported: ${Object.keys(ST_ELEMENT_SIZE).join(', ')})`,
       );
     if (!Array.isArray(e.shape) || !e.shape.every((s) => Number.isSafeInteger(s) && s >= 0))
       throw bad(path, `tensor '${name}' has an invalid shape ${JSON.stringify(e.shape)}`);

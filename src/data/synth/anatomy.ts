@@ -84,7 +84,8 @@ export function paintAnatomy(g: Grid, body: Body, rng: Rng): void {
   ellipticCylinder(g, 0, 0, a, b, zBottom, zTop, -95, { setLabel: L.body });
   const fat = rng.uniform(8, 25);
   ellipticCylinder(g, 0, 0, a - fat, b - fat * 0.8, zBottom, zTop, 45, { within: SOFT });
-  ellipticCylinder(g, 0, 0, a - fat - 12, b - fat * 0.8 - 10, zBottom, zTop, -80, { within: SOFT }); // mediastinal / visceral fat
+  // mediastinal / visceral fat
+  ellipticCylinder(g, 0, 0, a - fat - 12, b - fat * 0.8 - 10, zBottom, zTop, -80, { within: SOFT });
 
   // Lungs, denser towards the back (gravity-dependent perfusion).
   body.lungCentre.forEach((c, side) => {
@@ -111,8 +112,10 @@ export function paintAnatomy(g: Grid, body: Body, rng: Rng): void {
   for (let s = 0; s + 1 < body.aortaPath.length; s++) {
     capsule(g, body.aortaPath[s]!, body.aortaPath[s + 1]!, body.aortaRadius, 42, { setLabel: L.aorta });
   }
-  capsule(g, [-8, -b * 0.18, hz + hrz * 0.6], [-10, -b * 0.25, zTop], body.aortaRadius * 0.9, 38, { setLabel: L.body }); // SVC
-  capsule(g, [hx - 5, hy + 10, hz + 20], [body.hila[0][0], 0, body.hila[0][2]], 10, 40, { setLabel: L.body }); // pulmonary arteries
+  // SVC
+  capsule(g, [-8, -b * 0.18, hz + hrz * 0.6], [-10, -b * 0.25, zTop], body.aortaRadius * 0.9, 38, { setLabel: L.body });
+  // pulmonary arteries
+  capsule(g, [hx - 5, hy + 10, hz + 20], [body.hila[0][0], 0, body.hila[0][2]], 10, 40, { setLabel: L.body });
   capsule(g, [hx - 5, hy + 10, hz + 20], [body.hila[1][0], 0, body.hila[1][2]], 10, 40, { setLabel: L.body });
 
   paintSkeleton(g, body, rng);

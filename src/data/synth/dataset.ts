@@ -4,7 +4,8 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
-import { writeNiftiSync, type Mat4 } from '../../io/nifti.js';
+import { type Mat4 } from '../../io/nifti.js';
+import { writeNiftiSync } from '../../io/nifti-write.js';
 import { writeCtSeries } from '../../io/dicom/write.js';
 import { toCsv } from '../../text/csv.js';
 import { runPool } from '../../util/pool.js';
@@ -230,7 +231,8 @@ export async function writeSynthDataset(
     const prev = readJsonFile<typeof info>(infoPath);
     if (prev.seed !== info.seed || prev.preset !== info.preset || prev.storage !== info.storage) {
       throw new Error(
-        `${o.out}: holds a dataset made with seed ${prev.seed}, preset ${prev.preset}, storage ${prev.storage}; use another --out or the same settings to resume`,
+        `${o.out}: holds a dataset made with seed ${prev.seed}, preset ${prev.preset}, storage ${prev.storage}; ` +
+          'use another --out or the same settings to resume',
       );
     }
   }

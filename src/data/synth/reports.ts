@@ -38,7 +38,8 @@ function positive(f: Finding, rng: Rng): string {
       ]);
     case 'Pericardial effusion':
       return rng.pick([
-        `Pericardial effusion reaching ${4 + 4 * ['mild', 'moderate', 'severe'].indexOf(sev)} mm in thickness is observed.`,
+        `Pericardial effusion reaching ${4 + 4 * ['mild', 'moderate', 'severe'].indexOf(sev)} mm ` +
+          'in thickness is observed.',
         `There is ${sev} pericardial effusion.`,
       ]);
     case 'Coronary artery wall calcification':
@@ -53,15 +54,21 @@ function positive(f: Finding, rng: Rng): string {
       ]);
     case 'Lymphadenopathy':
       return f.count! > 1
-        ? `Multiple enlarged mediastinal and hilar lymph nodes are observed, the largest measuring ${cm(f.sizeMm!)} in short axis.`
-        : `An enlarged lymph node measuring ${cm(f.sizeMm!)} is seen in the ${rng.pick(['subcarinal', 'right hilar', 'left hilar', 'prevascular'])} region, ${hedge(rng, 'lymphadenopathy')}.`;
+        ? 'Multiple enlarged mediastinal and hilar lymph nodes are observed, ' +
+            `the largest measuring ${cm(f.sizeMm!)} in short axis.`
+        : `An enlarged lymph node measuring ${cm(f.sizeMm!)} is seen in the ` +
+            `${rng.pick(['subcarinal', 'right hilar', 'left hilar', 'prevascular'])} region, ` +
+            `${hedge(rng, 'lymphadenopathy')}.`;
     case 'Emphysema':
       return rng.pick([
         `${cap(sev)} centrilobular emphysematous changes are seen in both lungs, more prominent in the upper lobes.`,
         `Emphysema is present in both lungs.`,
       ]);
     case 'Atelectasis':
-      return `${cap(rng.pick(['subsegmental', 'linear', 'passive']))} atelectasis is observed in the ${f.side === 'bilateral' ? 'bilateral lower lobes' : `${f.side} lower lobe`}.`;
+      return (
+        `${cap(rng.pick(['subsegmental', 'linear', 'passive']))} atelectasis is observed in the ` +
+        `${f.side === 'bilateral' ? 'bilateral lower lobes' : `${f.side} lower lobe`}.`
+      );
     case 'Lung nodule':
       return f.count! > 1
         ? `${f.count} nodules are observed in the ${lobeName(f)}, the largest ${cm(f.sizeMm!)} in diameter.`
@@ -82,7 +89,8 @@ function positive(f: Finding, rng: Rng): string {
     case 'Pleural effusion':
       return rng.pick([
         `${cap(sev)} ${lat(f.side)} pleural effusion is present.`,
-        `Pleural effusion is observed on the ${f.side === 'bilateral' ? 'both sides' : `${f.side} side`}, ${sev} in amount.`,
+        `Pleural effusion is observed on the ${f.side === 'bilateral' ? 'both sides' : `${f.side} side`}, ` +
+          `${sev} in amount.`,
       ]);
     case 'Mosaic attenuation pattern':
       return rng.pick([

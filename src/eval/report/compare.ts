@@ -159,7 +159,10 @@ export function studyMarkdown(methods: Method[], t: ReturnType<typeof studyTable
     const cells = names.map((n) => {
       const r = t.rows.find((x) => x.key === key && x.method === n);
       if (!r) return '—';
-      return `${fmt(r.mean)}${r.perSeed.length > 1 ? ` ± ${fmt(r.sd)}` : ''}${r.ci ? ` [${fmt(r.ci[0])}, ${fmt(r.ci[1])}]` : ''} (n=${r.perSeed.length})`;
+      return (
+        `${fmt(r.mean)}${r.perSeed.length > 1 ? ` ± ${fmt(r.sd)}` : ''}` +
+        `${r.ci ? ` [${fmt(r.ci[0])}, ${fmt(r.ci[1])}]` : ''} (n=${r.perSeed.length})`
+      );
     });
     lines.push(`| ${key} | ${cells.join(' | ')} |`);
   }
@@ -174,13 +177,16 @@ export function studyMarkdown(methods: Method[], t: ReturnType<typeof studyTable
     );
     for (const d of t.diffs)
       lines.push(
-        `| ${d.key} | ${fmt(d.diff)} | [${fmt(d.ci[0])}, ${fmt(d.ci[1])}] | ${noiseVerdict(d) === 'no' ? 'no' : `yes: ${d.treatment} ${noiseVerdict(d)}`} |`,
+        `| ${d.key} | ${fmt(d.diff)} | [${fmt(d.ci[0])}, ${fmt(d.ci[1])}] | ` +
+          `${noiseVerdict(d) === 'no' ? 'no' : `yes: ${d.treatment} ${noiseVerdict(d)}`} |`,
       );
   }
+  const seeds = methods.map((m) => `${m.name} (${m.runs.map((r) => basename(r.dir)).join(', ')})`).join('; ');
   lines.push(
     '',
-    `Methods and seeds: ${methods.map((m) => `${m.name} (${m.runs.map((r) => basename(r.dir)).join(', ')})`).join('; ')}.`,
-    'Cells: mean ± sd over pre-training seeds [95 % CI from a bootstrap over test volumes and seeds jointly] (n = seeds).',
+    `Methods and seeds: ${seeds}.`,
+    'Cells: mean ± sd over pre-training seeds ' +
+      '[95 % CI from a bootstrap over test volumes and seeds jointly] (n = seeds).',
   );
   return lines.join('\n') + '\n';
 }

@@ -191,12 +191,16 @@ export function markdownSummary(records: EvalRecord[], title: string): string {
   if (m)
     lines.push(
       '',
-      `Checkpoint ${m.checkpoint} (id ${m.checkpointId}, ${m.init}, pre-training seed ${m.pretrainSeed}, config ${m.configHash}); evaluation '${m.evalConfig}' (${m.evalConfigHash}), seed ${m.evalSeed}; data ${m.data}.`,
+      `Checkpoint ${m.checkpoint} (id ${m.checkpointId}, ${m.init}, pre-training seed ${m.pretrainSeed}, ` +
+        `config ${m.configHash}); evaluation '${m.evalConfig}' (${m.evalConfigHash}), seed ${m.evalSeed}; ` +
+        `data ${m.data}.`,
     );
   const z = records.find((r) => r.meta.task === 'zeroshot' || r.meta.task === 'probe');
   if (z)
     lines.push(
-      `Thresholds: ${(z.result as ClassificationReport).thresholdRule}. CIs: percentile bootstrap over test volumes (${(z.result as ClassificationReport).bootstrap.resamples} resamples).`,
+      `Thresholds: ${(z.result as ClassificationReport).thresholdRule}. ` +
+        'CIs: percentile bootstrap over test volumes ' +
+        `(${(z.result as ClassificationReport).bootstrap.resamples} resamples).`,
     );
   return lines.join('\n') + '\n';
 }

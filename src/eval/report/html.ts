@@ -10,15 +10,23 @@ import { noiseVerdict, type Method, type PairedDiff, type studyTable } from './c
 
 const esc = (s: string): string =>
   s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
-const CSS = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}
-.plots{display:flex;flex-wrap:wrap;gap:16px}.ok{background:#e3f4e1}.bad{background:#fbe3e1}.small{color:#666;font-size:12px}img{image-rendering:pixelated;max-width:100%}`;
+const CSS =
+  'body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}h1{font-size:22px}' +
+  'h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}\n' +
+  'table{border-collapse:collapse;margin:8px 0}' +
+  'td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}th{background:#f4f4f4}\n' +
+  '.plots{display:flex;flex-wrap:wrap;gap:16px}.ok{background:#e3f4e1}.bad{background:#fbe3e1}' +
+  '.small{color:#666;font-size:12px}img{image-rendering:pixelated;max-width:100%}';
 
 function page(title: string, body: string[]): string {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title><style>${CSS}</style></head><body><h1>${esc(title)}</h1>${body.join('\n')}</body></html>\n`;
+  return (
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>` +
+    `<style>${CSS}</style></head><body><h1>${esc(title)}</h1>${body.join('\n')}</body></html>\n`
+  );
 }
 const table = (head: string[], rows: string[][]): string =>
-  `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</table>`;
+  `<table><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>` +
+  `${rows.map((r) => `<tr>${r.map((c) => `<td>${c}</td>`).join('')}</tr>`).join('')}</table>`;
 
 /** Pre-training loss curves from a run's metrics.jsonl (training lines only). */
 async function lossCurves(metricsPath: string): Promise<string> {
@@ -93,7 +101,22 @@ async function classificationSection(rec: EvalRecord): Promise<string> {
     ),
     '',
   ]);
-  return `<div class="plots">${plots.join('')}</div>${table(['label', 'test positives', 'AUROC [95 % CI]', 'AP', 'F1', 'precision', 'recall', 'accuracy', 'threshold'], rows)}<p class="small">Thresholds: ${esc(r.thresholdRule)}. CIs: percentile bootstrap over test volumes, ${r.bootstrap.resamples} resamples, seed ${r.bootstrap.seed}.</p>`;
+  const head = [
+    'label',
+    'test positives',
+    'AUROC [95 % CI]',
+    'AP',
+    'F1',
+    'precision',
+    'recall',
+    'accuracy',
+    'threshold',
+  ];
+  return (
+    `<div class="plots">${plots.join('')}</div>${table(head, rows)}` +
+    `<p class="small">Thresholds: ${esc(r.thresholdRule)}. CIs: percentile bootstrap over test volumes, ` +
+    `${r.bootstrap.resamples} resamples, seed ${r.bootstrap.seed}.</p>`
+  );
 }
 
 async function retrievalSection(rec: EvalRecord): Promise<string> {
@@ -126,7 +149,11 @@ async function retrievalSection(rec: EvalRecord): Promise<string> {
   const map = Object.entries(r.volumeToVolumeMap)
     .map(([k, v]) => `${k} ${fmt(v)}`)
     .join(', ');
-  return `<div class="plots">${plot}</div>${table(['direction', 'recall@K [95 % CI]', 'median rank', 'mean rank'], dirRows)}<p>Volume → volume ${esc(map)} (relevance: label overlap, as CT-CLIP).</p>`;
+  return (
+    `<div class="plots">${plot}</div>` +
+    `${table(['direction', 'recall@K [95 % CI]', 'median rank', 'mean rank'], dirRows)}` +
+    `<p>Volume → volume ${esc(map)} (relevance: label overlap, as CT-CLIP).</p>`
+  );
 }
 
 interface SegRecord {
@@ -146,14 +173,18 @@ function segmentationSection(rec: EvalRecord): string {
     .filter((p) => existsSync(p))
     .map((p) => `<img alt="overlay" src="data:image/png;base64,${readFileSync(p).toString('base64')}">`)
     .join('');
-  return `${table(
+  const scores = table(
     ['', ...cls, 'mean'],
     [
       ['Dice', ...cls.map((c) => fmt(r.dice.perClass[c]!)), `<b>${fmt(r.dice.mean)}</b>`],
       ['HD95 (mm)', ...cls.map((c) => fmt(r.hd95.perClass[c] ?? NaN, 1)), `<b>${fmt(r.hd95.mean, 1)}</b>`],
     ],
-  )}
-<p class="small">Sliding-window inference: ${fmt(r.volumesPerSecond, 2)} volumes/s. Overlays (prediction colours over the test image; axial, coronal, sagittal):</p><div class="plots">${imgs}</div>`;
+  );
+  return (
+    `${scores}\n<p class="small">Sliding-window inference: ${fmt(r.volumesPerSecond, 2)} volumes/s. ` +
+    'Overlays (prediction colours over the test image; axial, coronal, sagittal):</p>' +
+    `<div class="plots">${imgs}</div>`
+  );
 }
 
 interface GenRecord {
@@ -198,7 +229,8 @@ function reportgenSection(rec: EvalRecord, labelNames: string[]): string {
     s.refLabels
       .map((y, l) =>
         y || s.genLabels[l]
-          ? `<span class="${y === s.genLabels[l] ? 'ok' : 'bad'}">${esc(labelNames[l] ?? String(l))}${y ? '' : ' (not in reference)'}${s.genLabels[l] ? '' : ' (missed)'}</span>`
+          ? `<span class="${y === s.genLabels[l] ? 'ok' : 'bad'}">${esc(labelNames[l] ?? String(l))}` +
+            `${y ? '' : ' (not in reference)'}${s.genLabels[l] ? '' : ' (missed)'}</span>`
           : '',
       )
       .filter(Boolean)
@@ -207,7 +239,12 @@ function reportgenSection(rec: EvalRecord, labelNames: string[]): string {
     ['volume', 'reference', 'generated', 'labels (green: agree, red: disagree)'],
     r.samples.slice(0, 6).map((s) => [esc(s.name), esc(s.reference), esc(s.generated), marks(s) || 'none']),
   );
-  return `${metrics}<p class="small">Decoding: ${esc(r.decoding)}. METEOR: ${esc(r.meteorVariant)}. Clinical efficacy: the 18 labels extracted by the rule-based extractor from generated and reference reports (its agreement with the ground-truth labels on the reference reports: ${fmt(r.extractorAgreementOnReferences)}).</p>${samples}`;
+  return (
+    `${metrics}<p class="small">Decoding: ${esc(r.decoding)}. METEOR: ${esc(r.meteorVariant)}. ` +
+    'Clinical efficacy: the 18 labels extracted by the rule-based extractor from generated and reference reports ' +
+    '(its agreement with the ground-truth labels on the reference reports: ' +
+    `${fmt(r.extractorAgreementOnReferences)}).</p>${samples}`
+  );
 }
 
 const TITLES: Record<string, string> = {
@@ -237,7 +274,9 @@ export async function targetReportHtml(
   const m = records[0]?.meta;
   if (m)
     body.push(
-      `<p class="small">Checkpoint ${esc(m.checkpoint)} (id ${m.checkpointId}, ${m.init}, pre-training seed ${m.pretrainSeed}, config ${m.configHash}); evaluation '${esc(m.evalConfig)}' (${m.evalConfigHash}), seed ${m.evalSeed}; data ${esc(m.data)}.</p>`,
+      `<p class="small">Checkpoint ${esc(m.checkpoint)} (id ${m.checkpointId}, ${m.init}, ` +
+        `pre-training seed ${m.pretrainSeed}, config ${m.configHash}); ` +
+        `evaluation '${esc(m.evalConfig)}' (${m.evalConfigHash}), seed ${m.evalSeed}; data ${esc(m.data)}.</p>`,
     );
   body.push(
     '<h2>Summary</h2>',
@@ -305,7 +344,9 @@ async function studySection(methods: Method[], t: ReturnType<typeof studyTable>)
         ...names.map((n) => {
           const r = t.rows.find((x) => x.key === key && x.method === n);
           return r
-            ? `${fmt(r.mean)}${r.perSeed.length > 1 ? ` ± ${fmt(r.sd)}` : ''}${r.ci ? `<br><span class="small">[${fmt(r.ci[0])}, ${fmt(r.ci[1])}]</span>` : ''}<span class="small"> n=${r.perSeed.length}</span>`
+            ? `${fmt(r.mean)}${r.perSeed.length > 1 ? ` ± ${fmt(r.sd)}` : ''}` +
+                `${r.ci ? `<br><span class="small">[${fmt(r.ci[0])}, ${fmt(r.ci[1])}]</span>` : ''}` +
+                `<span class="small"> n=${r.perSeed.length}</span>`
             : '—';
         }),
       ]),
@@ -321,7 +362,9 @@ async function studySection(methods: Method[], t: ReturnType<typeof studyTable>)
     );
   }
   body.push(
-    '<p class="small">Cells: mean ± sd over pre-training seeds, 95 % CI from a bootstrap over test volumes and seeds jointly. Differences: the same resampled test volumes for both methods, seeds resampled per method; "exceeds noise" when the CI excludes 0.</p>',
+    '<p class="small">Cells: mean ± sd over pre-training seeds, 95 % CI from a bootstrap over test volumes and seeds ' +
+      'jointly. Differences: the same resampled test volumes for both methods, seeds resampled per method; ' +
+      '"exceeds noise" when the CI excludes 0.</p>',
   );
   return body;
 }

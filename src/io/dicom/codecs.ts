@@ -76,7 +76,8 @@ export async function decodeCompressed(
       names.length !== group.length
     ) {
       throw new Error(
-        `series ${series}: GDCM returned an image of size [${img.size}] for ${group.length} files of ${f.columns}x${f.rows}`,
+        `series ${series}: GDCM returned an image of size [${img.size}] ` +
+          `for ${group.length} files of ${f.columns}x${f.rows}`,
       );
     }
     names.forEach((name, s) => {

@@ -85,14 +85,20 @@ export function planVolume(where: string, uid: string, slices: SliceInfo[], opts
     if (step < DUPLICATE_TOL) {
       throw new DicomError(
         sorted[k + 1]!.s.path,
-        `${label}: slice at ${sorted[k]!.d.toFixed(3)} mm along the normal has the same position as ${sorted[k]!.s.path} (duplicate slice or two acquisitions in one series)`,
+        `${label}: slice at ${sorted[k]!.d.toFixed(3)} mm along the normal has the same position as ` +
+          `${sorted[k]!.s.path} (duplicate slice or two acquisitions in one series)`,
       );
     }
   });
   const gaps = findGaps(steps);
   for (const g of gaps) {
     const missing = Math.round(g.distance / g.expected) - 1;
-    const msg = `${label}: uneven slice spacing, ${+g.distance.toFixed(4)} mm between sorted slices ${g.index} (${basename(sorted[g.index]!.s.path)}) and ${g.index + 1} (${basename(sorted[g.index + 1]!.s.path)}), expected ${+g.expected.toFixed(4)} mm${missing > 0 ? ` (about ${missing} missing slice${missing > 1 ? 's' : ''})` : ''}`;
+    const msg =
+      `${label}: uneven slice spacing, ${+g.distance.toFixed(4)} mm between sorted slices ` +
+      `${g.index} (${basename(sorted[g.index]!.s.path)}) and ` +
+      `${g.index + 1} (${basename(sorted[g.index + 1]!.s.path)}), ` +
+      `expected ${+g.expected.toFixed(4)} mm` +
+      `${missing > 0 ? ` (about ${missing} missing slice${missing > 1 ? 's' : ''})` : ''}`;
     if (opts.rejectGaps) throw new DicomError(where, `${msg}; uneven spacing is rejected (allow it to convert anyway)`);
     warnings.push(msg);
   }
@@ -101,7 +107,8 @@ export function planVolume(where: string, uid: string, slices: SliceInfo[], opts
   if (sorted.length === 1) {
     const dz = first.header.sliceThickness && first.header.sliceThickness > 0 ? first.header.sliceThickness : 1;
     warnings.push(
-      `${label}: a single slice; through-plane spacing ${dz} mm taken from ${first.header.sliceThickness ? 'SliceThickness' : 'a default'}`,
+      `${label}: a single slice; through-plane spacing ${dz} mm taken from ` +
+        `${first.header.sliceThickness ? 'SliceThickness' : 'a default'}`,
     );
     step = normal.map((v) => v * dz) as Vec3;
   } else {
@@ -111,7 +118,8 @@ export function planVolume(where: string, uid: string, slices: SliceInfo[], opts
     const shear = (Math.asin(Math.min(1, norm(cross(step, normal)) / norm(step))) * 180) / Math.PI;
     if (shear > SHEAR_WARN_DEG)
       warnings.push(
-        `${label}: slices are sheared ${shear.toFixed(2)}° from the slice normal (gantry tilt?); the affine keeps the shear`,
+        `${label}: slices are sheared ${shear.toFixed(2)}° from the slice normal (gantry tilt?); ` +
+          'the affine keeps the shear',
       );
   }
   // LPS columns, then RAS by negating x and y (DICOM patient axes point left/posterior, NIfTI's right/anterior).
@@ -141,7 +149,8 @@ function checkFormats(slices: SliceInfo[]): PixelFormat {
     else if (f.rows !== ref.f.rows || f.columns !== ref.f.columns) {
       throw new DicomError(
         s.path,
-        `${f.columns}x${f.rows} pixels (columns x rows) differ from ${ref.f.columns}x${ref.f.rows} of ${ref.path} in the same series`,
+        `${f.columns}x${f.rows} pixels (columns x rows) differ from ${ref.f.columns}x${ref.f.rows} of ${ref.path} ` +
+          'in the same series',
       );
     } else if (
       f.bitsAllocated !== ref.f.bitsAllocated ||
@@ -150,7 +159,8 @@ function checkFormats(slices: SliceInfo[]): PixelFormat {
     ) {
       throw new DicomError(
         s.path,
-        `pixel format ${f.bitsStored}/${f.bitsAllocated} bits ${f.signed ? 'signed' : 'unsigned'} differs from that of ${ref.path} in the same series`,
+        `pixel format ${f.bitsStored}/${f.bitsAllocated} bits ${f.signed ? 'signed' : 'unsigned'} ` +
+          `differs from that of ${ref.path} in the same series`,
       );
     }
   }

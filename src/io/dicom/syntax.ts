@@ -53,6 +53,7 @@ export function transferSyntax(uid: string): TransferSyntax {
   if (ts) return ts;
   const known = UNSUPPORTED[uid];
   throw new Error(
-    `unsupported transfer syntax ${uid}${known ? ` (${known})` : ''}; supported: ${[...TRANSFER_SYNTAXES.values()].map((t) => t.name).join(', ')}`,
+    `unsupported transfer syntax ${uid}${known ? ` (${known})` : ''}; ` +
+      `supported: ${[...TRANSFER_SYNTAXES.values()].map((t) => t.name).join(', ')}`,
   );
 }

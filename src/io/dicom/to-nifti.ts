@@ -1,6 +1,6 @@
 // DICOM series → .nii / .nii.gz files, one per series.
 
-import { writeNifti } from '../nifti.js';
+import { writeNifti } from '../nifti-write.js';
 import { scanDicomSeries, type ReadDicomOptions } from './volume.js';
 
 export interface WrittenNifti {

@@ -93,7 +93,8 @@ export async function scanDicomSeries(input: string | string[], opts: ReadDicomO
     if (opts.modality && (h.modality ?? '').toUpperCase() !== opts.modality.toUpperCase()) {
       throw new DicomError(
         where,
-        `${seriesLabel(uid, h)} (${slices.length} files, first ${slices[0]!.path}) has modality ${h.modality ?? '(none)'}, expected ${opts.modality}`,
+        `${seriesLabel(uid, h)} (${slices.length} files, first ${slices[0]!.path}) ` +
+          `has modality ${h.modality ?? '(none)'}, expected ${opts.modality}`,
       );
     }
     const plan = planVolume(where, uid, slices, opts);

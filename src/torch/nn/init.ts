@@ -1,5 +1,6 @@
 // Parameter initialisers with PyTorch's formulas (torch.nn.init).
-import { type Generator, type Tensor } from '../tensor.js';
+import type { Generator } from '../generator.js';
+import { type Tensor } from '../tensor.js';
 
 /** fan_in / fan_out as torch.nn.init._calculate_fan_in_and_fan_out computes them. */
 export function fans(shape: number[]): { fanIn: number; fanOut: number } {

@@ -110,7 +110,8 @@ export abstract class Optimizer<H extends object> {
     const count = this.groups.reduce((n, g) => n + g.params.length, 0);
     if (saved.meta.step.length !== count || saved.meta.groups.length !== this.groups.length) {
       throw new Error(
-        `loadStateDict: saved state has ${saved.meta.step.length} parameters in ${saved.meta.groups.length} groups, optimizer has ${count} in ${this.groups.length}`,
+        `loadStateDict: saved state has ${saved.meta.step.length} parameters in ${saved.meta.groups.length} groups, ` +
+          `optimizer has ${count} in ${this.groups.length}`,
       );
     }
     for (const s of this.state.values()) for (const t of s.values()) t.dispose();
