@@ -48,8 +48,15 @@ export async function runEval(args: string[]): Promise<void> {
     config = { ...config, zeroshot: { ...config.zeroshot, labels: names } };
   }
   const evaluated = await evaluateCheckpoint({
-    ...{ checkpoint: o.checkpoint, tasks, config, init, initSeed: o['init-seed'] },
-    ...{ out: o.out, data: o.data, device: o.device, log },
+    checkpoint: o.checkpoint,
+    tasks,
+    config,
+    init,
+    initSeed: o['init-seed'],
+    out: o.out,
+    data: o.data,
+    device: o.device,
+    log,
   });
   const all = task === 'all';
   const reportPath = report ?? (all ? join(evaluated.outDir, 'report.html') : undefined);
