@@ -7,6 +7,9 @@ import * as torch from '../../torch/index.js';
 import { F, type Tensor } from '../../torch/index.js';
 import { type ReportEncoding, type T3dModel, type VolumeEncoding } from '../../models/t3d.js';
 import { type Prototypes } from '../../models/heads.js';
+import { type PairCrossEntropy, codeUsageEntropy, crossEntropy, pairDiagnostics } from './diagnostics.js';
+
+export { codeUsageEntropy, roll } from './diagnostics.js';
 
 /** The fields of objective.tma that every formulation reads. */
 export interface TmaBaseConfig {
@@ -109,7 +112,8 @@ export interface TmaOptions {
  * or ['text', 'global']). Loss = mean over ordered pairs (predictor v ≠ code view w) of
  * −Σ_k q_k^(w) log softmax(s^(v)/τ)_k. `queue` holds extra score rows per code view (detached), used only
  * inside Sinkhorn. `codeScores` gives the scores the codes are computed from when they are not the views' own
- * (e.g. a teacher's). The returned codes are kept tensors: the caller disposes them.
+ * (e.g. a teacher's). The returned codes are kept tensors: the caller disposes them; `pairs` gives each term's value
+ * (read without gradient, for the diagnostics).
  */
 export function tmaLoss(
   scores: Map<string, Tensor>,
@@ -117,7 +121,7 @@ export function tmaLoss(
   o: TmaOptions = {},
   queue?: Map<string, Tensor>,
   codeScores?: Map<string, Tensor>,
-): { loss: Tensor; codes: Map<string, Tensor> } {
+): { loss: Tensor; codes: Map<string, Tensor>; pairs: PairCrossEntropy[] } {
   const tau = o.temperature ?? 0.1;
   for (const w of codeViews) {
     if (!scores.has(w)) {
@@ -125,6 +129,7 @@ export function tmaLoss(
     }
   }
   const codes = new Map<string, Tensor>();
+  const values: PairCrossEntropy[] = [];
   const loss = torch.tidy(() => {
     for (const w of codeViews) {
       const s = codeScores?.get(w) ?? scores.get(w)!;
@@ -147,17 +152,12 @@ export function tmaLoss(
       terms.push(codes.get(w)!.mul(logp.get(v)!).sum(1).mean().neg());
     }
     if (terms.length === 0) throw new Error('tmaLoss: no (predictor, code) pair: give at least two views');
-    return torch.stack(terms).mean();
+    const loss = torch.stack(terms).mean();
+    const ce = torch.noGrad(() => torch.stack(terms.map((t) => t.detach())).toArray());
+    pairs.forEach(([predictor, codeView], i) => values.push({ predictor, codeView, ce: ce[i]! }));
+    return loss;
   });
-  return { loss, codes };
-}
-
-/** Mean entropy (nats) of the batch-averaged code distribution: low values mean collapse onto few prototypes. */
-export function codeUsageEntropy(codes: Tensor): number {
-  return torch.tidy(() => {
-    const p = codes.mean(0).clampMin(1e-12);
-    return p.mul(p.log()).sum().neg().item();
-  });
+  return { loss, codes, pairs: values };
 }
 
 /**
@@ -199,12 +199,6 @@ export class EmbeddingQueue {
     this.items.clear();
   }
 }
-
-/** The batch rolled by one: every row gets the next patient's. */
-export const roll = (t: Tensor) => torch.cat([t.narrow(0, 1, t.size(0) - 1), t.narrow(0, 0, 1)], 0);
-const crossEntropy = (codes: Tensor, scores: Tensor, tau: number) => {
-  return codes.mul(scores.div(tau).logSoftmax(1)).sum(1).mean().neg().item();
-};
 
 /** Normalises the prototypes and says whether the report takes part (the prototype formulations' first step). */
 export function prototypeText(model: T3dModel, x: TmaInputs, cfg: TmaBaseConfig): boolean {
@@ -255,9 +249,10 @@ export interface SwappedSetup {
 }
 
 /**
- * The swapped-prediction term of a setup, with the code-usage entropy and the leak diagnostic (stats.tmaLeakGap):
- * a predictor's cross-entropy against its codes when the volume is another patient's (the batch rolled by one)
- * minus that with the true volume; near 0 means TMA is solved without looking at the image.
+ * The swapped-prediction term of a setup, with the code-usage entropy, the per-pair cross-entropies with their oracle
+ * and chance bounds and the codes' row entropy (pairDiagnostics in diagnostics.ts), and the leak diagnostic
+ * (stats.tmaLeakGap): a predictor's cross-entropy against its codes when the volume is another patient's (the batch
+ * rolled by one) minus that with the true volume; near 0 means TMA is solved without looking at the image.
  */
 export function swappedPrediction(
   model: T3dModel,
@@ -272,7 +267,8 @@ export function swappedPrediction(
   if (torch.distributed.worldSize > 1) {
     // data-parallel: codes and cross-entropies over the global batch, as SwAV does. Predictor scores are gathered
     // with this rank's rows keeping their gradient; code scores and queued embeddings carry none. The leak
-    // diagnostic needs this rank's inputs beside global codes, so it is left out.
+    // diagnostic needs this rank's inputs beside global codes, so it is left out; the per-pair diagnostics need only
+    // the gathered scores and codes (the bounds roll the global batch), so they stay.
     const gathered = (t: Tensor) => torch.cat(torch.distributed.allGather(t), 0);
     for (const [v, t] of scores) scores.set(v, torch.distributed.gatherWithLocalGrad(t));
     if (codeScores) for (const [v, t] of codeScores) codeScores.set(v, gathered(t));
@@ -296,11 +292,13 @@ export function swappedPrediction(
     sinkhornIterations: cfg.sinkhornIterations,
     pairs: s.pairs,
   };
-  const { loss, codes } = tmaLoss(scores, codeViews, o, queued, codeScores);
+  const { loss, codes, pairs } = tmaLoss(scores, codeViews, o, queued, codeScores);
   for (const v of codeViews) if (codeEmb.has(v)) queue?.push(v, codeEmb.get(v)!);
   const stats: Record<string, number> = {};
   const first = codes.get(codeViews[0]!);
   if (first) stats.codeEntropy = codeUsageEntropy(first);
+  const codeScoresOf = (w: string) => codeScores?.get(w) ?? scores.get(w)!;
+  Object.assign(stats, pairDiagnostics(pairs, codes, codeScoresOf, codeViews, cfg.temperature));
   const leakCodes = leak && codes.get(leak.codeView);
   if (leak && leakCodes && batchSize > 1) {
     const own = torch.noGrad(() => crossEntropy(leakCodes, scores.get(leak.view)!.detach(), cfg.temperature));
