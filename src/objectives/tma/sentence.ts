@@ -1,11 +1,11 @@
-// TMA formulation 'sentence' — sentence-level text-informed codes with batch-free targets. Every sentence of the batch's
-// reports is embedded (its report tokens' states mean-pooled by sentence index and projected into the embedding space
-// as the report embedding is; no gradient), scored against the K prototypes and given Sinkhorn codes together with a
-// queue of recent sentences. A volume's target is the normalised sum of its sentences' codes ('mean') or their
-// noisy-or; the global view's prototype scores predict it — or, pooled, the per-prototype maximum (or logsumexp) of
-// the global and local views' scores, multiple-instance style, so no crop is asked for a finding it does not hold.
-// A batch of 8 reports carries ~110 sentences, which cluster by finding: the codes no longer hinge on 8 points, and a
-// finding named by one sentence among ~15 still owns its share of the target. Text shapes only the targets.
+// TMA formulation 'sentence' — sentence-level text-informed codes with batch-free targets. Every sentence of the
+// batch's reports is embedded (its report tokens' states mean-pooled by sentence index and projected into the embedding
+// space as the report embedding is; no gradient), scored against the K prototypes and given Sinkhorn codes together
+// with a queue of recent sentences. A volume's target is the normalised sum of its sentences' codes ('mean') or their
+// noisy-or; the global view's prototype scores predict it — or, pooled, the per-prototype maximum (or logsumexp) of the
+// global and local views' scores, multiple-instance style, so no crop is asked for a finding it does not hold. A batch
+// of 8 reports carries ~110 sentences, which cluster by finding: the codes no longer hinge on 8 points, and a finding
+// named by one sentence among ~15 still owns its share of the target. Text shapes only the targets.
 import * as torch from '../../torch/index.js';
 import { F, type Tensor } from '../../torch/index.js';
 import { type T3dModel } from '../../models/t3d.js';
