@@ -14,6 +14,7 @@ import {
 } from '../src/eval/metrics/classification.js';
 import { mapAtK, rankSummary, retrievalRanks } from '../src/eval/metrics/retrieval.js';
 import { bootstrapCi, bootstrapCis, pairedBootstrapDiff, quantileSorted } from '../src/eval/metrics/bootstrap.js';
+import { mutualInformation, normalizedMutualInformation } from '../src/eval/metrics/clustering.js';
 import { fixture } from './helpers.js';
 
 /** The fixtures write non-finite numbers as strings (JSON has no literal for them). */
@@ -231,4 +232,23 @@ test('bootstrap: seeded, contains the estimate, counts NaN resamples, paired dif
     () => pairedBootstrapDiff(5, mean, mean, { runs: { a: 0, b: 1 } }),
     /runs\.a must be a positive integer/,
   );
+});
+
+test("normalised mutual information: scikit-learn's arithmetic definition on hand-computed cases", () => {
+  const close = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} vs ${b}`);
+  // the same partition under other names; independent labelings
+  close(normalizedMutualInformation([0, 0, 1, 1], ['b', 'b', 'a', 'a']), 1);
+  close(normalizedMutualInformation([0, 0, 1, 1], [0, 1, 0, 1]), 0);
+  // a refines nothing, b splits each class: I = ⅔ ln 2, H(a) = ln 2, H(b) = ln 3
+  close(mutualInformation([0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 2, 2]), (2 / 3) * Math.log(2));
+  close(normalizedMutualInformation([0, 0, 0, 1, 1, 1], [0, 0, 1, 1, 2, 2]), ((4 / 3) * Math.log(2)) / Math.log(6));
+  // joint counts (0,0) 2, (1,0) 1, (1,1) 1 of 4
+  const mi = Math.log(4 / 3) / 2 + Math.log(2 / 3) / 4 + Math.log(2) / 4;
+  const hb = -(0.75 * Math.log(0.75) + 0.25 * Math.log(0.25));
+  close(normalizedMutualInformation([0, 0, 1, 1], [0, 0, 0, 1]), mi / ((Math.log(2) + hb) / 2));
+  // scikit-learn's limit cases: both single-class (or empty) → 1; one single-class → 0
+  close(normalizedMutualInformation([3, 3, 3], [7, 7, 7]), 1);
+  close(normalizedMutualInformation([], []), 1);
+  close(normalizedMutualInformation([0, 0, 0], [0, 1, 2]), 0);
+  assert.throws(() => normalizedMutualInformation([0], [0, 1]), /1 labels against 2/);
 });

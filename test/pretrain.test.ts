@@ -342,6 +342,22 @@ test('`t3d pretrain` with restoration alone (vision-only, no text) trains, and i
   model.dispose();
 });
 
+test("`t3d pretrain` with the 'sentence' TMA formulation (pooled over views, noisy-or targets) runs 3 steps to a finite loss", () => {
+  const out = join(tmp, 'sentence');
+  const sets = [
+    'objective.tma.formulation="sentence"',
+    'objective.tma.pool="max"',
+    'objective.tma.sentenceTarget="noisy-or"',
+    'objective.tma.warmupSteps=0',
+    'train.logEvery=1',
+  ];
+  const r = spawnSync('node', cliArgs(out, '--steps', '3', ...sets.flatMap((s) => ['--set', s])), { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const last = /step 3\/3 loss ([\d.]+) \(clip [\d.]+ tma ([\d.]+)\)/.exec(r.stdout);
+  assert.ok(last, r.stdout);
+  assert.ok(Number.isFinite(Number(last[1])) && Number.isFinite(Number(last[2])), last[0]);
+});
+
 test("bf16 mixed precision trains on CPU with the float32 run's first loss (±2 %); fp16 asks for a CUDA device", async () => {
   const firstLoss = async (amp: string) => {
     const cfg = base(['optim.steps=3', `optim.amp="${amp}"`, 'train.checkpointEvery=1000', 'train.logEvery=1']);

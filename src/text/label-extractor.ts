@@ -279,3 +279,18 @@ export function extractorAgreement(reports: string[], labels: number[][]): { per
   const perLabel = agree.map((a) => a / reports.length);
   return { perLabel, overall: perLabel.reduce((s, v) => s + v, 0) / L };
 }
+
+/** Every label a text mentions (EXTRACTED_LABELS index) and whether each mention is negated; a label mentioned both
+ * ways appears twice. Read per sentence, it says which finding the sentence names and whether it denies it. */
+export function labelMentions(text: string): { label: number; negated: boolean }[] {
+  const out = new Map<string, { label: number; negated: boolean }>();
+  for (const clause of clauses(text)) {
+    FINDERS.forEach((find, label) => {
+      for (const s of find(clause)) {
+        const negated = isNegated(clause, s);
+        out.set(`${label}:${negated}`, { label, negated });
+      }
+    });
+  }
+  return [...out.values()];
+}

@@ -131,6 +131,8 @@ const isOptionalKey = (k: string) =>
     'objective.restoration',
     'objective.tma.formulation',
     'objective.tma.teacherCodes',
+    'objective.tma.sentenceTarget',
+    'objective.tma.pool',
     'objective.tma.relativeEpsilon',
     'objective.tma.startStep',
     'optim.amp',

@@ -14,8 +14,9 @@ import { fused } from './fused.js';
 import { swapped } from './swapped.js';
 import { teacher } from './teacher.js';
 import { local } from './local.js';
+import { sentence } from './sentence.js';
 
-const FORMULATIONS = { fused, swapped, teacher, local };
+const FORMULATIONS = { fused, swapped, teacher, local, sentence };
 
 export type TmaFormulation = keyof typeof FORMULATIONS;
 export const TMA_FORMULATIONS = Object.keys(FORMULATIONS) as readonly TmaFormulation[];
@@ -81,3 +82,4 @@ export { type FusedTmaConfig } from './fused.js';
 export { type SwappedTmaConfig } from './swapped.js';
 export { type TeacherTmaConfig } from './teacher.js';
 export { type LocalTmaConfig } from './local.js';
+export { type SentenceTmaConfig } from './sentence.js';
