@@ -4,7 +4,7 @@
 // and a report cannot score its own volume higher without looking at it.
 import * as torch from '../../torch/index.js';
 import { F, type Tensor } from '../../torch/index.js';
-import { type TmaBaseConfig, type TmaFormulationSpec } from './shared.js';
+import { type TmaBaseConfig, type TmaFormulationSpec, pooledSentences } from './shared.js';
 
 export interface LocalTmaConfig extends TmaBaseConfig {
   formulation: 'local';
@@ -37,19 +37,7 @@ export const local: TmaFormulationSpec<LocalTmaConfig> = {
       D = x.locals.emb.size(1);
     const { tokens } = x.report;
     const world = torch.distributed.worldSize;
-    let S = Math.max(1, x.sentenceIndex.max().item() + 1);
-    if (world > 1) {
-      // every rank pads its reports to the global batch's sentence count, so they can be gathered
-      const s = torch.tensor([S], [1], { dtype: 'int64' });
-      torch.distributed.allReduce(s, 'max');
-      S = s.item();
-      s.dispose();
-    }
-    const sentenceNumbers = torch.arange(S, undefined, 1, { device: tokens.device }).view(1, S, 1);
-    const member = x.sentenceIndex.unsqueeze(1).eq(sentenceNumbers).to(tokens.dtype); // (b, S, L)
-    let count = member.sum(2); // (b, S) tokens per sentence; 0 where a report has fewer sentences
-    const pooled = member.matmul(tokens).div(count.clampMin(1).unsqueeze(2));
-    let sentences = F.normalize(model.text_projection.forward(pooled), -1); // (b, S, D)
+    let { sentences, count } = pooledSentences(model, tokens, x.sentenceIndex);
     let views = x.locals.emb.view(V, -1, D).transpose(0, 1); // (b, V, D): locals are V chunks of b
     if (world > 1) {
       // data-parallel: the score matrix over the global batch on every rank, this rank's rows keeping their gradient
@@ -58,7 +46,7 @@ export const local: TmaFormulationSpec<LocalTmaConfig> = {
       views = torch.distributed.gatherWithLocalGrad(views.contiguous());
       count = torch.cat(torch.distributed.allGather(count), 0);
     }
-    const B = sentences.size(0);
+    const [B, S] = sentences.shape as [number, number, number];
     const sim = sentences
       .reshape(B * S, D)
       .matmul(views.reshape(B * V, D).T)

@@ -7,7 +7,7 @@
 // of 8 reports carries ~110 sentences, which cluster by finding: the codes no longer hinge on 8 points, and a finding
 // named by one sentence among ~15 still owns its share of the target. Text shapes only the targets.
 import * as torch from '../../torch/index.js';
-import { F, type Tensor } from '../../torch/index.js';
+import { type Tensor } from '../../torch/index.js';
 import { type T3dModel } from '../../models/t3d.js';
 import {
   type EmbeddingQueue,
@@ -15,6 +15,7 @@ import {
   type TmaFormulationSpec,
   type TmaOption,
   codeUsageEntropy,
+  pooledSentences,
   roll,
   sinkhorn,
 } from './shared.js';
@@ -74,25 +75,12 @@ function batchSentences(model: T3dModel, tokens: Tensor, sentenceIndex: Tensor):
   return torch.noGrad(() =>
     torch.tidy(() => {
       const world = torch.distributed.worldSize;
-      let S = Math.max(1, sentenceIndex.max().item() + 1);
-      if (world > 1) {
-        // every rank pads its reports to the global batch's sentence count, so they can be gathered
-        const s = torch.tensor([S], [1], { dtype: 'int64' });
-        torch.distributed.allReduce(s, 'max');
-        S = s.item();
-        s.dispose();
-      }
-      const sentenceNumbers = torch.arange(S, undefined, 1, { device: tokens.device }).view(1, S, 1);
-      const member = sentenceIndex.unsqueeze(1).eq(sentenceNumbers).to(tokens.dtype); // (b, S, L)
-      let count = member.sum(2); // (b, S) tokens per sentence; 0 where a report has fewer sentences
-      const pooled = member.matmul(tokens.detach()).div(count.clampMin(1).unsqueeze(2));
-      let sentences = F.normalize(model.text_projection.forward(pooled), -1); // (b, S, D)
+      let { sentences, count } = pooledSentences(model, tokens.detach(), sentenceIndex);
       if (world > 1) {
         sentences = torch.cat(torch.distributed.allGather(sentences.contiguous()), 0);
         count = torch.cat(torch.distributed.allGather(count.contiguous()), 0);
       }
-      const B = sentences.size(0),
-        D = sentences.size(2);
+      const [B, S, D] = sentences.shape as [number, number, number];
       const present = count
         .flatten()
         .toArray()

@@ -201,6 +201,30 @@ export class EmbeddingQueue {
 }
 
 /** Normalises the prototypes and says whether the report takes part (the prototype formulations' first step). */
+/**
+ * Each report's sentence embeddings (b, S, D), normalised: its token states mean-pooled by sentence index and
+ * projected as the report embedding is; and the tokens per sentence (b, S), 0 where a report has fewer sentences.
+ * S is the batch's sentence count — the global batch's under data parallelism, so that ranks can gather.
+ */
+export function pooledSentences(
+  model: T3dModel,
+  tokens: Tensor,
+  sentenceIndex: Tensor,
+): { sentences: Tensor; count: Tensor } {
+  let S = Math.max(1, sentenceIndex.max().item() + 1);
+  if (torch.distributed.worldSize > 1) {
+    const s = torch.tensor([S], [1], { dtype: 'int64' });
+    torch.distributed.allReduce(s, 'max');
+    S = s.item();
+    s.dispose();
+  }
+  const sentenceNumbers = torch.arange(S, undefined, 1, { device: tokens.device }).view(1, S, 1);
+  const member = sentenceIndex.unsqueeze(1).eq(sentenceNumbers).to(tokens.dtype); // (b, S, L)
+  const count = member.sum(2);
+  const pooled = member.matmul(tokens).div(count.clampMin(1).unsqueeze(2));
+  return { sentences: F.normalize(model.text_projection.forward(pooled), -1), count };
+}
+
 export function prototypeText(model: T3dModel, x: TmaInputs, cfg: TmaBaseConfig): boolean {
   model.prototypes.normalize_();
   if (cfg.useText && !x.report) throw new Error('objective.tma.useText needs tokenised reports');
