@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
@@ -267,6 +268,99 @@ test('bad requests get clear 4xx answers and the server stays up', async () => {
   assert.equal((await api('/api/info')).status, 200);
 });
 
+/** A request with headers of our choosing (fetch forbids setting Host), to a server at `base`. */
+type Answer = { status: number; body: any }; // eslint-disable-line @typescript-eslint/no-explicit-any
+const forged = (base: string, path: string, headers: Record<string, string>, method = 'GET', body?: Uint8Array) =>
+  new Promise<Answer>((resolve, reject) => {
+    const u = new URL(base);
+    const req = request({ host: u.hostname, port: u.port, path, method, headers }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text.startsWith('{') ? JSON.parse(text) : text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+
+test('without a token: other hosts (DNS rebinding) and cross-site posts are refused, the own page is not', async () => {
+  const open = await startServer({ checkpoint: run, db, port: 0, allowedHosts: ['t3d.test'], log: () => {} });
+  try {
+    const port = new URL(open.url).port;
+    assert.equal(new URL(open.url).hostname, '127.0.0.1', 'binds to loopback by default');
+    // a page on attacker.example re-resolved to 127.0.0.1 sends its own name as Host: pages, assets and API refuse
+    for (const path of ['/', '/app.js', '/api/info', '/api/cases']) {
+      const r = await forged(open.url, path, { host: `attacker.example:${port}` });
+      assert.equal(r.status, 421, `${path}: ${r.status}`);
+      assert.match(r.body.error, /attacker\.example/);
+      assert.match(r.body.error, /--allow-host attacker\.example/);
+    }
+    assert.equal((await forged(open.url, '/api/info', { host: 'attacker.example' })).status, 421);
+    assert.equal((await forged(open.url, '/api/info', { host: `127.0.0.1:${Number(port) + 1}` })).status, 421);
+    assert.equal((await forged(open.url, '/api/info', { host: `localhost.attacker.example:${port}` })).status, 421);
+    // loopback names with the server's port, and an --allow-host name, are answered
+    for (const host of [
+      `127.0.0.1:${port}`,
+      `localhost:${port}`,
+      `[::1]:${port}`,
+      `LocalHost:${port}`,
+      `t3d.test:${port}`,
+    ])
+      assert.equal((await forged(open.url, '/api/info', { host })).status, 200, host);
+    // an HTTP/1.0 request without Host (no browser sends one) is answered
+    const http10 = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write('GET /api/info HTTP/1.0\r\n\r\n'));
+      let text = '';
+      socket.on('data', (c: Buffer) => (text += c.toString()));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    assert.match(http10, /^HTTP\/1\.[01] 200 /);
+
+    // a page anywhere may POST text/plain to localhost without a preflight: refused before anything is read
+    const scan = new Uint8Array(readFileSync(niftiScans()[0]!));
+    const host = `127.0.0.1:${port}`;
+    const textPlain = { host, 'content-type': 'text/plain' };
+    const crossOrigin = await forged(
+      open.url,
+      '/api/upload',
+      { ...textPlain, origin: 'http://attacker.example' },
+      'POST',
+      scan,
+    );
+    assert.equal(crossOrigin.status, 403);
+    assert.match(crossOrigin.body.error, /origin 'http:\/\/attacker\.example' is refused/);
+    assert.equal(crossOrigin.body.id, undefined, 'nothing analysed');
+    const refused: Record<string, string>[] = [
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+      { origin: 'null' },
+      { origin: `http://localhost:${port}` },
+      { origin: `https://${host}` },
+    ];
+    for (const headers of refused) {
+      const r = await forged(open.url, '/api/upload', { ...textPlain, ...headers }, 'POST', scan);
+      assert.equal(r.status, 403, JSON.stringify(headers));
+      assert.equal(r.body.id, undefined);
+    }
+    // the page's own request (same origin) and a script's (neither header) are analysed
+    const own = await forged(
+      open.url,
+      '/api/upload',
+      { host, origin: `http://${host}`, 'sec-fetch-site': 'same-origin' },
+      'POST',
+      scan,
+    );
+    assert.equal(own.status, 200, JSON.stringify(own.body));
+    assert.match(own.body.id, /^upload-/);
+    const script = await forged(open.url, '/api/upload', { host }, 'POST', scan);
+    assert.equal(script.status, 200, JSON.stringify(script.body));
+    // GETs are not subject to the origin check (a cross-site page cannot read their answers without rebinding)
+    assert.equal((await forged(open.url, '/api/info', { host, 'sec-fetch-site': 'cross-site' })).status, 200);
+  } finally {
+    await open.close();
+  }
+});
+
 test(
   'the page in headless Chromium: a case opens and draws, search and similar cases work, errors show',
   { skip: haveChromium ? false : `${CHROMIUM} is not installed`, timeout: 180_000 },
@@ -284,6 +378,8 @@ test(
         // WebGL2 for NiiVue through SwiftShader (software), the only renderer without a GPU
         '--use-angle=swiftshader',
         '--enable-unsafe-swiftshader',
+        // a name that resolves to this machine, as a rebinding attacker's does
+        '--host-resolver-rules=MAP attacker.example 127.0.0.1',
       ],
     });
     try {
@@ -338,6 +434,11 @@ test(
       assert.match((await page.locator('#error').textContent())!, /limit/);
       // a path-traversal URL is a 404
       assert.equal((await page.request.get(`${server.url}/%2e%2e/%2e%2e/etc/passwd`)).status(), 404);
+      // the page under a rebound name is refused (421); the page under its own name did all of the above
+      const rebound = await browser.newPage();
+      const refused = await rebound.goto(`http://attacker.example:${new URL(server.url).port}/`);
+      assert.equal(refused?.status(), 421);
+      assert.match(await rebound.content(), /does not answer for the host/);
       assert.deepEqual(pageErrors, []);
     } finally {
       await browser.close();

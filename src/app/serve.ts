@@ -7,6 +7,7 @@ export async function runServe(args: string[]): Promise<void> {
   const o = parseOptions(args, {
     string: ['checkpoint', 'db', 'host', 'token', 'device'],
     number: ['port', 'max-upload-mb'],
+    list: ['allow-host'],
   });
   if (!o.checkpoint) throw new UsageError('serve: --checkpoint <run-or-checkpoint> is required');
   const port = o.port ?? 8080;
@@ -21,6 +22,7 @@ export async function runServe(args: string[]): Promise<void> {
     host: o.host,
     port,
     token,
+    allowedHosts: o['allow-host'],
     maxUploadBytes: mb * 2 ** 20,
     device: o.device,
   });

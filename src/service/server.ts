@@ -14,6 +14,7 @@ import { VectorIndex, type Case, type SearchFilter } from './vector-index.js';
 import { packageRoot } from '../util/paths.js';
 import { openAnalyzer, type Analysis, type Analyzer } from './analyzer.js';
 import { ClientError, sourceNifti, uploadNifti, writeUpload } from './volumes.js';
+import { authorityHost, requestGuard } from './request-guard.js';
 
 const MAX_UPLOADS = 16;
 
@@ -23,6 +24,8 @@ export interface ServeOptions {
   host?: string;
   port?: number;
   token?: string;
+  /** names besides loopback and the listening address that requests may give as their Host (--allow-host) */
+  allowedHosts?: string[];
   maxUploadBytes?: number;
   device?: string;
   log?: (line: string) => void;
@@ -225,7 +228,11 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     'GET /api/upload/volume': async (q, _req, res) => nifti(res, await uploadNifti(uploadOf(q).scan)),
   };
 
+  let guard: (req: IncomingMessage) => void = () => {
+    throw new ClientError(503, 'the server is starting');
+  };
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    guard(req);
     const url = new URL(req.url ?? '/', 'http://localhost');
     const asset = req.method === 'GET' ? files.get(url.pathname) : undefined;
     if (asset) {
@@ -253,7 +260,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
         return;
       }
       // after a refused upload the rest of the body is not read: close the connection instead of draining it
-      if (client && e.status === 413) res.setHeader('connection', 'close');
+      // (likewise after a refused host or origin: nothing of such a request is read)
+      if (client && [403, 413, 421].includes(e.status)) res.setHeader('connection', 'close');
       sendJson(res, client ? e.status : 500, { error: client ? e.message : `internal error: ${(e as Error).message}` });
     });
   });
@@ -267,8 +275,11 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => resolve());
   });
   const address = server.address();
-  const host = o.host && o.host !== '0.0.0.0' ? o.host : '127.0.0.1';
-  const url = `http://${host}:${typeof address === 'object' && address ? address.port : o.port}`;
+  const port = typeof address === 'object' && address ? address.port : (o.port ?? 8080);
+  const listenHost = o.host ?? '127.0.0.1';
+  guard = requestGuard({ listenHost, port, allowedHosts: o.allowedHosts });
+  const host = ['0.0.0.0', '::'].includes(listenHost) ? '127.0.0.1' : authorityHost(listenHost);
+  const url = `http://${host}:${port}`;
   return {
     url,
     close: () =>
