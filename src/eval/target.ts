@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { type VisionEncoder } from '../models/t3d.js';
 import { buildVisionEncoder, loadT3dCheckpoint, type LoadedCheckpoint } from '../train/factory.js';
-import { checkpointFileSha256 } from '../train/checkpoint.js';
+import { checkpointId } from '../train/checkpoint.js';
 import { hashJson } from './config.js';
 
 export interface EvalTarget {
@@ -52,7 +52,7 @@ export function evalTarget(checkpoint: string, o: { init?: 'pretrained' | 'rando
     checkpointDir: dir,
     checkpointId:
       init === 'pretrained'
-        ? checkpointFileSha256(dir, 'model.safetensors').slice(0, 16)
+        ? checkpointId(dir)
         : `random-${hashJson({ vision: config.model.vision, seed: randomSeed })}`,
     configHash: hashJson(config),
     pretrainSeed: init === 'pretrained' ? config.train.seed : randomSeed,

@@ -8,7 +8,7 @@ import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
 import { readScan } from '../data/scan.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
-import { checkpointFileSha256 } from '../train/checkpoint.js';
+import { checkpointId as idOf } from '../train/checkpoint.js';
 import { loadEvalConfig } from '../eval/config.js';
 import { embedTexts } from '../inference/embed.js';
 import { scoresFromPrompts, zeroShotPrompts, type Prompts } from '../eval/tasks/zeroshot.js';
@@ -97,7 +97,7 @@ export async function openAnalyzer(o: {
   let prompts: Prompts | undefined;
   try {
     if (o.device && o.device !== 'cpu') model.to({ device: o.device });
-    const checkpointId = checkpointFileSha256(dir, 'model.safetensors').slice(0, 16);
+    const checkpointId = idOf(dir);
     const runDir = dirname(dirname(dir));
     let record = zeroshotRecord(runDir, checkpointId);
     if (!record && existsSync(join(config.data.cache, 'cache.json'))) {

@@ -17,14 +17,11 @@ import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
 import { fetchSeries, findSeries } from '../io/dicomweb.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
-import { checkpointFileSha256 } from '../train/checkpoint.js';
+import { checkpointId } from '../train/checkpoint.js';
 import { embedSplit } from '../inference/embed.js';
 import { scoresFromPrompts, zeroShotPrompts } from '../eval/tasks/zeroshot.js';
 import { openAnalyzer } from './analyzer.js';
 import { VectorIndex, type IndexRow } from './vector-index.js';
-
-/** A checkpoint's id in the index: the start of its weights' sha256. */
-export const checkpointIdOf = (dir: string): string => checkpointFileSha256(dir, 'model.safetensors').slice(0, 16);
 
 /** Scans under `folder`: .nii/.nii.gz files, and folders holding other files (DICOM series); paths relative to it. */
 export function listScans(folder: string): string[] {
@@ -206,7 +203,7 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
           `${[...new Set(entries.map((e) => e.split))].join(', ')})`,
       );
     mkdirSync(db, { recursive: true });
-    const index = await VectorIndex.open(db, checkpointIdOf(ckpt.dir));
+    const index = await VectorIndex.open(db, checkpointId(ckpt.dir));
     const done = await index.ids();
     const todo = chosen.filter((e) => !done.has(e.name));
     print(

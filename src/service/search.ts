@@ -5,7 +5,7 @@ import * as torch from '../torch/index.js';
 import { embedTexts } from '../inference/embed.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { openAnalyzer } from './analyzer.js';
-import { checkpointIdOf } from './indexer.js';
+import { checkpointId } from '../train/checkpoint.js';
 import { VectorIndex, type Hit, type SearchFilter } from './vector-index.js';
 
 export interface QueryOptions {
@@ -35,7 +35,7 @@ async function openIndex(db: string, checkpointId: string, checkpointDir: string
 export async function searchText(text: string, o: QueryOptions): Promise<Hit[]> {
   const ckpt = loadT3dCheckpoint(o.checkpoint, o.log);
   try {
-    const index = await openIndex(o.db, checkpointIdOf(ckpt.dir), ckpt.dir);
+    const index = await openIndex(o.db, checkpointId(ckpt.dir), ckpt.dir);
     const { model, tokenizer, config } = ckpt;
     const vector = torch.tidy(() =>
       embedTexts(model, tokenizer, [text], config.data.maxTokens).to('float32').toArray(),
@@ -61,7 +61,7 @@ export async function searchSimilar(query: string, o: QueryOptions & { intercept
   }
   const ckpt = loadT3dCheckpoint(o.checkpoint, o.log);
   ckpt.model.dispose();
-  const index = await openIndex(o.db, checkpointIdOf(ckpt.dir), ckpt.dir);
+  const index = await openIndex(o.db, checkpointId(ckpt.dir), ckpt.dir);
   const vector = await index.vectorOf(query);
   if (!vector) throw new Error(`similar: '${query}' is neither a scan on disk nor an id in the index`);
   return index.search(vector, { ...o.filter, excludeId: query });

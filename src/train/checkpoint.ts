@@ -152,6 +152,9 @@ export function resolveCheckpoint(
   return undefined;
 }
 
+/** A checkpoint's id (evaluation records, the embedding index's tables): the start of its weights' sha256. */
+export const checkpointId = (dir: string): string => checkpointFileSha256(dir, 'model.safetensors').slice(0, 16);
+
 /** sha256 (hex) of one file of a checkpoint, from its manifest when it has one. */
 export function checkpointFileSha256(dir: string, name: string): string {
   const listed = existsSync(join(dir, MANIFEST)) ? readManifest(dir).files.find((f) => f.name === name) : undefined;
