@@ -335,7 +335,7 @@ test('t3d analyze: a NIfTI file and the same case as a DICOM series give the pro
     encoding: 'utf8',
   });
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /finding +prob\. +thresh\. +call/);
+  assert.match(r.stdout, /finding +prob\. +thresh\. +sens\. +spec\. +PPV +call/);
   assert.match(r.stdout, /thresholds: Youden's J on validation volumes/);
   type Analysis = {
     findings: { label: string; probability: number; threshold: number | string | null; positive: boolean }[];
@@ -357,6 +357,45 @@ test('t3d analyze: a NIfTI file and the same case as a DICOM series give the pro
     assert.equal(f.positive, t !== null && f.probability >= t);
   });
   assert.ok(Math.abs(Math.hypot(...a.embedding) - 1) < 1e-5, 'unit-norm embedding');
+  assert.match(r.stdout, /zero-shot screening signals/);
+  assert.match(r.stdout, /they call \d+\.\d findings per volume against \d+\.\d reference labels/);
+  // --specificity 0.9: per label the lowest threshold with validation specificity ≥ 0.9, rated on the test volumes
+  const strict = spawnSync(
+    'node',
+    [cli, 'analyze', nifti, '--checkpoint', run, '--intercept', '-1024', '--specificity', '0.9', '--json'],
+    { encoding: 'utf8' },
+  );
+  assert.equal(strict.status, 0, strict.stderr);
+  type Rated = { threshold: number | string | null; sensitivity: number | null; specificity: number | null };
+  const sa = JSON.parse(strict.stdout) as { findings: Rated[]; operatingPoint: { rule: string } };
+  assert.match(sa.operatingPoint.rule, /specificity ≥ 0\.9/);
+  const full = rec.result as unknown as {
+    validation: { scores: number[][]; labels: number[][] };
+    test: { scores: number[][]; labels: number[][] };
+  };
+  sa.findings.forEach((f, l) => {
+    const vy = full.validation.labels.map((y) => y[l]!);
+    if (!vy.some(Boolean) || vy.every(Boolean)) return assert.equal(f.threshold, null);
+    const t = f.threshold === 'Infinity' ? Infinity : (f.threshold as number);
+    const vs = full.validation.scores.map((s) => s[l]!);
+    const negs = vs.filter((_, i) => !vy[i]);
+    assert.ok(negs.filter((v) => v < t).length / negs.length >= 0.9, `${l}: validation specificity below 0.9`);
+    // nothing lower reaches it: the next lower validation score would call one negative too many
+    const lower = vs.filter((v) => v < t);
+    if (lower.length) {
+      const next = Math.max(...lower);
+      assert.ok(negs.filter((v) => v < next).length / negs.length < 0.9, `${l}: threshold not the lowest`);
+    }
+    const ty = full.test.labels.map((y) => y[l]!);
+    const called = full.test.scores.map((s) => s[l]! >= t);
+    const tn = ty.filter((y, i) => !y && !called[i]).length;
+    if (ty.some((y) => !y)) assert.equal(f.specificity, tn / ty.filter((y) => !y).length);
+  });
+  const bad = spawnSync('node', [cli, 'analyze', nifti, '--checkpoint', run, '--specificity', '1.5'], {
+    encoding: 'utf8',
+  });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--specificity must be between 0 and 1/);
   // the same case written as a DICOM series (same generator, seed and preset)
   const dicomSrc = join(tmp, 'dicom-source');
   const s = spawnSync(

@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { readNifti } from '../src/io/nifti.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { readSafetensorsRaw } from '../src/util/safetensors-file.js';
 import { startServer, type Server } from '../src/service/server.js';
+import { VectorIndex } from '../src/service/vector-index.js';
 import { listScans } from '../src/service/indexer.js';
 import { packageRoot } from '../src/util/paths.js';
 import { fixture } from './helpers.js';
@@ -382,11 +383,37 @@ test(
         '--host-resolver-rules=MAP attacker.example 127.0.0.1',
       ],
     });
+    // a PACS-ingested case with a realistic (long) series UID, in a copy of the index that a second server reads
+    // (a server keeps the table version it opened): the viewer cannot show it and must say why
+    const pacsUid = '1.2.826.0.1.3680043.8.498.10234567891234567891234567891234567891234';
+    const pacsDb = join(tmp, 'db-pacs');
+    cpSync(db, pacsDb, { recursive: true });
+    const index = await VectorIndex.open(pacsDb, (await api('/api/info')).body.checkpointId as string);
+    await index.add([
+      {
+        id: pacsUid,
+        source: `http://127.0.0.1:9/dicom-web/studies/1.2.3/series/${pacsUid}`,
+        split: 'pacs',
+        report: '',
+        labels: [],
+        findings: {},
+        checkpointId: index.checkpointId,
+        vector: (await index.vectorOf((await index.list({ limit: 1 }))[0]!.id))!,
+      },
+    ]);
+    const pageServer = await startServer({
+      checkpoint: run,
+      db: pacsDb,
+      port: 0,
+      token: TOKEN,
+      maxUploadBytes: LIMIT,
+      log: () => {},
+    });
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
       const pageErrors: string[] = [];
       page.on('pageerror', (e) => pageErrors.push(e.message));
-      await page.goto(`${server.url}/?token=${TOKEN}`);
+      await page.goto(`${pageServer.url}/?token=${TOKEN}`);
       await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
       const stats = async () => {
         const { pixels, channels } = decodePng(await page.locator('#viewer').screenshot());
@@ -397,7 +424,7 @@ test(
         return { mean, sd, levels: new Set(gray.map(Math.round)).size };
       };
       const empty = await stats();
-      const first = page.locator('#list li').first();
+      const first = page.locator(`#list li:not([data-id="${pacsUid}"])`).first();
       const id = await first.getAttribute('data-id');
       await first.click();
       await page.waitForSelector(`#viewer-box[data-loaded="${id}"]`, { timeout: 60_000 });
@@ -413,6 +440,9 @@ test(
       );
       assert.equal(await page.locator('#case-title').textContent(), id);
       assert.equal(await page.locator('#findings tbody tr').count(), (await api('/api/info')).body.labelNames.length);
+      // every call is read with its error rates and the plain statement of what it is
+      assert.match((await page.locator('#calls-note').textContent())!, /zero-shot screening signals.*per volume/);
+      assert.match((await page.locator('#findings td.rates').first().textContent())!, /^(\d\.\d\d|—) \/ /);
       // text search fills the list with matches
       await page.fill('#query', 'pleural effusion');
       await page.click('#search-form button');
@@ -424,6 +454,19 @@ test(
       assert.ok(next && next !== id);
       await similar.click();
       await page.waitForFunction((n) => document.getElementById('case-title')!.textContent === n, next);
+      // the PACS case: the server's reason instead of a spinning "loading …", and its long UID does not widen the page
+      await page.fill('#query', '');
+      await page.click('#search-form button');
+      await page.waitForFunction(() => document.getElementById('list-title')!.textContent === 'Cases');
+      await page.locator(`#list li[data-id="${pacsUid}"]`).click();
+      await page.waitForSelector('#viewer-box[data-loaded="none"]', { timeout: 30_000 });
+      assert.match((await page.locator('#status').textContent())!, /stored on the PACS/);
+      const wide = await page.evaluate(() =>
+        [...document.querySelectorAll('body *')]
+          .filter((e) => e.getBoundingClientRect().right > window.innerWidth)
+          .map((e) => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`),
+      );
+      assert.deepEqual(wide, [], 'every element fits the window');
       // an upload over the limit is refused with the reason shown, and the page goes on
       await page.setInputFiles('#upload', {
         name: 'big.nii',
@@ -433,15 +476,16 @@ test(
       await page.waitForSelector('#error:not([hidden])');
       assert.match((await page.locator('#error').textContent())!, /limit/);
       // a path-traversal URL is a 404
-      assert.equal((await page.request.get(`${server.url}/%2e%2e/%2e%2e/etc/passwd`)).status(), 404);
+      assert.equal((await page.request.get(`${pageServer.url}/%2e%2e/%2e%2e/etc/passwd`)).status(), 404);
       // the page under a rebound name is refused (421); the page under its own name did all of the above
       const rebound = await browser.newPage();
-      const refused = await rebound.goto(`http://attacker.example:${new URL(server.url).port}/`);
+      const refused = await rebound.goto(`http://attacker.example:${new URL(pageServer.url).port}/`);
       assert.equal(refused?.status(), 421);
       assert.match(await rebound.content(), /does not answer for the host/);
       assert.deepEqual(pageErrors, []);
     } finally {
       await browser.close();
+      await pageServer.close();
     }
   },
 );

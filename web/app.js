@@ -33,10 +33,23 @@ const nv = new niivue.Niivue({
   crosshairWidth: 1,
 });
 
+/** Fetches the volume first so that the server's own message (e.g. a PACS case) replaces "loading …". */
 async function showVolume(url, what) {
   $('status').textContent = `loading ${what}…`;
   $('viewer-box').dataset.loaded = '';
-  await nv.loadVolumes([{ url, name: 'volume.nii', headers: auth, cal_min: -1000, cal_max: 400 }]);
+  const r = await fetch(url, { headers: auth });
+  if (!r.ok) {
+    const body = await r.json().catch(() => ({ error: `${r.status} ${r.statusText}` }));
+    $('viewer-box').dataset.loaded = 'none';
+    $('status').textContent = `${what}: no slices to show: ${body.error ?? r.statusText}`;
+    return;
+  }
+  const local = URL.createObjectURL(await r.blob());
+  try {
+    await nv.loadVolumes([{ url: local, name: 'volume.nii', cal_min: -1000, cal_max: 400 }]);
+  } finally {
+    URL.revokeObjectURL(local);
+  }
   nv.setSliceType(nv.sliceTypeMultiplanar);
   $('viewer-box').dataset.loaded = what;
   $('status').textContent =
@@ -65,7 +78,9 @@ function showFindings(rows) {
       bar.append(fill);
       bar.title = f.probability.toFixed(3);
       const call = f.positive === null ? '—' : f.positive ? 'positive' : 'negative';
-      tr.append(el('td', f.label), bar, el('td', `${call} (${f.probability.toFixed(2)})`));
+      const rate = (v) => (v === null || v === undefined ? '—' : v.toFixed(2));
+      const rates = el('td', `${rate(f.sensitivity)} / ${rate(f.specificity)} / ${rate(f.ppv)}`, 'rates');
+      tr.append(el('td', f.label), bar, el('td', `${call} (${f.probability.toFixed(2)})`), rates);
       return tr;
     }),
   );
@@ -77,7 +92,15 @@ function findingsOf(c) {
     const p = c.findings[label] ?? 0;
     const t = info.thresholds[l];
     const threshold = t === 'Infinity' ? Infinity : t;
-    return { label, probability: p, positive: threshold === null ? null : p >= threshold };
+    const rates = info.operating?.perLabel[l] ?? {};
+    return {
+      label,
+      probability: p,
+      positive: threshold === null ? null : p >= threshold,
+      sensitivity: rates.sensitivity ?? null,
+      specificity: rates.specificity ?? null,
+      ppv: rates.ppv ?? null,
+    };
   });
 }
 
@@ -146,6 +169,11 @@ async function main() {
   await nv.attachTo('viewer');
   info = await api('/api/info');
   $('model').textContent = `checkpoint ${info.checkpointId} · ${info.cases} indexed cases`;
+  const op = info.operating;
+  $('calls-note').textContent = op
+    ? `${info.note} Thresholds: ${op.rule}; on the evaluation's test volumes they call ` +
+      `${op.callsPerVolume.toFixed(1)} findings per volume against ${op.labelsPerVolume.toFixed(1)} reference labels.`
+    : `${info.note} This checkpoint has no zero-shot evaluation: probabilities only.`;
   $('label').append(
     ...info.labelNames.map((l) => {
       const o = el('option', l);

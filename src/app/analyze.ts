@@ -3,9 +3,9 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { reportGist } from '../text/report.js';
-import { analyzeScan, type Analysis } from '../service/analyzer.js';
+import { analyzeScan, type Analysis, type Finding } from '../service/analyzer.js';
 import { DEFAULT_DB, VectorIndex, type Hit } from '../service/vector-index.js';
-import { UsageError, parseOptions } from './args.js';
+import { UsageError, parseOptions, specificityRule } from './args.js';
 
 type AnalysisWithSimilar = Analysis & { similar?: Hit[]; seconds: Analysis['seconds'] & { search?: number } };
 
@@ -13,17 +13,26 @@ function table(a: AnalysisWithSimilar): string {
   const w = Math.max(...a.findings.map((f) => f.label.length));
   const threshold = (t: number | null) => (t === null ? '   —' : Number.isFinite(t) ? t.toFixed(3) : ' never');
   const call = (p: boolean | null) => (p === null ? '' : p ? 'POSITIVE' : 'negative');
+  const rate = (v: number | null) => (v === null ? '   — ' : v.toFixed(2).padStart(5));
+  const rates = (f: Finding) =>
+    a.operatingPoint ? `  ${rate(f.sensitivity)} ${rate(f.specificity)} ${rate(f.ppv)}` : '';
   const rows = a.findings.map(
-    (f) => `  ${f.label.padEnd(w)}  ${f.probability.toFixed(3)}  ${threshold(f.threshold)}  ${call(f.positive)}`,
+    (f) =>
+      `  ${f.label.padEnd(w)}  ${f.probability.toFixed(3)}  ${threshold(f.threshold)}${rates(f)}  ${call(f.positive)}`,
   );
+  const op = a.operatingPoint;
   const s = a.seconds;
   return [
     `${a.scan} — checkpoint ${a.checkpoint} (id ${a.checkpointId}, preset ${a.preset})`,
-    `  ${'finding'.padEnd(w)}  prob.  thresh.  call`,
+    `  ${'finding'.padEnd(w)}  prob.  thresh.${op ? '   sens.  spec.   PPV' : ''}  call`,
     ...rows,
-    a.thresholds
-      ? `  thresholds: Youden's J on validation volumes, from ${a.thresholds}`
-      : '  no thresholds: probabilities only',
+    a.thresholds && op
+      ? `  thresholds: ${op.rule}, from ${a.thresholds}\n  on the evaluation's test volumes they call ` +
+        `${op.callsPerVolume.toFixed(1)} findings per volume against ${op.labelsPerVolume.toFixed(1)} reference labels`
+      : a.thresholds
+        ? `  thresholds: Youden's J on validation volumes, from ${a.thresholds}`
+        : '  no thresholds: probabilities only',
+    `  ${a.note}`,
     ...(a.similar
       ? [
           '  most similar indexed cases:',
@@ -46,17 +55,19 @@ export async function runAnalyze(args: string[]): Promise<void> {
     throw new UsageError('analyze: give a scan (NIfTI file or DICOM series folder) first, then --checkpoint <run>');
   const o = parseOptions(rest, {
     string: ['checkpoint', 'out', 'device', 'db'],
-    number: ['intercept', 'k'],
+    number: ['intercept', 'k', 'specificity'],
     boolean: ['json'],
   });
   if (!o.checkpoint) throw new UsageError('analyze: --checkpoint <run-or-checkpoint> is required');
   const k = o.k ?? 5;
   if (!(Number.isInteger(k) && k >= 1)) throw new UsageError(`analyze: --k must be a positive integer, got ${k}`);
+  const operatingPoint = specificityRule('analyze', o.specificity);
   const db = o.db ?? DEFAULT_DB;
   if (o.db && !existsSync(db)) throw new Error(`analyze: --db ${db}: no such index`);
   const a: AnalysisWithSimilar = await analyzeScan(scan, {
     checkpoint: o.checkpoint,
     intercept: o.intercept,
+    operatingPoint,
     device: o.device,
     log: (l) => console.error(`t3d: ${l}`),
   });

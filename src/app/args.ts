@@ -2,6 +2,7 @@
 // them back under those names, typed. Unknown options, missing values, bad numbers and stray arguments are
 // UsageErrors, which the CLI reports with exit code 2 (failures while running exit with 1).
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { type OperatingRule } from '../eval/metrics/operating-points.js';
 
 export class UsageError extends Error {}
 
@@ -63,4 +64,11 @@ export function parseOptions<const S extends OptionSpec>(args: string[], spec: S
     } else if (v !== undefined) out[key] = v;
   }
   return out as Options<S>;
+}
+
+/** `--specificity <s>`: call findings at a target specificity instead of Youden's J (the default). */
+export function specificityRule(command: string, s: number | undefined): OperatingRule {
+  if (s === undefined) return { kind: 'youden' };
+  if (!(s > 0 && s < 1)) throw new UsageError(`${command}: --specificity must be between 0 and 1 (e.g. 0.9), got ${s}`);
+  return { kind: 'specificity', target: s };
 }

@@ -1,12 +1,12 @@
 // `t3d serve`: the local web app (service/server.ts) over one checkpoint and its embedding index.
 import { startServer } from '../service/server.js';
 import { DEFAULT_DB } from '../service/vector-index.js';
-import { UsageError, parseOptions } from './args.js';
+import { UsageError, parseOptions, specificityRule } from './args.js';
 
 export async function runServe(args: string[]): Promise<void> {
   const o = parseOptions(args, {
     string: ['checkpoint', 'db', 'host', 'token', 'device'],
-    number: ['port', 'max-upload-mb'],
+    number: ['port', 'max-upload-mb', 'specificity'],
     list: ['allow-host'],
   });
   if (!o.checkpoint) throw new UsageError('serve: --checkpoint <run-or-checkpoint> is required');
@@ -24,6 +24,7 @@ export async function runServe(args: string[]): Promise<void> {
     token,
     allowedHosts: o['allow-host'],
     maxUploadBytes: mb * 2 ** 20,
+    operatingPoint: specificityRule('serve', o.specificity),
     device: o.device,
   });
   console.log(`t3d serve: ${s.url}/${token ? '?token=<token>' : ''} (Ctrl-C stops)`);

@@ -1,7 +1,9 @@
 // A checkpoint opened for scans: one CT scan (a NIfTI file or a DICOM series folder) → the checkpoint's own
-// preprocessing → embedding → each finding's zero-shot probability, called at the operating threshold that the
-// evaluation chose on validation volumes (Youden's J, from the zero-shot record of the same checkpoint; computed
-// once on the checkpoint's cache when no such record exists yet). `t3d analyze`, the indexers and the server use it.
+// preprocessing → embedding → each finding's zero-shot probability, called at an operating threshold chosen on the
+// evaluation's validation volumes (Youden's J as the evaluation does, or a target specificity) and described by its
+// sensitivity, specificity and PPV on the evaluation's test volumes (from the zero-shot record of the same
+// checkpoint; computed once on the checkpoint's cache when no such record exists yet). `t3d analyze`, the indexers
+// and the server use it.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as torch from '../torch/index.js';
@@ -12,7 +14,14 @@ import { checkpointId as idOf } from '../train/checkpoint.js';
 import { loadEvalConfig } from '../eval/config.js';
 import { embedTexts } from '../inference/embed.js';
 import { scoresFromPrompts, zeroShotPrompts, type Prompts } from '../eval/tasks/zeroshot.js';
-import { type ClassificationReport } from '../eval/metrics/classification-report.js';
+import { type ClassificationReport, type Scored } from '../eval/metrics/classification-report.js';
+import {
+  describeRule,
+  describeThresholds,
+  ruleThresholds,
+  type OperatingPoints,
+  type OperatingRule,
+} from '../eval/metrics/operating-points.js';
 import { type EvalRecord } from '../eval/task.js';
 import { evaluateCheckpoint } from '../eval/evaluate-checkpoint.js';
 import { readJsonFile } from '../util/files.js';
@@ -22,7 +31,18 @@ export interface Finding {
   probability: number;
   threshold: number | null;
   positive: boolean | null;
+  /** the operating point's rates on the evaluation's test volumes; null without a zero-shot record */
+  sensitivity: number | null;
+  specificity: number | null;
+  ppv: number | null;
 }
+
+const finiteOrNull = (v: number | undefined): number | null => (v !== undefined && Number.isFinite(v) ? v : null);
+
+/** Said wherever calls are shown: what a call is and is not. */
+export const SCREENING_NOTE =
+  'Calls are zero-shot screening signals from a research model, not diagnoses: read each with its sensitivity, ' +
+  'specificity and PPV, measured on the evaluation’s test volumes.';
 export interface Analysis {
   scan: string;
   checkpoint: string;
@@ -30,19 +50,21 @@ export interface Analysis {
   preset: string;
   /** where the thresholds come from (a zero-shot evaluation record), or null when there are none */
   thresholds: string | null;
+  /** the rule, and what it did on the evaluation's test volumes: calls and reference labels per volume */
+  operatingPoint: { rule: string; callsPerVolume: number; labelsPerVolume: number } | null;
+  note: string;
   findings: Finding[];
   embedding: number[];
   seconds: { load: number; read: number; preprocess: number; encode: number; score: number };
 }
 
+type ZeroShotResult = ClassificationReport & { templates: number; test?: Scored; validation?: Scored };
+
 /** The zero-shot record of this checkpoint, if the run has one. */
-function zeroshotRecord(
-  runDir: string,
-  checkpointId: string,
-): EvalRecord<ClassificationReport & { templates: number }> | undefined {
+function zeroshotRecord(runDir: string, checkpointId: string): EvalRecord<ZeroShotResult> | undefined {
   const path = join(runDir, 'eval', 'zeroshot.json');
   if (!existsSync(path)) return undefined;
-  const r = readJsonFile<EvalRecord<ClassificationReport & { templates: number }>>(path);
+  const r = readJsonFile<EvalRecord<ZeroShotResult>>(path);
   return r.meta?.checkpointId === checkpointId ? r : undefined;
 }
 
@@ -80,6 +102,8 @@ export interface Analyzer {
   cacheDir: string;
   /** per finding, the operating threshold (Infinity: never called), or null without a zero-shot record */
   thresholds: (number | null)[];
+  /** the thresholds' rates on the evaluation's test volumes, or null without a zero-shot record */
+  operating: OperatingPoints | null;
   /** report-encoder embeddings of free texts (text search), one batch */
   embedTexts(texts: string[]): number[][];
   /** rejectGaps: a DICOM series with missing slices is an error (ingestion), not read as is */
@@ -89,6 +113,8 @@ export interface Analyzer {
 
 export async function openAnalyzer(o: {
   checkpoint: string;
+  /** how findings are called; Youden's J (the evaluation's rule) by default */
+  operatingPoint?: OperatingRule;
   device?: string;
   log: (line: string) => void;
 }): Promise<Analyzer> {
@@ -133,15 +159,18 @@ export async function openAnalyzer(o: {
     const loadSeconds = (scoreStart - t0) / 1000;
     const p = prompts;
     let first = true;
-    const thresholds = labelNames.map((_, l) => {
-      const t = record?.result.perLabel[l]?.threshold;
-      return t === undefined ? null : t === null ? Infinity : t; // JSON keeps +Infinity as null
-    });
+    const { thresholds, operating } = operatingPointOf(
+      record,
+      labelNames,
+      o.operatingPoint ?? { kind: 'youden' },
+      runDir,
+    );
     return {
       checkpoint: dir,
       checkpointId,
       labelNames,
       thresholds,
+      operating,
       cacheDir: config.data.cache,
       embedTexts: (texts) => {
         const flat = torch.tidy(() =>
@@ -185,13 +214,23 @@ export async function openAnalyzer(o: {
           checkpointId,
           preset: preset.name,
           thresholds: record ? join(runDir, 'eval', 'zeroshot.json') : null,
+          operatingPoint: operating && {
+            rule: operating.rule,
+            callsPerVolume: operating.callsPerVolume,
+            labelsPerVolume: operating.labelsPerVolume,
+          },
+          note: SCREENING_NOTE,
           findings: labelNames.map((label, l) => {
             const threshold = thresholds[l]!;
+            const rates = operating?.perLabel[l];
             return {
               label,
               probability: probs[l]!,
               threshold,
               positive: threshold === null ? null : probs[l]! >= threshold,
+              sensitivity: finiteOrNull(rates?.sensitivity),
+              specificity: finiteOrNull(rates?.specificity),
+              ppv: finiteOrNull(rates?.ppv),
             };
           }),
           embedding,
@@ -210,10 +249,48 @@ export async function openAnalyzer(o: {
   }
 }
 
+/**
+ * The thresholds for a rule and their rates on the record's test volumes. Youden's J reads the record's own
+ * thresholds (so calls agree with the evaluation's F1 and accuracy); another rule needs the record's validation
+ * scores, which records written before operating points existed lack.
+ */
+function operatingPointOf(
+  record: EvalRecord<ZeroShotResult> | undefined,
+  labelNames: string[],
+  rule: OperatingRule,
+  runDir: string,
+): { thresholds: (number | null)[]; operating: OperatingPoints | null } {
+  if (!record) {
+    if (rule.kind !== 'youden')
+      throw new Error(`${runDir}: no zero-shot record to choose a ${describeRule(rule)} operating point from`);
+    return { thresholds: labelNames.map(() => null), operating: null };
+  }
+  const r = record.result;
+  let thresholds: (number | null)[];
+  if (rule.kind === 'youden')
+    thresholds = labelNames.map((_, l) => {
+      const t = r.perLabel[l]?.threshold;
+      return t === undefined ? null : t === null ? Infinity : t; // JSON keeps +Infinity as null
+    });
+  else if (r.validation) thresholds = ruleThresholds(r.validation, rule);
+  else
+    throw new Error(
+      `${join(runDir, 'eval', 'zeroshot.json')} predates operating points (no validation scores): move it away and ` +
+        `run \`t3d eval zeroshot --checkpoint ${runDir}\` again, or use Youden's J (the default)`,
+    );
+  return { thresholds, operating: r.test ? describeThresholds(r.test, thresholds, describeRule(rule)) : null };
+}
+
 /** One scan with a checkpoint loaded for it (see openAnalyzer for many). */
 export async function analyzeScan(
   scan: string,
-  o: { checkpoint: string; intercept?: number; device?: string; log: (line: string) => void },
+  o: {
+    checkpoint: string;
+    intercept?: number;
+    operatingPoint?: OperatingRule;
+    device?: string;
+    log: (line: string) => void;
+  },
 ): Promise<Analysis> {
   const analyzer = await openAnalyzer(o);
   try {

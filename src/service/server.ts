@@ -12,7 +12,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { VectorIndex, type Case, type SearchFilter } from './vector-index.js';
 import { packageRoot } from '../util/paths.js';
-import { openAnalyzer, type Analysis, type Analyzer } from './analyzer.js';
+import { type OperatingRule } from '../eval/metrics/operating-points.js';
+import { openAnalyzer, SCREENING_NOTE, type Analysis, type Analyzer } from './analyzer.js';
 import { ClientError, sourceNifti, uploadNifti, writeUpload } from './volumes.js';
 import { authorityHost, requestGuard } from './request-guard.js';
 
@@ -27,6 +28,8 @@ export interface ServeOptions {
   /** names besides loopback and the listening address that requests may give as their Host (--allow-host) */
   allowedHosts?: string[];
   maxUploadBytes?: number;
+  /** how findings are called (--specificity); Youden's J by default */
+  operatingPoint?: OperatingRule;
   device?: string;
   log?: (line: string) => void;
 }
@@ -95,7 +98,12 @@ function positiveInt(v: string | null, name: string, fallback: number, max: numb
 export async function startServer(o: ServeOptions): Promise<Server> {
   const log = o.log ?? ((l: string) => console.error(`t3d: ${l}`));
   const maxUpload = o.maxUploadBytes ?? 512 * 2 ** 20;
-  const analyzer: Analyzer = await openAnalyzer({ checkpoint: o.checkpoint, device: o.device, log });
+  const analyzer: Analyzer = await openAnalyzer({
+    checkpoint: o.checkpoint,
+    operatingPoint: o.operatingPoint,
+    device: o.device,
+    log,
+  });
   const files = assets();
   const tmp = mkdtempSync(join(tmpdir(), 't3d-serve-'));
   const uploads = new Map<string, Upload>();
@@ -156,6 +164,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
         checkpointId: analyzer.checkpointId,
         labelNames: analyzer.labelNames,
         thresholds: analyzer.thresholds,
+        operating: analyzer.operating,
+        note: SCREENING_NOTE,
         cases: await index.count(),
         maxUploadBytes: maxUpload,
       }),

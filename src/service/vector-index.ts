@@ -38,6 +38,8 @@ export interface SearchFilter {
 export const DEFAULT_DB = 'runs/index';
 
 const tableName = (checkpointId: string) => `t3d_${checkpointId}`;
+/** ids compare with their numbers as numbers, so case lists read valid_2, valid_10, valid_100 */
+const NATURAL = new Intl.Collator('en', { numeric: true });
 const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
 const whereOf = (f: Pick<SearchFilter, 'label' | 'split' | 'excludeId'>) =>
   [
@@ -161,21 +163,32 @@ export class VectorIndex {
   }
 
   /**
-   * Rows (without embeddings) in the order they were indexed, optionally filtered by label and split: a page of the
-   * index.
+   * Rows (without embeddings) in natural order of their ids (valid_2 before valid_10), optionally filtered by label
+   * and split: a page of the index. The ids are sorted first, then only the page's rows are read.
    */
   async list(
     f: Omit<SearchFilter, 'k' | 'nprobes' | 'refineFactor'> & { limit?: number; offset?: number } = {},
   ): Promise<Case[]> {
     if (!this.table) return [];
-    let q = this.table
-      .query()
-      .select(COLUMNS)
-      .limit(f.limit ?? 100)
-      .offset(f.offset ?? 0);
     const where = whereOf(f);
-    if (where) q = q.where(where);
-    return ((await q.toArray()) as StoredRow[]).map(caseOf);
+    const n = await this.table.countRows(where || undefined);
+    if (n === 0) return [];
+    let all = this.table.query().select(['id']).limit(n);
+    if (where) all = all.where(where);
+    const offset = f.offset ?? 0;
+    const ids = ((await all.toArray()) as { id: string }[])
+      .map((r) => r.id)
+      .sort(NATURAL.compare)
+      .slice(offset, offset + (f.limit ?? 100));
+    if (ids.length === 0) return [];
+    const rows = (await this.table
+      .query()
+      .where(`id IN (${ids.map(quote).join(', ')})`)
+      .select(COLUMNS)
+      .limit(ids.length)
+      .toArray()) as StoredRow[];
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    return ids.map((id) => caseOf(byId.get(id)!));
   }
 
   /** One row (without its embedding), or undefined when `id` is not indexed. */

@@ -63,7 +63,14 @@ export const zeroShotTask: EvalTask = {
           const test = { scores: testScores, labels: s.pick(t.labels) };
           const valSet = { scores: valScores, labels: s.pick(val.labels) };
           const report = classificationReport(s.labelNames, test, valSet, s.bootstrap);
-          return { ...report, templates: ctx.config.zeroshot.templates, test: { names: t.names, ...test } };
+          // both score sets are kept: the analyzer chooses other operating points on validation and rates them on test
+          const templates = ctx.config.zeroshot.templates;
+          return {
+            ...report,
+            templates,
+            test: { names: t.names, ...test },
+            validation: { names: val.names, ...valSet },
+          };
         } finally {
           torch.dispose([val.volumes, val.reports]);
         }
