@@ -18,6 +18,7 @@ import { prepareTokenizer } from '../src/train/tokenizer.js';
 import { Loader } from '../src/data/loader.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { packageRoot } from '../src/util/paths.js';
+import { zeroShotValidation } from '../src/eval/validation.js';
 import { assertClose, fixture } from './helpers.js';
 
 type Tma = ObjectiveConfig['tma'];
@@ -64,6 +65,24 @@ test('data.synth.keepSource false: the source volumes are deleted once the cache
     () => validateConfig(applyOverrides(base(), ['data.synth={"count":4,"seed":1,"keepSource":"no"}'])),
     /data.synth.keepSource must be true or false/,
   );
+});
+
+test('data.valCache: validation runs on that cache (steps chosen without the test volumes), else on the own cache', async () => {
+  const other = join(tmp, 'no-source'); // the cache of the test above: other volumes, another seed
+  const cfg = base();
+  const tokenizer = prepareTokenizer(cfg, join(tmp, 'valcache'));
+  torch.manualSeed(0);
+  const model = buildT3dModel(cfg.model, [16, 32, 32], tokenizer.vocabSize);
+  try {
+    model.eval();
+    const own = await zeroShotValidation(model, tokenizer, cfg)();
+    const viaValCache = await zeroShotValidation(model, tokenizer, applyOverrides(cfg, [`data.valCache=${other}`]))();
+    const direct = await zeroShotValidation(model, tokenizer, applyOverrides(cfg, [`data.cache=${other}`]))();
+    assert.deepEqual(viaValCache, direct);
+    assert.notDeepEqual(viaValCache, own);
+  } finally {
+    model.dispose();
+  }
 });
 
 test('model.vision.memoryFormat: channels-last by default (configs without the key too), contiguous on request, checked', () => {

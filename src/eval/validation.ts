@@ -1,4 +1,5 @@
-// What a pre-training run logs as validation: zero-shot macro-AUROC and report→volume recall on the validation split.
+// What a pre-training run logs as validation: zero-shot macro-AUROC and report→volume recall on the validation split
+// (of `data.valCache` when the run names one, else of its training cache).
 import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
 import { type T3dModel } from '../models/t3d.js';
@@ -13,9 +14,10 @@ export function zeroShotValidation(
   cfg: PretrainConfig,
   device = 'cpu',
 ): () => Promise<Record<string, number>> {
-  const labelNames = readCacheIndex(cfg.data.cache).labelNames;
+  const cache = cfg.data.valCache ?? cfg.data.cache;
+  const labelNames = readCacheIndex(cache).labelNames;
   return async () => {
-    const e = await embedSplit(model, tokenizer, cfg.data.cache, cfg.data.valSplit, {
+    const e = await embedSplit(model, tokenizer, cache, cfg.data.valSplit, {
       device,
       maxTokens: cfg.data.maxTokens,
     });

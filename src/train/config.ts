@@ -24,6 +24,11 @@ export interface PretrainConfig {
     preset: string | Preset;
     trainSplit: string;
     valSplit: string;
+    /**
+     * a separate cache whose `valSplit` the run validates on (e.g. volumes generated with another seed), so that
+     * steps are chosen without the test volumes; the training cache's own `valSplit` when absent
+     */
+    valCache?: string;
     batchSize: number;
     workers: number;
     prefetch: number;
@@ -125,6 +130,7 @@ export function applyOverrides(cfg: PretrainConfig, overrides: string[]): Pretra
 const isOptionalKey = (k: string) =>
   [
     'data.synth',
+    'data.valCache',
     'model.tokenizer',
     'model.textPooling',
     'model.restoration',
