@@ -1,0 +1,130 @@
+// The .pt reader against archives written by torch.save in Python (scripts/fixtures/make_torch_pt_fixtures.py):
+// every accepted dtype, views of every layout, tensors sharing one storage, parameters and nested containers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import * as torch from '../src/torch/index.js';
+import { type Tensor } from '../src/torch/index.js';
+import { loadTorchPt, stateDictOf } from '../src/io/torch-pt/load.js';
+import { stridedView } from '../src/io/torch-pt/strided.js';
+import { fixture } from './helpers.js';
+
+interface Expected {
+  dtype: string;
+  shape: number[];
+  values: number[];
+}
+const expected = JSON.parse(readFileSync(fixture('torch-pt', 'expected.json'), 'utf8')) as {
+  tensors: Record<string, Expected>;
+  shared: string[][];
+  nested: Record<string, unknown> & { state_dict: Record<string, Expected> };
+};
+const DTYPE: Record<string, string> = {
+  float32: 'float32',
+  float64: 'float64',
+  float16: 'float16',
+  bfloat16: 'bfloat16',
+  int64: 'int64',
+  int32: 'int32',
+  int16: 'int16',
+  int8: 'int8',
+  uint8: 'uint8',
+  bool: 'bool',
+};
+
+function assertTensor(t: Tensor, e: Expected, what: string): void {
+  assert.ok(t instanceof torch.Tensor, `${what}: not a tensor`);
+  assert.equal(t.dtype, DTYPE[e.dtype], `${what}: dtype`);
+  assert.deepEqual(t.shape, e.shape, `${what}: shape`);
+  assert.deepEqual(t.to('float64').toArray(), e.values, `${what}: values`);
+}
+
+test('every tensor of a torch.save file comes back with its dtype, shape and exact values', () => {
+  const before = torch.memory().numTensors;
+  const file = loadTorchPt(fixture('torch-pt', 'tensors.pt'));
+  const root = file.root as Record<string, Tensor>;
+  assert.deepEqual(Object.keys(root), Object.keys(expected.tensors), 'keys in saved order');
+  for (const [k, e] of Object.entries(expected.tensors)) assertTensor(root[k]!, e, k);
+  assert.equal(file.tensors.length, Object.keys(expected.tensors).length);
+  assert.equal(torch.memory().numTensors, before + file.tensors.length, 'no stray handles (storages released)');
+  torch.dispose(file.tensors);
+  assert.equal(torch.memory().numTensors, before);
+});
+
+test('tensors that shared a storage in Python share its bytes here; views are views, not copies', () => {
+  const file = loadTorchPt(fixture('torch-pt', 'tensors.pt'));
+  const root = file.root as Record<string, Tensor>;
+  const group = expected.shared.find((g) => g.includes('shared_all'))!;
+  assert.deepEqual([...group].sort(), ['shared_all', 'shared_head', 'shared_tail']);
+  root.shared_all!.fill_(-1);
+  for (const k of group)
+    assert.ok(
+      root[k]!.toArray().every((v) => v === -1),
+      `${k} did not see the write`,
+    );
+  // the column slice and the strided slice share the square's storage too (their block starts before them)
+  root.square!.fill_(9);
+  assert.ok(root.col_slice!.toArray().every((v) => v === 9) && root.step_slice!.toArray().every((v) => v === 9));
+  assert.deepEqual(root.transposed!.strides, [1, 3], 'transposed stays a transposed view');
+  torch.dispose(file.tensors);
+});
+
+test('nested dicts, an OrderedDict state dict, numbers, strings, lists, tuples and big ints', () => {
+  const file = loadTorchPt(fixture('torch-pt', 'nested.pt'));
+  const root = file.root as Record<string, unknown>;
+  const e = expected.nested;
+  for (const k of ['epoch', 'lr', 'name', 'flags', 'shape']) assert.deepEqual(root[k], e[k], k);
+  assert.equal(root.big, BigInt(e.big as string));
+  const sd = stateDictOf(file, 'nested.pt');
+  assert.deepEqual([...sd.keys()], Object.keys(e.state_dict));
+  for (const [k, t] of sd) assertTensor(t, e.state_dict[k]!, k);
+  torch.dispose(file.tensors);
+});
+
+test('stateDictOf takes a bare state dict and names the file when there is none', () => {
+  const file = loadTorchPt(fixture('torch-pt', 'tensors.pt'));
+  assert.equal(stateDictOf(file, 'tensors.pt').size, Object.keys(expected.tensors).length);
+  torch.dispose(file.tensors);
+  assert.throws(() => stateDictOf({ root: { epoch: 3 }, tensors: [] }, 'x.pt'), /x\.pt: holds no state dict/);
+});
+
+test('stridedView matches the element formula for every layout, sharing bytes wherever a view exists', () => {
+  const storage = torch.arange(0, 40, 1, { dtype: 'float32' });
+  const cases: [number, number[], number[], boolean][] = [
+    [0, [4, 5], [5, 1], true],
+    [7, [2, 3], [3, 1], true],
+    [0, [5, 4], [1, 5], true],
+    [3, [2, 3, 4], [1, 8, 2], true],
+    [1, [4, 2], [5, 1], true], // column slice: the block starts at its row
+    [6, [3, 2], [10, 3], true],
+    [2, [3, 4], [1, 0], true], // broadcast
+    [5, [1, 3, 1], [99, 2, 7], true],
+    [4, [], [], true],
+    [0, [3, 3], [1, 1], false], // overlapping: gathered
+    [1, [3, 3], [13, 1], true],
+    [30, [3, 4], [3, 1], false], // rows overlapping: gathered
+    [0, [2, 2], [35, 1], false], // its enclosing block (2 rows of 35) would run past the storage: gathered
+  ];
+  for (const [offset, size, stride, shares] of cases) {
+    const t = stridedView(storage, offset, size, stride);
+    const want: number[] = [];
+    const walk = (d: number, at: number): void => {
+      if (d === size.length) return void want.push(at);
+      for (let i = 0; i < size[d]!; i++) walk(d + 1, at + i * stride[d]!);
+    };
+    walk(0, offset);
+    const what = `offset ${offset} size [${size}] stride [${stride}]`;
+    assert.deepEqual(t.shape, size, what);
+    assert.deepEqual(t.toArray(), want, what);
+    const copy = storage.clone();
+    const u = stridedView(copy, offset, size, stride);
+    copy.fill_(-5);
+    assert.equal(
+      u.toArray().every((v) => v === -5),
+      shares,
+      `${what}: ${shares ? 'should' : 'should not'} share`,
+    );
+    torch.dispose([t, u, copy]);
+  }
+  storage.dispose();
+});
