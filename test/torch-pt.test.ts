@@ -14,11 +14,14 @@ interface Expected {
   shape: number[];
   values: number[];
 }
-const expected = JSON.parse(readFileSync(fixture('torch-pt', 'expected.json'), 'utf8')) as {
+interface Fixture {
   tensors: Record<string, Expected>;
   shared: string[][];
   nested: Record<string, unknown> & { state_dict: Record<string, Expected> };
-};
+}
+let cached: Fixture | undefined;
+const fx = (): Fixture =>
+  (cached ??= JSON.parse(readFileSync(fixture('torch-pt', 'expected.json'), 'utf8')) as Fixture);
 const DTYPE: Record<string, string> = {
   float32: 'float32',
   float64: 'float64',
@@ -43,10 +46,12 @@ test('every tensor of a torch.save file comes back with its dtype, shape and exa
   const before = torch.memory().numTensors;
   const file = loadTorchPt(fixture('torch-pt', 'tensors.pt'));
   const root = file.root as Record<string, Tensor>;
-  assert.deepEqual(Object.keys(root), Object.keys(expected.tensors), 'keys in saved order');
-  for (const [k, e] of Object.entries(expected.tensors)) assertTensor(root[k]!, e, k);
-  assert.equal(file.tensors.length, Object.keys(expected.tensors).length);
+  assert.deepEqual(Object.keys(root), Object.keys(fx().tensors), 'keys in saved order');
+  assert.equal(file.tensors.length, Object.keys(fx().tensors).length);
   assert.equal(torch.memory().numTensors, before + file.tensors.length, 'no stray handles (storages released)');
+  torch.tidy(() => {
+    for (const [k, e] of Object.entries(fx().tensors)) assertTensor(root[k]!, e, k);
+  });
   torch.dispose(file.tensors);
   assert.equal(torch.memory().numTensors, before);
 });
@@ -54,7 +59,7 @@ test('every tensor of a torch.save file comes back with its dtype, shape and exa
 test('tensors that shared a storage in Python share its bytes here; views are views, not copies', () => {
   const file = loadTorchPt(fixture('torch-pt', 'tensors.pt'));
   const root = file.root as Record<string, Tensor>;
-  const group = expected.shared.find((g) => g.includes('shared_all'))!;
+  const group = fx().shared.find((g) => g.includes('shared_all'))!;
   assert.deepEqual([...group].sort(), ['shared_all', 'shared_head', 'shared_tail']);
   root.shared_all!.fill_(-1);
   for (const k of group)
@@ -65,14 +70,14 @@ test('tensors that shared a storage in Python share its bytes here; views are vi
   // the column slice and the strided slice share the square's storage too (their block starts before them)
   root.square!.fill_(9);
   assert.ok(root.col_slice!.toArray().every((v) => v === 9) && root.step_slice!.toArray().every((v) => v === 9));
-  assert.deepEqual(root.transposed!.strides, [1, 3], 'transposed stays a transposed view');
+  assert.deepEqual(root.transposed!.strides, [1, 4], 'transposed stays a transposed view');
   torch.dispose(file.tensors);
 });
 
 test('nested dicts, an OrderedDict state dict, numbers, strings, lists, tuples and big ints', () => {
   const file = loadTorchPt(fixture('torch-pt', 'nested.pt'));
   const root = file.root as Record<string, unknown>;
-  const e = expected.nested;
+  const e = fx().nested;
   for (const k of ['epoch', 'lr', 'name', 'flags', 'shape']) assert.deepEqual(root[k], e[k], k);
   assert.equal(root.big, BigInt(e.big as string));
   const sd = stateDictOf(file, 'nested.pt');
@@ -83,7 +88,7 @@ test('nested dicts, an OrderedDict state dict, numbers, strings, lists, tuples a
 
 test('stateDictOf takes a bare state dict and names the file when there is none', () => {
   const file = loadTorchPt(fixture('torch-pt', 'tensors.pt'));
-  assert.equal(stateDictOf(file, 'tensors.pt').size, Object.keys(expected.tensors).length);
+  assert.equal(stateDictOf(file, 'tensors.pt').size, Object.keys(fx().tensors).length);
   torch.dispose(file.tensors);
   assert.throws(() => stateDictOf({ root: { epoch: 3 }, tensors: [] }, 'x.pt'), /x\.pt: holds no state dict/);
 });
@@ -101,6 +106,9 @@ test('stridedView matches the element formula for every layout, sharing bytes wh
     [5, [1, 3, 1], [99, 2, 7], true],
     [4, [], [], true],
     [0, [3, 3], [1, 1], false], // overlapping: gathered
+    [2, [3, 3], [10, 3], true], // a step that does not divide the row
+    [1, [2, 3, 2], [20, 5, 2], true],
+    [1, [2, 3, 2], [17, 4, 2], false], // 17 is no multiple of 4: gathered
     [1, [3, 3], [13, 1], true],
     [30, [3, 4], [3, 1], false], // rows overlapping: gathered
     [0, [2, 2], [35, 1], false], // its enclosing block (2 rows of 35) would run past the storage: gathered
@@ -125,6 +133,28 @@ test('stridedView matches the element formula for every layout, sharing bytes wh
       `${what}: ${shares ? 'should' : 'should not'} share`,
     );
     torch.dispose([t, u, copy]);
+  }
+  storage.dispose();
+});
+
+test('stridedView gives the element formula values for random layouts (views or gathered copies)', () => {
+  const storage = torch.arange(0, 300, 1, { dtype: 'float64' });
+  let seed = 12345;
+  const rand = (n: number) => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0), (seed >>> 8) % n);
+  for (let trial = 0; trial < 300; trial++) {
+    const size = Array.from({ length: 1 + rand(4) }, () => 1 + rand(5));
+    const stride = size.map(() => (rand(6) === 0 ? 0 : 1 + rand(20)));
+    const offset = rand(30);
+    const want: number[] = [];
+    const walk = (d: number, at: number): void => {
+      if (d === size.length) return void want.push(at);
+      for (let i = 0; i < size[d]!; i++) walk(d + 1, at + i * stride[d]!);
+    };
+    walk(0, offset);
+    if (Math.max(...want) >= 300) continue;
+    const t = stridedView(storage, offset, size, stride);
+    assert.deepEqual(t.toArray(), want, `offset ${offset} size [${size}] stride [${stride}]`);
+    t.dispose();
   }
   storage.dispose();
 });

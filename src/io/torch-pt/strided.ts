@@ -17,9 +17,10 @@ function viewOf(storage: Tensor, offset: number, size: number[], stride: number[
   dims.sort((a, b) => stride[b]! - stride[a]! || a - b);
   const st = dims.map((d) => stride[d]!);
   const sz = dims.map((d) => size[d]!);
-  for (let i = 1; i < dims.length; i++) {
-    if (st[i - 1]! % st[i]! !== 0 || st[i - 1]! < sz[i]! * st[i]!) return undefined;
-  }
+  // nested: each stride holds the dims inside it whole; the innermost may step by any stride within its row
+  const k = dims.length;
+  for (let i = 1; i < k - 1; i++) if (st[i - 1]! % st[i]! !== 0 || st[i - 1]! < sz[i]! * st[i]!) return undefined;
+  if (k >= 2 && st[k - 2]! < (sz[k - 1]! - 1) * st[k - 1]! + 1) return undefined;
   let t = dims.length ? block(storage, offset, st, sz) : storage.narrow(0, offset, 1).reshape();
   if (!t) return undefined;
   // back to the caller's dim order, then the size-1 and broadcast dims in place
@@ -30,19 +31,21 @@ function viewOf(storage: Tensor, offset: number, size: number[], stride: number[
 }
 
 /**
- * The enclosing block — [sz0, st0/st1, …, st(k-2)/st(k-1), st(k-1)] elements, row-major — narrowed to the tensor.
- * The tensor starts at a mixed-radix position inside the block, chosen as deep as possible so that the block
- * still ends within the storage (a column slice starts its block at its row's start).
+ * The enclosing block — [sz0, st0/st1, …, st(k-3)/st(k-2), st(k-2)] elements, row-major (one row of st0 when k
+ * is 1) — narrowed to the tensor, its innermost dim a stepped slice of the last row. The tensor starts at a
+ * mixed-radix position inside the block, chosen as deep as possible so that the block still ends within the storage
+ * (a column slice starts its block at its row's start).
  */
 function block(storage: Tensor, offset: number, st: number[], sz: number[]): Tensor | undefined {
   const k = st.length;
-  const inner = st[k - 1]!;
-  const radix = [...st.slice(1).map((s, i) => st[i]! / s), inner];
+  const radix = k === 1 ? [st[0]!] : [...st.slice(1, k - 1).map((s, i) => st[i]! / s), st[k - 2]!];
+  const span = k === 1 ? 1 : (sz[k - 1]! - 1) * st[k - 1]! + 1; // what the innermost dim covers of its row
   const start: number[] = [];
   let rest = offset;
-  for (let i = 1; i <= k; i++) {
-    const unit = i < k ? st[i]! : 1;
-    const room = i < k ? radix[i - 1]! - sz[i]! : inner - 1;
+  for (let i = 1; i <= Math.max(k - 1, 1); i++) {
+    const last = i === Math.max(k - 1, 1);
+    const unit = last ? 1 : st[i]!;
+    const room = last ? radix[i - 1]! - span : radix[i - 1]! - sz[i]!;
     const c = Math.min(room, Math.floor(rest / unit));
     start.push(c);
     rest -= c * unit;
@@ -50,8 +53,9 @@ function block(storage: Tensor, offset: number, st: number[], sz: number[]): Ten
   const len = sz[0]! * st[0]!;
   if (rest + len > storage.shape[0]!) return undefined;
   let t = storage.narrow(0, rest, len).view(sz[0]!, ...radix);
-  for (let i = 1; i < k; i++) t = t.narrow(i, start[i - 1]!, sz[i]!);
-  return t.select(k, start[k - 1]!);
+  for (let i = 1; i < k - 1; i++) t = t.narrow(i, start[i - 1]!, sz[i]!);
+  const c = start[start.length - 1]!;
+  return k === 1 ? t.select(1, c) : t.slice(k - 1, c, c + span, st[k - 1]!);
 }
 
 function gather(storage: Tensor, offset: number, size: number[], stride: number[]): Tensor {
