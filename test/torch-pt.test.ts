@@ -2,7 +2,9 @@
 // every accepted dtype, views of every layout, tensors sharing one storage, parameters and nested containers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { type Tensor } from '../src/torch/index.js';
 import { loadTorchPt, stateDictOf } from '../src/io/torch-pt/load.js';
@@ -157,4 +159,28 @@ test('stridedView gives the element formula values for random layouts (views or 
     t.dispose();
   }
   storage.dispose();
+});
+
+test('the ZIP64 end records torch.save writes are followed when the plain record defers to them', () => {
+  // PyTorch writes ZIP64 end records into every archive; past 4 GiB the plain record holds 0xFFFF… placeholders
+  const bytes = Buffer.from(readFileSync(fixture('torch-pt', 'nested.pt')));
+  const eocd = bytes.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  bytes.writeUInt16LE(0xffff, eocd + 8);
+  bytes.writeUInt16LE(0xffff, eocd + 10);
+  bytes.writeUInt32LE(0xffffffff, eocd + 12);
+  bytes.writeUInt32LE(0xffffffff, eocd + 16);
+  const dir = mkdtempSync(join(tmpdir(), 't3d-pt64-'));
+  try {
+    writeFileSync(join(dir, 'nested.pt'), bytes);
+    const file = loadTorchPt(join(dir, 'nested.pt'));
+    assert.equal((file.root as Record<string, unknown>).epoch, 3);
+    assert.equal(stateDictOf(file, 'nested.pt').size, Object.keys(fx().nested.state_dict).length);
+    torch.dispose(file.tensors);
+    // and a damaged locator is reported, not followed
+    bytes.writeUInt32LE(0, eocd - 20);
+    writeFileSync(join(dir, 'bad.pt'), bytes);
+    assert.throws(() => loadTorchPt(join(dir, 'bad.pt')), /bad\.pt: .*ZIP64 sizes without a ZIP64 locator/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
