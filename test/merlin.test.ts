@@ -43,6 +43,11 @@ test('the full-size encoder has ResNet-152 inflated key names and shapes, with n
   assert.ok(![...sd.keys()].some((k) => k.includes('downsample.0.bias') || /conv\d\.bias/.test(k)));
   const blocks = [...sd.keys()].filter((k) => k.endsWith('.conv1.weight') && k.includes('layer')).length;
   assert.equal(blocks, 3 + 8 + 36 + 3);
+  // the PyTorch reference at full size (make_merlin_fixtures.py with ResNet-152's sizes) counts the same
+  assert.equal(
+    enc.parameters().reduce((n, p) => n + p.numel, 0),
+    121_882_204,
+  );
   enc.dispose();
 });
 
