@@ -24,8 +24,14 @@ test('the tiny Merlin .pt loads and reproduces the reference features, embedding
   encoder.train();
   const trained = torch.noGrad(() => encoder.forward(ref.input!));
   assert.ok(trained.features.sub(ref.features!).abs().max().item() > 1e-3, 'train-mode output should differ');
-  torch.dispose([out, trained, io.tensors]);
+  // the five-year checkpoint's layout (bare keys) loads to the same model
+  const bare = loadMerlinImageEncoder(fixture('merlin', 'merlin_tiny_bare.pt'));
+  assert.deepEqual(bare.skipped, []);
+  const again = torch.noGrad(() => bare.encoder.forward(ref.input!));
+  assertClose(again.embedding, ref.embedding!, { atol: 1e-4, rtol: 0, what: 'embedding (bare keys)' });
+  torch.dispose([out, trained, again, io.tensors]);
   encoder.dispose();
+  bare.encoder.dispose();
 });
 
 test('the full-size encoder has ResNet-152 inflated key names and shapes, with no shortcut bias', () => {
