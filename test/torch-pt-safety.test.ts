@@ -88,6 +88,10 @@ test('truncated, corrupted and non-zip files fail with a reason naming the file'
   const at = Buffer.from(flipped).indexOf(Buffer.from(f32([1, 2, 3, 4])));
   flipped[at + 5]! ^= 0x10;
   assertRefused(write('flip.pt', flipped), /flip\.pt: .*archive\/data\/0 fails its CRC-32 check/);
+  // a deflated member whose directory entry claims 2 GB: refused before anything is allocated
+  const bomb = Buffer.from(torchZip(weights(new Pickle()).raw(0x73).bytes(), {}, { deflate: true }));
+  bomb.writeUInt32LE(0x7fffffff, bomb.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02])) + 24);
+  assertRefused(write('bomb.pt', bomb), /bomb\.pt: .*data\.pkl claims 2147483647 bytes from \d+ compressed/);
   // a real PyTorch file cut short
   const real = readFileSync(fixture('torch-pt', 'tensors.pt'));
   assertRefused(write('cut.pt', real.subarray(0, real.length - 100)), /cut\.pt: .*(end-of-central|truncated)/);
@@ -103,6 +107,9 @@ test('damaged pickles and archives that lie about their storages are refused', (
   );
   const big = new Pickle().emptyDict().str('w').tensor('FloatStorage', '0', 4, 1, [2, 2], [2, 1]).raw(0x73).bytes();
   assertRefused(write('reach.pt', torchZip(big, { '0': f32([1, 2, 3, 4]) })), /reaching element 4 of storage 0/);
+  // the second tensor's storage is missing: the first one's, already loaded, must be released
+  const two = weights(new Pickle()).raw(0x73).str('v').tensor('FloatStorage', '1', 2, 0, [2], [1]).raw(0x73);
+  assertRefused(write('half-loaded.pt', torchZip(two.bytes(), { '0': f32([1, 2, 3, 4]) })), /lacks/);
   const cycle = new Pickle().emptyList().put(0).get(0).append();
   assertRefused(write('cycle.pt', torchZip(cycle.bytes())), /holds a cycle/);
 });

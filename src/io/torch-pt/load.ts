@@ -28,6 +28,7 @@ export function loadTorchPt(path: string): PtFile {
   refuseNonZip(path);
   const zip = new ZipReader(path);
   const made: Tensor[] = [];
+  const storages = new Map<StorageRecord, Tensor>();
   try {
     const prefix = archivePrefix(zip, path);
     const order = zip.members.has(`${prefix}/byteorder`)
@@ -38,7 +39,6 @@ export function loadTorchPt(path: string): PtFile {
     if (order !== 'little')
       throw new Error(`${path}: saved on a ${order}-endian machine; only little-endian archives are read`);
     const pickled = new Unpickler(zip.readMember(`${prefix}/data.pkl`), path).load();
-    const storages = new Map<StorageRecord, Tensor>();
     const tensors = new Map<TensorRecord, Tensor>();
     const storageOf = (s: StorageRecord): Tensor => {
       let t = storages.get(s);
@@ -64,13 +64,13 @@ export function loadTorchPt(path: string): PtFile {
       return t;
     };
     const root = convert(pickled, tensorOf, path);
-    // views hold their storage alive natively; the storage handles themselves are no longer needed
-    for (const s of storages.values()) s.dispose();
     return { root, tensors: made };
   } catch (err) {
     for (const t of made) t.dispose();
     throw err;
   } finally {
+    // views hold their storage alive natively; the storage handles themselves are no longer needed
+    for (const s of storages.values()) s.dispose();
     zip.close();
   }
 }

@@ -150,6 +150,9 @@ export class ZipReader {
       if (m.compressedSize !== m.size) throw this.bad(`stored member ${name} has two different sizes`);
       data = this.read(start, m.size);
     } else if (m.method === 8) {
+      // deflate expands at most ~1032:1; a larger claim is a damaged or hostile header, not worth the allocation
+      if (m.size > m.compressedSize * 1032 + 1024)
+        throw this.bad(`member ${name} claims ${m.size} bytes from ${m.compressedSize} compressed`);
       const out = new Uint8Array(m.size);
       try {
         data = inflateSync(this.read(start, m.compressedSize), { out });
