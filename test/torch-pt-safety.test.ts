@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { loadTorchPt } from '../src/io/torch-pt/load.js';
+import { crc32Table } from '../src/io/torch-pt/zip.js';
+import { crc32 } from 'node:zlib';
+import { randomBytes } from 'node:crypto';
 import { Pickle, f32, torchZip } from './pickle-builder.js';
 import { fixture } from './helpers.js';
 
@@ -128,4 +131,11 @@ test('a dict key "__proto__" is an ordinary key, and deflated members are read',
   assert.equal(Object.getPrototypeOf(root), Object.prototype);
   assert.deepEqual(Object.keys(root as object), ['__proto__']);
   assert.equal((root as Record<string, number>)['__proto__'], 7);
+});
+
+test('the plain-JS CRC-32 used before Node 20.15 agrees with zlib', () => {
+  for (const n of [0, 1, 7, 1000, 65537]) {
+    const b = randomBytes(n);
+    assert.equal(crc32Table(b), crc32(b) >>> 0, `${n} bytes`);
+  }
 });

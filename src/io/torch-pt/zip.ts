@@ -2,8 +2,22 @@
 // through its central directory. Every size and offset is checked against the file before it is used, and every
 // member's CRC-32 is verified, so a truncated or damaged archive fails with a reason instead of yielding garbage.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { crc32 } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import { inflateSync } from 'fflate';
+
+// zlib.crc32 arrived in Node 20.15; earlier 20.x releases get the table-driven equivalent
+const TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+/** CRC-32 (the zip polynomial) in plain JS */
+export function crc32Table(data: Uint8Array): number {
+  let c = 0xffffffff;
+  for (let i = 0; i < data.length; i++) c = TABLE[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+const crc32 = typeof zlib.crc32 === 'function' ? (data: Uint8Array) => zlib.crc32(data) : crc32Table;
 
 export interface ZipMember {
   name: string;
