@@ -4,6 +4,7 @@
 // Everything else under dist/ is internal and may change.
 export * as torch from './torch/index.js';
 export { ResNet3d, type ResNet3dConfig } from './models/resnet3d.js';
+export { MerlinImageEncoder, MERLIN_RESNET152, fromLps, type MerlinImageConfig } from './models/merlin.js';
 export { ViT3d, type ViT3dConfig } from './models/vit3d.js';
 export { BertModel, bertConfig, loadBertFromPretrained, readBertConfig, type BertConfig } from './models/bert.js';
 export { BertForMaskedLM } from './models/bert-mlm.js';
@@ -23,6 +24,7 @@ export { sinkhorn } from './objectives/tma/shared.js';
 export { readNifti, type NiftiImage } from './io/nifti.js';
 export { writeNifti } from './io/nifti-write.js';
 export { readDicomVolume } from './io/dicom.js';
+export { loadTorchPt, stateDictOf, type PtFile, type PtValue } from './io/torch-pt/load.js';
 export { CT_RATE_LABELS, MASK_CLASSES, type CtRateLabel, type MaskClass } from './domain/ct-rate.js';
 export { loadPreset, presetNames, globalShapeOf, resolvePreset, type Preset } from './data/presets.js';
 export { inputTransform, type InputTransform } from './data/input-transform.js';
@@ -34,6 +36,7 @@ export { WordPieceTokenizer, toBigInt64 } from './text/wordpiece.js';
 export { splitSentences, augmentReport } from './text/report.js';
 export { loadConfig, applyOverrides, validateConfig, configNames, type PretrainConfig } from './train/config.js';
 export { buildT3dModel, loadT3dCheckpoint, type LoadedCheckpoint } from './train/factory.js';
+export { loadMerlinImageEncoder, type MerlinImageImport } from './train/merlin-load.js';
 export { runPretraining, type PretrainRun } from './train/run.js';
 export { pretrain } from './train/trainer.js';
 export { pretrainText } from './train/text-pretrain.js';

@@ -45,7 +45,8 @@ function conv(inC: number, outC: number, k: number, stride: number, bias = false
   return c;
 }
 
-class Block extends nn.Module {
+/** One residual block (basic, or bottleneck with expansion 4); also the bottleneck of Merlin's I3D ResNet-152. */
+export class Block extends nn.Module {
   readonly conv1: nn.Conv3d;
   readonly bn1: nn.Module & nn.Layer;
   readonly conv2: nn.Conv3d;
@@ -61,6 +62,8 @@ class Block extends nn.Module {
     bottleneck: boolean,
     norm: NormKind,
     downsample: boolean,
+    /** MONAI's 1×1 shortcut conv has a bias; torchvision's (and the I3D inflations of it) has none */
+    downsampleBias = true,
   ) {
     super();
     const out = bottleneck ? planes * 4 : planes;
@@ -80,7 +83,7 @@ class Block extends nn.Module {
     if (downsample)
       this.downsample = this.registerModule(
         'downsample',
-        new nn.Sequential(conv(inPlanes, out, 1, stride, true), makeNorm(norm, out)),
+        new nn.Sequential(conv(inPlanes, out, 1, stride, downsampleBias), makeNorm(norm, out)),
       );
   }
 
