@@ -294,3 +294,45 @@ export function labelMentions(text: string): { label: number; negated: boolean }
   }
   return [...out.values()];
 }
+
+export interface ExtractorScores {
+  /** per label (EXTRACTED_LABELS order): share of reports agreeing, precision, recall and F1 of the extracted label
+   * against the given one (NaN where undefined: no positives extracted, or none given), and the given prevalence */
+  perLabel: { accuracy: number; precision: number; recall: number; f1: number; prevalence: number }[];
+  /** means over labels (F1 over the labels where it is defined) */
+  macroAccuracy: number;
+  macroF1: number;
+}
+
+/** How well the extracted labels of `reports` match `labels` (the truth), per label and as macro means. */
+export function extractorScores(reports: string[], labels: number[][]): ExtractorScores {
+  if (reports.length !== labels.length)
+    throw new Error(`extractorScores: ${reports.length} reports but ${labels.length} label rows`);
+  if (reports.length === 0) throw new Error('extractorScores: no reports');
+  const L = EXTRACTED_LABELS.length;
+  const counts = Array.from({ length: L }, () => ({ tp: 0, fp: 0, fn: 0, tn: 0 }));
+  reports.forEach((r, n) => {
+    const row = labels[n]!;
+    if (row.length !== L) throw new Error(`extractorScores: label row ${n} has ${row.length} values, expected ${L}`);
+    extractLabels(r).forEach((v, i) => {
+      const c = counts[i]!,
+        truth = row[i]! >= 0.5;
+      if (v === 1) truth ? c.tp++ : c.fp++;
+      else truth ? c.fn++ : c.tn++;
+    });
+  });
+  const N = reports.length;
+  const perLabel = counts.map(({ tp, fp, fn, tn }) => ({
+    accuracy: (tp + tn) / N,
+    precision: tp + fp > 0 ? tp / (tp + fp) : NaN,
+    recall: tp + fn > 0 ? tp / (tp + fn) : NaN,
+    f1: tp + fp + fn > 0 ? (2 * tp) / (2 * tp + fp + fn) : NaN,
+    prevalence: (tp + fn) / N,
+  }));
+  const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
+  return {
+    perLabel,
+    macroAccuracy: mean(perLabel.map((p) => p.accuracy)),
+    macroF1: mean(perLabel.map((p) => p.f1).filter((f) => !Number.isNaN(f))),
+  };
+}
