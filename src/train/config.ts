@@ -131,6 +131,9 @@ const isOptionalKey = (k: string) =>
     'model.textPooling',
     'model.restoration',
     'objective.restoration',
+    'objective.labels',
+    'objective.sentenceClip',
+    'model.labels',
     'objective.tma.formulation',
     'objective.tma.teacherCodes',
     'objective.tma.sentenceTarget',
@@ -161,6 +164,8 @@ export function validateConfig(c: PretrainConfig): void {
   if (start !== undefined && !(Number.isInteger(start) && start >= 0))
     problems.push(`objective.tma.startStep must be an integer ≥ 0 (got ${JSON.stringify(start)})`);
   nonneg(c.objective?.ssl?.weight, 'objective.ssl.weight');
+  if (c.objective?.labels) nonneg(c.objective.labels.weight, 'objective.labels.weight');
+  if (c.objective?.sentenceClip) nonneg(c.objective.sentenceClip.weight, 'objective.sentenceClip.weight');
   const rec = c.objective?.restoration;
   if (rec) {
     nonneg(rec.weight, 'objective.restoration.weight');

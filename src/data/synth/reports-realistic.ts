@@ -204,7 +204,8 @@ function negationSentence(group: CtRateLabel[], rng: Rng): string {
 /** A mention of a finding the image does not hold: uncertain, questionable, or from a prior study. */
 function uncertainAbsent(label: CtRateLabel, rng: Rng): string {
   if (label === 'Medical material') {
-    return `The previously seen ${rng.pick(['central venous catheter', 'chest tube', 'nasogastric tube'])} has been removed.`;
+    const device = rng.pick(['central venous catheter', 'chest tube', 'nasogastric tube']);
+    return `The previously seen ${device} has been removed.`;
   }
   const term = rng.pick(TERMS[label]);
   return rng.pick([
