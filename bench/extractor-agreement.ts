@@ -34,3 +34,4 @@ s.perLabel.forEach((p, i) =>
   ),
 );
 console.log(`| **macro** | | **${f(s.macroAccuracy)}** | | | **${f(s.macroF1)}** |`);
+console.log(`\nreports with all ${EXTRACTED_LABELS.length} labels right: ${f(s.exactMatch)}`);
