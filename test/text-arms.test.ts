@@ -11,6 +11,11 @@ import { loadT3dCheckpoint } from '../src/train/factory.js';
 import { ensureCache } from '../src/data/synth-cache.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { packageRoot } from '../src/util/paths.js';
+import { resolvePreset } from '../src/data/presets.js';
+import { generateCase } from '../src/data/synth/generate.js';
+import { synthGeometry } from '../src/data/synth/geometry.js';
+import { writeSynthDataset } from '../src/data/synth/dataset.js';
+import { reportText } from '../src/text/report.js';
 import { fixture } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-text-arms-'));
@@ -37,6 +42,15 @@ test('setup: a tiny cache with realistic reports; another report style is refuse
   const reports = readCacheIndex(cache).entries.map((e) => e.report);
   assert.equal(reports.length, 10);
   assert.deepEqual(JSON.parse(readFileSync(join(cache, 'synth.json'), 'utf8')).reportStyle, 'realistic');
+  // the workers wrote the realistic reports: case 0's is generateCase's in that style, not the templated one
+  const first = readCacheIndex(cache).entries.find((e) => e.name === 'train_1_a_1')!.report;
+  const geo = synthGeometry(resolvePreset(presetPath));
+  assert.equal(first, reportText(generateCase(0, 0, geo, 'raw', 'realistic').report));
+  assert.notEqual(first, reportText(generateCase(0, 0, geo).report));
+  await assert.rejects(
+    writeSynthDataset({ out: `${cache}-source`, count: 10, seed: 0, preset: resolvePreset(presetPath) }),
+    /made with seed 0, preset .*, storage raw, report style realistic; use another --out/,
+  );
   await assert.rejects(
     ensureCache(base('templated')),
     /reports are 'realistic', but data.synth.reportStyle is 'templated'/,
