@@ -3,7 +3,8 @@
 // split. Runs the CLI per setting and reads each run's validations from metrics.jsonl; prints the final ones' mean ±
 // sd and each run's curve (VALIDATE_EVERY < STEPS), and writes both to <out>/summary.json.
 // Env: CONFIG (cpu-96), COUNT (1000 volumes, VALID_FRACTION 0.4 held out), SEEDS (0,1,2), STEPS (300), VARIANTS
-// (random-init,clip-only,t3d; simclr, restoration and ablations below), VALIDATE_EVERY (STEPS), OUT (runs/learning).
+// (random-init,clip-only,t3d; simclr, restoration and ablations below), VALIDATE_EVERY (STEPS), OUT (runs/learning),
+// REPORT_STYLE (templated; realistic for the text arms, in a cache of its own).
 // The data cache lives under runs/learning (cache for cpu-96, cache-<config> otherwise), so every study of a config
 // evaluates on the same held-out volumes; the synthetic source volumes are deleted once it is built.
 // `*-warm` variants start from a text encoder pre-trained by `t3d pretrain-text` on the same training reports
@@ -19,12 +20,17 @@ const seeds = (process.env.SEEDS ?? '0,1,2').split(',').map(Number);
 const steps = Number(process.env.STEPS ?? 300);
 const validateEvery = Number(process.env.VALIDATE_EVERY ?? steps);
 const config = process.env.CONFIG ?? 'cpu-96';
-const cache = join(root, 'runs', 'learning', config === 'cpu-96' ? 'cache' : `cache-${config}`);
+// REPORT_STYLE=realistic: reports an extractor reads imperfectly (the text arms' study), in a cache of their own
+const reportStyle = process.env.REPORT_STYLE ?? 'templated';
+const cacheName =
+  (config === 'cpu-96' ? 'cache' : `cache-${config}`) + (reportStyle === 'templated' ? '' : `-${reportStyle}`);
+const cache = join(root, 'runs', 'learning', cacheName);
 const synth = {
   count: Number(process.env.COUNT ?? 1000),
   seed: 0,
   validFraction: Number(process.env.VALID_FRACTION ?? 0.4),
   keepSource: false,
+  ...(reportStyle === 'templated' ? {} : { reportStyle }),
 };
 const common = [
   '--config',
@@ -159,6 +165,36 @@ const allVariants: Record<string, string[]> = {
   ],
   // the default (swapped) switched on at step 600, once CLIP has spread the embeddings (mean cosine ≈ 0.8)
   't3d-late': ['--steps', String(steps), '--set', 'objective.tma.startStep=600'],
+  // the text arms (REPORT_STYLE=realistic): CLIP-only plus labels extracted from the reports (the field's recipe), and
+  // CLIP plus sentence-level CLIP (text granularity alone); `*-labels` adds the extracted labels to a TMA arm
+  'clip-labels': [
+    '--steps',
+    String(steps),
+    '--set',
+    'objective.tma.weight=0',
+    '--set',
+    'data.views.numLocal=0',
+    '--set',
+    'objective.labels={"weight":1}',
+  ],
+  'sentence-clip': [
+    '--steps',
+    String(steps),
+    '--set',
+    'objective.tma.weight=0',
+    '--set',
+    'data.views.numLocal=0',
+    '--set',
+    'objective.sentenceClip={"weight":1}',
+  ],
+  't3d-sentence-labels': [
+    '--steps',
+    String(steps),
+    '--set',
+    'objective.tma.formulation=sentence',
+    '--set',
+    'objective.labels={"weight":1}',
+  ],
   // the default (swapped) with coarse codes: 8 prototypes over batch + a 128-sample queue
   't3d-swapped-coarse': ['--steps', String(steps), '--set', 'model.prototypes=8', '--set', 'objective.tma.queue=128'],
 };

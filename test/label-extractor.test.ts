@@ -99,6 +99,9 @@ const CASES: [string, string[]][] = [
     ['Lung nodule'],
   ],
   ['Thyroid gland: a 12 mm hypodense nodule in the right lobe.', []],
+  ['The previously described nodule in the RUL is not significantly changed.', ['Lung nodule']],
+  ['Mediastinal lymphadenopathy has not increased in size; no pleural effusion.', ['Lymphadenopathy']],
+  ['The bronchiectasis was not changed. Emphysema is not seen.', ['Bronchiectasis']],
   [
     'Ground-glass opacities with septal thickening (crazy paving) are observed in both lungs, likely infection.',
     ['Lung opacity', 'Interlobular septal thickening'],

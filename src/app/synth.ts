@@ -2,12 +2,13 @@
 import { availableParallelism } from 'node:os';
 import { loadPreset } from '../data/presets.js';
 import { writeSynthDataset } from '../data/synth/dataset.js';
+import { REPORT_STYLES, type ReportStyle } from '../data/synth/reports-realistic.js';
 import { Progress } from '../util/progress.js';
 import { UsageError, parseOptions } from './args.js';
 
 export async function runSynth(args: string[]): Promise<void> {
   const o = parseOptions(args, {
-    string: ['out', 'preset', 'storage'],
+    string: ['out', 'preset', 'storage', 'report-style'],
     number: ['count', 'seed', 'workers', 'valid-fraction'],
     boolean: ['dicom'],
   });
@@ -17,6 +18,9 @@ export async function runSynth(args: string[]): Promise<void> {
     throw new Error(
       `synth: --storage must be 'raw' (CT-RATE v1: HU via metadata intercept) or 'hu' (v2), got '${storage}'`,
     );
+  const reportStyle = o['report-style'] ?? 'templated';
+  if (!(REPORT_STYLES as readonly string[]).includes(reportStyle))
+    throw new UsageError(`synth: --report-style must be one of ${REPORT_STYLES.join(', ')}, got '${reportStyle}'`);
   const preset = loadPreset(o.preset ?? 'cpu-96');
   const count = o.count ?? 100;
   const progress = new Progress('synth', count);
@@ -27,6 +31,7 @@ export async function runSynth(args: string[]): Promise<void> {
     seed: o.seed ?? 0,
     preset,
     storage,
+    reportStyle: reportStyle as ReportStyle,
     validFraction: o['valid-fraction'],
     dicom: o.dicom === true,
     workers: o.workers ?? availableParallelism(),

@@ -1,11 +1,13 @@
 // The preprocessed cache a run trains on: built from the configured synthetic set when it does not exist yet.
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Progress } from '../util/progress.js';
 import { buildCache } from './cache.js';
 import { resolvePreset, type Preset } from './presets.js';
 import { readSource } from './sources.js';
 import { writeSynthDataset } from './synth/dataset.js';
+import { type ReportStyle } from './synth/reports-realistic.js';
+import { readJsonFile } from '../util/files.js';
 
 /** A run config's data section, as far as the cache goes. */
 export interface CacheSpec {
@@ -15,12 +17,30 @@ export interface CacheSpec {
    * generate a synthetic dataset into `<cache>-source` and preprocess it when the cache does not exist;
    * keepSource false deletes the source volumes once the cache is built (half the disk of a large study)
    */
-  synth?: { count: number; seed: number; validFraction?: number; keepSource?: boolean };
+  synth?: { count: number; seed: number; validFraction?: number; keepSource?: boolean; reportStyle?: ReportStyle };
+}
+
+/** The synthetic spec a cache was built from, beside its index: a cache with other reports is never reused. */
+const SPEC_FILE = 'synth.json';
+const styleOf = (s: { reportStyle?: ReportStyle } | undefined) => s?.reportStyle ?? 'templated';
+
+function checkReportStyle(c: { data: CacheSpec }): void {
+  const wanted = styleOf(c.data.synth);
+  const specPath = join(c.data.cache, SPEC_FILE);
+  const built = existsSync(specPath) ? styleOf(readJsonFile<CacheSpec['synth']>(specPath)) : undefined;
+  if (built === undefined ? wanted === 'templated' : built === wanted) return;
+  throw new Error(
+    `${c.data.cache}: the cache's reports are ${built === undefined ? 'of unrecorded style' : `'${built}'`}, ` +
+      `but data.synth.reportStyle is '${wanted}'; point data.cache at another folder to build one`,
+  );
 }
 
 /** Makes sure the preprocessed cache exists: generates and preprocesses the synthetic set when configured. */
 export async function ensureCache(c: { data: CacheSpec }): Promise<void> {
-  if (existsSync(join(c.data.cache, 'cache.json'))) return;
+  if (existsSync(join(c.data.cache, 'cache.json'))) {
+    if (c.data.synth) checkReportStyle(c);
+    return;
+  }
   if (!c.data.synth)
     throw new Error(`${c.data.cache}: no preprocessed cache; build one with \`t3d preprocess\` or set data.synth`);
   const preset = resolvePreset(c.data.preset);
@@ -31,6 +51,7 @@ export async function ensureCache(c: { data: CacheSpec }): Promise<void> {
     count: c.data.synth.count,
     seed: c.data.synth.seed,
     validFraction: c.data.synth.validFraction,
+    reportStyle: c.data.synth.reportStyle,
     preset,
     onProgress: (d) => p1.update(d),
   });
@@ -44,6 +65,7 @@ export async function ensureCache(c: { data: CacheSpec }): Promise<void> {
   const r = await buildCache(src, preset, c.data.cache, { onProgress: (d) => p2.update(d) });
   if (r.quarantined.length)
     throw new Error(`preprocessing quarantined ${r.quarantined.length} synthetic volumes: ${r.quarantined[0]!.reason}`);
+  writeFileSync(join(c.data.cache, SPEC_FILE), JSON.stringify(c.data.synth, null, 2) + '\n');
   // the cache holds everything training and evaluation read (volumes, masks, reports, labels)
   if (c.data.synth.keepSource === false) rmSync(source, { recursive: true, force: true });
 }

@@ -32,6 +32,9 @@ export interface T3dHeadsConfig {
   textPooling?: 'cls' | 'mean';
   /** build the restoration decoder (docs/ARCHITECTURE.md §3); set automatically when its objective is on */
   restoration?: boolean;
+  /** outputs of a linear label head on the image embedding (report-derived labels, §3); set automatically when its
+   * objective is on */
+  labels?: number;
 }
 
 export interface VolumeEncoding {
@@ -53,6 +56,7 @@ export class T3dModel extends nn.Module {
   readonly fusion: TextInformedFusion;
   readonly prototypes: Prototypes;
   readonly restoration_decoder?: RestorationDecoder;
+  readonly label_head?: nn.Linear;
 
   constructor(
     readonly visual: VisionEncoder,
@@ -82,6 +86,7 @@ export class T3dModel extends nn.Module {
       ),
     );
     this.prototypes = this.registerModule('prototypes', new Prototypes(heads.prototypes, heads.embedDim));
+    if (heads.labels) this.label_head = this.registerModule('label_head', new nn.Linear(heads.embedDim, heads.labels));
     if (heads.restoration) {
       this.restoration_decoder = this.registerModule(
         'restoration_decoder',

@@ -1,5 +1,5 @@
 // The full pre-training objective (docs/ARCHITECTURE.md §3):
-// L = w_clip·L_clip + λ_tma(step)·L_tma + w_ssl·L_ssl + w_rec·L_rec.
+// L = w_clip·L_clip + w_sent·L_sentence-clip + w_lab·L_labels + λ_tma(step)·L_tma + w_ssl·L_ssl + w_rec·L_rec.
 // Every part can be switched off, which gives the baselines: CLIP-only (tma.weight 0), TMA without text
 // (tma.useText false), vision-only SSL (clip off, ssl on: SimCLR between views; or restoration alone with
 // restoration.useText false).
@@ -10,9 +10,15 @@ import { clipLoss } from './clip.js';
 import { type EmbeddingQueue } from './tma/shared.js';
 import { type TmaConfig, tmaFormulation } from './tma/index.js';
 import { maskPatches, restorationLoss } from './restoration.js';
+import { type LabelsConfig, labelLoss } from './labels.js';
+import { type SentenceClipConfig, sentenceClipTerm } from './sentence-clip.js';
 
 export interface ObjectiveConfig {
   clip: { weight: number };
+  /** multi-positive InfoNCE between volumes and report sentences (off when absent) */
+  sentenceClip?: SentenceClipConfig;
+  /** multi-label BCE of a linear head on the image embedding against report-extracted labels (off when absent) */
+  labels?: LabelsConfig;
   tma: TmaConfig;
   ssl: { weight: number; temperature: number };
   /** masked-volume restoration of the global view, the decoder FiLM-conditioned on the report (useText) */
@@ -33,8 +39,11 @@ export interface ViewBatch {
   /** tokenised reports (B, L) int64 and mask (B, L); absent for vision-only SSL */
   inputIds?: Tensor;
   attentionMask?: Tensor;
-  /** each token's sentence number (B, L) int64, -1 for special tokens; when the TMA formulation needs them */
+  /** each token's sentence number (B, L) int64, -1 for special tokens; when the TMA formulation or sentence-level
+   * CLIP needs them */
   sentenceIndex?: Tensor;
+  /** labels extracted from each report (B, L) 0/1, when objective.labels is on */
+  reportLabels?: Tensor;
 }
 
 export function tmaWeight(cfg: ObjectiveConfig['tma'], step: number): number {
@@ -68,7 +77,9 @@ export function t3dLoss(
   const tma = lambda > 0 ? tmaFormulation(cfg.tma) : undefined;
   const needs = tma?.needs(cfg.tma);
   const rec = cfg.restoration && cfg.restoration.weight > 0 ? cfg.restoration : undefined;
-  const needText = cfg.clip.weight > 0 || !!needs?.report || !!rec?.useText;
+  const sentenceClip = (cfg.sentenceClip?.weight ?? 0) > 0 ? cfg.sentenceClip : undefined;
+  const labels = (cfg.labels?.weight ?? 0) > 0 ? cfg.labels : undefined;
+  const needText = cfg.clip.weight > 0 || !!sentenceClip || !!needs?.report || !!rec?.useText;
   if (needText && (!batch.inputIds || !batch.attentionMask))
     throw new Error('t3dLoss: this objective needs tokenised reports');
 
@@ -85,6 +96,21 @@ export function t3dLoss(
     parts.clip = l.item();
     terms.push(l.mul(cfg.clip.weight));
     stats.logitScale = model.logit_scale.value.exp().item();
+  }
+
+  if (sentenceClip && report) {
+    if (!batch.sentenceIndex) throw new Error("t3dLoss: objective.sentenceClip needs the reports' sentence indices");
+    const l = sentenceClipTerm(model, g.emb, report, batch.inputIds!, batch.sentenceIndex);
+    parts.sentenceClip = l.item();
+    terms.push(l.mul(sentenceClip.weight));
+  }
+  if (labels) {
+    if (!model.label_head) throw new Error('t3dLoss: objective.labels is on but the model has no label head');
+    if (!batch.reportLabels) throw new Error('t3dLoss: objective.labels needs the labels extracted from the reports');
+    const l = labelLoss(model.label_head.forward(g.emb), batch.reportLabels);
+    parts.labels = l.item();
+    // a mean over this rank's volumes (see above)
+    terms.push(l.mul(labels.weight / world));
   }
 
   const V = batch.locals.length;

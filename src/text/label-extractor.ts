@@ -2,13 +2,13 @@
 // efficacy of generated reports (the same extractor reads the generated and the reference report, as CheXpert's
 // labeler does for chest X-ray report generation). Per sentence and clause: label-specific mention patterns, then
 // NegEx-style negation (a cue such as "no" / "without" before the mention within its scope, or "is not seen" /
-// "within normal limits" right after it). Hedged mentions ("suggestive of", "likely", "?") count as positive, as
-// CT-RATE's labels do. Text is lower-cased and hyphen spacing normalised first, so detokenised model output
-// ("ground - glass", "( likely cardiomegaly )") reads like the original.
+// "within normal limits" right after it, unless it speaks of change: "is not significantly changed"). Hedged mentions
+// ("suggestive of", "likely", "?") count as positive, as CT-RATE's labels do. Text is lower-cased and hyphen spacing
+// normalised first, so detokenised model output ("ground - glass", "( likely cardiomegaly )") reads like the original.
 import { CT_RATE_LABELS } from '../domain/ct-rate.js';
 
 /** Bump when a rule changes: extracted labels are comparable only within one version. */
-export const LABEL_EXTRACTOR_VERSION = 'ct-rate-rules-1';
+export const LABEL_EXTRACTOR_VERSION = 'ct-rate-rules-2';
 
 /** CT-RATE's label columns in the dataset's order: the ones the synthetic reports are written from. */
 export const EXTRACTED_LABELS = CT_RATE_LABELS;
@@ -212,6 +212,12 @@ const POST_NEGATION = new RegExp(
     '|\\bnot\\s+(?:seen|observed|detected|identified|present|visualized|noted|evident|demonstrated)\\b' +
     '|\\b(?:is|are|was|were|has been|have been)\\s+(?:absent|excluded|ruled out)\\b|\\bwithin normal limits\\b)',
 );
+// "... is not significantly changed" / "has not increased" says the finding is still there (NegEx's pseudo-negation,
+// after the mention): the predicate is about change, not presence.
+const POST_PSEUDO_NEGATION = new RegExp(
+  String.raw`^\s*(?:is|are|was|were|has|have)\s+not\s+(?:been\s+)?(?:significantly\s+|substantially\s+|markedly\s+)?` +
+    String.raw`(?:changed|increased|decreased|progressed|grown|regressed)\b`,
+);
 const ASSERTION = new RegExp(
   String.raw`\b(?:is|are|was|were)\s+(?:\w+\s+)?` +
     String.raw`(?:seen|observed|noted|detected|present|identified|visualized|evident|demonstrated)\b` +
@@ -223,8 +229,9 @@ function isNegated(clause: string, s: Span): boolean {
   let cue: RegExpMatchArray | undefined;
   for (const m of head.matchAll(PRE_NEGATION)) if (!PSEUDO_NEGATION.test(head.slice(m.index + m[0].length))) cue = m;
   if (cue && !SCOPE_END.test(head.slice(cue.index! + cue[0].length))) return true;
-  const post = POST_NEGATION.exec(clause.slice(s[1]));
-  return post !== null && !ASSERTION.test(post[1]!);
+  const rest = clause.slice(s[1]);
+  const post = POST_NEGATION.exec(rest);
+  return post !== null && !ASSERTION.test(post[1]!) && !POST_PSEUDO_NEGATION.test(rest.slice(post[1]!.length));
 }
 
 // ---- text ---------------------------------------------------------------------------------------------------------
@@ -293,4 +300,52 @@ export function labelMentions(text: string): { label: number; negated: boolean }
     });
   }
   return [...out.values()];
+}
+
+export interface ExtractorScores {
+  /** per label (EXTRACTED_LABELS order): share of reports agreeing, precision, recall and F1 of the extracted label
+   * against the given one (NaN where undefined: no positives extracted, or none given), and the given prevalence */
+  perLabel: { accuracy: number; precision: number; recall: number; f1: number; prevalence: number }[];
+  /** means over labels (F1 over the labels where it is defined) */
+  macroAccuracy: number;
+  macroF1: number;
+  /** share of reports with every label right */
+  exactMatch: number;
+}
+
+/** How well the extracted labels of `reports` match `labels` (the truth), per label and as macro means. */
+export function extractorScores(reports: string[], labels: number[][]): ExtractorScores {
+  if (reports.length !== labels.length)
+    throw new Error(`extractorScores: ${reports.length} reports but ${labels.length} label rows`);
+  if (reports.length === 0) throw new Error('extractorScores: no reports');
+  const L = EXTRACTED_LABELS.length;
+  const counts = Array.from({ length: L }, () => ({ tp: 0, fp: 0, fn: 0, tn: 0 }));
+  let exact = 0;
+  reports.forEach((r, n) => {
+    const row = labels[n]!;
+    if (row.length !== L) throw new Error(`extractorScores: label row ${n} has ${row.length} values, expected ${L}`);
+    let wrong = 0;
+    extractLabels(r).forEach((v, i) => {
+      const c = counts[i]!,
+        truth = row[i]! >= 0.5;
+      if (v === 1) truth ? c.tp++ : (c.fp++, wrong++);
+      else truth ? (c.fn++, wrong++) : c.tn++;
+    });
+    if (wrong === 0) exact++;
+  });
+  const N = reports.length;
+  const perLabel = counts.map(({ tp, fp, fn, tn }) => ({
+    accuracy: (tp + tn) / N,
+    precision: tp + fp > 0 ? tp / (tp + fp) : NaN,
+    recall: tp + fn > 0 ? tp / (tp + fn) : NaN,
+    f1: tp + fp + fn > 0 ? (2 * tp) / (2 * tp + fp + fn) : NaN,
+    prevalence: (tp + fn) / N,
+  }));
+  const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
+  return {
+    perLabel,
+    macroAccuracy: mean(perLabel.map((p) => p.accuracy)),
+    macroF1: mean(perLabel.map((p) => p.f1).filter((f) => !Number.isNaN(f))),
+    exactMatch: exact / N,
+  };
 }

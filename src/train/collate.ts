@@ -1,6 +1,7 @@
 // The collator: a loader's raw batch → the tensors of one training step (ViewBatch). The volumes go to the device;
 // each report is augmented (sentence shuffle / drop, seeded by seed, epoch and volume, so a resumed run draws the
-// same) and tokenised; sentence indices are made only when the TMA formulation needs them.
+// same) and tokenised; sentence indices are made only when the TMA formulation or sentence-level CLIP needs them, and
+// the report-extracted labels (made once before training) are attached when objective.labels is on.
 import * as torch from '../torch/index.js';
 import { type Loader, type RawBatch, batchToTensors } from '../data/loader.js';
 import { type WordPieceTokenizer, toBigInt64 } from '../text/wordpiece.js';
@@ -16,6 +17,8 @@ export interface CollatorOptions {
   data: Pick<PretrainConfig['data'], 'textAugment' | 'maxTokens'>;
   seed: number;
   needs: Pick<TmaNeeds, 'sentenceIndex'>;
+  /** labels extracted from each loader entry's report (objective.labels), indexed like the loader's entries */
+  reportLabels?: readonly (readonly number[])[];
   device?: string;
 }
 
@@ -32,6 +35,11 @@ export function collator(o: CollatorOptions): Collator {
     const inputIds = ids(enc.inputIds);
     const attentionMask = ids(enc.attentionMask);
     const sentenceIndex = o.needs.sentenceIndex ? ids(o.tokenizer.sentenceIndex(texts, enc)) : undefined;
-    return { global: views.global, locals: views.locals, inputIds, attentionMask, sentenceIndex };
+    const extracted = o.reportLabels;
+    const rows = extracted && raw.indices.map((i) => extracted[i]!);
+    const reportLabels = rows
+      ? torch.tensor(Float32Array.from(rows.flat()), [rows.length, rows[0]!.length], { device: o.device })
+      : undefined;
+    return { global: views.global, locals: views.locals, inputIds, attentionMask, sentenceIndex, reportLabels };
   };
 }

@@ -9,6 +9,7 @@ import { type ViewConfig } from '../data/views.js';
 import { type T3dHeadsConfig } from '../models/t3d.js';
 import { type MemoryFormat } from '../torch/tensor.js';
 import { type Preset } from '../data/presets.js';
+import { REPORT_STYLES, type ReportStyle } from '../data/synth/reports-realistic.js';
 
 export interface PretrainConfig {
   name: string;
@@ -19,7 +20,7 @@ export interface PretrainConfig {
      * generate a synthetic dataset into `<cache>-source` and preprocess it when the cache does not exist;
      * keepSource false deletes the source volumes once the cache is built (half the disk of a large study)
      */
-    synth?: { count: number; seed: number; validFraction?: number; keepSource?: boolean };
+    synth?: { count: number; seed: number; validFraction?: number; keepSource?: boolean; reportStyle?: ReportStyle };
     /** a preset's name or path; a run resolves it and stores the preset itself in its config and checkpoints */
     preset: string | Preset;
     trainSplit: string;
@@ -131,10 +132,14 @@ const isOptionalKey = (k: string) =>
   [
     'data.synth',
     'data.valCache',
+    'data.synth.reportStyle',
     'model.tokenizer',
     'model.textPooling',
     'model.restoration',
     'objective.restoration',
+    'objective.labels',
+    'objective.sentenceClip',
+    'model.labels',
     'objective.tma.formulation',
     'objective.tma.teacherCodes',
     'objective.tma.sentenceTarget',
@@ -165,6 +170,8 @@ export function validateConfig(c: PretrainConfig): void {
   if (start !== undefined && !(Number.isInteger(start) && start >= 0))
     problems.push(`objective.tma.startStep must be an integer ≥ 0 (got ${JSON.stringify(start)})`);
   nonneg(c.objective?.ssl?.weight, 'objective.ssl.weight');
+  if (c.objective?.labels) nonneg(c.objective.labels.weight, 'objective.labels.weight');
+  if (c.objective?.sentenceClip) nonneg(c.objective.sentenceClip.weight, 'objective.sentenceClip.weight');
   const rec = c.objective?.restoration;
   if (rec) {
     nonneg(rec.weight, 'objective.restoration.weight');
@@ -198,6 +205,9 @@ export function validateConfig(c: PretrainConfig): void {
   const keep = c.data?.synth?.keepSource;
   if (keep !== undefined && typeof keep !== 'boolean')
     problems.push(`data.synth.keepSource must be true or false (got ${JSON.stringify(keep)})`);
+  const style = c.data?.synth?.reportStyle;
+  if (style !== undefined && !REPORT_STYLES.includes(style))
+    problems.push(`data.synth.reportStyle must be one of ${REPORT_STYLES.join(', ')} (got ${JSON.stringify(style)})`);
   const src = c.data?.views?.localSource;
   if (src !== undefined && src !== 'global' && src !== 'cache')
     problems.push(`data.views.localSource must be 'global' or 'cache' (got ${JSON.stringify(src)})`);

@@ -10,6 +10,7 @@ import { resolvePreset } from '../data/presets.js';
 import { ensureCache } from '../data/synth-cache.js';
 import { type T3dModel } from '../models/t3d.js';
 import { type WordPieceTokenizer } from '../text/wordpiece.js';
+import { EXTRACTED_LABELS } from '../text/label-extractor.js';
 import { type PretrainConfig } from './config.js';
 import { buildT3dModel, pretrainedTextDir } from './factory.js';
 import { prepareTokenizer } from './tokenizer.js';
@@ -48,6 +49,9 @@ export async function runPretraining(o: PretrainRun): Promise<TrainResult> {
   cfg = { ...cfg, data: { ...cfg.data, preset } };
   // the restoration objective needs its decoder in the model, and in the saved config for loading it back
   if ((cfg.objective.restoration?.weight ?? 0) > 0) cfg = { ...cfg, model: { ...cfg.model, restoration: true } };
+  // and the label objective its head, sized to the extractor's labels
+  if ((cfg.objective.labels?.weight ?? 0) > 0)
+    cfg = { ...cfg, model: { ...cfg.model, labels: EXTRACTED_LABELS.length } };
   const outDir = o.out ?? join('runs', 'pretrain', cfg.name);
   const device = o.device ?? 'cpu';
   if (device !== 'cpu' && !torch.cuda.isAvailable()) {

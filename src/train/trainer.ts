@@ -16,6 +16,7 @@ import { t3dLoss } from '../objectives/t3d.js';
 import { collator } from './collate.js';
 import { type PretrainConfig } from './config.js';
 import { EmaTeacher } from './ema.js';
+import { extractReportLabels } from './report-labels.js';
 import { buildT3dModel } from './factory.js';
 import { type Settings } from './fingerprint.js';
 import { TrainLoop } from './loop.js';
@@ -131,12 +132,16 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
           momentum,
         )
       : undefined;
+  const sentenceClip = (c.objective.sentenceClip?.weight ?? 0) > 0;
+  const extracted = (c.objective.labels?.weight ?? 0) > 0 ? extractReportLabels(d.loader.entries) : undefined;
+  if (extracted) log(extracted.summary);
   const collate = collator({
     tokenizer: d.tokenizer,
     loader: d.loader,
     data: c.data,
     seed: c.train.seed,
-    needs,
+    needs: { sentenceIndex: needs.sentenceIndex || sentenceClip },
+    reportLabels: extracted?.labels,
     device: d.device,
   });
   const settings = fingerprintSettings(c);

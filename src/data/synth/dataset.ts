@@ -14,6 +14,7 @@ import { type Preset } from '../presets.js';
 import { CT_RATE_LABELS, MASK_CLASSES } from '../../domain/ct-rate.js';
 import { generateCase, type HuStorage } from './generate.js';
 import { synthGeometry, type SynthGeometry } from './geometry.js';
+import { type ReportStyle } from './reports-realistic.js';
 
 export interface SynthOptions {
   out: string;
@@ -25,6 +26,8 @@ export interface SynthOptions {
   validFraction?: number;
   /** also write each volume as a DICOM CT series under dicom/<name>/ */
   dicom?: boolean;
+  /** how the reports are written (default 'templated'; the images and labels do not depend on it) */
+  reportStyle?: ReportStyle;
   workers?: number;
   onProgress?: (done: number, total: number, name: string) => void;
 }
@@ -43,6 +46,7 @@ export interface WorkerInit {
   geometry: SynthGeometry;
   storage: HuStorage;
   dicom: boolean;
+  reportStyle?: ReportStyle;
 }
 
 /** What each case contributes to the CSVs. */
@@ -87,7 +91,7 @@ export function lpsArrayAffine(shape: [number, number, number], spacing: [number
 }
 
 export function generateCaseFiles(task: CaseTask, init: WorkerInit): CaseRecord {
-  const c = generateCase(init.seed, task.index, init.geometry, init.storage);
+  const c = generateCase(init.seed, task.index, init.geometry, init.storage, init.reportStyle);
   const [d, h, w] = c.shape;
   const affine = lpsArrayAffine(c.shape, c.spacing);
   mkdirSync(dirname(task.volumePath), { recursive: true });
@@ -224,15 +228,23 @@ export async function writeSynthDataset(
     preset: o.preset.name,
     count: o.count,
     storage: o.storage ?? 'raw',
+    // written only when not the default, so that the default's synth.json stays as it was
+    ...(o.reportStyle && o.reportStyle !== 'templated' ? { reportStyle: o.reportStyle } : {}),
     labels: CT_RATE_LABELS,
     maskClasses: MASK_CLASSES,
   };
   if (existsSync(infoPath)) {
     const prev = readJsonFile<typeof info>(infoPath);
-    if (prev.seed !== info.seed || prev.preset !== info.preset || prev.storage !== info.storage) {
+    const style = (i: { reportStyle?: string }) => i.reportStyle ?? 'templated';
+    if (
+      prev.seed !== info.seed ||
+      prev.preset !== info.preset ||
+      prev.storage !== info.storage ||
+      style(prev) !== style(info)
+    ) {
       throw new Error(
-        `${o.out}: holds a dataset made with seed ${prev.seed}, preset ${prev.preset}, storage ${prev.storage}; ` +
-          'use another --out or the same settings to resume',
+        `${o.out}: holds a dataset made with seed ${prev.seed}, preset ${prev.preset}, storage ${prev.storage}, ` +
+          `report style ${style(prev)}; use another --out or the same settings to resume`,
       );
     }
   }
@@ -247,6 +259,7 @@ export async function writeSynthDataset(
       geometry: synthGeometry(o.preset),
       storage: o.storage ?? 'raw',
       dicom: o.dicom ?? false,
+      reportStyle: o.reportStyle,
     } satisfies WorkerInit,
     onResult: (r) => {
       done += 1;

@@ -5,7 +5,8 @@ import { Grid, addNoise, smooth } from './raster.js';
 import { CT_RATE_LABELS, MASK_CLASSES } from '../../domain/ct-rate.js';
 import { paintAnatomy, sampleBody, ORGAN_LABELS } from './anatomy.js';
 import { type Finding, renderFinding, samplePatient } from './findings.js';
-import { type ReportText, writeReport } from './reports.js';
+import { type ReportText } from './reports.js';
+import { type ReportStyle, reportWriter } from './reports-realistic.js';
 
 export interface SynthCase {
   /** (D, H, W) */
@@ -37,8 +38,15 @@ const MASK_OF_LABEL = new Map<number, number>([
   [ORGAN_LABELS.airway, MASK_CLASSES.indexOf('airway')],
 ]);
 
-/** Deterministic in (seed, index): the same case comes out on any worker, in any order. */
-export function generateCase(seed: number, index: number, geo: SynthGeometry, storage: HuStorage = 'raw'): SynthCase {
+/** Deterministic in (seed, index): the same case comes out on any worker, in any order. The report is drawn last,
+ * so its style changes nothing else in the case. */
+export function generateCase(
+  seed: number,
+  index: number,
+  geo: SynthGeometry,
+  storage: HuStorage = 'raw',
+  reportStyle: ReportStyle = 'templated',
+): SynthCase {
   const rng = new Rng(seed, index);
   const fov = rng.uniform(geo.fovMm[0], geo.fovMm[1]);
   const thickness = Math.round(rng.uniform(geo.sliceThicknessMm[0], geo.sliceThicknessMm[1]) * 4) / 4;
@@ -74,7 +82,7 @@ export function generateCase(seed: number, index: number, geo: SynthGeometry, st
     mask,
     labels: CT_RATE_LABELS.map((l) => (present.has(l) ? 1 : 0)),
     findings: patient.findings,
-    report: writeReport(patient, rng, thickness),
+    report: reportWriter(reportStyle)(patient, rng, thickness),
     age: patient.age,
     sex: patient.sex,
   };

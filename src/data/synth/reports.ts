@@ -5,20 +5,20 @@ import { Rng } from '../../util/rng.js';
 import { type CtRateLabel } from '../../domain/ct-rate.js';
 import { type Finding, type Patient } from './findings.js';
 
-const lat = (s: Finding['side']): string => (s === 'bilateral' ? 'bilateral' : (s ?? 'right'));
-const lungOf = (s: Finding['side']): string => (s === 'bilateral' ? 'both lungs' : `the ${s ?? 'right'} lung`);
-const lobeName = (f: Finding): string => `${f.side ?? 'right'} ${f.lobe ?? 'lower'} lobe`;
-const cm = (mm: number): string => (mm >= 10 && mm % 5 === 0 ? `${mm / 10} cm` : `${mm} mm`);
+export const lat = (s: Finding['side']): string => (s === 'bilateral' ? 'bilateral' : (s ?? 'right'));
+export const lungOf = (s: Finding['side']): string => (s === 'bilateral' ? 'both lungs' : `the ${s ?? 'right'} lung`);
+export const lobeName = (f: Finding): string => `${f.side ?? 'right'} ${f.lobe ?? 'lower'} lobe`;
+export const cm = (mm: number): string => (mm >= 10 && mm % 5 === 0 ? `${mm / 10} cm` : `${mm} mm`);
 
 function hedge(rng: Rng, text: string): string {
   return rng.bool(0.25)
     ? rng.pick([`findings suggestive of ${text}`, `likely ${text}`, `appearance consistent with ${text}`])
     : text;
 }
-const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
+export const cap = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
 /** Sentence(s) describing a positive finding. */
-function positive(f: Finding, rng: Rng): string {
+export function positive(f: Finding, rng: Rng): string {
   const sev = f.severity ?? 'mild';
   switch (f.label) {
     case 'Medical material':
@@ -114,7 +114,7 @@ function positive(f: Finding, rng: Rng): string {
   }
 }
 
-const NEGATIONS: Record<CtRateLabel, string[]> = {
+export const NEGATIONS: Record<CtRateLabel, string[]> = {
   'Medical material': ['No foreign material or device is seen.'],
   'Arterial wall calcification': [
     'No calcification is seen in the aortic wall.',
@@ -142,7 +142,7 @@ const NEGATIONS: Record<CtRateLabel, string[]> = {
 };
 
 /** Findings in the usual reading order of a chest CT report. */
-const ORDER: CtRateLabel[] = [
+export const ORDER: CtRateLabel[] = [
   'Peribronchial thickening',
   'Bronchiectasis',
   'Lymphadenopathy',
@@ -163,7 +163,7 @@ const ORDER: CtRateLabel[] = [
   'Medical material',
 ];
 
-const IMPRESSION: Record<CtRateLabel, string> = {
+export const IMPRESSION: Record<CtRateLabel, string> = {
   'Medical material': 'postoperative changes',
   'Arterial wall calcification': 'aortic atherosclerosis',
   Cardiomegaly: 'cardiomegaly',
