@@ -6,6 +6,7 @@ import { buildCache } from './cache.js';
 import { resolvePreset, type Preset } from './presets.js';
 import { readSource } from './sources.js';
 import { writeSynthDataset } from './synth/dataset.js';
+import { type SynthVersion } from './synth/local-findings.js';
 
 /** A run config's data section, as far as the cache goes. */
 export interface CacheSpec {
@@ -13,9 +14,10 @@ export interface CacheSpec {
   preset: string | Preset;
   /**
    * generate a synthetic dataset into `<cache>-source` and preprocess it when the cache does not exist;
-   * keepSource false deletes the source volumes once the cache is built (half the disk of a large study)
+   * keepSource false deletes the source volumes once the cache is built (half the disk of a large study); version 2
+   * adds the findings only local views can see (synth/local-findings.ts; default 1, the existing results' data)
    */
-  synth?: { count: number; seed: number; validFraction?: number; keepSource?: boolean };
+  synth?: { count: number; seed: number; validFraction?: number; keepSource?: boolean; version?: SynthVersion };
 }
 
 /** Makes sure the preprocessed cache exists: generates and preprocesses the synthetic set when configured. */
@@ -31,6 +33,7 @@ export async function ensureCache(c: { data: CacheSpec }): Promise<void> {
     count: c.data.synth.count,
     seed: c.data.synth.seed,
     validFraction: c.data.synth.validFraction,
+    version: c.data.synth.version,
     preset,
     onProgress: (d) => p1.update(d),
   });

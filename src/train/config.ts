@@ -9,6 +9,8 @@ import { type ViewConfig } from '../data/views.js';
 import { type T3dHeadsConfig } from '../models/t3d.js';
 import { type MemoryFormat } from '../torch/tensor.js';
 import { type Preset } from '../data/presets.js';
+import { type CacheSpec } from '../data/synth-cache.js';
+import { SYNTH_VERSIONS } from '../data/synth/local-findings.js';
 
 export interface PretrainConfig {
   name: string;
@@ -17,9 +19,10 @@ export interface PretrainConfig {
     cache: string;
     /**
      * generate a synthetic dataset into `<cache>-source` and preprocess it when the cache does not exist;
-     * keepSource false deletes the source volumes once the cache is built (half the disk of a large study)
+     * keepSource false deletes the source volumes once the cache is built (half the disk of a large study); version 2
+     * adds the findings only local views can see (default 1)
      */
-    synth?: { count: number; seed: number; validFraction?: number; keepSource?: boolean };
+    synth?: CacheSpec['synth'];
     /** a preset's name or path; a run resolves it and stores the preset itself in its config and checkpoints */
     preset: string | Preset;
     trainSplit: string;
@@ -192,6 +195,9 @@ export function validateConfig(c: PretrainConfig): void {
   const keep = c.data?.synth?.keepSource;
   if (keep !== undefined && typeof keep !== 'boolean')
     problems.push(`data.synth.keepSource must be true or false (got ${JSON.stringify(keep)})`);
+  const version = c.data?.synth?.version;
+  if (version !== undefined && !SYNTH_VERSIONS.includes(version))
+    problems.push(`data.synth.version must be one of ${SYNTH_VERSIONS.join(', ')} (got ${JSON.stringify(version)})`);
   const src = c.data?.views?.localSource;
   if (src !== undefined && src !== 'global' && src !== 'cache')
     problems.push(`data.views.localSource must be 'global' or 'cache' (got ${JSON.stringify(src)})`);

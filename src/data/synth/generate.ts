@@ -2,10 +2,18 @@
 import { Rng } from '../../util/rng.js';
 import { type SynthGeometry } from './geometry.js';
 import { Grid, addNoise, smooth } from './raster.js';
-import { CT_RATE_LABELS, MASK_CLASSES } from '../../domain/ct-rate.js';
+import { MASK_CLASSES } from '../../domain/ct-rate.js';
 import { paintAnatomy, sampleBody, ORGAN_LABELS } from './anatomy.js';
 import { type Finding, renderFinding, samplePatient } from './findings.js';
 import { type ReportText, writeReport } from './reports.js';
+import {
+  type LocalFinding,
+  type SynthVersion,
+  renderLocalFinding,
+  sampleLocalFindings,
+  synthLabels,
+} from './local-findings.js';
+import { withLocalFindings } from './local-reports.js';
 
 export interface SynthCase {
   /** (D, H, W) */
@@ -18,8 +26,11 @@ export interface SynthCase {
   rescaleIntercept: number;
   /** organ classes (MASK_CLASSES indices) per voxel */
   mask: Uint8Array;
+  /** one per column of synthLabels(version): CT-RATE's 18, then version 2's local findings */
   labels: number[];
   findings: Finding[];
+  /** version 2's local findings, where they were drawn (none in version 1) */
+  localFindings: LocalFinding[];
   report: ReportText;
   age: number;
   sex: 'M' | 'F';
@@ -37,8 +48,18 @@ const MASK_OF_LABEL = new Map<number, number>([
   [ORGAN_LABELS.airway, MASK_CLASSES.indexOf('airway')],
 ]);
 
-/** Deterministic in (seed, index): the same case comes out on any worker, in any order. */
-export function generateCase(seed: number, index: number, geo: SynthGeometry, storage: HuStorage = 'raw'): SynthCase {
+/**
+ * Deterministic in (seed, index, version): the same case comes out on any worker, in any order. Version 2 samples and
+ * draws its local findings after version 1's findings (so its patients and anatomy are version 1's; its noise and
+ * report wording differ); version 1 draws no extra random number, so its cases are unchanged.
+ */
+export function generateCase(
+  seed: number,
+  index: number,
+  geo: SynthGeometry,
+  storage: HuStorage = 'raw',
+  version: SynthVersion = 1,
+): SynthCase {
   const rng = new Rng(seed, index);
   const fov = rng.uniform(geo.fovMm[0], geo.fovMm[1]);
   const thickness = Math.round(rng.uniform(geo.sliceThicknessMm[0], geo.sliceThicknessMm[1]) * 4) / 4;
@@ -56,6 +77,8 @@ export function generateCase(seed: number, index: number, geo: SynthGeometry, st
     (a, b) => Number(b.label === 'Cardiomegaly') - Number(a.label === 'Cardiomegaly'),
   );
   for (const f of ordered) renderFinding(g, body, f, rng);
+  const local = version >= 2 ? sampleLocalFindings(rng) : [];
+  for (const f of local) renderLocalFinding(g, body, f, rng);
   smooth(g, 1);
   addNoise(g, rng, rng.uniform(8, 20));
 
@@ -64,7 +87,8 @@ export function generateCase(seed: number, index: number, geo: SynthGeometry, st
   for (let i = 0; i < g.n; i++) stored[i] = Math.max(-1024, Math.min(3071, Math.round(g.hu[i]!))) - intercept;
   const mask = new Uint8Array(g.n);
   for (let i = 0; i < g.n; i++) mask[i] = MASK_OF_LABEL.get(g.label[i]!) ?? 0;
-  const present = new Set(patient.findings.map((f) => f.label));
+  const present = new Set<string>([...patient.findings, ...local].map((f) => f.label));
+  const report = writeReport(patient, rng, thickness);
   return {
     shape: g.shape,
     spacing: g.spacing,
@@ -72,9 +96,10 @@ export function generateCase(seed: number, index: number, geo: SynthGeometry, st
     rescaleSlope: 1,
     rescaleIntercept: intercept,
     mask,
-    labels: CT_RATE_LABELS.map((l) => (present.has(l) ? 1 : 0)),
+    labels: synthLabels(version).map((l) => (present.has(l) ? 1 : 0)),
     findings: patient.findings,
-    report: writeReport(patient, rng, thickness),
+    localFindings: local,
+    report: version >= 2 ? withLocalFindings(report, local, patient.findings.length, rng) : report,
     age: patient.age,
     sex: patient.sex,
   };
