@@ -202,7 +202,9 @@ export function validateConfig(c: PretrainConfig): void {
   if (src !== undefined && src !== 'global' && src !== 'cache')
     problems.push(`data.views.localSource must be 'global' or 'cache' (got ${JSON.stringify(src)})`);
   const anchor = c.data?.views?.localAnchor;
-  if (anchor !== undefined && anchor !== 'uniform' && anchor !== 'foreground')
-    problems.push(`data.views.localAnchor must be 'uniform' or 'foreground' (got ${JSON.stringify(anchor)})`);
+  if (anchor !== undefined && !['uniform', 'foreground', 'report', 'lobes'].includes(anchor))
+    problems.push(
+      `data.views.localAnchor must be 'uniform', 'foreground', 'report' or 'lobes' (got ${JSON.stringify(anchor)})`,
+    );
   if (problems.length) throw new Error(`invalid pre-training config '${c.name}': ${problems.join('; ')}`);
 }
