@@ -1,5 +1,5 @@
 // Local views anchored on the lobes a report names, the crop-scale readout's fixed lobe crops, and the BatchNorm
-// recalibration that precedes that readout.
+// recalibration that precedes that readout; the crop-CLIP control's loss.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +15,11 @@ import { BatchNormRecalibration } from '../src/inference/recalibrate.js';
 import { evalSplits } from '../src/eval/splits.js';
 import { macroAuroc } from '../src/eval/metrics/classification.js';
 import { runTransfer } from '../src/eval/tasks/transfer.js';
-import { assertClose } from './helpers.js';
+import { applyOverrides, loadConfig, validateConfig } from '../src/train/config.js';
+import { buildT3dModel } from '../src/train/factory.js';
+import { t3dLoss, type ObjectiveConfig } from '../src/objectives/t3d.js';
+import { clipLoss } from '../src/objectives/clip.js';
+import { assertClose, fixture } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-local-views-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -184,4 +188,47 @@ test('crop-scale probe: lobe crops at native resolution find a finding that live
   const auroc = macroAuroc(r.testScores, r.testLabels).value;
   assert.ok(auroc > 0.85, `crop readout AUROC ${auroc.toFixed(3)}`);
   await assert.rejects(() => runTransfer(makeEncoder, { ...base, mode: 'finetune' }), /crop-scale readout/);
+});
+
+test('crop-CLIP (objective.clip.localWeight): each crop against its report by InfoNCE, averaged; finite differences agree', () => {
+  torch.manualSeed(1);
+  const base = applyOverrides(loadConfig(fixture('pretrain', 'tiny.json')), ['model.textPooling="mean"']);
+  const model = buildT3dModel(base.model, [4, 4, 4], 40).to({ dtype: 'float64' });
+  model.eval();
+  const objective: ObjectiveConfig = {
+    ...base.objective,
+    clip: { weight: 0, localWeight: 1 },
+    tma: { ...base.objective.tma, weight: 0 },
+  };
+  const ids = torch.tensor(new BigInt64Array([2n, 7n, 9n, 3n, 2n, 11n, 3n, 0n, 2n, 5n, 8n, 3n]), [3, 4]).keep();
+  const mask = torch.tensor(new BigInt64Array([1n, 1n, 1n, 1n, 1n, 1n, 1n, 0n, 1n, 1n, 1n, 1n]), [3, 4]).keep();
+  const g = new torch.Generator(5);
+  const [x, l0, l1] = [
+    [3, 1, 4, 4, 4],
+    [3, 1, 2, 2, 2],
+    [3, 1, 2, 2, 2],
+  ].map((s) => torch.randn(s, { dtype: 'float64', generator: g }).keep());
+  const batch = (local: torch.Tensor) => ({ global: x!, locals: [local, l1!], inputIds: ids, attentionMask: mask });
+  torch.tidy(() => {
+    const { total, parts } = t3dLoss(model, batch(l0!), objective, 0);
+    const report = model.encodeReport(ids, mask).emb;
+    const want = [l0!, l1!]
+      .map((l) => clipLoss(model.encodeVolume(l).emb, report, model.logit_scale.value))
+      .reduce((a, b) => a.add(b))
+      .div(2);
+    assertClose(total, want, { atol: 1e-12 });
+    assert.ok(Math.abs(parts.clipLocal! - want.item()) < 1e-9);
+    assert.equal(parts.clip, undefined, 'the global CLIP term is off');
+  });
+  const res = torch.gradcheck((local) => t3dLoss(model, batch(local), objective, 0).total, [l0!], {
+    atol: 1e-6,
+    rtol: 1e-4,
+  });
+  assert.ok(res.ok, res.worst);
+  assert.throws(
+    () => validateConfig(applyOverrides(base, ['objective.clip.localWeight=1', 'data.views.numLocal=0'])),
+    /localWeight > 0 needs local views/,
+  );
+  torch.dispose([ids, mask, x!, l0!, l1!]);
+  model.dispose();
 });

@@ -12,7 +12,12 @@ import { type TmaConfig, tmaFormulation } from './tma/index.js';
 import { maskPatches, restorationLoss } from './restoration.js';
 
 export interface ObjectiveConfig {
-  clip: { weight: number };
+  /**
+   * weight: global view ↔ report InfoNCE. localWeight (default 0): the same InfoNCE between each local view and its
+   * volume's report, averaged over the views: the crop-CLIP control (the crops the TMA arms see, aligned with the
+   * whole report, no TMA)
+   */
+  clip: { weight: number; localWeight?: number };
   tma: TmaConfig;
   ssl: { weight: number; temperature: number };
   /** masked-volume restoration of the global view, the decoder FiLM-conditioned on the report (useText) */
@@ -68,7 +73,8 @@ export function t3dLoss(
   const tma = lambda > 0 ? tmaFormulation(cfg.tma) : undefined;
   const needs = tma?.needs(cfg.tma);
   const rec = cfg.restoration && cfg.restoration.weight > 0 ? cfg.restoration : undefined;
-  const needText = cfg.clip.weight > 0 || !!needs?.report || !!rec?.useText;
+  const clipLocal = cfg.clip.localWeight ?? 0;
+  const needText = cfg.clip.weight > 0 || clipLocal > 0 || !!needs?.report || !!rec?.useText;
   if (needText && (!batch.inputIds || !batch.attentionMask))
     throw new Error('t3dLoss: this objective needs tokenised reports');
 
@@ -89,8 +95,17 @@ export function t3dLoss(
 
   const V = batch.locals.length;
   const B = batch.global.size(0);
-  const encodeLocals = V > 0 && (!!needs?.localViews || cfg.ssl.weight > 0);
+  const encodeLocals = V > 0 && (!!needs?.localViews || cfg.ssl.weight > 0 || clipLocal > 0);
   const locals = encodeLocals ? model.encodeVolume(torch.cat(batch.locals, 0)) : undefined;
+
+  if (clipLocal > 0 && report && locals) {
+    const perView = Array.from({ length: V }, (_, v) =>
+      clipLoss(gather(locals.emb.narrow(0, v * B, B)), gather(report.emb), model.logit_scale.value),
+    );
+    const l = perView.reduce((a, b) => a.add(b)).div(V);
+    parts.clipLocal = l.item();
+    terms.push(l.mul(clipLocal));
+  }
 
   if (tma) {
     const { sentenceIndex } = batch;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../util/paths.js';
 import { type ObjectiveConfig } from '../objectives/t3d.js';
 import { tmaProblems } from '../objectives/tma/index.js';
-import { type ViewConfig } from '../data/views.js';
+import { DEFAULT_VIEWS, type ViewConfig } from '../data/views.js';
 import { type T3dHeadsConfig } from '../models/t3d.js';
 import { type MemoryFormat } from '../torch/tensor.js';
 import { type Preset } from '../data/presets.js';
@@ -128,6 +128,7 @@ export function applyOverrides(cfg: PretrainConfig, overrides: string[]): Pretra
 const isOptionalKey = (k: string) =>
   [
     'data.synth',
+    'objective.clip.localWeight',
     'model.tokenizer',
     'model.textPooling',
     'model.restoration',
@@ -157,6 +158,10 @@ export function validateConfig(c: PretrainConfig): void {
   pos(c.optim?.steps, 'optim.steps');
   pos(c.optim?.gradAccum, 'optim.gradAccum');
   nonneg(c.objective?.clip?.weight, 'objective.clip.weight');
+  const clipLocal = c.objective?.clip?.localWeight;
+  if (clipLocal !== undefined) nonneg(clipLocal, 'objective.clip.localWeight');
+  if ((clipLocal ?? 0) > 0 && !((c.data?.views?.numLocal ?? DEFAULT_VIEWS.numLocal) > 0))
+    problems.push('objective.clip.localWeight > 0 needs local views (data.views.numLocal ≥ 1)');
   nonneg(c.objective?.tma?.weight, 'objective.tma.weight');
   const start = c.objective?.tma?.startStep;
   if (start !== undefined && !(Number.isInteger(start) && start >= 0))
