@@ -145,7 +145,7 @@ export async function probeFeatures(
         device: o.device,
         workers: o.workers,
       });
-      log(`${tag}: BatchNorm recalibrated on the lobe crops of ${names.length} volumes (${r.layers} layers)`);
+      log(`${tag}: BatchNorm recalibrated on the lobe crops of ${o.splits.train.length} volumes (${r.layers} layers)`);
     }
     encoder.eval();
     all = await mapVolumes(o, names, (x) => encoder.encode(x).pooled);
