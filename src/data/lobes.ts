@@ -2,7 +2,7 @@
 // fixed height and depth of the named lung, as the synthetic generator places lobar findings (synth/findings.ts
 // lobePoint). The upper lobe sits high in the lung, the middle lobe low and in front, the lower lobe at the bottom and
 // behind. Real data would take lobe masks instead; the anchors only need to land near the region a report names.
-import { Rng } from '../util/rng.js';
+import { type Rng } from '../util/rng.js';
 import { MASK_CLASSES } from '../domain/ct-rate.js';
 import { type Region } from '../text/regions.js';
 import { type Shape3 } from './views.js';
