@@ -12,7 +12,9 @@
 // (the first two runs: it learns far more slowly under the same budget).
 // Env: OUT (runs/ceiling), COUNT (800 volumes), VALID_FRACTION (0.3 held out), EPOCHS (12), KEEP (results/ceiling),
 // GAIN (0.05), FULL_NET (matched | same), CACHE (a built cpu-mr cache to measure on instead, e.g. the TMA study's:
-// the subset is then defined on that study's own held-out volumes; COUNT and VALID_FRACTION are unused).
+// the subset is then defined on that study's own held-out volumes; COUNT and VALID_FRACTION are unused), VERSION
+// (the synthetic generator's version, 1; 2 adds the local findings, whose ceilings should sit near 0.5 on the global
+// view and above it at full resolution).
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -31,6 +33,7 @@ const validFraction = Number(process.env.VALID_FRACTION ?? 0.3);
 const epochs = Number(process.env.EPOCHS ?? 12);
 const minGain = Number(process.env.GAIN ?? 0.05);
 const fullNet = process.env.FULL_NET ?? 'matched';
+const version = Number(process.env.VERSION ?? 1);
 if (fullNet !== 'matched' && fullNet !== 'same') throw new Error(`FULL_NET must be matched or same, got ${fullNet}`);
 const cli = join(root, 'dist', 'src', 'app', 'cli.js');
 const run = (args: string[]) => {
@@ -51,7 +54,7 @@ const initRun = (dir: string, extra: string[] = []) => {
     '--set',
     `data.cache=${cache}`,
     '--set',
-    `data.synth={"count":${count},"seed":0,"validFraction":${validFraction}}`,
+    `data.synth={"count":${count},"seed":0,"validFraction":${validFraction}${version === 1 ? '' : `,"version":${version}`}}`,
     '--set',
     'optim.lr=1e-12',
     '--set',

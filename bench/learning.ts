@@ -91,6 +91,8 @@ const allVariants: Record<string, string[]> = {
   // weight of 1e-9: its gradient is nil, but the crops' forward passes update BatchNorm's running statistics, the one
   // thing every TMA variant adds to CLIP-only besides a term that stays at chance)
   'clip-only-crops': ['--steps', String(steps), '--set', 'objective.tma.weight=1e-9'],
+  // the crop-CLIP control: the same crops, each aligned with its volume's report by plain InfoNCE, no TMA
+  'clip-crops': ['--steps', String(steps), '--set', 'objective.tma.weight=0', '--set', 'objective.clip.localWeight=1'],
   'clip-only-warm': [
     '--steps',
     String(steps),

@@ -30,11 +30,11 @@ test('the default report style writes the same bytes as before report styles exi
 test("a case's image and labels do not depend on the report style; its report does", () => {
   const geo = synthGeometry(loadPreset('cpu-96'));
   const a = generateCase(5, 3, geo);
-  const b = generateCase(5, 3, geo, 'raw', 'realistic');
+  const b = generateCase(5, 3, geo, 'raw', { reportStyle: 'realistic' });
   assert.deepEqual(a.stored, b.stored);
   assert.deepEqual(a.labels, b.labels);
   assert.notEqual(a.report.findings, b.report.findings);
-  assert.equal(generateCase(5, 3, geo, 'raw', 'templated').report.findings, a.report.findings);
+  assert.equal(generateCase(5, 3, geo, 'raw', { reportStyle: 'templated' }).report.findings, a.report.findings);
 });
 
 test("'realistic' reports: extractor agreement below 1 and above a floor (2,000 reports, seed 3)", (t) => {

@@ -45,15 +45,15 @@ test('setup: a tiny cache with realistic reports; another report style is refuse
   // the workers wrote the realistic reports: case 0's is generateCase's in that style, not the templated one
   const first = readCacheIndex(cache).entries.find((e) => e.name === 'train_1_a_1')!.report;
   const geo = synthGeometry(resolvePreset(presetPath));
-  assert.equal(first, reportText(generateCase(0, 0, geo, 'raw', 'realistic').report));
+  assert.equal(first, reportText(generateCase(0, 0, geo, 'raw', { reportStyle: 'realistic' }).report));
   assert.notEqual(first, reportText(generateCase(0, 0, geo).report));
   await assert.rejects(
     writeSynthDataset({ out: `${cache}-source`, count: 10, seed: 0, preset: resolvePreset(presetPath) }),
-    /made with seed 0, preset .*, storage raw, report style realistic; use another --out/,
+    /made with seed 0, preset .*, storage raw, generator version 1, report style realistic; use another --out/,
   );
   await assert.rejects(
     ensureCache(base('templated')),
-    /reports are 'realistic', but data.synth.reportStyle is 'templated'/,
+    /built with report style 'realistic', generator version 1, but data.synth asks for report style 'templated'/,
   );
   assert.ok(existsSync(join(cache, 'cache.json')));
 });

@@ -3,13 +3,14 @@ import { availableParallelism } from 'node:os';
 import { loadPreset } from '../data/presets.js';
 import { writeSynthDataset } from '../data/synth/dataset.js';
 import { REPORT_STYLES, type ReportStyle } from '../data/synth/reports-realistic.js';
+import { type SynthVersion } from '../data/synth/local-findings.js';
 import { Progress } from '../util/progress.js';
 import { UsageError, parseOptions } from './args.js';
 
 export async function runSynth(args: string[]): Promise<void> {
   const o = parseOptions(args, {
     string: ['out', 'preset', 'storage', 'report-style'],
-    number: ['count', 'seed', 'workers', 'valid-fraction'],
+    number: ['count', 'seed', 'workers', 'valid-fraction', 'version'],
     boolean: ['dicom'],
   });
   if (!o.out) throw new UsageError('synth: --out <dir> is required');
@@ -33,6 +34,7 @@ export async function runSynth(args: string[]): Promise<void> {
     storage,
     reportStyle: reportStyle as ReportStyle,
     validFraction: o['valid-fraction'],
+    version: o.version as SynthVersion | undefined,
     dicom: o.dicom === true,
     workers: o.workers ?? availableParallelism(),
     onProgress: (done, _total, name) => progress.update(done, name),

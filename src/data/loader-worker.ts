@@ -12,7 +12,7 @@ serveTasks<BatchTask, Omit<RawBatch, 'names' | 'reports' | 'labels'>>((t) => {
   const global = new Float32Array(B * g);
   const locals: Float32Array[] = [];
   const mask = t.withMask ? new Uint8Array(B * n) : undefined;
-  const anchored = t.views.localAnchor === 'foreground';
+  const anchored = (t.views.localAnchor ?? 'uniform') !== 'uniform' && t.views.numLocal > 0;
   t.files.forEach((file, b) => {
     const tensors = readCachedTensors(file, t.sha256[b], t.withMask || anchored ? ['image', 'mask'] : ['image']);
     const image = tensors.get('image')!;
@@ -34,6 +34,7 @@ serveTasks<BatchTask, Omit<RawBatch, 'names' | 'reports' | 'labels'>>((t) => {
       new Rng(t.seed, t.epoch, t.indices[b]!),
       t.globalShape,
       organs,
+      t.regions?.[b],
     );
     global.set(v.global, b * g);
     v.locals.forEach((l, k) => {

@@ -9,6 +9,7 @@ import { WorkerPool } from '../util/pool.js';
 import { readCacheIndex, type CacheEntry } from './cache.js';
 import { DEFAULT_VIEWS, type Shape3, type ViewConfig } from './views.js';
 import { globalShapeOf, type Preset } from './presets.js';
+import { reportRegions, type Region } from '../text/regions.js';
 
 export interface LoaderOptions {
   cacheDir: string;
@@ -58,6 +59,8 @@ export interface BatchTask {
   pad: number;
   views: ViewConfig;
   withMask: boolean;
+  /** per volume, the lobes its report names (localAnchor 'report') */
+  regions?: Region[][];
 }
 
 /** The indices this rank reads in an epoch: a seeded shuffle, then every worldSize-th item. */
@@ -135,6 +138,8 @@ export class Loader {
       pad: this.preset.padValue,
       views: this.views,
       withMask: this.o.withMask ?? false,
+      regions:
+        this.views.localAnchor === 'report' ? indices.map((i) => reportRegions(this.entries[i]!.report)) : undefined,
     };
   }
 

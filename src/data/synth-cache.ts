@@ -7,6 +7,7 @@ import { resolvePreset, type Preset } from './presets.js';
 import { readSource } from './sources.js';
 import { writeSynthDataset } from './synth/dataset.js';
 import { type ReportStyle } from './synth/reports-realistic.js';
+import { type SynthVersion } from './synth/local-findings.js';
 import { readJsonFile } from '../util/files.js';
 
 /** A run config's data section, as far as the cache goes. */
@@ -15,30 +16,39 @@ export interface CacheSpec {
   preset: string | Preset;
   /**
    * generate a synthetic dataset into `<cache>-source` and preprocess it when the cache does not exist;
-   * keepSource false deletes the source volumes once the cache is built (half the disk of a large study)
+   * keepSource false deletes the source volumes once the cache is built (half the disk of a large study); version 2
+   * adds the findings only local views can see (synth/local-findings.ts; default 1, the existing results' data)
    */
-  synth?: { count: number; seed: number; validFraction?: number; keepSource?: boolean; reportStyle?: ReportStyle };
+  synth?: {
+    count: number;
+    seed: number;
+    validFraction?: number;
+    keepSource?: boolean;
+    reportStyle?: ReportStyle;
+    version?: SynthVersion;
+  };
 }
 
-/** The synthetic spec a cache was built from, beside its index: a cache with other reports is never reused. */
+/** The synthetic spec a cache was built from, beside its index: a cache of other reports or images is never reused. */
 const SPEC_FILE = 'synth.json';
-const styleOf = (s: { reportStyle?: ReportStyle } | undefined) => s?.reportStyle ?? 'templated';
+const kindOf = (s: CacheSpec['synth'] | undefined) =>
+  `report style '${s?.reportStyle ?? 'templated'}', generator version ${s?.version ?? 1}`;
 
-function checkReportStyle(c: { data: CacheSpec }): void {
-  const wanted = styleOf(c.data.synth);
+function checkSynthKind(c: { data: CacheSpec }): void {
+  const wanted = kindOf(c.data.synth);
   const specPath = join(c.data.cache, SPEC_FILE);
-  const built = existsSync(specPath) ? styleOf(readJsonFile<CacheSpec['synth']>(specPath)) : undefined;
-  if (built === undefined ? wanted === 'templated' : built === wanted) return;
+  const built = existsSync(specPath) ? kindOf(readJsonFile<CacheSpec['synth']>(specPath)) : undefined;
+  if (built === undefined ? wanted === kindOf(undefined) : built === wanted) return;
   throw new Error(
-    `${c.data.cache}: the cache's reports are ${built === undefined ? 'of unrecorded style' : `'${built}'`}, ` +
-      `but data.synth.reportStyle is '${wanted}'; point data.cache at another folder to build one`,
+    `${c.data.cache}: the cache was built with ${built ?? 'an unrecorded synthetic spec'}, but data.synth asks ` +
+      `for ${wanted}; point data.cache at another folder to build one`,
   );
 }
 
 /** Makes sure the preprocessed cache exists: generates and preprocesses the synthetic set when configured. */
 export async function ensureCache(c: { data: CacheSpec }): Promise<void> {
   if (existsSync(join(c.data.cache, 'cache.json'))) {
-    if (c.data.synth) checkReportStyle(c);
+    if (c.data.synth) checkSynthKind(c);
     return;
   }
   if (!c.data.synth)
@@ -52,6 +62,7 @@ export async function ensureCache(c: { data: CacheSpec }): Promise<void> {
     seed: c.data.synth.seed,
     validFraction: c.data.synth.validFraction,
     reportStyle: c.data.synth.reportStyle,
+    version: c.data.synth.version,
     preset,
     onProgress: (d) => p1.update(d),
   });

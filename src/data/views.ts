@@ -5,6 +5,8 @@
 // resolution: they show detail the global view cannot). Pure TypeScript on typed arrays so it runs in loader
 // worker threads; deterministic given the Rng.
 import { Rng } from '../util/rng.js';
+import { LOBES, type Region } from '../text/regions.js';
+import { lobeCentre, lungBoxes } from './lobes.js';
 
 export type Shape3 = [number, number, number];
 
@@ -24,9 +26,12 @@ export interface ViewConfig {
    * Where local crops are centred: 'uniform' (default: anywhere a crop fits) or 'foreground' (on a voxel drawn
    * uniformly from the segmentation mask's organs, class > 0, the crop shifted to fit inside the volume), so that
    * crops show the anatomy findings sit in rather than air, table or body wall. Needs masks in the cache (the
-   * synthetic set has them); a volume whose mask is empty falls back to 'uniform'.
+   * synthetic set has them); a volume whose mask is empty falls back to 'uniform'. 'report': each crop centred near
+   * a lobe the volume's report names (data/lobes.ts, jittered), one drawn per crop, so that a crop holds the finding
+   * a sentence describes; a report that names none falls back to 'foreground'. 'lobes': crop k on the fixed centre
+   * of lobe k mod 5 (right upper, middle, lower, left upper, lower), no jitter: the crop-scale readout's crops.
    */
-  localAnchor?: 'uniform' | 'foreground';
+  localAnchor?: 'uniform' | 'foreground' | 'report' | 'lobes';
   /** probability of flipping each axis of a local view (the global view is never flipped: reports name sides) */
   flipProb: number;
   /** multiplicative intensity factor range */
@@ -51,6 +56,23 @@ export const DEFAULT_VIEWS: ViewConfig = {
   rotateDeg: 0,
   globalIntensity: true,
 };
+
+/**
+ * The crop-scale readout's views: one crop of `shape` voxels at the cache's resolution on the fixed centre of each of
+ * the five lobes, without augmentation, so every arm is read out on exactly the same crops.
+ */
+export const lobeCropViews = (shape: Shape3): Partial<ViewConfig> => ({
+  numLocal: LOBES.length,
+  localSource: 'cache',
+  localShape: shape,
+  localAnchor: 'lobes',
+  flipProb: 0,
+  intensityScale: [1, 1],
+  intensityShift: [0, 0],
+  noiseStd: 0,
+  rotateDeg: 0,
+  globalIntensity: false,
+});
 
 /** A crop box in source voxels (start and size per axis, D/H/W order) plus in-plane rotation. */
 export interface Box {
@@ -250,11 +272,31 @@ export function globalView(
   return g;
 }
 
+/** The crops' centres (cache voxels) for an anchored localAnchor; undefined entries are placed uniformly. */
+function anchorsOf(
+  cfg: ViewConfig,
+  shape: Shape3,
+  rng: Rng,
+  mask: ArrayLike<number> | undefined,
+  regions: readonly Region[],
+): (Shape3 | undefined)[] | undefined {
+  const a = cfg.localAnchor ?? 'uniform';
+  if (a === 'uniform' || cfg.numLocal === 0) return undefined;
+  if (!mask) throw new Error(`data.views.localAnchor '${a}' needs the cache's segmentation masks`);
+  if (a === 'foreground' || (a === 'report' && regions.length === 0))
+    return foregroundVoxels(mask, shape, cfg.numLocal, rng);
+  const boxes = lungBoxes(mask, shape);
+  return Array.from({ length: cfg.numLocal }, (_, k) =>
+    a === 'lobes' ? lobeCentre(boxes, LOBES[k % LOBES.length]!) : lobeCentre(boxes, rng.pick(regions), rng),
+  );
+}
+
 /**
  * Views of a cached volume (int16 HU of `shape`, already clipped/resampled/cropped), normalised by `scale`;
  * the global view has `globalShape` (default: the cache's shape). The boxes are returned (in the coordinates
  * of the array each local view was cut from) so tests and visualisations can see where each view came from.
- * `mask` (class indices at the cache's shape) is needed by localAnchor 'foreground'.
+ * `mask` (class indices at the cache's shape) is needed by an anchored localAnchor; `regions` (the lobes the report
+ * names) by 'report'.
  */
 export function makeViews(
   hu: ArrayLike<number>,
@@ -265,6 +307,7 @@ export function makeViews(
   rng: Rng,
   globalShape: Shape3 = shape,
   mask?: ArrayLike<number>,
+  regions: readonly Region[] = [],
 ): Views {
   const plain = globalView(hu, shape, globalShape, scale, pad);
   const global = cfg.globalIntensity ? Float32Array.from(plain) : plain;
@@ -272,13 +315,8 @@ export function makeViews(
   const native = cfg.localSource === 'cache';
   const same = globalShape.join() === shape.join();
   const localShape = cfg.localShape ?? half(globalShape);
-  if (cfg.localAnchor === 'foreground' && !mask)
-    throw new Error("data.views.localAnchor 'foreground' needs the cache's segmentation masks");
   // anchors in the cache's voxels, mapped onto the global view's grid when crops are cut from it
-  const anchors =
-    cfg.localAnchor === 'foreground' && cfg.numLocal > 0
-      ? foregroundVoxels(mask!, shape, cfg.numLocal, rng)
-      : undefined;
+  const anchors = anchorsOf(cfg, shape, rng, mask, regions);
   const onGlobal = (c: Shape3) => c.map((v, i) => ((v + 0.5) * globalShape[i]!) / shape[i]! - 0.5) as Shape3;
   const boxes: Box[] = [];
   const locals = Array.from({ length: cfg.numLocal }, (_, k) => {

@@ -15,8 +15,13 @@ export interface EvalConfig {
    * 'global' (default): volumes enter the encoder as the preset's global view; 'full': the whole cached volume at
    * its own resolution (multi-resolution presets; the encoder is fully convolutional). Records of a 'full'
    * evaluation carry the variant suffix 'full', so both scales sit side by side. Segmentation is always full.
+   * 'crop': the crop-scale readout, identical for every arm: zero-shot, retrieval and the linear probe read the five
+   * lobe crops of `crop.shape` voxels at the cache's resolution (data/views.ts lobeCropViews; the cache needs organ
+   * masks), pooled by their mean, after the encoder's BatchNorm statistics are recalibrated on the evaluation-train
+   * volumes' crops; records carry the suffix 'crop'; fine-tuning, segmentation and report generation do not run.
    */
-  scale?: 'global' | 'full';
+  scale?: 'global' | 'full' | 'crop';
+  crop?: { shape: [number, number, number] };
   /** prompt templates ensembled (1 = CT-CLIP's single pair); labels: a subset of the cache's labels (default all) */
   zeroshot: { templates: number; labels?: string[] };
   transfer: {
@@ -79,8 +84,14 @@ export function loadEvalConfig(nameOrPath: string): EvalConfig {
     bad.push(`bootstrap.resamples must be an integer ≥ 100 (got ${c.bootstrap?.resamples})`);
   for (const f of [...(c.transfer?.fractions ?? []), ...(c.segmentation?.fractions ?? [])])
     if (!(f > 0 && f <= 1)) bad.push(`label fraction ${f} is not in (0, 1]`);
-  if (c.scale !== undefined && c.scale !== 'global' && c.scale !== 'full')
-    bad.push(`scale must be 'global' or 'full' (got ${JSON.stringify(c.scale)})`);
+  if (c.scale !== undefined && c.scale !== 'global' && c.scale !== 'full' && c.scale !== 'crop')
+    bad.push(`scale must be 'global', 'full' or 'crop' (got ${JSON.stringify(c.scale)})`);
+  const shape = c.crop?.shape;
+  if (
+    c.scale === 'crop' &&
+    !(Array.isArray(shape) && shape.length === 3 && shape.every((n) => Number.isInteger(n) && n >= 8))
+  )
+    bad.push(`scale 'crop' needs crop.shape, three integers ≥ 8 (got ${JSON.stringify(shape)})`);
   if (bad.length) throw new Error(`${path}: ${bad.join('; ')}`);
   return c;
 }

@@ -2,18 +2,20 @@
 // run here (no aligned text tower; one scale only under scale 'full') is skipped with one note per reason.
 import { mkdirSync } from 'node:fs';
 import { EVAL_TASKS } from './registry.js';
-import { isFull, type EvalRecord, type EvalTask, type SuiteContext } from './task.js';
+import { type EvalRecord, type EvalTask, type SuiteContext } from './task.js';
 
 /** Why `task` does not run on this target and budget: a reason shared by the tasks it applies to. */
 function skipReason(ctx: SuiteContext, task: EvalTask): 'text' | 'scale' | undefined {
   if (task.needsText && !ctx.target.textAligned) return 'text';
-  if (task.oneScale && isFull(ctx)) return 'scale';
+  const scale = ctx.config.scale ?? 'global';
+  if ((task.oneScale && scale !== 'global') || (task.noCrop && scale === 'crop')) return 'scale';
   return undefined;
 }
 
 function skipNote(ctx: SuiteContext, reason: 'text' | 'scale', tasks: EvalTask[]): string {
   const names = tasks.map((t) => t.name).join(', ');
-  if (reason === 'scale') return `${names}: skipped under scale 'full' (${tasks.map((t) => t.oneScale).join(', ')})`;
+  const reasons = tasks.map((t) => t.oneScale ?? t.noCrop).join(', ');
+  if (reason === 'scale') return `${names}: skipped under scale '${ctx.config.scale}' (${reasons})`;
   const why =
     ctx.target.init === 'random'
       ? 'random weights have no aligned text tower'

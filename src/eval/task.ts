@@ -44,8 +44,10 @@ export interface EvalTask {
   readonly name: string;
   /** needs a text tower aligned with the volumes (CLIP); skipped without one */
   readonly needsText?: boolean;
-  /** set when the task runs at one scale only (skipped under scale 'full'): the reason, for the log */
+  /** set when the task runs at one scale only (skipped under scale 'full' and 'crop'): the reason, for the log */
   readonly oneScale?: string;
+  /** set when the task has no crop-scale readout (skipped under scale 'crop'): the reason, for the log */
+  readonly noCrop?: string;
   run(ctx: SuiteContext): Promise<EvalRecord[]>;
 }
 
@@ -113,9 +115,12 @@ export async function record<R>(
 }
 
 export const isFull = (ctx: SuiteContext): boolean => ctx.config.scale === 'full';
-/** The record variant: the task's own part, then 'full' for full-resolution evaluation. */
+/** The crop shape of the crop-scale readout (scale 'crop'), else undefined. */
+export const cropOf = (ctx: SuiteContext): [number, number, number] | undefined =>
+  ctx.config.scale === 'crop' ? ctx.config.crop!.shape : undefined;
+/** The record variant: the task's own part, then 'full' or 'crop' when evaluated at that scale. */
 export const variantOf = (ctx: SuiteContext, part: string): string =>
-  [part, isFull(ctx) ? 'full' : ''].filter(Boolean).join('-');
+  [part, ctx.config.scale === 'full' || ctx.config.scale === 'crop' ? ctx.config.scale : ''].filter(Boolean).join('-');
 
 export function splitsOf(ctx: SuiteContext): EvalSplits {
   const data = ctx.target.loaded.config.data;

@@ -1,10 +1,11 @@
 // A model's global embeddings of volumes (a cache split, no augmentation) and of report texts: what zero-shot
 // evaluation, retrieval, search indexes and `t3d embed` all start from.
 import * as torch from '../torch/index.js';
-import { type Tensor } from '../torch/index.js';
+import { F, type Tensor } from '../torch/index.js';
 import { type T3dModel } from '../models/t3d.js';
 import { type WordPieceTokenizer, toBigInt64 } from '../text/wordpiece.js';
 import { Loader } from '../data/loader.js';
+import { lobeCropViews, type Shape3 } from '../data/views.js';
 
 export interface Embedded {
   names: string[];
@@ -39,6 +40,11 @@ export interface EmbedSplitOptions {
   device?: string;
   limit?: number;
   fullResolution?: boolean;
+  /**
+   * the crop-scale readout: the volume's embedding is the normalised mean of its five lobe crops' embeddings, each crop
+   * of this shape at the cache's resolution (data/views.ts lobeCropViews)
+   */
+  crop?: Shape3;
 }
 
 /** Every volume (no augmentation) and its report of a cache split (or named volumes). The caller disposes them. */
@@ -59,7 +65,7 @@ export async function embedSplit(
     dropLast: false,
     workers: 1,
     fullResolution: o.fullResolution,
-    views: { numLocal: 0, globalIntensity: false, noiseStd: 0 },
+    views: o.crop ? lobeCropViews(o.crop) : { numLocal: 0, globalIntensity: false, noiseStd: 0 },
   });
   const vols: Tensor[] = [],
     reps: Tensor[] = [];
@@ -71,8 +77,16 @@ export async function embedSplit(
       const L = b.labels.length / b.indices.length;
       torch.noGrad(() =>
         torch.tidy(() => {
-          const x = torch.tensor(b.global, [b.indices.length, 1, ...loader.globalShape], { device: o.device });
-          vols.push(model.encodeVolume(x).emb.keep());
+          const B = b.indices.length;
+          if (!o.crop) {
+            const x = torch.tensor(b.global, [B, 1, ...loader.globalShape], { device: o.device });
+            vols.push(model.encodeVolume(x).emb.keep());
+            return;
+          }
+          const crops = b.locals.map(
+            (l) => model.encodeVolume(torch.tensor(l, [B, 1, ...loader.localShape], { device: o.device })).emb,
+          );
+          vols.push(F.normalize(torch.stack(crops, 0).mean(0), -1).keep());
         }),
       );
       reps.push(embedTexts(model, tokenizer, b.reports, o.maxTokens ?? 256, o.device).keep());

@@ -14,7 +14,12 @@ import { type LabelsConfig, labelLoss } from './labels.js';
 import { type SentenceClipConfig, sentenceClipTerm } from './sentence-clip.js';
 
 export interface ObjectiveConfig {
-  clip: { weight: number };
+  /**
+   * weight: global view ↔ report InfoNCE. localWeight (default 0): the same InfoNCE between each local view and its
+   * volume's report, averaged over the views: the crop-CLIP control (the crops the TMA arms see, aligned with the
+   * whole report, no TMA)
+   */
+  clip: { weight: number; localWeight?: number };
   /** multi-positive InfoNCE between volumes and report sentences (off when absent) */
   sentenceClip?: SentenceClipConfig;
   /** multi-label BCE of a linear head on the image embedding against report-extracted labels (off when absent) */
@@ -79,7 +84,8 @@ export function t3dLoss(
   const rec = cfg.restoration && cfg.restoration.weight > 0 ? cfg.restoration : undefined;
   const sentenceClip = (cfg.sentenceClip?.weight ?? 0) > 0 ? cfg.sentenceClip : undefined;
   const labels = (cfg.labels?.weight ?? 0) > 0 ? cfg.labels : undefined;
-  const needText = cfg.clip.weight > 0 || !!sentenceClip || !!needs?.report || !!rec?.useText;
+  const clipLocal = cfg.clip.localWeight ?? 0;
+  const needText = cfg.clip.weight > 0 || clipLocal > 0 || !!sentenceClip || !!needs?.report || !!rec?.useText;
   if (needText && (!batch.inputIds || !batch.attentionMask))
     throw new Error('t3dLoss: this objective needs tokenised reports');
 
@@ -115,8 +121,17 @@ export function t3dLoss(
 
   const V = batch.locals.length;
   const B = batch.global.size(0);
-  const encodeLocals = V > 0 && (!!needs?.localViews || cfg.ssl.weight > 0);
+  const encodeLocals = V > 0 && (!!needs?.localViews || cfg.ssl.weight > 0 || clipLocal > 0);
   const locals = encodeLocals ? model.encodeVolume(torch.cat(batch.locals, 0)) : undefined;
+
+  if (clipLocal > 0 && report && locals) {
+    const perView = Array.from({ length: V }, (_, v) =>
+      clipLoss(gather(locals.emb.narrow(0, v * B, B)), gather(report.emb), model.logit_scale.value),
+    );
+    const l = perView.reduce((a, b) => a.add(b)).div(V);
+    parts.clipLocal = l.item();
+    terms.push(l.mul(clipLocal));
+  }
 
   if (tma) {
     const { sentenceIndex } = batch;

@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { packageRoot } from '../util/paths.js';
 import { type ObjectiveConfig } from '../objectives/t3d.js';
 import { tmaProblems } from '../objectives/tma/index.js';
-import { type ViewConfig } from '../data/views.js';
+import { DEFAULT_VIEWS, type ViewConfig } from '../data/views.js';
 import { type T3dHeadsConfig } from '../models/t3d.js';
 import { type MemoryFormat } from '../torch/tensor.js';
 import { type Preset } from '../data/presets.js';
-import { REPORT_STYLES, type ReportStyle } from '../data/synth/reports-realistic.js';
+import { REPORT_STYLES } from '../data/synth/reports-realistic.js';
+import { type CacheSpec } from '../data/synth-cache.js';
+import { SYNTH_VERSIONS } from '../data/synth/local-findings.js';
 
 export interface PretrainConfig {
   name: string;
@@ -18,9 +20,10 @@ export interface PretrainConfig {
     cache: string;
     /**
      * generate a synthetic dataset into `<cache>-source` and preprocess it when the cache does not exist;
-     * keepSource false deletes the source volumes once the cache is built (half the disk of a large study)
+     * keepSource false deletes the source volumes once the cache is built (half the disk of a large study); version 2
+     * adds the findings only local views can see (default 1)
      */
-    synth?: { count: number; seed: number; validFraction?: number; keepSource?: boolean; reportStyle?: ReportStyle };
+    synth?: CacheSpec['synth'];
     /** a preset's name or path; a run resolves it and stores the preset itself in its config and checkpoints */
     preset: string | Preset;
     trainSplit: string;
@@ -133,6 +136,7 @@ const isOptionalKey = (k: string) =>
     'data.synth',
     'data.valCache',
     'data.synth.reportStyle',
+    'objective.clip.localWeight',
     'model.tokenizer',
     'model.textPooling',
     'model.restoration',
@@ -165,6 +169,10 @@ export function validateConfig(c: PretrainConfig): void {
   pos(c.optim?.steps, 'optim.steps');
   pos(c.optim?.gradAccum, 'optim.gradAccum');
   nonneg(c.objective?.clip?.weight, 'objective.clip.weight');
+  const clipLocal = c.objective?.clip?.localWeight;
+  if (clipLocal !== undefined) nonneg(clipLocal, 'objective.clip.localWeight');
+  if ((clipLocal ?? 0) > 0 && !((c.data?.views?.numLocal ?? DEFAULT_VIEWS.numLocal) > 0))
+    problems.push('objective.clip.localWeight > 0 needs local views (data.views.numLocal ≥ 1)');
   nonneg(c.objective?.tma?.weight, 'objective.tma.weight');
   const start = c.objective?.tma?.startStep;
   if (start !== undefined && !(Number.isInteger(start) && start >= 0))
@@ -208,11 +216,16 @@ export function validateConfig(c: PretrainConfig): void {
   const style = c.data?.synth?.reportStyle;
   if (style !== undefined && !REPORT_STYLES.includes(style))
     problems.push(`data.synth.reportStyle must be one of ${REPORT_STYLES.join(', ')} (got ${JSON.stringify(style)})`);
+  const version = c.data?.synth?.version;
+  if (version !== undefined && !SYNTH_VERSIONS.includes(version))
+    problems.push(`data.synth.version must be one of ${SYNTH_VERSIONS.join(', ')} (got ${JSON.stringify(version)})`);
   const src = c.data?.views?.localSource;
   if (src !== undefined && src !== 'global' && src !== 'cache')
     problems.push(`data.views.localSource must be 'global' or 'cache' (got ${JSON.stringify(src)})`);
   const anchor = c.data?.views?.localAnchor;
-  if (anchor !== undefined && anchor !== 'uniform' && anchor !== 'foreground')
-    problems.push(`data.views.localAnchor must be 'uniform' or 'foreground' (got ${JSON.stringify(anchor)})`);
+  if (anchor !== undefined && !['uniform', 'foreground', 'report', 'lobes'].includes(anchor))
+    problems.push(
+      `data.views.localAnchor must be 'uniform', 'foreground', 'report' or 'lobes' (got ${JSON.stringify(anchor)})`,
+    );
   if (problems.length) throw new Error(`invalid pre-training config '${c.name}': ${problems.join('; ')}`);
 }

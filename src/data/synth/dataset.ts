@@ -11,8 +11,9 @@ import { toCsv } from '../../text/csv.js';
 import { runPool } from '../../util/pool.js';
 import { readJsonFile } from '../../util/files.js';
 import { type Preset } from '../presets.js';
-import { CT_RATE_LABELS, MASK_CLASSES } from '../../domain/ct-rate.js';
+import { MASK_CLASSES } from '../../domain/ct-rate.js';
 import { generateCase, type HuStorage } from './generate.js';
+import { SYNTH_VERSIONS, synthLabels, type SynthVersion } from './local-findings.js';
 import { synthGeometry, type SynthGeometry } from './geometry.js';
 import { type ReportStyle } from './reports-realistic.js';
 
@@ -22,6 +23,8 @@ export interface SynthOptions {
   seed: number;
   preset: Preset;
   storage?: HuStorage;
+  /** generator version (default 1; 2 adds the local findings and their label columns, local-findings.ts) */
+  version?: SynthVersion;
   /** fraction of cases in the validation split */
   validFraction?: number;
   /** also write each volume as a DICOM CT series under dicom/<name>/ */
@@ -47,6 +50,7 @@ export interface WorkerInit {
   storage: HuStorage;
   dicom: boolean;
   reportStyle?: ReportStyle;
+  version: SynthVersion;
 }
 
 /** What each case contributes to the CSVs. */
@@ -91,7 +95,10 @@ export function lpsArrayAffine(shape: [number, number, number], spacing: [number
 }
 
 export function generateCaseFiles(task: CaseTask, init: WorkerInit): CaseRecord {
-  const c = generateCase(init.seed, task.index, init.geometry, init.storage, init.reportStyle);
+  const c = generateCase(init.seed, task.index, init.geometry, init.storage, {
+    version: init.version,
+    reportStyle: init.reportStyle,
+  });
   const [d, h, w] = c.shape;
   const affine = lpsArrayAffine(c.shape, c.spacing);
   mkdirSync(dirname(task.volumePath), { recursive: true });
@@ -146,7 +153,7 @@ function writeAtomic(path: string, text: string): void {
 
 const fmt = (v: number) => String(Math.round(v * 1e6) / 1e6);
 
-function writeCsvs(out: string, records: CaseRecord[]): void {
+function writeCsvs(out: string, records: CaseRecord[], labelNames: string[]): void {
   for (const split of ['train', 'valid'] as const) {
     const rows = records.filter((r) => r.split === split);
     const file = (sub: string, name: string) => join(out, 'dataset', sub, name);
@@ -195,9 +202,9 @@ function writeCsvs(out: string, records: CaseRecord[]): void {
       toCsv(
         rows.map((r) => ({
           VolumeName: `${r.name}.nii.gz`,
-          ...Object.fromEntries(CT_RATE_LABELS.map((l, i) => [l, String(r.labels[i])])),
+          ...Object.fromEntries(labelNames.map((l, i) => [l, String(r.labels[i])])),
         })),
-        ['VolumeName', ...CT_RATE_LABELS],
+        ['VolumeName', ...labelNames],
       ),
     );
   }
@@ -208,6 +215,9 @@ export async function writeSynthDataset(
   o: SynthOptions,
 ): Promise<{ generated: number; skipped: number; failed: string[] }> {
   if (!Number.isInteger(o.count) || o.count < 1) throw new Error(`--count must be a positive integer, got ${o.count}`);
+  const version = o.version ?? 1;
+  if (!SYNTH_VERSIONS.includes(version))
+    throw new Error(`synthetic generator version must be one of ${SYNTH_VERSIONS.join(', ')}, got ${String(version)}`);
   const tasks = caseTasks(o.out, o.count, o.validFraction ?? 0.2);
   const records = new Map<number, CaseRecord>();
   const todo: CaseTask[] = [];
@@ -228,23 +238,26 @@ export async function writeSynthDataset(
     preset: o.preset.name,
     count: o.count,
     storage: o.storage ?? 'raw',
-    // written only when not the default, so that the default's synth.json stays as it was
+    // written only when not the default, so that a default dataset's synth.json stays as it was
+    ...(version === 1 ? {} : { version }),
     ...(o.reportStyle && o.reportStyle !== 'templated' ? { reportStyle: o.reportStyle } : {}),
-    labels: CT_RATE_LABELS,
+    labels: synthLabels(version),
     maskClasses: MASK_CLASSES,
   };
   if (existsSync(infoPath)) {
-    const prev = readJsonFile<typeof info>(infoPath);
+    const prev = readJsonFile<typeof info & { version?: SynthVersion; reportStyle?: string }>(infoPath);
+    const was = prev.version ?? 1;
     const style = (i: { reportStyle?: string }) => i.reportStyle ?? 'templated';
     if (
       prev.seed !== info.seed ||
       prev.preset !== info.preset ||
       prev.storage !== info.storage ||
+      was !== version ||
       style(prev) !== style(info)
     ) {
       throw new Error(
         `${o.out}: holds a dataset made with seed ${prev.seed}, preset ${prev.preset}, storage ${prev.storage}, ` +
-          `report style ${style(prev)}; use another --out or the same settings to resume`,
+          `generator version ${was}, report style ${style(prev)}; use another --out or the same settings to resume`,
       );
     }
   }
@@ -259,6 +272,7 @@ export async function writeSynthDataset(
       geometry: synthGeometry(o.preset),
       storage: o.storage ?? 'raw',
       dicom: o.dicom ?? false,
+      version,
       reportStyle: o.reportStyle,
     } satisfies WorkerInit,
     onResult: (r) => {
@@ -272,6 +286,7 @@ export async function writeSynthDataset(
     writeCsvs(
       o.out,
       tasks.map((t) => records.get(t.index)!),
+      synthLabels(version),
     );
   return { generated: todo.length - failed.length, skipped: tasks.length - todo.length, failed };
 }

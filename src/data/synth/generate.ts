@@ -2,11 +2,19 @@
 import { Rng } from '../../util/rng.js';
 import { type SynthGeometry } from './geometry.js';
 import { Grid, addNoise, smooth } from './raster.js';
-import { CT_RATE_LABELS, MASK_CLASSES } from '../../domain/ct-rate.js';
+import { MASK_CLASSES } from '../../domain/ct-rate.js';
 import { paintAnatomy, sampleBody, ORGAN_LABELS } from './anatomy.js';
 import { type Finding, renderFinding, samplePatient } from './findings.js';
 import { type ReportText } from './reports.js';
 import { type ReportStyle, reportWriter } from './reports-realistic.js';
+import {
+  type LocalFinding,
+  type SynthVersion,
+  renderLocalFinding,
+  sampleLocalFindings,
+  synthLabels,
+} from './local-findings.js';
+import { withLocalFindings } from './local-reports.js';
 
 export interface SynthCase {
   /** (D, H, W) */
@@ -19,8 +27,11 @@ export interface SynthCase {
   rescaleIntercept: number;
   /** organ classes (MASK_CLASSES indices) per voxel */
   mask: Uint8Array;
+  /** one per column of synthLabels(version): CT-RATE's 18, then version 2's local findings */
   labels: number[];
   findings: Finding[];
+  /** version 2's local findings, where they were drawn (none in version 1) */
+  localFindings: LocalFinding[];
   report: ReportText;
   age: number;
   sex: 'M' | 'F';
@@ -38,15 +49,19 @@ const MASK_OF_LABEL = new Map<number, number>([
   [ORGAN_LABELS.airway, MASK_CLASSES.indexOf('airway')],
 ]);
 
-/** Deterministic in (seed, index): the same case comes out on any worker, in any order. The report is drawn last,
- * so its style changes nothing else in the case. */
+/**
+ * Deterministic in (seed, index, version): the same case comes out on any worker, in any order. Version 2 samples and
+ * draws its local findings after version 1's findings (so its patients and anatomy are version 1's; its noise and
+ * report wording differ); version 1 draws no extra random number, so its cases are unchanged.
+ */
 export function generateCase(
   seed: number,
   index: number,
   geo: SynthGeometry,
   storage: HuStorage = 'raw',
-  reportStyle: ReportStyle = 'templated',
+  o: { version?: SynthVersion; reportStyle?: ReportStyle } = {},
 ): SynthCase {
+  const { version = 1, reportStyle = 'templated' } = o;
   const rng = new Rng(seed, index);
   const fov = rng.uniform(geo.fovMm[0], geo.fovMm[1]);
   const thickness = Math.round(rng.uniform(geo.sliceThicknessMm[0], geo.sliceThicknessMm[1]) * 4) / 4;
@@ -64,6 +79,8 @@ export function generateCase(
     (a, b) => Number(b.label === 'Cardiomegaly') - Number(a.label === 'Cardiomegaly'),
   );
   for (const f of ordered) renderFinding(g, body, f, rng);
+  const local = version >= 2 ? sampleLocalFindings(rng) : [];
+  for (const f of local) renderLocalFinding(g, body, f, rng);
   smooth(g, 1);
   addNoise(g, rng, rng.uniform(8, 20));
 
@@ -72,7 +89,8 @@ export function generateCase(
   for (let i = 0; i < g.n; i++) stored[i] = Math.max(-1024, Math.min(3071, Math.round(g.hu[i]!))) - intercept;
   const mask = new Uint8Array(g.n);
   for (let i = 0; i < g.n; i++) mask[i] = MASK_OF_LABEL.get(g.label[i]!) ?? 0;
-  const present = new Set(patient.findings.map((f) => f.label));
+  const present = new Set<string>([...patient.findings, ...local].map((f) => f.label));
+  const report = reportWriter(reportStyle)(patient, rng, thickness);
   return {
     shape: g.shape,
     spacing: g.spacing,
@@ -80,9 +98,10 @@ export function generateCase(
     rescaleSlope: 1,
     rescaleIntercept: intercept,
     mask,
-    labels: CT_RATE_LABELS.map((l) => (present.has(l) ? 1 : 0)),
+    labels: synthLabels(version).map((l) => (present.has(l) ? 1 : 0)),
     findings: patient.findings,
-    report: reportWriter(reportStyle)(patient, rng, thickness),
+    localFindings: local,
+    report: version >= 2 ? withLocalFindings(report, local, patient.findings.length, rng) : report,
     age: patient.age,
     sex: patient.sex,
   };

@@ -6,7 +6,8 @@ import * as torch from '../../torch/index.js';
 import { type Tensor } from '../../torch/index.js';
 import { type VisionEncoder } from '../../models/t3d.js';
 import { Loader, type RawBatch } from '../../data/loader.js';
-import { type ViewConfig } from '../../data/views.js';
+import { lobeCropViews, type ViewConfig } from '../../data/views.js';
+import { recalibrateOnCrops } from '../../inference/recalibrate.js';
 import { namesFingerprint } from '../splits.js';
 import { type RunDir } from './transfer-run.js';
 import { type TransferOptions } from './transfer.js';
@@ -52,7 +53,8 @@ function mergeBatches(a: RawBatch, b: RawBatch): RawBatch {
 
 /**
  * fn over every volume of `names` (un-augmented global views, no gradients) → (N, K) tensor in `names` order
- * (kept: the caller disposes it).
+ * (kept: the caller disposes it). With `o.crop`, fn runs on each of the volume's five lobe crops (the crop-scale
+ * readout, data/views.ts lobeCropViews) and the volume's row is the mean of the five.
  */
 export async function mapVolumes(o: TransferOptions, names: string[], fn: (x: Tensor) => Tensor): Promise<Tensor> {
   const loader = new Loader({
@@ -63,17 +65,30 @@ export async function mapVolumes(o: TransferOptions, names: string[], fn: (x: Te
     shuffle: false,
     dropLast: false,
     workers: o.workers,
-    views: EVAL_VIEWS,
+    views: o.crop ? lobeCropViews(o.crop) : EVAL_VIEWS,
     fullResolution: o.fullResolution,
   });
   const [D, H, W] = loader.globalShape;
+  const crop = loader.localShape;
   const parts: Tensor[] = [];
   const order: string[] = [];
   try {
     for await (const b of batchesOf(loader, 0)) {
+      const B = b.indices.length;
+      const input = (x: Float32Array, shape: number[]) => torch.tensor(x, [B, 1, ...shape], { device: o.device });
       parts.push(
         torch.noGrad(() =>
-          torch.tidy(() => fn(torch.tensor(b.global, [b.indices.length, 1, D, H, W], { device: o.device })).keep()),
+          torch.tidy(() =>
+            (o.crop
+              ? torch
+                  .stack(
+                    b.locals.map((l) => fn(input(l, crop))),
+                    0,
+                  )
+                  .mean(0)
+              : fn(input(b.global, [D, H, W]))
+            ).keep(),
+          ),
         ),
       );
       order.push(...b.names);
@@ -121,6 +136,17 @@ export async function probeFeatures(
   }
   if (!all) {
     const t0 = performance.now();
+    if (o.crop) {
+      // every arm's BatchNorm sees the same training crops before the crop-scale readout
+      const r = await recalibrateOnCrops(encoder, (x) => encoder.encode(x), {
+        cacheDir: o.cacheDir,
+        names: o.splits.train,
+        crop: o.crop,
+        device: o.device,
+        workers: o.workers,
+      });
+      log(`${tag}: BatchNorm recalibrated on the lobe crops of ${o.splits.train.length} volumes (${r.layers} layers)`);
+    }
     encoder.eval();
     all = await mapVolumes(o, names, (x) => encoder.encode(x).pooled);
     seconds = (performance.now() - t0) / 1000;

@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { readCacheIndex } from '../../data/cache.js';
 import { classificationReport } from '../metrics/classification-report.js';
-import { isFull, pct, record, splitsOf, variantOf } from '../task.js';
+import { cropOf, isFull, pct, record, splitsOf, variantOf } from '../task.js';
 import { type EvalRecord, type EvalTask, type SuiteContext } from '../task.js';
 import { runTransfer } from './transfer.js';
 
@@ -28,6 +28,7 @@ async function transfer(ctx: SuiteContext, task: string, mode: 'linear' | 'finet
           outDir: workDir,
           onProgress: ctx.log,
           fullResolution: isFull(ctx),
+          crop: cropOf(ctx),
           featureFile:
             mode === 'linear' ? join(ctx.outDir, 'work', `${variantOf(ctx, 'probe-features')}.safetensors`) : undefined,
         });
@@ -41,4 +42,8 @@ async function transfer(ctx: SuiteContext, task: string, mode: 'linear' | 'finet
 }
 
 export const probeTask: EvalTask = { name: 'probe', run: (ctx) => transfer(ctx, 'probe', 'linear') };
-export const finetuneTask: EvalTask = { name: 'finetune', run: (ctx) => transfer(ctx, 'finetune', 'finetune') };
+export const finetuneTask: EvalTask = {
+  name: 'finetune',
+  noCrop: 'fine-tuning trains on whole volumes',
+  run: (ctx) => transfer(ctx, 'finetune', 'finetune'),
+};

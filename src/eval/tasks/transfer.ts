@@ -22,7 +22,7 @@ import { F, nn, optim, type Tensor } from '../../torch/index.js';
 import { type VisionEncoder } from '../../models/t3d.js';
 import { readCacheIndex } from '../../data/cache.js';
 import { Loader } from '../../data/loader.js';
-import { type ViewConfig } from '../../data/views.js';
+import { type Shape3, type ViewConfig } from '../../data/views.js';
 import { Rng } from '../../util/rng.js';
 import { macroAuroc } from '../metrics/classification.js';
 import { cacheFingerprint, labelSubset, namesFingerprint, type EvalSplits } from '../splits.js';
@@ -73,6 +73,8 @@ export interface TransferOptions {
   evalBatchSize?: number;
   /** the whole cached volume at its own resolution instead of the preset's global view (multi-resolution presets) */
   fullResolution?: boolean;
+  /** the crop-scale readout (linear probe only): features are the mean over the five lobe crops of this shape */
+  crop?: Shape3;
 }
 
 export interface TransferResult {
@@ -127,6 +129,7 @@ function checkOptions(o: TransferOptions): void {
   if (o.mode !== 'linear' && o.mode !== 'finetune')
     bad.push(`mode must be 'linear' or 'finetune', got '${String(o.mode)}'`);
   if (!(o.fraction > 0 && o.fraction <= 1)) bad.push(`fraction must be in (0, 1], got ${o.fraction}`);
+  if (o.crop && o.mode !== 'linear') bad.push('the crop-scale readout is a linear probe (mode linear)');
   for (const k of ['epochs', 'patience', 'batchSize', 'evalBatchSize'] as const) {
     const v = o[k];
     if (v !== undefined && !(Number.isInteger(v) && v >= 1)) bad.push(`${k} must be an integer ≥ 1, got ${v}`);
@@ -197,6 +200,7 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
       seed: o.seed,
       encoder: weightsFingerprint(encoder),
       ...(o.mode === 'finetune' ? { augment } : {}),
+      ...(o.crop ? { crop: o.crop } : {}),
     };
     const run = new RunDir(o.outDir, fingerprint);
     run.check();

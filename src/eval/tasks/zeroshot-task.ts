@@ -4,14 +4,15 @@ import * as torch from '../../torch/index.js';
 import { readCacheIndex } from '../../data/cache.js';
 import { embedSplit, type Embedded } from '../../inference/embed.js';
 import { classificationReport } from '../metrics/classification-report.js';
-import { isFull, record, splitsOf, variantOf, type EvalTask, type SuiteContext } from '../task.js';
+import { cropOf, isFull, record, splitsOf, variantOf, type EvalTask, type SuiteContext } from '../task.js';
+import { recalibrateOnCrops } from '../../inference/recalibrate.js';
 import { zeroShotScores } from './zeroshot.js';
 
 export interface TextSetup {
   labelNames: string[];
   /** the cache's label rows reduced to labelNames' columns */
   pick: (labels: number[][]) => number[][];
-  embedOptions: { device?: string; maxTokens: number; fullResolution: boolean };
+  embedOptions: { device?: string; maxTokens: number; fullResolution: boolean; crop?: [number, number, number] };
   bootstrap: { resamples: number; seed: number };
 }
 
@@ -30,9 +31,38 @@ export function textSetup(ctx: SuiteContext): TextSetup {
   return {
     labelNames,
     pick: (labels) => labels.map((y) => columns.map((c) => y[c]!)),
-    embedOptions: { device: ctx.device, maxTokens: config.data.maxTokens, fullResolution: isFull(ctx) },
+    embedOptions: {
+      device: ctx.device,
+      maxTokens: config.data.maxTokens,
+      fullResolution: isFull(ctx),
+      crop: cropOf(ctx),
+    },
     bootstrap: { resamples: ctx.config.bootstrap.resamples, seed: ctx.config.seed },
   };
+}
+
+/**
+ * Under the crop-scale readout, the model's BatchNorm statistics recalibrated on the evaluation-train volumes' crops,
+ * once per suite run, before any crop is embedded (otherwise nothing to do).
+ */
+export async function cropReady(ctx: SuiteContext): Promise<void> {
+  const crop = cropOf(ctx);
+  if (!crop) return;
+  const { model } = ctx.target.loaded;
+  const names = splitsOf(ctx).train;
+  await ctx.shared(
+    'crop-batchnorm',
+    async () => {
+      const r = await recalibrateOnCrops(model.visual, (x) => model.visual.encode(x), {
+        cacheDir: ctx.cacheDir,
+        names,
+        crop,
+        device: ctx.device,
+      });
+      ctx.log(`crop readout: BatchNorm recalibrated on ${names.length} volumes' lobe crops (${r.layers} layers)`);
+    },
+    () => undefined,
+  );
 }
 
 /** The test volumes and their reports, embedded once per suite run. */
@@ -40,7 +70,10 @@ export function testEmbeddings(ctx: SuiteContext, s: TextSetup): Promise<Embedde
   const { model, tokenizer } = ctx.target.loaded;
   return ctx.shared(
     'test-embeddings',
-    () => embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...s.embedOptions, names: splitsOf(ctx).test }),
+    async () => {
+      await cropReady(ctx);
+      return embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...s.embedOptions, names: splitsOf(ctx).test });
+    },
     (e) => torch.dispose([e.volumes, e.reports]),
   );
 }
@@ -54,6 +87,7 @@ export const zeroShotTask: EvalTask = {
     return [
       await record(ctx, 'zeroshot', variantOf(ctx, ''), async () => {
         const valNames = splitsOf(ctx).val;
+        await cropReady(ctx);
         const val = await embedSplit(model, tokenizer, ctx.cacheDir, undefined, { ...s.embedOptions, names: valNames });
         try {
           const t = await testEmbeddings(ctx, s);
