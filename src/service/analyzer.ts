@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
 import { readScan } from '../data/scan.js';
+import { assertAcceptable, inspectScan, type ScanWarning } from '../data/scan-checks.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointId as idOf } from '../train/checkpoint.js';
 import { loadEvalConfig } from '../eval/config.js';
@@ -31,8 +32,10 @@ export interface Analysis {
   /** where the thresholds come from (a zero-shot evaluation record), or null when there are none */
   thresholds: string | null;
   findings: Finding[];
+  /** what the scan checks found (data/scan-checks.ts), judged against this checkpoint's preset */
+  warnings: ScanWarning[];
   embedding: number[];
-  seconds: { load: number; read: number; preprocess: number; encode: number; score: number };
+  seconds: { load: number; read: number; check: number; preprocess: number; encode: number; score: number };
 }
 
 /** The zero-shot record of this checkpoint, if the run has one. */
@@ -82,9 +85,18 @@ export interface Analyzer {
   thresholds: (number | null)[];
   /** report-encoder embeddings of free texts (text search), one batch */
   embedTexts(texts: string[]): number[][];
-  /** rejectGaps: a DICOM series with missing slices is an error (ingestion), not read as is */
-  analyze(scan: string, o?: { intercept?: number; rejectGaps?: boolean }): Promise<Analysis>;
+  /**
+   * rejectGaps: a DICOM series with missing slices is an error (ingestion), not read as is. A scan its checks refuse
+   * is a ScanRefusedError unless `force`.
+   */
+  analyze(scan: string, o?: AnalyzeOptions): Promise<Analysis>;
   dispose(): void;
+}
+
+export interface AnalyzeOptions {
+  intercept?: number;
+  rejectGaps?: boolean;
+  force?: boolean;
 }
 
 export async function openAnalyzer(o: {
@@ -160,10 +172,14 @@ export async function openAnalyzer(o: {
             return s;
           };
         })();
-        const raw = await readScan(scan, { intercept: a.intercept, rejectGaps: a.rejectGaps, warn: o.log });
+        const raw = await readScan(scan, { intercept: a.intercept, rejectGaps: a.rejectGaps });
         const read = clock();
-        let x: torch.Tensor;
+        let x: torch.Tensor, warnings: ScanWarning[], check: number;
         try {
+          const inspection = inspectScan(raw, preset);
+          assertAcceptable(scan, inspection, a.force);
+          warnings = inspection.warnings;
+          check = clock();
           x = transform.fromScan(raw, scan, o.device);
         } finally {
           raw.data.dispose();
@@ -194,8 +210,9 @@ export async function openAnalyzer(o: {
               positive: threshold === null ? null : probs[l]! >= threshold,
             };
           }),
+          warnings,
           embedding,
-          seconds: { load, read, preprocess, encode, score },
+          seconds: { load, read, check, preprocess, encode, score },
         };
       },
       dispose() {
@@ -213,11 +230,11 @@ export async function openAnalyzer(o: {
 /** One scan with a checkpoint loaded for it (see openAnalyzer for many). */
 export async function analyzeScan(
   scan: string,
-  o: { checkpoint: string; intercept?: number; device?: string; log: (line: string) => void },
+  o: AnalyzeOptions & { checkpoint: string; device?: string; log: (line: string) => void },
 ): Promise<Analysis> {
   const analyzer = await openAnalyzer(o);
   try {
-    return await analyzer.analyze(scan, { intercept: o.intercept });
+    return await analyzer.analyze(scan, { intercept: o.intercept, force: o.force });
   } finally {
     analyzer.dispose();
   }
