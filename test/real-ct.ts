@@ -36,13 +36,14 @@ function untar(bytes: Uint8Array): Map<string, Uint8Array> {
     Buffer.from(bytes.subarray(at, at + n))
       .toString('latin1')
       .replace(/\0.*$/s, '');
-  for (let at = 0; at + 512 <= bytes.length; ) {
+  for (let at = 0; at + 512 <= bytes.length;) {
     const name = text(at, 100);
     if (!name) break;
     const size = parseInt(text(at + 124, 12).trim() || '0', 8);
     const prefix = text(at + 257, 6).startsWith('ustar') ? text(at + 345, 155) : '';
     const type = text(at + 156, 1);
-    if (type === '0' || type === '') files.set(prefix ? `${prefix}/${name}` : name, bytes.subarray(at + 512, at + 512 + size));
+    if (type === '0' || type === '')
+      files.set(prefix ? `${prefix}/${name}` : name, bytes.subarray(at + 512, at + 512 + size));
     at += 512 + Math.ceil(size / 512) * 512;
   }
   return files;
@@ -101,7 +102,8 @@ export function readInvesalius(path = REAL_HEAD_CT): RealCt {
   const stored = new Int16Array(Uint8Array.from(raw).buffer); // a copy: aligned, and not the whole tar
   const data = new Int16Array(D * H * W);
   for (let k = 0; k < D; k++)
-    for (let j = 0; j < H; j++) data.set(stored.subarray((k * H + j) * W, (k * H + j + 1) * W), (k * H + H - 1 - j) * W);
+    for (let j = 0; j < H; j++)
+      data.set(stored.subarray((k * H + j) * W, (k * H + j + 1) * W), (k * H + H - 1 - j) * W);
   const sp: [number, number, number] = [spacing[0]!, spacing[1]!, spacing[2]!];
   return { data, shape: [D, H, W], spacing: sp, affine: lpsArrayAffine([D, H, W], sp), name: String(plist.name) };
 }

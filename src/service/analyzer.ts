@@ -121,6 +121,7 @@ export async function openAnalyzer(o: {
         tasks: ['zeroshot'],
         config: loadEvalConfig('quick'),
         device: o.device,
+        log: (line) => o.log(`eval: ${line}`), // not stdout, where --json output goes
       });
       record = zeroshotRecord(runDir, checkpointId);
     }
