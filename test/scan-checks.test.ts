@@ -130,6 +130,16 @@ test('a −8192 intercept applied to HU (as CT-RATE v2 headers list) is named an
   assert.deepEqual(doubled.warnings[0]!.fix, { option: 'intercept', value: 1024 });
 });
 
+test("a scan far longer than the preset's field of view, or on an unknown value scale, is named as such", async () => {
+  const short = { ...tiny, name: 'tiny-short', shape: [6, 32, 32] as [number, number, number] }; // 120 mm of z
+  const { path } = chest('long');
+  const long = await inspectPath(path, short);
+  assert.deepEqual(codes(long), ['long-extent']);
+  assert.match(long.warnings[0]!.message, /only the central 120 mm are kept; crop the scan to chest first/);
+  const shifted = await inspectPath(chest('shifted', { offset: 500 }).path, tiny);
+  assert.deepEqual(codes(shifted), ['hu-range']);
+});
+
 test('an all-air volume with zero spacing and no orientation is refused; a constant one too', async () => {
   const i = await inspectPath(allAir(), tiny);
   assert.deepEqual(codes(i), ['all-air', 'no-orientation', 'no-spacing']);

@@ -139,7 +139,7 @@ function valueScale(l: Levels, s: Scan): { warning?: ScanWarning; shift: number 
       1024,
       'double-rescale',
       "the rescale intercept was applied twice (as when CT-RATE v2 values, already HU, get the metadata's −1024 " +
-        `again)${headerNote}`,
+        `again; a slope applied twice looks alike, with soft tissue near +80 instead of −980)${headerNote}`,
     );
   if (air < -7000 && air >= -10500)
     return fixWith(
