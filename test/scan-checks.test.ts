@@ -206,6 +206,10 @@ test(
     };
     const a = await grid(lps);
     assert.deepEqual(await grid(rasPath), a, 'RAS and LPS storage preprocess to the same grid');
+    const dicom = join(tmp, 'head-dicom');
+    const series = { data: ct.data, shape: [W, H, D] as [number, number, number], affine: ct.affine };
+    writeCtSeries(dicom, { ...series, rescaleSlope: 1, rescaleIntercept: 0, patientId: 'head' });
+    assert.deepEqual(await grid(dicom), a, 'the DICOM series written from it preprocesses to the same grid');
     // in the LPS grid slices run to the head's top: its cross-section shrinks towards the vertex; rows run to the
     // back: the air of the sinuses and nose lies in front of the body's centre
     const [gD, gH, gW] = preset.shape;
@@ -231,6 +235,7 @@ test(
     assert.deepEqual(codes(i), ['region', 'short-extent']);
     assert.match(i.warnings.find((w) => w.code === 'region')!.message, /looks like a head CT.*trained on chest CT/);
     assert.deepEqual(codes(await inspectPath(rasPath, tiny)), ['region', 'short-extent']);
+    assert.deepEqual(codes(await inspectPath(dicom, tiny)), ['region', 'short-extent']);
     const tilt = (20 * Math.PI) / 180;
     const R = [
       [1, 0, 0],
