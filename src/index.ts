@@ -29,7 +29,9 @@ export { CT_RATE_LABELS, MASK_CLASSES, type CtRateLabel, type MaskClass } from '
 export { LOCAL_FINDING_LABELS, type LocalFindingLabel } from './domain/local-findings.js';
 export { loadPreset, presetNames, globalShapeOf, resolvePreset, type Preset } from './data/presets.js';
 export { inputTransform, type InputTransform } from './data/input-transform.js';
-export { readScan } from './data/scan.js';
+export { readScan, type Scan, type ScanHeader } from './data/scan.js';
+export { inspectScan, ScanRefusedError, type ScanInspection, type ScanWarning } from './data/scan-checks.js';
+export { inspectScanFile } from './service/inspect.js';
 export { buildCache, readCacheIndex, type CacheIndex, type CacheEntry } from './data/cache.js';
 export { preprocessImage } from './data/preprocess-image.js';
 export { writeSynthDataset } from './data/synth/dataset.js';

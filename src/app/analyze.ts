@@ -1,12 +1,14 @@
-// `t3d analyze <scan> --checkpoint <run>`: one scan through the checkpoint's analyzer (service/analyzer.ts), printed
-// as a table or JSON, with the most similar indexed cases when the checkpoint has an index table.
+// `t3d analyze <scan>`: one scan through a checkpoint's analyzer (service/analyzer.ts), as a table or JSON, with the
+// most similar indexed cases when there is an index table; `t3d inspect <scan>`: its checks (service/inspect.ts).
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { reportGist } from '../text/report.js';
 import { analyzeScan, type Analysis, type Finding } from '../service/analyzer.js';
+import { inspectScanFile, inspectionLines, warningLines } from '../service/inspect.js';
 import { DEFAULT_DB, VectorIndex, type Hit } from '../service/vector-index.js';
 import { UsageError, parseOptions, specificityRule } from './args.js';
 
+const log = (line: string) => console.error(`t3d: ${line}`);
 type AnalysisWithSimilar = Analysis & { similar?: Hit[]; seconds: Analysis['seconds'] & { search?: number } };
 
 function table(a: AnalysisWithSimilar): string {
@@ -24,6 +26,7 @@ function table(a: AnalysisWithSimilar): string {
   const s = a.seconds;
   return [
     `${a.scan} — checkpoint ${a.checkpoint} (id ${a.checkpointId}, preset ${a.preset})`,
+    ...warningLines(a.warnings),
     `  ${'finding'.padEnd(w)}  prob.  thresh.${op ? '   sens.  spec.   PPV' : ''}  call`,
     ...rows,
     a.thresholds && op
@@ -43,9 +46,9 @@ function table(a: AnalysisWithSimilar): string {
           ),
         ]
       : []),
-    `  time: read ${s.read.toFixed(2)} s, preprocess ${s.preprocess.toFixed(2)} s, encode ${s.encode.toFixed(2)} s, ` +
-      `score ${s.score.toFixed(2)} s${s.search !== undefined ? `, search ${s.search.toFixed(3)} s` : ''} ` +
-      `(checkpoint load ${s.load.toFixed(2)} s)`,
+    `  time: read ${s.read.toFixed(2)} s, check ${s.check.toFixed(2)} s, preprocess ${s.preprocess.toFixed(2)} s, ` +
+      `encode ${s.encode.toFixed(2)} s, score ${s.score.toFixed(2)} s` +
+      `${s.search !== undefined ? `, search ${s.search.toFixed(3)} s` : ''} (checkpoint load ${s.load.toFixed(2)} s)`,
   ].join('\n');
 }
 
@@ -56,7 +59,7 @@ export async function runAnalyze(args: string[]): Promise<void> {
   const o = parseOptions(rest, {
     string: ['checkpoint', 'out', 'device', 'db'],
     number: ['intercept', 'k', 'specificity'],
-    boolean: ['json'],
+    boolean: ['json', 'force'],
   });
   if (!o.checkpoint) throw new UsageError('analyze: --checkpoint <run-or-checkpoint> is required');
   const k = o.k ?? 5;
@@ -64,13 +67,8 @@ export async function runAnalyze(args: string[]): Promise<void> {
   const operatingPoint = specificityRule('analyze', o.specificity);
   const db = o.db ?? DEFAULT_DB;
   if (o.db && !existsSync(db)) throw new Error(`analyze: --db ${db}: no such index`);
-  const a: AnalysisWithSimilar = await analyzeScan(scan, {
-    checkpoint: o.checkpoint,
-    intercept: o.intercept,
-    operatingPoint,
-    device: o.device,
-    log: (l) => console.error(`t3d: ${l}`),
-  });
+  const { checkpoint, intercept, force, device } = o;
+  const a: AnalysisWithSimilar = await analyzeScan(scan, { checkpoint, intercept, force, operatingPoint, device, log });
   if (existsSync(db)) {
     const index = await VectorIndex.open(db, a.checkpointId);
     if ((await index.count()) > 0) {
@@ -90,4 +88,13 @@ export async function runAnalyze(args: string[]): Promise<void> {
     const stem = basename(scan).replace(/(\.nii)?(\.gz)?$/, '');
     console.log(`  (--json or --out ${stem}.json for the full result with the embedding)`);
   }
+}
+
+export async function runInspect(args: string[]): Promise<void> {
+  const [scan, ...rest] = args;
+  if (!scan || scan.startsWith('--')) throw new UsageError('inspect: give a scan (NIfTI file or DICOM folder) first');
+  const o = parseOptions(rest, { string: ['checkpoint', 'preset'], number: ['intercept'], boolean: ['json'] });
+  const i = await inspectScanFile(scan, { ...o, log });
+  console.log(o.json ? JSON.stringify(i, null, 1) : inspectionLines(i).join('\n'));
+  if (i.refused) throw new Error(i.refused);
 }

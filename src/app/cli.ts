@@ -11,7 +11,7 @@ import { runEmbed } from './embed.js';
 import { runVocab } from './vocab.js';
 import { runEval } from './eval.js';
 import { runDemo } from './demo.js';
-import { runAnalyze } from './analyze.js';
+import { runAnalyze, runInspect } from './analyze.js';
 import { runPretrainText } from './pretrain-text.js';
 import { runServe } from './serve.js';
 import { runIndex, runSearch, runSimilar } from './search.js';
@@ -27,6 +27,7 @@ const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = {
   vocab: runVocab,
   embed: runEmbed,
   eval: runEval,
+  inspect: runInspect,
   analyze: runAnalyze,
   index: runIndex,
   search: runSearch,

@@ -13,7 +13,7 @@ export async function runIndex(args: string[]): Promise<void> {
   const o = parseOptions(args, {
     string: ['checkpoint', 'cache', 'scans', 'dicomweb', 'db', 'split', 'device'],
     number: ['timeout', 'batch', 'intercept'],
-    boolean: ['ann'],
+    boolean: ['ann', 'force'],
   });
   if (!o.checkpoint) throw new UsageError('index: --checkpoint <run-or-checkpoint> is required');
   const batch = o.batch ?? 32;
@@ -24,11 +24,11 @@ export async function runIndex(args: string[]): Promise<void> {
   }
   if ((o.scans || o.dicomweb) && o.split) throw new UsageError('index: --split applies to a preprocessed cache');
   const common = { checkpoint: o.checkpoint, db: o.db ?? DEFAULT_DB, batch, ann: !!o.ann, device: o.device, log };
-  if (o.scans) return indexScans(o.scans, { ...common, intercept: o.intercept });
+  if (o.scans) return indexScans(o.scans, { ...common, intercept: o.intercept, force: o.force });
   if (o.dicomweb) {
     const timeout = o.timeout ?? 60;
     if (!(timeout > 0)) throw new UsageError(`index: --timeout must be > 0 seconds, got ${timeout}`);
-    return indexDicomWeb(o.dicomweb, { ...common, intercept: o.intercept, timeoutMs: timeout * 1000 });
+    return indexDicomWeb(o.dicomweb, { ...common, intercept: o.intercept, force: o.force, timeoutMs: timeout * 1000 });
   }
   return indexCache({ ...common, cache: o.cache, splits: o.split?.split(',') });
 }

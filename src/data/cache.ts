@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
-import { readNifti } from '../io/nifti.js';
+import { readNifti, type NiftiImage } from '../io/nifti.js';
 import { WorkerPool } from '../util/pool.js';
 import { preprocessImage } from './preprocess-image.js';
 import { type ReadResult, type ReadTask, type StoredNifti, type WriteResult, type WriteTask } from './cache-worker.js';
@@ -42,7 +42,11 @@ export interface CacheIndex {
 
 /** A NIfTI file's bytes → volume (HU as stored, after the header's scaling); `path` names it in errors. */
 export async function loadVolume(path: string, bytes: Uint8Array, mode: 'image' | 'mask'): Promise<Volume> {
-  const img = await readNifti(bytes, { name: path, rejectNonFinite: mode === 'image' });
+  return niftiVolume(await readNifti(bytes, { name: path, rejectNonFinite: mode === 'image' }), path);
+}
+
+/** A NIfTI image as read → volume; `path` names it in errors. */
+export function niftiVolume(img: NiftiImage, path: string): Volume {
   const [x, y, z] = img.dataShape as [number, number, number];
   if (img.dataShape.length < 3 || Math.min(x, y, z) < 2)
     throw new Error(`${path}: need a 3D volume with ≥ 2 voxels per axis, got [${img.dataShape.join(', ')}]`);

@@ -21,6 +21,11 @@ export interface Preset {
   scale: number;
   /** value used to pad (after scaling) */
   padValue: number;
+  /**
+   * the body region the model was trained on ('chest', 'head', 'abdomen'; absent: any), which the scan checks
+   * compare a scan against (data/scan-checks.ts)
+   */
+  region?: string;
 }
 
 const presetDir = () => join(packageRoot(), 'presets');
@@ -60,6 +65,7 @@ export function loadPreset(nameOrPath: string): Preset {
     problems.push('huWindow must be [low, high] with low < high');
   if (!(typeof p.scale === 'number' && p.scale > 0)) problems.push('scale must be a positive number');
   if (typeof p.padValue !== 'number') problems.push('padValue must be a number');
+  if (p.region !== undefined && typeof p.region !== 'string') problems.push('region must be a string');
   if (problems.length) throw new Error(`${path}: invalid preset: ${problems.join('; ')}`);
   return p;
 }

@@ -1,23 +1,45 @@
 // Reading one scan as a user gives it: a NIfTI file or a DICOM series folder, in HU, with an optional constant
-// added first (raw CT-RATE volumes store values without their intercept) and a warning when air is not near −1000.
+// added first (raw CT-RATE volumes store values without their intercept), and what its header said about it (the
+// stated voxel size, where the orientation came from, the rescale, missing slices), which the scan checks judge
+// (data/scan-checks.ts).
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as torch from '../torch/index.js';
-import { readDicomVolume } from '../io/dicom.js';
-import { loadVolume } from './cache.js';
-import { type Volume } from './volume.js';
+import { readDicomVolume, type SliceGap } from '../io/dicom.js';
+import { readNifti, sformAffine, type Mat4 } from '../io/nifti.js';
+import { niftiVolume } from './cache.js';
+import { columnNorm, type Volume } from './volume.js';
 
 export interface ReadScanOptions {
   /** added to every value first (−1024 for raw CT-RATE volumes) */
   intercept?: number;
   /** a DICOM series with irregular steps between slices (missing slices) is an error instead of read as is */
   rejectGaps?: boolean;
-  warn?: (line: string) => void;
 }
 
-export async function readScan(scan: string, o: ReadScanOptions = {}): Promise<Volume> {
+/** What a scan's header says, beside the volume it describes. */
+export interface ScanHeader {
+  format: 'nifti' | 'dicom';
+  /** where the affine came from; 'none': a NIfTI file with neither qform nor sform (axes assumed) */
+  orientation: 'sform' | 'qform' | 'none' | 'dicom';
+  /** voxel size (x, y, z) mm as the header states it; 0 where it states none (then 1 mm was assumed) */
+  statedSpacing: [number, number, number];
+  /** the header's own rescale (NIfTI scl_slope/scl_inter, DICOM RescaleSlope/Intercept), already applied */
+  rescale: { slope: number; intercept: number };
+  /** the constant added after it (--intercept), 0 when none */
+  intercept: number;
+  /** irregular steps between DICOM slices (missing slices) */
+  gaps: SliceGap[];
+}
+
+export interface Scan extends Volume {
+  header: ScanHeader;
+}
+
+export async function readScan(scan: string, o: ReadScanOptions = {}): Promise<Scan> {
   if (!existsSync(scan)) throw new Error(`${scan}: no such file or folder`);
-  let vol: Volume;
+  const intercept = o.intercept ?? 0;
+  let vol: Volume, header: ScanHeader;
   if (statSync(scan).isDirectory()) {
     const d = await readDicomVolume(scan);
     if (o.rejectGaps && d.gaps.length > 0) {
@@ -25,19 +47,55 @@ export async function readScan(scan: string, o: ReadScanOptions = {}): Promise<V
     }
     const [x, y, z] = d.shape;
     vol = { data: torch.tensor(d.data, [z, y, x]), spacing: d.spacing, affine: d.affine };
-  } else vol = await loadVolume(scan, new Uint8Array(await readFile(scan)), 'image');
-  const intercept = o.intercept;
-  if (intercept !== undefined) {
+    const s = d.spacing;
+    header = {
+      format: 'dicom',
+      orientation: 'dicom',
+      statedSpacing: d.pixelSpacingStated ? [s[0], s[1], s[2]] : [0, 0, s[2]],
+      rescale: d.rescale,
+      intercept,
+      gaps: d.gaps,
+    };
+  } else {
+    const img = await readNifti(new Uint8Array(await readFile(scan)), { name: scan, rejectNonFinite: true });
+    vol = niftiVolume(img, scan);
+    vol.affine = withUnitColumns(vol.affine);
+    const h = img.header;
+    const pixdim = [1, 2, 3].map((i) => (Number.isFinite(h.pixdim[i]) ? Math.abs(h.pixdim[i]!) : 0));
+    const sform = sformAffine(h);
+    const stated = img.affineSource === 'sform' ? [0, 1, 2].map((c) => columnNorm(sform, c)) : pixdim;
+    header = {
+      format: 'nifti',
+      orientation: img.affineSource === 'fallback' ? 'none' : img.affineSource,
+      statedSpacing: stated as [number, number, number],
+      // nibabel's rule: a slope of 0 or NaN means the values are stored unscaled
+      rescale:
+        h.sclSlope && Number.isFinite(h.sclSlope)
+          ? { slope: h.sclSlope, intercept: Number.isFinite(h.sclInter) ? h.sclInter : 0 }
+          : noRescale,
+      intercept,
+      gaps: [],
+    };
+  }
+  if (intercept !== 0) {
     const shifted = torch.tidy(() => vol.data.to('float32').add(intercept));
     vol.data.dispose();
     vol = { ...vol, data: shifted };
   }
-  const min = torch.tidy(() => vol.data.min().item());
-  if (min > -200) {
-    o.warn?.(
-      `${scan}: lowest value is ${min}, but air is ≈ −1000 HU; if these are stored values, pass --intercept ` +
-        '(−1024 for raw CT-RATE volumes)',
-    );
-  }
-  return vol;
+  return { ...vol, header };
+}
+
+const noRescale = { slope: 1, intercept: 0 };
+
+/** An sform column of zero length (no voxel size) becomes 1 mm along the world axis no other column takes, as
+ * nibabel does for a zero pixdim, so that a scan analysed anyway (--force) has a usable geometry. */
+function withUnitColumns(a: Mat4): Mat4 {
+  const zero = [0, 1, 2].filter((c) => !(columnNorm(a, c) > 0));
+  if (zero.length === 0) return a;
+  const out = a.map((r) => r.slice());
+  const dominant = (c: number) => [0, 1, 2].reduce((m, r) => (Math.abs(a[r]![c]!) > Math.abs(a[m]![c]!) ? r : m), 0);
+  const taken = new Set([0, 1, 2].filter((c) => !zero.includes(c)).map(dominant));
+  const free = [0, 1, 2].filter((r) => !taken.has(r));
+  zero.forEach((c, k) => [0, 1, 2].forEach((r) => (out[r]![c] = r === free[k] ? 1 : 0)));
+  return out;
 }

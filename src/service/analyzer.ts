@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
 import { readScan } from '../data/scan.js';
+import { assertAcceptable, inspectScan, type ScanWarning } from '../data/scan-checks.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointId as idOf } from '../train/checkpoint.js';
 import { loadEvalConfig } from '../eval/config.js';
@@ -54,8 +55,10 @@ export interface Analysis {
   operatingPoint: { rule: string; callsPerVolume: number; labelsPerVolume: number } | null;
   note: string;
   findings: Finding[];
+  /** what the scan checks found (data/scan-checks.ts), judged against this checkpoint's preset */
+  warnings: ScanWarning[];
   embedding: number[];
-  seconds: { load: number; read: number; preprocess: number; encode: number; score: number };
+  seconds: { load: number; read: number; check: number; preprocess: number; encode: number; score: number };
 }
 
 type ZeroShotResult = ClassificationReport & { templates: number; test?: Scored; validation?: Scored };
@@ -106,9 +109,18 @@ export interface Analyzer {
   operating: OperatingPoints | null;
   /** report-encoder embeddings of free texts (text search), one batch */
   embedTexts(texts: string[]): number[][];
-  /** rejectGaps: a DICOM series with missing slices is an error (ingestion), not read as is */
-  analyze(scan: string, o?: { intercept?: number; rejectGaps?: boolean }): Promise<Analysis>;
+  /**
+   * rejectGaps: a DICOM series with missing slices is an error (ingestion), not read as is. A scan its checks refuse
+   * is a ScanRefusedError unless `force`.
+   */
+  analyze(scan: string, o?: AnalyzeOptions): Promise<Analysis>;
   dispose(): void;
+}
+
+export interface AnalyzeOptions {
+  intercept?: number;
+  rejectGaps?: boolean;
+  force?: boolean;
 }
 
 export async function openAnalyzer(o: {
@@ -135,6 +147,7 @@ export async function openAnalyzer(o: {
         tasks: ['zeroshot'],
         config: loadEvalConfig('quick'),
         device: o.device,
+        log: (line) => o.log(`eval: ${line}`), // not stdout, where --json output goes
       });
       record = zeroshotRecord(runDir, checkpointId);
     }
@@ -189,10 +202,14 @@ export async function openAnalyzer(o: {
             return s;
           };
         })();
-        const raw = await readScan(scan, { intercept: a.intercept, rejectGaps: a.rejectGaps, warn: o.log });
+        const raw = await readScan(scan, { intercept: a.intercept, rejectGaps: a.rejectGaps });
         const read = clock();
-        let x: torch.Tensor;
+        let x: torch.Tensor, warnings: ScanWarning[], check: number;
         try {
+          const inspection = inspectScan(raw, preset);
+          assertAcceptable(scan, inspection, a.force);
+          warnings = inspection.warnings;
+          check = clock();
           x = transform.fromScan(raw, scan, o.device);
         } finally {
           raw.data.dispose();
@@ -233,8 +250,9 @@ export async function openAnalyzer(o: {
               ppv: finiteOrNull(rates?.ppv),
             };
           }),
+          warnings,
           embedding,
-          seconds: { load, read, preprocess, encode, score },
+          seconds: { load, read, check, preprocess, encode, score },
         };
       },
       dispose() {
@@ -284,9 +302,8 @@ function operatingPointOf(
 /** One scan with a checkpoint loaded for it (see openAnalyzer for many). */
 export async function analyzeScan(
   scan: string,
-  o: {
+  o: AnalyzeOptions & {
     checkpoint: string;
-    intercept?: number;
     operatingPoint?: OperatingRule;
     device?: string;
     log: (line: string) => void;
@@ -294,7 +311,7 @@ export async function analyzeScan(
 ): Promise<Analysis> {
   const analyzer = await openAnalyzer(o);
   try {
-    return await analyzer.analyze(scan, { intercept: o.intercept });
+    return await analyzer.analyze(scan, { intercept: o.intercept, force: o.force });
   } finally {
     analyzer.dispose();
   }

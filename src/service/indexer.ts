@@ -1,6 +1,7 @@
 // The embedding index's writers: a preprocessed cache, a folder of scans or a PACS (DICOMweb) → embeddings, reports,
 // labels and zero-shot finding probabilities → one LanceDB table per checkpoint. Incremental (indexed ids are
-// skipped), one atomic append per batch, unreadable volumes quarantined in <db>/quarantine.jsonl.
+// skipped), one atomic append per batch, unreadable volumes and scans the scan checks refuse quarantined in
+// <db>/quarantine.jsonl; the warnings of the scans indexed are listed in <db>/scan-warnings.jsonl.
 import {
   appendFileSync,
   existsSync,
@@ -20,6 +21,7 @@ import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointId } from '../train/checkpoint.js';
 import { embedSplit } from '../inference/embed.js';
 import { scoresFromPrompts, zeroShotPrompts } from '../eval/tasks/zeroshot.js';
+import { ScanRefusedError, type ScanWarning } from '../data/scan-checks.js';
 import { openAnalyzer } from './analyzer.js';
 import { VectorIndex, type IndexRow } from './vector-index.js';
 
@@ -55,6 +57,15 @@ function quarantine(db: string, id: string, checkpointId: string, err: unknown, 
   );
 }
 
+/** Reports a scan's check warnings and lists them in <db>/scan-warnings.jsonl (the scan is indexed). */
+function recordWarnings(db: string, id: string, checkpointId: string, w: ScanWarning[], log: (l: string) => void) {
+  for (const x of w) log(`index: ${id}: warning [${x.code}] ${x.message}`);
+  appendFileSync(
+    join(db, 'scan-warnings.jsonl'),
+    JSON.stringify({ id, checkpointId, warnings: w, at: new Date().toISOString() }) + '\n',
+  );
+}
+
 function progress(done: number, total: number, t0: number, processed: number, print: (line: string) => void): void {
   const rate = processed / ((performance.now() - t0) / 1000);
   print(
@@ -82,7 +93,8 @@ export interface IndexOptions {
   print?: (line: string) => void;
   log?: (line: string) => void;
 }
-export type ScanIndexOptions = IndexOptions & { intercept?: number };
+/** force: index scans the scan checks refuse (they are quarantined otherwise) */
+export type ScanIndexOptions = IndexOptions & { intercept?: number; force?: boolean };
 const printer = (o: IndexOptions) => ({
   print: o.print ?? ((l: string) => console.log(l)),
   log: o.log ?? ((l: string) => console.error(`t3d: ${l}`)),
@@ -103,14 +115,20 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
     );
     const t0 = performance.now();
     let added = 0,
-      quarantined = 0;
+      quarantined = 0,
+      refused = 0,
+      warned = 0;
     for (let at = 0; at < todo.length; at += o.batch) {
       const rows: IndexRow[] = [];
       for (const id of todo.slice(at, at + o.batch)) {
         let opened: Awaited<ReturnType<ScanSource['open']>> | undefined;
         try {
           opened = await src.open(id);
-          const a = await analyzer.analyze(opened.path, { intercept: o.intercept, rejectGaps: true });
+          const a = await analyzer.analyze(opened.path, { intercept: o.intercept, rejectGaps: true, force: o.force });
+          if (a.warnings.length) {
+            warned += 1;
+            recordWarnings(o.db, id, analyzer.checkpointId, a.warnings, log);
+          }
           rows.push({
             id,
             source: opened.source,
@@ -123,6 +141,7 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
           });
         } catch (err) {
           quarantined += 1;
+          if (err instanceof ScanRefusedError) refused += 1;
           quarantine(o.db, id, analyzer.checkpointId, err, log);
         } finally {
           opened?.close?.();
@@ -134,8 +153,10 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
     }
     if (o.ann) await index.createAnnIndex();
     print(
-      `index: ${added} added, ${quarantined} quarantined; table t3d_${index.checkpointId} holds ` +
-        `${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`,
+      `index: ${added} added${warned ? ` (${warned} with warnings: ${join(o.db, 'scan-warnings.jsonl')})` : ''}, ` +
+        `${quarantined} quarantined` +
+        `${refused ? ` (${refused} refused by the scan checks; --force indexes them)` : ''}; ` +
+        `table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`,
     );
   } finally {
     analyzer.dispose();

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { VectorIndex, type Case, type SearchFilter } from './vector-index.js';
 import { packageRoot } from '../util/paths.js';
 import { type OperatingRule } from '../eval/metrics/operating-points.js';
-import { openAnalyzer, SCREENING_NOTE, type Analysis, type Analyzer } from './analyzer.js';
+import { openAnalyzer, SCREENING_NOTE, type Analysis, type AnalyzeOptions, type Analyzer } from './analyzer.js';
+import { ScanRefusedError } from '../data/scan-checks.js';
 import { ClientError, sourceNifti, uploadNifti, writeUpload } from './volumes.js';
 import { authorityHost, requestGuard } from './request-guard.js';
 
@@ -93,6 +94,15 @@ function positiveInt(v: string | null, name: string, fallback: number, max: numb
   if (!Number.isInteger(n) || n < 0 || n > max)
     throw new ClientError(400, `${name} must be an integer in 0..${max}, got '${v}'`);
   return n;
+}
+
+/** An upload's ?intercept=<HU>&force=1: the fixes that the scan checks' warnings name, for the page to offer. */
+function uploadOptions(q: URLSearchParams): AnalyzeOptions {
+  const given = q.get('intercept');
+  const intercept = given === null || given === '' ? undefined : Number(given);
+  if (intercept !== undefined && !(Number.isFinite(intercept) && Math.abs(intercept) <= 65536))
+    throw new ClientError(400, `intercept must be a number (HU), got '${given}'`);
+  return { intercept, force: q.get('force') === '1' };
 }
 
 export async function startServer(o: ServeOptions): Promise<Server> {
@@ -202,7 +212,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       if (text.length > 2000) throw new ClientError(400, 'the query text is longer than 2000 characters');
       sendJson(res, 200, shown(await index.search(analyzer.embedTexts([text])[0]!, filterOf(q))));
     },
-    'POST /api/upload': async (_q, req, res) => {
+    'POST /api/upload': async (q, req, res) => {
+      const options = uploadOptions(q);
       const bytes = await readBody(req, maxUpload);
       if (bytes.length === 0) throw new ClientError(400, 'the upload is empty');
       const id = `upload-${randomUUID()}`;
@@ -211,13 +222,16 @@ export async function startServer(o: ServeOptions): Promise<Server> {
         const scan = writeUpload(bytes, dir, 4 * maxUpload);
         let analysis: Analysis;
         try {
-          analysis = await analyzer.analyze(scan.scan);
+          analysis = await analyzer.analyze(scan.scan, options);
         } catch (e) {
-          throw new ClientError(
-            422,
-            `the scan cannot be analysed: ${(e as Error).message.split(dir).join('<upload>')}`,
-          );
+          const error = `the scan cannot be analysed: ${(e as Error).message.split(dir).join('<upload>')}`;
+          if (!(e instanceof ScanRefusedError)) throw new ClientError(422, error);
+          // the page shows why, and can offer to analyse it anyway (?force=1)
+          rmSync(dir, { recursive: true, force: true });
+          sendJson(res, 422, { error, warnings: e.warnings });
+          return;
         }
+        for (const w of analysis.warnings) log(`upload ${id}: warning [${w.code}] ${w.message}`);
         uploads.set(id, { dir, scan, analysis });
         for (const [old, u] of uploads) {
           if (uploads.size <= MAX_UPLOADS) break;

@@ -33,6 +33,10 @@ export interface DicomVolume {
   warnings: string[];
   /** Irregular steps between slices (missing slices, mixed spacing); empty when evenly spaced. */
   gaps: SliceGap[];
+  /** false when the files state no PixelSpacing (1 mm was assumed in-plane) */
+  pixelSpacingStated: boolean;
+  /** the first slice's RescaleSlope and RescaleIntercept, already applied to data */
+  rescale: { slope: number; intercept: number };
 }
 
 /** A checked series whose pixels are not read yet. */
@@ -191,6 +195,8 @@ async function readVolume(uid: string, plan: VolumePlan): Promise<DicomVolume> {
     files: slices.map((s) => s.path),
     warnings,
     gaps: plan.gaps,
+    pixelSpacingStated: first.pixelSpacing !== undefined,
+    rescale: { slope: first.slope, intercept: first.intercept },
   };
 }
 
