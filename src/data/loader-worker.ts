@@ -34,6 +34,7 @@ serveTasks<BatchTask, Omit<RawBatch, 'names' | 'reports' | 'labels'>>((t) => {
       new Rng(t.seed, t.epoch, t.indices[b]!),
       t.globalShape,
       organs,
+      t.intensity,
     );
     global.set(v.global, b * g);
     v.locals.forEach((l, k) => {

@@ -7,7 +7,7 @@ import * as torch from '../torch/index.js';
 import { Rng } from '../util/rng.js';
 import { WorkerPool } from '../util/pool.js';
 import { readCacheIndex, type CacheEntry } from './cache.js';
-import { DEFAULT_VIEWS, type Shape3, type ViewConfig } from './views.js';
+import { DEFAULT_VIEWS, type Intensity, type Shape3, type ViewConfig } from './views.js';
 import { globalShapeOf, type Preset } from './presets.js';
 
 export interface LoaderOptions {
@@ -56,6 +56,7 @@ export interface BatchTask {
   globalShape: Shape3;
   scale: number;
   pad: number;
+  intensity: Intensity;
   views: ViewConfig;
   withMask: boolean;
 }
@@ -133,6 +134,7 @@ export class Loader {
       globalShape: this.globalShape,
       scale: this.preset.scale,
       pad: this.preset.padValue,
+      intensity: this.preset.intensity ?? 'scale',
       views: this.views,
       withMask: this.o.withMask ?? false,
     };

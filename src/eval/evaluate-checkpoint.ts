@@ -1,9 +1,10 @@
 // One checkpoint through the evaluation suite: its target, the cache to evaluate on (preprocessed from a dataset
 // when needed), the records, and the summary and HTML report written beside them.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { readCacheIndex } from '../data/cache.js';
 import { ensureCacheFrom } from '../data/ensure-cache.js';
+import { resolvePreset, type Preset } from '../data/presets.js';
 import { Progress } from '../util/progress.js';
 import { type EvalConfig } from './config.js';
 import { evalTarget, type EvalTarget } from './target.js';
@@ -41,7 +42,13 @@ export async function evaluateCheckpoint(o: {
   mkdirSync(outDir, { recursive: true });
   let progress: Progress | undefined;
   const { cache, preset } = target.loaded.config.data;
-  const cacheDir = await ensureCacheFrom(o.data ?? cache, preset, join(outDir, 'cache'), {
+  const data = o.data ?? cache;
+  if (!data)
+    throw new Error(
+      `${target.checkpointDir}: an imported model has no training cache; give the data to evaluate on with --data`,
+    );
+  assertSamePreset(data, preset, target.checkpointDir);
+  const cacheDir = await ensureCacheFrom(data, preset, join(outDir, 'cache'), {
     onProgress: (done, total) => (progress ??= new Progress('preprocess', total)).update(done),
     log,
   });
@@ -52,6 +59,24 @@ export async function evaluateCheckpoint(o: {
   const records = await runSuite({ target, config: o.config, cacheDir, outDir, device: o.device, log }, o.tasks);
   return { records, target, cacheDir, outDir };
 }
+
+/**
+ * A ready cache feeds its volumes as its own preset made them: refuse one made with other preprocessing than the
+ * model's (a dataset folder is preprocessed with the model's preset instead).
+ */
+function assertSamePreset(data: string, preset: string | Preset, checkpoint: string): void {
+  if (!existsSync(join(data, 'cache.json'))) return;
+  const want = resolvePreset(preset);
+  const have = readCacheIndex(data).preset;
+  const { name: _a, description: _b, ...w } = want;
+  const { name: _c, description: _d, ...h } = have;
+  if (JSON.stringify(sortKeys(w)) !== JSON.stringify(sortKeys(h)))
+    throw new Error(
+      `--data ${data}: a cache preprocessed with preset '${have.name}', but ${checkpoint} takes '${want.name}'; ` +
+        `give its dataset folder (preprocessed with '${want.name}' into the evaluation folder) or a cache made with it`,
+    );
+}
+const sortKeys = (o: object) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
 
 /**
  * Writes the markdown summary (summary.md for every task, else summary-<tasks>.md) and, when `report` is given,

@@ -194,6 +194,7 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
     if (device && device !== 'cpu') model.to({ device });
     model.eval();
     const cache = o.cache ?? config.data.cache;
+    if (!cache) throw new Error(`index: ${ckpt.dir} is an imported model with no training cache; give --cache`);
     const { entries, labelNames } = readCacheIndex(cache);
     const splits = o.splits;
     const chosen = entries.filter((e) => !splits || splits.includes(e.split));
