@@ -1,10 +1,9 @@
 // One checkpoint through the evaluation suite: its target, the cache to evaluate on (preprocessed from a dataset
 // when needed), the records, and the summary and HTML report written beside them.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { readCacheIndex } from '../data/cache.js';
-import { ensureCacheFrom } from '../data/ensure-cache.js';
-import { resolvePreset, type Preset } from '../data/presets.js';
+import { assertCachePreset, ensureCacheFrom } from '../data/ensure-cache.js';
 import { Progress } from '../util/progress.js';
 import { type EvalConfig } from './config.js';
 import { evalTarget, type EvalTarget } from './target.js';
@@ -47,7 +46,7 @@ export async function evaluateCheckpoint(o: {
     throw new Error(
       `${target.checkpointDir}: an imported model has no training cache; give the data to evaluate on with --data`,
     );
-  assertSamePreset(data, preset, target.checkpointDir);
+  assertCachePreset(data, preset, target.checkpointDir);
   const cacheDir = await ensureCacheFrom(data, preset, join(outDir, 'cache'), {
     onProgress: (done, total) => (progress ??= new Progress('preprocess', total)).update(done),
     log,
@@ -59,24 +58,6 @@ export async function evaluateCheckpoint(o: {
   const records = await runSuite({ target, config: o.config, cacheDir, outDir, device: o.device, log }, o.tasks);
   return { records, target, cacheDir, outDir };
 }
-
-/**
- * A ready cache feeds its volumes as its own preset made them: refuse one made with other preprocessing than the
- * model's (a dataset folder is preprocessed with the model's preset instead).
- */
-function assertSamePreset(data: string, preset: string | Preset, checkpoint: string): void {
-  if (!existsSync(join(data, 'cache.json'))) return;
-  const want = resolvePreset(preset);
-  const have = readCacheIndex(data).preset;
-  const { name: _a, description: _b, ...w } = want;
-  const { name: _c, description: _d, ...h } = have;
-  if (JSON.stringify(sortKeys(w)) !== JSON.stringify(sortKeys(h)))
-    throw new Error(
-      `--data ${data}: a cache preprocessed with preset '${have.name}', but ${checkpoint} takes '${want.name}'; ` +
-        `give its dataset folder (preprocessed with '${want.name}' into the evaluation folder) or a cache made with it`,
-    );
-}
-const sortKeys = (o: object) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
 
 /**
  * Writes the markdown summary (summary.md for every task, else summary-<tasks>.md) and, when `report` is given,
