@@ -3,14 +3,14 @@
 // checkpoint holds config.json (format, architecture, resolved preset), the released model.safetensors unchanged
 // (its sha256 is the publisher's), tokenizer.json, and the manifest; the weights are loaded once before anything is
 // written, so a folder that would not load is never created.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { globalShapeOf, loadPreset } from '../data/presets.js';
 import { hashFile, tempName } from '../util/files.js';
 import { commitFolder } from '../util/manifest.js';
 import { checkpointName } from './checkpoint.js';
 import { type ImportedConfig } from './config.js';
-import { modelFormat } from './formats/index.js';
+import { type ModelFormat, type ReleasedModel, modelFormat } from './formats/index.js';
 
 export interface ImportOptions {
   format: string;
@@ -29,7 +29,17 @@ export function importModel(o: ImportOptions): string {
   if (!existsSync(o.folder)) throw new Error(`${o.folder}: no such folder`);
   if (existsSync(o.out) && readdirSync(o.out).length)
     throw new Error(`--out ${o.out}: exists and is not empty; give a new folder`);
-  const released = format.read(o.folder);
+  // beside the run: a converted weight file may be as large as the model
+  mkdirSync(dirname(resolve(o.out)), { recursive: true });
+  const scratch = mkdtempSync(join(dirname(resolve(o.out)), '.t3d-import-'));
+  try {
+    return write(format, o, format.read(o.folder, scratch));
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+function write(format: ModelFormat, o: ImportOptions, released: ReleasedModel): string {
   const preset = loadPreset(o.preset ?? released.preset);
   const input = globalShapeOf(preset);
   if (input.join() !== released.inputShape.join())

@@ -10,7 +10,10 @@ import { m3dClip } from './m3d-clip.js';
 export interface ReleasedModel {
   /** everything `load` and `visionEncoder` need, stored in the run's config.json */
   architecture: Record<string, unknown>;
-  /** the released safetensors file, copied into the run unchanged (its key names stay the released ones) */
+  /**
+   * a safetensors file with the released key names, copied into the run: the released file itself, or one the
+   * format wrote into `scratch` from another container (a PyTorch .pt)
+   */
   weights: string;
   tokenizer: WordPieceTokenizer;
   /** the built-in preset (presets/<name>.json) with the model's own preprocessing */
@@ -30,8 +33,8 @@ export interface ModelFormat {
   description: string;
   /** the text tower is aligned with the volumes (zero-shot and retrieval apply) */
   textAligned: boolean;
-  /** reads and checks a released folder; errors name the file and the reason */
-  read(folder: string): ReleasedModel;
+  /** reads and checks a released folder (`scratch`: an empty folder, removed after the import); errors name the file */
+  read(folder: string, scratch: string): ReleasedModel;
   /** the whole model for a stored architecture, with the weights of `weights` (released names), in eval mode */
   load(architecture: Record<string, unknown>, weights: string): ClipModel;
   /** a fresh vision encoder (train mode), with the released weights when `weights` is given */
