@@ -7,7 +7,7 @@ export { ResNet3d, type ResNet3dConfig } from './models/resnet3d.js';
 export { ViT3d, type ViT3dConfig } from './models/vit3d.js';
 export { BertModel, bertConfig, loadBertFromPretrained, readBertConfig, type BertConfig } from './models/bert.js';
 export { BertForMaskedLM } from './models/bert-mlm.js';
-export { T3dModel, type VolumeEncoding, type ReportEncoding } from './models/t3d.js';
+export { ClipModel, T3dModel, type VolumeEncoding, type ReportEncoding } from './models/t3d.js';
 export { clipLoss } from './objectives/clip.js';
 export { t3dLoss, type ObjectiveConfig, type ViewBatch } from './objectives/t3d.js';
 export {
@@ -34,6 +34,8 @@ export { WordPieceTokenizer, toBigInt64 } from './text/wordpiece.js';
 export { splitSentences, augmentReport } from './text/report.js';
 export { loadConfig, applyOverrides, validateConfig, configNames, type PretrainConfig } from './train/config.js';
 export { buildT3dModel, loadT3dCheckpoint, type LoadedCheckpoint } from './train/factory.js';
+export { importModel, type ImportOptions } from './train/import-model.js';
+export { MODEL_FORMATS, type ModelFormat } from './train/formats/index.js';
 export { runPretraining, type PretrainRun } from './train/run.js';
 export { pretrain } from './train/trainer.js';
 export { pretrainText } from './train/text-pretrain.js';

@@ -124,7 +124,7 @@ test('m3d-clip import refuses what would not load, naming the file and the reaso
   copyFileSync(join(released, 'model.safetensors'), join(dir, 'model.safetensors'));
 });
 
-test('an imported M3D-CLIP in the harness: eval zeroshot, retrieval and probe on a dataset, analyze a scan, and the study table beside our run', () => {
+test('an imported M3D-CLIP in the harness: eval zeroshot, retrieval and probe on a dataset, analyze a scan, index and search, and the study table beside our run', () => {
   const study = join(tmp, 'study');
   const ours = join(study, 'clip-only-s0');
   const cache = join(tmp, 'cache');
@@ -204,6 +204,18 @@ test('an imported M3D-CLIP in the harness: eval zeroshot, retrieval and probe on
       `${f.label}: ${f.probability} vs the evaluation's ${zs.result.test.scores[0]![l]}`,
     ),
   );
+  // its index table and text search, on the cache the evaluation made with its preset
+  const db = join(tmp, 'db');
+  const wrongCache = t3d('index', '--checkpoint', m3d, '--cache', cache, '--db', db);
+  assert.equal(wrongCache.status, 1);
+  assert.match(wrongCache.stderr, /a cache preprocessed with preset 'tiny', but .* takes 'm3d-clip-tiny'/);
+  const index = t3d('index', '--checkpoint', m3d, '--cache', join(m3d, 'eval', 'cache'), '--db', db);
+  assert.equal(index.status, 0, index.stderr);
+  const found = t3d('search', 'pleural effusion', '--checkpoint', m3d, '--db', db, '--k', '3', '--json');
+  assert.equal(found.status, 0, found.stderr);
+  const hits = JSON.parse(found.stdout) as { id: string; similarity: number }[];
+  assert.equal(hits.length, 3);
+  assert.ok(hits.every((h, i) => i === 0 || h.similarity <= hits[i - 1]!.similarity));
   const table = t3d('eval', 'compare', '--runs', study, '--treatment', 'm3d-clip', '--baseline', 'clip-only');
   assert.equal(table.status, 0, table.stderr);
   assert.match(table.stdout, /\| zeroshot\/auroc \| .*\|/);

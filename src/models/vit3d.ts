@@ -10,6 +10,7 @@
 //   blocks.N.norm1 / .attn.qkv (C → 3C) / .attn.proj / .norm2 / .mlp.fc1 (C → rC) / .mlp.fc2
 //   norm                                final LayerNorm, applied to every token
 // Patch tokens are ordered D, H, W (row-major over the patch grid), as flatten(2) of the conv output.
+// With clsPosEmbed false (MONAI's ViT, as in M3D-CLIP) pos_embed is (1, N, C), added to the patch tokens only.
 // Differences from timm: mean pooling averages the normed patch tokens (timm's 'avg' swaps `norm` for
 // an `fc_norm` after pooling); position embeddings are resampled trilinearly (timm: bicubic in 2D).
 import * as torch from '../torch/index.js';
@@ -273,7 +274,6 @@ export class ViT3d extends nn.Module {
       throw new Error(`ViT3d: expected input (B, ${this.config.inChannels}, D, H, W), got [${x.shape.join(', ')}]`);
     }
     const grid = gridOf(x.shape.slice(2) as Triple, this.patchSize, 'input size');
-    // called inside the caller's scope, which owns the result
     const h = torch.tidy(() => {
       const fmap = this.patchEmbed.forward(x); // (B, C, d, h, w)
       const [B, C] = fmap.shape as [number, number];

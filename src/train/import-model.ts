@@ -48,19 +48,20 @@ function write(format: ModelFormat, o: ImportOptions, released: ReleasedModel): 
         `[${released.inputShape.join(', ')}] (D, H, W)`,
     );
   format.load(released.architecture, released.weights).dispose(); // fails here, before anything is written
-  const source = released.files.map((f) => ({ file: basename(f), ...hashFile(f) }));
-  const weights = source.find((s) => s.file === basename(released.weights))!;
+  const hashes = new Map([...new Set([...released.files, released.weights])].map((f) => [f, hashFile(f)]));
+  const weights = hashes.get(released.weights)!;
   const config: ImportedConfig = {
     name: format.name,
     imported: {
       format: format.name,
       architecture: released.architecture,
-      source: source.map(({ file, sha256 }) => ({ file, sha256 })),
+      source: released.files.map((f) => ({ file: basename(f), sha256: hashes.get(f)!.sha256 })),
     },
     data: { preset, maxTokens: released.maxTokens, trainSplit: 'train', valSplit: 'valid' },
   };
   const final = join(o.out, 'checkpoints', checkpointName(0));
   const tmp = tempName(final);
+  const created = !existsSync(o.out);
   mkdirSync(tmp, { recursive: true });
   try {
     writeFileSync(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
@@ -68,12 +69,10 @@ function write(format: ModelFormat, o: ImportOptions, released: ReleasedModel): 
     copyFileSync(released.weights, join(tmp, 'model.safetensors'));
     const manifest = commitFolder(tmp, final); // hashes and fsyncs the copy
     const copied = manifest.files.find((f) => f.name === 'model.safetensors')!.sha256;
-    if (copied !== weights.sha256) {
-      rmSync(final, { recursive: true, force: true });
+    if (copied !== weights.sha256)
       throw new Error(`${released.weights}: the copy's sha256 ${copied} differs from the original's ${weights.sha256}`);
-    }
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
+    rmSync(created ? o.out : join(o.out, 'checkpoints'), { recursive: true, force: true }); // it was empty
     throw e;
   }
   o.log?.(`${format.name} from ${o.folder} → ${final} (preset ${preset.name}, weights sha256 ${weights.sha256})`);
