@@ -8,7 +8,7 @@
 import * as torch from '../src/torch/index.js';
 import { F } from '../src/torch/index.js';
 import { applyOverrides, loadConfig } from '../src/train/config.js';
-import { buildT3dModel, loadT3dCheckpoint } from '../src/train/factory.js';
+import { buildT3dModel, loadRunCheckpoint } from '../src/train/factory.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { splitSentences } from '../src/text/report.js';
 import { toBigInt64 } from '../src/text/wordpiece.js';
@@ -29,7 +29,7 @@ for (let i = 0; i < argv.length; i += 2) {
 const seed = Number(args.get('seed') ?? 0);
 torch.manualSeed(seed);
 const given = args.get('checkpoint');
-const loaded = given ? loadT3dCheckpoint(given) : undefined;
+const loaded = given ? loadRunCheckpoint(given) : undefined;
 const config = loaded?.config ?? loadConfig(args.get('config') ?? 'demo');
 const cache = args.get('cache') ?? config.data.cache;
 const split = args.get('split') ?? config.data.trainSplit;

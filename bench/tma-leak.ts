@@ -5,14 +5,14 @@
 // prediction comes from the report tokens the fusion attends to, not from the image.
 import * as torch from '../src/torch/index.js';
 import { type Tensor } from '../src/torch/index.js';
-import { loadT3dCheckpoint } from '../src/train/factory.js';
+import { loadRunCheckpoint } from '../src/train/factory.js';
 import { Loader } from '../src/data/loader.js';
 import { toBigInt64 } from '../src/text/wordpiece.js';
 import { sinkhorn } from '../src/objectives/tma/shared.js';
 
 const [dir, batchesArg] = process.argv.slice(2);
 if (!dir) throw new Error('usage: node dist/bench/tma-leak.js <run-or-checkpoint> [batches]');
-const { config: c, model, tokenizer } = loadT3dCheckpoint(dir);
+const { config: c, model, tokenizer } = loadRunCheckpoint(dir);
 const loader = new Loader({
   cacheDir: c.data.cache,
   split: c.data.valSplit,

@@ -8,7 +8,7 @@ export { MerlinImageEncoder, MERLIN_RESNET152, fromLps, type MerlinImageConfig }
 export { ViT3d, type ViT3dConfig } from './models/vit3d.js';
 export { BertModel, bertConfig, loadBertFromPretrained, readBertConfig, type BertConfig } from './models/bert.js';
 export { BertForMaskedLM } from './models/bert-mlm.js';
-export { T3dModel, type VolumeEncoding, type ReportEncoding } from './models/t3d.js';
+export { ClipModel, T3dModel, type VolumeEncoding, type ReportEncoding } from './models/t3d.js';
 export { clipLoss } from './objectives/clip.js';
 export { t3dLoss, type ObjectiveConfig, type ViewBatch } from './objectives/t3d.js';
 export {
@@ -43,6 +43,8 @@ export { splitSentences, augmentReport } from './text/report.js';
 export { loadConfig, applyOverrides, validateConfig, configNames, type PretrainConfig } from './train/config.js';
 export { buildT3dModel, loadT3dCheckpoint, type LoadedCheckpoint } from './train/factory.js';
 export { loadMerlinImageEncoder, type MerlinImageImport } from './train/merlin-load.js';
+export { importModel, type ImportOptions } from './train/import-model.js';
+export { MODEL_FORMATS, type ModelFormat } from './train/formats/index.js';
 export { runPretraining, type PretrainRun } from './train/run.js';
 export { pretrain } from './train/trainer.js';
 export { pretrainText } from './train/text-pretrain.js';

@@ -9,6 +9,7 @@ import { F } from '../src/torch/index.js';
 import { readNifti, type Mat4 } from '../src/io/nifti.js';
 import { loadPreset, type Preset } from '../src/data/presets.js';
 import { preprocessImage } from '../src/data/preprocess-image.js';
+import { inputTransform } from '../src/data/input-transform.js';
 import { CenterCropOrPad, ClipHU, Orient, RescaleHU, Resample, compose } from '../src/data/transforms.js';
 import { type Volume } from '../src/data/volume.js';
 import { Rng } from '../src/util/rng.js';
@@ -166,4 +167,41 @@ test('slab-by-slab preprocessing equals the whole-volume transforms: orientation
     assertClose(torch.tensor(out.spacing), whole.spacing, { atol: 1e-12, what: `${what}: spacing` });
     torch.dispose([vol.data, out.data, whole.data]);
   }
+});
+
+test("geometry 'resize' resamples the whole oriented volume to the shape whatever its spacing; intensity 'minmax' spans [0, 1]", () => {
+  const rng = new Rng(3);
+  const shape = [20, 30, 26] as const;
+  const n = shape[0] * shape[1] * shape[2];
+  const stored = new Int16Array(n);
+  for (let i = 0; i < n; i++) stored[i] = Math.round(rng.next() * 2600 - 1200);
+  const vol: Volume = {
+    data: torch.tensor(stored, [...shape]),
+    spacing: [0.8, 0.7, 2],
+    affine: affineOf([2, 0, 1], [1, -1, 1], [0.8, 0.7, 2]),
+  };
+  const preset: Preset = { ...loadPreset('m3d-clip'), shape: [8, 12, 10] };
+  const out = preprocessImage(vol, preset, 'case');
+  const oriented = compose(new Orient(), new ClipHU(...preset.huWindow)).apply({
+    ...vol,
+    data: vol.data.to('float32'),
+  });
+  const maxDiff = torch.tidy(() => {
+    const whole = F.interpolate(oriented.data.unsqueeze(0).unsqueeze(0), preset.shape, 'trilinear', false);
+    return whole
+      .reshape(...preset.shape)
+      .round()
+      .sub(out.data.to('float32'))
+      .abs()
+      .max()
+      .item();
+  });
+  assert.deepEqual(out.data.shape, preset.shape);
+  assert.ok(maxDiff <= 1, `slab path vs whole-volume trilinear resize: ${maxDiff} HU`);
+  const x = inputTransform(preset).fromScan(vol, 'case');
+  assert.deepEqual(x.shape, [1, 1, ...preset.shape]);
+  assert.deepEqual([x.min().item(), x.max().item()], [0, 1]);
+  const scaled = inputTransform({ ...preset, intensity: 'scale' }).fromScan(vol, 'case');
+  assert.ok(scaled.max().item() > 200, "the same preset with intensity 'scale' keeps HU / scale");
+  torch.dispose([out.data, oriented.data, x, scaled]);
 });

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { applyOverrides, loadConfig, validateConfig, type PretrainConfig } from '../src/train/config.js';
-import { buildT3dModel, loadT3dCheckpoint } from '../src/train/factory.js';
+import { buildT3dModel, loadRunCheckpoint } from '../src/train/factory.js';
 import { pretrain } from '../src/train/trainer.js';
 import { listCheckpoints, resolveCheckpoint } from '../src/train/checkpoint.js';
 import { tempName } from '../src/util/files.js';
@@ -354,7 +354,7 @@ test('`t3d pretrain` with restoration alone (vision-only, no text) trains, and i
   );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /step 3\/3 loss [\d.]+ \(rec [\d.]+\)/);
-  const { model, dir } = loadT3dCheckpoint(out); // a run folder: its newest checkpoint
+  const { model, dir } = loadRunCheckpoint(out); // a run folder: its newest checkpoint
   assert.equal(dir, join(out, 'checkpoints', listCheckpoints(join(out, 'checkpoints')).pop()!));
   assert.ok(model.restoration_decoder, 'decoder restored from the checkpoint');
   assert.equal(model.restoration_decoder.film?.length, 3);

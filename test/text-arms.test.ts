@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyOverrides, loadConfig, validateConfig } from '../src/train/config.js';
-import { loadT3dCheckpoint } from '../src/train/factory.js';
+import { loadRunCheckpoint } from '../src/train/factory.js';
 import { ensureCache } from '../src/data/synth-cache.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { packageRoot } from '../src/util/paths.js';
@@ -65,7 +65,7 @@ test('CLIP + extracted labels: 3 steps log the labels term, and the checkpoint l
   const last = /step 3\/3 loss ([\d.]+) \(clip ([\d.]+) labels ([\d.]+)\)/.exec(stdout);
   assert.ok(last, stdout);
   assert.ok(Number(last[3]) > 0 && Number(last[3]) < 1, `BCE ${last[3]}`);
-  const { model, config } = loadT3dCheckpoint(out);
+  const { model, config } = loadRunCheckpoint(out);
   assert.equal(config.model.labels, 18);
   assert.deepEqual(model.label_head?.weight.shape, [18, config.model.embedDim]);
   model.dispose();

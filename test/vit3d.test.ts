@@ -189,3 +189,39 @@ test('ViT3d: finite-difference gradcheck (float64) at the configured and a resam
   }
   m.dispose();
 });
+
+test('ViT3d clsPosEmbed false (MONAI): pos_embed covers the patches only; equal to a timm table whose CLS row is zero', () => {
+  const monai = new ViT3d({ ...tiny, clsPosEmbed: false, pooling: 'cls' }).eval();
+  const timm = new ViT3d({ ...tiny, pooling: 'cls' }).eval();
+  const own = monai.stateDict();
+  assert.deepEqual(own.get('pos_embed')!.shape, [1, 64, 32]);
+  torch.tidy(() => {
+    const state = new Map(
+      [...own].map(([k, t]) => [k, k === 'pos_embed' ? torch.cat([torch.zeros([1, 1, 32]), t], 1) : t]),
+    );
+    timm.loadStateDict(state);
+    for (const size of ['full', 'small'] as const) {
+      const x = get(`input.${size}`);
+      assertClose(monai.encode(x).pooled, timm.encode(x).pooled, { atol: 1e-6, what: `${size} pooled` });
+      assertClose(monai.encode(x).tokens, timm.encode(x).tokens, { atol: 1e-6, what: `${size} tokens` });
+    }
+    // and not equal once the CLS row is not zero (nor constant, which every LayerNorm would remove)
+    const shifted = new Map(state);
+    shifted.set(
+      'pos_embed',
+      state
+        .get('pos_embed')!
+        .add(torch.cat([torch.arange(0, 32).to('float32').div(8).reshape(1, 1, 32), torch.zeros([1, 64, 32])], 1)),
+    );
+    timm.loadStateDict(shifted);
+    const d = monai
+      .encode(get('input.full'))
+      .pooled.sub(timm.encode(get('input.full')).pooled)
+      .abs()
+      .max()
+      .item();
+    assert.ok(d > 1e-3, `a CLS position embedding changes the pooled CLS token (${d})`);
+  });
+  monai.dispose();
+  timm.dispose();
+});

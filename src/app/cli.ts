@@ -5,7 +5,7 @@ import { UsageError } from './args.js';
 import { summary, usage } from './help.js';
 import { runSynth } from './synth.js';
 import { runPreprocess } from './preprocess.js';
-import { runConvert } from './convert.js';
+import { runConvert, runImport } from './convert.js';
 import { runPretrain } from './pretrain.js';
 import { runEmbed } from './embed.js';
 import { runVocab } from './vocab.js';
@@ -26,6 +26,7 @@ const COMMANDS: Record<string, (args: string[]) => void | Promise<void>> = {
   pretrain: runPretrain,
   vocab: runVocab,
   embed: runEmbed,
+  import: runImport,
   eval: runEval,
   inspect: runInspect,
   analyze: runAnalyze,

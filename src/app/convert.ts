@@ -1,7 +1,8 @@
-// `t3d convert`: DICOM series → NIfTI.
+// `t3d convert`: DICOM series → NIfTI; `t3d import`: a published model's released files → a run folder.
 import { usage } from './help.js';
 import { convertDicomToNifti } from '../io/dicom.js';
-import { parseOptions } from './args.js';
+import { importModel } from '../train/import-model.js';
+import { UsageError, parseOptions } from './args.js';
 
 export async function runConvert(args: string[]): Promise<void> {
   const [input, out, ...rest] = args;
@@ -20,4 +21,11 @@ export async function runConvert(args: string[]): Promise<void> {
     );
     for (const warning of w.warnings) console.log(`  warning: ${warning}`);
   }
+}
+
+export function runImport([format = '', folder = '', ...rest]: string[]): void {
+  const o = parseOptions(rest, { string: ['out', 'preset'] });
+  if (!o.out || [format, folder].some((a) => !a || a.startsWith('-')))
+    throw new UsageError('import: <format> <folder> --out <run> are required');
+  importModel({ format, folder, out: o.out, preset: o.preset, log: (l) => console.log(`import: ${l}`) });
 }

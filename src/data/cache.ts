@@ -114,7 +114,8 @@ async function processRecord(
       const maskBytes = await readFile(r.maskPath);
       const m = compose(
         new Orient(),
-        new Resample(preset.spacing, 'nearest'),
+        // a resized image's spacing is its own: the mask follows it onto the same grid
+        new Resample(preset.geometry === 'resize' ? spacing : preset.spacing, 'nearest'),
         new CenterCropOrPad(preset.shape, 0),
       ).apply(await loadVolume(r.maskPath, maskBytes, 'mask'));
       tensors.set('mask', m.data.to('uint8'));

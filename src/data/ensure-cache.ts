@@ -25,6 +25,25 @@ export async function ensureCacheFrom(
   return dir;
 }
 
+/**
+ * A ready cache feeds its volumes as its own preset made them: refuse one made with other preprocessing than the
+ * model's (`model` names the checkpoint). A dataset folder passes: it is preprocessed with the model's preset.
+ */
+export function assertCachePreset(data: string, preset: string | Preset, model: string): void {
+  if (!existsSync(join(data, 'cache.json'))) return;
+  const want = resolvePreset(preset);
+  const have = readCacheIndex(data).preset;
+  const steps = (p: Preset) => {
+    const { name: _n, description: _d, ...rest } = p;
+    return JSON.stringify(Object.entries(rest).sort(([a], [b]) => a.localeCompare(b)));
+  };
+  if (steps(want) !== steps(have))
+    throw new Error(
+      `${data}: a cache preprocessed with preset '${have.name}', but ${model} takes '${want.name}'; give the ` +
+        `dataset folder (it is then preprocessed with '${want.name}') or a cache made with that preset`,
+    );
+}
+
 /** The reports of a cache, dataset folder or manifest (`data`), of one split when given. */
 export function reportsOf(data: string, split?: string): string[] {
   const rows = existsSync(join(data, 'cache.json')) ? readCacheIndex(data).entries : readSource(data).records;

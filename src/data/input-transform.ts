@@ -26,7 +26,7 @@ export interface InputTransform {
 export function inputTransform(preset: Preset): InputTransform {
   const inputShape = globalShapeOf(preset);
   const toInput = (grid: ArrayLike<number>) =>
-    globalView(grid, preset.shape, inputShape, preset.scale, preset.padValue);
+    globalView(grid, preset.shape, inputShape, preset.scale, preset.padValue, preset.intensity);
   return {
     preset,
     inputShape,

@@ -35,6 +35,7 @@ serveTasks<BatchTask, Omit<RawBatch, 'names' | 'reports' | 'labels'>>((t) => {
       t.globalShape,
       organs,
       t.regions?.[b],
+      t.intensity,
     );
     global.set(v.global, b * g);
     v.locals.forEach((l, k) => {

@@ -7,7 +7,7 @@ import * as torch from '../torch/index.js';
 import { Rng } from '../util/rng.js';
 import { WorkerPool } from '../util/pool.js';
 import { readCacheIndex, type CacheEntry } from './cache.js';
-import { DEFAULT_VIEWS, type Shape3, type ViewConfig } from './views.js';
+import { DEFAULT_VIEWS, type Intensity, type Shape3, type ViewConfig } from './views.js';
 import { globalShapeOf, type Preset } from './presets.js';
 import { reportRegions, type Region } from '../text/regions.js';
 
@@ -57,6 +57,7 @@ export interface BatchTask {
   globalShape: Shape3;
   scale: number;
   pad: number;
+  intensity: Intensity;
   views: ViewConfig;
   withMask: boolean;
   /** per volume, the lobes its report names (localAnchor 'report') */
@@ -136,6 +137,7 @@ export class Loader {
       globalShape: this.globalShape,
       scale: this.preset.scale,
       pad: this.preset.padValue,
+      intensity: this.preset.intensity ?? 'scale',
       views: this.views,
       withMask: this.o.withMask ?? false,
       regions:

@@ -1,5 +1,6 @@
 // The image half of preprocessing, slab by slab: stored values (any dtype) → HU → LPS → clipped → resampled
-// (trilinear, align_corners=False) → centre crop/pad → rounded int16. It equals Orient → ClipHU → Resample →
+// (trilinear, align_corners=False) to the preset's spacing, or straight to its shape for geometry 'resize' → centre
+// crop/pad → rounded int16. It equals Orient → ClipHU → Resample →
 // CenterCropOrPad (transforms.ts) up to float rounding, but never holds a float copy of the whole source
 // volume: trilinear interpolation is separable, so each block of output slices is the lerp of two gathered
 // source slices along z (PyTorch's source index and weights) followed by a bilinear resize in-plane. A
@@ -35,7 +36,8 @@ export function preprocessImage(
   const plan = orientPlan(vol.affine, vol.data.shape as [number, number, number]);
   const oriented = vol.data.permute(...plan.permute); // a view: flips are applied per block
   const shape = oriented.shape as [number, number, number];
-  const size = resampledSize(shape, spacingOf(plan.affine), preset.spacing);
+  const size: [number, number, number] =
+    preset.geometry === 'resize' ? [...preset.shape] : resampledSize(shape, spacingOf(plan.affine), preset.spacing);
   const starts = cropPadStarts(size, preset.shape);
   const affine = shiftedAffine(
     size.join() === shape.join() ? plan.affine : resampledAffine(plan.affine, shape, size),

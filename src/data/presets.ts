@@ -6,10 +6,24 @@ import { packageRoot } from '../util/paths.js';
 export interface Preset {
   name: string;
   description: string;
-  /** target voxel spacing (x, y, z) in mm */
+  /**
+   * target voxel spacing (x, y, z) in mm; with geometry 'resize' the spacing of a typical scan after the resize,
+   * which only synthetic data and the cache's NIfTI export read
+   */
   spacing: [number, number, number];
   /** target shape (D, H, W) = (slices, rows, columns) of the cache */
   shape: [number, number, number];
+  /**
+   * 'spacing' (default): resampled to `spacing`, then centre-cropped or padded to `shape`. 'resize': the whole
+   * (oriented) volume resampled to `shape` whatever its spacing, as published models trained on resized volumes
+   * expect (docs/ARCHITECTURE.md §2).
+   */
+  geometry?: 'spacing' | 'resize';
+  /**
+   * 'scale' (default): the clipped HU divided by `scale`. 'minmax': the model input rescaled per volume from its own
+   * minimum and maximum to [0, 1] (after the HU clip; `scale` and `padValue` then act before it).
+   */
+  intensity?: 'scale' | 'minmax';
   /**
    * shape of the global view (default: shape). Smaller than shape = a multi-resolution preset: the global view is
    * the whole cached volume downsampled to this, and local views can be crops at the cache's own resolution.
@@ -66,6 +80,10 @@ export function loadPreset(nameOrPath: string): Preset {
   if (!(typeof p.scale === 'number' && p.scale > 0)) problems.push('scale must be a positive number');
   if (typeof p.padValue !== 'number') problems.push('padValue must be a number');
   if (p.region !== undefined && typeof p.region !== 'string') problems.push('region must be a string');
+  if (p.geometry !== undefined && p.geometry !== 'spacing' && p.geometry !== 'resize')
+    problems.push(`geometry must be 'spacing' or 'resize'`);
+  if (p.intensity !== undefined && p.intensity !== 'scale' && p.intensity !== 'minmax')
+    problems.push(`intensity must be 'scale' or 'minmax'`);
   if (problems.length) throw new Error(`${path}: invalid preset: ${problems.join('; ')}`);
   return p;
 }

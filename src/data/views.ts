@@ -254,10 +254,14 @@ export function foregroundVoxels(mask: ArrayLike<number>, shape: Shape3, k: numb
 const half = (s: Shape3): Shape3 => s.map((n) => Math.max(1, Math.round(n / 2))) as Shape3;
 const whole = (shape: Shape3): Box => ({ start: [0, 0, 0], size: shape, rotateRad: 0, flip: [false, false, false] });
 
+/** How cached HU become model inputs (a preset's `intensity`): divided by the scale, then min–max to [0, 1] or not. */
+export type Intensity = 'scale' | 'minmax';
+
 /**
  * The un-augmented global view of a cached volume (int16 HU) of `shape`, normalised by `scale`: the volume
  * itself, or, when `globalShape` is smaller, the whole volume resampled to it (trilinear, align_corners=False,
- * as F.interpolate; at a factor of 2 per axis that is the mean of each 2×2×2 block).
+ * as F.interpolate; at a factor of 2 per axis that is the mean of each 2×2×2 block). With `minmax`, the view
+ * is then rescaled from its own minimum and maximum to [0, 1] (all zeros for a constant volume).
  */
 export function globalView(
   hu: ArrayLike<number>,
@@ -265,10 +269,15 @@ export function globalView(
   globalShape: Shape3,
   scale: number,
   pad: number,
+  intensity: Intensity = 'scale',
 ): Float32Array {
-  if (globalShape.join() !== shape.join()) return sampleBox(hu, shape, whole(shape), globalShape, scale, pad);
-  const g = new Float32Array(hu.length);
-  for (let i = 0; i < hu.length; i++) g[i] = hu[i]! / scale;
+  let g: Float32Array;
+  if (globalShape.join() !== shape.join()) g = sampleBox(hu, shape, whole(shape), globalShape, scale, pad);
+  else {
+    g = new Float32Array(hu.length);
+    for (let i = 0; i < hu.length; i++) g[i] = hu[i]! / scale;
+  }
+  if (intensity === 'minmax') minMax(g);
   return g;
 }
 
@@ -291,6 +300,17 @@ function anchorsOf(
   );
 }
 
+function minMax(g: Float32Array): void {
+  let lo = Infinity,
+    hi = -Infinity;
+  for (const v of g) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const range = hi - lo;
+  for (let i = 0; i < g.length; i++) g[i] = range > 0 ? (g[i]! - lo) / range : 0;
+}
+
 /**
  * Views of a cached volume (int16 HU of `shape`, already clipped/resampled/cropped), normalised by `scale`;
  * the global view has `globalShape` (default: the cache's shape). The boxes are returned (in the coordinates
@@ -308,12 +328,16 @@ export function makeViews(
   globalShape: Shape3 = shape,
   mask?: ArrayLike<number>,
   regions: readonly Region[] = [],
+  intensity: Intensity = 'scale',
 ): Views {
-  const plain = globalView(hu, shape, globalShape, scale, pad);
+  const plain = globalView(hu, shape, globalShape, scale, pad, intensity);
   const global = cfg.globalIntensity ? Float32Array.from(plain) : plain;
   if (cfg.globalIntensity) augmentIntensity(global, cfg, rng);
   const native = cfg.localSource === 'cache';
-  const same = globalShape.join() === shape.join();
+  if (native && intensity === 'minmax')
+    throw new Error("data.views.localSource 'cache' reads raw HU; a preset with intensity 'minmax' needs 'global'");
+  // min–max views are crops of the normalised global view, never of the raw cache
+  const same = globalShape.join() === shape.join() && intensity === 'scale';
   const localShape = cfg.localShape ?? half(globalShape);
   // anchors in the cache's voxels, mapped onto the global view's grid when crops are cut from it
   const anchors = anchorsOf(cfg, shape, rng, mask, regions);

@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { readCacheIndex } from '../data/cache.js';
-import { ensureCacheFrom } from '../data/ensure-cache.js';
+import { assertCachePreset, ensureCacheFrom } from '../data/ensure-cache.js';
 import { Progress } from '../util/progress.js';
 import { type EvalConfig } from './config.js';
 import { evalTarget, type EvalTarget } from './target.js';
@@ -41,7 +41,13 @@ export async function evaluateCheckpoint(o: {
   mkdirSync(outDir, { recursive: true });
   let progress: Progress | undefined;
   const { cache, preset } = target.loaded.config.data;
-  const cacheDir = await ensureCacheFrom(o.data ?? cache, preset, join(outDir, 'cache'), {
+  const data = o.data ?? cache;
+  if (!data)
+    throw new Error(
+      `${target.checkpointDir}: an imported model has no training cache; give the data to evaluate on with --data`,
+    );
+  assertCachePreset(data, preset, target.checkpointDir);
+  const cacheDir = await ensureCacheFrom(data, preset, join(outDir, 'cache'), {
     onProgress: (done, total) => (progress ??= new Progress('preprocess', total)).update(done),
     log,
   });

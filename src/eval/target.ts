@@ -7,6 +7,8 @@ import * as torch from '../torch/index.js';
 import { type VisionEncoder } from '../models/t3d.js';
 import { buildVisionEncoder, loadT3dCheckpoint, type LoadedCheckpoint } from '../train/factory.js';
 import { checkpointId } from '../train/checkpoint.js';
+import { isImported, type PretrainConfig } from '../train/config.js';
+import { modelFormat } from '../train/formats/index.js';
 import { hashJson } from './config.js';
 
 export interface EvalTarget {
@@ -47,22 +49,27 @@ export function evalTarget(checkpoint: string, o: { init?: 'pretrained' | 'rando
   const shape = loaded.preset.shape;
   const randomSeed = o.seed ?? 0;
   const runMetrics = join(dirname(dirname(dir)), 'metrics.jsonl');
+  const weights = join(dir, 'model.safetensors');
+  // an imported model: its format builds the encoder and reads the released weights; it has no training seed
+  const imported = isImported(config) ? { ...config.imported, format: modelFormat(config.imported.format) } : undefined;
+  const vision = isImported(config) ? config.imported.architecture : config.model.vision;
   return {
     init,
     checkpointDir: dir,
-    checkpointId:
-      init === 'pretrained'
-        ? checkpointId(dir)
-        : `random-${hashJson({ vision: config.model.vision, seed: randomSeed })}`,
+    checkpointId: init === 'pretrained' ? checkpointId(dir) : `random-${hashJson({ vision, seed: randomSeed })}`,
     configHash: hashJson(config),
-    pretrainSeed: init === 'pretrained' ? config.train.seed : randomSeed,
+    pretrainSeed: init === 'random' ? randomSeed : isImported(config) ? 0 : config.train.seed,
     metricsPath: init === 'pretrained' && existsSync(runMetrics) ? runMetrics : undefined,
-    textAligned: init === 'pretrained' && config.objective.clip.weight > 0,
+    textAligned:
+      init === 'pretrained' &&
+      (imported ? imported.format.textAligned : !isImported(config) && config.objective.clip.weight > 0),
     loaded,
     makeEncoder: () => {
       if (init === 'random') torch.manualSeed(randomSeed);
-      const encoder = buildVisionEncoder(config.model, shape);
-      if (init === 'pretrained') loadPrefixed(encoder, join(dir, 'model.safetensors'), 'visual.');
+      if (imported)
+        return imported.format.visionEncoder(imported.architecture, init === 'pretrained' ? weights : undefined);
+      const encoder = buildVisionEncoder((config as PretrainConfig).model, shape);
+      if (init === 'pretrained') loadPrefixed(encoder, weights, 'visual.');
       return encoder;
     },
   };

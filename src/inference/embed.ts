@@ -2,7 +2,7 @@
 // evaluation, retrieval, search indexes and `t3d embed` all start from.
 import * as torch from '../torch/index.js';
 import { F, type Tensor } from '../torch/index.js';
-import { type T3dModel } from '../models/t3d.js';
+import { type ClipModel } from '../models/t3d.js';
 import { type WordPieceTokenizer, toBigInt64 } from '../text/wordpiece.js';
 import { Loader } from '../data/loader.js';
 import { lobeCropViews, type Shape3 } from '../data/views.js';
@@ -17,7 +17,7 @@ export interface Embedded {
 
 /** Normalised report embeddings (B, D) for a list of texts. */
 export function embedTexts(
-  model: T3dModel,
+  model: ClipModel,
   tokenizer: WordPieceTokenizer,
   texts: string[],
   maxTokens: number,
@@ -49,7 +49,7 @@ export interface EmbedSplitOptions {
 
 /** Every volume (no augmentation) and its report of a cache split (or named volumes). The caller disposes them. */
 export async function embedSplit(
-  model: T3dModel,
+  model: ClipModel,
   tokenizer: WordPieceTokenizer,
   cacheDir: string,
   split: string | undefined,

@@ -3,11 +3,14 @@
 import * as torch from '../torch/index.js';
 import { F, nn, type Tensor } from '../torch/index.js';
 
-/** Linear, or a 2-layer MLP (Linear-GELU-Linear) when hidden > 0. Names: `0`, `2` as in nn.Sequential. */
-export function projectionHead(inDim: number, outDim: number, hidden = 0): nn.Module & nn.Layer {
+/**
+ * Linear (without bias unless `bias`, as CLIP's), or a 2-layer MLP (Linear-GELU-Linear) when hidden > 0. Names: `0`,
+ * `2` as in nn.Sequential.
+ */
+export function projectionHead(inDim: number, outDim: number, hidden = 0, bias = false): nn.Module & nn.Layer {
   return hidden > 0
     ? new nn.Sequential(new nn.Linear(inDim, hidden), new nn.GELU(), new nn.Linear(hidden, outDim))
-    : new nn.Linear(inDim, outDim, false);
+    : new nn.Linear(inDim, outDim, bias);
 }
 
 /**

@@ -1,6 +1,7 @@
-// The T3D model: a 3D vision encoder and a text encoder joined by CLIP projections, plus the TMA parts
-// (text-informed fusion of local tokens, prototypes). Encoders are injected, so the same model class
-// serves ResNet3D / ViT3D and any BERT-family text encoder.
+// The T3D model: a 3D vision encoder and a text encoder joined by CLIP projections (ClipModel, all that inference
+// needs, and the whole of an imported CLIP-style model), plus the TMA parts (text-informed fusion of local tokens,
+// prototypes). Encoders are injected, so the same model class serves ResNet3D / ViT3D and any BERT-family text
+// encoder.
 import * as torch from '../torch/index.js';
 import { F, nn, type Tensor } from '../torch/index.js';
 import { LogitScale, Prototypes, TextInformedFusion, projectionHead } from './heads.js';
@@ -19,17 +20,22 @@ export interface TextEncoder extends nn.Module {
   forward(inputIds: Tensor, attentionMask: Tensor): { lastHiddenState: Tensor };
 }
 
-export interface T3dHeadsConfig {
+export interface ClipHeadsConfig {
   /** shared embedding size D */
   embedDim: number;
   /** hidden size of the projection MLPs (0 = linear projections as in CLIP) */
   projectionHidden: number;
+  /** linear projections with a bias (default false, as CLIP's) */
+  projectionBias?: boolean;
+  /** report vector from the [CLS] state (BERT/CXR-BERT style) or the mean of the token states */
+  textPooling?: 'cls' | 'mean';
+}
+
+export interface T3dHeadsConfig extends ClipHeadsConfig {
   fusionDim: number;
   fusionHeads: number;
   /** number of prototypes K */
   prototypes: number;
-  /** report vector from the [CLS] state (BERT/CXR-BERT style) or the mean of the token states */
-  textPooling?: 'cls' | 'mean';
   /** build the restoration decoder (docs/ARCHITECTURE.md §3); set automatically when its objective is on */
   restoration?: boolean;
   /** outputs of a linear label head on the image embedding (report-derived labels, §3); set automatically when its
@@ -49,54 +55,30 @@ export interface ReportEncoding {
   emb: Tensor;
 }
 
-export class T3dModel extends nn.Module {
+/** Vision and text encoders joined by projections into one embedding space, with CLIP's temperature. */
+export class ClipModel extends nn.Module {
   readonly visual_projection: nn.Module & nn.Layer;
   readonly text_projection: nn.Module & nn.Layer;
   readonly logit_scale: LogitScale;
-  readonly fusion: TextInformedFusion;
-  readonly prototypes: Prototypes;
-  readonly restoration_decoder?: RestorationDecoder;
-  readonly label_head?: nn.Linear;
 
   constructor(
     readonly visual: VisionEncoder,
     readonly text: TextEncoder,
-    readonly heads: T3dHeadsConfig,
+    readonly heads: ClipHeadsConfig,
   ) {
     super();
     this.registerModule('visual', visual);
     this.registerModule('text', text);
+    const { embedDim, projectionHidden, projectionBias } = heads;
     this.visual_projection = this.registerModule(
       'visual_projection',
-      projectionHead(visual.outChannels, heads.embedDim, heads.projectionHidden),
+      projectionHead(visual.outChannels, embedDim, projectionHidden, projectionBias),
     );
     this.text_projection = this.registerModule(
       'text_projection',
-      projectionHead(text.config.hidden_size, heads.embedDim, heads.projectionHidden),
+      projectionHead(text.config.hidden_size, embedDim, projectionHidden, projectionBias),
     );
     this.logit_scale = this.registerModule('logit_scale', new LogitScale());
-    this.fusion = this.registerModule(
-      'fusion',
-      new TextInformedFusion(
-        visual.outChannels,
-        text.config.hidden_size,
-        heads.fusionDim,
-        heads.embedDim,
-        heads.fusionHeads,
-      ),
-    );
-    this.prototypes = this.registerModule('prototypes', new Prototypes(heads.prototypes, heads.embedDim));
-    if (heads.labels) this.label_head = this.registerModule('label_head', new nn.Linear(heads.embedDim, heads.labels));
-    if (heads.restoration) {
-      this.restoration_decoder = this.registerModule(
-        'restoration_decoder',
-        new RestorationDecoder({
-          inChannels: visual.outChannels,
-          outputStride: visual.outputStride,
-          textDim: text.config.hidden_size,
-        }),
-      );
-    }
   }
 
   /** Local tokens (B, N, C), pooled features and the normalised global embedding z (B, D). */
@@ -125,5 +107,38 @@ export class T3dModel extends nn.Module {
         emb: F.normalize(this.text_projection.forward(sentence), -1),
       };
     });
+  }
+}
+
+export class T3dModel extends ClipModel {
+  readonly fusion: TextInformedFusion;
+  readonly prototypes: Prototypes;
+  readonly restoration_decoder?: RestorationDecoder;
+  readonly label_head?: nn.Linear;
+
+  constructor(visual: VisionEncoder, text: TextEncoder, heads: T3dHeadsConfig) {
+    super(visual, text, heads);
+    this.fusion = this.registerModule(
+      'fusion',
+      new TextInformedFusion(
+        visual.outChannels,
+        text.config.hidden_size,
+        heads.fusionDim,
+        heads.embedDim,
+        heads.fusionHeads,
+      ),
+    );
+    this.prototypes = this.registerModule('prototypes', new Prototypes(heads.prototypes, heads.embedDim));
+    if (heads.labels) this.label_head = this.registerModule('label_head', new nn.Linear(heads.embedDim, heads.labels));
+    if (heads.restoration) {
+      this.restoration_decoder = this.registerModule(
+        'restoration_decoder',
+        new RestorationDecoder({
+          inChannels: visual.outChannels,
+          outputStride: visual.outputStride,
+          textDim: text.config.hidden_size,
+        }),
+      );
+    }
   }
 }

@@ -10,6 +10,7 @@
 //   blocks.N.norm1 / .attn.qkv (C → 3C) / .attn.proj / .norm2 / .mlp.fc1 (C → rC) / .mlp.fc2
 //   norm                                final LayerNorm, applied to every token
 // Patch tokens are ordered D, H, W (row-major over the patch grid), as flatten(2) of the conv output.
+// With clsPosEmbed false (MONAI's ViT, as in M3D-CLIP) pos_embed is (1, N, C), added to the patch tokens only.
 // Differences from timm: mean pooling averages the normed patch tokens (timm's 'avg' swaps `norm` for
 // an `fc_norm` after pooling); position embeddings are resampled trilinearly (timm: bicubic in 2D).
 import * as torch from '../torch/index.js';
@@ -38,6 +39,11 @@ export interface ViT3dConfig {
    * for each input grid; hiddenSize ≥ 6.
    */
   posEmbed?: 'learnable' | 'sincos';
+  /**
+   * true (default, timm): pos_embed (1, 1 + N, C) covers the CLS token too. false (MONAI's ViT): pos_embed
+   * (1, N, C) is added to the patch tokens only and the CLS token enters without one.
+   */
+  clsPosEmbed?: boolean;
   /** 'mean' (default, the paper's u = mean(U)) over patch tokens, or the CLS token */
   pooling?: 'cls' | 'mean';
   layerNormEps?: number;
@@ -201,6 +207,7 @@ export class ViT3d extends nn.Module {
       dropout: 0,
       attnDropout: 0,
       posEmbed: 'learnable',
+      clsPosEmbed: true,
       pooling: 'mean',
       layerNormEps: 1e-6,
       ...config,
@@ -219,7 +226,7 @@ export class ViT3d extends nn.Module {
     // DeiT / MAE: trunc_normal(std .02) for both (newer timm draws cls_token with std 1e-6).
     nn.init.truncNormal_(this.registerParameter('cls_token', torch.empty([1, 1, C]))!, 0.02);
     if (c.posEmbed === 'learnable')
-      nn.init.truncNormal_(this.registerParameter('pos_embed', torch.empty([1, 1 + N, C]))!, 0.02);
+      nn.init.truncNormal_(this.registerParameter('pos_embed', torch.empty([1, this.clsRows + N, C]))!, 0.02);
     else if (C < 6) throw new Error(`ViT3d: sincos position embeddings need hiddenSize ≥ 6, got ${C}`);
 
     this.blocks = this.registerModule('blocks', new nn.ModuleList(Array.from({ length: c.depth }, () => new Block(c))));
@@ -230,44 +237,62 @@ export class ViT3d extends nn.Module {
     return Math.max(...this.patchSize);
   }
 
-  /** Position embeddings (1, 1 + n, C) for a patch grid, resampled or rebuilt when it isn't the configured one. */
+  /** rows of pos_embed before the patches' (the CLS token's, when it has one) */
+  private get clsRows(): number {
+    return this.config.clsPosEmbed ? 1 : 0;
+  }
+
+  /**
+   * Position embeddings for a patch grid, resampled or rebuilt when it isn't the configured one: (1, 1 + n, C)
+   * with the CLS row first, or (1, n, C) without `clsPosEmbed`.
+   */
   posEmbedFor(grid: Triple, like: Tensor): Tensor {
     const C = this.outChannels;
+    const lead = this.clsRows;
     if (this.config.posEmbed === 'sincos') {
       const n = grid[0] * grid[1] * grid[2];
-      return torch.tensor(sincosPosEmbed3d(grid, this.grid, C), [1, 1 + n, C], {
-        dtype: like.dtype,
-        device: like.device,
-      });
+      const opts = { dtype: like.dtype, device: like.device };
+      return torch.tidy(() =>
+        torch.tensor(sincosPosEmbed3d(grid, this.grid, C), [1, 1 + n, C], opts).narrow(1, 1 - lead, lead + n),
+      );
     }
     const pe = this.param('pos_embed');
     if (grid.every((g, i) => g === this.grid[i])) return pe;
     return torch.tidy(() => {
       const patches = pe
-        .narrow(1, 1, pe.size(1) - 1)
+        .narrow(1, lead, pe.size(1) - lead)
         .reshape(1, ...this.grid, C)
         .permute(0, 4, 1, 2, 3);
       const resized = F.interpolate(patches, grid, 'trilinear', false).flatten(2).transpose(1, 2);
-      return torch.cat([pe.narrow(1, 0, 1), resized], 1);
+      return lead ? torch.cat([pe.narrow(1, 0, 1), resized], 1) : resized;
     });
   }
 
-  /** x (B, inChannels, D, H, W), any size divisible by the patch size. */
-  encode(x: Tensor): ViT3dOutput {
+  /** The token sequence (B, 1 + n, C) entering the blocks: CLS and patch tokens with their position embeddings. */
+  private embed(x: Tensor): { h: Tensor; grid: Triple } {
     if (x.ndim !== 5 || x.size(1) !== this.config.inChannels) {
       throw new Error(`ViT3d: expected input (B, ${this.config.inChannels}, D, H, W), got [${x.shape.join(', ')}]`);
     }
     const grid = gridOf(x.shape.slice(2) as Triple, this.patchSize, 'input size');
-    return torch.tidy(() => {
+    const h = torch.tidy(() => {
       const fmap = this.patchEmbed.forward(x); // (B, C, d, h, w)
       const [B, C] = fmap.shape as [number, number];
       const patches = fmap.flatten(2).transpose(1, 2); // (B, N, C)
       const cls = this.param('cls_token').expand(B, 1, C);
-      let h = dropout(
-        torch.cat([cls, patches], 1).add(this.posEmbedFor(grid, patches)),
-        this.config.dropout,
-        this.training,
-      );
+      const pos = this.posEmbedFor(grid, patches);
+      const tokens = this.clsRows ? torch.cat([cls, patches], 1).add(pos) : torch.cat([cls, patches.add(pos)], 1);
+      return dropout(tokens, this.config.dropout, this.training);
+    });
+    return { h, grid };
+  }
+
+  /** x (B, inChannels, D, H, W), any size divisible by the patch size. */
+  encode(x: Tensor): ViT3dOutput {
+    return torch.tidy(() => {
+      const embedded = this.embed(x);
+      const grid = embedded.grid;
+      let h = embedded.h;
+      const [B, , C] = h.shape as Triple;
       for (const block of this.blocks) h = block.forward(h);
       h = this.norm.forward(h);
       const tokens = h.narrow(1, 1, h.size(1) - 1);
@@ -282,23 +307,14 @@ export class ViT3d extends nn.Module {
    * (UNETR takes its intermediate states raw and its last one normed).
    */
   hiddenMaps(x: Tensor, depths: number[]): Tensor[] {
-    if (x.ndim !== 5 || x.size(1) !== this.config.inChannels) {
-      throw new Error(`ViT3d: expected input (B, ${this.config.inChannels}, D, H, W), got [${x.shape.join(', ')}]`);
-    }
     const bad = depths.find((d) => !Number.isInteger(d) || d < 1 || d > this.blocks.length);
     if (bad !== undefined)
       throw new Error(`ViT3d.hiddenMaps: depths must be integers in 1..${this.blocks.length}, got ${bad}`);
-    const grid = gridOf(x.shape.slice(2) as Triple, this.patchSize, 'input size');
     return torch.tidy(() => {
-      const fmap = this.patchEmbed.forward(x);
-      const [B, C] = fmap.shape as [number, number];
-      const patches = fmap.flatten(2).transpose(1, 2);
-      const cls = this.param('cls_token').expand(B, 1, C);
-      let h = dropout(
-        torch.cat([cls, patches], 1).add(this.posEmbedFor(grid, patches)),
-        this.config.dropout,
-        this.training,
-      );
+      const embedded = this.embed(x);
+      const grid = embedded.grid;
+      let h = embedded.h;
+      const [B, , C] = h.shape as Triple;
       const toMap = (t: Tensor) =>
         t
           .narrow(1, 1, t.size(1) - 1)

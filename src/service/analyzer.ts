@@ -101,8 +101,8 @@ export interface Analyzer {
   checkpoint: string;
   checkpointId: string;
   labelNames: string[];
-  /** the checkpoint's training cache (relative index sources live there) */
-  cacheDir: string;
+  /** the checkpoint's training cache (relative index sources live there); none for an imported model */
+  cacheDir?: string;
   /** per finding, the operating threshold (Infinity: never called), or null without a zero-shot record */
   thresholds: (number | null)[];
   /** the thresholds' rates on the evaluation's test volumes, or null without a zero-shot record */
@@ -138,7 +138,10 @@ export async function openAnalyzer(o: {
     const checkpointId = idOf(dir);
     const runDir = dirname(dirname(dir));
     let record = zeroshotRecord(runDir, checkpointId);
-    if (!record && existsSync(join(config.data.cache, 'cache.json'))) {
+    // an imported model has no training cache: its thresholds come from `t3d eval zeroshot --data`
+    const trainingCache = config.data.cache;
+    const hasCache = trainingCache !== undefined && existsSync(join(trainingCache, 'cache.json'));
+    if (!record && hasCache) {
       o.log(
         `no zero-shot evaluation of ${dir} yet: choosing the operating thresholds on its validation volumes (once)`,
       );
@@ -151,13 +154,12 @@ export async function openAnalyzer(o: {
       });
       record = zeroshotRecord(runDir, checkpointId);
     }
-    const labelNames =
-      record?.result.labelNames ??
-      (existsSync(join(config.data.cache, 'cache.json')) ? readCacheIndex(config.data.cache).labelNames : undefined);
+    const labelNames = record?.result.labelNames ?? (hasCache ? readCacheIndex(trainingCache).labelNames : undefined);
     if (!labelNames)
       throw new Error(
-        `${dir}: no finding names: neither ${join(runDir, 'eval', 'zeroshot.json')} nor the training cache ` +
-          `${config.data.cache} exists; run \`t3d eval zeroshot --checkpoint ${runDir} --data <cache>\``,
+        `${dir}: no finding names: neither ${join(runDir, 'eval', 'zeroshot.json')} nor a training cache ` +
+          `(${trainingCache ?? 'none: an imported model'}) exists; ` +
+          `run \`t3d eval zeroshot --checkpoint ${runDir} --data <cache>\``,
       );
     model.eval();
     const templates = record?.result.templates ?? 1;
@@ -184,7 +186,7 @@ export async function openAnalyzer(o: {
       labelNames,
       thresholds,
       operating,
-      cacheDir: config.data.cache,
+      cacheDir: trainingCache,
       embedTexts: (texts) => {
         const flat = torch.tidy(() =>
           embedTexts(model, tokenizer, texts, config.data.maxTokens, o.device).to('cpu').to('float32').toArray(),

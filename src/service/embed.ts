@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import * as torch from '../torch/index.js';
 import { embedSplit, embedTexts } from '../inference/embed.js';
+import { assertCachePreset } from '../data/ensure-cache.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 
 export interface EmbedExport {
@@ -16,7 +17,7 @@ export interface EmbedExport {
 }
 
 export async function exportEmbeddings(o: EmbedExport): Promise<{ rows: number; size: number; kind: string }> {
-  const { model, tokenizer, config, dir } = loadT3dCheckpoint(o.checkpoint);
+  const { model, tokenizer, config, dir, preset } = loadT3dCheckpoint(o.checkpoint);
   const device = o.device ?? 'cpu';
   try {
     if (device !== 'cpu') model.to({ device });
@@ -31,6 +32,7 @@ export async function exportEmbeddings(o: EmbedExport): Promise<{ rows: number; 
       emb = embedTexts(model, tokenizer, names, config.data.maxTokens, device);
     } else {
       if (!o.cache) throw new Error('embed: give a cache or a file of reports');
+      assertCachePreset(o.cache, preset, dir);
       const e = await embedSplit(model, tokenizer, o.cache, o.split ?? 'valid', {
         device,
         maxTokens: config.data.maxTokens,

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
+import { assertCachePreset } from '../data/ensure-cache.js';
 import { fetchSeries, findSeries } from '../io/dicomweb.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointId } from '../train/checkpoint.js';
@@ -215,6 +216,8 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
     if (device && device !== 'cpu') model.to({ device });
     model.eval();
     const cache = o.cache ?? config.data.cache;
+    if (!cache) throw new Error(`index: ${ckpt.dir} is an imported model with no training cache; give --cache`);
+    assertCachePreset(cache, ckpt.preset, ckpt.dir);
     const { entries, labelNames } = readCacheIndex(cache);
     const splits = o.splits;
     const chosen = entries.filter((e) => !splits || splits.includes(e.split));

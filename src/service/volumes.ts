@@ -42,10 +42,10 @@ function cacheEntryNifti(file: string): Uint8Array {
  * NIfTI bytes of an indexed volume's source: a cache entry (relative sources are inside `cacheDir`), a NIfTI file
  * or a DICOM series folder. A source that is not on this machine (a PACS URL) or no longer exists is a 404.
  */
-export async function sourceNifti(source: string, cacheDir: string): Promise<Uint8Array> {
+export async function sourceNifti(source: string, cacheDir: string | undefined): Promise<Uint8Array> {
   if (/^https?:\/\//.test(source))
     throw new ClientError(404, `the volume is stored on the PACS (${source}); the viewer shows local volumes only`);
-  const path = isAbsolute(source) ? source : join(cacheDir, source);
+  const path = isAbsolute(source) || !cacheDir ? source : join(cacheDir, source);
   if (!existsSync(path)) throw new ClientError(404, `the indexed volume's file ${source} no longer exists`);
   if (statSync(path).isDirectory()) return dicomNifti(path);
   if (path.endsWith('.safetensors')) return cacheEntryNifti(path);

@@ -85,6 +85,26 @@ export interface PretrainConfig {
   };
 }
 
+/**
+ * The config.json of a run made by `t3d import` from a published model's files (train/formats/, docs/ARCHITECTURE.md
+ * §2): the format, the architecture it read, the released files' hashes, and what inference and evaluation read.
+ */
+export interface ImportedConfig {
+  name: string;
+  imported: {
+    format: string;
+    architecture: Record<string, unknown>;
+    /** the released files read, with their sha256 (model.safetensors is copied unchanged) */
+    source: { file: string; sha256: string }[];
+  };
+  /** no training cache: evaluation and indexing take theirs from the command line */
+  data: Pick<PretrainConfig['data'], 'trainSplit' | 'valSplit' | 'maxTokens'> & { preset: Preset; cache?: undefined };
+}
+
+/** A checkpoint's config.json: a pre-training run's, or an imported model's. */
+export type CheckpointConfig = PretrainConfig | ImportedConfig;
+export const isImported = (c: CheckpointConfig): c is ImportedConfig => 'imported' in c;
+
 const configDir = () => join(packageRoot(), 'configs', 'pretrain');
 export const configNames = (): string[] =>
   readdirSync(configDir())

@@ -5,11 +5,12 @@ import * as torch from '../torch/index.js';
 import { ResNet3d } from '../models/resnet3d.js';
 import { ViT3d } from '../models/vit3d.js';
 import { BertModel, bertConfig, loadBertFromPretrained } from '../models/bert.js';
-import { T3dModel, type VisionEncoder } from '../models/t3d.js';
+import { type ClipModel, T3dModel, type VisionEncoder } from '../models/t3d.js';
 import { WordPieceTokenizer } from '../text/wordpiece.js';
 import { inputTransform, type InputTransform } from '../data/input-transform.js';
 import { resolvePreset, type Preset } from '../data/presets.js';
-import { type PretrainConfig } from './config.js';
+import { type CheckpointConfig, type PretrainConfig, isImported } from './config.js';
+import { modelFormat } from './formats/index.js';
 import { MODEL_FILES, resolveCheckpoint } from './checkpoint.js';
 import { MANIFEST } from '../util/manifest.js';
 import { readJsonFile } from '../util/files.js';
@@ -60,8 +61,9 @@ export function buildT3dModel(
 }
 
 export interface LoadedCheckpoint {
-  config: PretrainConfig;
-  model: T3dModel;
+  /** a pre-training run's config, or an imported model's (`t3d import`, train/formats/) */
+  config: CheckpointConfig;
+  model: ClipModel;
   tokenizer: WordPieceTokenizer;
   /** the preprocessing the model was trained with, and the input transform it defines */
   preset: Preset;
@@ -72,7 +74,8 @@ export interface LoadedCheckpoint {
 
 /**
  * A checkpoint folder (verified) or a run folder (its newest intact checkpoint) → model in eval mode, tokenizer, and
- * the input transform of its preset (stored in the config; checkpoints from before that name it).
+ * the input transform of its preset (stored in the config; checkpoints from before that name it). An imported
+ * model's run is rebuilt by its format from the architecture its config stores.
  * Skipped damaged checkpoints and unverifiable old ones are reported through `log` (default: stderr).
  */
 export function loadT3dCheckpoint(
@@ -82,8 +85,14 @@ export function loadT3dCheckpoint(
   if (!existsSync(given)) throw new Error(`${given}: no such checkpoint or run folder`);
   const dir = resolveCheckpoint(given, { requires: MODEL_FILES, log });
   if (!dir) throw new Error(`${given}: neither a checkpoint folder nor a run folder with checkpoints`);
-  const config = readJsonFile<PretrainConfig>(join(dir, 'config.json'));
+  const config = readJsonFile<CheckpointConfig>(join(dir, 'config.json'));
   const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(dir, 'tokenizer.json'));
+  if (isImported(config)) {
+    const preset = resolvePreset(config.data.preset);
+    const { format, architecture } = config.imported;
+    const model = modelFormat(format).load(architecture, join(dir, 'model.safetensors'));
+    return { config, model, tokenizer, preset, transform: inputTransform(preset), dir };
+  }
   // The text encoder's weights come from the checkpoint, never from the original pretrained folder.
   const text =
     'pretrained' in config.model.text
@@ -95,6 +104,22 @@ export function loadT3dCheckpoint(
   torch.loadModule(model, join(dir, 'model.safetensors'));
   model.eval();
   return { config, model, tokenizer, preset, transform, dir };
+}
+
+/** A pre-training run's checkpoint, with the model's TMA parts (not an imported model). */
+export interface LoadedRun extends LoadedCheckpoint {
+  config: PretrainConfig;
+  model: T3dModel;
+}
+
+/** loadT3dCheckpoint for what only our own pre-training runs have (the TMA heads, the objective's settings). */
+export function loadRunCheckpoint(given: string, log?: (line: string) => void): LoadedRun {
+  const loaded = loadT3dCheckpoint(given, log);
+  if (isImported(loaded.config) || !(loaded.model instanceof T3dModel)) {
+    loaded.model.dispose();
+    throw new Error(`${given}: an imported model, not a pre-training run (it has no TMA heads)`);
+  }
+  return loaded as LoadedRun;
 }
 
 /** A Hugging Face model folder as given, or a `t3d pretrain-text` run folder's newest intact checkpoint. */

@@ -2,7 +2,7 @@
 // over the pair) and report↔volume retrieval, from a model's global embeddings.
 import * as torch from '../../torch/index.js';
 import { F, type Tensor } from '../../torch/index.js';
-import { type T3dModel } from '../../models/t3d.js';
+import { type ClipModel } from '../../models/t3d.js';
 import { type WordPieceTokenizer } from '../../text/wordpiece.js';
 import { embedTexts, type Embedded } from '../../inference/embed.js';
 import { macroAuroc, recallAtK } from '../metrics/classification.js';
@@ -16,7 +16,7 @@ export const PROMPT_TEMPLATES: readonly { present: (l: string) => string; absent
 
 /** Prompt embedding per label: templates averaged in embedding space, then renormalised (as CLIP's ensembles). */
 function promptEmbeddings(
-  model: T3dModel,
+  model: ClipModel,
   tokenizer: WordPieceTokenizer,
   labelNames: string[],
   polarity: 'present' | 'absent',
@@ -40,7 +40,7 @@ export interface Prompts {
 
 /** `templates` = how many of PROMPT_TEMPLATES to ensemble (1 = the single CT-CLIP pair). The caller disposes. */
 export function zeroShotPrompts(
-  model: T3dModel,
+  model: ClipModel,
   tokenizer: WordPieceTokenizer,
   labelNames: string[],
   o: { templates?: number; maxTokens?: number; device?: string } = {},
@@ -55,7 +55,7 @@ export function zeroShotPrompts(
 }
 
 /** Positive-prompt probability per volume and label: softmax over (present, absent) of scaled similarities. */
-export function scoresFromPrompts(model: T3dModel, volumes: Tensor, p: Prompts): number[][] {
+export function scoresFromPrompts(model: ClipModel, volumes: Tensor, p: Prompts): number[][] {
   return torch.noGrad(() =>
     torch.tidy(() => {
       const scale = model.logit_scale.value.exp().clamp(undefined, 100);
@@ -67,7 +67,7 @@ export function scoresFromPrompts(model: T3dModel, volumes: Tensor, p: Prompts):
 }
 
 export function zeroShotScores(
-  model: T3dModel,
+  model: ClipModel,
   tokenizer: WordPieceTokenizer,
   volumes: Tensor,
   labelNames: string[],
@@ -97,7 +97,7 @@ export interface ZeroShotResult {
 }
 
 export function evaluateEmbedded(
-  model: T3dModel,
+  model: ClipModel,
   tokenizer: WordPieceTokenizer,
   e: Embedded,
   labelNames: string[],
