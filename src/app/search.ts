@@ -1,6 +1,7 @@
 // `t3d index`, `t3d search`, `t3d similar`: an embedding index of preprocessed volumes (LanceDB, one table per
 // checkpoint; written by service/indexer.ts) and the two questions people ask it — which cases match this text,
 // which cases look like this scan.
+import { DEFAULT_RETRY } from '../io/dicomweb.js';
 import { indexCache, indexDicomWeb, indexScans } from '../service/indexer.js';
 import { searchSimilar, searchText } from '../service/search.js';
 import { DEFAULT_DB, type Hit, type SearchFilter } from '../service/vector-index.js';
@@ -12,7 +13,7 @@ const log = (line: string) => console.error(`t3d: ${line}`);
 export async function runIndex(args: string[]): Promise<void> {
   const o = parseOptions(args, {
     string: ['checkpoint', 'cache', 'scans', 'dicomweb', 'db', 'split', 'device'],
-    number: ['timeout', 'batch', 'intercept'],
+    number: ['timeout', 'batch', 'intercept', 'retries', 'retry-wait'],
     boolean: ['ann'],
   });
   if (!o.checkpoint) throw new UsageError('index: --checkpoint <run-or-checkpoint> is required');
@@ -23,12 +24,20 @@ export async function runIndex(args: string[]): Promise<void> {
     throw new UsageError('index: give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>');
   }
   if ((o.scans || o.dicomweb) && o.split) throw new UsageError('index: --split applies to a preprocessed cache');
+  if (!o.dicomweb && (o.retries !== undefined || o['retry-wait'] !== undefined))
+    throw new UsageError('index: --retries and --retry-wait apply to --dicomweb');
   const common = { checkpoint: o.checkpoint, db: o.db ?? DEFAULT_DB, batch, ann: !!o.ann, device: o.device, log };
   if (o.scans) return indexScans(o.scans, { ...common, intercept: o.intercept });
   if (o.dicomweb) {
     const timeout = o.timeout ?? 60;
     if (!(timeout > 0)) throw new UsageError(`index: --timeout must be > 0 seconds, got ${timeout}`);
-    return indexDicomWeb(o.dicomweb, { ...common, intercept: o.intercept, timeoutMs: timeout * 1000 });
+    const retries = o.retries ?? DEFAULT_RETRY.retries,
+      wait = o['retry-wait'] ?? DEFAULT_RETRY.firstWaitMs / 1000;
+    if (!(Number.isInteger(retries) && retries >= 0))
+      throw new UsageError(`index: --retries must be an integer ≥ 0, got ${retries}`);
+    if (!(wait >= 0)) throw new UsageError(`index: --retry-wait must be ≥ 0 seconds, got ${wait}`);
+    const retry = { retries, firstWaitMs: wait * 1000 };
+    return indexDicomWeb(o.dicomweb, { ...common, intercept: o.intercept, timeoutMs: timeout * 1000, retry });
   }
   return indexCache({ ...common, cache: o.cache, splits: o.split?.split(',') });
 }
