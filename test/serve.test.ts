@@ -159,6 +159,20 @@ test('cases, case volumes and search answer as the index and the CLI do', async 
   hits.body.forEach((h: { similarity: number }, i: number) =>
     assert.ok(Math.abs(h.similarity - cliHits[i]!.similarity) < 1e-5),
   );
+  // a query that denies a finding is read as `t3d search` reads it (its volumes left out)
+  const denied = 'no pleural effusion';
+  const cliDenied = JSON.parse(ok('search', denied, '--checkpoint', run, '--db', db, '--k', '20', '--json')) as {
+    id: string;
+  }[];
+  const pageDenied = (await api(`/api/search?q=${encodeURIComponent(denied)}&k=20`)).body as {
+    id: string;
+    labels: string[];
+  }[];
+  assert.deepEqual(
+    pageDenied.map((h) => h.id),
+    cliDenied.map((h) => h.id),
+  );
+  assert.ok(!pageDenied.some((h) => h.labels.includes('Pleural effusion')));
   // concurrent searches get the same answers as one by one
   const texts = [
     'cardiomegaly',

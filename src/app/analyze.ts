@@ -45,7 +45,7 @@ export async function runAnalyze(args: string[]): Promise<void> {
   if (!scan || scan.startsWith('--'))
     throw new UsageError('analyze: give a scan (NIfTI file or DICOM series folder) first, then --checkpoint <run>');
   const o = parseOptions(rest, {
-    string: ['checkpoint', 'out', 'device', 'db'],
+    string: ['checkpoint', 'out', 'device', 'db', 'series'],
     number: ['intercept', 'k'],
     boolean: ['json'],
   });
@@ -57,6 +57,7 @@ export async function runAnalyze(args: string[]): Promise<void> {
   const a: AnalysisWithSimilar = await analyzeScan(scan, {
     checkpoint: o.checkpoint,
     intercept: o.intercept,
+    series: o.series,
     device: o.device,
     log: (l) => console.error(`t3d: ${l}`),
   });

@@ -1,7 +1,6 @@
 // `t3d index`, `t3d search`, `t3d similar`: an embedding index of preprocessed volumes (LanceDB, one table per
 // checkpoint; written by service/indexer.ts) and the two questions people ask it — which cases match this text,
 // which cases look like this scan.
-import { DEFAULT_RETRY } from '../io/dicomweb.js';
 import { indexCache, indexDicomWeb, indexScans } from '../service/indexer.js';
 import { searchSimilar, searchText } from '../service/search.js';
 import { DEFAULT_DB, type Hit, type SearchFilter } from '../service/vector-index.js';
@@ -31,12 +30,7 @@ export async function runIndex(args: string[]): Promise<void> {
   if (o.dicomweb) {
     const timeout = o.timeout ?? 60;
     if (!(timeout > 0)) throw new UsageError(`index: --timeout must be > 0 seconds, got ${timeout}`);
-    const retries = o.retries ?? DEFAULT_RETRY.retries,
-      wait = o['retry-wait'] ?? DEFAULT_RETRY.firstWaitMs / 1000;
-    if (!(Number.isInteger(retries) && retries >= 0))
-      throw new UsageError(`index: --retries must be an integer ≥ 0, got ${retries}`);
-    if (!(wait >= 0)) throw new UsageError(`index: --retry-wait must be ≥ 0 seconds, got ${wait}`);
-    const retry = { retries, firstWaitMs: wait * 1000 };
+    const retry = { retries: o.retries, waitS: o['retry-wait'] };
     return indexDicomWeb(o.dicomweb, { ...common, intercept: o.intercept, timeoutMs: timeout * 1000, retry });
   }
   return indexCache({ ...common, cache: o.cache, splits: o.split?.split(',') });
@@ -86,11 +80,11 @@ export async function runSimilar(args: string[]): Promise<void> {
   if (!query || query.startsWith('--'))
     throw new UsageError('similar: give a scan (NIfTI file or DICOM series folder) or an indexed id first');
   const o = parseOptions(rest, {
-    string: ['checkpoint', 'db', 'label', 'split'],
+    string: ['checkpoint', 'db', 'label', 'split', 'series'],
     number: ['k', 'intercept'],
     boolean: ['json'],
   });
   if (!o.checkpoint) throw new UsageError('similar: --checkpoint <run-or-checkpoint> is required');
-  const q = { checkpoint: o.checkpoint, db: o.db ?? DEFAULT_DB, filter: filters(o), intercept: o.intercept, log };
+  const q = { ...o, checkpoint: o.checkpoint, db: o.db ?? DEFAULT_DB, filter: filters(o), log };
   printHits(await searchSimilar(query, q), !!o.json);
 }

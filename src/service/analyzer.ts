@@ -82,8 +82,9 @@ export interface Analyzer {
   thresholds: (number | null)[];
   /** report-encoder embeddings of free texts (text search), one batch */
   embedTexts(texts: string[]): number[][];
-  /** rejectGaps: a DICOM series with missing slices is an error (ingestion), not read as is */
-  analyze(scan: string, o?: { intercept?: number; rejectGaps?: boolean }): Promise<Analysis>;
+  /** rejectGaps: a DICOM series with missing slices is an error (ingestion), not read as is; series: the
+   * SeriesInstanceUID to read from a folder of several */
+  analyze(scan: string, o?: { intercept?: number; rejectGaps?: boolean; series?: string }): Promise<Analysis>;
   dispose(): void;
 }
 
@@ -160,7 +161,7 @@ export async function openAnalyzer(o: {
             return s;
           };
         })();
-        const raw = await readScan(scan, { intercept: a.intercept, rejectGaps: a.rejectGaps, warn: o.log });
+        const raw = await readScan(scan, { ...a, warn: o.log });
         const read = clock();
         let x: torch.Tensor;
         try {
@@ -213,11 +214,11 @@ export async function openAnalyzer(o: {
 /** One scan with a checkpoint loaded for it (see openAnalyzer for many). */
 export async function analyzeScan(
   scan: string,
-  o: { checkpoint: string; intercept?: number; device?: string; log: (line: string) => void },
+  o: { checkpoint: string; intercept?: number; series?: string; device?: string; log: (line: string) => void },
 ): Promise<Analysis> {
   const analyzer = await openAnalyzer(o);
   try {
-    return await analyzer.analyze(scan, { intercept: o.intercept });
+    return await analyzer.analyze(scan, { intercept: o.intercept, series: o.series });
   } finally {
     analyzer.dispose();
   }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
-import { fetchSeries, findSeries, TransportError, type RetryPolicy } from '../io/dicomweb.js';
+import { DEFAULT_RETRY, fetchSeries, findSeries, TransportError } from '../io/dicomweb.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointId } from '../train/checkpoint.js';
 import { embedSplit } from '../inference/embed.js';
@@ -182,9 +182,15 @@ export async function indexScans(folder: string, o: ScanIndexOptions): Promise<v
 /** CT series of a DICOMweb server (QIDO-RS), each fetched (WADO-RS) into a temporary folder; id = SeriesInstanceUID. */
 export async function indexDicomWeb(
   base: string,
-  o: ScanIndexOptions & { timeoutMs: number; retry?: RetryPolicy },
+  o: ScanIndexOptions & { timeoutMs: number; retry?: { retries?: number; waitS?: number } },
 ): Promise<void> {
-  const web = { timeoutMs: o.timeoutMs, retry: o.retry, log: printer(o).log };
+  const retries = o.retry?.retries ?? DEFAULT_RETRY.retries,
+    waitS = o.retry?.waitS ?? DEFAULT_RETRY.firstWaitMs / 1000;
+  if (!(Number.isInteger(retries) && retries >= 0))
+    throw new Error(`index: --retries must be an integer ≥ 0, got ${retries}`);
+  if (!(waitS >= 0)) throw new Error(`index: --retry-wait must be ≥ 0 seconds, got ${waitS}`);
+  const retry = { retries, firstWaitMs: waitS * 1000 };
+  const web = { timeoutMs: o.timeoutMs, retry, log: printer(o).log };
   const series = await findSeries(base, web);
   if (series.length === 0)
     throw new Error(

@@ -14,6 +14,7 @@ import { VectorIndex, type Case, type SearchFilter } from './vector-index.js';
 import { packageRoot } from '../util/paths.js';
 import { openAnalyzer, type Analysis, type Analyzer } from './analyzer.js';
 import { ClientError, sourceNifti, uploadNifti, writeUpload } from './volumes.js';
+import { readQuery } from './search.js';
 import { authorityHost, requestGuard } from './request-guard.js';
 
 const MAX_UPLOADS = 16;
@@ -190,7 +191,12 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       const text = (q.get('q') ?? '').trim();
       if (!text) throw new ClientError(400, 'give the query text as ?q=');
       if (text.length > 2000) throw new ClientError(400, 'the query text is longer than 2000 characters');
-      sendJson(res, 200, shown(await index.search(analyzer.embedTexts([text])[0]!, filterOf(q))));
+      const query = readQuery(text, (texts) => analyzer.embedTexts(texts), await index.labelNames());
+      sendJson(
+        res,
+        200,
+        shown(await index.search(query.vector, { ...filterOf(q), withoutLabels: query.withoutLabels })),
+      );
     },
     'POST /api/upload': async (_q, req, res) => {
       const bytes = await readBody(req, maxUpload);

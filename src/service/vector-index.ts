@@ -24,6 +24,8 @@ export interface Hit extends Case {
 export interface SearchFilter {
   k?: number;
   label?: string;
+  /** leave out rows with any of these labels (a query that denies a finding) */
+  withoutLabels?: string[];
   split?: string;
   excludeId?: string;
   /**
@@ -39,9 +41,10 @@ export const DEFAULT_DB = 'runs/index';
 
 const tableName = (checkpointId: string) => `t3d_${checkpointId}`;
 const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
-const whereOf = (f: Pick<SearchFilter, 'label' | 'split' | 'excludeId'>) =>
+const whereOf = (f: Pick<SearchFilter, 'label' | 'withoutLabels' | 'split' | 'excludeId'>) =>
   [
     f.label && `array_has(labels, ${quote(f.label)})`,
+    ...(f.withoutLabels ?? []).map((l) => `NOT array_has(labels, ${quote(l)})`),
     f.split && `split = ${quote(f.split)}`,
     f.excludeId && `id <> ${quote(f.excludeId)}`,
   ]
@@ -107,6 +110,13 @@ export class VectorIndex {
 
   async count(): Promise<number> {
     return this.table ? this.table.countRows() : 0;
+  }
+
+  /** The finding names of this table (the keys of its rows' zero-shot probabilities). */
+  async labelNames(): Promise<string[]> {
+    if (!this.table) return [];
+    const rows = (await this.table.query().select(['findings']).limit(1).toArray()) as { findings: string }[];
+    return rows.length ? Object.keys(JSON.parse(rows[0]!.findings) as Record<string, number>) : [];
   }
 
   /** The ids already indexed (incremental indexing skips them). */
