@@ -249,6 +249,16 @@ test('a folder with two DICOM series: the error names --series, which picks one 
   );
 });
 
+test('a relative --db whose name starts with "db" is a folder, not a LanceDB Cloud URI', () => {
+  const r = spawnSync('node', [cli, 'index', '--checkpoint', run, '--split', 'valid', '--db', 'db-relative'], {
+    cwd: tmp,
+    encoding: 'utf8',
+    env: { ...process.env, T3D_NUM_THREADS: '1' },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(existsSync(join(tmp, 'db-relative', `t3d_${checkpointId()}.lance`)));
+});
+
 test('a volume that cannot be read is quarantined; the others are indexed; nothing is half-written', async () => {
   const broken = join(tmp, 'cache-broken');
   cpSync(cache, broken, { recursive: true });

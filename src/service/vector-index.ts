@@ -1,6 +1,7 @@
 // The embedding index: an embedded LanceDB database (a folder, no server) with one table per checkpoint, so
 // embeddings of different checkpoints never mix. A row per volume: id, source, split, report, positive labels, the
 // zero-shot finding probabilities (JSON), the checkpoint id, and the unit-norm embedding. Search is by cosine.
+import { resolve } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
 import { Field, FixedSizeList, Float32, List, Schema, Utf8 } from 'apache-arrow';
 
@@ -39,6 +40,8 @@ export interface SearchFilter {
 /** Where the CLI keeps the index unless told (--db). */
 export const DEFAULT_DB = 'runs/index';
 
+// an absolute path: LanceDB reads a relative one that starts with "db" (`--db db-2`) as a LanceDB Cloud URI
+const connect = (dir: string) => lancedb.connect(resolve(dir));
 const tableName = (checkpointId: string) => `t3d_${checkpointId}`;
 const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
 const whereOf = (f: Pick<SearchFilter, 'label' | 'withoutLabels' | 'split' | 'excludeId'>) =>
@@ -96,7 +99,7 @@ export class VectorIndex {
   static async open(dir: string, checkpointId: string): Promise<VectorIndex> {
     if (!/^[0-9a-f]{8,64}$/.test(checkpointId))
       throw new Error(`index: checkpoint id '${checkpointId}' is not a hex digest`);
-    const db = await lancedb.connect(dir);
+    const db = await connect(dir);
     const names = await db.tableNames();
     const table = names.includes(tableName(checkpointId)) ? await db.openTable(tableName(checkpointId)) : undefined;
     return new VectorIndex(dir, checkpointId, db, table);
@@ -104,7 +107,7 @@ export class VectorIndex {
 
   /** Checkpoint ids that have a table in this database. */
   static async checkpoints(dir: string): Promise<string[]> {
-    const db = await lancedb.connect(dir);
+    const db = await connect(dir);
     return (await db.tableNames()).filter((n) => n.startsWith('t3d_')).map((n) => n.slice(4));
   }
 
