@@ -41,6 +41,21 @@ const run = join(tmp, 'run');
 const synth = join(tmp, 'synth');
 let orthanc: ChildProcess | undefined;
 let base = '';
+let rest = '';
+
+/** Starts Orthanc with the config written in before() (again after a kill: same port, same storage). */
+async function startOrthanc(): Promise<void> {
+  orthanc = spawn(orthancBin!, [join(tmp, 'orthanc.json')], { stdio: 'ignore' });
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${rest}/system`)).ok) return;
+    } catch {
+      /* starting */
+    }
+    if (i > 100) throw new Error('Orthanc did not start within 10 s');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 before(async () => {
   const preset = fixture('pretrain', 'tiny-preset.json');
@@ -79,17 +94,8 @@ before(async () => {
       DicomWeb: { Enable: true, Root: '/dicom-web/' },
     }),
   );
-  orthanc = spawn(orthancBin!, [join(tmp, 'orthanc.json')], { stdio: 'ignore' });
-  const rest = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${rest}/system`)).ok) break;
-    } catch {
-      /* starting */
-    }
-    if (i > 100) throw new Error('Orthanc did not start within 10 s');
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  rest = `http://127.0.0.1:${port}`;
+  await startOrthanc();
   for (const series of readdirSync(join(synth, 'dicom'))) {
     for (const f of readdirSync(join(synth, 'dicom', series))) {
       const res = await fetch(`${rest}/instances`, {
@@ -169,8 +175,8 @@ test(
   },
 );
 
+let removed: ArrayBuffer | undefined; // the slice the next test deletes, put back later
 test('a series with a missing slice is quarantined; the others are indexed', { skip }, async () => {
-  const rest = base.replace(/\/dicom-web$/, '');
   const series = (await (await fetch(`${rest}/series?expand`)).json()) as {
     ID: string;
     MainDicomTags: { SeriesInstanceUID: string };
@@ -183,6 +189,7 @@ test('a series with a missing slice is quarantined; the others are indexed', { s
   const middle = instances.sort(
     (a, b) => Number(a.MainDicomTags.InstanceNumber) - Number(b.MainDicomTags.InstanceNumber),
   )[Math.floor(instances.length / 2)]!;
+  removed = await (await fetch(`${rest}/instances/${middle.ID}/file`)).arrayBuffer();
   assert.ok((await fetch(`${rest}/instances/${middle.ID}`, { method: 'DELETE' })).ok);
   const db = join(tmp, 'db-partial');
   const out = ok('index', '--checkpoint', run, '--dicomweb', base, '--db', db);
@@ -232,21 +239,117 @@ test('ingestion killed midway resumes: every series indexed exactly once', { ski
   assert.equal(ids.size, 3);
 });
 
-test('a server that does not answer times out with a clear error; a truncated transfer is quarantined', async () => {
-  let mode: 'silent' | 'truncated' = 'silent';
+test('a quarantined series that becomes whole is indexed and loses its quarantine entry', { skip }, async () => {
+  const db = join(tmp, 'db-partial');
+  assert.match(readFileSync(join(db, 'quarantine.jsonl'), 'utf8'), /partial series/);
+  assert.ok((await fetch(`${rest}/instances`, { method: 'POST', body: removed! })).ok, 'the slice is put back');
+  assert.match(
+    ok('index', '--checkpoint', run, '--dicomweb', base, '--db', db),
+    /3 already in table .*; 1 to embed[\s\S]*1 added, 0 quarantined; .* holds 4 volumes/,
+  );
+  assert.equal(readFileSync(join(db, 'quarantine.jsonl'), 'utf8'), '', 'no stale entry');
+});
+
+test(
+  'Orthanc killed mid-ingest: retried, then exit 1 saying a rerun resumes, nothing quarantined; after a restart the rerun indexes the rest once',
+  { skip },
+  async () => {
+    const db = join(tmp, 'db-outage');
+    const args = ['index', '--checkpoint', run, '--dicomweb', base, '--db', db, '--batch', '1'];
+    const child = spawn('node', [cli, ...args, '--retries', '2', '--retry-wait', '0.2'], {
+      env: { ...process.env, T3D_NUM_THREADS: '1' },
+    });
+    let stdout = '',
+      stderr = '',
+      killed = false;
+    const status = await new Promise<number | null>((resolve) => {
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (!killed && /index: 1\/4 /.test(stdout)) {
+          killed = true; // after the first of 4 series
+          orthanc!.kill('SIGKILL');
+        }
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      child.on('close', resolve);
+    });
+    assert.ok(killed, stdout);
+    assert.equal(status, 1, `${stdout}\n${stderr}`);
+    assert.match(stderr, /trying again in 0\.2 s \(1\/2\)[\s\S]*trying again in 0\.4 s \(2\/2\)/);
+    assert.match(
+      stderr,
+      /3 tries over [\d.]+ s\)\. Stopped: \d of 4 added in this run \(0 quarantined .*rerun the same command to resume/,
+    );
+    assert.ok(!existsSync(join(db, 'quarantine.jsonl')), 'an outage quarantines nothing');
+    const index = await VectorIndex.open(db, checkpointIdOf(stdout));
+    const before = await index.ids();
+    assert.ok(before.size >= 1 && before.size < 4, `${before.size} indexed before the outage`);
+    await new Promise((r) =>
+      orthanc!.exitCode !== null || orthanc!.signalCode !== null ? r(0) : orthanc!.once('exit', r),
+    );
+    await startOrthanc();
+    assert.match(
+      ok(...args),
+      new RegExp(
+        `4 CT series on .*, ${before.size} already in table .*; ${4 - before.size} to embed[\\s\\S]*` +
+          `${4 - before.size} added, 0 quarantined; .* holds 4 volumes`,
+      ),
+    );
+    const after = await VectorIndex.open(db, checkpointIdOf(stdout));
+    assert.equal((await after.ids()).size, 4);
+    assert.equal(await after.count(), 4, 'no series twice');
+  },
+);
+
+test(
+  "--dicomweb at Orthanc's root (not its /dicom-web) is an error that names the DICOMweb root; no index folder is left",
+  { skip },
+  () => {
+    const db = join(tmp, 'db-root');
+    const r = t3d('index', '--checkpoint', run, '--dicomweb', rest, '--db', db);
+    assert.equal(r.status, 1, r.stdout);
+    assert.match(
+      r.stderr,
+      /series\?Modality=CT.*: the answer is not DICOM JSON .*For Orthanc it is http:\/\/127\.0\.0\.1:\d+\/dicom-web/,
+    );
+    assert.ok(!existsSync(db), 'no empty index folder');
+  },
+);
+
+/** The CLI run asynchronously: a stand-in server answers from this process's event loop. */
+const t3dAsync = (...args: string[]) =>
+  new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    const c = spawn('node', [cli, ...args], { env: { ...process.env, T3D_NUM_THREADS: '1' } });
+    let stdout = '',
+      stderr = '';
+    c.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    c.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    c.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+
+test('stand-in server: silence times out, failures are retried, an outage stops without quarantine, bad content is quarantined, an empty list is an error', async () => {
+  let mode: 'silent' | 'truncated' | 'empty' | 'down' = 'silent';
+  let failures = 0; // the next requests to cut off before answering
   const server: Server = createServer((req, res) => {
     if (mode === 'silent') return; // never answers
     if (req.url!.includes('/series?')) {
       res.setHeader('content-type', 'application/dicom+json');
-      res.end(
-        JSON.stringify([
-          {
-            '0020000D': { vr: 'UI', Value: ['1.2.3'] },
-            '0020000E': { vr: 'UI', Value: ['1.2.3.4'] },
-            '00080060': { vr: 'CS', Value: ['CT'] },
-          },
-        ]),
-      );
+      const series = {
+        '0020000D': { vr: 'UI', Value: ['1.2.3'] },
+        '0020000E': { vr: 'UI', Value: ['1.2.3.4'] },
+        '00080060': { vr: 'CS', Value: ['CT'] },
+      };
+      res.end(JSON.stringify(mode === 'empty' ? [] : [series]));
+      return;
+    }
+    if (mode === 'down' || failures-- > 0) {
+      req.socket.destroy();
       return;
     }
     res.setHeader('content-type', 'multipart/related; type="application/dicom"; boundary=xyz');
@@ -254,35 +357,37 @@ test('a server that does not answer times out with a clear error; a truncated tr
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/dicom-web`;
+  const index = (db: string, ...more: string[]) =>
+    t3dAsync('index', '--checkpoint', run, '--dicomweb', url, '--db', join(tmp, db), ...more);
   try {
     const t0 = Date.now();
-    const silent = spawnSync(
-      'node',
-      [cli, 'index', '--checkpoint', run, '--dicomweb', url, '--db', join(tmp, 'db-silent'), '--timeout', '1'],
-      { encoding: 'utf8' },
-    );
-    assert.notEqual(silent.status, 0);
+    const silent = await index('db-silent', '--timeout', '1', '--retries', '1', '--retry-wait', '0.1');
+    assert.equal(silent.status, 1);
     assert.match(
       silent.stderr,
-      /DICOMweb http:\/\/127\.0\.0\.1:\d+\/dicom-web\/series\?Modality=CT.*: no answer within 1 s/,
+      /DICOMweb http:\/\/127\.0\.0\.1:\d+\/dicom-web\/series\?Modality=CT.*: no answer within 1 s \(2 tries over/,
     );
     assert.ok(Date.now() - t0 < 30_000);
+    assert.ok(!existsSync(join(tmp, 'db-silent')));
+
+    mode = 'empty';
+    const empty = await index('db-empty');
+    assert.equal(empty.status, 1);
+    assert.match(empty.stderr, /the server lists no CT series; nothing to index/);
+    assert.ok(!existsSync(join(tmp, 'db-empty')), 'no empty index folder');
+
+    mode = 'down';
+    const down = await index('db-down', '--retries', '2', '--retry-wait', '0.05');
+    assert.equal(down.status, 1, down.stdout);
+    assert.match(down.stderr, /3 tries over .*0 of 1 added in this run .*rerun the same command to resume/);
+    assert.ok(!existsSync(join(tmp, 'db-down')), 'nothing quarantined, no empty index folder');
+
     mode = 'truncated';
+    failures = 2;
     const db = join(tmp, 'db-truncated');
-    // asynchronously: the stand-in server answers from this process's event loop
-    const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const c = spawn('node', [cli, 'index', '--checkpoint', run, '--dicomweb', url, '--db', db, '--timeout', '5']);
-      let stdout = '',
-        stderr = '';
-      c.stdout.on('data', (d: Buffer) => {
-        stdout += d.toString();
-      });
-      c.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-      });
-      c.on('close', (status) => resolve({ status, stdout, stderr }));
-    });
+    const r = await index('db-truncated', '--timeout', '5', '--retries', '2', '--retry-wait', '0.05');
     assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr.match(/trying again/g)?.length, 2, r.stderr);
     assert.match(r.stdout, /0 added, 1 quarantined/);
     assert.match(
       readFileSync(join(db, 'quarantine.jsonl'), 'utf8'),

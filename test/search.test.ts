@@ -12,6 +12,7 @@ import { ensureCache } from '../src/data/synth-cache.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { VectorIndex } from '../src/service/vector-index.js';
 import { listScans } from '../src/service/indexer.js';
+import { readQuery } from '../src/service/search.js';
 import { packageRoot } from '../src/util/paths.js';
 import { fixture } from './helpers.js';
 
@@ -153,6 +154,109 @@ test('`t3d search` and `t3d similar` print the ranking (also as JSON); another c
     t3d('search', 'x', '--checkpoint', run, '--db', join(tmp, 'no-db')).err,
     /no such index; build one with `t3d index/,
   );
+});
+
+test('a query that denies a finding: its volumes left out, the rest ranked by what it asks, or away from the finding; "no" without a known finding is said to be ignored', () => {
+  const labelNames = ['Lung nodule', 'Pleural effusion'];
+  const fake: Record<string, number[]> = {
+    'pleural effusion': [0, 2, 0],
+    'large nodule in the right lung': [3, 0, 0],
+    'no tumour': [0, 0, 1],
+  };
+  const embed = (texts: string[]) => texts.map((t) => fake[t] ?? assert.fail(`embedded '${t}'`));
+  const both = readQuery('No pleural effusion. Large nodule in the right lung', embed, labelNames);
+  assert.deepEqual(both.vector, [3, 0, 0]);
+  assert.deepEqual(both.withoutLabels, ['Pleural effusion']);
+  const only = readQuery('pleural effusion is not seen', embed, labelNames);
+  assert.deepEqual(
+    only.vector.map((v) => v + 0),
+    [0, -1, 0],
+  );
+  assert.deepEqual(readQuery('pleural effusion', embed, labelNames), {
+    vector: [0, 2, 0],
+    withoutLabels: [],
+    notes: [],
+  });
+  const unread = readQuery('no tumour', embed, labelNames);
+  assert.deepEqual(unread.vector, [0, 0, 1]);
+  assert.match(unread.notes.join(), /'no tumour' denies something the search cannot tell apart/);
+});
+
+test('`t3d search "no pleural effusion"` returns no effusion and reverses the effusion ranking; --label ignores case, an unknown one lists the valid labels', () => {
+  const { entries, labelNames } = readCacheIndex(cache);
+  const l = labelNames.indexOf('Pleural effusion');
+  const effusions = new Set(entries.filter((e) => e.labels[l] === 1).map((e) => e.name));
+  assert.ok(effusions.size > 0 && effusions.size < entries.length, 'the index holds volumes with and without one');
+  const search = (text: string, ...more: string[]) =>
+    t3d('search', text, '--checkpoint', run, '--db', db, '--k', String(entries.length), '--json', ...more);
+  type H = { id: string; similarity: number; labels: string[] };
+  const positive = JSON.parse(search('pleural effusion').out) as H[];
+  assert.equal(positive.length, entries.length);
+  const negative = search('no pleural effusion');
+  assert.equal(negative.status, 0, negative.err);
+  const hits = JSON.parse(negative.out) as H[];
+  assert.ok(!hits.some((h) => effusions.has(h.id) || h.labels.includes('Pleural effusion')), negative.out);
+  assert.deepEqual(
+    hits.map((h) => h.id),
+    positive
+      .filter((h) => !effusions.has(h.id))
+      .reverse()
+      .map((h) => h.id),
+  );
+  for (const h of hits) {
+    const p = positive.find((q) => q.id === h.id)!;
+    assert.ok(Math.abs(h.similarity + p.similarity) < 1e-4, `${h.id}: ${h.similarity} vs ${p.similarity}`);
+  }
+  assert.match(
+    negative.err,
+    /read 'no pleural effusion' as without Pleural effusion: volumes labelled Pleural effusion are left out/,
+  );
+  const byLabel = (label: string) => (JSON.parse(search('x', '--label', label).out) as H[]).map((h) => h.id).sort();
+  assert.deepEqual(byLabel('pleural EFFUSION'), [...effusions].sort());
+  assert.deepEqual(byLabel(' Pleural effusion'), [...effusions].sort());
+  const unknown = search('x', '--label', 'Effusion');
+  assert.equal(unknown.status, 1);
+  assert.match(
+    unknown.err,
+    /--label 'Effusion': no such finding in the index; valid labels: Medical material, .*Pleural effusion/,
+  );
+  const similar = t3d('similar', entries[0]!.name, '--checkpoint', run, '--db', db, '--label', 'cardio', '--json');
+  assert.equal(similar.status, 1);
+  assert.match(similar.err, /valid labels: .*Cardiomegaly/);
+});
+
+test('a folder with two DICOM series: the error names --series, which picks one (t3d analyze, t3d similar)', () => {
+  const twoSeries = fixture('dicom', 'two-series');
+  const second = '1.2.826.0.1.3680043.8.498.77.7';
+  const both = t3d('analyze', twoSeries, '--checkpoint', run, '--db', db);
+  assert.equal(both.status, 1);
+  assert.match(both.err, /found 2 series, expected one: .*; choose one with --series <SeriesInstanceUID>/);
+  const picked = JSON.parse(ok('analyze', twoSeries, '--checkpoint', run, '--series', second, '--json')) as {
+    findings: unknown[];
+  };
+  assert.equal(picked.findings.length, readCacheIndex(cache).labelNames.length);
+  assert.equal(
+    (
+      JSON.parse(
+        ok('similar', twoSeries, '--checkpoint', run, '--db', db, '--series', second, '--k', '2', '--json'),
+      ) as unknown[]
+    ).length,
+    2,
+  );
+  assert.match(
+    t3d('analyze', twoSeries, '--checkpoint', run, '--series', '1.2.3').err,
+    /no series 1\.2\.3; found series/,
+  );
+});
+
+test('a relative --db whose name starts with "db" is a folder, not a LanceDB Cloud URI', () => {
+  const r = spawnSync('node', [cli, 'index', '--checkpoint', run, '--split', 'valid', '--db', 'db-relative'], {
+    cwd: tmp,
+    encoding: 'utf8',
+    env: { ...process.env, T3D_NUM_THREADS: '1' },
+  });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(existsSync(join(tmp, 'db-relative', `t3d_${checkpointId()}.lance`)));
 });
 
 test('a volume that cannot be read is quarantined; the others are indexed; nothing is half-written', async () => {

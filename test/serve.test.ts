@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import { readNifti } from '../src/io/nifti.js';
+import { encodeNifti } from '../src/io/nifti-write.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { readSafetensorsRaw } from '../src/util/safetensors-file.js';
 import { startServer, type Server } from '../src/service/server.js';
@@ -160,6 +161,20 @@ test('cases, case volumes and search answer as the index and the CLI do', async 
   hits.body.forEach((h: { similarity: number }, i: number) =>
     assert.ok(Math.abs(h.similarity - cliHits[i]!.similarity) < 1e-5),
   );
+  // a query that denies a finding is read as `t3d search` reads it (its volumes left out)
+  const denied = 'no pleural effusion';
+  const cliDenied = JSON.parse(ok('search', denied, '--checkpoint', run, '--db', db, '--k', '20', '--json')) as {
+    id: string;
+  }[];
+  const pageDenied = (await api(`/api/search?q=${encodeURIComponent(denied)}&k=20`)).body as {
+    id: string;
+    labels: string[];
+  }[];
+  assert.deepEqual(
+    pageDenied.map((h) => h.id),
+    cliDenied.map((h) => h.id),
+  );
+  assert.ok(!pageDenied.some((h) => h.labels.includes('Pleural effusion')));
   // concurrent searches get the same answers as one by one
   const texts = [
     'cardiomegaly',
@@ -467,6 +482,27 @@ test(
           .map((e) => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`),
       );
       assert.deepEqual(wide, [], 'every element fits the window');
+      // a scan stored without its intercept (CT-RATE v1 style: air at 0): the scan check's warning is on the page
+      // with its fix, and the fix analyses the same file again with it
+      const hu = await readNifti(niftiScans()[0]!);
+      const stored = Int16Array.from(hu.data, (v) => Math.round(v) + 1024);
+      const v1 = encodeNifti({ data: stored, shape: hu.dataShape, affine: hu.affine, datatype: 'int16' });
+      await page.setInputFiles('#upload', {
+        name: 'v1.nii',
+        mimeType: 'application/octet-stream',
+        buffer: Buffer.from(v1),
+      });
+      await page.waitForSelector('#warnings:not([hidden])', { timeout: 60_000 });
+      assert.match((await page.locator('#warnings').textContent())!, /intercept/);
+      await page.locator('#warnings button', { hasText: 'intercept -1024' }).click();
+      await page.waitForFunction(
+        () => document.getElementById('case-meta')!.textContent!.includes('intercept=-1024'),
+        undefined,
+        {
+          timeout: 60_000,
+        },
+      );
+      assert.equal(await page.locator('#warnings').isHidden(), true);
       // an upload over the limit is refused with the reason shown, and the page goes on
       await page.setInputFiles('#upload', {
         name: 'big.nii',

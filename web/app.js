@@ -9,7 +9,7 @@ let listOffset = 0;
 async function api(path, options = {}) {
   const r = await fetch(path, { ...options, headers: { ...auth, ...(options.headers ?? {}) } });
   const body = await r.json().catch(() => ({ error: `${r.status} ${r.statusText}` }));
-  if (!r.ok) throw new Error(body.error ?? `${r.status} ${r.statusText}`);
+  if (!r.ok) throw Object.assign(new Error(body.error ?? `${r.status} ${r.statusText}`), { body });
   return body;
 }
 
@@ -111,6 +111,7 @@ async function showSimilar(id) {
 
 async function openCase(id) {
   showError();
+  showWarnings([]);
   const c = await api(`/api/case?id=${encodeURIComponent(id)}`);
   $('case').hidden = false;
   $('case-title').textContent = c.id;
@@ -123,19 +124,54 @@ async function openCase(id) {
   await Promise.all([showVolume(`/api/volume?id=${encodeURIComponent(id)}`, c.id).catch(showError), showSimilar(id)]);
 }
 
-async function upload(file) {
+/** The scan checks' warnings on an upload, each fix the server accepts offered as a button that analyses again. */
+function showWarnings(warnings, file, options) {
+  const list = $('warnings');
+  list.replaceChildren(
+    ...(warnings ?? []).map((w) => {
+      const li = el('li', `${w.severity === 'refuse' ? 'refused' : 'warning'} [${w.code}] ${w.message}`, w.severity);
+      if (w.fix) {
+        const fix = w.fix.option === 'intercept' ? { intercept: w.fix.value } : { force: 1 };
+        const label = w.fix.option === 'intercept' ? `analyse again with intercept ${w.fix.value}` : 'analyse anyway';
+        const b = el('button', label);
+        b.type = 'button';
+        b.addEventListener('click', () => upload(file, { ...options, ...fix }).catch(uploadFailed));
+        li.append(' ', b);
+      }
+      return li;
+    }),
+  );
+  list.hidden = !warnings?.length;
+}
+
+function uploadFailed(e) {
+  showError(e);
+  $('status').textContent = 'upload failed';
+}
+
+async function upload(file, options = {}) {
   showError();
+  showWarnings([]);
   $('status').textContent = `uploading and analysing ${file.name}…`;
-  const a = await api('/api/upload', {
-    method: 'POST',
-    body: file,
-    headers: { 'content-type': 'application/octet-stream' },
-  });
+  const query = new URLSearchParams(Object.entries(options).map(([k, v]) => [k, String(v)])).toString();
+  let a;
+  try {
+    a = await api(`/api/upload${query ? `?${query}` : ''}`, {
+      method: 'POST',
+      body: file,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+  } catch (e) {
+    showWarnings(e.body?.warnings, file, options);
+    throw e;
+  }
+  showWarnings(a.warnings, file, options);
   $('case').hidden = false;
   $('case-title').textContent = file.name;
   const s = a.seconds;
   $('case-meta').textContent =
-    `uploaded · preset ${a.preset} · ${(s.read + s.preprocess + s.encode + s.score).toFixed(2)} s`;
+    `uploaded · preset ${a.preset} · ${(s.read + s.preprocess + s.encode + s.score).toFixed(2)} s` +
+    (query ? ` · ${query.replace('&', ', ')}` : '');
   $('report').textContent = '(an uploaded scan has no report; see the similar cases)';
   showFindings(a.findings);
   await Promise.all([showVolume(`/api/upload/volume?id=${a.id}`, file.name), showSimilar(a.id)]);
@@ -192,11 +228,7 @@ async function main() {
   $('more').addEventListener('click', () => listCases(true).catch(showError));
   $('upload').addEventListener('change', () => {
     const f = $('upload').files[0];
-    if (f)
-      upload(f).catch((e) => {
-        showError(e);
-        $('status').textContent = 'upload failed';
-      });
+    if (f) upload(f).catch(uploadFailed);
   });
   await listCases(false);
   document.body.dataset.ready = 'true';

@@ -57,7 +57,7 @@ export async function runAnalyze(args: string[]): Promise<void> {
   if (!scan || scan.startsWith('--'))
     throw new UsageError('analyze: give a scan (NIfTI file or DICOM series folder) first, then --checkpoint <run>');
   const o = parseOptions(rest, {
-    string: ['checkpoint', 'out', 'device', 'db'],
+    string: ['checkpoint', 'out', 'device', 'db', 'series'],
     number: ['intercept', 'k', 'specificity'],
     boolean: ['json', 'force'],
   });
@@ -67,8 +67,16 @@ export async function runAnalyze(args: string[]): Promise<void> {
   const operatingPoint = specificityRule('analyze', o.specificity);
   const db = o.db ?? DEFAULT_DB;
   if (o.db && !existsSync(db)) throw new Error(`analyze: --db ${db}: no such index`);
-  const { checkpoint, intercept, force, device } = o;
-  const a: AnalysisWithSimilar = await analyzeScan(scan, { checkpoint, intercept, force, operatingPoint, device, log });
+  const { checkpoint, intercept, force, series, device } = o;
+  const a: AnalysisWithSimilar = await analyzeScan(scan, {
+    checkpoint,
+    intercept,
+    force,
+    series,
+    operatingPoint,
+    device,
+    log,
+  });
   if (existsSync(db)) {
     const index = await VectorIndex.open(db, a.checkpointId);
     if ((await index.count()) > 0) {

@@ -12,7 +12,7 @@ const log = (line: string) => console.error(`t3d: ${line}`);
 export async function runIndex(args: string[]): Promise<void> {
   const o = parseOptions(args, {
     string: ['checkpoint', 'cache', 'scans', 'dicomweb', 'db', 'split', 'device'],
-    number: ['timeout', 'batch', 'intercept'],
+    number: ['timeout', 'batch', 'intercept', 'retries', 'retry-wait'],
     boolean: ['ann', 'force'],
   });
   if (!o.checkpoint) throw new UsageError('index: --checkpoint <run-or-checkpoint> is required');
@@ -23,12 +23,16 @@ export async function runIndex(args: string[]): Promise<void> {
     throw new UsageError('index: give one source: --cache <cache-dir>, --scans <folder> or --dicomweb <url>');
   }
   if ((o.scans || o.dicomweb) && o.split) throw new UsageError('index: --split applies to a preprocessed cache');
+  if (!o.dicomweb && (o.retries !== undefined || o['retry-wait'] !== undefined))
+    throw new UsageError('index: --retries and --retry-wait apply to --dicomweb');
   const common = { checkpoint: o.checkpoint, db: o.db ?? DEFAULT_DB, batch, ann: !!o.ann, device: o.device, log };
   if (o.scans) return indexScans(o.scans, { ...common, intercept: o.intercept, force: o.force });
   if (o.dicomweb) {
     const timeout = o.timeout ?? 60;
     if (!(timeout > 0)) throw new UsageError(`index: --timeout must be > 0 seconds, got ${timeout}`);
-    return indexDicomWeb(o.dicomweb, { ...common, intercept: o.intercept, force: o.force, timeoutMs: timeout * 1000 });
+    const retry = { retries: o.retries, waitS: o['retry-wait'] };
+    const timeoutMs = timeout * 1000;
+    return indexDicomWeb(o.dicomweb, { ...common, intercept: o.intercept, force: o.force, timeoutMs, retry });
   }
   return indexCache({ ...common, cache: o.cache, splits: o.split?.split(',') });
 }
@@ -77,11 +81,11 @@ export async function runSimilar(args: string[]): Promise<void> {
   if (!query || query.startsWith('--'))
     throw new UsageError('similar: give a scan (NIfTI file or DICOM series folder) or an indexed id first');
   const o = parseOptions(rest, {
-    string: ['checkpoint', 'db', 'label', 'split'],
+    string: ['checkpoint', 'db', 'label', 'split', 'series'],
     number: ['k', 'intercept'],
     boolean: ['json'],
   });
   if (!o.checkpoint) throw new UsageError('similar: --checkpoint <run-or-checkpoint> is required');
-  const q = { checkpoint: o.checkpoint, db: o.db ?? DEFAULT_DB, filter: filters(o), intercept: o.intercept, log };
+  const q = { ...o, checkpoint: o.checkpoint, db: o.db ?? DEFAULT_DB, filter: filters(o), log };
   printHits(await searchSimilar(query, q), !!o.json);
 }

@@ -15,6 +15,8 @@ export interface ReadScanOptions {
   intercept?: number;
   /** a DICOM series with irregular steps between slices (missing slices) is an error instead of read as is */
   rejectGaps?: boolean;
+  /** the SeriesInstanceUID to read from a DICOM folder that holds several series */
+  series?: string;
 }
 
 /** What a scan's header says, beside the volume it describes. */
@@ -40,8 +42,10 @@ export async function readScan(scan: string, o: ReadScanOptions = {}): Promise<S
   if (!existsSync(scan)) throw new Error(`${scan}: no such file or folder`);
   const intercept = o.intercept ?? 0;
   let vol: Volume, header: ScanHeader;
+  if (o.series !== undefined && !statSync(scan).isDirectory())
+    throw new Error(`${scan}: --series ${o.series} applies to a DICOM series folder, not a file`);
   if (statSync(scan).isDirectory()) {
-    const d = await readDicomVolume(scan);
+    const d = await readDicomVolume(scan, { seriesInstanceUID: o.series });
     if (o.rejectGaps && d.gaps.length > 0) {
       throw new Error(`${scan}: partial series: ${d.gaps.length} irregular step(s) between slices (missing slices?)`);
     }

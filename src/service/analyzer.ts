@@ -111,7 +111,7 @@ export interface Analyzer {
   embedTexts(texts: string[]): number[][];
   /**
    * rejectGaps: a DICOM series with missing slices is an error (ingestion), not read as is. A scan its checks refuse
-   * is a ScanRefusedError unless `force`.
+   * is a ScanRefusedError unless `force`. series: the SeriesInstanceUID to read from a folder of several.
    */
   analyze(scan: string, o?: AnalyzeOptions): Promise<Analysis>;
   dispose(): void;
@@ -121,6 +121,7 @@ export interface AnalyzeOptions {
   intercept?: number;
   rejectGaps?: boolean;
   force?: boolean;
+  series?: string;
 }
 
 export async function openAnalyzer(o: {
@@ -204,7 +205,7 @@ export async function openAnalyzer(o: {
             return s;
           };
         })();
-        const raw = await readScan(scan, { intercept: a.intercept, rejectGaps: a.rejectGaps });
+        const raw = await readScan(scan, { intercept: a.intercept, rejectGaps: a.rejectGaps, series: a.series });
         const read = clock();
         let x: torch.Tensor, warnings: ScanWarning[], check: number;
         try {
@@ -313,7 +314,7 @@ export async function analyzeScan(
 ): Promise<Analysis> {
   const analyzer = await openAnalyzer(o);
   try {
-    return await analyzer.analyze(scan, { intercept: o.intercept, force: o.force });
+    return await analyzer.analyze(scan, { intercept: o.intercept, force: o.force, series: o.series });
   } finally {
     analyzer.dispose();
   }

@@ -1,7 +1,8 @@
 // The embedding index's writers: a preprocessed cache, a folder of scans or a PACS (DICOMweb) → embeddings, reports,
 // labels and zero-shot finding probabilities → one LanceDB table per checkpoint. Incremental (indexed ids are
 // skipped), one atomic append per batch, unreadable volumes and scans the scan checks refuse quarantined in
-// <db>/quarantine.jsonl; the warnings of the scans indexed are listed in <db>/scan-warnings.jsonl.
+// <db>/quarantine.jsonl (quarantine.ts); the warnings of the scans indexed are listed in <db>/scan-warnings.jsonl.
+// A PACS that stops answering is no reason to quarantine: ingestion stops with an error, and a rerun resumes.
 import {
   appendFileSync,
   existsSync,
@@ -17,13 +18,14 @@ import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
 import { assertCachePreset } from '../data/ensure-cache.js';
-import { fetchSeries, findSeries } from '../io/dicomweb.js';
+import { DEFAULT_RETRY, fetchSeries, findSeries, TransportError } from '../io/dicomweb.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointId } from '../train/checkpoint.js';
 import { embedSplit } from '../inference/embed.js';
 import { scoresFromPrompts, zeroShotPrompts } from '../eval/tasks/zeroshot.js';
 import { ScanRefusedError, type ScanWarning } from '../data/scan-checks.js';
 import { openAnalyzer } from './analyzer.js';
+import { Quarantine } from './quarantine.js';
 import { VectorIndex, type IndexRow } from './vector-index.js';
 
 /** Scans under `folder`: .nii/.nii.gz files, and folders holding other files (DICOM series); paths relative to it. */
@@ -50,12 +52,23 @@ export function listScans(folder: string): string[] {
 }
 
 /** Reports a volume that could not be indexed and lists it in <db>/quarantine.jsonl. */
-function quarantine(db: string, id: string, checkpointId: string, err: unknown, log: (line: string) => void): void {
+function setAside(q: Quarantine, id: string, err: unknown, log: (line: string) => void): void {
   log(`index: ${id} skipped: ${(err as Error).message}`);
-  appendFileSync(
-    join(db, 'quarantine.jsonl'),
-    JSON.stringify({ id, checkpointId, error: (err as Error).message, at: new Date().toISOString() }) + '\n',
-  );
+  q.add(id, err);
+}
+
+/** Runs `body` on the database folder `db`, creating it; a failure that leaves a new folder without a table or a
+ * quarantine list removes it again. */
+async function inDb<T>(db: string, body: () => Promise<T>): Promise<T> {
+  const created = !existsSync(db);
+  mkdirSync(db, { recursive: true });
+  try {
+    return await body();
+  } catch (err) {
+    if (created && !existsSync(join(db, 'quarantine.jsonl')) && (await VectorIndex.checkpoints(db)).length === 0)
+      rmSync(db, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 /** Reports a scan's check warnings and lists them in <db>/scan-warnings.jsonl (the scan is indexed). */
@@ -101,64 +114,82 @@ const printer = (o: IndexOptions) => ({
   log: o.log ?? ((l: string) => console.error(`t3d: ${l}`)),
 });
 
-/** Scans → the checkpoint's analyzer → rows, appended batch by batch; failures quarantined, indexed ids skipped. */
+/**
+ * Scans → the checkpoint's analyzer → rows, appended batch by batch; unreadable scans quarantined, indexed ids
+ * skipped. A TransportError (the source stopped answering) ends the run with an error after the rows so far.
+ */
 async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<void> {
   const { print, log } = printer(o);
   const analyzer = await openAnalyzer({ checkpoint: o.checkpoint, device: o.device, log });
   try {
-    mkdirSync(o.db, { recursive: true });
-    const index = await VectorIndex.open(o.db, analyzer.checkpointId);
-    const done = await index.ids();
-    const todo = src.ids.filter((s) => !done.has(s));
-    print(
-      `index: ${src.ids.length} ${src.what}, ${src.ids.length - todo.length} already in table ` +
-        `t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`,
-    );
-    const t0 = performance.now();
-    let added = 0,
-      quarantined = 0,
-      refused = 0,
-      warned = 0;
-    for (let at = 0; at < todo.length; at += o.batch) {
-      const rows: IndexRow[] = [];
-      for (const id of todo.slice(at, at + o.batch)) {
-        let opened: Awaited<ReturnType<ScanSource['open']>> | undefined;
-        try {
-          opened = await src.open(id);
-          const a = await analyzer.analyze(opened.path, { intercept: o.intercept, rejectGaps: true, force: o.force });
-          if (a.warnings.length) {
-            warned += 1;
-            recordWarnings(o.db, id, analyzer.checkpointId, a.warnings, log);
+    await inDb(o.db, async () => {
+      const index = await VectorIndex.open(o.db, analyzer.checkpointId);
+      const q = new Quarantine(o.db, index.checkpointId);
+      const done = await index.ids();
+      q.clear(done);
+      const todo = src.ids.filter((s) => !done.has(s));
+      print(
+        `index: ${src.ids.length} ${src.what}, ${src.ids.length - todo.length} already in table ` +
+          `t3d_${index.checkpointId} of ${o.db}; ${todo.length} to embed`,
+      );
+      const t0 = performance.now();
+      let added = 0,
+        quarantined = 0,
+        refused = 0,
+        warned = 0;
+      for (let at = 0; at < todo.length; at += o.batch) {
+        const rows: IndexRow[] = [];
+        let outage: TransportError | undefined;
+        for (const id of todo.slice(at, at + o.batch)) {
+          let opened: Awaited<ReturnType<ScanSource['open']>> | undefined;
+          try {
+            opened = await src.open(id);
+            const a = await analyzer.analyze(opened.path, { intercept: o.intercept, rejectGaps: true, force: o.force });
+            if (a.warnings.length) {
+              warned += 1;
+              recordWarnings(o.db, id, analyzer.checkpointId, a.warnings, log);
+            }
+            rows.push({
+              id,
+              source: opened.source,
+              split: src.split,
+              report: '',
+              labels: a.findings.filter((f) => f.positive).map((f) => f.label),
+              findings: Object.fromEntries(a.findings.map((f) => [f.label, f.probability])),
+              checkpointId: analyzer.checkpointId,
+              vector: a.embedding,
+            });
+          } catch (err) {
+            if (err instanceof TransportError) {
+              outage = err;
+              break;
+            }
+            quarantined += 1;
+            if (err instanceof ScanRefusedError) refused += 1;
+            setAside(q, id, err, log);
+          } finally {
+            opened?.close?.();
           }
-          rows.push({
-            id,
-            source: opened.source,
-            split: src.split,
-            report: '',
-            labels: a.findings.filter((f) => f.positive).map((f) => f.label),
-            findings: Object.fromEntries(a.findings.map((f) => [f.label, f.probability])),
-            checkpointId: analyzer.checkpointId,
-            vector: a.embedding,
-          });
-        } catch (err) {
-          quarantined += 1;
-          if (err instanceof ScanRefusedError) refused += 1;
-          quarantine(o.db, id, analyzer.checkpointId, err, log);
-        } finally {
-          opened?.close?.();
         }
+        await index.add(rows);
+        q.clear(rows.map((r) => r.id));
+        added += rows.length;
+        if (outage)
+          throw new Error(
+            `index: ${outage.message}. Stopped: ${added} of ${todo.length} added in this run (${quarantined} ` +
+              `quarantined for their content, none for this failure); rerun the same command to resume: what is ` +
+              'indexed is skipped',
+          );
+        progress(Math.min(at + o.batch, todo.length), todo.length, t0, added + quarantined, print);
       }
-      await index.add(rows);
-      added += rows.length;
-      progress(Math.min(at + o.batch, todo.length), todo.length, t0, added + quarantined, print);
-    }
-    if (o.ann) await index.createAnnIndex();
-    print(
-      `index: ${added} added${warned ? ` (${warned} with warnings: ${join(o.db, 'scan-warnings.jsonl')})` : ''}, ` +
-        `${quarantined} quarantined` +
-        `${refused ? ` (${refused} refused by the scan checks; --force indexes them)` : ''}; ` +
-        `table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`,
-    );
+      if (o.ann) await index.createAnnIndex();
+      print(
+        `index: ${added} added${warned ? ` (${warned} with warnings: ${join(o.db, 'scan-warnings.jsonl')})` : ''}, ` +
+          `${quarantined} quarantined` +
+          `${refused ? ` (${refused} refused by the scan checks; --force indexes them)` : ''}; ` +
+          `table t3d_${index.checkpointId} holds ${await index.count()} volumes${o.ann ? ' (IVF-PQ index built)' : ''}`,
+      );
+    });
   } finally {
     analyzer.dispose();
   }
@@ -180,8 +211,23 @@ export async function indexScans(folder: string, o: ScanIndexOptions): Promise<v
 }
 
 /** CT series of a DICOMweb server (QIDO-RS), each fetched (WADO-RS) into a temporary folder; id = SeriesInstanceUID. */
-export async function indexDicomWeb(base: string, o: ScanIndexOptions & { timeoutMs: number }): Promise<void> {
-  const series = await findSeries(base, { timeoutMs: o.timeoutMs });
+export async function indexDicomWeb(
+  base: string,
+  o: ScanIndexOptions & { timeoutMs: number; retry?: { retries?: number; waitS?: number } },
+): Promise<void> {
+  const retries = o.retry?.retries ?? DEFAULT_RETRY.retries,
+    waitS = o.retry?.waitS ?? DEFAULT_RETRY.firstWaitMs / 1000;
+  if (!(Number.isInteger(retries) && retries >= 0))
+    throw new Error(`index: --retries must be an integer ≥ 0, got ${retries}`);
+  if (!(waitS >= 0)) throw new Error(`index: --retry-wait must be ≥ 0 seconds, got ${waitS}`);
+  const retry = { retries, firstWaitMs: waitS * 1000 };
+  const web = { timeoutMs: o.timeoutMs, retry, log: printer(o).log };
+  const series = await findSeries(base, web);
+  if (series.length === 0)
+    throw new Error(
+      `--dicomweb ${base}: the server lists no CT series; nothing to index (is it the server's DICOMweb root, ` +
+        'e.g. http://host:8042/dicom-web for Orthanc?)',
+    );
   const byUid = new Map(series.map((s) => [s.seriesUid, s]));
   await indexScanSource(
     {
@@ -190,7 +236,7 @@ export async function indexDicomWeb(base: string, o: ScanIndexOptions & { timeou
       split: 'pacs',
       open: async (uid) => {
         const s = byUid.get(uid)!;
-        const parts = await fetchSeries(base, s, { timeoutMs: o.timeoutMs });
+        const parts = await fetchSeries(base, s, web);
         if (s.instances !== undefined && parts.length < s.instances)
           throw new Error(`partial series: ${parts.length} of ${s.instances} instances arrived`);
         const dir = mkdtempSync(join(tmpdir(), 't3d-series-'));
@@ -228,7 +274,9 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
       );
     mkdirSync(db, { recursive: true });
     const index = await VectorIndex.open(db, checkpointId(ckpt.dir));
+    const q = new Quarantine(db, index.checkpointId);
     const done = await index.ids();
+    q.clear(done);
     const todo = chosen.filter((e) => !done.has(e.name));
     print(
       `index: ${chosen.length} volumes in ${cache}, ${chosen.length - todo.length} already in table ` +
@@ -281,11 +329,12 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
               rows.push(...(await embed([n])));
             } catch (err) {
               quarantined += 1;
-              quarantine(db, n, index.checkpointId, err, log);
+              setAside(q, n, err, log);
             }
           }
         }
         await index.add(rows);
+        q.clear(rows.map((r) => r.id));
         added += rows.length;
         progress(at + names.length, todo.length, t0, added + quarantined, print);
       }

@@ -16,6 +16,7 @@ import { type OperatingRule } from '../eval/metrics/operating-points.js';
 import { openAnalyzer, SCREENING_NOTE, type Analysis, type AnalyzeOptions, type Analyzer } from './analyzer.js';
 import { ScanRefusedError } from '../data/scan-checks.js';
 import { ClientError, sourceNifti, uploadNifti, writeUpload } from './volumes.js';
+import { readQuery } from './search.js';
 import { authorityHost, requestGuard } from './request-guard.js';
 
 const MAX_UPLOADS = 16;
@@ -210,7 +211,12 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       const text = (q.get('q') ?? '').trim();
       if (!text) throw new ClientError(400, 'give the query text as ?q=');
       if (text.length > 2000) throw new ClientError(400, 'the query text is longer than 2000 characters');
-      sendJson(res, 200, shown(await index.search(analyzer.embedTexts([text])[0]!, filterOf(q))));
+      const query = readQuery(text, (texts) => analyzer.embedTexts(texts), await index.labelNames());
+      sendJson(
+        res,
+        200,
+        shown(await index.search(query.vector, { ...filterOf(q), withoutLabels: query.withoutLabels })),
+      );
     },
     'POST /api/upload': async (q, req, res) => {
       const options = uploadOptions(q);

@@ -1,6 +1,7 @@
 // The embedding index: an embedded LanceDB database (a folder, no server) with one table per checkpoint, so
 // embeddings of different checkpoints never mix. A row per volume: id, source, split, report, positive labels, the
 // zero-shot finding probabilities (JSON), the checkpoint id, and the unit-norm embedding. Search is by cosine.
+import { resolve } from 'node:path';
 import * as lancedb from '@lancedb/lancedb';
 import { Field, FixedSizeList, Float32, List, Schema, Utf8 } from 'apache-arrow';
 
@@ -24,6 +25,8 @@ export interface Hit extends Case {
 export interface SearchFilter {
   k?: number;
   label?: string;
+  /** leave out rows with any of these labels (a query that denies a finding) */
+  withoutLabels?: string[];
   split?: string;
   excludeId?: string;
   /**
@@ -37,13 +40,16 @@ export interface SearchFilter {
 /** Where the CLI keeps the index unless told (--db). */
 export const DEFAULT_DB = 'runs/index';
 
+// an absolute path: LanceDB reads a relative one that starts with "db" (`--db db-2`) as a LanceDB Cloud URI
+const connect = (dir: string) => lancedb.connect(resolve(dir));
 const tableName = (checkpointId: string) => `t3d_${checkpointId}`;
 /** ids compare with their numbers as numbers, so case lists read valid_2, valid_10, valid_100 */
 const NATURAL = new Intl.Collator('en', { numeric: true });
 const quote = (s: string) => `'${s.replaceAll("'", "''")}'`;
-const whereOf = (f: Pick<SearchFilter, 'label' | 'split' | 'excludeId'>) =>
+const whereOf = (f: Pick<SearchFilter, 'label' | 'withoutLabels' | 'split' | 'excludeId'>) =>
   [
     f.label && `array_has(labels, ${quote(f.label)})`,
+    ...(f.withoutLabels ?? []).map((l) => `NOT array_has(labels, ${quote(l)})`),
     f.split && `split = ${quote(f.split)}`,
     f.excludeId && `id <> ${quote(f.excludeId)}`,
   ]
@@ -95,7 +101,7 @@ export class VectorIndex {
   static async open(dir: string, checkpointId: string): Promise<VectorIndex> {
     if (!/^[0-9a-f]{8,64}$/.test(checkpointId))
       throw new Error(`index: checkpoint id '${checkpointId}' is not a hex digest`);
-    const db = await lancedb.connect(dir);
+    const db = await connect(dir);
     const names = await db.tableNames();
     const table = names.includes(tableName(checkpointId)) ? await db.openTable(tableName(checkpointId)) : undefined;
     return new VectorIndex(dir, checkpointId, db, table);
@@ -103,12 +109,19 @@ export class VectorIndex {
 
   /** Checkpoint ids that have a table in this database. */
   static async checkpoints(dir: string): Promise<string[]> {
-    const db = await lancedb.connect(dir);
+    const db = await connect(dir);
     return (await db.tableNames()).filter((n) => n.startsWith('t3d_')).map((n) => n.slice(4));
   }
 
   async count(): Promise<number> {
     return this.table ? this.table.countRows() : 0;
+  }
+
+  /** The finding names of this table (the keys of its rows' zero-shot probabilities). */
+  async labelNames(): Promise<string[]> {
+    if (!this.table) return [];
+    const rows = (await this.table.query().select(['findings']).limit(1).toArray()) as { findings: string }[];
+    return rows.length ? Object.keys(JSON.parse(rows[0]!.findings) as Record<string, number>) : [];
   }
 
   /** The ids already indexed (incremental indexing skips them). */

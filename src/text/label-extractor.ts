@@ -349,3 +349,30 @@ export function extractorScores(reports: string[], labels: number[][]): Extracto
     exactMatch: exact / N,
   };
 }
+
+const NEGATION_CUE = /\b(?:no|not|without|absence of|absent|negative for|free of|neither|nor)\b/;
+
+/** A search query read for negation: the findings it only denies (EXTRACTED_LABELS indices), its clauses that deny
+ * none (the text to rank by; '' when every clause denies), and clauses with a negation cue tied to no finding the
+ * rules know (a negation that cannot be applied). */
+export function readNegations(text: string): { negated: number[]; rest: string; unread: string[] } {
+  const negated = new Set<number>(),
+    asserted = new Set<number>();
+  const kept: string[] = [],
+    unread: string[] = [];
+  for (const clause of clauses(text)) {
+    let denies = false,
+      asserts = false;
+    FINDERS.forEach((find, label) => {
+      for (const s of find(clause)) {
+        const n = isNegated(clause, s);
+        (n ? negated : asserted).add(label);
+        if (n) denies = true;
+        else asserts = true;
+      }
+    });
+    if (!denies && NEGATION_CUE.test(clause)) unread.push(clause);
+    if (asserts || !denies) kept.push(clause);
+  }
+  return { negated: [...negated].filter((l) => !asserted.has(l)).sort((a, b) => a - b), rest: kept.join('. '), unread };
+}

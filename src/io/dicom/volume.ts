@@ -133,7 +133,9 @@ export async function readDicomVolume(input: string | string[], opts: ReadDicomO
     );
     throw new DicomError(
       where,
-      `found ${series.length} series, expected one: ${names.join('; ')}; choose one with seriesInstanceUID`,
+      `found ${series.length} series, expected one: ${names.join('; ')}; choose one with ` +
+        '--series <SeriesInstanceUID> (t3d analyze and t3d similar; option seriesInstanceUID in code), or write ' +
+        'each as NIfTI with t3d convert',
     );
   }
   return series[0]!.read();
