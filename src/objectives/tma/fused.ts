@@ -16,14 +16,23 @@ import {
   teacherEmbeddings,
   teacherMomentumOption,
 } from './shared.js';
+import {
+  type TeacherScheduleConfig,
+  allPairsOption,
+  prototypeOptions,
+  teacherNeeds,
+  teacherScheduleOptions,
+} from './options.js';
 
-export interface FusedTmaConfig extends TmaBaseConfig {
+export interface FusedTmaConfig extends TmaBaseConfig, TeacherScheduleConfig {
   /** absent means 'fused' */
   formulation?: 'fused';
   /** views whose Sinkhorn codes are targets, 'text' and/or 'global' */
   codeViews: ('text' | 'global')[];
   /** > 0 = codes come from an EMA (momentum) teacher of the whole model instead of the student */
   teacherMomentum?: number;
+  /** SwAV's averaging over code views (options.ts) */
+  allPairs?: boolean;
 }
 
 const codeViewsOption: TmaOption = {
@@ -37,12 +46,12 @@ const codeViewsOption: TmaOption = {
 };
 
 export const fused: TmaFormulationSpec<FusedTmaConfig> = {
-  options: [codeViewsOption, teacherMomentumOption],
+  options: [codeViewsOption, teacherMomentumOption, ...prototypeOptions, allPairsOption, ...teacherScheduleOptions],
   needs: (cfg) => ({
     report: cfg.useText || cfg.codeViews.includes('text'),
     sentenceIndex: false,
     localViews: true,
-    teacherMomentum: cfg.teacherMomentum ?? 0,
+    ...teacherNeeds(cfg),
   }),
   validate: () => [],
   term(model, x, cfg, queue) {

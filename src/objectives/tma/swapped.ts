@@ -12,13 +12,18 @@ import {
   roll,
   swappedPrediction,
 } from './shared.js';
+import { allPairsOption, localToGlobalOption, prototypeOptions } from './options.js';
 
 export interface SwappedTmaConfig extends TmaBaseConfig {
   formulation: 'swapped';
+  /** SwAV's averaging: every view predicts every code view but itself, each code view's predictors averaged first */
+  allPairs?: boolean;
+  /** with text, the local views also predict the global view's codes */
+  localToGlobal?: boolean;
 }
 
 export const swapped: TmaFormulationSpec<SwappedTmaConfig> = {
-  options: [],
+  options: [...prototypeOptions, allPairsOption, localToGlobalOption],
   needs: (cfg) => ({ report: cfg.useText, sentenceIndex: false, localViews: true, teacherMomentum: 0 }),
   validate: () => [],
   term(model, x, cfg, queue) {
@@ -38,6 +43,7 @@ export const swapped: TmaFormulationSpec<SwappedTmaConfig> = {
         ['global', 'text'],
         ...localNames.map((v): [string, string] => [v, 'text']),
         ['text', 'global'],
+        ...(cfg.localToGlobal ? localNames.map((v): [string, string] => [v, 'global']) : []),
       ];
       const rolled = () => torch.noGrad(() => roll(scores.get('global')!.detach()));
       const leak = { view: 'global', codeView: 'text', rolled };
