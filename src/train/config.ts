@@ -143,7 +143,7 @@ const isOptionalKey = (k: string) =>
     'objective.tma.queueWhenFull',
     'objective.tma.teacherMomentumSchedule',
     'objective.tma.teacherBatchNorm',
-    'objective.tma.allPairs',
+    'objective.tma.averageByCodeView',
     'objective.tma.localToGlobal',
     'optim.amp',
     'model.vision.memoryFormat',

@@ -16,13 +16,7 @@ import {
   teacherEmbeddings,
   teacherMomentumOption,
 } from './shared.js';
-import {
-  type TeacherScheduleConfig,
-  allPairsOption,
-  prototypeOptions,
-  teacherNeeds,
-  teacherScheduleOptions,
-} from './options.js';
+import { type TeacherScheduleConfig, prototypeOptions, teacherNeeds, teacherScheduleOptions } from './options.js';
 
 export interface FusedTmaConfig extends TmaBaseConfig, TeacherScheduleConfig {
   /** absent means 'fused' */
@@ -31,8 +25,6 @@ export interface FusedTmaConfig extends TmaBaseConfig, TeacherScheduleConfig {
   codeViews: ('text' | 'global')[];
   /** > 0 = codes come from an EMA (momentum) teacher of the whole model instead of the student */
   teacherMomentum?: number;
-  /** SwAV's averaging over code views (options.ts) */
-  allPairs?: boolean;
 }
 
 const codeViewsOption: TmaOption = {
@@ -46,7 +38,7 @@ const codeViewsOption: TmaOption = {
 };
 
 export const fused: TmaFormulationSpec<FusedTmaConfig> = {
-  options: [codeViewsOption, teacherMomentumOption, ...prototypeOptions, allPairsOption, ...teacherScheduleOptions],
+  options: [codeViewsOption, teacherMomentumOption, ...prototypeOptions, ...teacherScheduleOptions],
   needs: (cfg) => ({
     report: cfg.useText || cfg.codeViews.includes('text'),
     sentenceIndex: false,

@@ -23,9 +23,9 @@ export const prototypeOptions: readonly TmaOption[] = [
   nonNegativeInteger('queueStartStep'),
   flag('queueWhenFull'),
 ];
-/** SwAV's averaging (fused, swapped): every view predicts every code view but itself, averaged over each code view's
- * predictors, then over code views. */
-export const allPairsOption = flag('allPairs');
+/** SwAV's averaging ('swapped'): each code view's predictors averaged first, then the code views, instead of the mean
+ * over (predictor, code view) pairs, in which the code view with more predictors weighs more. */
+export const averageByCodeViewOption = flag('averageByCodeView');
 
 const choice = (key: string, values: string[]): TmaOption => ({
   key,

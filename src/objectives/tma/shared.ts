@@ -311,7 +311,7 @@ export interface SwappedSetup {
 export function swappedPrediction(
   model: T3dModel,
   s: SwappedSetup,
-  cfg: TmaBaseConfig & { allPairs?: boolean },
+  cfg: TmaBaseConfig & { averageByCodeView?: boolean },
   batchSize: number,
   queue?: EmbeddingQueue,
 ): TmaTerm {
@@ -344,7 +344,8 @@ export function swappedPrediction(
     epsilon: cfg.epsilon,
     relativeEpsilon: cfg.relativeEpsilon,
     sinkhornIterations: cfg.sinkhornIterations,
-    ...(cfg.allPairs ? { average: 'codeViews' } : { pairs: s.pairs }),
+    pairs: s.pairs,
+    ...(cfg.averageByCodeView ? { average: 'codeViews' as const } : {}),
   };
   const { loss, codes, pairs } = tmaLoss(scores, codeViews, o, queued, codeScores);
   for (const v of codeViews) if (codeEmb.has(v)) queue?.push(v, codeEmb.get(v)!);

@@ -12,18 +12,19 @@ import {
   roll,
   swappedPrediction,
 } from './shared.js';
-import { allPairsOption, localToGlobalOption, prototypeOptions } from './options.js';
+import { averageByCodeViewOption, localToGlobalOption, prototypeOptions } from './options.js';
 
 export interface SwappedTmaConfig extends TmaBaseConfig {
   formulation: 'swapped';
-  /** SwAV's averaging: every view predicts every code view but itself, each code view's predictors averaged first */
-  allPairs?: boolean;
-  /** with text, the local views also predict the global view's codes */
+  /** SwAV's averaging: each code view's predictors averaged first, then the code views (options.ts) */
+  averageByCodeView?: boolean;
+  /** with text, the local views also predict the global view's codes; with averageByCodeView too, every code view is
+   * predicted by all other views, as in SwAV */
   localToGlobal?: boolean;
 }
 
 export const swapped: TmaFormulationSpec<SwappedTmaConfig> = {
-  options: [...prototypeOptions, allPairsOption, localToGlobalOption],
+  options: [...prototypeOptions, averageByCodeViewOption, localToGlobalOption],
   needs: (cfg) => ({ report: cfg.useText, sentenceIndex: false, localViews: true, teacherMomentum: 0 }),
   validate: () => [],
   term(model, x, cfg, queue) {
