@@ -77,15 +77,17 @@ const metrics = (out: string) =>
     .split('\n')
     .map((l) => JSON.parse(l) as Record<string, number>);
 
-/** The clusters saved in a run's newest checkpoint, as plain arrays. */
-function savedClusters(out: string): Record<string, number[]> {
+/** Tensors saved beside the optimiser state in a run's newest checkpoint (those whose names start with `prefix`), as
+ * plain arrays. */
+function savedTensors(out: string, prefix: string): Record<string, number[]> {
   const dir = resolveCheckpoint(join(out, 'checkpoints'), { log: () => {} })!;
   const { tensors } = loadSafetensors(join(dir, 'optimizer.safetensors'));
-  const kept = [...tensors].filter(([k]) => k.startsWith('clusters.'));
+  const kept = [...tensors].filter(([k]) => k.startsWith(prefix));
   const values = Object.fromEntries(kept.map(([k, t]) => [k, t.flatten().toArray()]));
   torch.dispose([...tensors.values()]);
   return values;
 }
+const savedClusters = (out: string) => savedTensors(out, 'clusters.');
 
 test('setup: the tiny synthetic cache', async () => {
   await ensureCache(config());
@@ -177,4 +179,33 @@ test('freezePrototypesSteps: the prototypes receive no update before that step, 
   assert.ok(frozen.prototypes < 1e-6, `frozen prototypes moved by ${frozen.prototypes}`);
   assert.ok(free.prototypes > 1e-4, `free prototypes moved by only ${free.prototypes}`);
   assert.ok(frozen.visual > 1e-4, 'the encoder trains while the prototypes are frozen');
+});
+
+test('the DINO teacher options reach the trainer: the first step equals the default run, later ones follow the schedule', async () => {
+  /** Per-step losses and the final teacher’s prototypes of 3 steps of 'teacher' with these options. */
+  const run = async (name: string, options: string[]) => {
+    const cfg = tiny([
+      'objective.tma.formulation="teacher"',
+      'objective.tma.teacherMomentum=0.5',
+      'objective.tma.teacherCodes="embedding"',
+      'optim.steps=3',
+      'train.checkpointEvery=1000',
+      ...options,
+    ]);
+    const out = join(tmp, `teacher-${name}`);
+    const tokenizer = prepareTokenizer(cfg, out);
+    torch.manualSeed(0);
+    const model = buildT3dModel(cfg.model, [16, 32, 32], tokenizer.vocabSize);
+    await pretrain({ config: cfg, model, tokenizer, loader: loaderFor(cfg), outDir: out, log: () => {} });
+    model.dispose();
+    const teacher = savedTensors(out, 'teacher.prototypes.weight')['teacher.prototypes.weight']!;
+    return { tma: metrics(out).map((r) => r.tma!), teacher };
+  };
+  const constant = await run('constant', []);
+  const cosine = await run('cosine', ['objective.tma.teacherMomentumSchedule="cosine"']);
+  const batchNorm = await run('bn', ['objective.tma.teacherBatchNorm="train"']);
+  assert.equal(cosine.tma[0], constant.tma[0], 'the first step: the same teacher');
+  assert.notDeepEqual(cosine.teacher, constant.teacher, 'the momentum rises towards 1: another teacher');
+  assert.notEqual(batchNorm.tma[0], constant.tma[0], "BatchNorm 'train': other codes from the first step");
+  for (const r of [constant, cosine, batchNorm]) assert.ok(r.tma.every(Number.isFinite));
 });
