@@ -125,15 +125,7 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
   const scaler = amp === 'fp16' ? new optim.GradScaler() : undefined;
   const needs = tmaFormulation(c.objective.tma).needs(c.objective.tma);
   const momentum = needs.teacherMomentum;
-  const teacher =
-    momentum > 0 && tma.weight > 0
-      ? new EmaTeacher(
-          buildT3dModel(c.model, d.loader.globalShape, d.tokenizer.vocabSize).to({ device: d.device ?? 'cpu' }),
-          d.model,
-          momentum,
-          { schedule: needs.teacherSchedule, steps: c.optim.steps, batchNorm: needs.teacherBatchNorm },
-        )
-      : undefined;
+  // before the teacher (a second model): it refuses clusterHeads larger than the training set
   const clusters =
     needs.clusters && tma.weight > 0
       ? new ReportClusters({
@@ -145,6 +137,15 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
           device: d.device,
           log,
         })
+      : undefined;
+  const teacher =
+    momentum > 0 && tma.weight > 0
+      ? new EmaTeacher(
+          buildT3dModel(c.model, d.loader.globalShape, d.tokenizer.vocabSize).to({ device: d.device ?? 'cpu' }),
+          d.model,
+          momentum,
+          { schedule: needs.teacherSchedule, steps: c.optim.steps, batchNorm: needs.teacherBatchNorm },
+        )
       : undefined;
   const freezePrototypes = tma.freezePrototypesSteps ?? 0;
   const collate = collator({
