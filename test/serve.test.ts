@@ -413,7 +413,8 @@ test(
         labels: [],
         findings: {},
         checkpointId: index.checkpointId,
-        vector: (await index.vectorOf((await index.list({ limit: 1 }))[0]!.id))!,
+        // opposite to an indexed case's: never among the similar cases the steps below follow
+        vector: (await index.vectorOf((await index.list({ limit: 1 }))[0]!.id))!.map((v) => -v),
       },
     ]);
     const pageServer = await startServer({

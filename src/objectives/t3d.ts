@@ -8,7 +8,7 @@ import { F, type Tensor } from '../torch/index.js';
 import { type T3dModel } from '../models/t3d.js';
 import { clipLoss } from './clip.js';
 import { type EmbeddingQueue } from './tma/shared.js';
-import { type TmaConfig, tmaFormulation } from './tma/index.js';
+import { type ClusterTargets, type TmaConfig, tmaFormulation } from './tma/index.js';
 import { maskPatches, restorationLoss } from './restoration.js';
 import { type LabelsConfig, labelLoss } from './labels.js';
 import { type SentenceClipConfig, sentenceClipTerm } from './sentence-clip.js';
@@ -49,6 +49,8 @@ export interface ViewBatch {
   sentenceIndex?: Tensor;
   /** labels extracted from each report (B, L) 0/1, when objective.labels is on */
   reportLabels?: Tensor;
+  /** the epoch's report clusters for this batch, when the TMA formulation needs them (added by the trainer) */
+  clusters?: ClusterTargets;
 }
 
 export function tmaWeight(cfg: ObjectiveConfig['tma'], step: number): number {
@@ -134,9 +136,11 @@ export function t3dLoss(
   }
 
   if (tma) {
-    const { sentenceIndex } = batch;
-    const x = { global: g, locals, numLocal: V, report, sentenceIndex, teacher: teacher && { model: teacher, batch } };
-    const term = tma.term(model, x, cfg.tma, queue);
+    const { sentenceIndex, clusters } = batch;
+    const teacherInput = teacher && { model: teacher, batch };
+    const x = { global: g, locals, numLocal: V, report, sentenceIndex, teacher: teacherInput, clusters };
+    // the queue takes part from queueStartStep on (SwAV switches it on late)
+    const term = tma.term(model, x, cfg.tma, step >= (cfg.tma.queueStartStep ?? 0) ? queue : undefined);
     Object.assign(stats, term.stats);
     parts.tma = term.loss.item();
     stats.tmaWeight = lambda;

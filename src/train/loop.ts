@@ -89,6 +89,8 @@ export interface LoopSpec<B, X> {
   maxConsecutiveNonFinite?: number;
   /** test hook: transforms the loss before the finiteness check (e.g. to inject NaN) */
   lossHook?: (loss: Tensor, step: number) => Tensor;
+  /** once the step's gradients are complete (reduced, unscaled), before clipping: e.g. frozen ones cleared */
+  beforeClip?(): void;
   /** after the optimiser update, before the schedule moves on (e.g. an EMA teacher follows the weights) */
   afterUpdate?(): void;
   /** step-based: a progress report every `every` steps and at the last */
@@ -255,6 +257,7 @@ export class TrainLoop<B, X> {
       spec.log(`step ${s.step}: float16 gradients overflowed; step skipped, loss scale now ${scaler.scale}`);
       return undefined;
     }
+    if (!skip) spec.beforeClip?.();
     const gradNorm = skip || !spec.clip ? undefined : optim.clipGradNorm(spec.clip.params, spec.clip.maxNorm);
     skip ||= gradNorm !== undefined && !Number.isFinite(gradNorm);
     if (skip) {

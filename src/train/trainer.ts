@@ -1,7 +1,7 @@
 // Pre-training on the shared training loop (loop.ts): AdamW with warm-up + cosine over open_clip's parameter
 // groups, the T3D loss of a batch, JSONL metrics, periodic validation (through a hook: evaluation lives above
-// this layer), and checkpoints that carry the TMA queue and the EMA teacher, so a resumed run equals an
-// uninterrupted one (same data order, RNG, queue and weights).
+// this layer), and checkpoints that carry the TMA queue, the EMA teacher and the epoch's report clusters, so a resumed
+// run equals an uninterrupted one (same data order, RNG, queue, clusters and weights).
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as torch from '../torch/index.js';
@@ -21,6 +21,7 @@ import { buildT3dModel } from './factory.js';
 import { type Settings } from './fingerprint.js';
 import { TrainLoop } from './loop.js';
 import { freshTrainerState, resumeStepCheckpoint, saveStepCheckpoint } from './step-checkpoints.js';
+import { ReportClusters } from './report-clusters.js';
 
 export interface TrainerDeps {
   config: PretrainConfig;
@@ -120,21 +121,37 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     opt,
     optim.warmupCosine(Math.min(c.optim.warmupSteps, c.optim.steps), c.optim.steps, 0.01),
   );
-  const queue = new EmbeddingQueue(c.objective.tma.queue);
+  const tma = c.objective.tma;
+  const queue = new EmbeddingQueue(tma.queue, tma.queueWhenFull ?? false);
   const scaler = amp === 'fp16' ? new optim.GradScaler() : undefined;
   const needs = tmaFormulation(c.objective.tma).needs(c.objective.tma);
   const momentum = needs.teacherMomentum;
+  // before the teacher (a second model): it refuses clusterHeads larger than the training set
+  const clusters =
+    needs.clusters && tma.weight > 0
+      ? new ReportClusters({
+          needs: needs.clusters,
+          reports: d.loader.entries.map((e) => e.report),
+          tokenizer: d.tokenizer,
+          maxTokens: c.data.maxTokens,
+          seed: c.train.seed,
+          device: d.device,
+          log,
+        })
+      : undefined;
   const teacher =
-    momentum > 0 && c.objective.tma.weight > 0
+    momentum > 0 && tma.weight > 0
       ? new EmaTeacher(
           buildT3dModel(c.model, d.loader.globalShape, d.tokenizer.vocabSize).to({ device: d.device ?? 'cpu' }),
           d.model,
           momentum,
+          { schedule: needs.teacherSchedule, steps: c.optim.steps, batchNorm: needs.teacherBatchNorm },
         )
       : undefined;
   const sentenceClip = (c.objective.sentenceClip?.weight ?? 0) > 0;
   const extracted = (c.objective.labels?.weight ?? 0) > 0 ? extractReportLabels(d.loader.entries) : undefined;
   if (extracted) log(extracted.summary);
+  const freezePrototypes = tma.freezePrototypesSteps ?? 0;
   const collate = collator({
     tokenizer: d.tokenizer,
     loader: d.loader,
@@ -157,13 +174,14 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
       if (scaler && state.gradScaler) scaler.loadStateDict(state.gradScaler);
       queue.loadStateDict(resumed.extra);
       teacher?.loadStateDict(resumed.extra);
+      clusters?.loadStateDict(resumed.extra);
       torch.dispose([...resumed.extra.values()]);
       sched.setStep(state.step);
       log(`resumed from ${resumed.from} at step ${state.step} (epoch ${state.epoch}, batch ${state.batchInEpoch})`);
     }
     const save = (): string => {
       if (scaler) state.gradScaler = scaler.stateDict();
-      const extra = () => [...queue.stateDict(), ...(teacher?.stateDict() ?? [])];
+      const extra = () => [...queue.stateDict(), ...(teacher?.stateDict() ?? []), ...(clusters?.stateDict() ?? [])];
       const keep = c.train.keepCheckpoints;
       const tokenizerJson = d.tokenizer.toTokenizerJson();
       return saveStepCheckpoint(target, { config: c, tokenizerJson, keep, extra }, state);
@@ -186,14 +204,20 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
       lossHook: d.lossHook,
       resumedFrom: resumed?.from,
       log,
-      batches: (epoch, skip) => d.loader.epoch(epoch, skip),
+      batches: (epoch, skip) => {
+        clusters?.ensure(epoch, d.model); // the epoch's clusters, before its first batch
+        return d.loader.epoch(epoch, skip);
+      },
       forward: (raw: RawBatch, _state, autocast) => {
         const batch = collate(raw, state.epoch);
+        if (clusters) batch.clusters = clusters.targets(raw.indices);
         const forward = () => t3dLoss(d.model, batch, c.objective, state.step, queue, teacher?.model);
         const out = autocast(forward);
         return { loss: out.total, parts: out.parts, stats: out.stats };
       },
-      afterUpdate: () => teacher?.update(d.model),
+      // SwAV's frozen prototypes: no gradient before the step (Adam then leaves them, moments and all, untouched)
+      beforeClip: () => (state.step < freezePrototypes ? d.model.prototypes.weight.zeroGrad() : undefined),
+      afterUpdate: () => teacher?.update(d.model, state.step),
       progress: {
         every: c.train.logEvery,
         report: (p) => {
@@ -246,5 +270,6 @@ export async function pretrain(d: TrainerDeps): Promise<TrainResult> {
     opt.dispose();
     queue.dispose();
     teacher?.model.dispose();
+    clusters?.dispose();
   }
 }

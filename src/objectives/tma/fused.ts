@@ -16,8 +16,9 @@ import {
   teacherEmbeddings,
   teacherMomentumOption,
 } from './shared.js';
+import { type TeacherScheduleConfig, prototypeOptions, teacherNeeds, teacherScheduleOptions } from './options.js';
 
-export interface FusedTmaConfig extends TmaBaseConfig {
+export interface FusedTmaConfig extends TmaBaseConfig, TeacherScheduleConfig {
   /** absent means 'fused' */
   formulation?: 'fused';
   /** views whose Sinkhorn codes are targets, 'text' and/or 'global' */
@@ -37,12 +38,12 @@ const codeViewsOption: TmaOption = {
 };
 
 export const fused: TmaFormulationSpec<FusedTmaConfig> = {
-  options: [codeViewsOption, teacherMomentumOption],
+  options: [codeViewsOption, teacherMomentumOption, ...prototypeOptions, ...teacherScheduleOptions],
   needs: (cfg) => ({
     report: cfg.useText || cfg.codeViews.includes('text'),
     sentenceIndex: false,
     localViews: true,
-    teacherMomentum: cfg.teacherMomentum ?? 0,
+    ...teacherNeeds(cfg),
   }),
   validate: () => [],
   term(model, x, cfg, queue) {

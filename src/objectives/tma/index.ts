@@ -15,8 +15,9 @@ import { swapped } from './swapped.js';
 import { teacher } from './teacher.js';
 import { local } from './local.js';
 import { sentence } from './sentence.js';
+import { cluster } from './cluster.js';
 
-const FORMULATIONS = { fused, swapped, teacher, local, sentence };
+const FORMULATIONS = { fused, swapped, teacher, local, sentence, cluster };
 
 export type TmaFormulation = keyof typeof FORMULATIONS;
 export const TMA_FORMULATIONS = Object.keys(FORMULATIONS) as readonly TmaFormulation[];
@@ -83,3 +84,4 @@ export { type SwappedTmaConfig } from './swapped.js';
 export { type TeacherTmaConfig } from './teacher.js';
 export { type LocalTmaConfig } from './local.js';
 export { type SentenceTmaConfig } from './sentence.js';
+export { type ClusterNeeds, type ClusterTargets, type ClusterTmaConfig } from './cluster.js';

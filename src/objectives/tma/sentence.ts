@@ -19,6 +19,7 @@ import {
   roll,
   sinkhorn,
 } from './shared.js';
+import { prototypeOptions } from './options.js';
 
 export type SentenceTarget = 'mean' | 'noisy-or';
 export type SentencePool = 'global' | 'max' | 'logsumexp';
@@ -103,7 +104,7 @@ function softCrossEntropy(scores: Tensor, targets: Tensor, tau: number): Tensor 
 }
 
 export const sentence: TmaFormulationSpec<SentenceTmaConfig> = {
-  options: [sentenceTargetOption, poolOption],
+  options: [sentenceTargetOption, poolOption, ...prototypeOptions],
   needs: (cfg) => ({
     report: true,
     sentenceIndex: true,

@@ -8,6 +8,7 @@ import { F, type Tensor } from '../../torch/index.js';
 import { type ReportEncoding, type T3dModel, type VolumeEncoding } from '../../models/t3d.js';
 import { type Prototypes } from '../../models/heads.js';
 import { type PairCrossEntropy, codeUsageEntropy, crossEntropy, pairDiagnostics } from './diagnostics.js';
+import { type ClusterNeeds, type ClusterTargets } from './cluster.js';
 
 export { codeUsageEntropy, roll } from './diagnostics.js';
 
@@ -28,6 +29,13 @@ export interface TmaBaseConfig {
   sinkhornIterations: number;
   /** queue length in samples (0 = off) */
   queue: number;
+  /** Reference-fidelity options of the prototype formulations (prototypeOptions; off by default). The prototypes
+   * receive no gradient before this step (SwAV's freeze_prototypes_niters; MGCA freezes them for the first epoch). */
+  freezePrototypesSteps?: number;
+  /** the queue is filled and read from this step on (SwAV's epoch_queue_starts) */
+  queueStartStep?: number;
+  /** the queue takes part in Sinkhorn only once it is full (SwAV) */
+  queueWhenFull?: boolean;
 }
 
 /** What a formulation needs from the batch and the trainer; nothing else reads its name. */
@@ -40,6 +48,12 @@ export interface TmaNeeds {
   localViews: boolean;
   /** > 0: an EMA teacher of the whole model with this momentum, updated after every step (TmaInputs.teacher) */
   teacherMomentum: number;
+  /** the teacher's momentum schedule ('cosine': DINO's, towards 1 at the last step) and its BatchNorm mode ('train':
+   * batch statistics, as DINO's teacher); absent: constant momentum, running statistics */
+  teacherSchedule?: 'cosine';
+  teacherBatchNorm?: 'train';
+  /** dataset-level report clusters, recomputed by the trainer at the start of every epoch (TmaInputs.clusters) */
+  clusters?: ClusterNeeds;
 }
 
 /** A batch as the teacher encodes it (ViewBatch's fields). */
@@ -59,6 +73,8 @@ export interface TmaInputs {
   sentenceIndex?: Tensor;
   /** the EMA teacher and the batch it encodes (needs.teacherMomentum > 0) */
   teacher?: { model: T3dModel; batch: TeacherBatch };
+  /** the epoch's report clusters (needs.clusters) */
+  clusters?: ClusterTargets;
 }
 
 export interface TmaTerm {
@@ -105,6 +121,8 @@ export interface TmaOptions {
   sinkhornIterations?: number;
   /** (predictor, code view) pairs; default: every view predicts every code view but itself */
   pairs?: [string, string][];
+  /** 'pairs' (default): the mean over pairs; 'codeViews' (SwAV): each code view's predictors averaged first */
+  average?: 'pairs' | 'codeViews';
 }
 
 /**
@@ -152,7 +170,14 @@ export function tmaLoss(
       terms.push(codes.get(w)!.mul(logp.get(v)!).sum(1).mean().neg());
     }
     if (terms.length === 0) throw new Error('tmaLoss: no (predictor, code) pair: give at least two views');
-    const loss = torch.stack(terms).mean();
+    let loss = torch.stack(terms).mean();
+    if (o.average === 'codeViews') {
+      const perCodeView = codeViews
+        .map((w) => terms.filter((_, i) => pairs[i]![1] === w))
+        .filter((t) => t.length > 0)
+        .map((t) => torch.stack(t).mean());
+      loss = torch.stack(perCodeView).mean();
+    }
     const ce = torch.noGrad(() => torch.stack(terms.map((t) => t.detach())).toArray());
     pairs.forEach(([predictor, codeView], i) => values.push({ predictor, codeView, ce: ce[i]! }));
     return loss;
@@ -166,10 +191,15 @@ export function tmaLoss(
  */
 export class EmbeddingQueue {
   private readonly items = new Map<string, Tensor>();
-  constructor(readonly size: number) {}
+  /** whenFull: a view's queue is read only once it holds `size` rows (SwAV) */
+  constructor(
+    readonly size: number,
+    readonly whenFull = false,
+  ) {}
 
   get(view: string): Tensor | undefined {
-    return this.items.get(view);
+    const q = this.items.get(view);
+    return this.whenFull && q && q.size(0) < this.size ? undefined : q;
   }
 
   /** Prepends the batch (detached) and drops the oldest rows beyond `size`. */
@@ -281,7 +311,7 @@ export interface SwappedSetup {
 export function swappedPrediction(
   model: T3dModel,
   s: SwappedSetup,
-  cfg: TmaBaseConfig,
+  cfg: TmaBaseConfig & { averageByCodeView?: boolean },
   batchSize: number,
   queue?: EmbeddingQueue,
 ): TmaTerm {
@@ -315,6 +345,7 @@ export function swappedPrediction(
     relativeEpsilon: cfg.relativeEpsilon,
     sinkhornIterations: cfg.sinkhornIterations,
     pairs: s.pairs,
+    ...(cfg.averageByCodeView ? { average: 'codeViews' as const } : {}),
   };
   const { loss, codes, pairs } = tmaLoss(scores, codeViews, o, queued, codeScores);
   for (const v of codeViews) if (codeEmb.has(v)) queue?.push(v, codeEmb.get(v)!);

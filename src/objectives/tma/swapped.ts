@@ -12,13 +12,19 @@ import {
   roll,
   swappedPrediction,
 } from './shared.js';
+import { averageByCodeViewOption, localToGlobalOption, prototypeOptions } from './options.js';
 
 export interface SwappedTmaConfig extends TmaBaseConfig {
   formulation: 'swapped';
+  /** SwAV's averaging: each code view's predictors averaged first, then the code views (options.ts) */
+  averageByCodeView?: boolean;
+  /** with text, the local views also predict the global view's codes; with averageByCodeView too, every code view is
+   * predicted by all other views, as in SwAV */
+  localToGlobal?: boolean;
 }
 
 export const swapped: TmaFormulationSpec<SwappedTmaConfig> = {
-  options: [],
+  options: [...prototypeOptions, averageByCodeViewOption, localToGlobalOption],
   needs: (cfg) => ({ report: cfg.useText, sentenceIndex: false, localViews: true, teacherMomentum: 0 }),
   validate: () => [],
   term(model, x, cfg, queue) {
@@ -38,6 +44,7 @@ export const swapped: TmaFormulationSpec<SwappedTmaConfig> = {
         ['global', 'text'],
         ...localNames.map((v): [string, string] => [v, 'text']),
         ['text', 'global'],
+        ...(cfg.localToGlobal ? localNames.map((v): [string, string] => [v, 'global']) : []),
       ];
       const rolled = () => torch.noGrad(() => roll(scores.get('global')!.detach()));
       const leak = { view: 'global', codeView: 'text', rolled };

@@ -17,8 +17,9 @@ import {
   teacherEmbeddings,
   teacherMomentumOption,
 } from './shared.js';
+import { type TeacherScheduleConfig, prototypeOptions, teacherNeeds, teacherScheduleOptions } from './options.js';
 
-export interface TeacherTmaConfig extends TmaBaseConfig {
+export interface TeacherTmaConfig extends TmaBaseConfig, TeacherScheduleConfig {
   formulation: 'teacher';
   /** the EMA teacher's momentum, in (0, 1) */
   teacherMomentum: number;
@@ -36,12 +37,12 @@ const teacherCodesOption: TmaOption = {
 };
 
 export const teacher: TmaFormulationSpec<TeacherTmaConfig> = {
-  options: [teacherMomentumOption, teacherCodesOption],
+  options: [teacherMomentumOption, teacherCodesOption, ...prototypeOptions, ...teacherScheduleOptions],
   needs: (cfg) => ({
     report: cfg.useText,
     sentenceIndex: false,
     localViews: true,
-    teacherMomentum: cfg.teacherMomentum ?? 0,
+    ...teacherNeeds(cfg),
   }),
   validate: (tma) =>
     ((tma.teacherMomentum as number | undefined) ?? 0) > 0
