@@ -63,7 +63,7 @@ const raw = (path: string) =>
 /** The synthetic NIfTI scans (HU), as `t3d index --scans` would find them. */
 const niftiScans = () =>
   listScans(join(synth, 'dataset'))
-    .filter((p) => p.endsWith('.nii.gz'))
+    .filter((p) => p.endsWith('.nii.gz') && !p.startsWith('masks'))
     .map((p) => join(synth, 'dataset', p));
 
 before(async () => {
@@ -495,7 +495,7 @@ test(
       });
       await page.waitForSelector('#warnings:not([hidden])', { timeout: 60_000 });
       assert.match((await page.locator('#warnings').textContent())!, /intercept/);
-      await page.locator('#warnings button', { hasText: 'intercept -1024' }).click();
+      await page.locator('#warnings button', { hasText: 'intercept -1024' }).first().click();
       await page.waitForFunction(
         () => document.getElementById('case-meta')!.textContent!.includes('intercept=-1024'),
         undefined,
@@ -503,7 +503,11 @@ test(
           timeout: 60_000,
         },
       );
-      assert.equal(await page.locator('#warnings').isHidden(), true);
+      assert.equal(
+        await page.locator('#warnings').isHidden(),
+        true,
+        (await page.locator('#warnings').textContent()) ?? '',
+      );
       // an upload over the limit is refused with the reason shown, and the page goes on
       await page.setInputFiles('#upload', {
         name: 'big.nii',
