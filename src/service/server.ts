@@ -13,7 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { VectorIndex, type Case, type SearchFilter } from './vector-index.js';
 import { packageRoot } from '../util/paths.js';
 import { openAnalyzer, type Analysis, type Analyzer } from './analyzer.js';
-import { ClientError, sourceNifti, uploadNifti, writeUpload } from './volumes.js';
+import { sourceNifti, uploadNifti, writeUpload } from './volumes.js';
+import { ClientError } from './client-error.js';
+import { UploadStore } from './upload-store.js';
 import { authorityHost, requestGuard } from './request-guard.js';
 
 const MAX_UPLOADS = 16;
@@ -27,16 +29,27 @@ export interface ServeOptions {
   /** names besides loopback and the listening address that requests may give as their Host (--allow-host) */
   allowedHosts?: string[];
   maxUploadBytes?: number;
+  /** the most bytes a zipped series may unpack to (default 4 × maxUploadBytes) */
+  maxUnzippedBytes?: number;
+  /** the most members a zip may have (default 10,000) */
+  maxZipMembers?: number;
+  /** the most seconds a zip may take to unpack (default 60) */
+  unzipSeconds?: number;
+  /** the most bytes on disk of the kept uploads, the oldest evicted first (default 4 GiB) */
+  maxKeptBytes?: number;
   device?: string;
   log?: (line: string) => void;
 }
 export interface Server {
   url: string;
+  /** the folder of the uploads' own folders, removed on close */
+  uploadsDir: string;
   close(): Promise<void>;
 }
 
 interface Upload {
   dir: string;
+  bytes: number;
   scan: { scan: string; kind: 'nifti' | 'dicom' };
   analysis: Analysis;
 }
@@ -98,7 +111,12 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const analyzer: Analyzer = await openAnalyzer({ checkpoint: o.checkpoint, device: o.device, log });
   const files = assets();
   const tmp = mkdtempSync(join(tmpdir(), 't3d-serve-'));
-  const uploads = new Map<string, Upload>();
+  const uploads = new UploadStore<Upload>(MAX_UPLOADS, o.maxKeptBytes ?? 4 * 2 ** 30);
+  const limits = {
+    maxBytes: o.maxUnzippedBytes ?? 4 * maxUpload,
+    maxMembers: o.maxZipMembers ?? 10_000,
+    unzipSeconds: o.unzipSeconds ?? 60,
+  };
   let index: VectorIndex;
   try {
     index = await VectorIndex.open(o.db, analyzer.checkpointId);
@@ -134,7 +152,11 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const uploadOf = (q: URLSearchParams): Upload => {
     const u = uploads.get(q.get('id') ?? '');
     if (!u)
-      throw new ClientError(404, `no upload '${q.get('id')}' (uploads are kept for the ${MAX_UPLOADS} most recent)`);
+      throw new ClientError(
+        404,
+        `no upload '${q.get('id')}' (the ${MAX_UPLOADS} most recent uploads are kept, ` +
+          `within ${Math.round(uploads.maxBytes / 2 ** 20)} MiB on disk)`,
+      );
     return u;
   };
   // cases go to the browser without their source: a path on this machine or a PACS URL is the server's business
@@ -198,7 +220,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       const id = `upload-${randomUUID()}`;
       const dir = mkdtempSync(join(tmp, 'u-'));
       try {
-        const scan = writeUpload(bytes, dir, 4 * maxUpload);
+        const scan = await writeUpload(bytes, dir, limits);
         let analysis: Analysis;
         try {
           analysis = await analyzer.analyze(scan.scan);
@@ -208,12 +230,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
             `the scan cannot be analysed: ${(e as Error).message.split(dir).join('<upload>')}`,
           );
         }
-        uploads.set(id, { dir, scan, analysis });
-        for (const [old, u] of uploads) {
-          if (uploads.size <= MAX_UPLOADS) break;
-          uploads.delete(old);
-          rmSync(u.dir, { recursive: true, force: true });
-        }
+        uploads.add(id, { dir, bytes: scan.bytes, scan, analysis });
         const { embedding: _, scan: _scan, checkpoint: _c, ...shown } = analysis;
         sendJson(res, 200, { id, ...shown });
       } catch (e) {
@@ -282,6 +299,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const url = `http://${host}:${port}`;
   return {
     url,
+    uploadsDir: tmp,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
