@@ -3,10 +3,11 @@
 // names refuse the zip, naming the member; a refusal leaves nothing on disk; kept uploads stay within a byte bound.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { startServer, type Server, type ServeOptions } from '../src/service/server.js';
 import { listScans } from '../src/service/indexer.js';
 import { packageRoot } from '../src/util/paths.js';
@@ -160,4 +161,31 @@ test('kept uploads stay within the byte bound: the oldest is evicted first, its 
     const gone = await (await fetch(`${s.url}/api/upload?id=${ids[0]}`)).json();
     assert.match((gone as { error: string }).error, /most recent uploads are kept, within 0 MiB on disk/);
   });
+});
+
+test('`t3d serve` gives freed memory back by default (T3D_MALLOC=system); T3D_MALLOC=keep still keeps it', async () => {
+  const { T3D_MALLOC: _, ...plain } = process.env;
+  for (const [malloc, expected] of [
+    [undefined, 'system'],
+    ['keep', 'keep'],
+  ] as const) {
+    const env = { ...plain, T3D_NUM_THREADS: '1', ...(malloc ? { T3D_MALLOC: malloc } : {}) };
+    const child = spawn('node', [cli, 'serve', '--checkpoint', run, '--db', db, '--port', '0'], { env });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        child.once('exit', (code) => reject(new Error(`t3d serve stopped (exit ${code})`)));
+        createInterface({ input: child.stdout }).on('line', (l) => {
+          const m = /^t3d serve: (http:\/\/\S+?)\//.exec(l);
+          if (m) resolve(m[1]!);
+        });
+      });
+      const info = (await (await fetch(`${url}/api/info`)).json()) as { hostMemory: string };
+      assert.equal(info.hostMemory, expected, `T3D_MALLOC=${malloc ?? '(unset)'}`);
+    } finally {
+      child.kill('SIGTERM');
+    }
+  }
+  // the other commands keep freed memory by default
+  const r = spawnSync('node', [cli, 'info', '--json'], { encoding: 'utf8', env: plain });
+  assert.equal(JSON.parse(r.stdout).hostMemory, 'keep');
 });

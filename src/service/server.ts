@@ -17,6 +17,7 @@ import { sourceNifti, uploadNifti, writeUpload } from './volumes.js';
 import { ClientError } from './client-error.js';
 import { UploadStore } from './upload-store.js';
 import { authorityHost, requestGuard } from './request-guard.js';
+import { hostMemory } from '../torch/index.js';
 
 const MAX_UPLOADS = 16;
 
@@ -180,6 +181,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
         thresholds: analyzer.thresholds,
         cases: await index.count(),
         maxUploadBytes: maxUpload,
+        hostMemory,
       }),
     'GET /api/cases': async (q, _req, res) =>
       sendJson(
