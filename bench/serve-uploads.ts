@@ -2,9 +2,9 @@
 // - inflight: text search latency, one client, with no upload and while zip uploads of MEMBERS (default 300)
 //   members of 1 MiB of zeros (a zip bomb of ~300 KB) are in flight back to back, UPLOADS (default 3) of them.
 // - memory: a session of 50 mixed requests (searches, case lists, info, NIfTI uploads of a 512×512×SLICES CT-sized
-//   volume and of small ones, their volumes and similar cases, one zip bomb), once with T3D_MALLOC=keep and once
-//   with system: each request kind's latency, the server's RSS after each request, its peak, and RSS after IDLE_S
-//   (default 30) seconds idle.
+//   volume and of small ones, their volumes and similar cases, one zip bomb) with T3D_MALLOC=keep and =system
+//   (MALLOCS, default keep,system; e.g. keep,system,system,keep alternates them): each request kind's latency, the
+//   server's RSS after each request, its peak, and RSS after IDLE_S (default 30) seconds idle.
 // SERVE_CLI (default this build's dist/src/app/cli.js) picks the server's build: point it at another checkout's
 // build to compare code on the same machine in one session. CHECKPOINT and ROWS as in bench/serve.ts.
 import { spawn } from 'node:child_process';
@@ -127,7 +127,7 @@ try {
   } else {
     const big = ctLike(512, Number(process.env.SLICES ?? 200));
     const small = ctLike(128, 50);
-    for (const malloc of ['keep', 'system']) {
+    for (const malloc of (process.env.MALLOCS ?? 'keep,system').split(',')) {
       const s = await serve(dir, { T3D_MALLOC: malloc });
       const times = new Map<string, number[]>();
       const rss: number[] = [];

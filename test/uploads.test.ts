@@ -13,6 +13,7 @@ import { listScans } from '../src/service/indexer.js';
 import { packageRoot } from '../src/util/paths.js';
 import { fixture } from './helpers.js';
 import { deflated, zerosZip, zipOf } from './zip-build.js';
+import { unzipInto } from '../src/service/zip.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-uploads-test-'));
 const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
@@ -188,4 +189,18 @@ test('`t3d serve` gives freed memory back by default (T3D_MALLOC=system); T3D_MA
   // the other commands keep freed memory by default
   const r = spawnSync('node', [cli, 'info', '--json'], { encoding: 'utf8', env: plain });
   assert.equal(JSON.parse(r.stdout).hostMemory, 'keep');
+});
+
+test('zips as other tools write them unpack to their members: zip64 headers, stored, streamed (data descriptors)', () => {
+  const expected = [
+    Buffer.concat([Buffer.from(Array.from({ length: 1024 }, (_, i) => i % 256)), Buffer.alloc(5000)]),
+    Buffer.from('slice two '.repeat(500)),
+  ];
+  for (const name of ['zip64.zip', 'stored.zip', 'streamed.zip']) {
+    const out = mkdtempSync(join(tmp, 'unzip-'));
+    const r = unzipInto(new Uint8Array(readFileSync(fixture('zip', name))), out, { maxBytes: MiB, maxMembers: 10 });
+    assert.deepEqual(r, { files: 2, bytes: 11024 }, name);
+    assert.deepEqual(readdirSync(out), ['00001.dcm', '00002.dcm'], `${name}: folders, __MACOSX/ and .DS_Store skipped`);
+    expected.forEach((bytes, i) => assert.deepEqual(readFileSync(join(out, `0000${i + 1}.dcm`)), bytes, name));
+  }
 });
