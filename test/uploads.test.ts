@@ -70,9 +70,10 @@ const upload = async (s: Server, body: Uint8Array<ArrayBuffer>): Promise<Answer>
 const onDisk = (s: Server) => readdirSync(s.uploadsDir);
 
 test('a zip bomb is unpacked off the event loop: other requests are answered meanwhile, the bomb refused', async (t) => {
-  // 40 × 1 MiB of zeros in 41 KB; the cap is on what inflation produces, at 24 MiB
-  const bomb = zerosZip(40);
-  await withServer({ maxUploadBytes: 16 * MiB, maxUnzippedBytes: 24 * MiB }, async (s) => {
+  // 400 × 1 MiB of zeros in 440 KB (the previous code's cap, 4 × 128 MiB, let it inflate all of it on the event
+  // loop); the cap is on what inflation produces, at 64 MiB
+  const bomb = zerosZip(400);
+  await withServer({ maxUploadBytes: 128 * MiB, maxUnzippedBytes: 64 * MiB }, async (s) => {
     let done = false;
     const answer = upload(s, bomb).finally(() => (done = true));
     const waits: number[] = [];
@@ -80,15 +81,32 @@ test('a zip bomb is unpacked off the event loop: other requests are answered mea
       const t = performance.now();
       assert.equal((await fetch(`${s.url}/api/info`)).status, 200);
       waits.push(performance.now() - t);
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 10));
     }
     const r = await answer;
     t.diagnostic(`/api/info during the upload: ${waits.length} requests, longest ${Math.max(...waits).toFixed(0)} ms`);
     assert.ok(waits.length >= 3, `the upload took ${waits.length} /api/info requests: too short to tell`);
     assert.ok(Math.max(...waits) < 200, `/api/info waited ${Math.max(...waits).toFixed(0)} ms during the upload`);
     assert.equal(r.status, 413, JSON.stringify(r.body));
-    assert.match(r.body.error!, /the zip unpacks to more than 24 MiB/);
+    assert.match(r.body.error!, /the zip unpacks to more than 64 MiB/);
     assert.deepEqual(onDisk(s), [], 'nothing of the refused upload stays on disk');
+  });
+});
+
+test('uploads in progress at once are bounded: one more is refused (503) until one has finished', async () => {
+  await withServer({ maxUploadBytes: 16 * MiB, maxUnzippedBytes: 24 * MiB, maxConcurrentUploads: 1 }, async (s) => {
+    const first = upload(s, zerosZip(40));
+    await new Promise((r) => setTimeout(r, 100));
+    const second = await upload(s, readFileSync(scans[0]!));
+    assert.equal(second.status, 503, JSON.stringify(second.body));
+    assert.match(
+      second.body.error!,
+      /takes 1 upload\(s\) at once and has as many in progress; send it when one is done/,
+    );
+    assert.equal((await first).status, 413);
+    const again = await upload(s, readFileSync(scans[0]!));
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(onDisk(s).length, 1, 'only the analysed upload is kept');
   });
 });
 

@@ -38,6 +38,8 @@ export interface ServeOptions {
   unzipSeconds?: number;
   /** the most bytes on disk of the kept uploads, the oldest evicted first (default 4 GiB) */
   maxKeptBytes?: number;
+  /** the most uploads received, unpacked and analysed at once; more are refused with 503 (default 2) */
+  maxConcurrentUploads?: number;
   device?: string;
   log?: (line: string) => void;
 }
@@ -118,6 +120,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
     maxMembers: o.maxZipMembers ?? 10_000,
     unzipSeconds: o.unzipSeconds ?? 60,
   };
+  const maxConcurrent = o.maxConcurrentUploads ?? 2;
+  let inProgress = 0;
   let index: VectorIndex;
   try {
     index = await VectorIndex.open(o.db, analyzer.checkpointId);
@@ -217,11 +221,18 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       sendJson(res, 200, shown(await index.search(analyzer.embedTexts([text])[0]!, filterOf(q))));
     },
     'POST /api/upload': async (_q, req, res) => {
-      const bytes = await readBody(req, maxUpload);
-      if (bytes.length === 0) throw new ClientError(400, 'the upload is empty');
+      // each upload in progress holds its body in memory and its unpacked files on disk: bound how many there are
+      if (inProgress >= maxConcurrent)
+        throw new ClientError(
+          503,
+          `the server takes ${maxConcurrent} upload(s) at once and has as many in progress; send it when one is done`,
+        );
+      inProgress++;
       const id = `upload-${randomUUID()}`;
       const dir = mkdtempSync(join(tmp, 'u-'));
       try {
+        const bytes = await readBody(req, maxUpload);
+        if (bytes.length === 0) throw new ClientError(400, 'the upload is empty');
         const scan = await writeUpload(bytes, dir, limits);
         let analysis: Analysis;
         try {
@@ -238,6 +249,8 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       } catch (e) {
         if (!uploads.has(id)) rmSync(dir, { recursive: true, force: true });
         throw e;
+      } finally {
+        inProgress--;
       }
     },
     'GET /api/upload': async (q, _req, res) => {
@@ -280,7 +293,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       }
       // after a refused upload the rest of the body is not read: close the connection instead of draining it
       // (likewise after a refused host or origin: nothing of such a request is read)
-      if (client && [403, 413, 421].includes(e.status)) res.setHeader('connection', 'close');
+      if (client && [403, 413, 421, 503].includes(e.status)) res.setHeader('connection', 'close');
       sendJson(res, client ? e.status : 500, { error: client ? e.message : `internal error: ${(e as Error).message}` });
     });
   });
