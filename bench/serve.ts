@@ -7,60 +7,16 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../src/service/server.js';
-import { VectorIndex, type IndexRow } from '../src/service/vector-index.js';
-import { openAnalyzer } from '../src/service/analyzer.js';
-import { Rng } from '../src/util/rng.js';
+import { pct, query, syntheticIndex } from './serve-index.js';
 
 const checkpoint = process.env.CHECKPOINT ?? join('runs', 'demo', 't3d-s0');
 if (!existsSync(checkpoint))
   throw new Error(`CHECKPOINT ${checkpoint} does not exist: run \`npm run demo\` first or set CHECKPOINT=<run>`);
 const rows = Number(process.env.ROWS ?? 10_000);
 const requests = Number(process.env.REQUESTS ?? 640);
-const findings = [
-  'pleural effusion',
-  'cardiomegaly',
-  'lung nodule',
-  'emphysema',
-  'atelectasis',
-  'consolidation',
-  'hiatal hernia',
-  'lymphadenopathy',
-];
-const sides = ['right', 'left', 'bilateral', 'small', 'large', 'mild', 'moderate', 'no'];
-const query = (i: number) =>
-  `${sides[i % sides.length]} ${findings[Math.floor(i / sides.length) % findings.length]} ${i}`;
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
-};
-
 const dir = mkdtempSync(join(tmpdir(), 't3d-bench-serve-'));
 try {
-  // the index: the checkpoint's table filled with synthetic unit vectors of its embedding size
-  const analyzer = await openAnalyzer({ checkpoint, log: (l) => console.error(l) });
-  const { checkpointId } = analyzer;
-  const D = analyzer.embedTexts(['probe'])[0]!.length;
-  analyzer.dispose();
-  const rng = new Rng(0);
-  const index = await VectorIndex.open(dir, checkpointId);
-  for (let at = 0; at < rows; at += 5000) {
-    await index.add(
-      Array.from({ length: Math.min(5000, rows - at) }, (_, j): IndexRow => {
-        const v = Array.from({ length: D }, () => rng.normal(0, 1));
-        const n = Math.hypot(...v);
-        return {
-          id: `case_${at + j}`,
-          source: 'volumes/none.safetensors',
-          split: 'train',
-          report: 'No pleural effusion. Heart size is normal.',
-          labels: [],
-          findings: {},
-          checkpointId,
-          vector: v.map((x) => x / n),
-        };
-      }),
-    );
-  }
+  const D = await syntheticIndex(checkpoint, dir, rows);
   const line = (name: string, r: { p50: number; p99: number; rps: number }) =>
     console.log(`${name}: p50 ${r.p50.toFixed(1)} ms p99 ${r.p99.toFixed(1)} ms, ${r.rps.toFixed(1)} requests/s`);
   console.log(

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `t3d` command: one subcommand per capability.
+import './host-memory.js'; // first: before anything loads the engine
 import { runInfo } from './info.js';
 import { UsageError } from './args.js';
 import { summary, usage } from './help.js';

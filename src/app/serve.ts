@@ -6,15 +6,16 @@ import { UsageError, parseOptions, specificityRule } from './args.js';
 export async function runServe(args: string[]): Promise<void> {
   const o = parseOptions(args, {
     string: ['checkpoint', 'db', 'host', 'token', 'device'],
-    number: ['port', 'max-upload-mb', 'specificity'],
+    number: ['port', 'max-upload-mb', 'max-kept-mb', 'specificity'],
     list: ['allow-host'],
   });
   if (!o.checkpoint) throw new UsageError('serve: --checkpoint <run-or-checkpoint> is required');
   const port = o.port ?? 8080;
   if (!(Number.isInteger(port) && port >= 0 && port < 65536))
     throw new UsageError(`serve: --port must be an integer in 0..65535, got ${port}`);
-  const mb = o['max-upload-mb'] ?? 512;
-  if (!(mb > 0)) throw new UsageError(`serve: --max-upload-mb must be > 0, got ${mb}`);
+  const mb = { upload: o['max-upload-mb'] ?? 512, kept: o['max-kept-mb'] ?? 4096 };
+  for (const [k, v] of Object.entries(mb))
+    if (!(v > 0)) throw new UsageError(`serve: --max-${k}-mb must be > 0, got ${v}`);
   const token = o.token ?? process.env.T3D_SERVE_TOKEN;
   const s = await startServer({
     checkpoint: o.checkpoint,
@@ -23,7 +24,8 @@ export async function runServe(args: string[]): Promise<void> {
     port,
     token,
     allowedHosts: o['allow-host'],
-    maxUploadBytes: mb * 2 ** 20,
+    maxUploadBytes: mb.upload * 2 ** 20,
+    maxKeptBytes: mb.kept * 2 ** 20,
     operatingPoint: specificityRule('serve', o.specificity),
     device: o.device,
   });

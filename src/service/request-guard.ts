@@ -12,7 +12,7 @@
 //   with neither header are not from a browser (curl, scripts) and pass; with --token they are authenticated anyway.
 import type { IncomingMessage } from 'node:http';
 import { networkInterfaces, hostname } from 'node:os';
-import { ClientError } from './volumes.js';
+import { ClientError } from './client-error.js';
 
 const LOOPBACK = ['127.0.0.1', 'localhost', '[::1]'];
 const WILDCARD = ['0.0.0.0', '::', '[::]'];

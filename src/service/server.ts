@@ -15,9 +15,12 @@ import { packageRoot } from '../util/paths.js';
 import { type OperatingRule } from '../eval/metrics/operating-points.js';
 import { openAnalyzer, SCREENING_NOTE, type Analysis, type AnalyzeOptions, type Analyzer } from './analyzer.js';
 import { ScanRefusedError } from '../data/scan-checks.js';
-import { ClientError, sourceNifti, uploadNifti, writeUpload } from './volumes.js';
+import { sourceNifti, uploadNifti, writeUpload } from './volumes.js';
+import { ClientError } from './client-error.js';
+import { UploadStore } from './upload-store.js';
 import { readQuery } from './search.js';
 import { authorityHost, requestGuard } from './request-guard.js';
+import { hostMemory } from '../torch/index.js';
 
 const MAX_UPLOADS = 16;
 
@@ -32,16 +35,29 @@ export interface ServeOptions {
   maxUploadBytes?: number;
   /** how findings are called (--specificity); Youden's J by default */
   operatingPoint?: OperatingRule;
+  /** the most bytes a zipped series may unpack to (default 4 × maxUploadBytes) */
+  maxUnzippedBytes?: number;
+  /** the most members a zip may have (default 10,000) */
+  maxZipMembers?: number;
+  /** the most seconds a zip may take to unpack (default 60) */
+  unzipSeconds?: number;
+  /** the most bytes on disk of the kept uploads, the oldest evicted first (default 4 GiB) */
+  maxKeptBytes?: number;
+  /** the most uploads received, unpacked and analysed at once; more are refused with 503 (default 2) */
+  maxConcurrentUploads?: number;
   device?: string;
   log?: (line: string) => void;
 }
 export interface Server {
   url: string;
+  /** the folder of the uploads' own folders, removed on close */
+  uploadsDir: string;
   close(): Promise<void>;
 }
 
 interface Upload {
   dir: string;
+  bytes: number;
   scan: { scan: string; kind: 'nifti' | 'dicom' };
   analysis: Analysis;
 }
@@ -117,7 +133,14 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   });
   const files = assets();
   const tmp = mkdtempSync(join(tmpdir(), 't3d-serve-'));
-  const uploads = new Map<string, Upload>();
+  const uploads = new UploadStore<Upload>(MAX_UPLOADS, o.maxKeptBytes ?? 4 * 2 ** 30);
+  const limits = {
+    maxBytes: o.maxUnzippedBytes ?? 4 * maxUpload,
+    maxMembers: o.maxZipMembers ?? 10_000,
+    unzipSeconds: o.unzipSeconds ?? 60,
+  };
+  const maxConcurrent = o.maxConcurrentUploads ?? 2;
+  let inProgress = 0;
   let index: VectorIndex;
   try {
     index = await VectorIndex.open(o.db, analyzer.checkpointId);
@@ -153,7 +176,11 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const uploadOf = (q: URLSearchParams): Upload => {
     const u = uploads.get(q.get('id') ?? '');
     if (!u)
-      throw new ClientError(404, `no upload '${q.get('id')}' (uploads are kept for the ${MAX_UPLOADS} most recent)`);
+      throw new ClientError(
+        404,
+        `no upload '${q.get('id')}' (the ${MAX_UPLOADS} most recent uploads are kept, ` +
+          `within ${Math.round(uploads.maxBytes / 2 ** 20)} MiB on disk)`,
+      );
     return u;
   };
   // cases go to the browser without their source: a path on this machine or a PACS URL is the server's business
@@ -179,6 +206,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
         note: SCREENING_NOTE,
         cases: await index.count(),
         maxUploadBytes: maxUpload,
+        hostMemory,
       }),
     'GET /api/cases': async (q, _req, res) =>
       sendJson(
@@ -219,13 +247,20 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       );
     },
     'POST /api/upload': async (q, req, res) => {
+      // each upload in progress holds its body in memory and its unpacked files on disk: bound how many there are
+      if (inProgress >= maxConcurrent)
+        throw new ClientError(
+          503,
+          `the server takes ${maxConcurrent} upload(s) at once and has as many in progress; send it when one is done`,
+        );
+      inProgress++;
       const options = uploadOptions(q);
-      const bytes = await readBody(req, maxUpload);
-      if (bytes.length === 0) throw new ClientError(400, 'the upload is empty');
       const id = `upload-${randomUUID()}`;
       const dir = mkdtempSync(join(tmp, 'u-'));
       try {
-        const scan = writeUpload(bytes, dir, 4 * maxUpload);
+        const bytes = await readBody(req, maxUpload);
+        if (bytes.length === 0) throw new ClientError(400, 'the upload is empty');
+        const scan = await writeUpload(bytes, dir, limits);
         let analysis: Analysis;
         try {
           analysis = await analyzer.analyze(scan.scan, options);
@@ -238,17 +273,14 @@ export async function startServer(o: ServeOptions): Promise<Server> {
           return;
         }
         for (const w of analysis.warnings) log(`upload ${id}: warning [${w.code}] ${w.message}`);
-        uploads.set(id, { dir, scan, analysis });
-        for (const [old, u] of uploads) {
-          if (uploads.size <= MAX_UPLOADS) break;
-          uploads.delete(old);
-          rmSync(u.dir, { recursive: true, force: true });
-        }
+        uploads.add(id, { dir, bytes: scan.bytes, scan, analysis });
         const { embedding: _, scan: _scan, checkpoint: _c, ...shown } = analysis;
         sendJson(res, 200, { id, ...shown });
       } catch (e) {
         if (!uploads.has(id)) rmSync(dir, { recursive: true, force: true });
         throw e;
+      } finally {
+        inProgress--;
       }
     },
     'GET /api/upload': async (q, _req, res) => {
@@ -291,7 +323,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       }
       // after a refused upload the rest of the body is not read: close the connection instead of draining it
       // (likewise after a refused host or origin: nothing of such a request is read)
-      if (client && [403, 413, 421].includes(e.status)) res.setHeader('connection', 'close');
+      if (client && [403, 413, 421, 503].includes(e.status)) res.setHeader('connection', 'close');
       sendJson(res, client ? e.status : 500, { error: client ? e.message : `internal error: ${(e as Error).message}` });
     });
   });
@@ -312,6 +344,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
   const url = `http://${host}:${port}`;
   return {
     url,
+    uploadsDir: tmp,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,26 +1,19 @@
 // What the web viewer shows and what it accepts: an indexed volume's source (a cache entry, a NIfTI file, a DICOM
 // series folder) as NIfTI bytes for the browser, and an uploaded file (.nii, .nii.gz, or a zipped DICOM series)
-// as a scan on disk for the analyzer. Archive member names are never used as paths (no zip-slip): members are
-// written as numbered files into a fresh temporary folder.
+// as a scan on disk for the analyzer. A zip is unpacked by a worker thread (zip.ts, unzip-worker.ts) within a
+// time budget, never on the event loop.
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { unzipSync } from 'fflate';
+import { Worker } from 'node:worker_threads';
 import { readCachedTensors } from '../data/cache-read.js';
 import { type Preset } from '../data/presets.js';
 import { type Mat4 } from '../io/nifti.js';
 import { encodeNifti } from '../io/nifti-write.js';
 import { readDicomVolume } from '../io/dicom.js';
 import { readJsonFile } from '../util/files.js';
-
-/** A request the client got wrong: the server answers it with this status and message. */
-export class ClientError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+import { ClientError } from './client-error.js';
+import type { UnzipAnswer, UnzipJob } from './unzip-worker.js';
+import type { UnzipLimits } from './zip.js';
 
 /** A cache entry (int16 HU, LPS: i → left, j → posterior, k → superior) as NIfTI, in RAS+ as NIfTI wants. */
 function cacheEntryNifti(file: string): Uint8Array {
@@ -57,49 +50,69 @@ async function dicomNifti(dir: string): Promise<Uint8Array> {
   return encodeNifti({ data: v.data, shape: v.shape, affine: v.affine as Mat4, description: 't3d DICOM series' });
 }
 
+export interface UploadLimits extends UnzipLimits {
+  /** the most seconds a zip may take to unpack */
+  unzipSeconds: number;
+}
+
 /**
- * An upload's bytes → a scan in `dir` (a fresh folder the caller removes): `scan.nii`/`scan.nii.gz`, or
- * `series/` with the DICOM members of a zip. `maxUnzipped` caps the zip's total uncompressed size.
+ * Unpacks `zip` into `dir` in a worker thread, terminated when it runs past the time budget; answers the bytes
+ * written. The zip's bytes move to the worker (`zip` is unusable afterwards); on refusal what was written stays
+ * for the caller to remove.
  */
-export function writeUpload(
+async function unzipInWorker(zip: Uint8Array, dir: string, limits: UploadLimits): Promise<number> {
+  // a Buffer of a few KiB shares Node's pool, which cannot be transferred: copy those
+  const own = zip.byteOffset === 0 && zip.byteLength === zip.buffer.byteLength ? zip : zip.slice();
+  const job: UnzipJob = { zip: own, dir, limits };
+  const worker = new Worker(new URL('./unzip-worker.js', import.meta.url), {
+    workerData: job,
+    transferList: [own.buffer as ArrayBuffer],
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const answer = await new Promise<UnzipAnswer>((resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new ClientError(413, `the zip takes longer than ${limits.unzipSeconds} s to unpack`)),
+        limits.unzipSeconds * 1000,
+      );
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`the unzip worker stopped with exit code ${code}`)));
+    });
+    if ('status' in answer) throw new ClientError(answer.status, answer.message);
+    return answer.bytes;
+  } finally {
+    clearTimeout(timer);
+    // resolves once the thread has stopped: nothing is written into `dir` after this
+    await worker.terminate();
+  }
+}
+
+/**
+ * An upload's bytes → a scan in `dir` (a fresh folder the caller removes, also when this throws):
+ * `scan.nii`/`scan.nii.gz`, or `series/` with the DICOM members of a zip; `bytes` is what it holds on disk.
+ * A zip's bytes move to the unzip worker: `bytes` is unusable afterwards.
+ */
+export async function writeUpload(
   bytes: Uint8Array,
   dir: string,
-  maxUnzipped: number,
-): { scan: string; kind: 'nifti' | 'dicom' } {
+  limits: UploadLimits,
+): Promise<{ scan: string; kind: 'nifti' | 'dicom'; bytes: number }> {
   const u32 = (at: number) =>
     bytes.length >= at + 4 ? new DataView(bytes.buffer, bytes.byteOffset + at, 4).getUint32(0, true) : -1;
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
     writeFileSync(join(dir, 'scan.nii.gz'), bytes);
-    return { scan: join(dir, 'scan.nii.gz'), kind: 'nifti' };
+    return { scan: join(dir, 'scan.nii.gz'), kind: 'nifti', bytes: bytes.length };
   }
   if (u32(0) === 348 || u32(0) === 540) {
     writeFileSync(join(dir, 'scan.nii'), bytes);
-    return { scan: join(dir, 'scan.nii'), kind: 'nifti' };
+    return { scan: join(dir, 'scan.nii'), kind: 'nifti', bytes: bytes.length };
   }
   if (u32(0) !== 0x04034b50)
     throw new ClientError(400, 'the upload is neither a NIfTI file (.nii, .nii.gz) nor a zip of one DICOM series');
-  let total = 0;
-  let members: Record<string, Uint8Array>;
-  try {
-    members = unzipSync(bytes, {
-      filter: (f) => {
-        if (f.name.endsWith('/') || /(^|\/)(__MACOSX|\.)/.test(f.name)) return false;
-        total += f.originalSize;
-        if (total > maxUnzipped)
-          throw new ClientError(413, `the zip unpacks to more than ${Math.round(maxUnzipped / 2 ** 20)} MiB`);
-        return true;
-      },
-    });
-  } catch (e) {
-    if (e instanceof ClientError) throw e;
-    throw new ClientError(400, `the zip cannot be read: ${(e as Error).message}`);
-  }
-  const files = Object.values(members);
-  if (files.length === 0) throw new ClientError(400, 'the zip holds no files');
   const series = join(dir, 'series');
   mkdirSync(series);
-  files.forEach((m, i) => writeFileSync(join(series, `${String(i + 1).padStart(5, '0')}.dcm`), m));
-  return { scan: series, kind: 'dicom' };
+  return { scan: series, kind: 'dicom', bytes: await unzipInWorker(bytes, series, limits) };
 }
 
 /** NIfTI bytes of an uploaded scan, for the viewer. */
