@@ -85,6 +85,14 @@ test('data.valCache: validation runs on that cache (steps chosen without the tes
   }
 });
 
+test('a training split smaller than one batch is an error naming the cache, not a run that waits forever', () => {
+  const small = join(tmp, 'no-source'); // 2 training volumes
+  assert.throws(
+    () => new Loader({ cacheDir: small, split: 'train', batchSize: 4, seed: 0 }),
+    /no-source: 2 volume\(s\) in split 'train' for this rank, fewer than one batch of 4/,
+  );
+});
+
 test('model.vision.memoryFormat: channels-last by default (configs without the key too), contiguous on request, checked', () => {
   const weight = (c: PretrainConfig) => {
     const m = buildT3dModel(c.model, [8, 8, 8], 40);

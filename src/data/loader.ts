@@ -112,6 +112,12 @@ export class Loader {
     this.views = { ...DEFAULT_VIEWS, ...o.views };
     this.globalShape = o.fullResolution ? this.preset.shape : globalShapeOf(this.preset);
     this.localShape = this.views.localShape ?? (this.globalShape.map((n) => Math.max(1, Math.round(n / 2))) as Shape3);
+    // with dropLast a split smaller than one batch yields no batch at all: a trainer would wait for one forever
+    if ((o.dropLast ?? true) && this.length === 0)
+      throw new Error(
+        `${o.cacheDir}: ${this.entries.length} volume(s)${o.split ? ` in split '${o.split}'` : ''} for this rank, ` +
+          `fewer than one batch of ${o.batchSize}; lower the batch size or add volumes`,
+      );
     if (o.withMask && this.globalShape.join() !== this.preset.shape.join()) {
       throw new Error(
         `${o.cacheDir}: masks are at the cache's shape [${this.preset.shape.join(', ')}]; ` +
