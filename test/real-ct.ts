@@ -8,7 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { lpsArrayAffine } from '../src/data/synth/dataset.js';
 
-export const REAL_HEAD_CT = '/usr/share/doc/invesalius-examples/examples/Cranium.inv3';
+// T3D_REAL_CT: where CI put the file when the machine's dpkg excludes /usr/share/doc (as slim images do)
+export const REAL_HEAD_CT = process.env.T3D_REAL_CT ?? '/usr/share/doc/invesalius-examples/examples/Cranium.inv3';
 const haveRealCt = existsSync(REAL_HEAD_CT);
 if (!haveRealCt && process.env.T3D_REQUIRE_REAL_CT === '1')
   throw new Error(`T3D_REQUIRE_REAL_CT=1 but ${REAL_HEAD_CT} is missing (apt-get install invesalius-examples)`);
