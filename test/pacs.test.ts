@@ -15,6 +15,7 @@ import { applyOverrides, loadConfig } from '../src/train/config.js';
 import { ensureCache } from '../src/data/synth-cache.js';
 import { parseMultipart } from '../src/io/dicomweb.js';
 import { VectorIndex } from '../src/service/vector-index.js';
+import { pacsDescription } from '../src/service/indexer.js';
 import { packageRoot } from '../src/util/paths.js';
 import { fixture, freePort } from './helpers.js';
 
@@ -114,6 +115,15 @@ after(() => {
 
 const checkpointIdOf = (out: string) => /table t3d_([0-9a-f]{16})/.exec(out)![1]!;
 
+test("a PACS series' row shows its descriptions and study date (never the patient)", () => {
+  const s = { studyUid: '1.2', seriesUid: '1.2.3', description: 'CT CHEST', studyDate: '20240102' };
+  assert.equal(
+    pacsDescription({ ...s, studyDescription: 'CHEST ROUTINE' }),
+    'PACS series “CT CHEST”, study “CHEST ROUTINE”, of 2024-01-02',
+  );
+  assert.equal(pacsDescription({ studyUid: '1.2', seriesUid: '1.2.3' }), 'PACS series without a description');
+});
+
 test('multipart/related parsing: parts, quoted boundary, and truncated bodies', () => {
   const enc = (s: string) => new TextEncoder().encode(s);
   const body = enc(
@@ -169,6 +179,8 @@ test(
       const self = (await index.search(v, { k: 1, split: 'pacs' }))[0]!;
       assert.equal(self.id, id);
       assert.ok(self.source.startsWith(`${base}/studies/`) && self.source.endsWith(`/series/${id}`), self.source);
+      // the case list shows the series' description from the PACS in place of a report
+      assert.match(self.report, /^PACS series “synthetic chest CT”/);
       const match = (await niiIndex.search(v, { k: 1 }))[0]!;
       assert.ok(match.similarity > 0.999, `series ${id}: nearest NIfTI ${match.id} at cosine ${match.similarity}`);
     }

@@ -61,6 +61,7 @@ function caseItem(c, onOpen) {
   li.dataset.id = c.id;
   li.append(el('span', c.id, 'id'));
   if (c.similarity !== undefined) li.append(' ', el('span', c.similarity.toFixed(3), 'score'));
+  if (c.split === 'pacs' && c.report) li.append(el('div', c.report, 'muted'));
   li.append(el('div', c.labels.length ? c.labels.join(', ') : 'no findings', 'muted'));
   li.addEventListener('click', () => onOpen(c.id).catch(showError));
   return li;

@@ -7,6 +7,9 @@ export interface SeriesRef {
   seriesUid: string;
   modality?: string;
   description?: string;
+  /** the study's description and date (YYYYMMDD), when the server reports them */
+  studyDescription?: string;
+  studyDate?: string;
   /** NumberOfSeriesRelatedInstances, when the server reports it */
   instances?: number;
 }
@@ -106,7 +109,7 @@ const rootHint = (base: string): string =>
 export async function findSeries(base: string, o: DicomWebOptions & { modality?: string } = {}): Promise<SeriesRef[]> {
   const url =
     `${base.replace(/\/+$/, '')}/series?Modality=${encodeURIComponent(o.modality ?? 'CT')}` +
-    '&includefield=0008103E&includefield=00201209';
+    '&includefield=0008103E&includefield=00201209&includefield=00081030&includefield=00080020';
   let body: Uint8Array;
   try {
     body = await get(url, 'application/dicom+json', o, (_res, b) => b);
@@ -137,6 +140,8 @@ export async function findSeries(base: string, o: DicomWebOptions & { modality?:
       seriesUid: String(value(r, '0020000E') ?? ''),
       modality: value(r, '00080060') as string | undefined,
       description: value(r, '0008103E') as string | undefined,
+      studyDescription: value(r, '00081030') as string | undefined,
+      studyDate: value(r, '00080020') as string | undefined,
       instances: value(r, '00201209') === undefined ? undefined : Number(value(r, '00201209')),
     }))
     .filter((s) => s.studyUid && s.seriesUid);

@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
 import { assertCachePreset } from '../data/ensure-cache.js';
-import { DEFAULT_RETRY, fetchSeries, findSeries, TransportError } from '../io/dicomweb.js';
+import { DEFAULT_RETRY, fetchSeries, findSeries, TransportError, type SeriesRef } from '../io/dicomweb.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointId } from '../train/checkpoint.js';
 import { embedSplit } from '../inference/embed.js';
@@ -93,8 +93,11 @@ interface ScanSource {
   what: string;
   ids: string[];
   split: string;
-  /** the scan of an id on disk (a NIfTI file or a DICOM series folder), its source and a clean-up once analysed */
-  open(id: string): Promise<{ path: string; source: string; close?: () => void }>;
+  /**
+   * the scan of an id on disk (a NIfTI file or a DICOM series folder), its source, what the row shows as its report
+   * (a PACS series' descriptions) and a clean-up once analysed
+   */
+  open(id: string): Promise<{ path: string; source: string; report?: string; close?: () => void }>;
 }
 
 export interface IndexOptions {
@@ -153,7 +156,7 @@ async function indexScanSource(src: ScanSource, o: ScanIndexOptions): Promise<vo
               id,
               source: opened.source,
               split: src.split,
-              report: '',
+              report: opened.report ?? '',
               labels: a.findings.filter((f) => f.positive).map((f) => f.label),
               findings: Object.fromEntries(a.findings.map((f) => [f.label, f.probability])),
               checkpointId: analyzer.checkpointId,
@@ -210,6 +213,22 @@ export async function indexScans(folder: string, o: ScanIndexOptions): Promise<v
   );
 }
 
+/**
+ * What the case list shows for a PACS series instead of a report: its series and study descriptions and the study
+ * date, as the server lists them (no patient name or id: the index is not the place for them).
+ */
+export function pacsDescription(s: SeriesRef): string {
+  const date = /^\d{8}$/.test(s.studyDate ?? '')
+    ? s.studyDate!.replace(/(\d{4})(\d\d)(\d\d)/, '$1-$2-$3')
+    : s.studyDate;
+  const parts = [
+    s.description && `series “${s.description}”`,
+    s.studyDescription && `study “${s.studyDescription}”`,
+    date && `of ${date}`,
+  ].filter(Boolean);
+  return `PACS ${parts.length ? parts.join(', ') : 'series without a description'}`;
+}
+
 /** CT series of a DICOMweb server (QIDO-RS), each fetched (WADO-RS) into a temporary folder; id = SeriesInstanceUID. */
 export async function indexDicomWeb(
   base: string,
@@ -244,6 +263,7 @@ export async function indexDicomWeb(
         return {
           path: dir,
           source: `${base.replace(/\/+$/, '')}/studies/${s.studyUid}/series/${uid}`,
+          report: pacsDescription(s),
           close: () => rmSync(dir, { recursive: true, force: true }),
         };
       },
