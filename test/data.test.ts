@@ -14,9 +14,9 @@ import {
   rmSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { readNiftiSync } from '../src/io/nifti.js';
+import { readNifti, readNiftiSync } from '../src/io/nifti.js';
 import { encodeNifti } from '../src/io/nifti-write.js';
 import { loadPreset } from '../src/data/presets.js';
 import { writeSynthDataset } from '../src/data/synth/dataset.js';
@@ -32,6 +32,7 @@ import { buildCache, readCacheIndex } from '../src/data/cache.js';
 import { Loader } from '../src/data/loader.js';
 import { csvRows } from '../src/text/csv.js';
 import { readDicomVolume } from '../src/io/dicom.js';
+import { sourceNifti } from '../src/service/volumes.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-data-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -245,7 +246,19 @@ test('preprocess: every volume cached at the preset shape, bad inputs quarantine
     assert.deepEqual(e.shape, preset.shape);
     assert.ok(e.hasMask);
     assert.match(e.report, /^Findings: /);
+    // each entry names its source and how that source's stored values became HU (the CT-RATE v1 intercept)
+    assert.equal(e.sourcePath, resolve(source.records.find((x) => x.name === e.name)!.path));
+    assert.deepEqual(e.sourceRescale, { slope: 1, intercept: -1024 });
   }
+  // the viewer shows an entry as its source scan: the scan's grid and affine, values in HU
+  const e0 = index.entries[0]!;
+  const scan = readNiftiSync(e0.sourcePath!);
+  const shown = await readNifti(await sourceNifti(join(cacheDir, e0.file), cacheDir));
+  assert.deepEqual([shown.dataShape, shown.affine], [scan.dataShape, scan.affine]);
+  assert.ok(
+    shown.data.every((v, i) => v === scan.data[i]! - 1024),
+    'stored values + the metadata intercept',
+  );
   // nothing partial: every volume file has its entry and no temp files remain
   assert.deepEqual(
     readdirSync(join(cacheDir, 'volumes')).filter((f) => f.includes('.tmp')),
@@ -265,6 +278,13 @@ test('preprocess: every volume cached at the preset shape, bad inputs quarantine
   // a changed source is processed again
   const first = join(synthDir, 'dataset', 'train', 'train_1', 'train_1_a', 'train_1_a_1.nii.gz');
   copyFileSync(join(synthDir, 'dataset', 'train', 'train_2', 'train_2_a', 'train_2_a_1.nii.gz'), first);
+  // a source changed since its entry was made is not shown as that entry: the cache grid is, with a log line
+  const logged: string[] = [];
+  const stale = await readNifti(
+    await sourceNifti(join(cacheDir, 'volumes', 'train_1_a_1.safetensors'), cacheDir, (l) => logged.push(l)),
+  );
+  assert.deepEqual(stale.dataShape, [...preset.shape].reverse());
+  assert.match(logged.join('\n'), /train_1_a_1: .*cache grid.*changed since the cache was built/);
   const third = await buildCache(readSource(synthDir), preset, cacheDir);
   assert.deepEqual([third.done, third.skipped], [1, 5]);
 });

@@ -4,7 +4,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -40,6 +40,8 @@ const db = join(tmp, 'db');
 const TOKEN = 'test-token-1234';
 const LIMIT = 256 * 1024;
 let server: Server;
+/** the main server's log lines */
+const logs: string[] = [];
 const auth = { authorization: `Bearer ${TOKEN}` };
 const api = async (path: string, init: RequestInit = {}) => {
   const r = await fetch(server.url + path, {
@@ -99,7 +101,14 @@ before(async () => {
     run,
   );
   ok('index', '--checkpoint', run, '--db', db);
-  server = await startServer({ checkpoint: run, db, port: 0, token: TOKEN, maxUploadBytes: LIMIT, log: () => {} });
+  server = await startServer({
+    checkpoint: run,
+    db,
+    port: 0,
+    token: TOKEN,
+    maxUploadBytes: LIMIT,
+    log: (l) => logs.push(l),
+  });
 });
 after(async () => {
   await server?.close();
@@ -135,11 +144,43 @@ test('cases, case volumes and search answer as the index and the CLI do', async 
     page.body.map((c: { id: string }) => c.id),
     cases.body.slice(2, 4).map((c: { id: string }) => c.id),
   );
-  // a case's volume is its cache entry as NIfTI: same int16 values, spacing of the preset
+  // a case's volume is the scan its cache entry was made from, at that scan's own grid and affine, in HU
   const e = entries[0]!;
-  const vol = await fetch(`${server.url}/api/volume?id=${encodeURIComponent(e.name)}`, { headers: auth });
-  assert.equal(vol.status, 200);
-  const img = await readNifti(new Uint8Array(await vol.arrayBuffer()), { raw: true });
+  const volumeOf = async () => {
+    const vol = await fetch(`${server.url}/api/volume?id=${encodeURIComponent(e.name)}`, { headers: auth });
+    assert.equal(vol.status, 200);
+    return new Uint8Array(await vol.arrayBuffer());
+  };
+  assert.ok(e.sourcePath && existsSync(e.sourcePath), 'the cache entry names its source');
+  const scan = await readNifti(e.sourcePath);
+  const nativeBytes = await volumeOf();
+  const native = await readNifti(nativeBytes);
+  assert.deepEqual(native.dataShape, scan.dataShape);
+  assert.deepEqual(native.spacing.slice(0, 3), scan.spacing.slice(0, 3));
+  assert.deepEqual(native.affine, scan.affine);
+  assert.notDeepEqual(native.dataShape, [...e.shape].reverse(), 'not the cache grid');
+  assert.ok(
+    native.data.every((v, i) => Math.abs(v - scan.data[i]!) < 0.5),
+    'the HU the cache was built from',
+  );
+  assert.ok(
+    !new TextDecoder('latin1').decode(nativeBytes).includes(e.sourcePath),
+    'the source path does not reach the browser',
+  );
+  // without its source (moved away) the case is shown as its cache entry: same int16 values, preset's spacing
+  const away = `${e.sourcePath}.away`;
+  renameSync(e.sourcePath, away);
+  let cached: Uint8Array;
+  try {
+    cached = await volumeOf();
+  } finally {
+    renameSync(away, e.sourcePath);
+  }
+  assert.ok(
+    logs.some((l) => l.includes(e.name) && /cache grid.*no longer exists/.test(l)),
+    `a log line says why: ${logs.join('\n')}`,
+  );
+  const img = await readNifti(cached, { raw: true });
   const stored = readSafetensorsRaw(join(cache, e.file), ['image']).get('image')!;
   assert.deepEqual(img.dataShape, [...stored.shape].reverse());
   assert.deepEqual(

@@ -5,7 +5,7 @@
 // whose file still matches its hash; failures go to quarantine.jsonl with the reason and never stop the run.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readNifti, type NiftiImage } from '../io/nifti.js';
 import { WorkerPool } from '../util/pool.js';
@@ -33,6 +33,11 @@ export interface CacheEntry {
   hasMask: boolean;
   /** how stored values became HU, for the record */
   rescale: string;
+  /** the source volume's absolute path (absent in caches built before entries carried it): the viewer shows that
+   * scan at its own grid while it exists and still has `sourceHash` */
+  sourcePath?: string;
+  /** the source's stored (unscaled) values · slope + intercept = HU: the header's scaling and the metadata rescale */
+  sourceRescale?: { slope: number; intercept: number };
 }
 export interface CacheIndex {
   preset: Preset;
@@ -91,6 +96,7 @@ async function processRecord(
   const tensors = new Map<string, torch.Tensor>();
   let spacing: [number, number, number];
   let rescale: string;
+  let sourceRescale: CacheEntry['sourceRescale'];
   try {
     if (stored.dtype.startsWith('float')) {
       const bad = torch.tidy(() => stored.numel - stored.isfinite().to('int64').sum().item());
@@ -103,6 +109,7 @@ async function processRecord(
       throw new Error(`${r.path}: intensities span only ${minValue}..${maxValue}: not a CT volume`);
     const hu = storedToHU(r, img, minValue);
     rescale = hu.rescale;
+    sourceRescale = { slope: hu.slope, intercept: hu.intercept };
     const image = preprocessImage({ data: stored, spacing: img.spacing, affine: img.affine }, preset, r.path, hu);
     tensors.set('image', image.data);
     spacing = image.spacing;
@@ -129,7 +136,8 @@ async function processRecord(
       tensors: list.map(([name, t]) => ({ name, dtype: t.dtype === 'int16' ? 'I16' : 'U8', shape: t.shape })),
       data: list.map(([, t]) => t.toBytes()),
     };
-    return { info: { shape: preset.shape, spacing, hasMask: tensors.has('mask'), rescale }, write };
+    const source = { sourcePath: resolve(r.path), sourceRescale };
+    return { info: { shape: preset.shape, spacing, hasMask: tensors.has('mask'), rescale, ...source }, write };
   } finally {
     torch.dispose([...tensors.values()]);
   }

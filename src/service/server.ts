@@ -223,7 +223,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
       ),
     'GET /api/case': async (q, _req, res) => sendJson(res, 200, shown([await caseOf(q)])[0]),
     'GET /api/volume': async (q, _req, res) =>
-      nifti(res, await sourceNifti((await caseOf(q)).source, analyzer.cacheDir)),
+      nifti(res, await sourceNifti((await caseOf(q)).source, analyzer.cacheDir, log)),
     'GET /api/similar': async (q, _req, res) => {
       const id = q.get('id') ?? '';
       const vector = id.startsWith('upload-')

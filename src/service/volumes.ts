@@ -1,13 +1,18 @@
-// What the web viewer shows and what it accepts: an indexed volume's source (a cache entry, a NIfTI file, a DICOM
-// series folder) as NIfTI bytes for the browser, and an uploaded file (.nii, .nii.gz, or a zipped DICOM series)
+// What the web viewer shows and what it accepts: an indexed volume's source (a cache entry, shown as the scan it
+// was made from while that scan is unchanged on disk; a NIfTI file; a DICOM series folder) as NIfTI bytes for the
+// browser, and an uploaded file (.nii, .nii.gz, or a zipped DICOM series)
 // as a scan on disk for the analyzer. A zip is unpacked by a worker thread (zip.ts, unzip-worker.ts) within a
 // time budget, never on the event loop.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { setImmediate as yieldToEvents } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
+import { type CacheEntry } from '../data/cache.js';
 import { readCachedTensors } from '../data/cache-read.js';
 import { type Preset } from '../data/presets.js';
-import { type Mat4 } from '../io/nifti.js';
+import { readNifti, type Mat4 } from '../io/nifti.js';
 import { encodeNifti } from '../io/nifti-write.js';
 import { readDicomVolume } from '../io/dicom.js';
 import { readJsonFile } from '../util/files.js';
@@ -31,17 +36,65 @@ function cacheEntryNifti(file: string): Uint8Array {
   return encodeNifti({ data, shape: [w, h, d], affine, datatype: 'int16', description: 't3d cache entry' });
 }
 
+/** The cache's hash of a source file (cache-worker), in chunks between which the server answers other requests. */
+async function sourceHashOf(bytes: Uint8Array): Promise<string> {
+  const hash = createHash('sha256');
+  for (let at = 0; at < bytes.length; at += 8 << 20) {
+    hash.update(bytes.subarray(at, at + (8 << 20)));
+    await yieldToEvents();
+  }
+  return hash.digest('hex').slice(0, 32);
+}
+
 /**
- * NIfTI bytes of an indexed volume's source: a cache entry (relative sources are inside `cacheDir`), a NIfTI file
- * or a DICOM series folder. A source that is not on this machine (a PACS URL) or no longer exists is a 404.
+ * The scan a cache entry was made from, as NIfTI in HU at its own grid and affine (its stored values with the
+ * entry's rescale as the header's scaling); undefined, with a line to `log` where the entry names no source or its
+ * source is gone, changed since or unreadable: the cache grid is shown instead.
  */
-export async function sourceNifti(source: string, cacheDir: string | undefined): Promise<Uint8Array> {
+async function entrySourceNifti(file: string, log: (line: string) => void): Promise<Uint8Array | undefined> {
+  const entryFile = join(dirname(dirname(file)), 'entries', `${basename(file, '.safetensors')}.json`);
+  const entry = existsSync(entryFile) ? readJsonFile<CacheEntry>(entryFile) : undefined;
+  if (!entry?.sourcePath || !entry.sourceRescale) return undefined;
+  const { sourcePath, sourceRescale } = entry;
+  const fallBack = (why: string) => {
+    log(`${entry.name}: the viewer shows the cache grid: its source ${sourcePath} ${why}`);
+    return undefined;
+  };
+  if (!existsSync(sourcePath)) return fallBack('no longer exists');
+  try {
+    const bytes = await readFile(sourcePath);
+    if ((await sourceHashOf(bytes)) !== entry.sourceHash) return fallBack('has changed since the cache was built');
+    const img = await readNifti(bytes, { name: sourcePath, raw: true });
+    return encodeNifti({
+      data: img.data,
+      shape: img.dataShape.slice(0, 3),
+      affine: img.affine,
+      datatype: img.datatype,
+      sclSlope: sourceRescale.slope,
+      sclInter: sourceRescale.intercept,
+      description: 't3d cache entry source',
+    });
+  } catch (e) {
+    return fallBack(`is unreadable (${(e as Error).message})`);
+  }
+}
+
+/**
+ * NIfTI bytes of an indexed volume's source: a cache entry (relative sources are inside `cacheDir`) as the scan
+ * it was made from where that is still on disk, else at the cache grid; a NIfTI file or a DICOM series folder. A
+ * source that is not on this machine (a PACS URL) or no longer exists is a 404.
+ */
+export async function sourceNifti(
+  source: string,
+  cacheDir: string | undefined,
+  log: (line: string) => void = () => {},
+): Promise<Uint8Array> {
   if (/^https?:\/\//.test(source))
     throw new ClientError(404, `the volume is stored on the PACS (${source}); the viewer shows local volumes only`);
   const path = isAbsolute(source) || !cacheDir ? source : join(cacheDir, source);
   if (!existsSync(path)) throw new ClientError(404, `the indexed volume's file ${source} no longer exists`);
   if (statSync(path).isDirectory()) return dicomNifti(path);
-  if (path.endsWith('.safetensors')) return cacheEntryNifti(path);
+  if (path.endsWith('.safetensors')) return (await entrySourceNifti(path, log)) ?? cacheEntryNifti(path);
   return readFileSync(path);
 }
 
