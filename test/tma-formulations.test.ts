@@ -264,7 +264,10 @@ test("config: the 'teacher' formulation requires an EMA teacher; 'swapped' refus
   );
   assert.match(problems(['objective.tma.relativeEpsilon=1']), /relativeEpsilon must be true or false/);
   assert.equal(problems(['data.views.localAnchor="foreground"']), '');
-  assert.match(problems(['data.views.localAnchor="organ"']), /localAnchor must be 'uniform' or 'foreground'/);
+  assert.match(
+    problems(['data.views.localAnchor="organ"']),
+    /localAnchor must be 'uniform', 'foreground', 'report' or 'lobes' \(got "organ"\)/,
+  );
 });
 
 /** Trains TMA alone on 8 volumes whose reports name where a bright block lies; returns the last leak gap (nats). */
