@@ -66,11 +66,18 @@ export class MerlinI3ResNet extends nn.Module {
    */
   forward(x: Tensor): MerlinImageOutput {
     return torch.tidy(() => {
-      const v = x.permute(0, 1, 4, 2, 3); // → (B, 1, Z, X, Y): the slices play I3D's time
-      let h = torch.cat([v, v, v], 1);
-      h = this.bn1.forward(this.conv1.forward(h)).relu_();
-      h = F.maxPool3d(h, 3, { stride: 2, padding: 1 });
-      for (const layer of this.layers) h = layer.forward(h);
+      // the stem in its own scope and each stage's input released once the next exists: at 224×224×160 the stem's
+      // activations alone are ~0.5 GB each, and holding them to the end doubled the peak against PyTorch's
+      let h = torch.tidy(() => {
+        const v = x.permute(0, 1, 4, 2, 3); // → (B, 1, Z, X, Y): the slices play I3D's time
+        const stem = this.bn1.forward(this.conv1.forward(torch.cat([v, v, v], 1))).relu_();
+        return F.maxPool3d(stem, 3, { stride: 2, padding: 1 });
+      });
+      for (const layer of this.layers) {
+        const next = layer.forward(h);
+        h.dispose();
+        h = next;
+      }
       const pooled = F.adaptiveAvgPool3d(h, 1);
       return {
         features: pooled.flatten(1),
