@@ -98,11 +98,11 @@ test('merlin import refuses a folder without exactly one .pt, and a .pt that is 
     [p.shape, p.spacing, p.huWindow, p.padValue, p.region],
     [[160, 224, 224], [1.5, 1.5, 3], [-1000, 1000], -1000, 'abdomen'],
   );
-  // its window maps −1000 HU (and the padding) to 0 and 1000 HU to 1
-  assert.deepEqual(
-    Array.from(inputTransform(loadPreset(tinyPreset)).toInput(new Int16Array(16 * 32 * 32).fill(1000))).slice(0, 1),
-    [1],
-  );
+  // its window maps −1000 HU (and the padding) to 0, 0 HU to 0.5 and 1000 HU to 1
+  const grid = new Int16Array(16 * 32 * 32).fill(-1000);
+  grid[1] = 0;
+  grid[2] = 1000;
+  assert.deepEqual(Array.from(inputTransform(loadPreset(tinyPreset)).toInput(grid).slice(0, 4)), [0, 0.5, 1, 0]);
 });
 
 test('an imported Merlin in the harness: eval probe (zero-shot, retrieval skipped), analyze, index, embed', async () => {

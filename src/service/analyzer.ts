@@ -104,6 +104,8 @@ export interface Analyzer {
   checkpoint: string;
   checkpointId: string;
   labelNames: string[];
+  /** how to read the results: screening signals, or (image-only model) why there are no findings */
+  note: string;
   /** the checkpoint's training cache (relative index sources live there); none for an imported model */
   cacheDir?: string;
   /** per finding, the operating threshold (Infinity: never called), or null without a zero-shot record */
@@ -143,6 +145,7 @@ export async function openAnalyzer(o: {
     const runDir = dirname(dirname(dir));
     // an image-only model (no text tower) has no findings to call: embedding and similar cases only
     const imageOnly = !model.text;
+    const note = imageOnly ? IMAGE_ONLY_NOTE : SCREENING_NOTE;
     let record = imageOnly ? undefined : zeroshotRecord(runDir, checkpointId);
     // an imported model has no training cache: its thresholds come from `t3d eval zeroshot --data`
     const trainingCache = config.data.cache;
@@ -194,6 +197,7 @@ export async function openAnalyzer(o: {
       checkpoint: dir,
       checkpointId,
       labelNames,
+      note,
       thresholds,
       operating,
       cacheDir: trainingCache,
@@ -248,7 +252,7 @@ export async function openAnalyzer(o: {
             callsPerVolume: operating.callsPerVolume,
             labelsPerVolume: operating.labelsPerVolume,
           },
-          note: imageOnly ? IMAGE_ONLY_NOTE : SCREENING_NOTE,
+          note,
           findings: labelNames.map((label, l) => {
             const threshold = thresholds[l]!;
             const rates = operating?.perLabel[l];
