@@ -32,7 +32,8 @@ test('m3d-clip: the imported model reproduces the reference image and text embed
     'the released weights, unchanged',
   );
   const { tensors: ref } = torch.loadSafetensors(fixture('m3d-clip', 'reference.safetensors'));
-  const { model, tokenizer, preset, transform, config } = loadT3dCheckpoint(out);
+  const { model, tokenizer: tok, preset, transform, config } = loadT3dCheckpoint(out);
+  const tokenizer = tok!;
   assert.equal(preset.name, 'm3d-clip-tiny');
   assert.deepEqual(transform.inputShape, [4, 16, 24]);
   assert.equal(config.data.maxTokens, 32, "the text tower's position table bounds the 512 tokens M3D trained with");
@@ -51,7 +52,7 @@ test('m3d-clip: the imported model reproduces the reference image and text embed
       assertClose(image, ref.get('image_emb')!, { atol: 1e-4, what: 'image embeddings' });
       const text = model.encodeReport(ref.get('input_ids')!, ref.get('attention_mask')!).emb;
       assertClose(text, ref.get('text_emb')!, { atol: 1e-4, what: 'text embeddings' });
-      assert.ok(Math.abs(model.logit_scale.value.exp().item() - 4.2) < 1e-5, 'M3D multiplies by logit_scale as is');
+      assert.ok(Math.abs(model.logit_scale!.value.exp().item() - 4.2) < 1e-5, 'M3D multiplies by logit_scale as is');
     }),
   );
   // the evaluation's fresh vision encoder carries the same released weights
@@ -109,7 +110,7 @@ test('m3d-clip import refuses what would not load, naming the file and the reaso
   fails(released, /--out .*taken: exists and is not empty/, { out: taken });
   assert.throws(
     () => importModel({ format: 'm3d', folder: released, out: join(tmp, 'x') }),
-    /unknown model format 'm3d' \(known: m3d-clip\)/,
+    /unknown model format 'm3d' \(known: m3d-clip, merlin\)/,
   );
   const usage = t3d('import', 'm3d-clip', released);
   assert.equal(usage.status, 2, 'a wrong command line exits with 2');

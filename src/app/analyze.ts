@@ -27,14 +27,16 @@ function table(a: AnalysisWithSimilar): string {
   return [
     `${a.scan} — checkpoint ${a.checkpoint} (id ${a.checkpointId}, preset ${a.preset})`,
     ...warningLines(a.warnings),
-    `  ${'finding'.padEnd(w)}  prob.  thresh.${op ? '   sens.  spec.   PPV' : ''}  call`,
+    ...(a.findings.length
+      ? [`  ${'finding'.padEnd(w)}  prob.  thresh.${op ? '   sens.  spec.   PPV' : ''}  call`]
+      : []),
     ...rows,
     a.thresholds && op
       ? `  thresholds: ${op.rule}, from ${a.thresholds}\n  on the evaluation's test volumes they call ` +
         `${op.callsPerVolume.toFixed(1)} findings per volume against ${op.labelsPerVolume.toFixed(1)} reference labels`
       : a.thresholds
         ? `  thresholds: Youden's J on validation volumes, from ${a.thresholds}`
-        : '  no thresholds: probabilities only',
+        : `  ${a.findings.length ? 'no thresholds: probabilities only' : 'no findings scored'}`,
     `  ${a.note}`,
     ...(a.similar
       ? [

@@ -8,7 +8,7 @@ import * as torch from '../torch/index.js';
 import { type Tensor } from '../torch/index.js';
 import { preprocessImage } from './preprocess-image.js';
 import { globalShapeOf, type Preset } from './presets.js';
-import { globalView, type Shape3 } from './views.js';
+import { globalView, intensityOf, type Shape3 } from './views.js';
 import { type Volume } from './volume.js';
 
 export interface InputTransform {
@@ -26,7 +26,7 @@ export interface InputTransform {
 export function inputTransform(preset: Preset): InputTransform {
   const inputShape = globalShapeOf(preset);
   const toInput = (grid: ArrayLike<number>) =>
-    globalView(grid, preset.shape, inputShape, preset.scale, preset.padValue, preset.intensity);
+    globalView(grid, preset.shape, inputShape, preset.scale, preset.padValue, intensityOf(preset));
   return {
     preset,
     inputShape,

@@ -7,7 +7,7 @@ import * as torch from '../torch/index.js';
 import { Rng } from '../util/rng.js';
 import { WorkerPool } from '../util/pool.js';
 import { readCacheIndex, type CacheEntry } from './cache.js';
-import { DEFAULT_VIEWS, type Intensity, type Shape3, type ViewConfig } from './views.js';
+import { DEFAULT_VIEWS, type Intensity, intensityOf, type Shape3, type ViewConfig } from './views.js';
 import { globalShapeOf, type Preset } from './presets.js';
 import { reportRegions, type Region } from '../text/regions.js';
 
@@ -143,7 +143,7 @@ export class Loader {
       globalShape: this.globalShape,
       scale: this.preset.scale,
       pad: this.preset.padValue,
-      intensity: this.preset.intensity ?? 'scale',
+      intensity: intensityOf(this.preset),
       views: this.views,
       withMask: this.o.withMask ?? false,
       regions:

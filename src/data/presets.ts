@@ -21,9 +21,11 @@ export interface Preset {
   geometry?: 'spacing' | 'resize';
   /**
    * 'scale' (default): the clipped HU divided by `scale`. 'minmax': the model input rescaled per volume from its own
-   * minimum and maximum to [0, 1] (after the HU clip; `scale` and `padValue` then act before it).
+   * minimum and maximum to [0, 1] (after the HU clip; `scale` and `padValue` then act before it). 'window': the
+   * clipped `huWindow` mapped linearly onto [0, 1] (Merlin's [−1000, 1000] HU → [0, 1]; `padValue` is in HU/scale,
+   * before the map).
    */
-  intensity?: 'scale' | 'minmax';
+  intensity?: 'scale' | 'minmax' | 'window';
   /**
    * shape of the global view (default: shape). Smaller than shape = a multi-resolution preset: the global view is
    * the whole cached volume downsampled to this, and local views can be crops at the cache's own resolution.
@@ -82,8 +84,8 @@ export function loadPreset(nameOrPath: string): Preset {
   if (p.region !== undefined && typeof p.region !== 'string') problems.push('region must be a string');
   if (p.geometry !== undefined && p.geometry !== 'spacing' && p.geometry !== 'resize')
     problems.push(`geometry must be 'spacing' or 'resize'`);
-  if (p.intensity !== undefined && p.intensity !== 'scale' && p.intensity !== 'minmax')
-    problems.push(`intensity must be 'scale' or 'minmax'`);
+  if (p.intensity !== undefined && !['scale', 'minmax', 'window'].includes(p.intensity))
+    problems.push(`intensity must be 'scale', 'minmax' or 'window'`);
   if (problems.length) throw new Error(`${path}: invalid preset: ${problems.join('; ')}`);
   return p;
 }

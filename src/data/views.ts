@@ -254,8 +254,15 @@ export function foregroundVoxels(mask: ArrayLike<number>, shape: Shape3, k: numb
 const half = (s: Shape3): Shape3 => s.map((n) => Math.max(1, Math.round(n / 2))) as Shape3;
 const whole = (shape: Shape3): Box => ({ start: [0, 0, 0], size: shape, rotateRad: 0, flip: [false, false, false] });
 
-/** How cached HU become model inputs (a preset's `intensity`): divided by the scale, then min–max to [0, 1] or not. */
-export type Intensity = 'scale' | 'minmax';
+/**
+ * How cached HU become model inputs (a preset's `intensity`): divided by the scale, then min–max to [0, 1], or the
+ * HU window (in the same scaled units) mapped linearly onto [0, 1] (`{ window }`), or neither.
+ */
+export type Intensity = 'scale' | 'minmax' | { window: [number, number] };
+
+/** The preset's intensity as the views apply it ('window' carries the preset's HU window). */
+export const intensityOf = (p: { intensity?: 'scale' | 'minmax' | 'window'; huWindow: [number, number] }): Intensity =>
+  p.intensity === 'window' ? { window: p.huWindow } : (p.intensity ?? 'scale');
 
 /**
  * The un-augmented global view of a cached volume (int16 HU) of `shape`, normalised by `scale`: the volume
@@ -278,7 +285,15 @@ export function globalView(
     for (let i = 0; i < hu.length; i++) g[i] = hu[i]! / scale;
   }
   if (intensity === 'minmax') minMax(g);
+  else if (typeof intensity === 'object') toWindow(g, intensity.window, scale);
   return g;
+}
+
+/** [lo, hi] HU (values divided by `scale`) → [0, 1], as a fixed linear map (MONAI's ScaleIntensityRange). */
+function toWindow(g: Float32Array, [lo, hi]: [number, number], scale: number): void {
+  const a = lo / scale,
+    range = (hi - lo) / scale;
+  for (let i = 0; i < g.length; i++) g[i] = (g[i]! - a) / range;
 }
 
 /** The crops' centres (cache voxels) for an anchored localAnchor; undefined entries are placed uniformly. */
@@ -334,9 +349,11 @@ export function makeViews(
   const global = cfg.globalIntensity ? Float32Array.from(plain) : plain;
   if (cfg.globalIntensity) augmentIntensity(global, cfg, rng);
   const native = cfg.localSource === 'cache';
-  if (native && intensity === 'minmax')
-    throw new Error("data.views.localSource 'cache' reads raw HU; a preset with intensity 'minmax' needs 'global'");
-  // min–max views are crops of the normalised global view, never of the raw cache
+  if (native && intensity !== 'scale')
+    throw new Error(
+      "data.views.localSource 'cache' reads raw HU; a preset with intensity 'minmax' or 'window' needs 'global'",
+    );
+  // min–max and window views are crops of the normalised global view, never of the raw cache
   const same = globalShape.join() === shape.join() && intensity === 'scale';
   const localShape = cfg.localShape ?? half(globalShape);
   // anchors in the cache's voxels, mapped onto the global view's grid when crops are cut from it

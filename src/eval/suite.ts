@@ -5,19 +5,24 @@ import { EVAL_TASKS } from './registry.js';
 import { type EvalRecord, type EvalTask, type SuiteContext } from './task.js';
 
 /** Why `task` does not run on this target and budget: a reason shared by the tasks it applies to. */
-function skipReason(ctx: SuiteContext, task: EvalTask): 'text' | 'scale' | undefined {
+function skipReason(ctx: SuiteContext, task: EvalTask): 'text' | 'tokenizer' | 'scale' | undefined {
   if (task.needsText && !ctx.target.textAligned) return 'text';
+  if (task.needsTokenizer && !ctx.target.loaded.tokenizer) return 'tokenizer';
   const scale = ctx.config.scale ?? 'global';
   if ((task.oneScale && scale !== 'global') || (task.noCrop && scale === 'crop')) return 'scale';
   return undefined;
 }
 
-function skipNote(ctx: SuiteContext, reason: 'text' | 'scale', tasks: EvalTask[]): string {
+function skipNote(ctx: SuiteContext, reason: 'text' | 'tokenizer' | 'scale', tasks: EvalTask[]): string {
   const names = tasks.map((t) => t.name).join(', ');
   const reasons = tasks.map((t) => t.oneScale ?? t.noCrop).join(', ');
   if (reason === 'scale') return `${names}: skipped under scale '${ctx.config.scale}' (${reasons})`;
-  const why =
-    ctx.target.init === 'random'
+  const imageOnly = !ctx.target.loaded.model.text;
+  if (reason === 'tokenizer')
+    return `${names}: skipped: this image-only model was imported without a tokenizer (its text tower is not loaded)`;
+  const why = imageOnly
+    ? 'this model was imported image-only (its text tower is not loaded), so it has no aligned text tower'
+    : ctx.target.init === 'random'
       ? 'random weights have no aligned text tower'
       : 'this checkpoint was trained without the CLIP objective (vision-only), so it has no aligned text tower';
   return `${names}: skipped: ${why}`;

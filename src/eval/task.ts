@@ -44,6 +44,8 @@ export interface EvalTask {
   readonly name: string;
   /** needs a text tower aligned with the volumes (CLIP); skipped without one */
   readonly needsText?: boolean;
+  /** needs the checkpoint's tokenizer (an image-only model has none); skipped without one */
+  readonly needsTokenizer?: boolean;
   /** set when the task runs at one scale only (skipped under scale 'full' and 'crop'): the reason, for the log */
   readonly oneScale?: string;
   /** set when the task has no crop-scale readout (skipped under scale 'crop'): the reason, for the log */

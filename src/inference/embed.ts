@@ -10,19 +10,22 @@ import { lobeCropViews, type Shape3 } from '../data/views.js';
 export interface Embedded {
   names: string[];
   volumes: Tensor;
-  reports: Tensor;
+  /** absent for an image-only model */
+  reports?: Tensor;
   labels: number[][];
   reportTexts: string[];
 }
 
-/** Normalised report embeddings (B, D) for a list of texts. */
+/** Normalised report embeddings (B, D) for a list of texts; an image-only model (no tokenizer) refuses. */
 export function embedTexts(
   model: ClipModel,
-  tokenizer: WordPieceTokenizer,
+  tokenizer: WordPieceTokenizer | undefined,
   texts: string[],
   maxTokens: number,
   device?: string,
 ): Tensor {
+  model.textSide(); // refuses an image-only model, naming why
+  if (!tokenizer) throw new Error('embedTexts: the model has a text tower but no tokenizer');
   return torch.noGrad(() =>
     torch.tidy(() => {
       const enc = tokenizer.encodeBatch(texts, { maxLength: maxTokens, padding: 'longest' });
@@ -31,6 +34,12 @@ export function embedTexts(
       return model.encodeReport(ids, mask).emb;
     }),
   );
+}
+
+/** The reports' embeddings of `e`; an image-only model has none (tasks that need them are skipped for it). */
+export function reportsOf(e: Embedded): Tensor {
+  if (!e.reports) throw new Error('an image-only model embeds no reports');
+  return e.reports;
 }
 
 export interface EmbedSplitOptions {
@@ -47,10 +56,13 @@ export interface EmbedSplitOptions {
   crop?: Shape3;
 }
 
-/** Every volume (no augmentation) and its report of a cache split (or named volumes). The caller disposes them. */
+/**
+ * Every volume (no augmentation) and its report of a cache split (or named volumes); the reports' embeddings only
+ * when the model has a text tower. The caller disposes them.
+ */
 export async function embedSplit(
   model: ClipModel,
-  tokenizer: WordPieceTokenizer,
+  tokenizer: WordPieceTokenizer | undefined,
   cacheDir: string,
   split: string | undefined,
   o: EmbedSplitOptions = {},
@@ -89,7 +101,7 @@ export async function embedSplit(
           vols.push(F.normalize(torch.stack(crops, 0).mean(0), -1).keep());
         }),
       );
-      reps.push(embedTexts(model, tokenizer, b.reports, o.maxTokens ?? 256, o.device).keep());
+      if (model.text) reps.push(embedTexts(model, tokenizer, b.reports, o.maxTokens ?? 256, o.device).keep());
       b.names.forEach((n, i) => {
         names.push(n);
         reportTexts.push(b.reports[i]!);
@@ -100,7 +112,10 @@ export async function embedSplit(
   } finally {
     await loader.close();
   }
-  const out = torch.tidy(() => ({ volumes: torch.cat(vols, 0).keep(), reports: torch.cat(reps, 0).keep() }));
+  const out = torch.tidy(() => ({
+    volumes: torch.cat(vols, 0).keep(),
+    reports: reps.length ? torch.cat(reps, 0).keep() : undefined,
+  }));
   torch.dispose([vols, reps]);
   return { names, labels, reportTexts, ...out };
 }

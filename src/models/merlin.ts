@@ -33,10 +33,14 @@ export class MerlinI3ResNet extends nn.Module {
   readonly conv1: nn.Conv3d;
   readonly bn1: nn.BatchNorm3d;
   readonly layers: nn.Sequential[] = [];
-  readonly classifier: nn.Conv3d;
-  readonly contrastiveHead: nn.Conv3d;
+  /** absent when built as a trunk only (MerlinVisionEncoder) */
+  readonly classifier?: nn.Conv3d;
+  readonly contrastiveHead?: nn.Conv3d;
 
-  constructor(readonly config: MerlinImageConfig) {
+  constructor(
+    readonly config: MerlinImageConfig,
+    heads = true,
+  ) {
     super();
     const w = config.width;
     // the 7×7 stem inflated to 3×7×7, stride 1 along the slices, 2 in-plane; 3 input channels (the CT repeated)
@@ -56,6 +60,7 @@ export class MerlinI3ResNet extends nn.Module {
       }
       this.layers.push(this.registerModule(`layer${li + 1}`, new nn.Sequential(...blocks)));
     });
+    if (!heads) return;
     this.classifier = this.registerModule('classifier', new nn.Conv3d(inPlanes, config.classes, 1));
     this.contrastiveHead = this.registerModule('contrastive_head', new nn.Conv3d(inPlanes, config.embedDim, 1));
   }
@@ -65,11 +70,25 @@ export class MerlinI3ResNet extends nn.Module {
    * 1.5×1.5×3 mm, HU [−1000, 1000] → [0, 1]). `fromLps` makes it from this project's (B, 1, D, H, W) LPS layout.
    */
   forward(x: Tensor): MerlinImageOutput {
+    const { classifier, contrastiveHead } = this;
+    if (!classifier || !contrastiveHead) throw new Error('MerlinI3ResNet: built without its heads (use trunk)');
+    return torch.tidy(() => {
+      // → (B, 1, Z, X, Y): the slices play I3D's time
+      const pooled = F.adaptiveAvgPool3d(this.trunk(x.permute(0, 1, 4, 2, 3)), 1);
+      return {
+        features: pooled.flatten(1),
+        embedding: contrastiveHead.forward(pooled).flatten(1),
+        logits: classifier.forward(pooled).flatten(1),
+      };
+    });
+  }
+
+  /** (B, 1, Z, X, Y) → layer 4's map (B, 32·width, z, x, y), before the pooling and the heads. */
+  trunk(v: Tensor): Tensor {
     return torch.tidy(() => {
       // the stem in its own scope and each stage's input released once the next exists: at 224×224×160 the stem's
       // activations alone are ~0.5 GB each, and holding them to the end doubled the peak against PyTorch's
       let h = torch.tidy(() => {
-        const v = x.permute(0, 1, 4, 2, 3); // → (B, 1, Z, X, Y): the slices play I3D's time
         const stem = this.bn1.forward(this.conv1.forward(torch.cat([v, v, v], 1))).relu_();
         return F.maxPool3d(stem, 3, { stride: 2, padding: 1 });
       });
@@ -78,12 +97,7 @@ export class MerlinI3ResNet extends nn.Module {
         h.dispose();
         h = next;
       }
-      const pooled = F.adaptiveAvgPool3d(h, 1);
-      return {
-        features: pooled.flatten(1),
-        embedding: this.contrastiveHead.forward(pooled).flatten(1),
-        logits: this.classifier.forward(pooled).flatten(1),
-      };
+      return h;
     });
   }
 }
@@ -106,4 +120,33 @@ export class MerlinImageEncoder extends nn.Module {
  */
 export function fromLps(x: Tensor): Tensor {
   return torch.tidy(() => x.permute(0, 1, 4, 3, 2).flip([2, 3]));
+}
+
+/**
+ * Merlin's image trunk as one of this project's vision encoders (an imported run's `visual`, train/formats/merlin.ts):
+ * it takes (B, 1, D, H, W) in LPS like every encoder here and feeds the I3ResNet Merlin's (Z, X, Y) order — rows and
+ * columns swapped and both reversed — then returns layer 4's map in LPS order again, and its mean. The contrastive
+ * head is the ClipModel's visual projection (a 1×1×1 conv on the pooled features is a linear layer); the phenotype
+ * classifier is not built.
+ */
+export class MerlinVisionEncoder extends nn.Module {
+  readonly i3Resnet: MerlinI3ResNet;
+  constructor(readonly config: MerlinImageConfig) {
+    super();
+    this.i3Resnet = this.registerModule('i3_resnet', new MerlinI3ResNet(config, false));
+  }
+  get outChannels(): number {
+    return this.config.width * 32;
+  }
+  /** in-plane: the stem's 2, the max-pool's 2 and layers 2–4's 2 each */
+  get outputStride(): number {
+    return 32;
+  }
+  encode(x: Tensor): { featureMap: Tensor; pooled: Tensor } {
+    return torch.tidy(() => {
+      const map = this.i3Resnet.trunk(x.permute(0, 1, 2, 4, 3).flip([3, 4]));
+      const featureMap = map.flip([3, 4]).permute(0, 1, 2, 4, 3);
+      return { featureMap, pooled: featureMap.mean([2, 3, 4]) };
+    });
+  }
 }

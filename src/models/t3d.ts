@@ -55,30 +55,42 @@ export interface ReportEncoding {
   emb: Tensor;
 }
 
-/** Vision and text encoders joined by projections into one embedding space, with CLIP's temperature. */
+/**
+ * Vision and text encoders joined by projections into one embedding space, with CLIP's temperature. An image-only
+ * model (a published model imported without its text tower) has no text encoder, text projection or temperature:
+ * its volume embeddings serve probing, similar cases and export, and encodeReport refuses.
+ */
 export class ClipModel extends nn.Module {
   readonly visual_projection: nn.Module & nn.Layer;
-  readonly text_projection: nn.Module & nn.Layer;
-  readonly logit_scale: LogitScale;
+  readonly text_projection?: nn.Module & nn.Layer;
+  readonly logit_scale?: LogitScale;
 
   constructor(
     readonly visual: VisionEncoder,
-    readonly text: TextEncoder,
+    readonly text: TextEncoder | undefined,
     readonly heads: ClipHeadsConfig,
   ) {
     super();
     this.registerModule('visual', visual);
-    this.registerModule('text', text);
     const { embedDim, projectionHidden, projectionBias } = heads;
     this.visual_projection = this.registerModule(
       'visual_projection',
       projectionHead(visual.outChannels, embedDim, projectionHidden, projectionBias),
     );
+    if (!text) return;
+    this.registerModule('text', text);
     this.text_projection = this.registerModule(
       'text_projection',
       projectionHead(text.config.hidden_size, embedDim, projectionHidden, projectionBias),
     );
     this.logit_scale = this.registerModule('logit_scale', new LogitScale());
+  }
+
+  /** The text side, or an error saying this model has none. */
+  textSide(): { text: TextEncoder; projection: nn.Module & nn.Layer; logitScale: LogitScale } {
+    if (!this.text || !this.text_projection || !this.logit_scale)
+      throw new Error('this model is image-only (imported without its text tower): it cannot embed text');
+    return { text: this.text, projection: this.text_projection, logitScale: this.logit_scale };
   }
 
   /** Local tokens (B, N, C), pooled features and the normalised global embedding z (B, D). */
@@ -95,8 +107,9 @@ export class ClipModel extends nn.Module {
 
   /** Token states, padding mask (true at padding), the pooled report vector t and its normalised embedding e (B, D). */
   encodeReport(inputIds: Tensor, attentionMask: Tensor): ReportEncoding {
+    const { text, projection } = this.textSide();
     return torch.tidy(() => {
-      const tokens = this.text.forward(inputIds, attentionMask).lastHiddenState;
+      const tokens = text.forward(inputIds, attentionMask).lastHiddenState;
       const keep = attentionMask.to(tokens.dtype).unsqueeze(2);
       const sentence =
         this.heads.textPooling === 'mean' ? tokens.mul(keep).sum(1).div(keep.sum(1).clampMin(1)) : tokens.select(1, 0);
@@ -104,13 +117,16 @@ export class ClipModel extends nn.Module {
         tokens,
         paddingMask: attentionMask.eq(0),
         sentence,
-        emb: F.normalize(this.text_projection.forward(sentence), -1),
+        emb: F.normalize(projection.forward(sentence), -1),
       };
     });
   }
 }
 
 export class T3dModel extends ClipModel {
+  declare readonly text: TextEncoder;
+  declare readonly text_projection: nn.Module & nn.Layer;
+  declare readonly logit_scale: LogitScale;
   readonly fusion: TextInformedFusion;
   readonly prototypes: Prototypes;
   readonly restoration_decoder?: RestorationDecoder;

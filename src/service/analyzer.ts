@@ -44,6 +44,9 @@ const finiteOrNull = (v: number | undefined): number | null => (v !== undefined 
 export const SCREENING_NOTE =
   'Calls are zero-shot screening signals from a research model, not diagnoses: read each with its sensitivity, ' +
   'specificity and PPV, measured on the evaluation’s test volumes.';
+export const IMAGE_ONLY_NOTE =
+  'No zero-shot findings: this model was imported image-only (its text tower is not loaded), so it gives the ' +
+  'embedding and similar cases only.';
 export interface Analysis {
   scan: string;
   checkpoint: string;
@@ -101,6 +104,8 @@ export interface Analyzer {
   checkpoint: string;
   checkpointId: string;
   labelNames: string[];
+  /** how to read the results: screening signals, or (image-only model) why there are no findings */
+  note: string;
   /** the checkpoint's training cache (relative index sources live there); none for an imported model */
   cacheDir?: string;
   /** per finding, the operating threshold (Infinity: never called), or null without a zero-shot record */
@@ -138,11 +143,14 @@ export async function openAnalyzer(o: {
     if (o.device && o.device !== 'cpu') model.to({ device: o.device });
     const checkpointId = idOf(dir);
     const runDir = dirname(dirname(dir));
-    let record = zeroshotRecord(runDir, checkpointId);
+    // an image-only model (no text tower) has no findings to call: embedding and similar cases only
+    const imageOnly = !model.text;
+    const note = imageOnly ? IMAGE_ONLY_NOTE : SCREENING_NOTE;
+    let record = imageOnly ? undefined : zeroshotRecord(runDir, checkpointId);
     // an imported model has no training cache: its thresholds come from `t3d eval zeroshot --data`
     const trainingCache = config.data.cache;
     const hasCache = trainingCache !== undefined && existsSync(join(trainingCache, 'cache.json'));
-    if (!record && hasCache) {
+    if (!record && hasCache && !imageOnly) {
       o.log(
         `no zero-shot evaluation of ${dir} yet: choosing the operating thresholds on its validation volumes (once)`,
       );
@@ -155,7 +163,9 @@ export async function openAnalyzer(o: {
       });
       record = zeroshotRecord(runDir, checkpointId);
     }
-    const labelNames = record?.result.labelNames ?? (hasCache ? readCacheIndex(trainingCache).labelNames : undefined);
+    const labelNames = imageOnly
+      ? []
+      : (record?.result.labelNames ?? (hasCache ? readCacheIndex(trainingCache).labelNames : undefined));
     if (!labelNames)
       throw new Error(
         `${dir}: no finding names: neither ${join(runDir, 'eval', 'zeroshot.json')} nor a training cache ` +
@@ -165,12 +175,14 @@ export async function openAnalyzer(o: {
     model.eval();
     const templates = record?.result.templates ?? 1;
     const scoreStart = performance.now();
-    prompts = cachedPrompts(
-      join(runDir, 'eval', 'zeroshot-prompts.safetensors'),
-      { checkpointId, templates, labelNames },
-      () => zeroShotPrompts(model, tokenizer, labelNames, { templates, device: o.device }),
-      o,
-    );
+    prompts = imageOnly
+      ? undefined
+      : cachedPrompts(
+          join(runDir, 'eval', 'zeroshot-prompts.safetensors'),
+          { checkpointId, templates, labelNames },
+          () => zeroShotPrompts(model, tokenizer, labelNames, { templates, device: o.device }),
+          o,
+        );
     const promptSeconds = (performance.now() - scoreStart) / 1000;
     const loadSeconds = (scoreStart - t0) / 1000;
     const p = prompts;
@@ -185,6 +197,7 @@ export async function openAnalyzer(o: {
       checkpoint: dir,
       checkpointId,
       labelNames,
+      note,
       thresholds,
       operating,
       cacheDir: trainingCache,
@@ -221,7 +234,7 @@ export async function openAnalyzer(o: {
         const emb = torch.noGrad(() => torch.tidy(() => model.encodeVolume(x).emb));
         x.dispose();
         const encode = clock();
-        const probs = scoresFromPrompts(model, emb, p)[0]!;
+        const probs = p ? scoresFromPrompts(model, emb, p)[0]! : [];
         const embedding = emb.to('cpu').toArray();
         emb.dispose();
         // the first scan carries the one-off costs: loading the checkpoint and embedding the prompts
@@ -239,7 +252,7 @@ export async function openAnalyzer(o: {
             callsPerVolume: operating.callsPerVolume,
             labelsPerVolume: operating.labelsPerVolume,
           },
-          note: SCREENING_NOTE,
+          note,
           findings: labelNames.map((label, l) => {
             const threshold = thresholds[l]!;
             const rates = operating?.perLabel[l];
@@ -259,7 +272,7 @@ export async function openAnalyzer(o: {
         };
       },
       dispose() {
-        torch.dispose([p.pos, p.neg]);
+        if (p) torch.dispose([p.pos, p.neg]);
         model.dispose();
       },
     };

@@ -39,7 +39,7 @@ export async function exportEmbeddings(o: EmbedExport): Promise<{ rows: number; 
       });
       names = e.names;
       emb = e.volumes;
-      e.reports.dispose();
+      e.reports?.dispose();
     }
     const kind = o.reports ? 'report' : 'volume';
     const size = emb.size(1);

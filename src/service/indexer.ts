@@ -302,7 +302,8 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
       `index: ${chosen.length} volumes in ${cache}, ${chosen.length - todo.length} already in table ` +
         `t3d_${index.checkpointId} of ${db}; ${todo.length} to embed`,
     );
-    const prompts = zeroShotPrompts(model, tokenizer, labelNames, { templates: 3, device });
+    // an image-only model (no text tower) scores no findings: its rows hold the reference labels only
+    const prompts = model.text ? zeroShotPrompts(model, tokenizer, labelNames, { templates: 3, device }) : undefined;
     const byName = new Map(entries.map((e) => [e.name, e]));
     const embed = async (names: string[]): Promise<IndexRow[]> => {
       const e = await embedSplit(model, tokenizer, cache, undefined, {
@@ -312,7 +313,7 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
         device,
       });
       try {
-        const probs = scoresFromPrompts(model, e.volumes, prompts);
+        const probs = prompts ? scoresFromPrompts(model, e.volumes, prompts) : undefined;
         const vectors = torch.tidy(() => e.volumes.to('cpu').to('float32').toArray());
         const D = e.volumes.size(1);
         return e.names.map((n, i) => {
@@ -323,13 +324,13 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
             split: entry.split,
             report: entry.report,
             labels: labelNames.filter((_, l) => entry.labels[l] === 1),
-            findings: Object.fromEntries(labelNames.map((l, j) => [l, probs[i]![j]!])),
+            findings: probs ? Object.fromEntries(labelNames.map((l, j) => [l, probs[i]![j]!])) : {},
             checkpointId: index.checkpointId,
             vector: vectors.slice(i * D, (i + 1) * D),
           };
         });
       } finally {
-        torch.dispose([e.volumes, e.reports]);
+        torch.dispose([e.volumes, e.reports ?? []]);
       }
     };
     const t0 = performance.now();
@@ -359,7 +360,7 @@ export async function indexCache(o: IndexOptions & { cache?: string; splits?: st
         progress(at + names.length, todo.length, t0, added + quarantined, print);
       }
     } finally {
-      torch.dispose([prompts.pos, prompts.neg]);
+      if (prompts) torch.dispose([prompts.pos, prompts.neg]);
     }
     if (o.ann) await index.createAnnIndex();
     print(

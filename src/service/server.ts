@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { VectorIndex, type Case, type SearchFilter } from './vector-index.js';
 import { packageRoot } from '../util/paths.js';
 import { type OperatingRule } from '../eval/metrics/operating-points.js';
-import { openAnalyzer, SCREENING_NOTE, type Analysis, type AnalyzeOptions, type Analyzer } from './analyzer.js';
+import { openAnalyzer, type Analysis, type AnalyzeOptions, type Analyzer } from './analyzer.js';
 import { ScanRefusedError } from '../data/scan-checks.js';
 import { sourceNifti, uploadNifti, writeUpload } from './volumes.js';
 import { ClientError } from './client-error.js';
@@ -203,7 +203,7 @@ export async function startServer(o: ServeOptions): Promise<Server> {
         labelNames: analyzer.labelNames,
         thresholds: analyzer.thresholds,
         operating: analyzer.operating,
-        note: SCREENING_NOTE,
+        note: analyzer.note,
         cases: await index.count(),
         maxUploadBytes: maxUpload,
         hostMemory,

@@ -64,7 +64,8 @@ export interface LoadedCheckpoint {
   /** a pre-training run's config, or an imported model's (`t3d import`, train/formats/) */
   config: CheckpointConfig;
   model: ClipModel;
-  tokenizer: WordPieceTokenizer;
+  /** absent for an image-only model (a published model imported without its text tower) */
+  tokenizer?: WordPieceTokenizer;
   /** the preprocessing the model was trained with, and the input transform it defines */
   preset: Preset;
   transform: InputTransform;
@@ -83,16 +84,21 @@ export function loadT3dCheckpoint(
   log = (line: string) => console.error(`t3d: ${line}`),
 ): LoadedCheckpoint {
   if (!existsSync(given)) throw new Error(`${given}: no such checkpoint or run folder`);
-  const dir = resolveCheckpoint(given, { requires: MODEL_FILES, log });
+  // an image-only import has no tokenizer.json; every other checkpoint needs one (checked below)
+  const dir = resolveCheckpoint(given, { requires: MODEL_FILES.filter((f) => f !== 'tokenizer.json'), log });
   if (!dir) throw new Error(`${given}: neither a checkpoint folder nor a run folder with checkpoints`);
   const config = readJsonFile<CheckpointConfig>(join(dir, 'config.json'));
-  const tokenizer = WordPieceTokenizer.fromTokenizerJson(join(dir, 'tokenizer.json'));
+  const tokenizerPath = join(dir, 'tokenizer.json');
+  const imageOnly = isImported(config) && !modelFormat(config.imported.format).textAligned;
+  if (!imageOnly && !existsSync(tokenizerPath)) throw new Error(`${dir}: no tokenizer.json`);
+  const tokenizer = imageOnly ? undefined : WordPieceTokenizer.fromTokenizerJson(tokenizerPath);
   if (isImported(config)) {
     const preset = resolvePreset(config.data.preset);
     const { format, architecture } = config.imported;
     const model = modelFormat(format).load(architecture, join(dir, 'model.safetensors'));
     return { config, model, tokenizer, preset, transform: inputTransform(preset), dir };
   }
+  if (!tokenizer) throw new Error(`${dir}: no tokenizer.json`); // (narrows the type: checked above)
   // The text encoder's weights come from the checkpoint, never from the original pretrained folder.
   const text =
     'pretrained' in config.model.text
@@ -109,6 +115,7 @@ export function loadT3dCheckpoint(
 /** A pre-training run's checkpoint, with the model's TMA parts (not an imported model). */
 export interface LoadedRun extends LoadedCheckpoint {
   config: PretrainConfig;
+  tokenizer: WordPieceTokenizer;
   model: T3dModel;
 }
 

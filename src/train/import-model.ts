@@ -1,7 +1,8 @@
 // `t3d import <format> <folder> --out <run>`: a published model's released files → a run folder like a pre-training
 // run's (docs/ARCHITECTURE.md §2, "Imported models"), so that every command that takes --checkpoint takes it. The one
 // checkpoint holds config.json (format, architecture, resolved preset), the released model.safetensors unchanged
-// (its sha256 is the publisher's), tokenizer.json, and the manifest; the weights are loaded once before anything is
+// (its sha256 is the publisher's) or converted from a .pt, tokenizer.json (none for an image-only model), and the
+// manifest; the weights are loaded once before anything is
 // written, so a folder that would not load is never created.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -42,7 +43,7 @@ export function importModel(o: ImportOptions): string {
 function write(format: ModelFormat, o: ImportOptions, released: ReleasedModel): string {
   const preset = loadPreset(o.preset ?? released.preset);
   const input = globalShapeOf(preset);
-  if (input.join() !== released.inputShape.join())
+  if (released.inputShape && input.join() !== released.inputShape.join())
     throw new Error(
       `preset '${preset.name}' gives the model [${input.join(', ')}] but ${format.name} was trained at ` +
         `[${released.inputShape.join(', ')}] (D, H, W)`,
@@ -57,7 +58,8 @@ function write(format: ModelFormat, o: ImportOptions, released: ReleasedModel): 
       architecture: released.architecture,
       source: released.files.map((f) => ({ file: basename(f), sha256: hashes.get(f)!.sha256 })),
     },
-    data: { preset, maxTokens: released.maxTokens, trainSplit: 'train', valSplit: 'valid' },
+    // maxTokens 0: an image-only model reads no reports
+    data: { preset, maxTokens: released.text?.maxTokens ?? 0, trainSplit: 'train', valSplit: 'valid' },
   };
   const final = join(o.out, 'checkpoints', checkpointName(0));
   const tmp = tempName(final);
@@ -65,7 +67,7 @@ function write(format: ModelFormat, o: ImportOptions, released: ReleasedModel): 
   mkdirSync(tmp, { recursive: true });
   try {
     writeFileSync(join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-    released.tokenizer.saveTokenizerJson(join(tmp, 'tokenizer.json'));
+    released.text?.tokenizer.saveTokenizerJson(join(tmp, 'tokenizer.json'));
     copyFileSync(released.weights, join(tmp, 'model.safetensors'));
     const manifest = commitFolder(tmp, final); // hashes and fsyncs the copy
     const copied = manifest.files.find((f) => f.name === 'model.safetensors')!.sha256;

@@ -5,6 +5,7 @@ import { runReportGeneration } from './report-generation.js';
 export const reportGenTask: EvalTask = {
   name: 'reportgen',
   oneScale: 'report generation on the global view',
+  needsTokenizer: true,
   run: async (ctx) => {
     const r = ctx.config.reportgen;
     const data = ctx.target.loaded.config.data;
@@ -12,7 +13,7 @@ export const reportGenTask: EvalTask = {
       await record(ctx, 'reportgen', '', async (workDir) => {
         const encoder = ctx.target.makeEncoder();
         try {
-          return await runReportGeneration(encoder, ctx.target.loaded.tokenizer, {
+          return await runReportGeneration(encoder, ctx.target.loaded.tokenizer!, {
             cacheDir: ctx.cacheDir,
             trainSplit: data.trainSplit,
             testSplit: data.valSplit,

@@ -1,6 +1,7 @@
 // The cross-modal retrieval task on the test volumes (embedded once per suite run, shared with zero-shot).
 import { record, variantOf, type EvalTask } from '../task.js';
 import { retrievalReport } from './retrieval.js';
+import { reportsOf } from '../../inference/embed.js';
 import { rows } from './zeroshot.js';
 import { testEmbeddings, textSetup } from './zeroshot-task.js';
 
@@ -12,7 +13,7 @@ export const retrievalTask: EvalTask = {
     return [
       await record(ctx, 'retrieval', variantOf(ctx, ''), async () => {
         const t = await testEmbeddings(ctx, s);
-        return { names: t.names, ...retrievalReport(rows(t.volumes), rows(t.reports), t.labels, s.bootstrap) };
+        return { names: t.names, ...retrievalReport(rows(t.volumes), rows(reportsOf(t)), t.labels, s.bootstrap) };
       }),
     ];
   },

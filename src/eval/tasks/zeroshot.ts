@@ -4,7 +4,7 @@ import * as torch from '../../torch/index.js';
 import { F, type Tensor } from '../../torch/index.js';
 import { type ClipModel } from '../../models/t3d.js';
 import { type WordPieceTokenizer } from '../../text/wordpiece.js';
-import { embedTexts, type Embedded } from '../../inference/embed.js';
+import { embedTexts, reportsOf, type Embedded } from '../../inference/embed.js';
 import { macroAuroc, recallAtK } from '../metrics/classification.js';
 
 /** Positive/negative prompt pairs (CT-RATE protocol); the first is CT-CLIP's, the others form the ensemble. */
@@ -17,7 +17,7 @@ export const PROMPT_TEMPLATES: readonly { present: (l: string) => string; absent
 /** Prompt embedding per label: templates averaged in embedding space, then renormalised (as CLIP's ensembles). */
 function promptEmbeddings(
   model: ClipModel,
-  tokenizer: WordPieceTokenizer,
+  tokenizer: WordPieceTokenizer | undefined,
   labelNames: string[],
   polarity: 'present' | 'absent',
   templates: number,
@@ -41,7 +41,7 @@ export interface Prompts {
 /** `templates` = how many of PROMPT_TEMPLATES to ensemble (1 = the single CT-CLIP pair). The caller disposes. */
 export function zeroShotPrompts(
   model: ClipModel,
-  tokenizer: WordPieceTokenizer,
+  tokenizer: WordPieceTokenizer | undefined,
   labelNames: string[],
   o: { templates?: number; maxTokens?: number; device?: string } = {},
 ): Prompts {
@@ -58,7 +58,7 @@ export function zeroShotPrompts(
 export function scoresFromPrompts(model: ClipModel, volumes: Tensor, p: Prompts): number[][] {
   return torch.noGrad(() =>
     torch.tidy(() => {
-      const scale = model.logit_scale.value.exp().clamp(undefined, 100);
+      const scale = model.textSide().logitScale.value.exp().clamp(undefined, 100);
       const sp = volumes.matmul(p.pos.T).mul(scale),
         sn = volumes.matmul(p.neg.T).mul(scale); // (N, L)
       return rows(torch.stack([sp, sn], 2).softmax(2).select(2, 0));
@@ -68,7 +68,7 @@ export function scoresFromPrompts(model: ClipModel, volumes: Tensor, p: Prompts)
 
 export function zeroShotScores(
   model: ClipModel,
-  tokenizer: WordPieceTokenizer,
+  tokenizer: WordPieceTokenizer | undefined,
   volumes: Tensor,
   labelNames: string[],
   o: { templates?: number; maxTokens?: number; device?: string } = {},
@@ -98,14 +98,14 @@ export interface ZeroShotResult {
 
 export function evaluateEmbedded(
   model: ClipModel,
-  tokenizer: WordPieceTokenizer,
+  tokenizer: WordPieceTokenizer | undefined,
   e: Embedded,
   labelNames: string[],
   device?: string,
 ): ZeroShotResult {
   const scores = zeroShotScores(model, tokenizer, e.volumes, labelNames, { device });
   const m = macroAuroc(scores, e.labels);
-  const sim = torch.noGrad(() => torch.tidy(() => rows(e.reports.matmul(e.volumes.T))));
+  const sim = torch.noGrad(() => torch.tidy(() => rows(reportsOf(e).matmul(e.volumes.T))));
   const transpose = sim.map((_, i) => sim.map((row) => row[i]!));
   const ks = [1, 5, 10].filter((k) => k <= sim.length);
   return {

@@ -5,6 +5,7 @@
 import { type ClipModel, type VisionEncoder } from '../../models/t3d.js';
 import { type WordPieceTokenizer } from '../../text/wordpiece.js';
 import { m3dClip } from './m3d-clip.js';
+import { merlin } from './merlin.js';
 
 /** What a format found in a released folder. */
 export interface ReleasedModel {
@@ -15,13 +16,15 @@ export interface ReleasedModel {
    * format wrote into `scratch` from another container (a PyTorch .pt)
    */
   weights: string;
-  tokenizer: WordPieceTokenizer;
+  /** the text tower's tokenizer and the longest report it was trained on, in tokens; absent: an image-only model */
+  text?: { tokenizer: WordPieceTokenizer; maxTokens: number };
   /** the built-in preset (presets/<name>.json) with the model's own preprocessing */
   preset: string;
-  /** the (D, H, W) input the model was trained at: the preset's global shape must equal it */
-  inputShape: [number, number, number];
-  /** the longest report the text tower was trained on, in tokens */
-  maxTokens: number;
+  /**
+   * the (D, H, W) input the model was trained at, when it takes no other (a ViT's position table): the preset's
+   * global shape must equal it; absent for a convolutional encoder, which takes any shape
+   */
+  inputShape?: [number, number, number];
   /** the released files read (hashed into the run's config) */
   files: string[];
 }
@@ -41,7 +44,7 @@ export interface ModelFormat {
   visionEncoder(architecture: Record<string, unknown>, weights?: string): VisionEncoder;
 }
 
-export const MODEL_FORMATS: readonly ModelFormat[] = [m3dClip];
+export const MODEL_FORMATS: readonly ModelFormat[] = [m3dClip, merlin];
 
 export function modelFormat(name: string): ModelFormat {
   const f = MODEL_FORMATS.find((m) => m.name === name);

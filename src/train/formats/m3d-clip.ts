@@ -194,10 +194,9 @@ function read(folder: string): ReleasedModel {
   return {
     architecture: architecture as unknown as Record<string, unknown>,
     weights,
-    tokenizer,
+    text: { tokenizer, maxTokens },
     preset: 'm3d-clip',
     inputShape: architecture.vision.imageSize,
-    maxTokens,
     files: [configPath, weights, vocab, ...(existsSync(tokConfigPath) ? [tokConfigPath] : [])],
   };
 }
