@@ -71,14 +71,15 @@ export class ClipModel extends nn.Module {
     readonly heads: ClipHeadsConfig,
   ) {
     super();
+    // registration order is parameter order (optimizer state, gradient norms, checkpoints): text before the projections
     this.registerModule('visual', visual);
+    if (text) this.registerModule('text', text);
     const { embedDim, projectionHidden, projectionBias } = heads;
     this.visual_projection = this.registerModule(
       'visual_projection',
       projectionHead(visual.outChannels, embedDim, projectionHidden, projectionBias),
     );
     if (!text) return;
-    this.registerModule('text', text);
     this.text_projection = this.registerModule(
       'text_projection',
       projectionHead(text.config.hidden_size, embedDim, projectionHidden, projectionBias),
