@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
 import { optim, type Tensor } from '../src/torch/index.js';
 import { ResNet3d, type ResNet3dConfig } from '../src/models/resnet3d.js';
+import { loadConfig } from '../src/train/config.js';
+import { buildT3dModel } from '../src/train/factory.js';
 import { assertClose, fixture } from './helpers.js';
 
 const { tensors } = torch.loadSafetensors(fixture('models', 'resnet.safetensors'));
@@ -147,4 +149,16 @@ test('channels-last: 5-D weights restrided (one-channel ones too); saved bytes, 
       /memory format must be 'channels-last' or 'contiguous'/,
     );
   });
+});
+
+test('T3D parameters in registration order: vision, text, projections, temperature, then the T3D heads', () => {
+  // parameter order is optimizer-state and gradient-norm order: moving a module changes training at rounding level
+  const cfg = loadConfig(fixture('pretrain', 'tiny.json'));
+  const model = buildT3dModel(cfg.model, [8, 16, 16], 40);
+  try {
+    const tops = [...new Set([...model.namedParameters()].map(([n]) => n.split('.')[0]!))];
+    assert.deepEqual(tops.slice(0, 5), ['visual', 'text', 'visual_projection', 'text_projection', 'logit_scale']);
+  } finally {
+    model.dispose();
+  }
 });
