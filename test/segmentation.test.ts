@@ -20,6 +20,10 @@ import {
   type Triple,
 } from '../src/eval/tasks/sliding-window.js';
 import { runSegmentation, segmentationStep } from '../src/eval/tasks/segmentation.js';
+import { caseInput, patchBatches, type CaseData, type VolumeReader } from '../src/eval/tasks/segmentation-data.js';
+import { inputTransform } from '../src/data/input-transform.js';
+import { intensityOf, rangeOf } from '../src/data/views.js';
+import { type CacheEntry } from '../src/data/cache.js';
 import { loadPreset } from '../src/data/presets.js';
 import { writeSynthDataset } from '../src/data/synth/dataset.js';
 import { readSource } from '../src/data/sources.js';
@@ -478,4 +482,31 @@ test('runSegmentation end to end on a tiny synthetic cache: metrics, overlays, r
     runSegmentation(makeVit, { ...base, epochs: 1, patch: [12, 16, 16], outDir: join(tmp, 'vit2') }),
     /must be divisible by the ViT's patch size/,
   );
+});
+
+test("segmentation's patches and sliding-window volumes are the model input the preset defines (scale, window, min–max)", () => {
+  const base = loadPreset(fixture('pretrain', 'tiny-preset.json'));
+  const shape = base.shape;
+  const n = shape[0] * shape[1] * shape[2];
+  // a cache grid of clipped HU in [−900, 599], inside the window: min–max, window and scale all differ
+  const image = Int16Array.from({ length: n }, (_, i) => -900 + ((i * 7919) % 1500));
+  const c: CaseData = { image, mask: new Uint8Array(n), shape, range: rangeOf(image) };
+  const reader = { read: () => c } as unknown as VolumeReader;
+  const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+  for (const [intensity, lo, span] of [
+    ['window', -1000, 2000],
+    ['minmax', -900, 1499],
+    ['scale', 0, base.scale],
+  ] as const) {
+    const preset = { ...base, intensity };
+    const expected = inputTransform(preset).toInput(image);
+    const input = { scale: preset.scale, padValue: preset.padValue, intensity: intensityOf(preset) };
+    const { volume, padValue } = caseInput(c, input);
+    assert.ok(maxDiff(volume, expected) < 1e-6, `${intensity}: the sliding-window volume`);
+    const o = { seed: 1, batchSize: 1, patch: shape, perVolume: 1, ...input };
+    const [batch] = [...patchBatches(reader, [{} as CacheEntry], o, 0)];
+    assert.ok(maxDiff(batch!.image, expected) < 1e-6, `${intensity}: a training patch of the whole volume`);
+    assert.ok(Math.abs(padValue - (base.padValue * base.scale - lo) / span) < 1e-6, `${intensity}: pad ${padValue}`);
+    if (intensity !== 'scale') assert.ok(Math.min(...volume) >= 0 && Math.max(...volume) <= 1, intensity);
+  }
 });

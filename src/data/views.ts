@@ -284,16 +284,45 @@ export function globalView(
     g = new Float32Array(hu.length);
     for (let i = 0; i < hu.length; i++) g[i] = hu[i]! / scale;
   }
-  if (intensity === 'minmax') minMax(g);
-  else if (typeof intensity === 'object') toWindow(g, intensity.window, scale);
+  if (intensity !== 'scale') {
+    const { sub, div } = intensityMap(intensity, scale, () => rangeOf(g));
+    for (let i = 0; i < g.length; i++) g[i] = (g[i]! - sub) / div;
+  }
   return g;
 }
 
-/** [lo, hi] HU (values divided by `scale`) → [0, 1], as a fixed linear map (MONAI's ScaleIntensityRange). */
-function toWindow(g: Float32Array, [lo, hi]: [number, number], scale: number): void {
-  const a = lo / scale,
-    range = (hi - lo) / scale;
-  for (let i = 0; i < g.length; i++) g[i] = (g[i]! - a) / range;
+/** A linear map of values already divided by the preset's `scale` onto model inputs: (v − sub) / div. */
+export interface IntensityMap {
+  sub: number;
+  div: number;
+}
+
+/**
+ * The preset's intensity as the linear map it is on one volume's values divided by `scale` — the one place every
+ * model input (views, analyzer, segmentation patches and windows) takes it from: 'scale' is the identity; a window
+ * [lo, hi] HU goes onto [0, 1] (MONAI's ScaleIntensityRange); 'minmax' maps the volume's own range, `range()` (in
+ * HU / scale), onto [0, 1] (a constant volume onto 0).
+ */
+export function intensityMap(intensity: Intensity, scale: number, range: () => [number, number]): IntensityMap {
+  if (intensity === 'scale') return { sub: 0, div: 1 };
+  if (typeof intensity === 'object') {
+    const [lo, hi] = intensity.window;
+    return { sub: lo / scale, div: (hi - lo) / scale };
+  }
+  const [lo, hi] = range();
+  return { sub: lo, div: hi > lo ? hi - lo : Infinity };
+}
+
+/** The smallest and largest value. */
+export function rangeOf(g: ArrayLike<number>): [number, number] {
+  let lo = Infinity,
+    hi = -Infinity;
+  for (let i = 0; i < g.length; i++) {
+    const v = g[i]!;
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
 }
 
 /** The crops' centres (cache voxels) for an anchored localAnchor; undefined entries are placed uniformly. */
@@ -313,17 +342,6 @@ function anchorsOf(
   return Array.from({ length: cfg.numLocal }, (_, k) =>
     a === 'lobes' ? lobeCentre(boxes, LOBES[k % LOBES.length]!) : lobeCentre(boxes, rng.pick(regions), rng),
   );
-}
-
-function minMax(g: Float32Array): void {
-  let lo = Infinity,
-    hi = -Infinity;
-  for (const v of g) {
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
-  const range = hi - lo;
-  for (let i = 0; i < g.length; i++) g[i] = range > 0 ? (g[i]! - lo) / range : 0;
 }
 
 /**

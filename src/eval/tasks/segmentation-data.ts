@@ -4,6 +4,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CacheEntry } from '../../data/cache.js';
 import { readCachedTensors } from '../../data/cache-read.js';
+import { intensityMap, rangeOf, type Intensity, type IntensityMap } from '../../data/views.js';
 import { Rng } from '../../util/rng.js';
 import { readJsonFile } from '../../util/files.js';
 
@@ -13,6 +14,28 @@ export interface CaseData {
   image: Int16Array;
   mask: Uint8Array;
   shape: Triple;
+  /** the image's smallest and largest HU */
+  range: [number, number];
+}
+
+/** How cached HU become model inputs: the preset's scale, padding value (HU / scale) and intensity. */
+export interface InputSettings {
+  scale: number;
+  padValue: number;
+  intensity: Intensity;
+}
+
+/** The case's HU / scale → model inputs, by the transform the pre-training views and the analyzer use. */
+function inputMap(c: CaseData, o: InputSettings): IntensityMap {
+  return intensityMap(o.intensity, o.scale, () => [c.range[0] / o.scale, c.range[1] / o.scale]);
+}
+
+/** A whole case as model input (D, H, W), and the padding value in the same units, for sliding-window inference. */
+export function caseInput(c: CaseData, o: InputSettings): { volume: Float32Array; padValue: number } {
+  const { sub, div } = inputMap(c, o);
+  const volume = new Float32Array(c.image.length);
+  for (let v = 0; v < volume.length; v++) volume[v] = (c.image[v]! / o.scale - sub) / div;
+  return { volume, padValue: (o.padValue - sub) / div };
 }
 
 /** Reads cached image + mask pairs, keeping decoded volumes in memory up to a byte budget. */
@@ -36,11 +59,8 @@ export class VolumeReader {
           `found ${img.dtype} [${img.shape.join(', ')}] and ${msk.dtype} [${msk.shape.join(', ')}]`,
       );
     }
-    const c: CaseData = {
-      image: new Int16Array(img.bytes.buffer, img.bytes.byteOffset, img.bytes.byteLength / 2),
-      mask: msk.bytes,
-      shape: img.shape as Triple,
-    };
+    const image = new Int16Array(img.bytes.buffer, img.bytes.byteOffset, img.bytes.byteLength / 2);
+    const c: CaseData = { image, mask: msk.bytes, shape: img.shape as Triple, range: rangeOf(image) };
     const size = img.bytes.byteLength + msk.bytes.byteLength;
     if (this.bytes + size <= this.budget) {
       this.kept.set(e.name, c);
@@ -50,34 +70,38 @@ export class VolumeReader {
   }
 }
 
-/** Crops (or pads: image with `pad`, mask with background) a patch starting at `start` (may be negative). */
+/**
+ * Crops (or pads: image with the padding value, mask with background) a patch starting at `start` (may be
+ * negative), as model input.
+ */
 function cropPatch(
   c: CaseData,
   start: Triple,
   patch: Triple,
-  scale: number,
-  pad: number,
+  o: InputSettings,
   image: Float32Array,
   mask: Uint8Array,
   offset: number,
 ): void {
+  const { sub, div } = inputMap(c, o);
+  const pad = (o.padValue - sub) / div;
   const [D, H, W] = c.shape;
   const [pd, ph, pw] = patch;
-  let o = offset;
+  let at = offset;
   for (let z = 0; z < pd; z++) {
     const sz = start[0] + z;
     for (let y = 0; y < ph; y++) {
       const sy = start[1] + y;
-      for (let x = 0; x < pw; x++, o++) {
+      for (let x = 0; x < pw; x++, at++) {
         const sx = start[2] + x;
         if (sz < 0 || sy < 0 || sx < 0 || sz >= D || sy >= H || sx >= W) {
-          image[o] = pad;
-          mask[o] = 0;
+          image[at] = pad;
+          mask[at] = 0;
           continue;
         }
         const i = (sz * H + sy) * W + sx;
-        image[o] = c.image[i]! / scale;
-        mask[o] = c.mask[i]!;
+        image[at] = (c.image[i]! / o.scale - sub) / div;
+        mask[at] = c.mask[i]!;
       }
     }
   }
@@ -118,7 +142,7 @@ export function maskSubset(
   return names.map((nm) => byName.get(nm)!);
 }
 
-/** A training batch: `n` patches, image (HU / scale) and mask, each (n, D, H, W) flat. */
+/** A training batch: `n` patches, image (model input, see caseInput) and mask, each (n, D, H, W) flat. */
 export interface PatchBatch {
   n: number;
   image: Float32Array;
@@ -132,7 +156,7 @@ export interface PatchBatch {
 export function* patchBatches(
   reader: VolumeReader,
   subset: CacheEntry[],
-  o: { seed: number; batchSize: number; patch: Triple; perVolume: number; scale: number; padValue: number },
+  o: { seed: number; batchSize: number; patch: Triple; perVolume: number } & InputSettings,
   epoch: number,
 ): Generator<PatchBatch> {
   const { patch } = o;
@@ -146,7 +170,7 @@ export function* patchBatches(
     items.forEach((vi, k) => {
       const c = reader.read(subset[vi]!);
       const start = randomStart(c.shape, patch, new Rng(o.seed, epoch, b + k));
-      cropPatch(c, start, patch, o.scale, o.padValue, image, mask, k * nPatch);
+      cropPatch(c, start, patch, o, image, mask, k * nPatch);
     });
     yield { n: items.length, image, mask };
   }

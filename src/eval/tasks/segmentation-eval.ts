@@ -8,10 +8,10 @@ import { encodePng } from '../../io/png.js';
 import { type SegmentationNet } from '../../models/seg-decoder.js';
 import { type BlendMode, slidingWindowInference } from './sliding-window.js';
 import { diceScore, hausdorff95 } from '../metrics/segmentation.js';
-import { type CaseData, type Triple, type VolumeReader } from './segmentation-data.js';
+import { caseInput, type CaseData, type InputSettings, type Triple, type VolumeReader } from './segmentation-data.js';
 import { type SegmentationResult } from './segmentation.js';
 
-/** Class-index prediction (D, H, W) of one volume (HU / scale) by sliding-window inference. */
+/** Class-index prediction (D, H, W) of one volume (model input, see caseInput) by sliding-window inference. */
 export function predictVolume(
   net: SegmentationNet,
   volume: Float32Array,
@@ -43,9 +43,8 @@ export interface TestOptions {
   overlap: number;
   blend?: BlendMode;
   swBatchSize?: number;
-  /** the preset's intensity scale and padding value */
-  scale: number;
-  padValue: number;
+  /** how cached HU become model inputs (the preset's) */
+  input: InputSettings;
   device: string;
   /** overlays of the first N cases, written to outDir/overlays */
   overlays: number;
@@ -70,15 +69,14 @@ export async function scoreTestSplit(
   let inferSeconds = 0;
   for (const [i, e] of test.entries()) {
     const c = reader.read(e);
-    const volume = new Float32Array(c.image.length);
-    for (let v = 0; v < volume.length; v++) volume[v] = c.image[v]! / o.scale;
+    const { volume, padValue } = caseInput(c, o.input);
     const t0 = process.hrtime.bigint();
     const pred = predictVolume(net, volume, c.shape, {
       roi: o.patch,
       overlap: o.overlap,
       blend: o.blend,
       swBatchSize: o.swBatchSize,
-      padValue: o.padValue,
+      padValue,
       device: o.device,
     });
     inferSeconds += Number(process.hrtime.bigint() - t0) / 1e9;

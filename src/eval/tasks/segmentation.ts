@@ -12,8 +12,9 @@
 //   hd95.infinite. The overall means average the per-class means (classes that are all NaN left out);
 // - frozen: the encoder runs in eval mode outside autograd and only the decoder trains; finetune: both train,
 //   the encoder at lr / 10;
-// - training patches are uniform random crops (no flips: the classes name body sides), image = HU / preset
-//   scale as in the pre-training views; inference uses the training patch as the window (Gaussian blending);
+// - training patches are uniform random crops (no flips: the classes name body sides), image = the model input
+//   the preset defines (HU / scale, then its intensity: window or the volume's min–max, as the views and the
+//   analyzer apply it); inference uses the training patch as the window (Gaussian blending);
 // - with outDir: the mask subset (mask-subset.json), a checkpoint after every epoch (checkpoints/epoch-NNNN,
 //   written atomically; only the newest is kept; epoch-trainer.ts), overlays and results.json; a rerun resumes
 //   from the newest checkpoint and refuses one made with other settings.
@@ -23,6 +24,7 @@ import * as torch from '../../torch/index.js';
 import { optim, type Tensor } from '../../torch/index.js';
 import { readCacheIndex } from '../../data/cache.js';
 import { type Preset } from '../../data/presets.js';
+import { intensityOf } from '../../data/views.js';
 import { MASK_CLASSES } from '../../domain/ct-rate.js';
 import { type VisionEncoder } from '../../models/t3d.js';
 import { SegmentationNet, isSkipEncoder, isTokenEncoder } from '../../models/seg-decoder.js';
@@ -211,6 +213,7 @@ export async function runSegmentation(
     });
 
     const reader = new VolumeReader(o.cacheDir);
+    const input = { scale: preset.scale, padValue: preset.padValue, intensity: intensityOf(preset) };
     const { patch } = o;
     const decoderParams = net.decoder.numParameters().toLocaleString();
     log(
@@ -222,8 +225,7 @@ export async function runSegmentation(
       batchSize: o.batchSize,
       patch,
       perVolume: o.patchesPerVolume ?? 1,
-      scale: preset.scale,
-      padValue: preset.padValue,
+      ...input,
     };
     const trainLoss = await trainer.train({
       epochs: o.epochs,
@@ -244,8 +246,7 @@ export async function runSegmentation(
       overlap: o.overlap,
       blend: o.blend,
       swBatchSize: o.swBatchSize,
-      scale: preset.scale,
-      padValue: preset.padValue,
+      input,
       device,
       overlays: o.overlays ?? 0,
       outDir: o.outDir,
