@@ -2,10 +2,10 @@
 // config written here): synthetic CT series uploaded, found by QIDO-RS, fetched by WADO-RS, indexed once; a series
 // with a missing slice is quarantined; a killed ingestion resumes without duplicates; a silent server times out; a
 // truncated transfer is caught (those two against a local stand-in server). Without Orthanc installed the Orthanc tests
-// are skipped, unless T3D_REQUIRE_ORTHANC=1.
+// are skipped, unless T3D_REQUIRE_ORTHANC=1 (orthanc.ts).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { type AddressInfo } from 'node:net';
@@ -17,16 +17,10 @@ import { parseMultipart } from '../src/io/dicomweb.js';
 import { VectorIndex } from '../src/service/vector-index.js';
 import { pacsDescription } from '../src/service/indexer.js';
 import { packageRoot } from '../src/util/paths.js';
-import { fixture, freePort } from './helpers.js';
+import { fixture } from './helpers.js';
+import { Orthanc, skipOrthanc } from './orthanc.js';
 
-const orthancBin = ['/usr/sbin/Orthanc', '/usr/bin/Orthanc'].find((p) => existsSync(p));
-const plugin = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
-const available = !!orthancBin && existsSync(plugin);
-if (!available && process.env.T3D_REQUIRE_ORTHANC === '1')
-  throw new Error(
-    'T3D_REQUIRE_ORTHANC=1 but Orthanc with its DICOMweb plugin is not installed (apt-get install orthanc orthanc-dicomweb)',
-  );
-const skip = available ? false : 'Orthanc (orthanc, orthanc-dicomweb) is not installed';
+const skip = skipOrthanc;
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-pacs-'));
 const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
@@ -40,23 +34,9 @@ const ok = (...args: string[]) => {
 const cache = join(tmp, 'cache');
 const run = join(tmp, 'run');
 const synth = join(tmp, 'synth');
-let orthanc: ChildProcess | undefined;
+let orthanc: Orthanc | undefined;
 let base = '';
 let rest = '';
-
-/** Starts Orthanc with the config written in before() (again after a kill: same port, same storage). */
-async function startOrthanc(): Promise<void> {
-  orthanc = spawn(orthancBin!, [join(tmp, 'orthanc.json')], { stdio: 'ignore' });
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${rest}/system`)).ok) return;
-    } catch {
-      /* starting */
-    }
-    if (i > 100) throw new Error('Orthanc did not start within 10 s');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 before(async () => {
   const preset = fixture('pretrain', 'tiny-preset.json');
@@ -77,39 +57,17 @@ before(async () => {
     run,
   );
   ok('synth', '--out', synth, '--count', '4', '--seed', '3', '--preset', preset, '--dicom');
-  if (!available) return;
-  const port = await freePort();
-  const storage = join(tmp, 'orthanc');
-  mkdirSync(storage);
-  writeFileSync(
-    join(tmp, 'orthanc.json'),
-    JSON.stringify({
-      Name: 't3d-test',
-      StorageDirectory: storage,
-      IndexDirectory: storage,
-      HttpPort: port,
-      DicomServerEnabled: false,
-      RemoteAccessAllowed: false,
-      AuthenticationEnabled: false,
-      Plugins: [plugin],
-      DicomWeb: { Enable: true, Root: '/dicom-web/' },
-    }),
-  );
-  rest = `http://127.0.0.1:${port}`;
-  await startOrthanc();
-  for (const series of readdirSync(join(synth, 'dicom'))) {
-    for (const f of readdirSync(join(synth, 'dicom', series))) {
-      const res = await fetch(`${rest}/instances`, {
-        method: 'POST',
-        body: readFileSync(join(synth, 'dicom', series, f)),
-      });
-      assert.ok(res.ok, `upload ${series}/${f}: HTTP ${res.status}`);
-    }
-  }
-  base = `${rest}/dicom-web`;
+  if (skip) return;
+  orthanc = await Orthanc.start(tmp);
+  rest = orthanc.rest;
+  for (const series of readdirSync(join(synth, 'dicom')))
+    await orthanc.upload(
+      readdirSync(join(synth, 'dicom', series)).map((f) => readFileSync(join(synth, 'dicom', series, f))),
+    );
+  base = orthanc.dicomWeb;
 });
 after(() => {
-  orthanc?.kill('SIGKILL');
+  orthanc?.process?.kill('SIGKILL');
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -279,7 +237,7 @@ test(
         stdout += d.toString();
         if (!killed && /index: 1\/4 /.test(stdout)) {
           killed = true; // after the first of 4 series
-          orthanc!.kill('SIGKILL');
+          orthanc!.process!.kill('SIGKILL');
         }
       });
       child.stderr.on('data', (d: Buffer) => {
@@ -298,10 +256,9 @@ test(
     const index = await VectorIndex.open(db, checkpointIdOf(stdout));
     const before = await index.ids();
     assert.ok(before.size >= 1 && before.size < 4, `${before.size} indexed before the outage`);
-    await new Promise((r) =>
-      orthanc!.exitCode !== null || orthanc!.signalCode !== null ? r(0) : orthanc!.once('exit', r),
-    );
-    await startOrthanc();
+    const server = orthanc!.process!;
+    await new Promise((r) => (server.exitCode !== null || server.signalCode !== null ? r(0) : server.once('exit', r)));
+    await orthanc!.restart();
     assert.match(
       ok(...args),
       new RegExp(

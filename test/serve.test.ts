@@ -4,14 +4,14 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import { readNifti } from '../src/io/nifti.js';
-import { encodeNifti } from '../src/io/nifti-write.js';
+import { encodeNifti, writeNiftiSync } from '../src/io/nifti-write.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { readSafetensorsRaw } from '../src/util/safetensors-file.js';
 import { startServer, type Server } from '../src/service/server.js';
@@ -20,6 +20,7 @@ import { listScans } from '../src/service/indexer.js';
 import { packageRoot } from '../src/util/paths.js';
 import { fixture } from './helpers.js';
 import { decodePng } from './png-decode.js';
+import { readInvesalius, skipRealCt } from './real-ct.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const haveChromium = existsSync(CHROMIUM);
@@ -418,27 +419,31 @@ test('without a token: other hosts (DNS rebinding) and cross-site posts are refu
   }
 });
 
+/** Headless Chromium with WebGL2 for NiiVue through SwiftShader (software), the only renderer without a GPU. */
+async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+      '--disable-sync',
+      '--use-angle=swiftshader',
+      '--enable-unsafe-swiftshader',
+      // a name that resolves to this machine, as a rebinding attacker's does
+      '--host-resolver-rules=MAP attacker.example 127.0.0.1',
+    ],
+  });
+}
+
 test(
   'the page in headless Chromium: a case opens and draws, search and similar cases work, errors show',
   { skip: haveChromium ? false : `${CHROMIUM} is not installed`, timeout: 180_000 },
   async () => {
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--no-first-run',
-        '--disable-sync',
-        // WebGL2 for NiiVue through SwiftShader (software), the only renderer without a GPU
-        '--use-angle=swiftshader',
-        '--enable-unsafe-swiftshader',
-        // a name that resolves to this machine, as a rebinding attacker's does
-        '--host-resolver-rules=MAP attacker.example 127.0.0.1',
-      ],
-    });
+    const browser = await launchChromium();
     // a PACS-ingested case with a realistic (long) series UID, in a copy of the index that a second server reads
     // (a server keeps the table version it opened): the viewer cannot show it and must say why
     const pacsUid = '1.2.826.0.1.3680043.8.498.10234567891234567891234567891234567891234';
@@ -568,6 +573,75 @@ test(
     } finally {
       await browser.close();
       await pageServer.close();
+    }
+  },
+);
+
+test(
+  'the page in headless Chromium on the real head CT: the case draws its anatomy, bone within the body as in its slices',
+  { skip: skipRealCt || (haveChromium ? false : `${CHROMIUM} is not installed`), timeout: 120_000 },
+  async (t) => {
+    const ct = readInvesalius();
+    const [D, H, W] = ct.shape;
+    const scans = join(tmp, 'real-ct');
+    mkdirSync(scans);
+    writeNiftiSync(join(scans, 'head.nii.gz'), {
+      data: ct.data,
+      shape: [W, H, D],
+      affine: ct.affine,
+      datatype: 'int16',
+    });
+    const realDb = join(tmp, 'db-real');
+    ok('index', '--checkpoint', run, '--scans', scans, '--db', realDb);
+    // what the viewer should draw (window −1000…400 HU) in the left column of its 2×2 layout (coronal above axial;
+    // a 3D rendering sits bottom right): the slices through the volume's centre, each voxel weighted by its area in
+    // mm²; bone (≥ 400 HU, drawn white) as a share of the body (> −500 HU, drawn above gray 91)
+    const [sx, sy, sz] = ct.spacing;
+    const at = (k: number, j: number, i: number) => ct.data[(k * H + j) * W + i]!;
+    let bone = 0,
+      body = 0;
+    const count = (v: number, area: number) => {
+      if (v > -500) body += area;
+      if (v >= 400) bone += area;
+    };
+    for (let j = 0; j < H; j++) for (let i = 0; i < W; i++) count(at(D >> 1, j, i), sx * sy);
+    for (let k = 0; k < D; k++) for (let i = 0; i < W; i++) count(at(k, H >> 1, i), sx * sz);
+    const expected = bone / body;
+    const browser = await launchChromium();
+    const realServer = await startServer({ checkpoint: run, db: realDb, port: 0, token: TOKEN, log: () => {} });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+      const pageErrors: string[] = [];
+      page.on('pageerror', (e) => pageErrors.push(e.message));
+      await page.goto(`${realServer.url}/?token=${TOKEN}`);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
+      await page.locator('#list li[data-id="head.nii.gz"]').click();
+      await page.waitForSelector('#viewer-box[data-loaded="head.nii.gz"]', { timeout: 60_000 });
+      await page.waitForTimeout(500);
+      if (process.env.T3D_TEST_SCREENSHOTS)
+        await page.screenshot({ path: join(process.env.T3D_TEST_SCREENSHOTS, 'serve-real-ct.png') });
+      const { pixels, channels, width } = decodePng(await page.locator('#viewer').screenshot());
+      let drawnBone = 0,
+        drawnBody = 0,
+        all = 0;
+      for (let p = 0; p < pixels.length; p += channels) {
+        if ((p / channels) % width >= width / 2) continue; // the right column
+        const [r, g, b] = [pixels[p]!, pixels[p + 1]!, pixels[p + 2]!];
+        if (r > g + 40) continue; // the red crosshair
+        all++;
+        const gray = (r + g + b) / 3;
+        if (gray > 91) drawnBody++;
+        if (gray >= 250) drawnBone++;
+      }
+      const drawn = drawnBone / drawnBody;
+      const shares = { drawn, expected, bodyOfCanvas: drawnBody / all };
+      t.diagnostic(`bone's share of the body drawn ${drawn.toFixed(3)}, in the slices ${expected.toFixed(3)}`);
+      assert.ok(drawnBody > 0.05 * all, `the body covers part of the canvas: ${JSON.stringify(shares)}`);
+      assert.ok(Math.abs(drawn - expected) < 0.25 * expected, `bone's share of the body: ${JSON.stringify(shares)}`);
+      assert.deepEqual(pageErrors, []);
+    } finally {
+      await browser.close();
+      await realServer.close();
     }
   },
 );

@@ -1,6 +1,9 @@
 // A DICOMweb client for the two calls ingestion needs (PS3.18): QIDO-RS to find series, WADO-RS to fetch a series'
 // instances as multipart/related application/dicom. Every request has a timeout and is retried with backoff while the
 // transport fails (TransportError); errors name the URL and the reason.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface SeriesRef {
   studyUid: string;
@@ -155,6 +158,23 @@ export async function fetchSeries(base: string, s: SeriesRef, o: DicomWebOptions
   return get(url, 'multipart/related; type="application/dicom"', o, (res, body) =>
     parseMultipart(body, res.headers.get('content-type') ?? '', url),
   );
+}
+
+/**
+ * WADO-RS into a new temporary folder, one file per instance, for the DICOM reader; a series that arrives with fewer
+ * instances than QIDO-RS listed is an error ("partial series"). `close` removes the folder.
+ */
+export async function downloadSeries(
+  base: string,
+  s: SeriesRef,
+  o: DicomWebOptions = {},
+): Promise<{ dir: string; close: () => void }> {
+  const parts = await fetchSeries(base, s, o);
+  if (s.instances !== undefined && parts.length < s.instances)
+    throw new Error(`partial series: ${parts.length} of ${s.instances} instances arrived`);
+  const dir = mkdtempSync(join(tmpdir(), 't3d-series-'));
+  parts.forEach((p, i) => writeFileSync(join(dir, `${String(i + 1).padStart(5, '0')}.dcm`), p));
+  return { dir, close: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 const indexOf = (hay: Uint8Array, needle: Uint8Array, from: number): number => {

@@ -3,22 +3,12 @@
 // skipped), one atomic append per batch, unreadable volumes and scans the scan checks refuse quarantined in
 // <db>/quarantine.jsonl (quarantine.ts); the warnings of the scans indexed are listed in <db>/scan-warnings.jsonl.
 // A PACS that stops answering is no reason to quarantine: ingestion stops with an error, and a rerun resumes.
-import {
-  appendFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import * as torch from '../torch/index.js';
 import { readCacheIndex } from '../data/cache.js';
 import { assertCachePreset } from '../data/ensure-cache.js';
-import { DEFAULT_RETRY, fetchSeries, findSeries, TransportError, type SeriesRef } from '../io/dicomweb.js';
+import { DEFAULT_RETRY, downloadSeries, findSeries, TransportError, type SeriesRef } from '../io/dicomweb.js';
 import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointId } from '../train/checkpoint.js';
 import { embedSplit } from '../inference/embed.js';
@@ -255,16 +245,12 @@ export async function indexDicomWeb(
       split: 'pacs',
       open: async (uid) => {
         const s = byUid.get(uid)!;
-        const parts = await fetchSeries(base, s, web);
-        if (s.instances !== undefined && parts.length < s.instances)
-          throw new Error(`partial series: ${parts.length} of ${s.instances} instances arrived`);
-        const dir = mkdtempSync(join(tmpdir(), 't3d-series-'));
-        parts.forEach((p, i) => writeFileSync(join(dir, `${String(i + 1).padStart(5, '0')}.dcm`), p));
+        const { dir, close } = await downloadSeries(base, s, web);
         return {
           path: dir,
           source: `${base.replace(/\/+$/, '')}/studies/${s.studyUid}/series/${uid}`,
           report: pacsDescription(s),
-          close: () => rmSync(dir, { recursive: true, force: true }),
+          close,
         };
       },
     },
