@@ -14,7 +14,9 @@ import { importModel } from '../src/train/import-model.js';
 import { evalTarget } from '../src/eval/target.js';
 import { hashFile } from '../src/util/files.js';
 import { packageRoot } from '../src/util/paths.js';
+import { writeNiftiSync } from '../src/io/nifti-write.js';
 import { assertClose, fixture } from './helpers.js';
+import { readInvesalius, skipRealCt } from './real-ct.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-import-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -223,3 +225,39 @@ test('an imported M3D-CLIP in the harness: eval zeroshot, retrieval and probe on
   for (const method of ['m3d-clip', 'clip-only'])
     assert.match(table.stdout, new RegExp(`\\| ${method} \\|`), `${method} in the table`);
 });
+
+test(
+  "the imported M3D-CLIP on the real head CT: analyze runs, finds nothing amiss (M3D's preset resizes any region's whole scan), and embeds it at the model's width",
+  { skip: skipRealCt },
+  () => {
+    // the run the harness test made: its zero-shot evaluation gave it the finding names analyze scores
+    const m3d = join(tmp, 'study', 'm3d-clip-s0');
+    assert.ok(existsSync(join(m3d, 'eval', 'zeroshot.json')), 'the harness test ran first');
+    const ct = readInvesalius();
+    const [D, H, W] = ct.shape;
+    const head = join(tmp, 'head.nii.gz');
+    writeNiftiSync(head, { data: ct.data, shape: [W, H, D], affine: ct.affine, datatype: 'int16' });
+    const r = t3d('analyze', head, '--checkpoint', m3d, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const a = JSON.parse(r.stdout) as {
+      preset: string;
+      warnings: { code: string }[];
+      findings: { probability: number }[];
+      embedding: number[];
+    };
+    assert.equal(a.preset, 'm3d-clip-tiny');
+    // M3D-Cap holds scans of every body region, so the preset names none; and a 'resize' preset has no field of
+    // view to fall short of: the whole 162 mm of head is stretched onto the input
+    assert.deepEqual(a.warnings, []);
+    const inspect = t3d('inspect', head, '--checkpoint', m3d, '--json');
+    assert.equal(inspect.status, 0, inspect.stderr);
+    assert.equal((JSON.parse(inspect.stdout) as { measures: { region: string } }).measures.region, 'head');
+    const { tensors: ref } = torch.loadSafetensors(fixture('m3d-clip', 'reference.safetensors'));
+    const width = ref.get('image_emb')!.size(1);
+    torch.dispose([...ref.values()]);
+    assert.equal(a.embedding.length, width);
+    assert.ok(a.embedding.every(Number.isFinite), 'a finite embedding');
+    assert.ok(Math.abs(Math.hypot(...a.embedding) - 1) < 1e-5, 'of unit length');
+    assert.ok(a.findings.length > 0 && a.findings.every((f) => f.probability >= 0 && f.probability <= 1));
+  },
+);

@@ -23,7 +23,9 @@ import { inputTransform } from '../src/data/input-transform.js';
 import { readSafetensorsHeader } from '../src/util/safetensors-file.js';
 import { hashFile } from '../src/util/files.js';
 import { packageRoot } from '../src/util/paths.js';
+import { writeNiftiSync } from '../src/io/nifti-write.js';
 import { assertClose, fixture } from './helpers.js';
+import { readInvesalius, skipRealCt } from './real-ct.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-merlin-import-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -176,3 +178,37 @@ test('an imported Merlin in the harness: eval probe (zero-shot, retrieval skippe
   assert.equal(search.status, 1);
   assert.match(search.stderr, /image-only/);
 });
+
+test(
+  "the imported Merlin on the real head CT: analyze runs, warns that a head is not the abdomen it was trained on, and embeds it at the model's width",
+  { skip: skipRealCt },
+  () => {
+    const ct = readInvesalius();
+    const [D, H, W] = ct.shape;
+    const head = join(tmp, 'head.nii.gz');
+    writeNiftiSync(head, { data: ct.data, shape: [W, H, D], affine: ct.affine, datatype: 'int16' });
+    const run = join(tmp, 'merlin-real');
+    assert.equal(t3d('import', 'merlin', released, '--out', run, '--preset', tinyPreset).status, 0);
+    const r = t3d('analyze', head, '--checkpoint', run, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const a = JSON.parse(r.stdout) as {
+      checkpoint: string;
+      preset: string;
+      warnings: { code: string; message: string }[];
+      embedding: number[];
+    };
+    assert.equal(a.preset, 'merlin-tiny');
+    assert.deepEqual(a.warnings.map((w) => w.code).sort(), ['region', 'short-extent']);
+    assert.match(
+      a.warnings.find((w) => w.code === 'region')!.message,
+      /looks like a head CT .*preset merlin-tiny\) was trained on abdomen CT/,
+    );
+    // the width of the contrastive head's output, read from the imported weights
+    const headWeight = readSafetensorsHeader(join(a.checkpoint, 'model.safetensors')).entries.find(
+      (e) => e.name === 'encode_image.i3_resnet.contrastive_head.weight',
+    )!;
+    assert.equal(a.embedding.length, headWeight.shape[0]);
+    assert.ok(a.embedding.every(Number.isFinite), 'a finite embedding');
+    assert.ok(Math.abs(Math.hypot(...a.embedding) - 1) < 1e-5, 'of unit length');
+  },
+);

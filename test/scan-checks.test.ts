@@ -136,6 +136,8 @@ test("a scan far longer than the preset's field of view, or on an unknown value 
   const long = await inspectPath(path, short);
   assert.deepEqual(codes(long), ['long-extent']);
   assert.match(long.warnings[0]!.message, /only the central 120 mm are kept; crop the scan to chest first/);
+  // a preset that resizes the whole scan onto its input (M3D-CLIP's) keeps all of it, whatever its extent
+  assert.deepEqual(codes(await inspectPath(path, { ...short, geometry: 'resize' })), []);
   const shifted = await inspectPath(chest('shifted', { offset: 500 }).path, tiny);
   assert.deepEqual(codes(shifted), ['hu-range']);
 });

@@ -259,15 +259,17 @@ export function inspectScan(s: Scan, preset: Preset): ScanInspection {
   if (!constant && !airOnly) {
     const fovZ = preset.shape[0] * preset.spacing[2];
     const z = sample.extentMm[2]!;
-    const what = preset.region ? `a ${preset.region} CT` : 'a scan';
-    if (z < SHORT_EXTENT * fovZ)
+    const what = preset.region ? `${/^[aeiou]/.test(preset.region) ? 'an' : 'a'} ${preset.region} CT` : 'a scan';
+    // a 'resize' preset stretches the whole scan onto its input whatever its extent: nothing is padded or cut
+    const fixedFov = preset.geometry !== 'resize';
+    if (fixedFov && z < SHORT_EXTENT * fovZ)
       add(
         'short-extent',
         'warn',
         `the scan spans ${fmt(z)} mm from feet to head, the model's input ${fmt(fovZ)} mm (preset ${preset.name}): ` +
           `${fmt(100 * (1 - z / fovZ))} % of it will be padding; give it ${what} that covers its field of view`,
       );
-    else if (z > LONG_EXTENT * fovZ)
+    else if (fixedFov && z > LONG_EXTENT * fovZ)
       add(
         'long-extent',
         'warn',
