@@ -12,6 +12,7 @@ import { loadT3dCheckpoint } from '../src/train/factory.js';
 import { importModel } from '../src/train/import-model.js';
 import { evalTarget } from '../src/eval/target.js';
 import { packageRoot } from '../src/util/paths.js';
+import { chunkedAttention } from '../src/models/primus.js';
 import { writeSynthDataset } from '../src/data/synth/dataset.js';
 import { loadPreset } from '../src/data/presets.js';
 import { readCacheIndex } from '../src/data/cache.js';
@@ -163,4 +164,15 @@ test('an imported COLIPRI in the harness: eval zeroshot, retrieval and probe on 
       `${f.label}: ${f.probability} vs the evaluation's ${zs.result.test.scores[0]![l]}`,
     ),
   );
+});
+
+test('Primus attention in chunks of query rows (the 13.8k-token case on libtorch without a fused kernel) is exact', () => {
+  torch.manualSeed(0);
+  torch.tidy(() => {
+    const [q, k, v] = [0, 1, 2].map(() => torch.randn([2, 3, 50, 8])) as [torch.Tensor, torch.Tensor, torch.Tensor];
+    const whole = chunkedAttention(q, k, v);
+    // 2·3·7·50 scores a chunk: 7 rows, the last chunk 1 row
+    assertClose(chunkedAttention(q, k, v, 2 * 3 * 7 * 50), whole, { atol: 1e-6, what: 'chunked attention' });
+    assertClose(whole, torch.F.scaledDotProductAttention(q, k, v), { atol: 0, what: 'one chunk' });
+  });
 });

@@ -59,6 +59,30 @@ function rotate(x: Tensor, sin: Tensor, cos: Tensor): Tensor {
   });
 }
 
+/**
+ * the most attention scores (B·heads·rows·N) one chunk of queries may hold: 2²⁴ floats, 64 MiB. libtorch 1.13 holds
+ * several copies of a chunk at once: one 13,824-token attention peaked at 7.5 GB RSS with 2²⁷, 1.4–1.9 GB with 2²⁴–2²⁵.
+ */
+const MAX_SCORES = 2 ** 24;
+
+/**
+ * softmax(q kᵀ/√d) v through libtorch's fused kernel where it has one (2.x: no N×N scores), in chunks of query rows
+ * small enough that the explicit formula (libtorch 1.13) holds at most MAX_SCORES scores at a time: each row's softmax
+ * is its own, so the chunks give the same result. At COLIPRI's 13,824 tokens × 12 heads the whole score matrix would
+ * be 9.2 GB (twice that while the softmax is taken).
+ */
+export function chunkedAttention(q: Tensor, k: Tensor, v: Tensor, maxScores = MAX_SCORES): Tensor {
+  const [B, H, N] = q.shape as Triple;
+  const rows = Math.max(1, Math.floor(maxScores / (B * H * k.size(2))));
+  if (rows >= N) return F.scaledDotProductAttention(q, k, v);
+  return torch.tidy(() => {
+    const parts: Tensor[] = [];
+    for (let start = 0; start < N; start += rows)
+      parts.push(F.scaledDotProductAttention(q.narrow(2, start, Math.min(rows, N - start)), k, v));
+    return torch.cat(parts, 2);
+  });
+}
+
 class EvaAttention extends nn.Module {
   readonly q_proj: nn.Linear;
   readonly k_proj: nn.Linear;
@@ -81,8 +105,7 @@ class EvaAttention extends nn.Module {
       const q = rotate(split(this.q_proj.forward(x)), sin, cos);
       const k = rotate(split(this.k_proj.forward(x)), sin, cos);
       const v = split(this.v_proj.forward(x));
-      // libtorch's fused kernel where it has one: no N×N score matrix at 13.8k tokens
-      const ctx = F.scaledDotProductAttention(q, k, v);
+      const ctx = chunkedAttention(q, k, v);
       return this.proj.forward(ctx.transpose(1, 2).reshape(B, N, C));
     });
   }
