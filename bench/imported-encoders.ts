@@ -5,8 +5,10 @@
 // runs in a fresh process, so that each peak is one encoder's; TypeScript and Python alternate, round after round,
 // at each intra-op thread count.
 // Environment: BENCH_REPS (1), BENCH_WARMUP (1), BENCH_ROUNDS (2), BENCH_THREADS ('1,2'), BENCH_MODELS
-// ('m3d-clip,merlin'), MERLIN_SHAPE ('112,112,80': X,Y,Z; the released 224,224,160 takes minutes per scan on 2
-// cores).
+// ('m3d-clip,merlin'; 'colipri' too), MERLIN_SHAPE ('112,112,80': X,Y,Z; the released 224,224,160 takes minutes per
+// scan on 2 cores), COLIPRI_SHAPE ('96,96,96'; the released 192³ is 13,824 tokens), COLIPRI_DEPTH (16, Primus-M's:
+// fewer blocks measure the 192³ attention's memory in seconds, which one block sets). PyTorch-Python's reference
+// holds every attention score at once, 12·N² floats (9.2 GB per copy at 192³): it is skipped above 4,096 tokens.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -16,12 +18,15 @@ import * as torch from '../src/torch/index.js';
 import { type Tensor } from '../src/torch/index.js';
 import { m3dClip } from '../src/train/formats/m3d-clip.js';
 import { MERLIN_RESNET152, MerlinImageEncoder } from '../src/models/merlin.js';
+import { ColipriVisionEncoder } from '../src/models/primus.js';
 import { packageRoot } from '../src/util/paths.js';
 import { pythonTwin, timed } from './timing.js';
 
 interface Job {
-  model: 'm3d-clip' | 'merlin';
+  model: 'm3d-clip' | 'merlin' | 'colipri';
   shape: number[];
+  /** COLIPRI's Primus blocks */
+  depth: number;
   threads: number;
   warmup: number;
   reps: number;
@@ -44,6 +49,21 @@ function encoderOf(job: Job): (x: Tensor) => Tensor {
   if (job.model === 'm3d-clip') {
     const vit = m3dClip.visionEncoder(M3D_RELEASED).eval();
     return (x) => vit.encode(x).pooled;
+  }
+  if (job.model === 'colipri') {
+    // what `t3d import colipri` builds for the released weights (Primus-M, 768-d projector and pool)
+    const [D, H, W] = job.shape as [number, number, number];
+    const encoder = new ColipriVisionEncoder({
+      inputSize: [D, H, W],
+      patch: 8,
+      embedDim: 864,
+      depth: job.depth,
+      heads: 12,
+      mlpHidden: Math.trunc((864 * 4 * 2) / 3),
+      outDim: 768,
+      poolHeads: 12,
+    }).eval();
+    return (x) => encoder.encode(x).pooled;
   }
   // what loadMerlinImageEncoder builds for the released checkpoint's shapes
   const merlin = new MerlinImageEncoder(MERLIN_RESNET152).eval();
@@ -110,6 +130,7 @@ function driver(): void {
   const shapes: Record<Job['model'], number[]> = {
     'm3d-clip': M3D_RELEASED.vision.imageSize,
     merlin: ints(env.MERLIN_SHAPE ?? '112,112,80'),
+    colipri: ints(env.COLIPRI_SHAPE ?? '96,96,96'),
   };
   const models = (env.BENCH_MODELS ?? 'm3d-clip,merlin').split(',') as Job['model'][];
   for (const m of models) if (!shapes[m]) throw new Error(`BENCH_MODELS: unknown encoder '${m}'`);
@@ -131,9 +152,14 @@ function driver(): void {
           threads,
           warmup: Number(env.BENCH_WARMUP ?? 1),
           reps: Number(env.BENCH_REPS ?? 1),
+          depth: Number(env.COLIPRI_DEPTH ?? 16),
         };
         const ts = runTs(job);
-        const python = pythonTwin<Measured>('imported_encoders_bench.py', [JSON.stringify(job)]);
+        const tokens = job.shape.reduce((a, b) => a * b, 1) / 8 ** 3;
+        const python =
+          model === 'colipri' && tokens > 4096
+            ? undefined
+            : pythonTwin<Measured>('imported_encoders_bench.py', [JSON.stringify(job)]);
         rows.push({ ...job, round, ts, python });
         console.log(
           `round ${round}, ${model} ${job.shape.join('×')}, ${threads} thread(s): TypeScript ${ts.s.toFixed(2)} s/scan, ` +
@@ -142,7 +168,7 @@ function driver(): void {
               ? `; PyTorch-Python ${python.s.toFixed(2)} s/scan, peak RSS ${mb(python.peak_mb)} ` +
                 `(${mb(python.baseline_mb)} before); ratios TS/Py: time ${(ts.s / python.s).toFixed(2)}, ` +
                 `peak RSS ${(ts.peak_mb / python.peak_mb).toFixed(2)}`
-              : '; no python with torch') +
+              : '; no PyTorch-Python run (no python with torch, or too many tokens for its reference)') +
             (ts.finite && (python?.finite ?? true) ? '' : ' (non-finite output)'),
         );
       }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch-Python twin of bench/imported-encoders.ts: one imported image encoder at its released size with random
 weights, built by the reference implementations of the parity-fixture scripts; eval mode, no grad, batch 1.
-argv: JSON config {model: 'm3d-clip'|'merlin', shape, threads, warmup, reps}; prints
+argv: JSON config {model: 'm3d-clip'|'merlin'|'colipri', shape, threads, warmup, reps, depth}; prints
 {"s": median seconds per scan, "baseline_mb": RSS before the model is built, "peak_mb": the process's peak RSS,
 "finite": whether the output is finite}."""
 import json
@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'scripts', 'fix
 from timing import timed  # noqa: E402
 import make_m3d_clip_fixtures as m3d  # noqa: E402
 import make_merlin_fixtures as merlin  # noqa: E402
+import make_colipri_fixtures as colipri  # noqa: E402
 
 
 def rss_mb():
@@ -31,6 +32,12 @@ if cfg['model'] == 'm3d-clip':
     arch = {'img': tuple(cfg['shape']), 'patch': (4, 16, 16), 'dim': 768, 'mlp': 3072, 'layers': 12, 'heads': 12}
     sd = m3d.vision_weights(arch)
     encode = lambda x: m3d.vision_features(sd, x, arch)  # noqa: E731
+elif cfg['model'] == 'colipri':
+    # COLIPRI's image tower: Primus-M (864 wide, 12 heads, patch 8; `depth` of its 16 blocks), 768-d projector, pool
+    arch = {'dim': 864, 'heads': 12, 'depth': cfg['depth'], 'hidden': int(864 * 4 * 2 / 3), 'patch': 8, 'shared': 768,
+            'pool_heads': 12}
+    sd = colipri.image_weights(arch)
+    encode = lambda x: colipri.image_embedding(sd, x, arch)  # noqa: E731
 else:
     # Merlin's released image encoder: I3D-inflated ResNet-152, 512-d contrastive head, 1692 phenotypes
     net = merlin.I3ResNet(width=64, layers=[3, 8, 36, 3], embed=512, classes=1692).eval()

@@ -112,7 +112,7 @@ test('m3d-clip import refuses what would not load, naming the file and the reaso
   fails(released, /--out .*taken: exists and is not empty/, { out: taken });
   assert.throws(
     () => importModel({ format: 'm3d', folder: released, out: join(tmp, 'x') }),
-    /unknown model format 'm3d' \(known: m3d-clip, merlin\)/,
+    /unknown model format 'm3d' \(known: m3d-clip, merlin, colipri\)/,
   );
   const usage = t3d('import', 'm3d-clip', released);
   assert.equal(usage.status, 2, 'a wrong command line exits with 2');

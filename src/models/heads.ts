@@ -116,3 +116,24 @@ export class LogitScale extends nn.Module {
     return this.getParameter('logit_scale')!;
   }
 }
+
+/**
+ * Attention pooling (COLIPRI's, docs/models/colipri.md): the mean of the kept tokens asks one multi-head attention
+ * over the tokens, with the padding masked out of both the mean and the keys. Module name `attention`.
+ */
+export class AttentionPool extends nn.Module {
+  readonly attention: nn.MultiheadAttention;
+  constructor(dim: number, heads: number) {
+    super();
+    this.attention = this.registerModule('attention', new nn.MultiheadAttention(dim, heads, { batchFirst: true }));
+  }
+  /** tokens (B, N, C), keep (B, N) true at the tokens to pool → (B, C) */
+  forward(tokens: Tensor, keep: Tensor): Tensor {
+    return torch.tidy(() => {
+      const k = keep.to(tokens.dtype).unsqueeze(2);
+      const query = tokens.mul(k).sum(1, true).div(k.sum(1, true).clampMin(1));
+      const [out] = this.attention.forward(query, tokens, tokens, { keyPaddingMask: keep.logicalNot() });
+      return out.squeeze(1);
+    });
+  }
+}

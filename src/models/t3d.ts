@@ -4,7 +4,7 @@
 // encoder.
 import * as torch from '../torch/index.js';
 import { F, nn, type Tensor } from '../torch/index.js';
-import { LogitScale, Prototypes, TextInformedFusion, projectionHead } from './heads.js';
+import { AttentionPool, LogitScale, Prototypes, TextInformedFusion, projectionHead } from './heads.js';
 import { RestorationDecoder } from './restoration.js';
 
 export interface VisionEncoder extends nn.Module {
@@ -27,8 +27,14 @@ export interface ClipHeadsConfig {
   projectionHidden: number;
   /** linear projections with a bias (default false, as CLIP's) */
   projectionBias?: boolean;
-  /** report vector from the [CLS] state (BERT/CXR-BERT style) or the mean of the token states */
-  textPooling?: 'cls' | 'mean';
+  /**
+   * report vector from the [CLS] state (BERT/CXR-BERT style), the mean of the token states, or an attention pool
+   * over them (`text_pooler`, COLIPRI's) with `textPoolHeads` heads
+   */
+  textPooling?: 'cls' | 'mean' | 'attention';
+  textPoolHeads?: number;
+  /** 'none': the encoders already give the shared space (COLIPRI), the projections are identities */
+  projection?: 'none';
 }
 
 export interface T3dHeadsConfig extends ClipHeadsConfig {
@@ -64,6 +70,7 @@ export class ClipModel extends nn.Module {
   readonly visual_projection: nn.Module & nn.Layer;
   readonly text_projection?: nn.Module & nn.Layer;
   readonly logit_scale?: LogitScale;
+  readonly text_pooler?: AttentionPool;
 
   constructor(
     readonly visual: VisionEncoder,
@@ -75,15 +82,18 @@ export class ClipModel extends nn.Module {
     this.registerModule('visual', visual);
     if (text) this.registerModule('text', text);
     const { embedDim, projectionHidden, projectionBias } = heads;
-    this.visual_projection = this.registerModule(
-      'visual_projection',
-      projectionHead(visual.outChannels, embedDim, projectionHidden, projectionBias),
-    );
+    const head = (inDim: number) =>
+      heads.projection === 'none'
+        ? new nn.Identity()
+        : projectionHead(inDim, embedDim, projectionHidden, projectionBias);
+    this.visual_projection = this.registerModule('visual_projection', head(visual.outChannels));
     if (!text) return;
-    this.text_projection = this.registerModule(
-      'text_projection',
-      projectionHead(text.config.hidden_size, embedDim, projectionHidden, projectionBias),
-    );
+    if (heads.textPooling === 'attention')
+      this.text_pooler = this.registerModule(
+        'text_pooler',
+        new AttentionPool(text.config.hidden_size, heads.textPoolHeads ?? 1),
+      );
+    this.text_projection = this.registerModule('text_projection', head(text.config.hidden_size));
     this.logit_scale = this.registerModule('logit_scale', new LogitScale());
   }
 
@@ -112,8 +122,11 @@ export class ClipModel extends nn.Module {
     return torch.tidy(() => {
       const tokens = text.forward(inputIds, attentionMask).lastHiddenState;
       const keep = attentionMask.to(tokens.dtype).unsqueeze(2);
-      const sentence =
-        this.heads.textPooling === 'mean' ? tokens.mul(keep).sum(1).div(keep.sum(1).clampMin(1)) : tokens.select(1, 0);
+      const sentence = this.text_pooler
+        ? this.text_pooler.forward(tokens, attentionMask.ne(0))
+        : this.heads.textPooling === 'mean'
+          ? tokens.mul(keep).sum(1).div(keep.sum(1).clampMin(1))
+          : tokens.select(1, 0);
       return {
         tokens,
         paddingMask: attentionMask.eq(0),

@@ -6,6 +6,7 @@ import { type ClipModel, type VisionEncoder } from '../../models/t3d.js';
 import { type WordPieceTokenizer } from '../../text/wordpiece.js';
 import { m3dClip } from './m3d-clip.js';
 import { merlin } from './merlin.js';
+import { colipri } from './colipri.js';
 
 /** What a format found in a released folder. */
 export interface ReleasedModel {
@@ -44,7 +45,7 @@ export interface ModelFormat {
   visionEncoder(architecture: Record<string, unknown>, weights?: string): VisionEncoder;
 }
 
-export const MODEL_FORMATS: readonly ModelFormat[] = [m3dClip, merlin];
+export const MODEL_FORMATS: readonly ModelFormat[] = [m3dClip, merlin, colipri];
 
 export function modelFormat(name: string): ModelFormat {
   const f = MODEL_FORMATS.find((m) => m.name === name);
