@@ -5,7 +5,17 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
@@ -15,6 +25,7 @@ import { evalTarget } from '../src/eval/target.js';
 import { hashFile } from '../src/util/files.js';
 import { packageRoot } from '../src/util/paths.js';
 import { writeNiftiSync } from '../src/io/nifti-write.js';
+import { CT_RATE_LABELS } from '../src/domain/ct-rate.js';
 import { assertClose, fixture } from './helpers.js';
 import { readInvesalius, skipRealCt } from './real-ct.js';
 
@@ -163,6 +174,25 @@ test('an imported M3D-CLIP in the harness: eval zeroshot, retrieval and probe on
   assert.match(otherPreset.stderr, /a cache preprocessed with preset 'tiny', but .* takes 'm3d-clip-tiny'/);
   // the synthetic dataset our run was trained from, preprocessed with M3D-CLIP's preset for it
   const data = `${cache}-source`;
+  // never evaluated: probabilities over CT-RATE's findings, no thresholds, and a note saying how to get them
+  const valid = join(data, 'dataset', 'valid');
+  const someScan = readdirSync(valid, { recursive: true })
+    .map(String)
+    .find((f) => f.endsWith('.nii.gz'))!;
+  const fresh = t3d('analyze', join(valid, someScan), '--checkpoint', m3d, '--intercept', '-1024', '--json');
+  assert.equal(fresh.status, 0, fresh.stderr);
+  const uncalibrated = JSON.parse(fresh.stdout) as {
+    note: string;
+    thresholds: string | null;
+    findings: { label: string; probability: number; threshold: number | null; positive: boolean | null }[];
+  };
+  assert.deepEqual(
+    uncalibrated.findings.map((f) => f.label),
+    [...CT_RATE_LABELS],
+  );
+  assert.ok(uncalibrated.findings.every((f) => f.probability > 0 && f.probability < 1 && f.positive === null));
+  assert.equal(uncalibrated.thresholds, null);
+  assert.match(uncalibrated.note, /No calls: .* run `t3d eval zeroshot --checkpoint .* --data <cache>`/);
   for (const [run, extra] of [
     [m3d, ['--data', data]],
     [ours, []],

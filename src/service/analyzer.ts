@@ -14,6 +14,7 @@ import { loadT3dCheckpoint } from '../train/factory.js';
 import { checkpointId as idOf } from '../train/checkpoint.js';
 import { loadEvalConfig } from '../eval/config.js';
 import { embedTexts } from '../inference/embed.js';
+import { CT_RATE_LABELS } from '../domain/ct-rate.js';
 import { scoresFromPrompts, zeroShotPrompts, type Prompts } from '../eval/tasks/zeroshot.js';
 import { type ClassificationReport, type Scored } from '../eval/metrics/classification-report.js';
 import {
@@ -47,6 +48,10 @@ export const SCREENING_NOTE =
 export const IMAGE_ONLY_NOTE =
   'No zero-shot findings: this model was imported image-only (its text tower is not loaded), so it gives the ' +
   'embedding and similar cases only.';
+/** An imported model never evaluated: what its scores are, and how to get calls. */
+export const uncalibratedNote = (runDir: string): string =>
+  'No calls: this imported model has not been evaluated, so its zero-shot probabilities over CT-RATE’s findings ' +
+  `have no thresholds; run \`t3d eval zeroshot --checkpoint ${runDir} --data <cache>\` to choose them on your data.`;
 export interface Analysis {
   scan: string;
   checkpoint: string;
@@ -145,7 +150,7 @@ export async function openAnalyzer(o: {
     const runDir = dirname(dirname(dir));
     // an image-only model (no text tower) has no findings to call: embedding and similar cases only
     const imageOnly = !model.text;
-    const note = imageOnly ? IMAGE_ONLY_NOTE : SCREENING_NOTE;
+
     let record = imageOnly ? undefined : zeroshotRecord(runDir, checkpointId);
     // an imported model has no training cache: its thresholds come from `t3d eval zeroshot --data`
     const trainingCache = config.data.cache;
@@ -163,15 +168,12 @@ export async function openAnalyzer(o: {
       });
       record = zeroshotRecord(runDir, checkpointId);
     }
+    // an imported model that was never evaluated scores CT-RATE's findings, with no thresholds to call them by
+    const uncalibrated = !imageOnly && !record && !hasCache;
     const labelNames = imageOnly
       ? []
-      : (record?.result.labelNames ?? (hasCache ? readCacheIndex(trainingCache).labelNames : undefined));
-    if (!labelNames)
-      throw new Error(
-        `${dir}: no finding names: neither ${join(runDir, 'eval', 'zeroshot.json')} nor a training cache ` +
-          `(${trainingCache ?? 'none: an imported model'}) exists; ` +
-          `run \`t3d eval zeroshot --checkpoint ${runDir} --data <cache>\``,
-      );
+      : (record?.result.labelNames ?? (hasCache ? readCacheIndex(trainingCache).labelNames : [...CT_RATE_LABELS]));
+    const note = imageOnly ? IMAGE_ONLY_NOTE : uncalibrated ? uncalibratedNote(runDir) : SCREENING_NOTE;
     model.eval();
     const templates = record?.result.templates ?? 1;
     const scoreStart = performance.now();
