@@ -7,7 +7,7 @@
 // metrics.jsonl to KEEP and rewrite KEEP/arms.md. Rerunning resumes: finished runs are skipped, evaluations with the
 // same checkpoint are read back. Arm 10 (best-labels) runs once arms 6–9 have finished every seed.
 // Env: ARMS (all, or a comma list of arm names), SEEDS (0,1,2,3,4), STEPS (2000), VALIDATE_EVERY (100), PARALLEL (2),
-// THREADS (per run; 1 by default when PARALLEL > 1), OUT (runs/tma-study), KEEP (results/tma-study),
+// THREADS (per run; 1 by default when PARALLEL > 1), GATE (ignore: run P1's seeds 1–4 without the gate), OUT (runs/tma-study), KEEP (results/tma-study),
 // EVAL_CONFIG (the study's: zeroshot, retrieval and probe at tma-study and tma-study-crop); COUNT and VAL_COUNT (1600,
 // 200) only to smoke-check the runner on less data.
 import { spawn } from 'node:child_process';
@@ -29,6 +29,7 @@ import {
 } from '../src/eval/report/arms.js';
 import { armTableMarkdown, collectArms } from '../src/eval/report/arm-table.js';
 import { runSelection } from '../src/eval/report/step-selection.js';
+import { type GateResult, leakGate } from '../src/eval/report/gate.js';
 
 const root = packageRoot();
 const env = process.env;
@@ -41,7 +42,13 @@ const parallel = Number(env.PARALLEL ?? 2);
 const threads = env.THREADS ?? (parallel > 1 ? '1' : undefined);
 const plan = parseEvalPlan(env.EVAL_CONFIG ?? STUDY_EVAL_PLAN, 'all', TASK_NAMES);
 const cli = join(root, 'dist', 'src', 'app', 'cli.js');
-const names = env.ARMS === 'all' ? [...STUDY_ARMS.map((a) => a.name), COMBINED] : (env.ARMS ?? '').split(',');
+/** the arms the gate holds back beyond seed 0 when P1 pooled's seed 0 fails it (GATE=ignore runs them anyway) */
+const P1_ARMS = ['p1-global', 'p1-pooled', 'p1-shuffled'];
+// 'all': P1 pooled first (its seed 0 is the gate), then the plan's order
+const names =
+  env.ARMS === 'all'
+    ? ['p1-pooled', ...STUDY_ARMS.map((a) => a.name).filter((n) => n !== 'p1-pooled'), COMBINED]
+    : (env.ARMS ?? '').split(',');
 for (const n of names)
   if (n !== COMBINED && !STUDY_ARMS.some((a) => a.name === n))
     throw new Error(`ARMS: unknown arm '${n}' (known: ${[...STUDY_ARMS.map((a) => a.name), COMBINED].join(', ')})`);
@@ -69,7 +76,7 @@ const common = [
   `train.validateEvery=${every}`,
   `train.checkpointEvery=${every}`,
   `train.keepCheckpoints=${steps / every + 1}`,
-  'train.logEvery=50',
+  'train.logEvery=10', // the gate averages tmaLeakGap over the steps logged from 200 to 300
 ];
 
 const run = (args: string[]) =>
@@ -86,6 +93,12 @@ async function job(arm: StudyArm, seed: number): Promise<void> {
   const name = `${arm.name}-s${seed}`;
   const dir = join(out, name);
   if (existsSync(join(keep, name, 'complete.json'))) return console.log(`${name}: complete in ${keep}`);
+  if (P1_ARMS.includes(arm.name) && seed !== 0 && env.GATE !== 'ignore') {
+    const g = gate();
+    if (g === undefined || g === 'pending')
+      return console.log(`${name}: waits for the gate (P1 pooled, seed 0); rerun`);
+    if (!g.pass) return console.log(`${name}: skipped, the gate was not passed (P1 stops at seed 0)`);
+  }
   if (runSelection(dir)?.lastStep !== steps) {
     const sets = [...common, ...arm.sets, `train.seed=${seed}`].flatMap((s) => ['--set', s]);
     await run(['pretrain', '--config', arm.config, ...sets, '--steps', String(steps), '--out', dir, '--resume']);
@@ -147,12 +160,17 @@ function bestTmaArm(): string | undefined {
 
 function writeTable(): void {
   const best = existsSync(join(keep, `${COMBINED}.json`)) ? bestTmaArm() : undefined;
-  const arms = [
-    ...STUDY_ARMS,
-    best ? combinedArm(best) : { name: COMBINED, title: 'best of 6–9 + extracted labels (pending)' },
-  ];
+  const pending = { name: COMBINED, title: 'best of 6–9 + extracted labels (pending)' };
+  const arms = [...STUDY_ARMS, best ? combinedArm(best) : pending];
   mkdirSync(keep, { recursive: true });
-  writeFileSync(join(keep, 'arms.md'), armTableMarkdown(collectArms(keep, arms, seeds)));
+  writeFileSync(join(keep, 'arms.md'), armTableMarkdown(collectArms(keep, arms, seeds), { gate: gate() }));
+}
+
+/** The gate on P1 pooled's seed 0: from the live run while it trains, else from its kept copy. */
+function gate(): GateResult | 'pending' | undefined {
+  const run = [join(out, 'p1-pooled-s0'), join(keep, 'p1-pooled-s0')].find((d) => existsSync(join(d, 'metrics.jsonl')));
+  const metrics = run && join(run, 'metrics.jsonl');
+  return metrics ? (leakGate(readFileSync(metrics, 'utf8'), { source: metrics }) ?? 'pending') : undefined;
 }
 
 /** Runs the jobs PARALLEL at a time in order; a failed job is reported and the others go on. */
@@ -173,7 +191,7 @@ export async function runArmStudy(): Promise<void> {
   const base = loadConfig('cpu-mr-v2');
   await ensureCache(applyOverrides(base, [`data.cache=${data.cache}`, `data.synth=${JSON.stringify(data.synth)}`]));
   await ensureCache(applyOverrides(base, [`data.cache=${val.cache}`, `data.synth=${JSON.stringify(val.synth)}`]));
-  const arms = STUDY_ARMS.filter((a) => names.includes(a.name));
+  const arms = names.flatMap((n) => STUDY_ARMS.filter((a) => a.name === n));
   const failed = await pool(seeds.flatMap((seed) => arms.map((arm) => () => job(arm, seed))));
   if (names.includes(COMBINED)) {
     const best = bestTmaArm();

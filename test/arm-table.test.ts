@@ -14,6 +14,7 @@ import { TASK_NAMES } from '../src/eval/registry.js';
 import { STUDY_ARMS, TMA_ARMS, combinedArm, parseEvalPlan } from '../src/eval/report/arms.js';
 import { armCell, armTableMarkdown, collectArms, pairedDifference } from '../src/eval/report/arm-table.js';
 import { selectStep, validationCurve } from '../src/eval/report/step-selection.js';
+import { leakGate } from '../src/eval/report/gate.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-arm-table-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -183,4 +184,26 @@ test('EVAL_CONFIG: per-config task lists', () => {
   ]);
   assert.throws(() => parseEvalPlan('tma-study:zeroshot+nope', 'all', TASK_NAMES), /unknown tasks nope/);
   assert.throws(() => parseEvalPlan('tma-study:', 'all', TASK_NAMES), /is not <config> or <config>:<task>/);
+});
+
+test('the gate: tmaLeakGap over the steps logged from 200 to 300, its mean above 0 with a 95 % interval excluding 0', () => {
+  const log = (gap: (step: number) => number) =>
+    Array.from({ length: 15 }, (_, i) => 160 + 10 * i)
+      .map((step) => JSON.stringify({ step, loss: 1, tmaLeakGap: gap(step) }))
+      .join('\n');
+  // outside the window the gaps are huge: they must not count
+  const clear = leakGate(log((s) => (s < 200 || s > 300 ? -9 : 0.02 + (s % 20 ? 0.01 : -0.01))))!;
+  assert.deepEqual(clear.steps, [200, 210, 220, 230, 240, 250, 260, 270, 280, 290, 300]);
+  assert.ok(Math.abs(clear.mean - (6 * 0.01 + 5 * 0.03) / 11) < 1e-12, String(clear.mean));
+  assert.ok(clear.pass && clear.lo > 0 && clear.hi < 0.04, JSON.stringify(clear));
+  const around = leakGate(log((s) => (s % 20 ? 0.05 : -0.05)))!;
+  assert.equal(around.pass, false);
+  assert.ok(around.lo < 0 && around.hi > 0);
+  assert.equal(leakGate(JSON.stringify({ step: 250, tmaLeakGap: 1 })), undefined, 'one step is no interval');
+  assert.match(
+    armTableMarkdown([], { gate: clear }),
+    /\*\*Gate\*\* .*: mean \+0\.019 \[95 % \+0\.\d+, \+0\.\d+\] over 11 steps: passed\./,
+  );
+  assert.match(armTableMarkdown([], { gate: around }), /not passed: P1 stops at seed 0/);
+  assert.match(armTableMarkdown([], { gate: 'pending' }), /\*\*Gate\*\* .*: not yet/);
 });

@@ -10,6 +10,7 @@ import { fmt, headlines, type Headline, type LabelSubset } from './headlines.js'
 import { overRuns } from './compare.js';
 import { BASELINES, ENDPOINT_SUBSETS } from './arms.js';
 import { runSelection, type Selection } from './step-selection.js';
+import { type GateResult } from './gate.js';
 
 export interface Endpoint {
   key: string;
@@ -188,7 +189,14 @@ export const EXTRA_COMPARISONS: readonly [string, string][] = [
 /** The arm table as Markdown: one table per endpoint, the extra comparisons, the verdict and the evaluated steps. */
 export function armTableMarkdown(
   arms: ArmRuns[],
-  o: { resamples?: number; seed?: number; baselines?: readonly string[]; extra?: readonly [string, string][] } = {},
+  o: {
+    resamples?: number;
+    seed?: number;
+    baselines?: readonly string[];
+    extra?: readonly [string, string][];
+    /** the gate of P1 pooled's seed 0 (gate.ts), when its run has started */
+    gate?: GateResult | 'pending';
+  } = {},
 ): string {
   const byName = new Map(arms.map((a) => [a.arm, a]));
   const baselines = (o.baselines ?? BASELINES).map((n) => byName.get(n));
@@ -230,6 +238,7 @@ export function armTableMarkdown(
       lines.push(`| ${t} − ${b} | ${cells.join(' | ')} |`);
     }
   }
+  if (o.gate) lines.push('', gateLine(o.gate));
   lines.push(
     '',
     '**Decision rule** (primary endpoint, CI above 0 against all three baselines): ' +
@@ -255,4 +264,14 @@ function stepCell(r: ArmRun): string {
   if (!s) return `step ${r.evaluatedStep} (no validation log)`;
   const moved = s.step !== r.evaluatedStep ? ` → ${s.step}` : '';
   return `step ${r.evaluatedStep}${moved} (${fmt(s.auroc)}; best ${fmt(s.best)})`;
+}
+
+function gateLine(g: GateResult | 'pending'): string {
+  const head =
+    '**Gate** (P1 pooled, seed 0: `tmaLeakGap`, rolled chance bound − cross-entropy, over the steps logged ' +
+    'from 200 to 300)';
+  if (g === 'pending') return `${head}: not yet (fewer than two steps logged in the window).`;
+  const verdict = g.pass ? 'passed' : 'not passed: P1 stops at seed 0';
+  const ci = `[95 % ${signed(g.lo)}, ${signed(g.hi)}]`;
+  return `${head}: mean ${signed(g.mean)} ${ci} over ${g.steps.length} steps: ${verdict}.`;
 }

@@ -9,20 +9,25 @@ export interface ValidationPoint {
   auroc: number;
 }
 
-/** The validations of a run's metrics.jsonl text, by step; a step logged twice (a resumed run) keeps its last. */
-export function validationCurve(metricsJsonl: string, source = 'metrics.jsonl'): ValidationPoint[] {
-  const byStep = new Map<number, number>();
-  metricsJsonl.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    let r: { step?: unknown; validation?: { zeroShotAuroc?: unknown } };
+/** The lines of a run's metrics.jsonl text, parsed; a line that is not JSON is an error naming it. */
+export function metricsLines(metricsJsonl: string, source = 'metrics.jsonl'): Record<string, unknown>[] {
+  return metricsJsonl.split('\n').flatMap((line, i) => {
+    if (!line.trim()) return [];
     try {
-      r = JSON.parse(line) as typeof r;
+      return [JSON.parse(line) as Record<string, unknown>];
     } catch {
       throw new Error(`${source}:${i + 1}: not a JSON line`);
     }
-    const auroc = r.validation?.zeroShotAuroc;
-    if (typeof r.step === 'number' && typeof auroc === 'number' && Number.isFinite(auroc)) byStep.set(r.step, auroc);
   });
+}
+
+/** The validations of a run's metrics.jsonl text, by step; a step logged twice (a resumed run) keeps its last. */
+export function validationCurve(metricsJsonl: string, source = 'metrics.jsonl'): ValidationPoint[] {
+  const byStep = new Map<number, number>();
+  for (const r of metricsLines(metricsJsonl, source)) {
+    const auroc = (r.validation as { zeroShotAuroc?: unknown } | undefined)?.zeroShotAuroc;
+    if (typeof r.step === 'number' && typeof auroc === 'number' && Number.isFinite(auroc)) byStep.set(r.step, auroc);
+  }
   return [...byStep].map(([step, auroc]) => ({ step, auroc })).sort((a, b) => a.step - b.step);
 }
 
