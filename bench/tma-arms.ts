@@ -79,6 +79,7 @@ const common = [
   'train.logEvery=10', // the gate averages tmaLeakGap over the steps logged from 200 to 300
 ];
 
+const stepName = (step: number) => `step-${String(step).padStart(8, '0')}`;
 const run = (args: string[]) =>
   new Promise<void>((done, fail) => {
     const child = spawn('node', [cli, ...args], {
@@ -105,16 +106,15 @@ async function job(arm: StudyArm, seed: number): Promise<void> {
   }
   const chosen = runSelection(dir);
   if (chosen?.lastStep !== steps) throw new Error(`${dir}: no validation at step ${steps} after training`);
-  const checkpoint = join(dir, 'checkpoints', `step-${String(chosen.step).padStart(8, '0')}`);
+  const checkpoint = join(dir, 'checkpoints', stepName(chosen.step));
   if (!existsSync(checkpoint)) throw new Error(`${checkpoint}: the selected step's checkpoint is missing`);
   console.log(
     `${name}: step ${chosen.step} (validation AUROC ${chosen.auroc.toFixed(3)}, best ${chosen.best.toFixed(3)})`,
   );
   for (const e of plan) await run(['eval', e.tasks, '--checkpoint', checkpoint, '--config', e.config]);
-  const last = `step-${String(steps).padStart(8, '0')}`;
+  // the selected checkpoint stays, and the last (a later resume reads it); the others go
   for (const c of listCheckpoints(join(dir, 'checkpoints')))
-    if (c !== last && c !== `step-${String(chosen.step).padStart(8, '0')}`)
-      rmSync(join(dir, 'checkpoints', c), { recursive: true });
+    if (c !== stepName(steps) && c !== stepName(chosen.step)) rmSync(join(dir, 'checkpoints', c), { recursive: true });
   // the kept records name checkpoints and data relative to the package root: no machine paths in the repository
   const relative = (text: string) => text.split(root + sep).join('');
   mkdirSync(join(keep, name, 'eval'), { recursive: true });
