@@ -1,7 +1,9 @@
 // `npm run experiment:evaluate`: `t3d eval all` on every run of a study folder (each `<method>-s<seed>` with
 // checkpoints), then `t3d eval compare` over them. Resumable: finished evaluation records are skipped.
+// ARMS=all (or a comma list of arms) instead runs the TMA study's arms and writes their table: bench/tma-arms.ts.
 // Env: OUT (runs/baselines), EVAL_CONFIG (default; a comma list evaluates with each, e.g. tma-study,tma-study-full for
-// both scales), TASKS (all, or a comma list such as zeroshot,retrieval,probe), SUBSET (a labels JSON for compare's
+// both scales; a config may carry its own tasks, e.g. tma-study-crop:zeroshot+retrieval+probe), TASKS (all, or a
+// comma list such as zeroshot,retrieval,probe: the tasks of the configs without their own), SUBSET (a labels JSON for compare's
 // --subset, e.g. results/ceiling/run-5/fine-grained.json), TREATMENT (compare's --treatment, t3d by default).
 // Runs that are still pre-training (no checkpoint yet) are skipped; rerun to pick them up.
 // PRETRAIN=<methods> (e.g. random-init,clip-only,t3d,simclr,restoration) with SEEDS (0,1,2) instead goes run by run:
@@ -12,11 +14,14 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { packageRoot } from '../src/util/paths.js';
+import { parseEvalPlan } from '../src/eval/report/arms.js';
+import { TASK_NAMES } from '../src/eval/registry.js';
+import { runArmStudy } from './tma-arms.js';
 
 const root = packageRoot();
 const out = resolve(root, process.env.OUT ?? join('runs', 'baselines'));
-const configs = (process.env.EVAL_CONFIG ?? 'default').split(',');
 const tasks = process.env.TASKS ?? 'all';
+const plan = parseEvalPlan(process.env.EVAL_CONFIG ?? 'default', tasks, TASK_NAMES);
 const cli = join(root, 'dist', 'src', 'app', 'cli.js');
 const spawn = (script: string, args: string[], env: Record<string, string> = {}) => {
   const r = spawnSync('node', [script, ...args], { stdio: 'inherit', env: { ...process.env, ...env } });
@@ -29,7 +34,9 @@ const compareArgs = [
 ];
 
 const methods = process.env.PRETRAIN?.split(',');
-if (methods) {
+if (process.env.ARMS) {
+  await runArmStudy();
+} else if (methods) {
   const keep = resolve(root, process.env.KEEP ?? join('results', 'evaluation-study'));
   const seeds = (process.env.SEEDS ?? '0,1,2').split(',');
   for (const seed of seeds) {
@@ -41,7 +48,7 @@ if (methods) {
         continue;
       }
       spawn(join(root, 'dist', 'bench', 'learning.js'), [], { VARIANTS: method, SEEDS: seed, OUT: out });
-      for (const config of configs) node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
+      for (const e of plan) node(['eval', e.tasks, '--checkpoint', join(out, run), '--config', e.config]);
       mkdirSync(join(kept, 'eval'), { recursive: true });
       // the kept records name checkpoints and data relative to the package root: no machine paths in the repository
       const relative = (text: string) => text.split(root + sep).join('');
@@ -51,7 +58,11 @@ if (methods) {
       copyFileSync(join(out, run, 'metrics.jsonl'), join(kept, 'metrics.jsonl'));
       writeFileSync(
         join(kept, 'complete.json'),
-        JSON.stringify({ tasks, evalConfig: configs.join(','), finishedAt: new Date().toISOString() }) + '\n',
+        JSON.stringify({
+          tasks,
+          evalConfig: process.env.EVAL_CONFIG ?? 'default',
+          finishedAt: new Date().toISOString(),
+        }) + '\n',
       );
     }
   }
@@ -62,6 +73,6 @@ if (methods) {
     .filter((d) => /-s\d+$/.test(d) && existsSync(join(out, d, 'checkpoints')))
     .sort((a, b) => Number(a.split('-s').pop()) - Number(b.split('-s').pop()) || a.localeCompare(b));
   for (const run of runs)
-    for (const config of configs) node(['eval', tasks, '--checkpoint', join(out, run), '--config', config]);
+    for (const e of plan) node(['eval', e.tasks, '--checkpoint', join(out, run), '--config', e.config]);
   node(['eval', 'compare', '--runs', out, ...compareArgs]);
 }

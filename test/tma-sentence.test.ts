@@ -11,7 +11,12 @@ import { type T3dModel, type VolumeEncoding } from '../src/models/t3d.js';
 import { t3dLoss, type ObjectiveConfig } from '../src/objectives/t3d.js';
 import { tmaFormulation } from '../src/objectives/tma/index.js';
 import { EmbeddingQueue } from '../src/objectives/tma/shared.js';
-import { SENTENCE_QUEUE_VIEW, sentenceTargets } from '../src/objectives/tma/sentence.js';
+import {
+  SENTENCE_QUEUE_VIEW,
+  repairedTargets,
+  sentenceTargets,
+  shuffledPairing,
+} from '../src/objectives/tma/sentence.js';
 import { assertClose, fixture } from './helpers.js';
 
 type Tma = ObjectiveConfig['tma'];
@@ -173,4 +178,118 @@ test('sentence formulation: needs and config validation', () => {
   assert.match(problems(['objective.tma.useText=false']), /'sentence' takes its targets from the report's sentences/);
   const swapped = applyOverrides(config(), ['objective.tma.formulation="swapped"', 'objective.tma.pool="max"']);
   assert.throws(() => validateConfig(swapped), /objective.tma.pool applies to the 'sentence' formulation/);
+});
+
+test('shufflePairs: the pairing is a derangement drawn from the step (none keeps its own; the same step, the same one)', () => {
+  for (const B of [2, 3, 8]) {
+    for (let step = 0; step < 40; step++) {
+      const p = shuffledPairing(B, step);
+      assert.deepEqual(
+        [...p].sort((a, b) => a - b),
+        Array.from({ length: B }, (_, i) => i),
+      );
+      assert.ok(
+        p.every((j, i) => j !== i),
+        `B ${B}, step ${step}: ${p.join(',')}`,
+      );
+      assert.deepEqual(shuffledPairing(B, step), p, 'deterministic given the step');
+    }
+  }
+  // 14,833 derangements of 8: 40 steps draw (almost) 40 different ones
+  assert.ok(new Set(Array.from({ length: 40 }, (_, s) => shuffledPairing(8, s).join())).size >= 38);
+  assert.throws(() => shuffledPairing(1, 0), /shufflePairs needs batches of two volumes or more \(got 1\)/);
+});
+
+test('shufflePairs on a constructed batch: row i of the targets becomes row pairing[i], exactly', () => {
+  torch.tidy(() => {
+    const rows = [0.5, 0.25, 0.25, 0, 0, 0, 0, 1, 0.1, 0.2, 0.3, 0.4];
+    const targets = torch.tensor(rows, [3, 4], { dtype: 'float64' });
+    const repaired = repairedTargets(targets, [2, 0, 1]).toArray();
+    assert.deepEqual(repaired, [...rows.slice(8, 12), ...rows.slice(0, 4), ...rows.slice(4, 8)]);
+  });
+});
+
+test('shufflePairs through the term: the loss of each volume against its partner’s target; off, the loss is unchanged; gradients match finite differences', () => {
+  const { model, batch, dispose } = setup();
+  const b = batch();
+  const report = torch.noGrad(() => model.encodeReport(b.inputIds, b.attentionMask));
+  Object.values(report).forEach((t) => (t as torch.Tensor).keep());
+  const zg = torch.randn([3, 32], { dtype: 'float64', generator: new torch.Generator(9) }).keep();
+  const base = objectiveFor({ relativeEpsilon: true, epsilon: 0.3 }).tma;
+  const spec = tmaFormulation(base);
+  const run = (cfg: Tma, global: torch.Tensor, step = 7) =>
+    spec.term(
+      model,
+      {
+        global: { emb: F.normalize(global, -1) } as VolumeEncoding,
+        numLocal: 0,
+        report,
+        sentenceIndex: b.sentenceIndex,
+        step,
+      },
+      cfg,
+    );
+  const value = (cfg: Tma, global: torch.Tensor, step = 7) =>
+    torch.tidy(() => {
+      const t = run(cfg, global, step);
+      return { loss: t.loss.item(), keys: Object.keys(t.stats).sort() };
+    });
+  const off = value(base, zg);
+  // (each call renormalises the prototypes in place, which moves the last bits: equal up to rounding, not to the bit)
+  const offExplicit = value({ ...base, shufflePairs: false } as Tma, zg);
+  assert.ok(Math.abs(offExplicit.loss - off.loss) < 1e-12, 'false is the formulation as before');
+  assert.deepEqual(offExplicit.keys, off.keys);
+  const shuffled = { ...base, shufflePairs: true } as Tma;
+  // volume i against the target of volume p[i] is the unshuffled loss with volume i's view moved to row p[i]
+  const p = shuffledPairing(3, 7);
+  const inverse = p.map((_, j) => p.indexOf(j));
+  const moved = torch.tidy(() =>
+    zg.indexSelect(
+      0,
+      torch.tensor(
+        BigInt64Array.from(inverse, (i) => BigInt(i)),
+        [3],
+      ),
+    ),
+  );
+  const on = value(shuffled, zg);
+  assert.ok(Math.abs(on.loss - value(base, moved).loss) < 1e-12, `${on.loss} vs ${value(base, moved).loss}`);
+  assert.notEqual(on.loss, off.loss);
+  assert.deepEqual(on.keys, off.keys, 'the same diagnostics');
+  // the pairing follows the step: equal pairings, equal losses; another pairing, another loss
+  const other = Array.from({ length: 20 }, (_, s) => s).find((s) => shuffledPairing(3, s).join() !== p.join())!;
+  assert.notEqual(value(shuffled, zg, other).loss, on.loss);
+  const res = torch.gradcheck((g) => run(shuffled, g).loss, [zg], { atol: 1e-6, rtol: 1e-4 });
+  assert.ok(res.ok, res.worst);
+  const noStep = {
+    global: { emb: F.normalize(zg, -1) } as VolumeEncoding,
+    numLocal: 0,
+    report,
+    sentenceIndex: b.sentenceIndex,
+  };
+  assert.throws(() => torch.tidy(() => spec.term(model, noStep, shuffled)), /from the training step/);
+  torch.dispose([zg, moved, ...(Object.values(report) as torch.Tensor[])]);
+  dispose();
+});
+
+test('shufflePairs: validated as true or false, and refused on the formulations it does not apply to', () => {
+  const problems = (sets: string[]) => {
+    try {
+      validateConfig(applyOverrides(config(), sets));
+      return '';
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  assert.equal(problems(['objective.tma.formulation="sentence"', 'objective.tma.shufflePairs=true']), '');
+  assert.match(
+    problems(['objective.tma.formulation="sentence"', 'objective.tma.shufflePairs="yes"']),
+    /objective.tma.shufflePairs must be true or false \(got "yes"\)/,
+  );
+  for (const f of ['swapped', 'cluster', 'fused'])
+    assert.match(
+      problems([`objective.tma.formulation="${f}"`, 'objective.tma.shufflePairs=true']),
+      new RegExp(`objective.tma.shufflePairs applies to the 'sentence' formulation \\(formulation is '${f}'\\)`),
+    );
+  assert.equal(problems(['objective.tma.formulation="swapped"', 'objective.tma.shufflePairs=false']), '');
 });

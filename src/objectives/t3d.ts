@@ -138,7 +138,7 @@ export function t3dLoss(
   if (tma) {
     const { sentenceIndex, clusters } = batch;
     const teacherInput = teacher && { model: teacher, batch };
-    const x = { global: g, locals, numLocal: V, report, sentenceIndex, teacher: teacherInput, clusters };
+    const x = { global: g, locals, numLocal: V, report, sentenceIndex, teacher: teacherInput, clusters, step };
     // the queue takes part from queueStartStep on (SwAV switches it on late)
     const term = tma.term(model, x, cfg.tma, step >= (cfg.tma.queueStartStep ?? 0) ? queue : undefined);
     Object.assign(stats, term.stats);

@@ -180,6 +180,7 @@ const isOptionalKey = (k: string) =>
     'objective.tma.teacherBatchNorm',
     'objective.tma.averageByCodeView',
     'objective.tma.localToGlobal',
+    'objective.tma.shufflePairs',
     'optim.amp',
     'model.vision.memoryFormat',
   ].includes(k) ||

@@ -69,6 +69,14 @@ export class Rng {
     }
     return items;
   }
+  /** A permutation of 0..n-1 without fixed points (n ≥ 2), uniform over derangements: shuffles until none is left. */
+  derangement(n: number): number[] {
+    if (!Number.isInteger(n) || n < 2) throw new Error(`Rng.derangement: needs n ≥ 2 (got ${n})`);
+    for (;;) {
+      const p = this.shuffle(Array.from({ length: n }, (_, i) => i));
+      if (p.every((j, i) => j !== i)) return p;
+    }
+  }
 }
 
 function rotl(x: number, k: number): number {

@@ -58,7 +58,7 @@ function resamplable(m: Method, key: string): Headline[] | undefined {
 }
 
 /** Mean over the given seeds (run indices) of the metric on the resampled volumes. */
-const overRuns =
+export const overRuns =
   (hs: Headline[]) =>
   (idx: Int32Array, runs: Int32Array): number => {
     let sum = 0;

@@ -57,6 +57,10 @@ export function teacherNeeds(cfg: {
  * beside the text's). */
 export const localToGlobalOption = flag('localToGlobal');
 
+/** 'sentence's negative control: each volume's target is built from another volume's sentences (a derangement of the
+ * batch drawn from the step), everything else unchanged. */
+export const shufflePairsOption = flag('shufflePairs');
+
 /** The config fields of teacherScheduleOptions. */
 export interface TeacherScheduleConfig {
   teacherMomentumSchedule?: 'constant' | 'cosine';

@@ -5,7 +5,8 @@
 // noisy-or; the global view's prototype scores predict it — or, pooled, the per-prototype maximum (or logsumexp) of the
 // global and local views' scores, multiple-instance style, so no crop is asked for a finding it does not hold. A batch
 // of 8 reports carries ~110 sentences, which cluster by finding: the codes no longer hinge on 8 points, and a finding
-// named by one sentence among ~15 still owns its share of the target. Text shapes only the targets.
+// named by one sentence among ~15 still owns its share of the target. Text shapes only the targets. `shufflePairs` is
+// the negative control: every volume's target comes from another volume's sentences (shuffledPairing below).
 import * as torch from '../../torch/index.js';
 import { type Tensor } from '../../torch/index.js';
 import { type T3dModel } from '../../models/t3d.js';
@@ -19,7 +20,8 @@ import {
   roll,
   sinkhorn,
 } from './shared.js';
-import { prototypeOptions } from './options.js';
+import { Rng } from '../../util/rng.js';
+import { prototypeOptions, shufflePairsOption } from './options.js';
 
 export type SentenceTarget = 'mean' | 'noisy-or';
 export type SentencePool = 'global' | 'max' | 'logsumexp';
@@ -32,6 +34,8 @@ export interface SentenceTmaConfig extends TmaBaseConfig {
   sentenceTarget?: SentenceTarget;
   /** which views predict the target; default 'global' (see views below) */
   pool?: SentencePool;
+  /** the negative control: each volume's target is built from another volume's sentences (shuffledPairing) */
+  shufflePairs?: boolean;
 }
 
 /** the queue's view name for sentence embeddings (distinct from the other formulations' 'text' and 'global') */
@@ -71,6 +75,33 @@ export function sentenceTargets(codes: Tensor, owner: Tensor, B: number, mode: S
   );
 }
 
+/** The key of shufflePairs' random stream. */
+const SHUFFLE_STREAM = 0x5e47;
+
+/**
+ * shufflePairs' pairing at a step: volume i takes the target made from volume pairing[i]'s sentences, a derangement of
+ * the B volumes (none keeps its own) drawn from a stream keyed on the step and B alone: the same on every rank and on
+ * resume, and the global generator is left alone, so batches, crops and dropout stay those of the unshuffled arm.
+ */
+export function shuffledPairing(B: number, step: number): number[] {
+  if (B < 2) throw new Error(`objective.tma.shufflePairs needs batches of two volumes or more (got ${B})`);
+  return new Rng(SHUFFLE_STREAM, step, B).derangement(B);
+}
+
+/** Targets (B, K) re-paired: row i is row pairing[i] of `targets`. */
+export function repairedTargets(targets: Tensor, pairing: number[]): Tensor {
+  return torch.noGrad(() =>
+    torch.tidy(() => {
+      const index = torch.tensor(
+        BigInt64Array.from(pairing, (i) => BigInt(i)),
+        [pairing.length],
+        { device: targets.device },
+      );
+      return targets.indexSelect(0, index);
+    }),
+  );
+}
+
 /** The batch's sentence embeddings (N, D), normalised and without gradient, and each one's volume (N) int64. */
 function batchSentences(model: T3dModel, tokens: Tensor, sentenceIndex: Tensor): { emb: Tensor; owner: Tensor } {
   return torch.noGrad(() =>
@@ -104,7 +135,7 @@ function softCrossEntropy(scores: Tensor, targets: Tensor, tau: number): Tensor 
 }
 
 export const sentence: TmaFormulationSpec<SentenceTmaConfig> = {
-  options: [sentenceTargetOption, poolOption, ...prototypeOptions],
+  options: [sentenceTargetOption, poolOption, shufflePairsOption, ...prototypeOptions],
   needs: (cfg) => ({
     report: true,
     sentenceIndex: true,
@@ -133,6 +164,8 @@ export const sentence: TmaFormulationSpec<SentenceTmaConfig> = {
           "(data.views.numLocal ≥ 1), or pool 'global'",
       );
     }
+    if (cfg.shufflePairs && x.step === undefined)
+      throw new Error('objective.tma.shufflePairs draws its pairing from the training step: TmaInputs.step is needed');
     const p = model.prototypes;
     p.normalize_();
     const { emb, owner } = batchSentences(model, x.report.tokens, x.sentenceIndex);
@@ -156,7 +189,12 @@ export const sentence: TmaFormulationSpec<SentenceTmaConfig> = {
     }
     if (torch.distributed.worldSize > 1) scores = torch.distributed.gatherWithLocalGrad(scores);
     const B = scores.size(0);
-    const targets = sentenceTargets(codes, owner, B, cfg.sentenceTarget ?? 'mean');
+    let targets = sentenceTargets(codes, owner, B, cfg.sentenceTarget ?? 'mean');
+    if (cfg.shufflePairs) {
+      const own = targets;
+      targets = repairedTargets(own, shuffledPairing(B, x.step!));
+      own.dispose();
+    }
     const loss = softCrossEntropy(scores, targets, tau);
     const stats: Record<string, number> = { codeEntropy: codeUsageEntropy(codes), sentences: N };
     if (B > 1) {

@@ -75,6 +75,7 @@ export interface TmaInputs {
   teacher?: { model: T3dModel; batch: TeacherBatch };
   /** the epoch's report clusters (needs.clusters) */
   clusters?: ClusterTargets;
+  step?: number; // the training step (sentence's shufflePairs draws its pairing from it)
 }
 
 export interface TmaTerm {
