@@ -19,6 +19,8 @@ import { join } from 'node:path';
 import { classificationReport } from '../src/eval/metrics/classification-report.js';
 import { retrievalReport } from '../src/eval/tasks/retrieval.js';
 import { collectStudy, noiseVerdict, studyMarkdown, studyTable } from '../src/eval/report/compare.js';
+import { headlines } from '../src/eval/report/headlines.js';
+import { type EvalRecord } from '../src/eval/task.js';
 import { Rng } from '../src/util/rng.js';
 import { packageRoot } from '../src/util/paths.js';
 import { fixture } from './helpers.js';
@@ -84,6 +86,14 @@ test('retrieval report: identical embeddings give perfect recall; reversed ones 
   const w = retrievalReport(emb, shifted, labels, { resamples: 200 });
   assert.equal(w.reportToVolume.recall['R@1'], 0);
   assert.ok(w.reportToVolume.recall['R@10']! < 1);
+  // the crop-scale record's headlines are its own, not the global view's under the same key
+  const meta = (variant: string) => ({ task: 'retrieval', variant }) as EvalRecord['meta'];
+  const keys = (variant: string, rep: typeof r) =>
+    headlines({ meta: meta(variant), result: { ...rep, names: [] } }).map((h) => [h.key, h.value]);
+  const [globalKeys, cropKeys] = [keys('', r), keys('crop', w)];
+  assert.ok(globalKeys.some(([k, v]) => k === 'retrieval/r2v R@1' && v === 1));
+  assert.ok(cropKeys.some(([k, v]) => k === 'retrieval-crop/r2v R@1' && v === 0));
+  assert.ok(!cropKeys.some(([k]) => String(k).startsWith('retrieval/')));
 });
 
 function writeStudy(root: string, methods: Record<string, number>): void {

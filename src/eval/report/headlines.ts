@@ -93,7 +93,7 @@ function classification(prefix: string, r: Cls, subset?: LabelSubset): Headline[
   return out;
 }
 
-function retrieval(r: RetrievalReport & { names: string[] }): Headline[] {
+function retrieval(prefix: string, r: RetrievalReport & { names: string[] }): Headline[] {
   const out: Headline[] = [];
   for (const [dir, d] of [
     ['r2v', r.reportToVolume],
@@ -101,7 +101,7 @@ function retrieval(r: RetrievalReport & { names: string[] }): Headline[] {
   ] as const) {
     for (const [k, v] of Object.entries(d.recall)) {
       out.push({
-        key: `retrieval/${dir} ${k}`,
+        key: `${prefix}/${dir} ${k}`,
         value: v,
         ci: d.recallCi[k],
         names: r.names,
@@ -112,9 +112,9 @@ function retrieval(r: RetrievalReport & { names: string[] }): Headline[] {
           ).recall[k]!,
       });
     }
-    out.push({ key: `retrieval/${dir} median rank`, value: d.medianRank });
+    out.push({ key: `${prefix}/${dir} median rank`, value: d.medianRank });
   }
-  for (const [k, v] of Object.entries(r.volumeToVolumeMap)) out.push({ key: `retrieval/v2v ${k}`, value: v });
+  for (const [k, v] of Object.entries(r.volumeToVolumeMap)) out.push({ key: `${prefix}/v2v ${k}`, value: v });
   return out;
 }
 
@@ -169,7 +169,7 @@ export function headlines(rec: EvalRecord, subset?: LabelSubset): Headline[] {
     case 'finetune':
       return classification(prefix, rec.result as Cls, subset);
     case 'retrieval':
-      return retrieval(rec.result as RetrievalReport & { names: string[] });
+      return retrieval(prefix, rec.result as RetrievalReport & { names: string[] });
     case 'segmentation':
       return segmentation(prefix, rec.result as SegResult);
     case 'reportgen':
