@@ -187,7 +187,20 @@ test('crop-scale probe: lobe crops at native resolution find a finding that live
   const r = await runTransfer(makeEncoder, base);
   const auroc = macroAuroc(r.testScores, r.testLabels).value;
   assert.ok(auroc > 0.85, `crop readout AUROC ${auroc.toFixed(3)}`);
-  await assert.rejects(() => runTransfer(makeEncoder, { ...base, mode: 'finetune' }), /crop-scale readout/);
+});
+
+test('crop-scale fine-tuning: encoder and head trained on the five lobe crops find the one-lobe finding', async () => {
+  const cache = join(tmp, 'cache-finetune');
+  writeCache(cache);
+  const splits = evalSplits(cache);
+  const makeEncoder = () => {
+    torch.manualSeed(3);
+    return new TinyEncoder();
+  };
+  const o = { cacheDir: cache, mode: 'finetune' as const, fraction: 1, splits, epochs: 12, patience: 12 };
+  const r = await runTransfer(makeEncoder, { ...o, batchSize: 8, lr: 0.01, seed: 0, workers: 1, crop: [8, 8, 8] });
+  const auroc = macroAuroc(r.testScores, r.testLabels).value;
+  assert.ok(auroc > 0.85, `crop fine-tuning AUROC ${auroc.toFixed(3)}`);
 });
 
 test('crop-CLIP (objective.clip.localWeight): each crop against its report by InfoNCE, averaged; finite differences agree', () => {
