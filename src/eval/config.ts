@@ -18,7 +18,8 @@ export interface EvalConfig {
    * 'crop': the crop-scale readout, identical for every arm: zero-shot, retrieval and the linear probe read the five
    * lobe crops of `crop.shape` voxels at the cache's resolution (data/views.ts lobeCropViews; the cache needs organ
    * masks), pooled by their mean, after the encoder's BatchNorm statistics are recalibrated on the evaluation-train
-   * volumes' crops; records carry the suffix 'crop'; fine-tuning, segmentation and report generation do not run.
+   * volumes' crops; fine-tuning trains on the crops; records carry the suffix 'crop'; segmentation and report
+   * generation do not run.
    */
   scale?: 'global' | 'full' | 'crop';
   crop?: { shape: [number, number, number] };

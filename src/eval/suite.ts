@@ -9,13 +9,13 @@ function skipReason(ctx: SuiteContext, task: EvalTask): 'text' | 'tokenizer' | '
   if (task.needsText && !ctx.target.textAligned) return 'text';
   if (task.needsTokenizer && !ctx.target.loaded.tokenizer) return 'tokenizer';
   const scale = ctx.config.scale ?? 'global';
-  if ((task.oneScale && scale !== 'global') || (task.noCrop && scale === 'crop')) return 'scale';
+  if (task.oneScale && scale !== 'global') return 'scale';
   return undefined;
 }
 
 function skipNote(ctx: SuiteContext, reason: 'text' | 'tokenizer' | 'scale', tasks: EvalTask[]): string {
   const names = tasks.map((t) => t.name).join(', ');
-  const reasons = tasks.map((t) => t.oneScale ?? t.noCrop).join(', ');
+  const reasons = tasks.map((t) => t.oneScale).join(', ');
   if (reason === 'scale') return `${names}: skipped under scale '${ctx.config.scale}' (${reasons})`;
   const imageOnly = !ctx.target.loaded.model.text;
   if (reason === 'tokenizer')

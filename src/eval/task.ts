@@ -48,8 +48,6 @@ export interface EvalTask {
   readonly needsTokenizer?: boolean;
   /** set when the task runs at one scale only (skipped under scale 'full' and 'crop'): the reason, for the log */
   readonly oneScale?: string;
-  /** set when the task has no crop-scale readout (skipped under scale 'crop'): the reason, for the log */
-  readonly noCrop?: string;
   run(ctx: SuiteContext): Promise<EvalRecord[]>;
 }
 

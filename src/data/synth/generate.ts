@@ -79,8 +79,8 @@ export function generateCase(
     (a, b) => Number(b.label === 'Cardiomegaly') - Number(a.label === 'Cardiomegaly'),
   );
   for (const f of ordered) renderFinding(g, body, f, rng);
-  const local = version >= 2 ? sampleLocalFindings(rng) : [];
-  for (const f of local) renderLocalFinding(g, body, f, rng);
+  const local = version >= 2 ? sampleLocalFindings(rng, version) : [];
+  for (const f of local) renderLocalFinding(g, body, f, rng, version);
   smooth(g, 1);
   addNoise(g, rng, rng.uniform(8, 20));
 

@@ -12,9 +12,12 @@ import { type Grid, type Vec3 } from './raster.js';
 import { type Body, LUNGS } from './anatomy.js';
 import { type Lobe, lobePoint } from './findings.js';
 
-/** 1: the generator the existing results were measured on; 2: version 1 plus the local findings below. */
-export type SynthVersion = 1 | 2;
-export const SYNTH_VERSIONS: readonly SynthVersion[] = [1, 2];
+/**
+ * 1: the generator the existing results were measured on; 2: version 1 plus the local findings below; 3: version 2
+ * with the local findings' clusters larger and denser (CLUSTERS).
+ */
+export type SynthVersion = 1 | 2 | 3;
+export const SYNTH_VERSIONS: readonly SynthVersion[] = [1, 2, 3];
 
 /** The label columns a version writes: CT-RATE's 18 first, unchanged, then version 2's local findings. */
 export const synthLabels = (version: SynthVersion): string[] =>
@@ -35,21 +38,33 @@ export interface LocalFinding {
 /** Prevalence of each local finding, independent of everything else. */
 export const LOCAL_PREVALENCE = 0.3;
 
-const COUNTS: Record<LocalFindingLabel, [number, number]> = {
-  Micronodules: [50, 90],
-  'Fine reticulation': [120, 200],
-  'Tree-in-bud': [20, 35],
+/**
+ * Per version: the radius of the ball a finding's elements fill, and how many elements it draws. Version 2's clusters
+ * (20–28 mm) proved unreadable by a supervised network at every scale, the lobe crops included, while emphysema's
+ * thousands of holes over both lungs were read from the crops at 0.96 (RESULTS.md, 2026-12-08); version 3 fills a
+ * segment-sized ball (30–40 mm) with 2.2–2.4 times as many elements per volume of lung, 7 times as many in all.
+ */
+const CLUSTERS: Record<2 | 3, { radiusMm: [number, number]; counts: Record<LocalFindingLabel, [number, number]> }> = {
+  2: {
+    radiusMm: [20, 28],
+    counts: { Micronodules: [50, 90], 'Fine reticulation': [120, 200], 'Tree-in-bud': [20, 35] },
+  },
+  3: {
+    radiusMm: [30, 40],
+    counts: { Micronodules: [380, 620], 'Fine reticulation': [900, 1340], 'Tree-in-bud': [150, 250] },
+  },
 };
+const clusterOf = (version: SynthVersion) => CLUSTERS[version === 3 ? 3 : 2];
 
 /** Which local findings a patient has, and where: always three draws, then three more per finding present. */
-export function sampleLocalFindings(rng: Rng): LocalFinding[] {
+export function sampleLocalFindings(rng: Rng, version: SynthVersion = 2): LocalFinding[] {
   const out: LocalFinding[] = [];
   for (const label of LOCAL_FINDING_LABELS) {
     if (!rng.bool(LOCAL_PREVALENCE)) continue;
     const side = rng.pick(['right', 'left'] as const);
     const lobe =
       side === 'right' ? rng.pick(['upper', 'middle', 'lower'] as const) : rng.pick(['upper', 'lower'] as const);
-    out.push({ label, side, lobe, count: rng.int(...COUNTS[label]) });
+    out.push({ label, side, lobe, count: rng.int(...clusterOf(version).counts[label]) });
   }
   return out;
 }
@@ -143,10 +158,10 @@ function elementParts(label: LocalFindingLabel, p: Vec3, rng: Rng): { parts: Seg
   }
 }
 
-/** Draws a local finding: `count` elements uniformly in a 20–28 mm ball around a point of its lobe. */
-export function renderLocalFinding(g: Grid, body: Body, f: LocalFinding, rng: Rng): void {
+/** Draws a local finding: `count` elements uniformly in a ball (CLUSTERS: 20–28 mm in version 2) around a point of its lobe. */
+export function renderLocalFinding(g: Grid, body: Body, f: LocalFinding, rng: Rng, version: SynthVersion = 2): void {
   const centre = lobePoint(body, f.side === 'right' ? 0 : 1, f.lobe, rng);
-  const radius = rng.uniform(20, 28);
+  const radius = rng.uniform(...clusterOf(version).radiusMm);
   const drawn: Vec3[] = [];
   for (let k = 0; k < f.count; k++) {
     const u = unit(rng),

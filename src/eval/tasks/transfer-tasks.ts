@@ -44,6 +44,5 @@ async function transfer(ctx: SuiteContext, task: string, mode: 'linear' | 'finet
 export const probeTask: EvalTask = { name: 'probe', run: (ctx) => transfer(ctx, 'probe', 'linear') };
 export const finetuneTask: EvalTask = {
   name: 'finetune',
-  noCrop: 'fine-tuning trains on whole volumes',
   run: (ctx) => transfer(ctx, 'finetune', 'finetune'),
 };

@@ -22,11 +22,12 @@ import { F, nn, optim, type Tensor } from '../../torch/index.js';
 import { type VisionEncoder } from '../../models/t3d.js';
 import { readCacheIndex } from '../../data/cache.js';
 import { Loader } from '../../data/loader.js';
-import { type Shape3, type ViewConfig } from '../../data/views.js';
+import { lobeCropViews, type Shape3, type ViewConfig } from '../../data/views.js';
 import { Rng } from '../../util/rng.js';
 import { macroAuroc } from '../metrics/classification.js';
 import { cacheFingerprint, labelSubset, namesFingerprint, type EvalSplits } from '../splits.js';
 import { batchesOf, mapVolumes, probeFeatures, rowsOf } from './transfer-features.js';
+import { Classifier } from './transfer-classifier.js';
 import { RunDir, type RunState, STATE_FORMAT } from './transfer-run.js';
 
 /** A training batch: its size and its loss. */
@@ -73,7 +74,10 @@ export interface TransferOptions {
   evalBatchSize?: number;
   /** the whole cached volume at its own resolution instead of the preset's global view (multi-resolution presets) */
   fullResolution?: boolean;
-  /** the crop-scale readout (linear probe only): features are the mean over the five lobe crops of this shape */
+  /**
+   * the crop-scale readout: the five lobe crops of this shape at the cache's resolution stand for the volume (the
+   * probe's features are their mean; fine-tuning trains on them, augmented, and scores the mean of their logits)
+   */
   crop?: Shape3;
 }
 
@@ -108,28 +112,11 @@ const DEFAULT_AUGMENT = {
   noiseStd: 0,
 };
 
-/** The head (and, when fine-tuning, the encoder) under one module, so state-dict keys are encoder.* / head.*. */
-class Classifier extends nn.Module {
-  constructor(
-    readonly encoder: VisionEncoder | undefined,
-    readonly head: nn.Linear,
-  ) {
-    super();
-    if (encoder) this.registerModule('encoder', encoder);
-    this.registerModule('head', head);
-  }
-  logits(x: Tensor): Tensor {
-    if (!this.encoder) return this.head.forward(x);
-    return torch.tidy(() => this.head.forward(this.encoder!.encode(x).pooled));
-  }
-}
-
 function checkOptions(o: TransferOptions): void {
   const bad: string[] = [];
   if (o.mode !== 'linear' && o.mode !== 'finetune')
     bad.push(`mode must be 'linear' or 'finetune', got '${String(o.mode)}'`);
   if (!(o.fraction > 0 && o.fraction <= 1)) bad.push(`fraction must be in (0, 1], got ${o.fraction}`);
-  if (o.crop && o.mode !== 'linear') bad.push('the crop-scale readout is a linear probe (mode linear)');
   for (const k of ['epochs', 'patience', 'batchSize', 'evalBatchSize'] as const) {
     const v = o[k];
     if (v !== undefined && !(Number.isInteger(v) && v >= 1)) bad.push(`${k} must be an integer ≥ 1, got ${v}`);
@@ -247,8 +234,7 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
       if (o.device && o.device !== 'cpu') model.to({ device: o.device });
       const m = model;
       const views: Partial<ViewConfig> = {
-        numLocal: 0,
-        globalIntensity: true,
+        ...(o.crop ? lobeCropViews(o.crop) : { numLocal: 0, globalIntensity: true }),
         intensityScale: augment.intensityScale,
         intensityShift: augment.intensityShift,
         noiseStd: augment.noiseStd,
@@ -256,7 +242,7 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
       const { cacheDir, batchSize, seed, workers, fullResolution } = o;
       const shuffled = { shuffle: true, dropLast: false, workers, views, fullResolution };
       const train = (loader = new Loader({ cacheDir, names: trainNames, batchSize, seed, ...shuffled }));
-      const [D, H, W] = train.globalShape;
+      const [global, crop] = [train.globalShape, train.localShape];
       batches = async function* (epoch) {
         m.train();
         try {
@@ -265,16 +251,20 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
             yield {
               n: B,
               loss: () => {
-                let x = torch.tensor(b.global, [B, 1, D, H, W], { device: o.device });
                 const flips = b.indices.map((i) => new Rng(o.seed, 0xf119, epoch, i).bool(augment.flipProb));
-                if (flips.some(Boolean)) {
+                const flipped = (data: Float32Array, shape: number[]) => {
+                  const x = torch.tensor(data, [B, 1, ...shape], { device: o.device });
+                  if (!flips.some(Boolean)) return x;
                   const mask = torch
                     .tensor(Uint8Array.from(flips, Number), [B, 1, 1, 1, 1])
                     .to({ dtype: 'bool', device: o.device });
-                  x = torch.where(mask, x.flip([4]), x);
-                }
+                  return torch.where(mask, x.flip([4]), x);
+                };
                 const y = torch.tensor(b.labels, [B, L], { device: o.device });
-                return F.binaryCrossEntropyWithLogits(m.logits(x), y);
+                const logits = o.crop
+                  ? m.cropLogits(b.locals.map((l) => flipped(l, crop)))
+                  : m.logits(flipped(b.global, global));
+                return F.binaryCrossEntropyWithLogits(logits, y);
               },
             };
           }
@@ -284,9 +274,10 @@ export async function runTransfer(makeEncoder: () => VisionEncoder, o: TransferO
       };
       scores = async (part) => {
         m.eval();
-        const t = await mapVolumes(o, part === 'val' ? o.splits.val : o.splits.test, (x) => m.logits(x).sigmoid());
+        // logits averaged over the crops at crop scale, then the sigmoid (the same function as cropLogits)
+        const t = await mapVolumes(o, part === 'val' ? o.splits.val : o.splits.test, (x) => m.logits(x));
         try {
-          return rowsOf(t);
+          return torch.tidy(() => rowsOf(t.sigmoid()));
         } finally {
           t.dispose();
         }
