@@ -158,7 +158,7 @@ function elementParts(label: LocalFindingLabel, p: Vec3, rng: Rng): { parts: Seg
   }
 }
 
-/** Draws a local finding: `count` elements uniformly in a ball (CLUSTERS: 20–28 mm in version 2) around a point of its lobe. */
+/** Draws a local finding: `count` elements uniformly in a ball (CLUSTERS) around a point of its lobe. */
 export function renderLocalFinding(g: Grid, body: Body, f: LocalFinding, rng: Rng, version: SynthVersion = 2): void {
   const centre = lobePoint(body, f.side === 'right' ? 0 : 1, f.lobe, rng);
   const radius = rng.uniform(...clusterOf(version).radiusMm);
