@@ -5,7 +5,7 @@
 // the run ends), evaluate at the selected step (best validation zero-shot macro-AUROC, ties within 0.002 to the
 // earlier step) with each EVAL_CONFIG entry, drop the other checkpoints but the last, copy the records and
 // metrics.jsonl to KEEP and rewrite KEEP/arms.md. Rerunning resumes: finished runs are skipped, evaluations with the
-// same checkpoint are read back. Arm 10 (best-labels) runs once arms 6–9 have finished every seed.
+// same checkpoint are read back. Arm 10 (best-labels) runs once arms 6, 7 and 9 have finished every seed.
 // Env: ARMS (all, or a comma list of arm names), SEEDS (0,1,2,3,4), STEPS (2000), VALIDATE_EVERY (100), PARALLEL (2),
 // THREADS (per run; 1 by default when PARALLEL > 1), GATE (ignore: run P1's seeds 1–4 without the gate), OUT (runs/tma-study), KEEP (results/tma-study),
 // EVAL_CONFIG (the study's: zeroshot, retrieval and probe at tma-study and tma-study-crop); COUNT and VAL_COUNT (1600,
@@ -134,7 +134,7 @@ async function job(arm: StudyArm, seed: number): Promise<void> {
   writeTable();
 }
 
-/** Arm 10's base: the arm of 6–9 with the best mean validation AUROC at the selected steps, fixed once chosen. */
+/** Arm 10's base: the arm of 6, 7 and 9 (not the shuffled control) with the best mean validation AUROC at the selected steps, fixed once chosen. */
 function bestTmaArm(): string | undefined {
   const path = join(keep, `${COMBINED}.json`);
   if (existsSync(path)) return (JSON.parse(readFileSync(path, 'utf8')) as { chosen: string }).chosen;
@@ -160,7 +160,7 @@ function bestTmaArm(): string | undefined {
 
 function writeTable(): void {
   const best = existsSync(join(keep, `${COMBINED}.json`)) ? bestTmaArm() : undefined;
-  const pending = { name: COMBINED, title: 'best of 6–9 + extracted labels (pending)' };
+  const pending = { name: COMBINED, title: 'best of 6, 7, 9 + extracted labels (pending)' };
   const arms = [...STUDY_ARMS, best ? combinedArm(best) : pending];
   mkdirSync(keep, { recursive: true });
   writeFileSync(join(keep, 'arms.md'), armTableMarkdown(collectArms(keep, arms, seeds), { gate: gate() }));

@@ -4,7 +4,6 @@
 // analyze and the study table like one of our runs.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   cpSync,
@@ -23,18 +22,16 @@ import { loadT3dCheckpoint } from '../src/train/factory.js';
 import { importModel } from '../src/train/import-model.js';
 import { evalTarget } from '../src/eval/target.js';
 import { hashFile } from '../src/util/files.js';
-import { packageRoot } from '../src/util/paths.js';
 import { writeNiftiSync } from '../src/io/nifti-write.js';
 import { CT_RATE_LABELS } from '../src/domain/ct-rate.js';
 import { assertClose, fixture } from './helpers.js';
+import { assertAnalyzeAsEvaluated, t3d, type ZeroShotRecord } from './imported-run.js';
 import { readInvesalius, skipRealCt } from './real-ct.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-import-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 const released = fixture('m3d-clip', 'released');
 const tinyPreset = fixture('m3d-clip', 'tiny-preset.json');
-const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
-const t3d = (...args: string[]) => spawnSync('node', [cli, ...args], { encoding: 'utf8' });
 
 test('m3d-clip: the imported model reproduces the reference image and text embeddings (≤ 1e-4)', () => {
   const out = join(tmp, 'parity');
@@ -202,41 +199,13 @@ test('an imported M3D-CLIP in the harness: eval zeroshot, retrieval and probe on
   }
   for (const f of ['zeroshot.json', 'retrieval.json', 'probe-100pct.json'])
     assert.ok(existsSync(join(m3d, 'eval', f)), f);
-  type Zs = {
-    meta: { checkpointId: string };
-    result: { labelNames: string[]; macro: { auroc: number }; test: { names: string[]; scores: number[][] } };
-  };
-  const zs = JSON.parse(readFileSync(join(m3d, 'eval', 'zeroshot.json'), 'utf8')) as Zs;
+  const zs = JSON.parse(readFileSync(join(m3d, 'eval', 'zeroshot.json'), 'utf8')) as ZeroShotRecord;
   const sha = hashFile(join(released, 'model.safetensors')).sha256;
   assert.equal(zs.meta.checkpointId, sha.slice(0, 16), "records carry the released weights' id");
   assert.ok(zs.result.macro.auroc >= 0 && zs.result.macro.auroc <= 1);
-  const ourZs = JSON.parse(readFileSync(join(ours, 'eval', 'zeroshot.json'), 'utf8')) as Zs;
+  const ourZs = JSON.parse(readFileSync(join(ours, 'eval', 'zeroshot.json'), 'utf8')) as ZeroShotRecord;
   assert.deepEqual(zs.result.test.names, ourZs.result.test.names, 'the same test volumes');
-  // analyze one test volume from its NIfTI file: the probabilities the evaluation computed from the cache
-  const name = zs.result.test.names[0]!;
-  const parts = name.split('_');
-  const nifti = join(
-    data,
-    'dataset',
-    'valid',
-    parts.slice(0, 2).join('_'),
-    parts.slice(0, 3).join('_'),
-    `${name}.nii.gz`,
-  );
-  const a = t3d('analyze', nifti, '--checkpoint', m3d, '--intercept', '-1024', '--json');
-  assert.equal(a.status, 0, a.stderr);
-  const analysis = JSON.parse(a.stdout) as { preset: string; findings: { label: string; probability: number }[] };
-  assert.equal(analysis.preset, 'm3d-clip-tiny');
-  assert.deepEqual(
-    analysis.findings.map((f) => f.label),
-    zs.result.labelNames,
-  );
-  analysis.findings.forEach((f, l) =>
-    assert.ok(
-      Math.abs(f.probability - zs.result.test.scores[0]![l]!) < 1e-5,
-      `${f.label}: ${f.probability} vs the evaluation's ${zs.result.test.scores[0]![l]}`,
-    ),
-  );
+  assertAnalyzeAsEvaluated(m3d, data, 'm3d-clip-tiny');
   // its index table and text search, on the cache the evaluation made with its preset
   const db = join(tmp, 'db');
   const wrongCache = t3d('index', '--checkpoint', m3d, '--cache', cache, '--db', db);

@@ -5,7 +5,6 @@
 // refuses text with a clear error.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,23 +15,20 @@ import { loadMerlinImageEncoder } from '../src/train/merlin-load.js';
 import { loadT3dCheckpoint } from '../src/train/factory.js';
 import { importModel } from '../src/train/import-model.js';
 import { evalTarget } from '../src/eval/target.js';
-import { writeSynthDataset } from '../src/data/synth/dataset.js';
 import { loadPreset } from '../src/data/presets.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { inputTransform } from '../src/data/input-transform.js';
 import { readSafetensorsHeader } from '../src/util/safetensors-file.js';
 import { hashFile } from '../src/util/files.js';
-import { packageRoot } from '../src/util/paths.js';
 import { writeNiftiSync } from '../src/io/nifti-write.js';
 import { assertClose, fixture } from './helpers.js';
+import { t3d, tinyDataset } from './imported-run.js';
 import { readInvesalius, skipRealCt } from './real-ct.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-merlin-import-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 const pt = fixture('merlin', 'merlin_tiny.pt');
 const tinyPreset = fixture('merlin', 'tiny-preset.json');
-const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
-const t3d = (...args: string[]) => spawnSync('node', [cli, ...args], { encoding: 'utf8' });
 const released = join(tmp, 'released');
 mkdirSync(released);
 copyFileSync(pt, join(released, 'i3_resnet_clinical_longformer_best_clip_04-02-2024_23-21-36_epoch_99.pt'));
@@ -108,15 +104,7 @@ test('merlin import refuses a folder without exactly one .pt, and a .pt that is 
 });
 
 test('an imported Merlin in the harness: eval probe (zero-shot, retrieval skipped), analyze, index, embed', async () => {
-  const data = join(tmp, 'data');
-  const synth = await writeSynthDataset({
-    out: data,
-    count: 30,
-    seed: 0,
-    validFraction: 0.3,
-    preset: loadPreset(fixture('pretrain', 'tiny-preset.json')),
-  });
-  assert.equal(synth.failed.length, 0);
+  const data = await tinyDataset(join(tmp, 'data'));
   const run = join(tmp, 'merlin-s0');
   assert.equal(t3d('import', 'merlin', released, '--out', run, '--preset', tinyPreset).status, 0);
   const evalConfig = fixture('eval', 'tiny-eval.json');

@@ -59,8 +59,11 @@ export const STUDY_ARMS: readonly StudyArm[] = [
   },
 ];
 
-/** The arms whose best on the validation cache is combined with extracted labels (arm 10). */
-export const TMA_ARMS = ['p1-global', 'p1-pooled', 'p1-shuffled', 'p2'] as const;
+/**
+ * The arms whose best on the validation cache is combined with extracted labels (arm 10): the TMA variants, not the
+ * negative control (a shuffled pairing that won would say TMA's text adds nothing, not give a method to build on).
+ */
+export const TMA_ARMS = ['p1-global', 'p1-pooled', 'p2'] as const;
 /** The baselines every arm is compared with (the decision rule). */
 export const BASELINES = ['clip-only', 'clip-only-crops', 'sentence-clip'] as const;
 /** Arm 10's run-folder prefix. */
