@@ -6,16 +6,11 @@
 // sentence states (the rule-based label extractor read on the single sentence), and how often a sentence shares a
 // code with its own negation (another sentence denying the same finding) against the chance of any two sentences.
 import * as torch from '../src/torch/index.js';
-import { F } from '../src/torch/index.js';
 import { applyOverrides, loadConfig } from '../src/train/config.js';
 import { buildT3dModel, loadRunCheckpoint } from '../src/train/factory.js';
 import { readCacheIndex } from '../src/data/cache.js';
-import { splitSentences } from '../src/text/report.js';
-import { toBigInt64 } from '../src/text/wordpiece.js';
 import { trainWordPiece } from '../src/text/wordpiece-trainer.js';
-import { EXTRACTED_LABELS, labelMentions } from '../src/text/label-extractor.js';
-import { sinkhorn } from '../src/objectives/tma/shared.js';
-import { Rng } from '../src/util/rng.js';
+import { embedSentences, sentenceCodes, sentenceFindings, statedFindingNmi } from '../src/eval/sentence-codes.js';
 import { normalizedMutualInformation } from '../src/eval/metrics/clustering.js';
 
 const args = new Map<string, string>();
@@ -45,67 +40,13 @@ const model =
   loaded?.model ??
   buildT3dModel(applyOverrides(config, [`model.prototypes=${K}`]).model, [16, 16, 16], tokenizer.vocabSize);
 model.eval();
-model.prototypes.normalize_();
 
-// every sentence's embedding (as training pools them) and text; sentences cut off by maxTokens are left out
-const texts: string[] = [];
-const parts: torch.Tensor[] = [];
-for (let at = 0; at < reports.length; at += 16) {
-  const batch = reports.slice(at, at + 16);
-  const enc = tokenizer.encodeBatch(batch, { maxLength: config.data.maxTokens, padding: 'longest' });
-  const sentenceIndex = tokenizer.sentenceIndex(batch, enc);
-  torch.noGrad(() =>
-    torch.tidy(() => {
-      const ids = (v: Int32Array) => torch.tensor(toBigInt64(v), enc.shape);
-      const { tokens } = model.encodeReport(ids(enc.inputIds), ids(enc.attentionMask));
-      const S = Math.max(...sentenceIndex) + 1;
-      const member = ids(sentenceIndex)
-        .unsqueeze(1)
-        .eq(torch.arange(S).view(1, S, 1))
-        .to(tokens.dtype);
-      const count = member.sum(2);
-      const pooled = member.matmul(tokens).div(count.clampMin(1).unsqueeze(2));
-      const emb = F.normalize(model.text_projection.forward(pooled), -1); // (b, S, D)
-      const counts = count.toArray();
-      batch.forEach((report, b) => {
-        splitSentences(report).forEach((sentence, s) => {
-          if (s >= S || counts[b * S + s]! === 0) return;
-          texts.push(sentence);
-          parts.push(emb.select(0, b).select(0, s).unsqueeze(0).keep());
-        });
-      });
-    }),
-  );
-}
-const all = torch.cat(parts, 0).keep();
-torch.dispose(parts);
 const epsilon = Number(args.get('epsilon') ?? 0.05);
-const codes = torch.noGrad(() =>
-  torch.tidy(() =>
-    sinkhorn(model.prototypes.scores(all), { epsilon, iterations: 3, relative: true }).argmax(1).toArray(),
-  ),
-);
-
-// the finding each sentence names: a single label, stated or denied
-const named = texts.map((t) => {
-  const m = labelMentions(t);
-  return new Set(m.map((x) => x.label)).size === 1 ? m : undefined;
-});
-const stated = named.flatMap((m, i) => (m && m.every((x) => !x.negated) ? [i] : []));
-const denied = named.flatMap((m, i) => (m && m.every((x) => x.negated) ? [i] : []));
-const findingOf = (i: number) => EXTRACTED_LABELS[named[i]![0]!.label]!;
-const nmiStated = normalizedMutualInformation(
-  stated.map((i) => codes[i]),
-  stated.map(findingOf),
-);
-// chance level: the same codes shuffled over the sentences (NMI is biased upward with few items per code)
-const rng = new Rng(seed, 31);
-const shuffled = stated.map((i) => codes[i]!);
-for (let i = shuffled.length - 1; i > 0; i--) {
-  const j = rng.int(0, i);
-  [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
-}
-const nmiChance = normalizedMutualInformation(shuffled, stated.map(findingOf));
+const { texts, emb: all } = embedSentences(model, tokenizer, reports, config.data.maxTokens);
+const codes = sentenceCodes(model, all, epsilon);
+const findings = sentenceFindings(texts);
+const { stated, denied, findingOf } = findings;
+const { nmi: nmiStated, chance: nmiChance } = statedFindingNmi(codes, findings, seed);
 const polarity = texts.map((_, i) =>
   stated.includes(i) ? findingOf(i) : denied.includes(i) ? `no ${findingOf(i)}` : 'other',
 );

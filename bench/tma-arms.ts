@@ -4,8 +4,9 @@
 // pre-train with --resume (validating on the validation cache every VALIDATE_EVERY steps, every checkpoint kept until
 // the run ends), evaluate at the selected step (best validation zero-shot macro-AUROC, ties within 0.002 to the
 // earlier step) with each EVAL_CONFIG entry, drop the other checkpoints but the last, copy the records and
-// metrics.jsonl to KEEP and rewrite KEEP/arms.md. Rerunning resumes: finished runs are skipped, evaluations with the
-// same checkpoint are read back. Arm 10 (best-labels) runs once arms 6, 7 and 9 have finished every seed.
+// metrics.jsonl to KEEP and rewrite KEEP/arms.md and the diagnostics' SVG curves beside it. Rerunning resumes:
+// finished runs are skipped, evaluations with the same checkpoint are read back. Arm 10 (best-labels) runs once
+// arms 6, 7 and 9 have finished every seed.
 // Env: ARMS (all, or a comma list of arm names), SEEDS (0,1,2,3,4), STEPS (2000), VALIDATE_EVERY (100), PARALLEL (2),
 // THREADS (per run; 1 by default when PARALLEL > 1), GATE (ignore: run P1's seeds 1–4 without the gate), OUT (runs/tma-study), KEEP (results/tma-study),
 // EVAL_CONFIG (the study's: zeroshot, retrieval and probe at tma-study and tma-study-crop); COUNT and VAL_COUNT (1600,
@@ -28,6 +29,7 @@ import {
   parseEvalPlan,
 } from '../src/eval/report/arms.js';
 import { armTableMarkdown, collectArms } from '../src/eval/report/arm-table.js';
+import { collectCurves, writeArmCurves } from '../src/eval/report/arm-curves.js';
 import { runSelection } from '../src/eval/report/step-selection.js';
 import { type GateResult, leakGate } from '../src/eval/report/gate.js';
 
@@ -131,7 +133,7 @@ async function job(arm: StudyArm, seed: number): Promise<void> {
     join(keep, name, 'complete.json'),
     JSON.stringify({ ...meta, finishedAt: new Date().toISOString() }) + '\n',
   );
-  writeTable();
+  await writeTable();
 }
 
 /** Arm 10's base: the arm of 6, 7 and 9 (not the shuffled control) with the best mean validation AUROC at the selected steps, fixed once chosen. */
@@ -158,12 +160,14 @@ function bestTmaArm(): string | undefined {
   return chosen;
 }
 
-function writeTable(): void {
+/** Rewrites KEEP/arms.md and the diagnostics' curves beside it (arm-curves.ts). */
+async function writeTable(): Promise<void> {
   const best = existsSync(join(keep, `${COMBINED}.json`)) ? bestTmaArm() : undefined;
   const pending = { name: COMBINED, title: 'best of 6, 7, 9 + extracted labels (pending)' };
   const arms = [...STUDY_ARMS, best ? combinedArm(best) : pending];
   mkdirSync(keep, { recursive: true });
-  writeFileSync(join(keep, 'arms.md'), armTableMarkdown(collectArms(keep, arms, seeds), { gate: gate() }));
+  const curves = await writeArmCurves(keep, collectCurves(keep, arms, seeds));
+  writeFileSync(join(keep, 'arms.md'), armTableMarkdown(collectArms(keep, arms, seeds), { gate: gate(), curves }));
 }
 
 /** The gate on P1 pooled's seed 0: from the live run while it trains, else from its kept copy. */
@@ -198,7 +202,7 @@ export async function runArmStudy(): Promise<void> {
     if (best) failed.push(...(await pool(seeds.map((seed) => () => job(combinedArm(best), seed)))));
     else console.log(`${COMBINED}: waits for arms ${TMA_ARMS.join(', ')} to finish seeds ${seeds.join(', ')}`);
   }
-  writeTable();
+  await writeTable();
   console.log(readFileSync(join(keep, 'arms.md'), 'utf8'));
   if (failed.length) throw new Error(`${failed.length} run(s) failed:\n${failed.join('\n')}`);
 }

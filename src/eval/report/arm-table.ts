@@ -11,6 +11,7 @@ import { overRuns } from './compare.js';
 import { BASELINES, ENDPOINT_SUBSETS } from './arms.js';
 import { runSelection, type Selection } from './step-selection.js';
 import { type GateResult } from './gate.js';
+import { type CurveFile, curvesMarkdown } from './arm-curves.js';
 
 export interface Endpoint {
   key: string;
@@ -186,7 +187,8 @@ export const EXTRA_COMPARISONS: readonly [string, string][] = [
   ['p1-global', 'p1-shuffled'],
 ];
 
-/** The arm table as Markdown: one table per endpoint, the extra comparisons, the verdict and the evaluated steps. */
+/** The arm table as Markdown: one table per endpoint, the extra comparisons, the verdict, the evaluated steps and
+ * links to the curves. */
 export function armTableMarkdown(
   arms: ArmRuns[],
   o: {
@@ -196,6 +198,8 @@ export function armTableMarkdown(
     extra?: readonly [string, string][];
     /** the gate of P1 pooled's seed 0 (gate.ts), when its run has started */
     gate?: GateResult | 'pending';
+    /** the diagnostics' curves written beside the table (arm-curves.ts), linked at its end */
+    curves?: CurveFile[];
   } = {},
 ): string {
   const byName = new Map(arms.map((a) => [a.arm, a]));
@@ -254,6 +258,7 @@ export function armTableMarkdown(
     '',
     'Step cells: the step evaluated (validation AUROC there; the best), "→ N" when the selection has moved to step N ' +
       'since (re-evaluate), "training" while a run has validations but no records, "—" before its first validation.',
+    ...curvesMarkdown(o.curves ?? []),
   );
   return lines.join('\n') + '\n';
 }

@@ -27,9 +27,13 @@ export function linePlot(
     yTitle?: string;
     logX?: boolean;
     yDomain?: [number, number];
+    /** false: the y scale fits the data instead of reaching 0 (small differences between curves stay visible) */
+    yZero?: boolean;
     width?: number;
     height?: number;
     diagonal?: boolean;
+    /** a second grouping drawn by stroke: rows whose `field` is values[0] solid, values[1] dashed */
+    dash?: { field: string; values: [string, string] };
   },
 ): Promise<string> {
   const line = {
@@ -45,9 +49,25 @@ export function linePlot(
         field: o.y,
         type: 'quantitative' as const,
         title: o.yTitle ?? o.y,
-        ...(o.yDomain ? { scale: { domain: o.yDomain } } : {}),
+        ...(o.yDomain ? { scale: { domain: o.yDomain } } : o.yZero === false ? { scale: { zero: false } } : {}),
       },
       color: { field: o.series, type: 'nominal' as const, title: null, scale: { scheme: 'category20' } },
+      ...(o.dash
+        ? {
+            strokeDash: {
+              field: o.dash.field,
+              type: 'nominal' as const,
+              title: null,
+              scale: {
+                domain: o.dash.values,
+                range: [
+                  [1, 0],
+                  [5, 3],
+                ],
+              },
+            },
+          }
+        : {}),
     },
   };
   const layers: object[] = [line];
