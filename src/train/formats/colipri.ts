@@ -18,7 +18,7 @@ import { ClipModel } from '../../models/t3d.js';
 import { WordPieceTokenizer } from '../../text/wordpiece.js';
 import { readJsonFile } from '../../util/files.js';
 import { type ModelFormat, type ReleasedModel } from './index.js';
-import { type KeyMap, type KeyRule, loadReleased, releasedShapes } from './released-weights.js';
+import { clipKeyMap, type KeyRule, loadReleased, releasedShapes } from './released-weights.js';
 
 interface ColipriArchitecture {
   vision: PrimusConfig;
@@ -70,13 +70,7 @@ function fullKey(name: string, a: ColipriArchitecture): KeyRule | 'unused' | und
   return undefined;
 }
 
-const keyMap =
-  (a: ColipriArchitecture, visualOnly: boolean): KeyMap =>
-  (name) => {
-    const rule = fullKey(name, a);
-    if (!visualOnly || rule === undefined || rule === 'unused') return rule;
-    return rule.to.startsWith('visual.') ? { ...rule, to: rule.to.slice('visual.'.length) } : 'unused';
-  };
+const keyMap = clipKeyMap(fullKey);
 
 function read(folder: string): ReleasedModel {
   const need = (f: string) => {

@@ -20,7 +20,7 @@ import { ClipModel } from '../../models/t3d.js';
 import { WordPieceTokenizer } from '../../text/wordpiece.js';
 import { readJsonFile } from '../../util/files.js';
 import { type ModelFormat, type ReleasedModel } from './index.js';
-import { type KeyMap, type KeyRule, loadReleased, releasedShapes } from './released-weights.js';
+import { clipKeyMap, type KeyRule, loadReleased, releasedShapes } from './released-weights.js';
 
 type Triple = [number, number, number];
 
@@ -89,13 +89,7 @@ function fullKey(name: string, a: M3dArchitecture): KeyRule | 'unused' | undefin
   return undefined;
 }
 
-const keyMap =
-  (a: M3dArchitecture, visualOnly: boolean): KeyMap =>
-  (name) => {
-    const rule = fullKey(name, a);
-    if (!visualOnly || rule === undefined || rule === 'unused') return rule;
-    return rule.to.startsWith('visual.') ? { ...rule, to: rule.to.slice('visual.'.length) } : 'unused';
-  };
+const keyMap = clipKeyMap(fullKey);
 
 function buildVision(a: M3dArchitecture): ViT3d {
   const v = a.vision;

@@ -14,6 +14,19 @@ export interface KeyRule {
 /** A released key → its rule; 'unused' for a tensor the architecture does not read; undefined for unknown. */
 export type KeyMap = (released: string) => KeyRule | 'unused' | undefined;
 
+/**
+ * A CLIP model's key map (`fullKey`, onto our ClipModel's names), or, `visualOnly`, onto its vision encoder alone:
+ * the `visual.` keys lose their prefix and everything else is unused.
+ */
+export const clipKeyMap =
+  <A>(fullKey: (name: string, a: A) => KeyRule | 'unused' | undefined) =>
+  (a: A, visualOnly: boolean): KeyMap =>
+  (name) => {
+    const rule = fullKey(name, a);
+    if (!visualOnly || rule === undefined || rule === 'unused') return rule;
+    return rule.to.startsWith('visual.') ? { ...rule, to: rule.to.slice('visual.'.length) } : 'unused';
+  };
+
 const listed = (keys: string[]) =>
   `[${keys.slice(0, 6).join(', ')}${keys.length > 6 ? `, … (${keys.length - 6} more)` : ''}]`;
 
