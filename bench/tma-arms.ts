@@ -1,16 +1,17 @@
 // The TMA study's arms (`ARMS=all npm run experiment:evaluate`; RESULTS.md, "The TMA study that can win: the plan").
-// Builds the study's data once (1,600 version-2 volumes with realistic reports, seed 0, 1,000 of them held out as
-// the test set; a 200-volume validation cache, seed 1), then runs each (seed, arm), seeds outer, PARALLEL at a time:
-// pre-train with --resume (validating on the validation cache every VALIDATE_EVERY steps, every checkpoint kept until
-// the run ends), evaluate at the selected step (best validation zero-shot macro-AUROC, ties within 0.002 to the
+// Builds the study's data once (1,600 volumes of generator VERSION with realistic reports, seed 0, 1,000 of them held
+// out as the test set; a 200-volume validation cache, seed 1), then runs each (seed, arm), seeds outer, PARALLEL at a
+// time: pre-train with --resume (validating on the validation cache every VALIDATE_EVERY steps, every checkpoint kept
+// until the run ends), evaluate at the selected step (best validation zero-shot macro-AUROC, ties within 0.002 to the
 // earlier step) with each EVAL_CONFIG entry, drop the other checkpoints but the last, copy the records and
 // metrics.jsonl to KEEP and rewrite KEEP/arms.md and the diagnostics' SVG curves beside it. Rerunning resumes:
 // finished runs are skipped, evaluations with the same checkpoint are read back. Arm 10 (best-labels) runs once
 // arms 6, 7 and 9 have finished every seed.
 // Env: ARMS (all, or a comma list of arm names), SEEDS (0,1,2,3,4), STEPS (2000), VALIDATE_EVERY (100), PARALLEL (2),
-// THREADS (per run; 1 by default when PARALLEL > 1), GATE (ignore: run P1's seeds 1–4 without the gate), OUT (runs/tma-study), KEEP (results/tma-study),
-// EVAL_CONFIG (the study's: zeroshot, retrieval and probe at tma-study and tma-study-crop); COUNT and VAL_COUNT (1600,
-// 200) only to smoke-check the runner on less data.
+// THREADS (per run; 1 by default when PARALLEL > 1), GATE (ignore: run P1's seeds 1–4 without the gate), OUT
+// (runs/tma-study), KEEP (results/tma-study), VERSION (the generator's, 2; 3 once its ceiling passes, RESULTS.md),
+// EVAL_CONFIG (the study's: zeroshot, retrieval and probe at tma-study and tma-study-crop); COUNT and VAL_COUNT
+// (1600, 200) only to smoke-check the runner on less data.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
@@ -64,7 +65,7 @@ const data = {
     count: Number(env.COUNT ?? 1600),
     seed: 0,
     validFraction: 0.625,
-    version: 2,
+    version: Number(env.VERSION ?? 2),
     reportStyle: 'realistic',
     keepSource: false,
   },
