@@ -40,10 +40,12 @@ test('version 1 (the default) is byte-identical to the generator before version 
   assert.notEqual(digest(2), '4231df2f50046359');
   // and version 2 as the ceilings of 2026-12-07 measured it, before version 3 existed
   assert.equal(digest(2), '425c3a98743957ce');
-  assert.notEqual(digest(3), '425c3a98743957ce');
+  // and version 3 as its ceiling of 2026-12-08 measured it, before version 4 existed
+  assert.equal(digest(3), 'b1e1a00e3511aa8f');
+  assert.notEqual(digest(4), 'b1e1a00e3511aa8f');
 });
 
-for (const version of [2, 3] as const)
+for (const version of [2, 3, 4] as const)
   test(`version ${version}: CT-RATE labels first and unchanged, local findings localised, ≥ 15 % prevalent, named with their lobe`, () => {
     assert.deepEqual(synthLabels(1), [...CT_RATE_LABELS]);
     assert.deepEqual(synthLabels(2).slice(0, 18), [...CT_RATE_LABELS]);
@@ -152,9 +154,10 @@ function ballStats(g: Grid, f: LocalFinding, block: [number, number, number]) {
 const COUNTS = {
   2: { Micronodules: 70, 'Fine reticulation': 160, 'Tree-in-bud': 28 },
   3: { Micronodules: 500, 'Fine reticulation': 1120, 'Tree-in-bud': 200 },
+  4: { Micronodules: 1250, 'Fine reticulation': 2800, 'Tree-in-bud': 500 },
 } as const;
 
-for (const version of [2, 3] as const)
+for (const version of [2, 3, 4] as const)
   test(`version ${version}'s local findings: present at thin voxels, no mean-density proxy and a third of their texture at the global view’s`, () => {
     const thin: [number, number, number] = [1, 1, 1],
       thick: [number, number, number] = [2, 3, 3];
