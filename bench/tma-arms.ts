@@ -9,9 +9,10 @@
 // arms 6, 7 and 9 have finished every seed.
 // Env: ARMS (all, or a comma list of arm names), SEEDS (0,1,2,3,4), STEPS (2000), VALIDATE_EVERY (100), PARALLEL (2),
 // THREADS (per run; 1 by default when PARALLEL > 1), GATE (ignore: run P1's seeds 1–4 without the gate), OUT
-// (runs/tma-study), KEEP (results/tma-study), VERSION (the generator's, 2; 3 once its ceiling passes, RESULTS.md),
-// EVAL_CONFIG (the study's: zeroshot, retrieval and probe at tma-study and tma-study-crop); COUNT and VAL_COUNT
-// (1600, 200) only to smoke-check the runner on less data.
+// (runs/tma-arms), KEEP (results/tma-arms; not results/tma-study, the first study's, whose run names these share),
+// VERSION (the generator's, 4: RESULTS.md, the plan's dated changes), EVAL_CONFIG (the study's: zeroshot, retrieval
+// and probe at tma-study and tma-study-crop); COUNT and VAL_COUNT (1600, 200) only to smoke-check the runner on less
+// data.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
@@ -36,8 +37,8 @@ import { type GateResult, leakGate } from '../src/eval/report/gate.js';
 
 const root = packageRoot();
 const env = process.env;
-const out = resolve(root, env.OUT ?? join('runs', 'tma-study'));
-const keep = resolve(root, env.KEEP ?? join('results', 'tma-study'));
+const out = resolve(root, env.OUT ?? join('runs', 'tma-arms'));
+const keep = resolve(root, env.KEEP ?? join('results', 'tma-arms'));
 const seeds = (env.SEEDS ?? '0,1,2,3,4').split(',').map(Number);
 const steps = Number(env.STEPS ?? 2000);
 const every = Number(env.VALIDATE_EVERY ?? 100);
@@ -65,7 +66,7 @@ const data = {
     count: Number(env.COUNT ?? 1600),
     seed: 0,
     validFraction: 0.625,
-    version: Number(env.VERSION ?? 2),
+    version: Number(env.VERSION ?? 4),
     reportStyle: 'realistic',
     keepSource: false,
   },
