@@ -1,6 +1,7 @@
 // A real Orthanc for the PACS tests (Debian's orthanc + orthanc-dicomweb): started on loopback with a config written
 // into a test folder, HTTP only, its DICOMweb plugin at /dicom-web. Without Orthanc installed the tests that need it
 // are skipped (`skipOrthanc`), unless T3D_REQUIRE_ORTHANC=1.
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -53,14 +54,32 @@ export class Orthanc {
     return o;
   }
 
-  /** Starts the server (again after a kill: same port, same storage) and waits until it answers. */
+  /**
+   * Starts the server (again after a kill: same port, same storage), waits until it answers, and checks that what
+   * answers is this test's Orthanc (its configured name) with the DICOMweb plugin loaded, not another server that took
+   * the port or an Orthanc without the plugin, whose tests would fail for the wrong reason.
+   */
   async restart(): Promise<void> {
     this.process = spawn(bin!, [this.config], { stdio: 'ignore' });
     for (let i = 0; ; i++) {
+      let system: Response | undefined;
       try {
-        if ((await fetch(`${this.rest}/system`)).ok) return;
+        system = await fetch(`${this.rest}/system`);
       } catch {
         /* starting */
+      }
+      if (system?.ok) {
+        assert.equal(
+          ((await system.json()) as { Name?: string }).Name,
+          't3d-test',
+          `${this.rest}: not this test's Orthanc`,
+        );
+        const plugins = (await (await fetch(`${this.rest}/plugins`)).json()) as string[];
+        assert.ok(
+          plugins.includes('dicom-web'),
+          `${this.rest}: the DICOMweb plugin is not loaded (${plugins.join(', ')})`,
+        );
+        return;
       }
       if (i > 100) throw new Error('Orthanc did not start within 10 s');
       await new Promise((r) => setTimeout(r, 100));
