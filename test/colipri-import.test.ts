@@ -3,7 +3,7 @@
 // image and text embeddings, refuses a folder missing its files, and goes through eval and analyze like our runs.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as torch from '../src/torch/index.js';
@@ -13,7 +13,7 @@ import { evalTarget } from '../src/eval/target.js';
 import { chunkedAttention } from '../src/models/primus.js';
 import { readCacheIndex } from '../src/data/cache.js';
 import { assertClose, fixture } from './helpers.js';
-import { assertAnalyzeAsEvaluated, t3d, tinyDataset } from './imported-run.js';
+import { assertAnalyzeAsEvaluated, refusals, t3d, tinyDataset } from './imported-run.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-colipri-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
@@ -64,17 +64,7 @@ test('colipri: the imported model reproduces the reference image and text embedd
 });
 
 test('colipri import refuses a folder missing its files or with weights it cannot place, writing nothing', () => {
-  const bad = (name: string, change: (dir: string) => void) => {
-    const dir = join(tmp, name);
-    cpSync(released, dir, { recursive: true });
-    change(dir);
-    return dir;
-  };
-  const fails = (folder: string, message: RegExp, preset?: string) => {
-    const out = join(tmp, 'refused');
-    assert.throws(() => importModel({ format: 'colipri', folder, out, preset: preset ?? tinyPreset }), message);
-    assert.equal(existsSync(out), false, 'nothing written');
-  };
+  const { bad, fails } = refusals('colipri', released, tmp, tinyPreset);
   fails(
     bad('no-weights', (d) => rmSync(join(d, 'model.safetensors'))),
     /no-weights: no model\.safetensors \(a COLIPRI folder holds model\.safetensors and the CXR-BERT tokenizer's vocab\.txt\)/,
@@ -103,7 +93,9 @@ test('colipri import refuses a folder missing its files or with weights it canno
     edit('abs-pos', (t) => t.set('image_encoder.backbone.eva.pos_embed', torch.zeros([1, 96, 48]))),
     /unknown released keys \[image_encoder\.backbone\.eva\.pos_embed\]/,
   );
-  fails(released, /preset 'cpu-96' gives the model \[64, 96, 96\] but colipri was trained at \[16, 16, 24\]/, 'cpu-96');
+  fails(released, /preset 'cpu-96' gives the model \[64, 96, 96\] but colipri was trained at \[16, 16, 24\]/, {
+    preset: 'cpu-96',
+  });
 });
 
 test('an imported COLIPRI in the harness: eval zeroshot, retrieval and probe on a dataset, analyze a scan', async () => {

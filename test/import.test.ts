@@ -6,7 +6,6 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   copyFileSync,
-  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -25,7 +24,7 @@ import { hashFile } from '../src/util/files.js';
 import { writeNiftiSync } from '../src/io/nifti-write.js';
 import { CT_RATE_LABELS } from '../src/domain/ct-rate.js';
 import { assertClose, fixture } from './helpers.js';
-import { assertAnalyzeAsEvaluated, t3d, type ZeroShotRecord } from './imported-run.js';
+import { assertAnalyzeAsEvaluated, refusals, t3d, type ZeroShotRecord } from './imported-run.js';
 import { readInvesalius, skipRealCt } from './real-ct.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 't3d-import-'));
@@ -81,17 +80,7 @@ test('m3d-clip: the imported model reproduces the reference image and text embed
 });
 
 test('m3d-clip import refuses what would not load, naming the file and the reason, and writes nothing', () => {
-  const bad = (name: string, change: (dir: string) => void) => {
-    const dir = join(tmp, name);
-    cpSync(released, dir, { recursive: true });
-    change(dir);
-    return dir;
-  };
-  const fails = (folder: string, message: RegExp, o: { preset?: string; out?: string } = {}) => {
-    const out = o.out ?? join(tmp, 'refused');
-    assert.throws(() => importModel({ format: 'm3d-clip', folder, out, preset: o.preset ?? tinyPreset }), message);
-    if (!o.out) assert.equal(existsSync(out), false, 'nothing written');
-  };
+  const { bad, fails } = refusals('m3d-clip', released, tmp, tinyPreset);
   fails(
     bad('no-vocab', (d) => rmSync(join(d, 'vocab.txt'))),
     /no-vocab: no vocab\.txt \(an M3D-CLIP folder holds/,

@@ -2,11 +2,12 @@
 // synthetic dataset they evaluate on, and the check that `analyze` reproduces the evaluation's probabilities.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPreset } from '../src/data/presets.js';
 import { writeSynthDataset } from '../src/data/synth/dataset.js';
 import { packageRoot } from '../src/util/paths.js';
+import { importModel } from '../src/train/import-model.js';
 import { fixture } from './helpers.js';
 
 const cli = join(packageRoot(), 'dist', 'src', 'app', 'cli.js');
@@ -54,4 +55,24 @@ export function assertAnalyzeAsEvaluated(run: string, data: string, preset: stri
     ),
   );
   return zs;
+}
+
+/**
+ * The import-refusal checks of `format`: `bad(name, change)` copies the released folder under `tmp` and changes it;
+ * `fails(folder, message, o)` expects the import to throw `message` and, unless `o.out` names an existing run, to
+ * write nothing.
+ */
+export function refusals(format: string, released: string, tmp: string, preset: string) {
+  const bad = (name: string, change: (dir: string) => void) => {
+    const dir = join(tmp, name);
+    cpSync(released, dir, { recursive: true });
+    change(dir);
+    return dir;
+  };
+  const fails = (folder: string, message: RegExp, o: { preset?: string; out?: string } = {}) => {
+    const out = o.out ?? join(tmp, 'refused');
+    assert.throws(() => importModel({ format, folder, out, preset: o.preset ?? preset }), message);
+    if (!o.out) assert.equal(existsSync(out), false, 'nothing written');
+  };
+  return { bad, fails };
 }
